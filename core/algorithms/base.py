@@ -1,0 +1,48 @@
+"""The contract between the trainer and an algorithm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import AlgorithmSpec
+from ..tasks import TaskBatch
+from .inner import InnerRates, Params, fine_tune
+
+
+@dataclass
+class MetaStepResult:
+    """What one meta-iteration produced, still as tensors (the trainer turns them into floats once).
+
+    ``step_losses[s]`` is the mean query loss after ``s`` inner steps (0..N); ``step_accuracy``
+    is the same for accuracy (classification only).
+    """
+
+    meta_loss: torch.Tensor
+    step_losses: torch.Tensor
+    step_accuracy: torch.Tensor | None = None
+
+
+class Algorithm:
+    """Computes a meta-gradient into ``.grad`` of the meta-parameters, and adapts for evaluation."""
+
+    rate_mode = "fixed"
+    adapt_head_only = False
+
+    def __init__(self, spec: AlgorithmSpec, net, kind: str):
+        self.spec, self.net, self.kind = spec, net, kind
+
+    @property
+    def adapt_names(self) -> list[str]:
+        return list(self.net.head_names if self.adapt_head_only else self.net.names)
+
+    def make_rates(self, params: Params) -> InnerRates:
+        return InnerRates(self.rate_mode, self.spec.inner_lr, params, self.adapt_names, self.spec.inner_steps)
+
+    def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
+        raise NotImplementedError
+
+    def adapt(self, params: Params, rates: InnerRates, x: torch.Tensor, y: torch.Tensor, steps: int) -> list[Params]:
+        """Fine-tune a copy per task on its support set; the params after 0..steps steps."""
+        return fine_tune(self.net, params, self.adapt_names, x, y, self.kind, rates, steps)

@@ -1,0 +1,174 @@
+"""Run directories: ``config.json``, ``weights.safetensors``, ``metrics.csv``.
+
+Every file is written to a temporary name in the same folder and renamed into place, so a
+crash or a full disk never leaves a half-written file. Weights are safetensors: loading one
+never executes code (no pickle), and the format version and shapes are checked first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .config import FORMAT_VERSION, ExperimentConfig
+from .errors import CheckpointError, ConfigError
+from .models import build_net
+
+CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.csv"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file + rename; on failure nothing is left behind."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def weights_bytes(config: ExperimentConfig, weights: dict[str, torch.Tensor]) -> bytes:
+    metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(config.to_dict())}
+    return st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()}, metadata=metadata)
+
+
+METRIC_COLUMNS = ("iteration", "meta_loss", "grad_norm", "seconds")
+
+
+def _header(n_steps: int) -> list[str]:
+    return [*METRIC_COLUMNS, *(f"step_loss_{s}" for s in range(n_steps))]
+
+
+def _row(r) -> list:
+    return [r.iteration, repr(r.meta_loss), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in r.step_losses)]
+
+
+def metrics_csv(rows: Iterable) -> bytes:
+    """One row per iteration; ``step_loss_s`` columns for the query loss after each inner step."""
+    rows = list(rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(_header(max((len(r.step_losses) for r in rows), default=0)))
+    writer.writerows(_row(r) for r in rows)
+    return buf.getvalue().encode()
+
+
+class MetricsLog:
+    """Streams metric rows to a hidden temporary file and renames it into place on ``close()``,
+    so a long command-line run keeps constant memory and ``metrics.csv`` is never half-written."""
+
+    def __init__(self, run_dir: str | Path, n_steps: int):
+        self.path = Path(run_dir) / METRICS_FILE
+        self.tmp = self.path.with_name(f".{METRICS_FILE}.partial")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.tmp, "w", newline="")
+        except OSError as exc:
+            raise CheckpointError(f"cannot write to {self.path.parent}: {exc.strerror or exc}") from None
+        self._writer = csv.writer(self._file, lineterminator="\n")
+        self._writer.writerow(_header(n_steps))
+
+    def write(self, row) -> None:
+        self._writer.writerow(_row(row))
+
+    def close(self) -> None:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            raise CheckpointError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+def save_run(run_dir: str | Path, config: ExperimentConfig, weights: dict[str, torch.Tensor],
+             metrics_rows: Sequence | None = ()) -> Path:
+    """Write a run folder. ``metrics_rows=None`` leaves ``metrics.csv`` to a :class:`MetricsLog`."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} exists and is not a folder")
+    atomic_write(run_dir / WEIGHTS_FILE, weights_bytes(config, weights))
+    if metrics_rows is not None:
+        atomic_write(run_dir / METRICS_FILE, metrics_csv(metrics_rows))
+    atomic_write(run_dir / CONFIG_FILE, (config.to_json() + "\n").encode())
+    return run_dir
+
+
+def read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
+    """Read a weights file written by :func:`save_run`, checking version, config and shapes."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        tensors = st_load(data)
+        metadata = _metadata(data)
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a valid safetensors weights file (truncated or corrupted?): {exc}") from None
+    version = metadata.get("format_version")
+    if version is None or not version.isdigit():
+        raise CheckpointError(f"{path} has no MAML Explorer format version; it was not written by this app")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {version}; this app reads up to {FORMAT_VERSION}: update the app")
+    try:
+        config = ExperimentConfig.from_json(metadata.get("config", ""))
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: the stored configuration is invalid: {exc}") from None
+    check_shapes(path, config, tensors)
+    return config, tensors
+
+
+def check_shapes(path, config: ExperimentConfig, tensors: dict[str, torch.Tensor]) -> None:
+    from .tasks import build_family
+
+    family = build_family(config.family)
+    net = build_net(config.model, family.input_dim, family.output_dim)
+    expected = net.init(torch.Generator().manual_seed(0))
+    for name, ref in expected.items():
+        got = tensors.get(f"model.{name}")
+        if got is None:
+            raise CheckpointError(f"{path}: missing tensor model.{name}")
+        if tuple(got.shape) != tuple(ref.shape):
+            raise CheckpointError(f"{path}: model.{name} has shape {tuple(got.shape)}, the model needs {tuple(ref.shape)}")
+    for name, t in tensors.items():
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or inf")
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    if len(data) < 8:
+        raise ValueError("file too short")
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    return header.get("__metadata__", {}) or {}
+
+
+def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
+    run_dir = Path(run_dir)
+    path = run_dir / WEIGHTS_FILE if run_dir.is_dir() else run_dir
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} holds no {WEIGHTS_FILE}; is it a run folder?")
+    return read_weights(path)

@@ -1,0 +1,266 @@
+"""``maml-gui``: the window with no arguments; ``train``, ``evaluate`` and ``bench`` headless.
+
+A contract other tools call: bad arguments exit 2 with one readable line on stderr, never a
+traceback; ``--json`` prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .config import ALGORITHMS, DEVICES, ExperimentConfig, FamilySpec
+from .errors import MamlError, TrainingDiverged
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so the caller prints one line and exits 2."""
+
+    def error(self, message):  # noqa: D401 - argparse override
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _steps(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(s) for s in text.split(",") if s.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid step list {text!r}; expected e.g. 0,1,10") from None
+    if not steps or min(steps) < 0 or max(steps) > 1000:
+        raise argparse.ArgumentTypeError(f"invalid step list {text!r}; steps must be in 0..1000")
+    return steps
+
+
+def build_parser() -> _Parser:
+    from .tasks import FAMILIES
+
+    parser = _Parser(prog="maml-gui", description="MAML Explorer: meta-learning you can watch. "
+                     "With no command, opens the window.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,bench}")
+
+    train = sub.add_parser("train", help="meta-train headless and save a run folder")
+    train.add_argument("--config", type=Path, help="experiment JSON (as saved by the window); flags override it")
+    train.add_argument("--family", choices=sorted(FAMILIES))
+    train.add_argument("--algorithm", choices=ALGORITHMS)
+    train.add_argument("--inner-steps", type=int)
+    train.add_argument("--inner-lr", type=float)
+    train.add_argument("--meta-lr", type=float)
+    train.add_argument("--meta-batch", type=int)
+    train.add_argument("--shots", type=int)
+    train.add_argument("--query", type=int)
+    train.add_argument("--iterations", type=int)
+    train.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly and save after this long")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", choices=DEVICES)
+    train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR")
+
+    ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
+    ev.add_argument("run", type=Path, metavar="RUN_DIR")
+    ev.add_argument("--tasks", type=int, default=100)
+    ev.add_argument("--shots", type=int, help="support points per task (default: the run's)")
+    ev.add_argument("--query", type=int, default=100, help="query points per task for scoring")
+    ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", choices=DEVICES, default="cpu")
+    ev.add_argument("--json", action="store_true")
+
+    bench = sub.add_parser("bench", help="engine speed vs a per-task autograd loop (or --gui / --memory)")
+    bench.add_argument("--algorithm", choices=("maml", "fomaml", "metasgd"), default="maml")
+    bench.add_argument("--inner-steps", type=int, default=1)
+    bench.add_argument("--meta-batch", type=int, default=25)
+    bench.add_argument("--rounds", type=int, default=8)
+    bench.add_argument("--device", choices=DEVICES, default="cpu")
+    bench.add_argument("--gui", action="store_true", help="iterations/s with the window open vs headless, and UI latency")
+    bench.add_argument("--seconds", type=float, default=10.0, help="duration of each half of --gui")
+    bench.add_argument("--memory", type=int, metavar="ITERATIONS", help="report RSS over a long run instead")
+    bench.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        return _open_window()
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            return _open_window()
+        return {"train": _train, "evaluate": _evaluate, "bench": _bench}[args.command](args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except MamlError as exc:
+        print(f"maml-gui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("maml-gui: interrupted", file=sys.stderr)
+        return 130
+
+
+def _open_window() -> int:
+    try:
+        from maml_gui.app import main as gui_main
+    except ImportError as exc:
+        print(f"maml-gui: the window cannot start ({exc}); headless commands: train, evaluate, bench", file=sys.stderr)
+        return 1
+    return gui_main([])
+
+
+# -- train ------------------------------------------------------------------------------------
+def config_from_args(args) -> ExperimentConfig:
+    if args.config is not None:
+        try:
+            config = ExperimentConfig.from_json(args.config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"maml-gui train: cannot read {args.config}: {exc.strerror}") from None
+    else:
+        config = ExperimentConfig()
+    if args.family is not None and args.family != config.family.name:
+        config = ExperimentConfig(FamilySpec(args.family), config.model, config.algorithm, config.train)
+    alg = {k: v for k, v in (("name", args.algorithm), ("inner_steps", args.inner_steps), ("inner_lr", args.inner_lr))
+           if v is not None}
+    train = {k: getattr(args, k) for k in ("meta_lr", "meta_batch", "shots", "query", "iterations", "seed", "device")
+             if getattr(args, k) is not None}
+    config = config.replace("algorithm", **alg).replace("train", **train)
+    config.validate()
+    return config
+
+
+def _train(args) -> int:
+    from .checkpoint import MetricsLog, save_run
+    from .trainer import MetaTrainer
+
+    config = config_from_args(args)
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise UsageError("maml-gui train: --time-limit must be a positive number of seconds")
+    trainer = MetaTrainer(config)
+    log = MetricsLog(args.out, config.algorithm.inner_steps + 1)
+    progress = _Progress(config.train.iterations) if sys.stderr.isatty() else None
+    stop = {"flag": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    start = time.perf_counter()
+    reason, code, last = "finished", 0, None
+    try:
+        while trainer.iteration < config.train.iterations and not stop["flag"]:
+            if args.time_limit is not None and time.perf_counter() - start >= args.time_limit:
+                reason = "time limit reached"
+                break
+            last = trainer.step()
+            log.write(last)
+            if progress:
+                progress.update(last, time.perf_counter() - start)
+    except TrainingDiverged as exc:
+        reason, code = f"stopped: {exc}", 1
+    except KeyboardInterrupt:
+        reason, code = "interrupted", 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if progress:
+            progress.close()
+        save_run(args.out, config, trainer.weights(), metrics_rows=None)
+        log.close()
+    elapsed = time.perf_counter() - start
+    loss = f"{last.meta_loss:.4f}" if last else "n/a"
+    rate = trainer.iteration / elapsed if elapsed > 0 else 0.0
+    print(f"{config.algorithm.name} on {config.family.name}: {trainer.iteration} iterations in {elapsed:.1f} s "
+          f"({rate:.0f} it/s, {trainer.device}), final meta-loss {loss}, {reason}; saved to {args.out}")
+    return code
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, total: int):
+        self.total, self._last = total, 0.0
+
+    def update(self, m, elapsed: float) -> None:
+        if elapsed - self._last < 0.1:
+            return
+        self._last = elapsed
+        rate = m.iteration / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - m.iteration) / rate if rate > 0 else 0.0
+        filled = int(30 * m.iteration / self.total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {m.iteration}/{self.total} "
+                         f"{rate:5.0f} it/s  loss {m.meta_loss:8.4f}  ETA {eta:5.0f}s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+def _evaluate(args) -> int:
+    from .checkpoint import load_run
+    from .evaluation import evaluate
+    from .trainer import MetaTrainer
+
+    for name in ("tasks", "query"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"maml-gui evaluate: --{name} must be at least 1")
+    if args.shots is not None and args.shots < 1:
+        raise UsageError("maml-gui evaluate: --shots must be at least 1")
+    config, weights = load_run(args.run)
+    trainer = MetaTrainer(config.replace("train", device=args.device))
+    trainer.load_weights(weights)
+    shots = args.shots or config.train.shots
+    trainer.family.check_sizes(shots, args.query)
+    result = evaluate(trainer.algorithm, trainer.params, trainer.rates, trainer.family, tasks=args.tasks, shots=shots,
+                      steps=args.steps, query=args.query, seed=args.seed, device=trainer.device)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"{config.algorithm.name} on {config.family.name}: {result.metric} on {result.tasks} held-out tasks, "
+          f"{shots} shots")
+    print(f"{'steps':>6}  {'meta-learned':>22}  {'scratch':>22}")
+    for s in result.steps:
+        print(f"{s:>6}  {result.model.mean[s]:>12.4f} ± {result.model.ci95[s]:<7.4f}  "
+              f"{result.scratch.mean[s]:>12.4f} ± {result.scratch.ci95[s]:<7.4f}")
+    return 0
+
+
+# -- bench ------------------------------------------------------------------------------------
+def _bench(args) -> int:
+    if args.gui:
+        from maml_gui.gui_bench import run_gui_bench
+
+        result = run_gui_bench(seconds=args.seconds)
+        print(json.dumps(result) if args.json else "  ".join(f"{k}={v}" for k, v in result.items()))
+        return 0
+    config = ExperimentConfig().replace("algorithm", name=args.algorithm, inner_steps=args.inner_steps).replace(
+        "train", meta_batch=args.meta_batch, device=args.device)
+    config.validate()
+    if args.memory is not None:
+        from .bench import bench_memory
+
+        if args.memory < 1:
+            raise UsageError("maml-gui bench: --memory needs a positive iteration count")
+        rows = [{"iteration": i, "rss_mib": round(cur, 1), "peak_rss_mib": round(peak, 1)}
+                for i, cur, peak in bench_memory(config, args.memory, max(1, args.memory // 10))]
+        if args.json:
+            print(json.dumps({"memory": rows}))
+        else:
+            for r in rows:
+                print(f"iteration {r['iteration']:>7}  rss {r['rss_mib']:8.1f} MiB  peak {r['peak_rss_mib']:8.1f} MiB")
+        return 0
+    from .bench import bench_speed
+
+    result = bench_speed(config, rounds=args.rounds)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"{args.algorithm}, {args.inner_steps} inner step(s), meta-batch {args.meta_batch}, sinusoid 1-40-40-1, "
+              f"K=10+10 on {result.device}: engine {result.engine_it_s:.1f} it/s, per-task loop "
+              f"{result.loop_it_s:.1f} it/s, speedup {result.speedup:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The experiment as plain, frozen, JSON-round-trippable settings.
+
+The window, the command line and a saved run all build the same family, model and
+algorithm from one :class:`ExperimentConfig`, so nothing is configured in two places.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+FORMAT_VERSION = 1
+
+ALGORITHMS = ("maml", "fomaml", "metasgd", "mamlpp", "anil", "reptile", "pretrain")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "leaky_relu")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Which task family and its settings; ``params`` only overrides the family's defaults."""
+
+    name: str = "sinusoid"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    hidden: tuple[int, ...] = (40, 40)
+    activation: str = "relu"
+
+    def validate(self) -> None:
+        if not self.hidden or len(self.hidden) > 16:
+            raise ConfigError("model.hidden", "give between 1 and 16 hidden layer sizes")
+        for size in self.hidden:
+            if not isinstance(size, int) or not 1 <= size <= 4096:
+                raise ConfigError("model.hidden", f"layer size {size!r} must be an integer in 1..4096")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError("model.activation", f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """The meta-learning algorithm and its inner loop.
+
+    MAML++ knobs (only read by ``mamlpp``): ``msl_iterations`` anneals the multi-step loss
+    weights toward the last step over that many iterations; ``first_order_iterations`` runs
+    first-order before switching to second order; learned per-layer per-step rates are always on.
+    """
+
+    name: str = "maml"
+    inner_steps: int = 1
+    inner_lr: float = 0.01
+    msl_iterations: int = 1000
+    first_order_iterations: int = 500
+
+    @property
+    def first_order(self) -> bool:
+        return self.name in ("fomaml", "reptile", "pretrain")
+
+    def validate(self) -> None:
+        if self.name not in ALGORITHMS:
+            raise ConfigError("algorithm.name", f"unknown algorithm {self.name!r}; choose one of {', '.join(ALGORITHMS)}")
+        if not isinstance(self.inner_steps, int) or not 1 <= self.inner_steps <= 100:
+            raise ConfigError("algorithm.inner_steps", "inner steps must be an integer in 1..100")
+        _positive("algorithm.inner_lr", self.inner_lr, upper=100.0)
+        if self.msl_iterations < 0 or self.first_order_iterations < 0:
+            raise ConfigError("algorithm.msl_iterations", "annealing lengths cannot be negative")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    meta_lr: float = 0.001
+    meta_batch: int = 25
+    shots: int = 10
+    query: int = 10
+    iterations: int = 70000
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        _positive("train.meta_lr", self.meta_lr, upper=10.0)
+        for name, low, high in (("meta_batch", 1, 4096), ("shots", 1, 10000), ("query", 1, 10000), ("iterations", 1, 10**9)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"train.{name}", f"{name} must be an integer in {low}..{high}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError("train.seed", "seed must be a non-negative integer")
+        if self.device not in DEVICES:
+            raise ConfigError("train.device", f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    family: FamilySpec = field(default_factory=FamilySpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    algorithm: AlgorithmSpec = field(default_factory=AlgorithmSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for the first invalid field, family included."""
+        from .tasks import build_family  # the family owns its own field rules
+
+        self.model.validate()
+        self.algorithm.validate()
+        self.train.validate()
+        family = build_family(self.family)
+        family.check_sizes(self.train.shots, self.train.query)
+
+    def replace(self, section: str, **changes: Any) -> "ExperimentConfig":
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "family": {"name": self.family.name, "params": _jsonable(dict(self.family.params))},
+            "model": {"hidden": list(self.model.hidden), "activation": self.model.activation},
+            "algorithm": dataclasses.asdict(self.algorithm),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ExperimentConfig":
+        if not isinstance(data, Mapping):
+            raise ConfigError("", "an experiment must be a JSON object")
+        version = data.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ConfigError("format_version", f"this file has format version {version!r}; this app reads up to {FORMAT_VERSION}: update the app")
+        unknown = set(data) - {"format_version", "family", "model", "algorithm", "train"}
+        if unknown:
+            raise ConfigError(sorted(unknown)[0], "unknown section")
+        fam = _section(data, "family")
+        family = FamilySpec(name=str(fam.get("name", "sinusoid")), params=dict(fam.get("params", {}) or {}))
+        model = _build(ModelSpec, _section(data, "model"), "model")
+        if not isinstance(model.hidden, tuple):
+            model = dataclasses.replace(model, hidden=tuple(model.hidden))
+        return cls(family, model, _build(AlgorithmSpec, _section(data, "algorithm"), "algorithm"),
+                   _build(TrainSpec, _section(data, "train"), "train"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ExperimentConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("", f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+        return cls.from_dict(data)
+
+
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, "must be a JSON object")
+    return value
+
+
+def _build(kind: type, values: Mapping[str, Any], section: str):
+    """Build a spec dataclass, checking names and primitive types so a typo is named, not ignored."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    defaults = kind()
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{section}.{key}", "unknown setting")
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif expected is tuple and isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{section}.{key}", f"expected {expected.__name__}, got {value!r}")
+        kwargs[key] = value
+    return kind(**kwargs)
+
+
+def _positive(name: str, value: Any, upper: float) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= upper:
+        raise ConfigError(name, f"must be a number in (0, {upper}]")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,113 @@
+"""Held-out evaluation: how well does the learned initialisation adapt to tasks it never saw?
+
+The tasks come from a generator seeded apart from the training stream, so the same seed
+always gives the same held-out tasks and never the tasks that were trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .algorithms import Algorithm, InnerRates
+from .algorithms.inner import Params, task_accuracy, task_losses
+from .tasks import FunctionFamily, TaskBatch, TaskFamily
+
+EVAL_SEED_OFFSET = 1_000_003  # keeps held-out tasks off the training stream (which uses the seed itself)
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: dict[int, float]
+    ci95: dict[int, float]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Loss (MSE) or accuracy after each number of adaptation steps, with 95% confidence half-widths."""
+
+    metric: str
+    shots: int
+    tasks: int
+    steps: tuple[int, ...]
+    model: Summary
+    scratch: Summary
+
+    def to_dict(self) -> dict:
+        def keyed(d):
+            return {str(k): v for k, v in d.items()}
+
+        return {"metric": self.metric, "shots": self.shots, "tasks": self.tasks, "steps": list(self.steps),
+                "mean": keyed(self.model.mean), "ci95": keyed(self.model.ci95),
+                "scratch": {"mean": keyed(self.scratch.mean), "ci95": keyed(self.scratch.ci95)}}
+
+
+def held_out_tasks(family: TaskFamily, n_tasks: int, shots: int, query: int, seed: int, device="cpu") -> TaskBatch:
+    return family.sample(n_tasks, shots, query, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)).to(device)
+
+
+def per_step_scores(algorithm: Algorithm, params: Params, rates: InnerRates, batch: TaskBatch,
+                    steps: int) -> torch.Tensor:
+    """``[steps + 1, T]``: each task's query MSE (or accuracy) after 0..steps adaptation steps."""
+    trajectory = algorithm.adapt(params, rates, batch.support_x, batch.support_y, steps)
+    rows = []
+    with torch.no_grad():
+        for p in trajectory:
+            out = algorithm.net.forward(p, batch.query_x)
+            rows.append(task_accuracy(out, batch.query_y) if algorithm.kind == "classification"
+                        else task_losses(out, batch.query_y, "regression"))
+    return torch.stack(rows)
+
+
+def summarise(scores: torch.Tensor, steps: tuple[int, ...]) -> Summary:
+    n = scores.shape[1]
+    mean = scores.mean(1)
+    half = 1.96 * scores.std(1, unbiased=True) / math.sqrt(n) if n > 1 else torch.zeros_like(mean)
+    return Summary({s: float(mean[s]) for s in steps}, {s: float(half[s]) for s in steps})
+
+
+def scratch_params(algorithm: Algorithm, seed: int, device) -> Params:
+    """A freshly initialised network: the reference any meta-learned start has to beat."""
+    return algorithm.net.init(torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET + 1), device)
+
+
+def evaluate(algorithm: Algorithm, params: Params, rates: InnerRates, family: TaskFamily, *, tasks: int = 100,
+             shots: int = 10, steps: tuple[int, ...] = (0, 1, 10), query: int = 100, seed: int = 0,
+             device="cpu") -> EvalResult:
+    steps = tuple(sorted(set(int(s) for s in steps)))
+    batch = held_out_tasks(family, tasks, shots, query, seed, device)
+    fixed = InnerRates("fixed", algorithm.spec.inner_lr, params, algorithm.adapt_names, 1)
+    model = per_step_scores(algorithm, params, rates, batch, max(steps))
+    scratch = per_step_scores(algorithm, scratch_params(algorithm, seed, device), fixed, batch, max(steps))
+    return EvalResult(family.metric, shots, tasks, steps, summarise(model, steps), summarise(scratch, steps))
+
+
+@dataclass
+class FunctionView:
+    """One 1-D regression task drawn as in the MAML paper's Figure 2: the true curve, the K
+    support points, and the prediction on a grid after each adaptation step."""
+
+    grid: list[float]
+    truth: list[float]
+    support_x: list[float]
+    support_y: list[float]
+    predictions: list[list[float]] = field(default_factory=list)  # [step][grid point]
+
+
+def function_view(algorithm: Algorithm, params: Params, rates: InnerRates, family: FunctionFamily,
+                  batch: TaskBatch, steps: int, points: int = 200, device="cpu") -> list[FunctionView]:
+    """Predictions on a grid over the family's x range for every task in ``batch``."""
+    low, high = family.params["x_range"]
+    t = batch.n_tasks
+    grid = torch.linspace(low, high, points, device=device).reshape(1, points, 1).expand(t, points, 1)
+    truth = family.function({k: v.cpu() for k, v in batch.task_params.items()}, grid.cpu())
+    trajectory = algorithm.adapt(params, rates, batch.support_x, batch.support_y, steps)
+    with torch.no_grad():
+        preds = torch.stack([algorithm.net.forward(p, grid) for p in trajectory])  # [S+1, T, P, 1]
+    views = []
+    for i in range(t):
+        views.append(FunctionView(grid[i, :, 0].tolist(), truth[i, :, 0].tolist(), batch.support_x[i, :, 0].tolist(),
+                                  batch.support_y[i, :, 0].tolist(), preds[:, i, :, 0].tolist()))
+    return views

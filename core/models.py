@@ -1,0 +1,173 @@
+"""Networks as a parameter dict plus a functional forward.
+
+Meta-learning needs many copies of the weights at once (one per task), so the engine keeps
+parameters as ``{name: tensor}`` and the network as a pure function of them. Two kinds:
+
+* :class:`MLPNet` — the fast path: a hand-written forward that accepts shared weights
+  ``[out, in]`` or per-task weights ``[T, out, in]`` (batched with ``baddbmm``).
+* :class:`ModuleNet` — the generic path for any ``nn.Module``: per-task weights are mapped
+  over with ``torch.func.vmap(functional_call)``.
+
+Both expose ``init(generator)``, ``forward(params, x)`` and ``head_names``, so algorithms
+never care which one they drive. :class:`MLP` is the same network as an ordinary
+``nn.Module`` with identical parameter names, for export and for plain-PyTorch users.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelSpec
+
+Params = dict[str, torch.Tensor]
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "leaky_relu": F.leaky_relu,
+}
+# grad w.r.t. the pre-activation, given the grad w.r.t. the activation; differentiable in ``g``.
+_DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "relu": lambda g, pre: torch.ops.aten.threshold_backward(g, pre, 0.0),
+    "leaky_relu": lambda g, pre: torch.ops.aten.leaky_relu_backward(g, pre, 0.01, False),
+    "tanh": lambda g, pre: g * (1 - torch.tanh(pre).pow(2)),
+    "sigmoid": lambda g, pre: g * torch.sigmoid(pre) * (1 - torch.sigmoid(pre)),
+}
+
+
+def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A layer with shared ``[out, in]`` or per-task ``[T, out, in]`` weights."""
+    if w.dim() == 3:
+        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+    return F.linear(h, w, b)
+_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
+
+
+class MLP(nn.Module):
+    """The documented plain-PyTorch model: ``layers.{i}.weight/bias`` match the engine's names."""
+
+    def __init__(self, input_dim: int, output_dim: int, hidden=(40, 40), activation: str = "relu"):
+        super().__init__()
+        sizes = [input_dim, *hidden, output_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activation = _MODULES[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = self.activation(x)
+        return x
+
+
+class MLPNet:
+    """Functional MLP whose forward takes shared or per-task weights, layer by layer.
+
+    Mixing is allowed (ANIL adapts only the head, so the body stays shared).
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, spec: ModelSpec):
+        self.spec = spec
+        self.input_dim, self.output_dim = input_dim, output_dim
+        self.sizes = [input_dim, *spec.hidden, output_dim]
+        self.n_layers = len(self.sizes) - 1
+        self.names = [f"layers.{i}.{kind}" for i in range(self.n_layers) for kind in ("weight", "bias")]
+        self.head_names = self.names[-2:]
+        self._act = _ACTIVATIONS[spec.activation]
+
+    def init(self, generator: torch.Generator, device="cpu", dtype=None) -> Params:
+        """PyTorch's default ``nn.Linear`` initialisation, drawn from an explicit generator."""
+        params = {}
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            bound = 1.0 / math.sqrt(fan_in)
+            for kind, shape in (("weight", (fan_out, fan_in)), ("bias", (fan_out,))):
+                t = (torch.rand(shape, generator=generator, dtype=dtype or torch.get_default_dtype()) * 2 - 1) * bound
+                params[f"layers.{i}.{kind}"] = t.to(device)
+        return params
+
+    def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """``x [T, N, in]`` -> ``[T, N, out]``; each layer's weights are ``[out, in]`` or ``[T, out, in]``."""
+        h = x
+        for i in range(self.n_layers):
+            h = _linear(h, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
+            if i < self.n_layers - 1:
+                h = self._act(h)
+        return h
+
+    @property
+    def has_manual_backward(self) -> bool:
+        return self.spec.activation in _DERIVATIVES
+
+    def loss_and_grads(self, params: Params, x: torch.Tensor, y: torch.Tensor, kind: str):
+        """Per-task losses ``[T]`` and per-task gradients ``[T, …]`` by a hand-written backward pass.
+
+        Weights may be shared (``[out, in]``, as at inner step 0) or per task. The pass uses
+        ordinary differentiable ops, so the outer autograd takes second derivatives through
+        it; this skips the autograd engine's double-backward bookkeeping in the inner loop,
+        which dominates at these small sizes.
+        """
+        inputs, pres, h = [], [], x
+        for i in range(self.n_layers):
+            inputs.append(h)
+            h = _linear(h, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
+            if i < self.n_layers - 1:
+                pres.append(h)
+                h = self._act(h)
+        t, n, c = h.shape
+        if kind == "classification":
+            logp = torch.log_softmax(h, -1)
+            losses = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(1)
+            g = (logp.exp() - F.one_hot(y, c).to(h.dtype)) / n
+        else:
+            diff = h - y
+            losses = diff.pow(2).flatten(1).mean(1)
+            g = diff * (2.0 / (n * c))
+        grads: dict[str, torch.Tensor] = {}
+        derivative = _DERIVATIVES[self.spec.activation]
+        for i in reversed(range(self.n_layers)):
+            grads[f"layers.{i}.weight"] = torch.bmm(g.transpose(1, 2), inputs[i])
+            grads[f"layers.{i}.bias"] = g.sum(1)
+            if i > 0:
+                g = derivative(torch.matmul(g, params[f"layers.{i}.weight"]), pres[i - 1])
+        return losses, grads
+
+    def module(self) -> MLP:
+        return MLP(self.input_dim, self.output_dim, self.spec.hidden, self.spec.activation)
+
+
+class ModuleNet:
+    """Any ``nn.Module`` driven functionally; the generic (slower) path.
+
+    ``head_names`` defaults to the last two parameters (the output layer's weight and bias).
+    """
+
+    def __init__(self, module: nn.Module, head_names: list[str] | None = None):
+        self.module_ = module
+        self.names = [n for n, _ in module.named_parameters()]
+        self.head_names = head_names or self.names[-2:]
+
+    def init(self, generator: torch.Generator, device="cpu", dtype=None) -> Params:
+        return {n: p.detach().clone().to(device) for n, p in self.module_.named_parameters()}
+
+    def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        batched = {n: p for n, p in params.items() if p.dim() > dict(self.module_.named_parameters())[n].dim()}
+        if not batched:
+            return torch.func.functional_call(self.module_, params, (x,))
+        shared = {n: p for n, p in params.items() if n not in batched}
+
+        def one(task_params, xt):
+            return torch.func.functional_call(self.module_, {**shared, **task_params}, (xt,))
+
+        return torch.func.vmap(one)(batched, x)
+
+
+def build_net(spec: ModelSpec, input_dim: int, output_dim: int) -> MLPNet:
+    return MLPNet(input_dim, output_dim, spec)

@@ -1,0 +1,25 @@
+"""Task families: built-in generators behind one registry, so every caller builds them the same way."""
+
+from __future__ import annotations
+
+from ..config import FamilySpec
+from ..errors import ConfigError
+from .base import ParamField, TaskBatch, TaskFamily
+from .blobs import BlobsFamily
+from .regression import FormulaFamily, FunctionFamily, LinearFamily, PolynomialFamily, SinusoidFamily, StepFamily
+
+FAMILIES: dict[str, type[TaskFamily]] = {
+    cls.name: cls for cls in (SinusoidFamily, LinearFamily, PolynomialFamily, StepFamily, FormulaFamily, BlobsFamily)
+}
+
+
+def build_family(spec: FamilySpec) -> TaskFamily:
+    """Build and validate a family; raises :class:`ConfigError` naming the bad field."""
+    try:
+        cls = FAMILIES[spec.name]
+    except KeyError:
+        raise ConfigError("family.name", f"unknown family {spec.name!r}; choose one of {', '.join(FAMILIES)}") from None
+    return cls(spec.params)
+
+
+__all__ = ["FAMILIES", "FunctionFamily", "ParamField", "TaskBatch", "TaskFamily", "build_family"]

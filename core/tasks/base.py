@@ -1,0 +1,147 @@
+"""What every task family shares: the batch it returns and the form fields that describe it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+import torch
+
+from ..config import FamilySpec
+from ..errors import ConfigError
+
+
+@dataclass
+class TaskBatch:
+    """A meta-batch of ``T`` tasks: support ``[T, K, D]`` / ``[T, K, O]`` and query ``[T, Q, ...]``.
+
+    Classification targets are integer labels ``[T, N]``. ``task_params`` keeps the latent
+    parameters of generated tasks so a view can draw each task's true function.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    task_params: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def n_tasks(self) -> int:
+        return self.support_x.shape[0]
+
+    def to(self, device: torch.device | str) -> "TaskBatch":
+        return TaskBatch(self.support_x.to(device), self.support_y.to(device), self.query_x.to(device),
+                         self.query_y.to(device), {k: v.to(device) for k, v in self.task_params.items()})
+
+
+@dataclass(frozen=True)
+class ParamField:
+    """One editable family setting, described so a form can be built without knowing the family.
+
+    ``kind`` is one of ``range`` (a ``[low, high]`` pair), ``float``, ``int``, ``formula`` (text)
+    or ``ranges`` (a mapping of name to ``[low, high]``, used by the formula family).
+    """
+
+    name: str
+    label: str
+    kind: str
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    help: str = ""
+
+
+class TaskFamily:
+    """Base class: merges user params over the defaults, validates them, samples batches."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    kind: ClassVar[str] = "regression"
+    fields: ClassVar[tuple[ParamField, ...]] = ()
+    input_dim: int = 1
+    output_dim: int = 1
+
+    def __init__(self, params: Mapping[str, Any] | None = None):
+        params = dict(params or {})
+        known = {f.name for f in self.fields}
+        for key in params:
+            if key not in known:
+                raise ConfigError(f"family.{key}", f"unknown setting for the {self.name} family")
+        self.params: dict[str, Any] = {f.name: _copy(f.default) for f in self.fields}
+        self.params.update(params)
+        for f in self.fields:
+            self.params[f.name] = _check_field(f, self.params[f.name])
+        self._validate()
+
+    def _validate(self) -> None:
+        """Cross-field checks; subclasses override."""
+
+    def spec(self) -> FamilySpec:
+        return FamilySpec(self.name, {k: _copy(v) for k, v in self.params.items()})
+
+    def check_sizes(self, shots: int, query: int) -> None:
+        """Raise if a task cannot provide ``shots`` support and ``query`` query points."""
+
+    def sample(self, n_tasks: int, shots: int, query: int, generator: torch.Generator) -> TaskBatch:
+        raise NotImplementedError
+
+    @property
+    def metric(self) -> str:
+        return "accuracy" if self.kind == "classification" else "mse"
+
+
+def uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(shape, generator=generator)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(name, f"{value!r} is not a finite number")
+    return float(value)
+
+
+def check_range(name: str, value: Any, minimum: float | None = None, maximum: float | None = None) -> list[float]:
+    """Validate a ``[low, high]`` pair, naming the field in the error."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(name, "expected a [low, high] pair")
+    low, high = _number(name, value[0]), _number(name, value[1])
+    if low > high:
+        raise ConfigError(name, f"min {low:g} is larger than max {high:g}")
+    if minimum is not None and low < minimum:
+        raise ConfigError(name, f"min must be at least {minimum:g}")
+    if maximum is not None and high > maximum:
+        raise ConfigError(name, f"max must be at most {maximum:g}")
+    return [low, high]
+
+
+def _check_field(f: ParamField, value: Any) -> Any:
+    name = f"family.{f.name}"
+    if f.kind == "range":
+        return check_range(name, value, f.minimum, f.maximum)
+    if f.kind in ("float", "int"):
+        number = _number(name, value)
+        if f.kind == "int":
+            if number != int(number):
+                raise ConfigError(name, f"{value!r} is not an integer")
+            number = int(number)
+        if f.minimum is not None and number < f.minimum or f.maximum is not None and number > f.maximum:
+            raise ConfigError(name, f"must be between {f.minimum:g} and {f.maximum:g}")
+        return number
+    if f.kind == "formula":
+        if not isinstance(value, str):
+            raise ConfigError(name, "expected text")
+        return value
+    if f.kind == "ranges":
+        if not isinstance(value, Mapping):
+            raise ConfigError(name, "expected a mapping of parameter name to [low, high]")
+        return {str(k): check_range(f"{name}.{k}", v) for k, v in value.items()}
+    raise AssertionError(f.kind)

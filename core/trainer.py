@@ -1,0 +1,107 @@
+"""One meta-iteration at a time, so any caller (CLI loop, GUI worker thread) can stop between steps."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .algorithms import build_algorithm
+from .config import ExperimentConfig
+from .device import resolve_device
+from .errors import TrainingDiverged
+from .models import build_net
+from .tasks import TaskBatch, TaskFamily, build_family
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """Plain numbers from one meta-iteration; safe to hand to another thread."""
+
+    iteration: int
+    meta_loss: float
+    step_losses: tuple[float, ...]
+    grad_norm: float
+    seconds: float
+    step_accuracy: tuple[float, ...] | None = None
+
+
+class MetaTrainer:
+    """Owns the meta-parameters (weights and learned inner rates), the meta-optimiser (Adam)
+    and the task sampler. ``step()`` performs exactly one meta-iteration.
+
+    A family can be passed in for data that is not described by the spec alone (CSV data).
+    """
+
+    def __init__(self, config: ExperimentConfig, family: TaskFamily | None = None):
+        config.model.validate()
+        config.algorithm.validate()
+        config.train.validate()
+        self.config = config
+        self.family = family or build_family(config.family)
+        self.family.check_sizes(config.train.shots, config.train.query)
+        self.device = resolve_device(config.train.device)
+        self.net = build_net(config.model, self.family.input_dim, self.family.output_dim)
+        self.algorithm = build_algorithm(config.algorithm, self.net, self.family.kind)
+        seed = config.train.seed
+        self.task_generator = torch.Generator().manual_seed(seed)
+        init = self.net.init(torch.Generator().manual_seed(seed + 1), self.device)
+        self.params = {n: p.requires_grad_(True) for n, p in init.items()}
+        self.rates = self.algorithm.make_rates(self.params)
+        for t in self.rates.tensors.values():
+            t.requires_grad_(True)
+        self.optimizer = torch.optim.Adam([*self.params.values(), *self.rates.tensors.values()], lr=config.train.meta_lr, fused=True)
+        self.iteration = 0
+
+    # -- training -------------------------------------------------------------------------
+    def sample_batch(self) -> TaskBatch:
+        t = self.config.train
+        return self.family.sample(t.meta_batch, t.shots, t.query, self.task_generator).to(self.device)
+
+    def set_meta_lr(self, lr: float) -> None:
+        """Applies from the next step; safe to change mid-run."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self, batch: TaskBatch | None = None) -> StepMetrics:
+        """One meta-iteration. Raises :class:`TrainingDiverged` (weights untouched) on NaN/inf."""
+        start = time.perf_counter()
+        batch = batch if batch is not None else self.sample_batch()
+        self.optimizer.zero_grad(set_to_none=True)
+        result = self.algorithm.meta_step(self.params, self.rates, batch, self.iteration)
+        grads = [p.grad for p in self.meta_parameters() if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        numbers = torch.cat([result.meta_loss.reshape(1), grad_norm.reshape(1), result.step_losses]).tolist()
+        meta_loss, norm, step_losses = numbers[0], numbers[1], numbers[2:]
+        if not (math.isfinite(meta_loss) and math.isfinite(norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            what = "meta-loss" if not math.isfinite(meta_loss) else "meta-gradient"
+            raise TrainingDiverged(
+                f"the {what} became {meta_loss if what == 'meta-loss' else norm} at iteration {self.iteration + 1}; "
+                f"training stopped and the weights from iteration {self.iteration} were kept. "
+                "Try a smaller inner or meta learning rate.")
+        self.optimizer.step()
+        self.iteration += 1
+        accuracy = tuple(result.step_accuracy.tolist()) if result.step_accuracy is not None else None
+        return StepMetrics(self.iteration, meta_loss, tuple(step_losses), norm, time.perf_counter() - start, accuracy)
+
+    def meta_parameters(self) -> list[torch.Tensor]:
+        return [*self.params.values(), *self.rates.tensors.values()]
+
+    # -- state ----------------------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Detached CPU copies: ``model.<name>`` for weights, ``inner_lr.<name>`` for learned rates."""
+        out = {f"model.{n}": p.detach().cpu().clone() for n, p in self.params.items()}
+        out.update({f"inner_lr.{n}": t.detach().cpu().clone() for n, t in self.rates.tensors.items()})
+        return out
+
+    def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy weights in (shapes already checked by the checkpoint reader)."""
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(tensors[f"model.{n}"])
+            for n, t in self.rates.tensors.items():
+                if f"inner_lr.{n}" in tensors:
+                    t.copy_(tensors[f"inner_lr.{n}"])

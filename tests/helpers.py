@@ -1,0 +1,21 @@
+"""Small builders shared by the engine tests."""
+
+from __future__ import annotations
+
+import torch
+
+from core.config import ExperimentConfig, FamilySpec
+
+
+def tiny_config(family: str = "sinusoid", algorithm: str = "maml", steps: int = 1, hidden=(8, 8), activation="relu",
+                meta_batch: int = 4, shots: int = 5, query: int = 7, inner_lr: float = 0.05, seed: int = 0,
+                params=None) -> ExperimentConfig:
+    return (ExperimentConfig(family=FamilySpec(family, params or {}))
+            .replace("model", hidden=tuple(hidden), activation=activation)
+            .replace("algorithm", name=algorithm, inner_steps=steps, inner_lr=inner_lr)
+            .replace("train", meta_batch=meta_batch, shots=shots, query=query, seed=seed, device="cpu"))
+
+
+def max_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Max absolute difference relative to the reference's largest entry (at least 1)."""
+    return float((a - b).abs().max() / max(1.0, float(b.abs().max())))

@@ -1,0 +1,71 @@
+"""The command line is a contract other tools call: exit codes, one-line errors, one JSON object."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core.checkpoint import WEIGHTS_FILE
+from core.cli import main
+
+
+def test_train_then_evaluate_json(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--family", "sinusoid", "--algorithm", "fomaml", "--iterations", "30", "--meta-batch", "4",
+                 "--inner-steps", "2", "--seed", "3", "--out", str(out)])
+    assert code == 0
+    summary = capsys.readouterr().out.strip().splitlines()
+    assert len(summary) == 1 and "30 iterations" in summary[0]
+    assert (out / WEIGHTS_FILE).exists() and len((out / "metrics.csv").read_text().splitlines()) == 31
+    assert main(["evaluate", str(out), "--tasks", "20", "--shots", "5", "--steps", "0,1,10", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metric"] == "mse" and data["shots"] == 5 and data["tasks"] == 20 and data["steps"] == [0, 1, 10]
+    assert set(data["mean"]) == set(data["ci95"]) == set(data["scratch"]["mean"]) == {"0", "1", "10"}
+
+
+def test_time_limit_stops_cleanly_and_saves(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--iterations", "1000000", "--time-limit", "1", "--meta-batch", "2", "--out", str(out)]) == 0
+    assert "time limit reached" in capsys.readouterr().out
+    assert (out / WEIGHTS_FILE).exists()
+
+
+def test_config_file_and_flags(tmp_path, capsys):
+    cfg = tmp_path / "exp.json"
+    cfg.write_text(json.dumps({"family": {"name": "blobs", "params": {"n_way": 3}},
+                               "train": {"shots": 2, "query": 3, "meta_batch": 2}}))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--iterations", "5", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--tasks", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metric"] == "accuracy"
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["train", "--out", "x", "--shots", "0"], "train.shots"),
+    (["train", "--out", "x", "--algorithm", "magic"], "invalid choice"),
+    (["train"], "--out"),
+    (["train", "--out", "x", "--time-limit", "-5"], "--time-limit"),
+    (["evaluate", "/does/not/exist"], "is it a run folder"),
+    (["evaluate", "x", "--steps", "one"], "invalid step list"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_bad_argument_has_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "train", "--meta-batch", "two", "--out", "x"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "--meta-batch" in proc.stderr
+
+
+def test_bench_json_contract(capsys):
+    assert main(["bench", "--json", "--rounds", "1", "--meta-batch", "4"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"engine_it_s", "loop_it_s", "speedup", "device"}
+    assert data["engine_it_s"] > 0 and data["loop_it_s"] > 0 and data["device"] == "cpu"

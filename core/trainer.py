@@ -52,7 +52,9 @@ class MetaTrainer:
         self.rates = self.algorithm.make_rates(self.params)
         for t in self.rates.tensors.values():
             t.requires_grad_(True)
-        self.optimizer = torch.optim.Adam([*self.params.values(), *self.rates.tensors.values()], lr=config.train.meta_lr, fused=True)
+        # fused Adam: one kernel instead of a Python loop over tensors (matters at these sizes)
+        fused = self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=config.train.meta_lr, fused=fused)
         self.iteration = 0
 
     # -- training -------------------------------------------------------------------------

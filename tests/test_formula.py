@@ -6,10 +6,9 @@ offending token and points at the right character.
 
 import math
 import pickle
-
-import pytest
 from pathlib import Path
 
+import pytest
 import torch
 
 from core.tasks.formula import MAX_DEPTH, MAX_LENGTH, Formula, FormulaError, parse_formula

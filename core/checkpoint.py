@@ -25,6 +25,7 @@ from .errors import CheckpointError, ConfigError
 from .models import build_net
 
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.csv"
+STATE_FILE = "training_state.safetensors"  # optimizer moments + sampler state, for --resume
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -79,16 +80,20 @@ class MetricsLog:
     """Streams metric rows to a hidden temporary file and renames it into place on ``close()``,
     so a long command-line run keeps constant memory and ``metrics.csv`` is never half-written."""
 
-    def __init__(self, run_dir: str | Path, n_steps: int):
+    def __init__(self, run_dir: str | Path, n_steps: int, resume: bool = False):
         self.path = Path(run_dir) / METRICS_FILE
         self.tmp = self.path.with_name(f".{METRICS_FILE}.partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            previous = self.path.read_text() if resume and self.path.exists() else ""
             self._file = open(self.tmp, "w", newline="")
         except OSError as exc:
             raise CheckpointError(f"cannot write to {self.path.parent}: {exc.strerror or exc}") from None
         self._writer = csv.writer(self._file, lineterminator="\n")
-        self._writer.writerow(_header(n_steps))
+        if previous:
+            self._file.write(previous)
+        else:
+            self._writer.writerow(_header(n_steps))
 
     def write(self, row) -> None:
         self._writer.writerow(_row(row))
@@ -104,12 +109,16 @@ class MetricsLog:
 
 
 def save_run(run_dir: str | Path, config: ExperimentConfig, weights: dict[str, torch.Tensor],
-             metrics_rows: Sequence | None = ()) -> Path:
-    """Write a run folder. ``metrics_rows=None`` leaves ``metrics.csv`` to a :class:`MetricsLog`."""
+             metrics_rows: Sequence | None = (), training_state=None) -> Path:
+    """Write a run folder. ``metrics_rows=None`` leaves ``metrics.csv`` to a :class:`MetricsLog`;
+    ``training_state`` is :meth:`MetaTrainer.training_state`'s pair, for resuming."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} exists and is not a folder")
     atomic_write(run_dir / WEIGHTS_FILE, weights_bytes(config, weights))
+    if training_state is not None:
+        tensors, metadata = training_state
+        atomic_write(run_dir / STATE_FILE, st_save(tensors, metadata={**metadata, "format_version": str(FORMAT_VERSION)}))
     if metrics_rows is not None:
         atomic_write(run_dir / METRICS_FILE, metrics_csv(metrics_rows))
     atomic_write(run_dir / CONFIG_FILE, (config.to_json() + "\n").encode())
@@ -164,6 +173,17 @@ def _metadata(data: bytes) -> dict[str, str]:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + n])
     return header.get("__metadata__", {}) or {}
+
+
+def load_training_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    path = Path(run_dir) / STATE_FILE
+    try:
+        data = path.read_bytes()
+        return st_load(data), _metadata(data)
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed") from None
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise CheckpointError(f"{path} cannot be read (truncated or corrupted?): {exc}") from None
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:

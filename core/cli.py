@@ -60,7 +60,9 @@ def build_parser() -> _Parser:
     train.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly and save after this long")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", choices=DEVICES)
-    train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run (its settings; "
+                       "--iterations sets the new total)")
+    train.add_argument("--out", type=Path, metavar="RUN_DIR", help="where to save (default with --resume: the same folder)")
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="RUN_DIR")
@@ -135,14 +137,20 @@ def config_from_args(args) -> ExperimentConfig:
 
 
 def _train(args) -> int:
-    from .checkpoint import MetricsLog, save_run
+    from .checkpoint import MetricsLog, load_run, load_training_state, save_run
     from .trainer import MetaTrainer
 
-    config = config_from_args(args)
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise UsageError("maml-gui train: --time-limit must be a positive number of seconds")
-    trainer = MetaTrainer(config)
-    log = MetricsLog(args.out, config.algorithm.inner_steps + 1)
+    if args.resume is not None:
+        trainer = _resumed(args, load_run, load_training_state)
+        config = trainer.config
+    else:
+        if args.out is None:
+            raise UsageError("maml-gui train: the following arguments are required: --out")
+        config = config_from_args(args)
+        trainer = MetaTrainer(config)
+    log = MetricsLog(args.out, config.algorithm.inner_steps + 1, resume=args.resume is not None and args.out == args.resume)
     progress = _Progress(config.train.iterations) if sys.stderr.isatty() else None
     stop = {"flag": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
@@ -165,7 +173,7 @@ def _train(args) -> int:
         signal.signal(signal.SIGTERM, previous)
         if progress:
             progress.close()
-        save_run(args.out, config, trainer.weights(), metrics_rows=None)
+        save_run(args.out, config, trainer.weights(), metrics_rows=None, training_state=trainer.training_state())
         log.close()
     elapsed = time.perf_counter() - start
     loss = f"{last.meta_loss:.4f}" if last else "n/a"
@@ -173,6 +181,28 @@ def _train(args) -> int:
     print(f"{config.algorithm.name} on {config.family.name}: {trainer.iteration} iterations in {elapsed:.1f} s "
           f"({rate:.0f} it/s, {trainer.device}), final meta-loss {loss}, {reason}; saved to {args.out}")
     return code
+
+
+def _resumed(args, load_run, load_training_state):
+    """A trainer restored from a run folder: weights, Adam moments, sampler state, iteration."""
+    from .trainer import MetaTrainer
+
+    changed = [f"--{k.replace('_', '-')}" for k in ("config", "family", "algorithm", "inner_steps", "inner_lr", "meta_batch",
+                                                    "shots", "query", "seed") if getattr(args, k) is not None]
+    if changed:
+        raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run; start a new one instead")
+    config, weights = load_run(args.resume)
+    tensors, metadata = load_training_state(args.resume)
+    train = {k: getattr(args, k) for k in ("meta_lr", "iterations", "device") if getattr(args, k) is not None}
+    config = config.replace("train", **train)
+    config.validate()
+    trainer = MetaTrainer(config)
+    trainer.load_weights(weights)
+    trainer.load_training_state(tensors, metadata)
+    if args.meta_lr is not None:
+        trainer.set_meta_lr(args.meta_lr)
+    args.out = args.out or args.resume
+    return trainer
 
 
 class _Progress:

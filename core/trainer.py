@@ -99,6 +99,28 @@ class MetaTrainer:
         out.update({f"inner_lr.{n}": t.detach().cpu().clone() for n, t in self.rates.tensors.items()})
         return out
 
+    def training_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Everything beyond the weights needed to resume exactly: Adam moments, the task
+        sampler's generator state and the iteration count (tensors + string metadata)."""
+        state = self.optimizer.state_dict()
+        tensors = {"task_generator": self.task_generator.get_state()}
+        for index, slots in state["state"].items():
+            for key, value in slots.items():
+                tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+        return tensors, {"iteration": str(self.iteration), "meta_lr": repr(state["param_groups"][0]["lr"])}
+
+    def load_training_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+        state = self.optimizer.state_dict()
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for name, value in tensors.items():
+            if name.startswith("optimizer."):
+                _, index, key = name.split(".", 2)
+                slots.setdefault(int(index), {})[key] = value.to(self.device) if key != "step" else value
+        state["state"] = slots
+        self.optimizer.load_state_dict(state)
+        self.task_generator.set_state(tensors["task_generator"])
+        self.iteration = int(metadata["iteration"])
+
     def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
         """Copy weights in (shapes already checked by the checkpoint reader)."""
         with torch.no_grad():

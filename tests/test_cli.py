@@ -69,3 +69,20 @@ def test_bench_json_contract(capsys):
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"engine_it_s", "loop_it_s", "speedup", "device"}
     assert data["engine_it_s"] > 0 and data["loop_it_s"] > 0 and data["device"] == "cpu"
+
+
+def test_resume_continues_exactly_where_training_stopped(tmp_path, capsys):
+    import torch
+
+    from core.checkpoint import load_run
+
+    common = ["--meta-batch", "3", "--inner-steps", "2", "--seed", "4"]
+    assert main(["train", *common, "--iterations", "12", "--out", str(tmp_path / "straight")]) == 0
+    assert main(["train", *common, "--iterations", "5", "--out", str(tmp_path / "split")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "split"), "--iterations", "12"]) == 0
+    straight, split = load_run(tmp_path / "straight")[1], load_run(tmp_path / "split")[1]
+    assert all(torch.equal(straight[n], split[n]) for n in straight)
+    assert len((tmp_path / "split" / "metrics.csv").read_text().splitlines()) == 13
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "split"), "--shots", "2"]) == 2
+    assert "cannot change a resumed run" in capsys.readouterr().err

@@ -40,11 +40,13 @@ def _steps(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> _Parser:
+    from .csv_cli import add_csv_arguments
+    from .export_cli import add_adapt_parser, add_export_parser
     from .tasks import FAMILIES
 
     parser = _Parser(prog="maml-gui", description="MAML Explorer: meta-learning you can watch. "
                      "With no command, opens the window.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,bench,export,adapt}")
 
     train = sub.add_parser("train", help="meta-train headless and save a run folder")
     train.add_argument("--config", type=Path, help="experiment JSON (as saved by the window); flags override it")
@@ -60,19 +62,24 @@ def build_parser() -> _Parser:
     train.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly and save after this long")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", choices=DEVICES)
+    add_csv_arguments(train)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run (its settings; "
                        "--iterations sets the new total)")
     train.add_argument("--out", type=Path, metavar="RUN_DIR", help="where to save (default with --resume: the same folder)")
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
-    ev.add_argument("run", type=Path, metavar="RUN_DIR")
+    ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
     ev.add_argument("--tasks", type=int, default=100)
     ev.add_argument("--shots", type=int, help="support points per task (default: the run's)")
-    ev.add_argument("--query", type=int, default=100, help="query points per task for scoring")
+    ev.add_argument("--query", type=int, help="query points per task for scoring (default 100, or what the "
+                    "smallest held-out CSV task allows)")
     ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
+
+    add_export_parser(sub)
+    add_adapt_parser(sub)
 
     bench = sub.add_parser("bench", help="engine speed vs a per-task autograd loop (or --gui / --memory)")
     bench.add_argument("--algorithm", choices=("maml", "fomaml", "metasgd"), default="maml")
@@ -95,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             return _open_window()
-        return {"train": _train, "evaluate": _evaluate, "bench": _bench}[args.command](args)
+        from .export_cli import run_adapt, run_export
+
+        commands = {"train": _train, "evaluate": _evaluate, "bench": _bench, "export": run_export, "adapt": run_adapt}
+        return commands[args.command](args)
     except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -118,6 +128,8 @@ def _open_window() -> int:
 
 # -- train ------------------------------------------------------------------------------------
 def config_from_args(args) -> ExperimentConfig:
+    from .csv_cli import family_spec_from_args
+
     if args.config is not None:
         try:
             config = ExperimentConfig.from_json(args.config.read_text(encoding="utf-8"))
@@ -127,6 +139,9 @@ def config_from_args(args) -> ExperimentConfig:
         config = ExperimentConfig()
     if args.family is not None and args.family != config.family.name:
         config = ExperimentConfig(FamilySpec(args.family), config.model, config.algorithm, config.train)
+    csv_spec = family_spec_from_args(args)
+    if csv_spec is not None:
+        config = ExperimentConfig(csv_spec, config.model, config.algorithm, config.train)
     alg = {k: v for k, v in (("name", args.algorithm), ("inner_steps", args.inner_steps), ("inner_lr", args.inner_lr))
            if v is not None}
     train = {k: getattr(args, k) for k in ("meta_lr", "meta_batch", "shots", "query", "iterations", "seed", "device")
@@ -150,6 +165,8 @@ def _train(args) -> int:
             raise UsageError("maml-gui train: the following arguments are required: --out")
         config = config_from_args(args)
         trainer = MetaTrainer(config)
+    for warning in getattr(trainer.family, "warnings", []):
+        print(f"maml-gui: warning: {warning}", file=sys.stderr)
     log = MetricsLog(args.out, config.algorithm.inner_steps + 1, resume=args.resume is not None and args.out == args.resume)
     progress = _Progress(config.train.iterations) if sys.stderr.isatty() else None
     stop = {"flag": False}
@@ -228,22 +245,24 @@ class _Progress:
 
 # -- evaluate ---------------------------------------------------------------------------------
 def _evaluate(args) -> int:
-    from .checkpoint import load_run
     from .evaluation import evaluate
     from .trainer import MetaTrainer
+    from .weights_io import open_weights
 
     for name in ("tasks", "query"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"maml-gui evaluate: --{name} must be at least 1")
     if args.shots is not None and args.shots < 1:
         raise UsageError("maml-gui evaluate: --shots must be at least 1")
-    config, weights = load_run(args.run)
+    config, weights = open_weights(args.run)
     trainer = MetaTrainer(config.replace("train", device=args.device))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots
-    trainer.family.check_sizes(shots, args.query)
-    result = evaluate(trainer.algorithm, trainer.params, trainer.rates, trainer.family, tasks=args.tasks, shots=shots,
-                      steps=args.steps, query=args.query, seed=args.seed, device=trainer.device)
+    family = trainer.family.held_out() if hasattr(trainer.family, "held_out") else trainer.family  # CSV: meta-test
+    query = args.query or (min(100, family.max_query(shots)) if hasattr(family, "max_query") else 100)
+    family.check_sizes(shots, query)
+    result = evaluate(trainer.algorithm, trainer.params, trainer.rates, family, tasks=args.tasks, shots=shots,
+                      steps=args.steps, query=query, seed=args.seed, device=trainer.device)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

@@ -45,6 +45,8 @@ class EvalResult:
 
 
 def held_out_tasks(family: TaskFamily, n_tasks: int, shots: int, query: int, seed: int, device="cpu") -> TaskBatch:
+    """Generated families draw fresh tasks; a data family (CSV) draws from its meta-test split."""
+    family = family.held_out() if hasattr(family, "held_out") else family
     return family.sample(n_tasks, shots, query, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)).to(device)
 
 

@@ -6,10 +6,12 @@ from ..config import FamilySpec
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily
 from .blobs import BlobsFamily
+from .csv_family import CsvFamily
 from .regression import FormulaFamily, FunctionFamily, LinearFamily, PolynomialFamily, SinusoidFamily, StepFamily
 
 FAMILIES: dict[str, type[TaskFamily]] = {
-    cls.name: cls for cls in (SinusoidFamily, LinearFamily, PolynomialFamily, StepFamily, FormulaFamily, BlobsFamily)
+    cls.name: cls for cls in (SinusoidFamily, LinearFamily, PolynomialFamily, StepFamily, FormulaFamily, BlobsFamily,
+                             CsvFamily)
 }
 
 

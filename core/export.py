@@ -1,0 +1,295 @@
+"""Export a trained initialisation so it can be used without this app.
+
+The point of meta-training is the learned starting weights (and learned inner rates), so
+they leave in three forms: ``safetensors`` (everything, plus the settings needed to rebuild
+and adapt the network; this app opens it again), ``pt`` (exactly the ``state_dict`` of
+:class:`core.models.MLP`, for ``torch.load(..., weights_only=True)``) and ``onnx`` (the
+network for inference only). Each export also writes ``<out>.README.txt`` with the few
+lines of plain PyTorch / onnxruntime that load it. Every file goes through
+:func:`core.checkpoint.atomic_write`, an existing file is replaced only with ``force``,
+and a failure removes whatever this call had already created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors.torch import save as st_save
+
+from .checkpoint import atomic_write
+from .config import FORMAT_VERSION, ExperimentConfig
+from .errors import CheckpointError
+from .models import MLP
+
+FORMATS = ("safetensors", "pt", "onnx")
+SUFFIXES = {"safetensors": ".safetensors", "pt": ".pt", "onnx": ".onnx"}
+ONNX_PACKAGES = ("onnx", "onnxscript")
+Weights = dict[str, torch.Tensor]
+
+
+def export_weights(source, fmt: str = "safetensors", out: str | Path | None = None, force: bool = False, *,
+                   family=None, readme: bool = True) -> Path:
+    """Write ``source`` (a run folder, a weights file that :func:`core.weights_io.open_weights`
+    reads, or a ``(config, weights)`` pair such as adapted weights) to ``out`` in ``fmt``; returns ``out``.
+
+    ``family`` is the live task family when the caller has one (its ``normalization``, if any,
+    goes into the safetensors metadata); otherwise it is rebuilt from the config.
+    """
+    if fmt not in FORMATS:
+        raise CheckpointError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if out is None:
+        raise CheckpointError("give the file to export to")
+    out = Path(out)
+    config, weights = _source(source)
+    if family is None:
+        from .tasks import build_family
+
+        family = build_family(config.family)
+    files = {out: None}
+    if fmt == "pt":
+        files[config_sidecar(out)] = (config.to_json() + "\n").encode()
+    if readme:
+        files[readme_sidecar(out)] = readme_text(fmt, config, weights, out.name, family).encode()
+    _check_targets(files, force)
+    files[out] = _payload(fmt, config, weights, family)
+    _write_all(files)
+    return out
+
+
+def config_sidecar(out: Path) -> Path:
+    """The experiment settings next to a ``.pt`` file, which has no room for them itself."""
+    return out.with_name(out.name + ".config.json")
+
+
+def readme_sidecar(out: Path) -> Path:
+    return out.with_name(out.name + ".README.txt")
+
+
+def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Sizes read from the weights themselves, so they hold even for data-defined families."""
+    n = len(config.model.hidden) + 1
+    return {"input_dim": int(weights["model.layers.0.weight"].shape[1]),
+            "output_dim": int(weights[f"model.layers.{n - 1}.weight"].shape[0]),
+            "hidden": list(config.model.hidden), "activation": config.model.activation}
+
+
+def state_dict(weights: Mapping[str, torch.Tensor]) -> Weights:
+    """The ``model.*`` tensors renamed to :class:`core.models.MLP`'s names (``layers.0.weight`` …)."""
+    return {k[len("model."):]: v.detach().cpu().clone().contiguous() for k, v in weights.items() if k.startswith("model.")}
+
+
+def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor]) -> MLP:
+    spec = model_spec(config, weights)
+    model = MLP(spec["input_dim"], spec["output_dim"], tuple(spec["hidden"]), spec["activation"])
+    model.load_state_dict(state_dict(weights))
+    return model.eval()
+
+
+# -- payloads -----------------------------------------------------------------------------------
+def _payload(fmt: str, config: ExperimentConfig, weights: Weights, family) -> bytes:
+    if fmt == "safetensors":
+        return safetensors_bytes(config, weights, family)
+    if fmt == "pt":
+        buf = io.BytesIO()
+        torch.save(state_dict(weights), buf)
+        return buf.getvalue()
+    return onnx_bytes(config, weights, family)
+
+
+def safetensors_bytes(config: ExperimentConfig, weights: Weights, family) -> bytes:
+    """Same layout as a run's ``weights.safetensors`` (so this app reads it back), plus
+    the model spec, algorithm and normalization statistics as their own metadata keys."""
+    metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(config.to_dict()),
+                "model": json.dumps(model_spec(config, weights)), "algorithm": config.algorithm.name,
+                "task_kind": getattr(family, "kind", "regression")}
+    normalization = getattr(family, "normalization", None)
+    if normalization is not None:
+        metadata["normalization"] = _json(normalization)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items() if k.startswith(("model.", "inner_lr."))}
+    return st_save(tensors, metadata=metadata)
+
+
+def onnx_bytes(config: ExperimentConfig, weights: Weights, family=None) -> bytes:
+    """The network as ONNX: input ``x [batch, input_dim]`` (dynamic batch), output ``y``."""
+    missing = [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None]
+    if missing:
+        raise CheckpointError(f"ONNX export needs the optional packages {', '.join(missing)}: "
+                              "pip install 'maml-gui[onnx]'")
+    import onnx
+
+    model = plain_model(config, weights)
+    example = torch.zeros(2, model.layers[0].in_features, dtype=model.layers[0].weight.dtype)
+    names = {"input_names": ["x"], "output_names": ["y"]}
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the exporter logs progress and missing-torchvision notes
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if _dynamo_exporter():
+                proto = torch.onnx.export(model, (example,), None, dynamo=True, verbose=False,
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},), **names).model_proto
+            else:
+                buf = io.BytesIO()
+                torch.onnx.export(model, (example,), buf, dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, **names)
+                proto = onnx.load_from_string(buf.getvalue())
+    except Exception as exc:  # the exporter raises many kinds; the user needs one readable line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"ONNX export failed: {first}") from None
+    finally:
+        quiet.setLevel(level)
+    props = {"maml_explorer.format_version": str(FORMAT_VERSION), "maml_explorer.config": json.dumps(config.to_dict())}
+    normalization = getattr(family, "normalization", None)
+    if normalization is not None:
+        props["maml_explorer.normalization"] = _json(normalization)
+    onnx.helper.set_model_props(proto, props)
+    return proto.SerializeToString()
+
+
+def _dynamo_exporter() -> bool:
+    """torch >= 2.5 has the supported torch.export-based exporter; older torch only the TorchScript one."""
+    return "dynamo" in inspect.signature(torch.onnx.export).parameters
+
+
+# -- files ------------------------------------------------------------------------------------
+def _source(source) -> tuple[ExperimentConfig, Weights]:
+    from .checkpoint import check_shapes
+    from .weights_io import check_names, open_weights  # weights_io imports this module
+
+    if not isinstance(source, tuple):
+        return open_weights(source)
+    config, weights = source[0], dict(source[1])
+    check_shapes("the weights to export", config, weights)
+    check_names("the weights to export", config, weights)
+    return config, weights
+
+
+def _check_targets(files: Mapping[Path, Any], force: bool) -> None:
+    for path in files:
+        if path.is_dir():
+            raise CheckpointError(f"{path} is a folder; give a file name to export to")
+        if path.exists() and not force:
+            raise CheckpointError(f"{path} exists; use --force to overwrite")
+
+
+def _write_all(files: Mapping[Path, bytes]) -> None:
+    """Write each file atomically; if one fails, remove the ones this call created."""
+    created: list[Path] = []
+    try:
+        for path, data in files.items():
+            existed = path.exists()
+            atomic_write(path, data)
+            if not existed:
+                created.append(path)
+    except CheckpointError:
+        for path in created:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise
+
+
+def _json(value: Any) -> str:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"the family's normalization statistics cannot be stored: {exc}") from None
+
+
+# -- README -----------------------------------------------------------------------------------
+_ACT = {"relu": "torch.relu", "tanh": "torch.tanh", "sigmoid": "torch.sigmoid", "gelu": "torch.nn.functional.gelu",
+        "silu": "torch.nn.functional.silu", "leaky_relu": "torch.nn.functional.leaky_relu"}
+
+_MLP_CODE = '''import torch
+
+class MLP(torch.nn.Module):
+    """Linear layers {sizes} with {activation} between them."""
+    def __init__(self, sizes={sizes}):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = {act}(layer(x))
+        return self.layers[-1](x)
+'''
+
+_LOADERS = {
+    "safetensors": '''from safetensors import safe_open
+from safetensors.torch import load_file
+tensors = load_file("{name}")
+model = MLP()
+model.load_state_dict({{k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}})
+with safe_open("{name}", "pt") as f:
+    metadata = f.metadata()  # keys: format_version, config, model, algorithm, task_kind[, normalization]
+y = model(torch.zeros(5, {input_dim}))
+''',
+    "pt": '''model = MLP()
+model.load_state_dict(torch.load("{name}", weights_only=True))
+y = model(torch.zeros(5, {input_dim}))
+''',
+    "onnx": '''import numpy as np
+import onnxruntime
+session = onnxruntime.InferenceSession("{name}", providers=["CPUExecutionProvider"])
+y = session.run(["y"], {{"x": np.zeros((5, {input_dim}), dtype=np.float32)}})[0]
+''',
+}
+
+_NOTES = {
+    "safetensors": "Holds the meta-learned weights (model.*) and any learned inner learning rates (inner_lr.*);\n"
+                   "the metadata holds the full experiment settings. MAML Explorer opens this file again.",
+    "pt": "Holds exactly the state_dict of the network below (no learned inner learning rates: export\n"
+          "safetensors for those). The experiment settings are in {name}.config.json, which MAML Explorer\n"
+          "reads when it opens this file.",
+    "onnx": "The meta-learned network for inference: input \"x\" [batch, {input_dim}] float32, output \"y\" "
+            "[batch, {output_dim}].\nTo fine-tune it on a new task, export safetensors or pt instead.",
+}
+
+
+def _normalization_lines(stats) -> list[str]:
+    """How to use the training statistics; the CSV family's keys are spelled out, others shown as is."""
+    if stats is None:
+        return []
+    if isinstance(stats, Mapping) and {"feature_mean", "feature_std"} <= set(stats):
+        lines = ["", f"The network was trained on standardized data. Inputs, in the column order {stats.get('features')}:",
+                 f"  x = (x - torch.tensor({stats['feature_mean']})) / torch.tensor({stats['feature_std']})"]
+        if stats.get("target_mean") is not None:
+            lines.append(f"and the prediction in {stats.get('target')!r} units: "
+                         f"y * {stats['target_std']!r} + {stats['target_mean']!r}")
+        return lines
+    return ["", f"The network was trained on normalized data; apply these statistics first: {_json(stats)}"]
+
+
+def loading_code(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str) -> str:
+    """Runnable code (torch, safetensors or onnxruntime only) that loads an exported file."""
+    spec = model_spec(config, weights)
+    sizes = [spec["input_dim"], *spec["hidden"], spec["output_dim"]]
+    act = spec["activation"]
+    head = "" if fmt == "onnx" else _MLP_CODE.format(sizes=sizes, activation=act, act=_ACT[act]) + "\n"
+    return head + _LOADERS[fmt].format(name=name, input_dim=spec["input_dim"])
+
+
+def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str,
+                family=None) -> str:
+    """The sidecar: what the file holds, the network, and the code that loads it."""
+    spec = model_spec(config, weights)
+    classify = getattr(family, "kind", "regression") == "classification"
+    lines = [f"{name}: weights meta-learned by MAML Explorer ({config.algorithm.name} on the {config.family.name} family).",
+             _NOTES[fmt].format(name=name, **spec), "",
+             f"Network: {' -> '.join(map(str, [spec['input_dim'], *spec['hidden'], spec['output_dim']]))}, "
+             f"{spec['activation']} between layers; y is {'one logit per class' if classify else 'the prediction'}."]
+    lines += _normalization_lines(getattr(family, "normalization", None))
+    lines += ["", "Load it (plain Python, no MAML Explorer needed):", "", loading_code(fmt, config, weights, name)]
+    return "\n".join(lines)

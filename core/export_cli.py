@@ -1,0 +1,92 @@
+"""``maml-gui export`` and ``maml-gui adapt``: the command-line side of export, open and adapt.
+
+Kept apart from ``core/cli.py`` so the feature is one module to read; ``cli.py`` only registers
+the sub-commands. Errors are :class:`MamlError`, which ``cli.main`` prints as one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .adapt import MAX_STEPS
+from .export import FORMATS, SUFFIXES, config_sidecar, export_weights, readme_sidecar
+
+
+def add_export_parser(subparsers) -> None:
+    ex = subparsers.add_parser("export", help="write a run's learned weights as safetensors, pt or onnx")
+    ex.add_argument("run", type=Path, metavar="RUN_DIR", help="a run folder or a weights file (.safetensors, .pt)")
+    ex.add_argument("--format", choices=FORMATS, default="safetensors",
+                    help="safetensors (default: weights, learned inner rates, settings), pt (plain state_dict), "
+                         "onnx (inference only; needs pip install 'maml-gui[onnx]')")
+    ex.add_argument("--out", type=Path, required=True, metavar="FILE")
+    ex.add_argument("--force", action="store_true", help="overwrite FILE and its sidecars if they exist")
+    ex.add_argument("--no-readme", action="store_true", help="skip the FILE.README.txt loading instructions")
+
+
+def run_export(args) -> int:
+    out = export_weights(args.run, args.format, args.out, force=args.force, readme=not args.no_readme)
+    extra = [p for p in ((config_sidecar(out) if args.format == "pt" else None),
+                         (None if args.no_readme else readme_sidecar(out))) if p is not None]
+    note = f" (+ {', '.join(p.name for p in extra)})" if extra else ""
+    suffix = SUFFIXES[args.format]
+    hint = "" if out.suffix == suffix else f"; note: {args.format} files usually end in {suffix}"
+    print(f"exported {args.format} to {out}{note}{hint}")
+    return 0
+
+
+# -- adapt ------------------------------------------------------------------------------------
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..{MAX_STEPS}")
+    return value
+
+
+def add_adapt_parser(subparsers) -> None:
+    ad = subparsers.add_parser("adapt", help="fine-tune learned weights on a new task from a CSV file")
+    ad.add_argument("source", type=Path, metavar="FILE_OR_RUN_DIR", help="a run folder, .safetensors or .pt file")
+    ad.add_argument("--csv", type=Path, required=True, metavar="TASK.csv", help="the new task's labeled rows")
+    ad.add_argument("--target", required=True, help="the column to predict")
+    ad.add_argument("--features", nargs="+", metavar="COLUMN",
+                    help="input columns by name (default: the run's, else every numeric column but the target)")
+    ad.add_argument("--steps", type=_count, required=True, help="adaptation steps")
+    ad.add_argument("--shots", type=_count, help="use the first K rows as support and score the rest (default: all rows)")
+    ad.add_argument("--lr", type=float, help="one fixed inner learning rate instead of the run's (learned) rates")
+    ad.add_argument("--config", type=Path, help="the run's config.json, for a .pt file without its sidecar")
+    ad.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to export the adapted weights")
+    ad.add_argument("--format", choices=FORMATS, help="default: from FILE's suffix, else safetensors")
+    ad.add_argument("--force", action="store_true", help="overwrite FILE and its sidecars if they exist")
+
+
+def run_adapt(args) -> int:
+    from .adapt import adapt_weights, task_from_csv
+    from .errors import ConfigError
+    from .tasks import build_family
+    from .weights_io import open_weights
+
+    config, weights = open_weights(args.source, args.config)
+    family = build_family(config.family)
+    task = task_from_csv(args.csv, args.target, args.features, classification=family.kind == "classification",
+                         input_dim=int(weights["model.layers.0.weight"].shape[1]), family=family)
+    n = task.x.shape[0]
+    k = n if args.shots is None else args.shots
+    if not 1 <= k <= n:
+        raise ConfigError("shots", f"{args.csv.name} has {n} rows; --shots must be between 1 and {n}")
+    query = {} if k == n else {"query_x": task.x[k:], "query_y": task.y[k:]}
+    result = adapt_weights(config, weights, task.x[:k], task.y[:k], args.steps, args.lr, family=family, **query)
+    loss = "cross-entropy" if family.kind == "classification" else "MSE"
+    scaled = "; losses in standardized units, as in training" if getattr(family, "normalization", None) else ""
+    print(f"adapting {config.algorithm.name} weights to {args.csv.name}: {k} support rows"
+          f"{f', {n - k} query rows' if query else ''}, inputs {', '.join(task.features)}{scaled}")
+    for s, value in enumerate(result.support_losses):
+        scored = f"  query {loss} {result.query_losses[s]:.6g}" if result.query_losses else ""
+        scored += f"  query accuracy {result.query_accuracy[s]:.4f}" if result.query_accuracy else ""
+        print(f"step {s:>4}  support {loss} {value:.6g}{scored}")
+    fmt = args.format or next((f for f, suffix in SUFFIXES.items() if args.out.suffix == suffix), "safetensors")
+    out = export_weights((config, result.weights), fmt, args.out, force=args.force, family=family)
+    print(f"adapted weights exported as {fmt} to {out}")
+    return 0

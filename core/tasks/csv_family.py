@@ -1,0 +1,401 @@
+"""Your own data as a task family: each task is a group of rows from CSV files.
+
+Tasks are split (by task, seeded) into meta-train / meta-validation / meta-test, so evaluation
+adapts to tasks never trained on. Inputs (and a regression target) are standardized with
+statistics of the meta-training tasks only — the held-out tasks must not leak into training —
+and the statistics are kept in :attr:`CsvFamily.normalization` (plain lists) and in
+:meth:`spec`, so a saved run rebuilds exactly the same transform.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..config import FamilySpec
+from ..csv_reader import CsvError, Progress
+from ..errors import ConfigError
+from .base import ParamField, TaskBatch, TaskFamily, _check_field
+from .csv_data import SHOW, CsvTasks, load_tasks
+
+SPLITS = ("train", "val", "test")
+SPLIT_TITLES = {"train": "meta-train", "val": "meta-validation", "test": "meta-test"}
+EXAMPLE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "growth.csv"
+EXAMPLE_PARAMS = {"task_column": "subject", "target": "height"}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+DEFAULTS: dict[str, Any] = {
+    "paths": [], "task_column": None, "features": None, "target": None, "classification": False,
+    "split": [0.7, 0.15, 0.15], "split_seed": 0, "normalize": True, "drop_missing": False, "n_way": 0,
+    "normalization": None,
+}
+
+
+class CsvFamily(TaskFamily):
+    """Tasks read from CSV files. With no ``paths`` it loads the bundled example (growth curves).
+
+    ``fields`` holds only what the generic family form can show; ``data_fields`` describes the
+    rest (files and columns) for an import dialog.
+    """
+
+    name, title = "csv", "Your CSV data"
+    fields = (
+        ParamField("split_seed", "split seed", "int", 0, 0, 2**31 - 1,
+                   help="which tasks go to meta-train / meta-validation / meta-test"),
+        ParamField("n_way", "classes N (0 = auto)", "int", 0, 0, 100,
+                   help="classification only: classes per episode; 0 means min(5, number of classes)"),
+    )
+    data_fields = (
+        ParamField("paths", "CSV files or folders", "paths", [],
+                   help="one long file with a task column, or one file per task (a folder: its CSV files)"),
+        ParamField("task_column", "task column", "column", None, help="the column that names the task (long format)"),
+        ParamField("features", "input columns", "columns", None,
+                   help="default: every numeric column except the task and target columns"),
+        ParamField("target", "target column", "column", None, help="the value to predict, or the class label"),
+        ParamField("classification", "classification", "bool", False,
+                   help="N-way K-shot episodes over the classes of the target column"),
+        ParamField("split", "meta-train / validation / test", "fractions", [0.7, 0.15, 0.15],
+                   help="fractions of the tasks (not of the rows)"),
+        ParamField("normalize", "standardize", "bool", True, help="per column, with meta-training statistics only"),
+        ParamField("drop_missing", "drop rows with missing values", "bool", False, help="otherwise they are an error"),
+        ParamField("normalization", "saved statistics", "normalization", None,
+                   help="filled in by spec(); a saved run rebuilds exactly the same inputs"),
+    )
+
+    def __init__(self, params: Mapping[str, Any] | None = None, *, progress: Progress | None = None):
+        self.params = _check_params(params, self.fields)
+        p = self.params
+        if p["paths"]:
+            paths, task_column, target = p["paths"], p["task_column"], p["target"]
+        elif (p["target"], p["task_column"], p["features"], p["classification"]) == (None, None, None, False) \
+                and EXAMPLE.exists():
+            paths, task_column, target = [str(EXAMPLE)], EXAMPLE_PARAMS["task_column"], EXAMPLE_PARAMS["target"]
+        else:
+            raise ConfigError("family.paths", "choose one or more CSV files or folders (Import CSV…, --csv)")
+        data = load_tasks(paths, task_column, p["features"], target, p["classification"], p["drop_missing"], progress)
+        self.kind = "classification" if p["classification"] else "regression"
+        self.features, self.target, self.classes = data.features, data.target, data.classes
+        self.task_column = task_column
+        self.input_dim = len(self.features)
+        self.output_dim = self._n_way() if self.kind == "classification" else 1
+        self._names, self._raw_x, self._raw_y = data.names, data.x, data.y
+        self._split = split_tasks(len(data.names), p["split"], p["split_seed"])
+        self._load_warnings = list(data.warnings)
+        self._size_warnings: list[str] = []
+        self.normalization = self._normalization(data)
+        self._x, self._y = self._tensors(data)
+        self._class_rows = [_rows_by_class(y) for y in self._raw_y] if self.kind == "classification" else []
+        self._capacities = [self._capacity(t) for t in range(len(self._names))]
+        self._usable_memo: dict[tuple[str, int], list[int]] = {}
+        self.default_split = "train"
+
+    # -- what a dialog shows ----------------------------------------------------------------
+    @property
+    def warnings(self) -> list[str]:
+        """Things worth telling the user that did not stop the import (dropped rows, renamed columns, ...)."""
+        return self._load_warnings + self._size_warnings
+
+    def task_names(self, split: str) -> list[str]:
+        return [self._names[t] for t in self._tasks(split)]
+
+    def split_sizes(self) -> dict[str, int]:
+        return {s: len(self._split[s]) for s in SPLITS}
+
+    def task_sizes(self, split: str) -> list[int]:
+        return [len(self._raw_y[t]) for t in self._tasks(split)]
+
+    def task_points(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Task ``index`` of ``split`` in the file's units: ``x [n, D]`` and ``y [n]`` (class names when
+        classifying). With one input column, ``x[:, 0]`` against ``y`` is the task's curve for the function view.
+        """
+        t = self._tasks(split)[index]
+        y = self._raw_y[t]
+        labels = np.asarray(self.classes, dtype=object)[y] if self.classes is not None else y.copy()
+        return self._raw_x[t].copy(), labels
+
+    def normalize_x(self, x: np.ndarray) -> np.ndarray:
+        n = self.normalization
+        x = np.asarray(x, dtype=np.float64)
+        if n is None:
+            return x
+        with np.errstate(over="ignore", invalid="ignore"):  # a wild value becomes inf and is refused by name
+            return (x - np.asarray(n["feature_mean"])) / np.asarray(n["feature_std"])
+
+    def normalize_y(self, y: np.ndarray) -> np.ndarray:
+        n = self.normalization
+        y = np.asarray(y, dtype=np.float64)
+        if n is None or n["target_mean"] is None:
+            return y
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (y - n["target_mean"]) / n["target_std"]
+
+    def denormalize_y(self, y: np.ndarray) -> np.ndarray:
+        """Model outputs back in the target's own units (for plots next to :meth:`task_points`)."""
+        n = self.normalization
+        y = np.asarray(y, dtype=np.float64)
+        return y if n is None or n["target_mean"] is None else y * n["target_std"] + n["target_mean"]
+
+    def spec(self) -> FamilySpec:
+        """The settings plus the normalization statistics, so a saved run rebuilds the same inputs."""
+        params = copy.deepcopy(self.params)
+        params["normalization"] = copy.deepcopy(self.normalization)
+        return FamilySpec(self.name, params)
+
+    # -- sampling ---------------------------------------------------------------------------
+    def sample(self, n_tasks: int, shots: int, query: int, generator: torch.Generator,
+               split: str | None = None) -> TaskBatch:
+        """Draw ``n_tasks`` tasks of ``split`` (default: ``default_split``, 'train' unless :meth:`held_out`).
+
+        Regression: ``shots + query`` distinct rows per task. Classification: an N-way episode over
+        classes of the task, ``shots + query`` rows per class, labels 0..N-1 re-drawn per episode.
+        Tasks too small for the request are never drawn (see :meth:`check_sizes`).
+        """
+        split = split or self.default_split
+        usable = self._usable(split, shots, query)
+        if not usable:
+            raise ConfigError("train.shots", self._too_small(split, shots, query))
+        reps = math.ceil(n_tasks / len(usable))
+        picks = torch.cat([torch.randperm(len(usable), generator=generator) for _ in range(reps)])[:n_tasks]
+        tasks = [usable[i] for i in picks.tolist()]
+        if self.kind == "classification":
+            return self._episodes(tasks, shots, query, generator)
+        xs, ys = [], []
+        for t in tasks:
+            rows = torch.randperm(len(self._x[t]), generator=generator)[:shots + query]
+            xs.append(self._x[t][rows])
+            ys.append(self._y[t][rows])
+        x, y = torch.stack(xs), torch.stack(ys)
+        return TaskBatch(x[:, :shots], y[:, :shots], x[:, shots:], y[:, shots:], {"task": torch.tensor(tasks)})
+
+    def _episodes(self, tasks: list[int], shots: int, query: int, generator: torch.Generator) -> TaskBatch:
+        n, need = self.output_dim, shots + query
+        sx, qx = [], []
+        for t in tasks:
+            eligible = [c for c, rows in self._class_rows[t].items() if len(rows) >= need]
+            chosen = [eligible[i] for i in torch.randperm(len(eligible), generator=generator)[:n].tolist()]
+            rows = [self._class_rows[t][c] for c in chosen]
+            picked = [r[torch.randperm(len(r), generator=generator)[:need]] for r in rows]
+            sx.append(torch.cat([self._x[t][r[:shots]] for r in picked]))
+            qx.append(torch.cat([self._x[t][r[shots:]] for r in picked]))
+        labels = torch.arange(n)
+        sy = labels.repeat_interleave(shots).expand(len(tasks), -1).contiguous()
+        qy = labels.repeat_interleave(query).expand(len(tasks), -1).contiguous()
+        return TaskBatch(torch.stack(sx), sy, torch.stack(qx), qy, {"task": torch.tensor(tasks)})
+
+    def held_out(self, split: str = "test") -> "CsvFamily":
+        """The same family drawing from ``split`` by default: what evaluation should sample from."""
+        if not self._tasks(split):
+            raise ConfigError("family.split", f"there are no {SPLIT_TITLES[split]} tasks; "
+                                              "give that split a fraction above 0")
+        view = copy.copy(self)
+        view.default_split = split
+        return view
+
+    # -- sizes ------------------------------------------------------------------------------
+    def check_sizes(self, shots: int, query: int) -> None:
+        """Skip (with a warning naming them) tasks too small for ``shots + query``; refuse when none of
+        the tasks this object samples from (``default_split``: meta-train, or meta-test for
+        :meth:`held_out`) is left."""
+        need = shots + query
+        skipped = [(s, t) for s in SPLITS for t in self._split[s] if self._capacities[t] < need]
+        self._size_warnings = []
+        if skipped:
+            unit = "rows per class" if self.kind == "classification" else "rows"
+            listed = ", ".join(f"{self._names[t]!r} ({SPLIT_TITLES[s]}, {self._capacities[t]} {unit})"
+                               for s, t in skipped[:SHOW])
+            more = f" and {len(skipped) - SHOW} more" if len(skipped) > SHOW else ""
+            self._size_warnings.append(
+                f"skipped {len(skipped)} of {len(self._names)} tasks with fewer than shots + query = {need} "
+                f"{self._unit()}: {listed}{more}")
+        if not self._usable(self.default_split, shots, query):
+            raise ConfigError("train.shots", self._too_small(self.default_split, shots, query))
+
+    def max_query(self, shots: int, split: str | None = None) -> int:
+        """The most query points that every task of ``split`` (default: ``default_split``) able to give
+        ``shots`` support points can also give: evaluation's query size, since tasks differ in size."""
+        capacities = [self._capacities[t] for t in self._tasks(split or self.default_split)]
+        room = [c - shots for c in capacities if c > shots]
+        return min(room) if room else 0
+
+    def _usable(self, split: str, shots: int, query: int) -> list[int]:
+        key = (split, shots + query)
+        if key not in self._usable_memo:  # sample() asks every meta-iteration
+            self._usable_memo[key] = [t for t in self._tasks(split) if self._capacities[t] >= shots + query]
+        return self._usable_memo[key]
+
+    def _capacity(self, t: int) -> int:
+        """Rows a task can give (per class for classification: that of its N-th largest class)."""
+        if self.kind != "classification":
+            return len(self._raw_y[t])
+        counts = sorted((len(r) for r in self._class_rows[t].values()), reverse=True)
+        return counts[self.output_dim - 1] if len(counts) >= self.output_dim else 0
+
+    def _too_small(self, split: str, shots: int, query: int) -> str:
+        tasks = self._tasks(split)
+        largest = max((self._capacities[t] for t in tasks), default=0)
+        return (f"at least 1 {SPLIT_TITLES[split]} task with shots + query = {shots + query} {self._unit()} is "
+                f"needed, but none of its {len(tasks)} tasks has that many (the largest has {largest}); "
+                f"lower shots or query so that shots + query <= {largest}")
+
+    def _unit(self) -> str:
+        return f"rows in each of {self.output_dim} classes" if self.kind == "classification" else "rows"
+
+    def _tasks(self, split: str) -> list[int]:
+        if split not in SPLITS:
+            raise ConfigError("family.split", f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        return self._split[split]
+
+    # -- loading helpers --------------------------------------------------------------------
+    def _n_way(self) -> int:
+        n_classes = len(self.classes or [])
+        n_way = self.params["n_way"] or min(5, n_classes)
+        if not 2 <= n_way <= n_classes:
+            raise ConfigError("family.n_way", f"choose between 2 and {n_classes} classes per episode "
+                                              f"(the label column {self.target!r} has {n_classes})")
+        return n_way
+
+    def _normalization(self, data: CsvTasks) -> dict[str, Any] | None:
+        if not self.params["normalize"]:
+            return None
+        stored = self.params["normalization"]
+        if stored is not None:
+            return _check_stored(stored, self.features, None if self.classes is not None else self.target)
+        train = self._split["train"]
+        mean, std, constant = _stats(np.concatenate([data.x[t] for t in train]))
+        for name in (f for f, c in zip(self.features, constant) if c):
+            self._load_warnings.append(f"input column {name!r} is constant on the meta-training tasks; it carries "
+                                       "no information (scaled by 1)")
+        stats = {"features": list(self.features), "feature_mean": mean.tolist(), "feature_std": std.tolist(),
+                 "target": None, "target_mean": None, "target_std": None}
+        if self.classes is None:
+            y_mean, y_std, _ = _stats(np.concatenate([data.y[t] for t in train])[:, None])
+            stats.update(target=self.target, target_mean=float(y_mean[0]), target_std=float(y_std[0]))
+        return stats
+
+    def _tensors(self, data: CsvTasks) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Normalized float tensors; refuses (naming task and column) anything that would not be finite."""
+        dtype = torch.get_default_dtype()
+        xs, ys = [], []
+        for t, (x, y) in enumerate(zip(data.x, data.y)):
+            x = self.normalize_x(x)
+            _check_fits(x, self.features, self._names[t], data.files[t])
+            xs.append(torch.as_tensor(x, dtype=dtype))
+            if self.classes is not None:
+                ys.append(torch.as_tensor(y, dtype=torch.long))
+            else:
+                y = self.normalize_y(y)
+                _check_fits(y[:, None], [self.target], self._names[t], data.files[t])
+                ys.append(torch.as_tensor(y, dtype=dtype).reshape(-1, 1))
+            if not (torch.isfinite(xs[-1]).all() and torch.isfinite(ys[-1].double()).all()):
+                raise CsvError(data.files[t], f"task {self._names[t]!r} holds non-finite values")  # never reached
+        return xs, ys
+
+
+def split_tasks(n: int, fractions: list[float], seed: int) -> dict[str, list[int]]:
+    """Task indices per split: a seeded permutation cut by the fractions (each used split gets >= 1 task)."""
+    _, f_val, f_test = fractions
+    n_val = max(int(f_val > 0), math.floor(f_val * n + 0.5))
+    n_test = max(int(f_test > 0), math.floor(f_test * n + 0.5))
+    if n - n_val - n_test < 1:
+        needed = 1 + int(f_val > 0) + int(f_test > 0)
+        raise ConfigError("family.split", f"{n} task{'s' if n != 1 else ''} cannot be split into meta-train / "
+                                          f"validation / test {fractions}: at least {needed} tasks are needed "
+                                          "(or set the validation and test fractions to 0)")
+    perm = np.random.default_rng(seed).permutation(n).tolist()
+    return {"test": sorted(perm[:n_test]), "val": sorted(perm[n_test:n_test + n_val]),
+            "train": sorted(perm[n_test + n_val:])}
+
+
+def _stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column mean and std, computed on a rescaled copy so huge values do not overflow; std 0 -> 1."""
+    scale = np.abs(values).max(0)
+    scale[scale == 0] = 1.0
+    scaled = values / scale
+    mean, std = scaled.mean(0) * scale, scaled.std(0) * scale
+    constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    std[constant] = 1.0
+    return mean, std, constant
+
+
+def _rows_by_class(codes: np.ndarray) -> dict[int, torch.Tensor]:
+    return {int(c): torch.as_tensor(np.flatnonzero(codes == c)) for c in np.unique(codes)}
+
+
+def _check_fits(values: np.ndarray, columns: list[str], task: str, path: Path) -> None:
+    big = ~(np.abs(values) < FLOAT32_MAX)
+    if big.any():
+        row, col = np.argwhere(big)[0]
+        raise CsvError(path, f"task {task!r} has values too large for the model's 32-bit numbers (up to "
+                             f"{np.abs(values[:, col]).max():.3g}); rescale the column, or turn standardization on",
+                       column=columns[col])
+
+
+def _check_stored(stored: Any, features: list[str], target: str | None) -> dict[str, Any]:
+    """Statistics saved with a run must describe exactly these columns."""
+    field = "family.normalization"
+    if not isinstance(stored, Mapping):
+        raise ConfigError(field, "expected the saved statistics as a JSON object")
+    if list(stored.get("features") or []) != features or stored.get("target") != target:
+        raise ConfigError(field, f"the saved statistics are for inputs {stored.get('features')} and target "
+                                 f"{stored.get('target')!r}, but this family uses {features} and {target!r}; "
+                                 "remove them to recompute")
+    out = {"features": list(features), "target": target}
+    for key, size in (("feature_mean", len(features)), ("feature_std", len(features))):
+        values = stored.get(key)
+        if not isinstance(values, list) or len(values) != size or not all(_finite(v) for v in values):
+            raise ConfigError(f"{field}.{key}", f"expected {size} finite numbers")
+        out[key] = [float(v) for v in values]
+    for key in ("target_mean", "target_std"):
+        value = stored.get(key)
+        if (value is None) != (target is None) or (value is not None and not _finite(value)):
+            raise ConfigError(f"{field}.{key}", "expected a finite number" if target else "expected null")
+        out[key] = None if value is None else float(value)
+    if min(out["feature_std"], default=1.0) <= 0 or (out["target_std"] is not None and out["target_std"] <= 0):
+        raise ConfigError(field, "standard deviations must be positive")
+    return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_params(params: Mapping[str, Any] | None, fields: tuple[ParamField, ...]) -> dict[str, Any]:
+    """Defaults merged with ``params``, each checked for type, so a typo in a saved run is named."""
+    params = dict(params or {})
+    for key in params:
+        if key not in DEFAULTS:
+            raise ConfigError(f"family.{key}", "unknown setting for the csv family")
+    out = copy.deepcopy(DEFAULTS)
+    out.update(copy.deepcopy(params))
+    for f in fields:
+        out[f.name] = _check_field(f, out[f.name])
+    if isinstance(out["paths"], str):
+        out["paths"] = [out["paths"]]
+    if not isinstance(out["paths"], list) or not all(isinstance(p, str) and p for p in out["paths"]):
+        raise ConfigError("family.paths", "expected a list of file or folder paths")
+    for key in ("task_column", "target"):
+        if out[key] == "":
+            out[key] = None
+        if out[key] is not None and not isinstance(out[key], str):
+            raise ConfigError(f"family.{key}", "expected a column name")
+    if out["features"] == []:
+        out["features"] = None
+    if out["features"] is not None and (not isinstance(out["features"], list)
+                                        or not all(isinstance(c, str) and c for c in out["features"])):
+        raise ConfigError("family.features", "expected a list of column names")
+    for key in ("classification", "normalize", "drop_missing"):
+        if not isinstance(out[key], bool):
+            raise ConfigError(f"family.{key}", "expected true or false")
+    split = out["split"]
+    if (not isinstance(split, (list, tuple)) or len(split) != 3 or not all(_finite(v) and v >= 0 for v in split)
+            or split[0] <= 0):
+        raise ConfigError("family.split", "expected three fractions [train, validation, test], train > 0")
+    if abs(sum(split) - 1.0) > 1e-6:
+        raise ConfigError("family.split", f"the fractions must add up to 1 (they add up to {sum(split):g})")
+    out["split"] = [float(v) for v in split]
+    return out

@@ -1,0 +1,46 @@
+"""``maml-gui`` with no arguments: build the application and show the main window."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ORGANIZATION = "MAML Explorer"
+APPLICATION = "maml-gui"
+
+
+def _choose_platform() -> None:
+    """Without a display (SSH, CI) Qt would abort; fall back to offscreen so errors stay readable."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def application(argv: list[str] | None = None):
+    """The running QApplication, created (with the app's settings names) if there is none."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        _choose_platform()
+        app = QApplication([sys.argv[0] if sys.argv else "maml-gui", *(argv or [])])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("MAML Explorer")
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    app = application(argv)
+    from .main_window import MainWindow
+    from .training import reserve_gui_core
+
+    reserve_gui_core()
+
+    window = MainWindow()
+    app.aboutToQuit.connect(window.controller.shutdown)
+    window.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

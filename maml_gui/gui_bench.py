@@ -1,0 +1,119 @@
+"""``maml-gui bench --gui``: does the window slow training down, and does it stay responsive?
+
+One process, one config, interleaved so machine noise hits both alike: a headless loop of
+``MetaTrainer.step()`` for half the time, the full window (live plots, adaptation scores,
+pretrain baseline, task view) training for the whole time, then the headless loop again.
+Meanwhile a 10 ms QTimer records how late the GUI event loop serves it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import numpy as np
+
+from core.config import ExperimentConfig
+from core.trainer import MetaTrainer
+
+WARMUP_ITERATIONS = 5
+PROBE_MS = 10
+
+
+def headless_rate(config: ExperimentConfig, seconds: float) -> float:
+    """Meta-iterations per second of a plain ``step()`` loop (after a short warm-up)."""
+    trainer = MetaTrainer(config)
+    for _ in range(WARMUP_ITERATIONS):
+        trainer.step()
+    start, done = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        trainer.step()
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[float, list[float], dict]:
+    """Iterations/s of a run in the shown window, measured from the worker's chunk timestamps,
+    and the lateness (ms) of every firing of a 10 ms timer during that time."""
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+
+    from .main_window import MainWindow
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = QSettings(f"{folder}/bench.ini", QSettings.Format.IniFormat)   # never the user's settings
+        window = MainWindow(config, settings=settings, options=options)
+        window.resize(1280, 800)
+        window.show()
+        marks: dict = {}
+        lateness: list[float] = []
+        loop = QEventLoop()
+        probe = QTimer(interval=PROBE_MS)
+        probe.setTimerType(Qt.TimerType.PreciseTimer)
+
+        def on_probe():
+            now = time.perf_counter()
+            lateness.append(max(0.0, (now - marks["probe"]) * 1000 - PROBE_MS))
+            marks["probe"] = now
+
+        def on_progress(chunk):
+            if "start" not in marks:
+                if chunk.last_iteration >= WARMUP_ITERATIONS:
+                    marks["start"] = (chunk.stamp, chunk.last_iteration)
+                    marks["cpu"] = (time.thread_time(), time.perf_counter())
+                    marks["probe"] = time.perf_counter()
+                    probe.start()
+                    QTimer.singleShot(int(seconds * 1000), loop.quit)
+                return
+            marks["end"] = (chunk.stamp, chunk.last_iteration)
+
+        probe.timeout.connect(on_probe)
+        window.controller.progress.connect(on_progress)
+        window.controller.failed.connect(lambda message: (marks.setdefault("error", message), loop.quit()))
+        QTimer.singleShot(0, window.start)
+        QTimer.singleShot(int((seconds + 120) * 1000), loop.quit)   # never hang if training cannot start
+        loop.exec()
+        probe.stop()
+        if "cpu" in marks:
+            cpu, wall = time.thread_time() - marks["cpu"][0], time.perf_counter() - marks["cpu"][1]
+            marks["gui_cpu_share"] = round(cpu / wall, 3)
+        marks["plot_refresh_ms"] = window._plot_timer.interval()
+        window.close()
+        settings.sync()
+    if "error" in marks:
+        raise RuntimeError(f"training in the window failed: {marks['error']}")
+    if "end" not in marks:
+        raise RuntimeError("the window reported no training progress")
+    (t0, i0), (t1, i1) = marks["start"], marks["end"]
+    extra = {"gui_iterations": i1 - i0, "gui_thread_cpu_share": marks.get("gui_cpu_share"),
+             "plot_refresh_ms": marks["plot_refresh_ms"]}
+    return (i1 - i0) / (t1 - t0), lateness, extra
+
+
+def run_gui_bench(seconds: float = 10, config: ExperimentConfig | None = None, options=None) -> dict:
+    """Headless vs in-window meta-iterations/s (their ratio, target >= 0.9) and event-loop latency
+    percentiles while training (target p95 < 50 ms). ``seconds`` is the window's share; the headless
+    loop runs half of it before and half after."""
+    from .app import application
+    from .training import reserve_gui_core
+
+    application([])
+    threads = reserve_gui_core()
+    config = config or ExperimentConfig()
+    config = config.replace("train", iterations=10**9)
+    before = headless_rate(config, seconds / 2)
+    gui, lateness, extra = gui_rate(config, seconds, options)
+    after = headless_rate(config, seconds / 2)
+    headless = (before + after) / 2
+    late = np.asarray(lateness) if lateness else np.zeros(1)
+    return {
+        "headless_it_s": round(headless, 2),
+        "gui_it_s": round(gui, 2),
+        "ratio": round(gui / headless, 3),
+        "latency_p50_ms": round(float(np.percentile(late, 50)), 2),
+        "latency_p95_ms": round(float(np.percentile(late, 95)), 2),
+        "latency_max_ms": round(float(late.max()), 2),
+        "headless_before_it_s": round(before, 2),
+        "headless_after_it_s": round(after, 2),
+        "torch_threads": threads,
+        **extra,
+    }

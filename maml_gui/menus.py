@@ -1,0 +1,142 @@
+"""The window's actions (with icons and shortcuts), its menus and its toolbar.
+
+Actions only call the window's plain methods, so tests drive the same code paths by calling
+those methods (or ``action.trigger()``) without menus or dialogs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import QMenu, QStyle, QToolBar, QWidget
+
+ICON_DIR = Path(__file__).resolve().parent.parent / "assets" / "icons"
+
+_FALLBACK = {
+    "start": QStyle.StandardPixmap.SP_MediaPlay, "pause": QStyle.StandardPixmap.SP_MediaPause,
+    "step": QStyle.StandardPixmap.SP_MediaSkipForward, "stop": QStyle.StandardPixmap.SP_MediaStop,
+    "reset": QStyle.StandardPixmap.SP_BrowserReload, "open": QStyle.StandardPixmap.SP_DialogOpenButton,
+    "save": QStyle.StandardPixmap.SP_DialogSaveButton, "export": QStyle.StandardPixmap.SP_DriveFDIcon,
+}
+
+
+def icon(widget: QWidget, name: str) -> QIcon:
+    """The app's own SVG icon, or the platform's standard icon when the file is missing."""
+    path = ICON_DIR / f"{name}.svg"
+    if path.is_file():
+        found = QIcon(str(path))
+        if not found.isNull():
+            return found
+    return widget.style().standardIcon(_FALLBACK[name])
+
+
+@dataclass
+class Actions:
+    start: QAction
+    pause: QAction
+    step: QAction
+    stop: QAction
+    reset: QAction
+    new: QAction
+    open: QAction
+    save: QAction
+    save_as: QAction
+    export_weights: QAction
+    export_curves: QAction
+    export_plots: dict[str, QAction]
+    quit: QAction
+    recent: QMenu
+
+
+PLOT_TITLES = {"loss": "Meta-training loss", "steps": "Per-step query loss",
+               "adaptation": "Adaptation on held-out tasks", "task": "Held-out task view"}
+
+
+def build_actions(window) -> Actions:
+    def make(text, slot, shortcut=None, icon_name=None, tip=""):
+        action = QAction(text, window)
+        if icon_name:
+            action.setIcon(icon(window, icon_name))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        shown = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{tip} ({shown})" if shown and tip else tip or text)
+        action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    pause = make("Pause", window.toggle_pause, "Space", "pause", "Pause training / resume it")
+    pause.setCheckable(True)
+    plots = {key: make(f"{title}…", lambda key=key: window.choose_plot_export(key), None, None,
+                       f"Save the {title.lower()} plot as PNG or SVG") for key, title in PLOT_TITLES.items()}
+    return Actions(
+        start=make("Start", window.start, "Ctrl+Return", "start", "Start training (or resume a paused run)"),
+        pause=pause,
+        step=make("Step", window.step, "Ctrl+Right", "step", "Run exactly one meta-iteration, then pause"),
+        stop=make("Stop", window.stop, "Ctrl+.", "stop", "Stop training; the run and its weights are kept"),
+        reset=make("Reset", window.reset, "Ctrl+R", "reset", "Stop and clear the live plots for a fresh run"),
+        new=make("New experiment", window.new_experiment, QKeySequence.StandardKey.New, None, "Default settings"),
+        open=make("Open experiment…", window.choose_open, QKeySequence.StandardKey.Open, "open",
+                  "Open an experiment file (JSON)"),
+        save=make("Save experiment", window.choose_save, QKeySequence.StandardKey.Save, "save",
+                  "Save the experiment settings as JSON"),
+        save_as=make("Save experiment as…", lambda: window.choose_save(ask=True), QKeySequence.StandardKey.SaveAs,
+                     None, "Save the experiment settings under a new name"),
+        export_weights=make("Export weights…", window.choose_export_weights, "Ctrl+E", "export",
+                            "Write config.json, weights.safetensors and metrics.csv of a run into a folder"),
+        export_curves=make("Export curves as CSV…", window.choose_export_curves, None, None,
+                           "Write the loss curves of the shown and ticked runs as CSV"),
+        export_plots=plots,
+        quit=make("Quit", window.close, QKeySequence.StandardKey.Quit, None, "Close the window"),
+        recent=QMenu("Recent experiments", window),
+    )
+
+
+def build_menus(window, actions: Actions) -> None:
+    bar = window.menuBar()
+    file = bar.addMenu("&File")
+    for action in (actions.new, actions.open):
+        file.addAction(action)
+    file.addMenu(actions.recent)
+    file.addSeparator()
+    file.addAction(actions.save)
+    file.addAction(actions.save_as)
+    file.addSeparator()
+    file.addAction(actions.export_weights)
+    plots = file.addMenu(icon(window, "export"), "Export plot")
+    for action in actions.export_plots.values():
+        plots.addAction(action)
+    file.addAction(actions.export_curves)
+    file.addSeparator()
+    file.addAction(actions.quit)
+    train = bar.addMenu("&Training")
+    for action in (actions.start, actions.pause, actions.step, actions.stop, actions.reset):
+        train.addAction(action)
+    window.view_menu = bar.addMenu("&View")
+
+
+def fill_recent(menu: QMenu, paths: list[str], open_path) -> None:
+    menu.clear()
+    for i, path in enumerate(paths):
+        action = menu.addAction(f"&{i + 1}  {Path(path).name}", lambda p=path: open_path(p))
+        action.setToolTip(path)
+        action.setStatusTip(path)
+    menu.setEnabled(bool(paths))
+
+
+def build_toolbar(window, actions: Actions) -> QToolBar:
+    bar = QToolBar("Training", window)
+    bar.setObjectName("training_toolbar")
+    bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    bar.setMovable(False)
+    for action in (actions.start, actions.pause, actions.step, actions.stop, actions.reset):
+        bar.addAction(action)
+    bar.addSeparator()
+    for action in (actions.open, actions.save, actions.export_weights):
+        bar.addAction(action)
+    window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+    return bar

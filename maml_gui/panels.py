@@ -1,0 +1,157 @@
+"""Small pieces of the main window: the error banner, the status-bar readout and the plot grid."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget
+
+from .inspection import RegionsView
+from .widgets.plots import AdaptationPlot, FunctionPlot, LossPlot, StepLossPlot
+
+BASELINE_HELP = (
+    "Scores on a fixed batch of {tasks} held-out tasks after 0..M gradient steps on each task's support set "
+    "(M = max(10, inner steps)); error bars are 95% confidence intervals over the tasks.\n"
+    "meta-learned: the current meta-learned initialisation.\n"
+    "pretrain: a baseline network trained jointly on all tasks (algorithm \"pretrain\"); it trains on the same "
+    "thread alongside the run, with about {share:.0%} of the training time, so it gets fewer updates than the run.\n"
+    "scratch: a fresh random initialisation fine-tuned with the same inner learning rate.\n"
+    "Updated about every {interval:g} s, when paused, after a single step and at the end of a run.")
+
+
+_BANNER_STYLES = {
+    "error": "#banner { background: #fdecea; border: 1px solid #d62728; border-radius: 3px; } QLabel { color: #8b1a1a; }",
+    "warning": "#banner { background: #fff4e0; border: 1px solid #e0a030; border-radius: 3px; } QLabel { color: #6b4500; }",
+}
+
+
+class ErrorBanner(QWidget):
+    """A dismissible strip above the plots: errors (red) or why Start is disabled (amber) stay
+    readable without blocking the window."""
+
+    def __init__(self, parent: QWidget | None = None, kind: str = "error", closable: bool = True):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet(_BANNER_STYLES[kind])
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        close.setVisible(closable)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class StatusReadout:
+    """Iteration, iterations/s, ETA and device as permanent status-bar labels."""
+
+    def __init__(self, status_bar):
+        self.iteration = QLabel()
+        self.rate = QLabel()
+        self.eta = QLabel()
+        self.device = QLabel()
+        for label, tip in ((self.iteration, "Meta-iterations done / planned"), (self.rate, "Meta-iterations per second"),
+                           (self.eta, "Estimated time to the planned iteration count"),
+                           (self.device, "Where the training runs")):
+            label.setToolTip(tip)
+            label.setContentsMargins(8, 0, 8, 0)
+            status_bar.addPermanentWidget(label)
+        self.clear()
+
+    def clear(self, device: str = "") -> None:
+        self.iteration.setText("iteration –")
+        self.rate.setText("– it/s")
+        self.eta.setText("ETA –")
+        self.device.setText(f"device {device or '–'}")
+
+    def show(self, iteration: int, total: int, rate: float, state: str) -> None:
+        """``state``: running, paused, stopped, completed or failed."""
+        running = state == "running"
+        self.iteration.setText(f"iteration {iteration:,} / {total:,}")
+        self.rate.setText(f"{rate:,.1f} it/s" if running else state)
+        eta = (total - iteration) / rate if running and rate > 0 else float("nan")
+        self.eta.setText(f"ETA {_duration(eta)}")
+
+    def set_device(self, device: str) -> None:
+        self.device.setText(f"device {device}")
+
+
+class PlotsArea(QSplitter):
+    """The four live views in a 2×2 grid of splitters; the task view has its 'New task' button."""
+
+    new_task = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(Qt.Orientation.Vertical, parent)
+        self.loss = LossPlot()
+        self.steps = StepLossPlot()
+        self.adaptation = AdaptationPlot()
+        self.task = FunctionPlot()
+        self.new_task_button = QPushButton("New task")
+        self.new_task_button.setToolTip("Show another held-out task (not used in training).")
+        self.new_task_button.clicked.connect(self.new_task)
+        task_box = QWidget()
+        box = QVBoxLayout(task_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(2)
+        box.addWidget(self.task, 1)
+        row = QHBoxLayout()
+        self.task_caption = QLabel()
+        self.task_caption.setStyleSheet("color: #555;")
+        row.addWidget(self.task_caption, 1)
+        row.addWidget(self.new_task_button)
+        box.addLayout(row)
+        self.top = QSplitter(Qt.Orientation.Horizontal)
+        self.bottom = QSplitter(Qt.Orientation.Horizontal)
+        self.top.addWidget(self.loss)
+        self.top.addWidget(self.steps)
+        self.bottom.addWidget(self.adaptation)
+        self.bottom.addWidget(task_box)
+        for splitter in (self.top, self.bottom):
+            splitter.setChildrenCollapsible(False)
+        self.addWidget(self.top)
+        self.addWidget(self.bottom)
+        self.setChildrenCollapsible(False)
+
+    def show_preview(self, preview) -> None:
+        """Draw an ``inspection.Preview``: the function view, or decision regions for 2-D classification."""
+        view = preview.view
+        if view is None:
+            self.task_caption.setText("No task view for this family")
+            return
+        extra = ""
+        if isinstance(view, RegionsView):
+            self.task.show_regions(view.grid_x, view.grid_y, view.labels, view.points_x, view.points_y, view.point_labels)
+            extra = f" · query accuracy {view.accuracy:.0%} after {view.steps} step{'s' * (view.steps != 1)}"
+        else:
+            self.task.show_function(view)
+        self.task_caption.setText(f"task #{preview.task_index + 1} · iteration {preview.iteration:,}{extra}")
+
+    def plot_item(self, key: str):
+        """The pyqtgraph PlotItem behind a view, for image/SVG export."""
+        widget = {"loss": self.loss, "steps": self.steps, "adaptation": self.adaptation, "task": self.task}[key]
+        return widget.plot.getPlotItem()

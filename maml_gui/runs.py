@@ -1,0 +1,156 @@
+"""The runs of a session, kept so they can be compared, exported and overlaid after they end.
+
+Qt-free: a run is its configuration, a bounded metric history and the last good weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from core.config import ExperimentConfig
+
+HISTORY_LIMIT = 50_000   # rows kept per run; past it every other row is dropped (stride doubles)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One kept iteration, shaped like ``core.trainer.StepMetrics`` for ``core.checkpoint.save_run``."""
+
+    iteration: int
+    meta_loss: float
+    step_losses: tuple[float, ...]
+    grad_norm: float
+    seconds: float
+
+
+class History:
+    """Per-iteration metrics in growing numpy buffers, decimated so memory stays bounded.
+
+    Rows are kept when ``iteration % stride == 0``; each time the buffer passes ``limit`` rows
+    the stride doubles and the rows it no longer keeps are dropped, so a run of any length keeps
+    between ``limit / 2`` and ``limit`` evenly spaced rows (the last row is kept aside as well).
+    """
+
+    def __init__(self, limit: int = HISTORY_LIMIT):
+        self.limit = limit
+        self.stride = 1
+        self._data: np.ndarray | None = None    # columns: iteration, meta_loss, grad_norm, seconds, step losses...
+        self._n = 0
+        self.last: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, iterations, meta_losses, grad_norms, seconds, step_losses) -> None:
+        iterations = np.asarray(iterations, dtype=np.float64)
+        if len(iterations) == 0:
+            return
+        rows = np.column_stack([iterations, meta_losses, grad_norms, seconds, np.asarray(step_losses, np.float64)])
+        self.last = rows[-1].copy()
+        rows = rows[iterations.astype(np.int64) % self.stride == 0]
+        if self._data is None:
+            self._data = np.empty((max(1024, len(rows)), rows.shape[1]))
+        if rows.shape[1] != self._data.shape[1]:
+            raise ValueError("the number of inner steps changed within a run")
+        need = self._n + len(rows)
+        if need > len(self._data):
+            grown = np.empty((max(need, 2 * len(self._data)), self._data.shape[1]))
+            grown[:self._n] = self._data[:self._n]
+            self._data = grown
+        self._data[self._n:need] = rows
+        self._n = need
+        while self._n > self.limit:
+            self.stride *= 2
+            kept = self._data[:self._n][self._data[:self._n, 0].astype(np.int64) % self.stride == 0]
+            self._n = len(kept)
+            self._data[:self._n] = kept
+
+    def _column(self, index: int) -> np.ndarray:
+        return np.empty(0) if self._data is None else self._data[:self._n, index]
+
+    @property
+    def iterations(self) -> np.ndarray:
+        return self._column(0)
+
+    @property
+    def meta_losses(self) -> np.ndarray:
+        return self._column(1)
+
+    @property
+    def step_losses(self) -> np.ndarray:
+        return np.empty((0, 0)) if self._data is None else self._data[:self._n, 4:]
+
+    def rows(self) -> list[MetricRow]:
+        """The kept rows plus the last one, for ``save_run``'s ``metrics.csv``."""
+        table = [] if self._data is None else list(self._data[:self._n])
+        if self.last is not None and (not table or table[-1][0] != self.last[0]):
+            table.append(self.last)
+        return [MetricRow(int(r[0]), float(r[1]), tuple(float(v) for v in r[4:]), float(r[2]), float(r[3]))
+                for r in table]
+
+
+@dataclass
+class RunRecord:
+    run_id: int
+    name: str
+    config: ExperimentConfig
+    history: History = field(default_factory=History)
+    weights: dict | None = None       # last good snapshot (detached CPU tensors)
+    weights_iteration: int = 0
+    status: str = "starting"          # starting | running | paused | stopped | completed | failed
+    error: str | None = None
+    device: str = ""
+
+    @property
+    def iteration(self) -> int:
+        return 0 if self.history.last is None else int(self.history.last[0])
+
+    @property
+    def final_loss(self) -> float | None:
+        return None if self.history.last is None else float(self.history.last[1])
+
+
+class RunRegistry:
+    """Every run of the session, in creation order."""
+
+    def __init__(self):
+        self._runs: dict[int, RunRecord] = {}
+        self._ids = itertools.count(1)
+
+    def create(self, config: ExperimentConfig) -> RunRecord:
+        run_id = next(self._ids)
+        record = RunRecord(run_id, f"run {run_id} · {config.algorithm.name} · {config.family.name}", config)
+        self._runs[run_id] = record
+        return record
+
+    def get(self, run_id) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    def remove(self, run_id) -> None:
+        self._runs.pop(run_id, None)
+
+    def __iter__(self):
+        return iter(list(self._runs.values()))
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+def curves_csv(runs: Iterable[RunRecord]) -> str:
+    """Long format, one row per kept iteration of each run: run, iteration, meta_loss, step_loss_0..N."""
+    runs = list(runs)
+    width = max((r.history.step_losses.shape[1] for r in runs if len(r.history)), default=0)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run", "algorithm", "iteration", "meta_loss", *(f"step_loss_{s}" for s in range(width))])
+    for run in runs:
+        for row in run.history.rows():
+            steps = [repr(v) for v in row.step_losses] + [""] * (width - len(row.step_losses))
+            writer.writerow([run.name, run.config.algorithm.name, row.iteration, repr(row.meta_loss), *steps])
+    return buf.getvalue()

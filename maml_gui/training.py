@@ -1,0 +1,494 @@
+"""Training off the GUI thread: a worker that steps the engine, and the controller that owns its thread.
+
+The worker is a plain ``QObject`` moved to a ``QThread``. It builds its trainers inside the
+thread, so no module, optimiser or graph-holding tensor is ever touched by two threads. The
+GUI talks to it only through direct, thread-safe method calls (a queued signal would never be
+delivered while the loop runs); it talks back only with plain data: numpy arrays, floats,
+frozen dataclasses and detached CPU weight copies.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from core.config import ExperimentConfig
+from core.errors import MamlError, TrainingDiverged
+from core.trainer import MetaTrainer, StepMetrics
+
+from .inspection import Inspector
+
+_LIVE_THREADS: set[QThread] = set()
+
+
+def reserve_gui_core() -> int:
+    """Leave one CPU core to the GUI thread: cap torch's intra-op threads at ``cores - 1``.
+
+    On small machines torch's default (one thread per core) makes its worker threads fight
+    the GUI thread, and each meta-iteration's many small ops then wait on one another: on a
+    2-core machine with other work running, a default-size MAML step got more than 10x slower. Returns the thread count now used.
+    """
+    cores = os.cpu_count() or 1
+    threads = max(1, min(torch.get_num_threads(), cores - 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def live_threads() -> list[QThread]:
+    """Training threads started and not yet finished (tests assert this is empty after each test)."""
+    return [t for t in list(_LIVE_THREADS) if t.isRunning()]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How the worker shares its time between training, the baseline and the live views.
+
+    ``baseline_share``: the pretrain baseline (a second trainer, algorithm "pretrain") takes a
+    step whenever it has used less than this fraction of the time spent on meta-steps.
+    """
+
+    emit_interval: float = 0.05     # s between progress emissions (at most ~20 per second)
+    inspect_interval: float = 2.0   # s between adaptation / preview / weights snapshots
+    inspect_share: float = 0.03     # ... stretched so they take at most this share of the time
+    eval_tasks: int = 50
+    baseline: bool = True
+    baseline_share: float = 0.03
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    device: str
+    total: int
+    baseline: bool
+
+
+@dataclass(frozen=True)
+class ProgressChunk:
+    """Metrics of consecutive meta-iterations since the previous chunk."""
+
+    iterations: np.ndarray           # int64 [n]
+    meta_losses: np.ndarray          # [n]
+    step_losses: np.ndarray          # [n, inner_steps + 1]
+    step_accuracy: np.ndarray | None
+    grad_norms: np.ndarray           # [n]
+    seconds: np.ndarray              # [n] compute time of each meta-iteration
+    stamp: float                     # time.perf_counter() when the chunk left the worker
+    rate: float                      # recent meta-iterations per second (0 while paused)
+    total: int                       # target iteration count
+
+    @property
+    def last_iteration(self) -> int:
+        return int(self.iterations[-1])
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    reason: str       # "completed" | "stopped"
+    iteration: int
+
+
+class TrainingWorker(QObject):
+    """Steps a :class:`MetaTrainer` until done or stopped; every unit of work ends in a signal."""
+
+    started = Signal(object)         # RunStarted
+    progress = Signal(object)        # ProgressChunk
+    adaptation = Signal(object)      # inspection.AdaptationSnapshot
+    preview = Signal(object)         # inspection.Preview
+    weights = Signal(object)         # dict[str, Tensor], detached CPU copies
+    paused_changed = Signal(bool)    # the loop really is (not) waiting
+    notice = Signal(str)             # a non-fatal problem (the baseline diverged ...)
+    finished = Signal(object)        # RunEnd
+    failed = Signal(str)             # a readable message; the last good weights were emitted first
+
+    def __init__(self, config: ExperimentConfig, options: WorkerOptions | None = None, *,
+                 start_paused: bool = False, steps: int = 0, preview_index: int = 0):
+        super().__init__()
+        self._config = config
+        self._options = options or WorkerOptions()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._wake = threading.Event()
+        if start_paused:
+            self._paused.set()
+        self._pending_steps = steps
+        self._pending_lr: float | None = None
+        self._total = config.train.iterations
+        self._inspect_interval = self._options.inspect_interval
+        self._preview_request: int | None = None
+        self._preview_index = preview_index
+        self._buffer: list[StepMetrics] = []
+        self._trainer: MetaTrainer | None = None
+        self._inspector: Inspector | None = None
+        self._baseline: MetaTrainer | None = None
+        self._meta_time = self._baseline_time = self._inspect_cost = 0.0
+        self._last_emit = self._rate_time = self._last_inspect = time.perf_counter()
+        self._rate_iteration, self._rate = 0, 0.0
+
+    # -- called from the GUI thread (thread-safe) --------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def pause(self) -> None:
+        self._paused.set()
+        self._wake.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._wake.set()
+
+    def step_once(self) -> None:
+        """Pause (if running) and do exactly one more meta-iteration."""
+        with self._lock:
+            self._pending_steps += 1
+        self._paused.set()
+        self._wake.set()
+
+    def set_meta_lr(self, lr: float) -> None:
+        with self._lock:
+            self._pending_lr = float(lr)
+        self._wake.set()
+
+    def set_iterations(self, total: int) -> None:
+        with self._lock:
+            self._total = int(total)
+        self._wake.set()
+
+    def set_inspect_interval(self, seconds: float) -> None:
+        """How often to refresh the adaptation scores, task view and weights snapshot."""
+        with self._lock:
+            self._inspect_interval = float(seconds)
+
+    def request_preview(self, task_index: int) -> None:
+        with self._lock:
+            self._preview_request = int(task_index)
+        self._wake.set()
+
+    # -- the thread's work -------------------------------------------------------------------
+    @Slot()
+    def run(self) -> None:
+        try:
+            reason = self._run()
+        except TrainingDiverged as exc:
+            self._fail(str(exc))
+        except (torch.OutOfMemoryError, MemoryError):
+            self._fail("out of memory: try a smaller meta-batch, smaller hidden layers or fewer inner steps. "
+                       "The weights from the last completed iteration were kept.")
+        except MamlError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the window, never kill the thread silently
+            traceback.print_exc()
+            self._fail(f"training stopped by an unexpected error: {type(exc).__name__}: {exc}")
+        else:
+            self.finished.emit(RunEnd(reason, self._trainer.iteration))
+        finally:
+            self._trainer = self._inspector = self._baseline = None
+
+    def _fail(self, message: str) -> None:
+        try:
+            self._flush(0.0)
+            if self._inspector is not None:   # the views show the weights that are kept
+                self._inspect(self._inspector, self._baseline)
+            else:
+                self._emit_weights()
+        except Exception:  # noqa: BLE001 - the failure message matters more than a last snapshot
+            traceback.print_exc()
+        self.failed.emit(message)
+
+    def _run(self) -> str:
+        opts = self._options
+        trainer = self._trainer = MetaTrainer(self._config)
+        baseline = None
+        if opts.baseline and self._config.algorithm.name != "pretrain":
+            baseline = MetaTrainer(self._config.replace("algorithm", name="pretrain"))
+        self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None))
+        inspector = self._inspector = Inspector(trainer, opts.eval_tasks)
+        self._baseline = baseline
+        self._last_emit = self._rate_time = time.perf_counter()
+        self._inspect(inspector, baseline)
+        announced_pause = False
+        while not self._stop.is_set():
+            self._apply_requests(trainer, inspector)
+            if trainer.iteration >= self._total:
+                self._flush(0.0)
+                self._inspect(inspector, baseline)
+                return "completed"
+            single = False
+            if self._paused.is_set():
+                self._wake.clear()  # cleared before the checks: a request made after this wakes the wait
+                single = self._take_single_step()
+                if not single:
+                    if self._stop.is_set() or not self._paused.is_set() or self._has_requests():
+                        continue
+                    if not announced_pause:
+                        announced_pause = True
+                        self._flush(0.0)
+                        self._inspect(inspector, baseline)
+                        self.paused_changed.emit(True)
+                    self._wake.wait(0.5)
+                    continue
+            elif announced_pause:
+                announced_pause = False
+                self._rate_time, self._rate_iteration = time.perf_counter(), trainer.iteration
+                self.paused_changed.emit(False)
+            self._train_once(trainer, baseline)
+            if single:
+                self._flush(0.0)
+                self._inspect(inspector, baseline)
+            else:
+                self._flush(opts.emit_interval)
+                if self._inspect_due():
+                    self._inspect(inspector, baseline)
+        self._flush(0.0)
+        self._inspect(inspector, baseline)
+        return "stopped"
+
+    def _train_once(self, trainer: MetaTrainer, baseline: MetaTrainer | None) -> None:
+        start = time.perf_counter()
+        self._buffer.append(trainer.step())
+        mid = time.perf_counter()
+        self._meta_time += mid - start
+        if baseline is not None and self._baseline_time < self._options.baseline_share * self._meta_time:
+            try:
+                baseline.step()
+            except TrainingDiverged as exc:
+                self.notice.emit(f"the pretrain baseline stopped: {exc}")
+                self._options = _without_baseline(self._options)
+            self._baseline_time += time.perf_counter() - mid
+
+    def _take_single_step(self) -> bool:
+        with self._lock:
+            if self._pending_steps > 0:
+                self._pending_steps -= 1
+                return True
+        return False
+
+    def _has_requests(self) -> bool:
+        with self._lock:
+            return self._pending_lr is not None or self._preview_request is not None
+
+    def _apply_requests(self, trainer: MetaTrainer, inspector: Inspector) -> None:
+        with self._lock:
+            lr, self._pending_lr = self._pending_lr, None
+            preview, self._preview_request = self._preview_request, None
+        if lr is not None:
+            trainer.set_meta_lr(lr)
+        if preview is not None:
+            self._preview_index = preview
+            self.preview.emit(inspector.preview(preview))
+
+    def _inspect_due(self) -> bool:
+        """Every ``inspect_interval`` s, stretched (up to 3x) while snapshots cost more than their share."""
+        base = self._inspect_interval
+        stretched = self._inspect_cost / max(self._options.inspect_share, 1e-6)
+        interval = min(max(base, stretched), 3 * base)
+        return time.perf_counter() - self._last_inspect >= interval
+
+    def _inspect(self, inspector: Inspector, baseline: MetaTrainer | None) -> None:
+        """Adaptation scores, the preview task and a weights snapshot, all at the current iteration."""
+        start = time.perf_counter()
+        if not self._options.baseline:
+            baseline = None
+        self.adaptation.emit(inspector.adaptation(baseline))
+        self.preview.emit(inspector.preview(self._preview_index))
+        self._emit_weights()
+        self._last_inspect = time.perf_counter()
+        self._inspect_cost = self._last_inspect - start
+
+    def _emit_weights(self) -> None:
+        if self._trainer is not None:
+            weights = self._trainer.weights()
+            if all(bool(torch.isfinite(t).all()) for t in weights.values()):
+                self.weights.emit(weights)
+
+    def _flush(self, min_interval: float) -> None:
+        now = time.perf_counter()
+        if not self._buffer or now - self._last_emit < min_interval:
+            return
+        rows, self._buffer = self._buffer, []
+        iteration = rows[-1].iteration
+        if now > self._rate_time and not self._paused.is_set():
+            recent = (iteration - self._rate_iteration) / (now - self._rate_time)
+            self._rate = recent if self._rate == 0 else 0.7 * self._rate + 0.3 * recent
+        elif self._paused.is_set():
+            self._rate = 0.0
+        self._rate_time, self._rate_iteration, self._last_emit = now, iteration, now
+        accuracy = rows[0].step_accuracy is not None
+        self.progress.emit(ProgressChunk(
+            np.fromiter((r.iteration for r in rows), np.int64, len(rows)),
+            np.fromiter((r.meta_loss for r in rows), np.float64, len(rows)),
+            np.array([r.step_losses for r in rows], np.float64),
+            np.array([r.step_accuracy for r in rows], np.float64) if accuracy else None,
+            np.fromiter((r.grad_norm for r in rows), np.float64, len(rows)),
+            np.fromiter((r.seconds for r in rows), np.float64, len(rows)),
+            now, self._rate, self._total))
+
+
+def _without_baseline(options: WorkerOptions) -> WorkerOptions:
+    return replace(options, baseline=False)
+
+
+class TrainingController(QObject):
+    """Owns at most one (thread, worker) pair and relays the worker's signals in the GUI thread."""
+
+    started = Signal(object)
+    progress = Signal(object)
+    adaptation = Signal(object)
+    preview = Signal(object)
+    weights = Signal(object)
+    paused_changed = Signal(bool)
+    notice = Signal(str)
+    finished = Signal(object)
+    failed = Signal(str)
+    running_changed = Signal(bool)   # a training thread exists (running or paused)
+
+    def __init__(self, parent: QObject | None = None, options: WorkerOptions | None = None):
+        super().__init__(parent)
+        self.options = options or WorkerOptions()
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._paused = False
+
+    def is_active(self) -> bool:
+        return self._thread is not None
+
+    def is_paused(self) -> bool:
+        return self._thread is not None and self._paused
+
+    def start(self, config: ExperimentConfig, *, paused: bool = False, steps: int = 0, preview_index: int = 0) -> None:
+        if self._thread is not None:
+            raise RuntimeError("a training run is already active; stop it first")
+        thread = QThread()
+        thread.setObjectName("maml-training")
+        worker = TrainingWorker(config, self.options, start_paused=paused, steps=steps, preview_index=preview_index)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        thread.finished.connect(self._on_thread_finished)
+        worker.started.connect(self._on_worker_started)
+        worker.progress.connect(self._on_worker_progress)
+        worker.adaptation.connect(self._on_worker_adaptation)
+        worker.preview.connect(self._on_worker_preview)
+        worker.weights.connect(self._on_worker_weights)
+        worker.paused_changed.connect(self._on_worker_paused)
+        worker.notice.connect(self._on_worker_notice)
+        worker.finished.connect(self._on_worker_finished)
+        worker.failed.connect(self._on_worker_failed)
+        worker.finished.connect(thread.quit)
+        worker.failed.connect(thread.quit)
+        self._thread, self._worker, self._paused = thread, worker, paused
+        _LIVE_THREADS.add(thread)
+        thread.start()
+        self.running_changed.emit(True)
+
+    # -- direct, thread-safe requests ----------------------------------------------------------
+    def pause(self) -> None:
+        if self._worker is not None:
+            self._paused = True
+            self._worker.pause()
+
+    def resume(self) -> None:
+        if self._worker is not None:
+            self._paused = False
+            self._worker.resume()
+
+    def step(self) -> None:
+        if self._worker is not None:
+            self._paused = True
+            self._worker.step_once()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
+    def set_meta_lr(self, lr: float) -> None:
+        if self._worker is not None:
+            self._worker.set_meta_lr(lr)
+
+    def set_iterations(self, total: int) -> None:
+        if self._worker is not None:
+            self._worker.set_iterations(total)
+
+    def set_inspect_interval(self, seconds: float) -> None:
+        if self._worker is not None:
+            self._worker.set_inspect_interval(seconds)
+
+    def request_preview(self, task_index: int) -> bool:
+        """Ask the worker for another preview task; False when no run is active."""
+        if self._worker is None:
+            return False
+        self._worker.request_preview(task_index)
+        return True
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Stop and wait for the thread (window closing, app quitting). True once it has ended."""
+        thread = self._thread
+        if thread is None:
+            return True
+        self.stop()
+        thread.quit()
+        if not thread.wait(timeout_ms):
+            return False
+        self._release()
+        return True
+
+    # -- relays (queued into the GUI thread) ----------------------------------------------------
+    @Slot(object)
+    def _on_worker_started(self, info):
+        self.started.emit(info)
+
+    @Slot(object)
+    def _on_worker_progress(self, chunk):
+        self.progress.emit(chunk)
+
+    @Slot(object)
+    def _on_worker_adaptation(self, snapshot):
+        self.adaptation.emit(snapshot)
+
+    @Slot(object)
+    def _on_worker_preview(self, preview):
+        self.preview.emit(preview)
+
+    @Slot(object)
+    def _on_worker_weights(self, weights):
+        self.weights.emit(weights)
+
+    @Slot(bool)
+    def _on_worker_paused(self, paused):
+        self.paused_changed.emit(paused)
+
+    @Slot(str)
+    def _on_worker_notice(self, message):
+        self.notice.emit(message)
+
+    @Slot(object)
+    def _on_worker_finished(self, end):
+        self.finished.emit(end)
+
+    @Slot(str)
+    def _on_worker_failed(self, message):
+        self.failed.emit(message)
+
+    @Slot()
+    def _on_thread_finished(self):
+        if self._thread is not None and self._thread.isFinished():
+            self._release()
+
+    def _release(self) -> None:
+        """Forget the pair once its thread has fully exited.
+
+        Python owns both objects (no ``deleteLater``): a C++ deletion racing the wrapper's own
+        deletion crashes PySide, so the last reference is dropped here, after ``wait()``.
+        """
+        self._thread.wait()
+        _LIVE_THREADS.discard(self._thread)
+        self._thread = self._worker = None
+        self._paused = False
+        self.running_changed.emit(False)

@@ -1,0 +1,222 @@
+"""Model, algorithm and optimisation settings as one form.
+
+The panel owns only presentation: its specs are validated by the engine's own ``validate()``
+so the rules are written once. Meta learning rate is the one setting that applies live, so it
+has its own signal and stays editable while training (``set_training``).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
+                               QLineEdit, QSpinBox, QVBoxLayout, QWidget)
+
+from core.algorithms import TITLES
+from core.config import ACTIVATIONS, AlgorithmSpec, ExperimentConfig, ModelSpec, TrainSpec
+from core.device import available_devices
+from core.errors import ConfigError
+
+from .family_editor import INVALID_STYLE, mark_invalid
+
+INT_MAX = 2**31 - 1
+HELP = {
+    "hidden": "Hidden layer widths of the MLP, comma separated (e.g. 40,40 as in the MAML paper).",
+    "activation": "Non-linearity applied after each hidden layer.",
+    "algorithm": "How the initialisation is meta-learned; Pretrain is the plain multi-task baseline.",
+    "inner_steps": "Gradient steps each task takes on its support set before the query loss is measured.",
+    "inner_lr": "Step size of those per-task (inner-loop) gradient steps.",
+    "meta_lr": "Adam step size for the shared initialisation (outer loop); changes apply live while training.",
+    "meta_batch": "Tasks averaged per meta-update.",
+    "shots": "Support examples per task (K in K-shot; per class for classification).",
+    "query": "Query examples per task, on which the adapted model is scored (per class for classification).",
+    "iterations": "Meta-updates to run before training stops.",
+    "seed": "Seed for initialisation and task sampling; the same seed gives the same run.",
+    "device": "Where to compute; auto picks a GPU when one is available.",
+    "msl_iterations": "MAML++: meta-iterations over which the multi-step loss anneals toward the last step.",
+    "first_order_iterations": "MAML++: meta-iterations run first-order before switching to second order.",
+}
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """``"40, 40"`` -> ``(40, 40)``; raises ConfigError("model.hidden") with a readable reason."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",")]
+    if not text.strip():
+        raise ConfigError("model.hidden", "give at least one layer width, e.g. 40,40")
+    sizes = []
+    for part in parts:
+        if not part.isdigit():
+            raise ConfigError("model.hidden", f"{part or 'an empty entry'!r} is not a whole number; write widths like 40,40")
+        sizes.append(int(part))
+    return tuple(sizes)
+
+
+class HyperPanel(QWidget):
+    """Edits the model, algorithm and training sections of an :class:`ExperimentConfig`."""
+
+    changed = Signal()
+    meta_lr_changed = Signal(float)
+    validity_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._error: ConfigError | None = None
+        self.hidden = QLineEdit("40,40")
+        self.hidden.setPlaceholderText("e.g. 40,40")
+        self.activation = _combo({a: a for a in ACTIVATIONS})
+        self.algorithm = _combo(TITLES)
+        self.inner_steps = _int_box(1, 100)
+        self.inner_lr = _rate_box(100.0)
+        self.meta_lr = _rate_box(10.0)
+        self.meta_batch = _int_box(1, 4096)
+        self.shots = _int_box(1, 10000)
+        self.query = _int_box(1, 10000)
+        self.iterations = _int_box(1, INT_MAX)
+        self.iterations.setSingleStep(1000)
+        self.seed = _int_box(0, INT_MAX)
+        self.device = _combo({d: d for d in ["auto", *available_devices()]})
+        self.msl_iterations = _int_box(0, INT_MAX)
+        self.first_order_iterations = _int_box(0, INT_MAX)
+        for box in (self.msl_iterations, self.first_order_iterations):
+            box.setSingleStep(100)
+
+        model = _group("Model", [("Hidden layers", self.hidden), ("Activation", self.activation)])
+        algorithm = _group("Algorithm", [("Algorithm", self.algorithm), ("Inner steps", self.inner_steps),
+                                         ("Inner learning rate", self.inner_lr)])
+        self._mamlpp = _group("MAML++", [("Loss annealing iterations", self.msl_iterations),
+                                          ("First-order iterations", self.first_order_iterations)])
+        train = _group("Training", [("Meta learning rate", self.meta_lr), ("Meta-batch (tasks)", self.meta_batch),
+                                    ("Shots K (support)", self.shots), ("Query examples", self.query),
+                                    ("Iterations", self.iterations), ("Seed", self.seed), ("Device", self.device)])
+        self._error_label = QLabel()
+        self._error_label.setStyleSheet("color: #d62728;")
+        self._error_label.setWordWrap(True)
+        self._error_label.hide()
+        layout = QVBoxLayout(self)
+        for widget in (model, algorithm, self._mamlpp, train, self._error_label):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        self.setStyleSheet(INVALID_STYLE)
+
+        for name, text in HELP.items():
+            getattr(self, name).setToolTip(text)
+        for box in (self.inner_steps, self.inner_lr, self.meta_lr, self.meta_batch, self.shots, self.query,
+                    self.iterations, self.seed, self.msl_iterations, self.first_order_iterations):
+            box.valueChanged.connect(self._on_edit)
+        for combo in (self.activation, self.algorithm, self.device):
+            combo.currentIndexChanged.connect(self._on_edit)
+        self.hidden.textChanged.connect(self._on_edit)
+        self.meta_lr.valueChanged.connect(self.meta_lr_changed)
+        self.set_config(ExperimentConfig())
+
+    # ------------------------------------------------------------------ public API
+    def model_spec(self) -> ModelSpec:
+        """The model as edited; hidden layers that do not parse give ``()`` (``error()`` says why)."""
+        try:
+            hidden = parse_hidden(self.hidden.text())
+        except ConfigError:
+            hidden = ()
+        return ModelSpec(hidden, self.activation.currentData())
+
+    def algorithm_spec(self) -> AlgorithmSpec:
+        return AlgorithmSpec(self.algorithm.currentData(), self.inner_steps.value(), self.inner_lr.value(),
+                             self.msl_iterations.value(), self.first_order_iterations.value())
+
+    def train_spec(self) -> TrainSpec:
+        return TrainSpec(self.meta_lr.value(), self.meta_batch.value(), self.shots.value(), self.query.value(),
+                         self.iterations.value(), self.seed.value(), self.device.currentData())
+
+    def set_config(self, config: ExperimentConfig) -> None:
+        """Show the model, algorithm and training sections of ``config`` (the family is not ours)."""
+        widgets = [w for w in vars(self).values() if isinstance(w, QWidget)]
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self.hidden.setText(",".join(str(h) for h in config.model.hidden))
+            _select(self.activation, config.model.activation)
+            a, t = config.algorithm, config.train
+            _select(self.algorithm, a.name)
+            self.inner_steps.setValue(a.inner_steps)
+            self.inner_lr.setValue(a.inner_lr)
+            self.msl_iterations.setValue(a.msl_iterations)
+            self.first_order_iterations.setValue(a.first_order_iterations)
+            for name in ("meta_lr", "meta_batch", "shots", "query", "iterations", "seed"):
+                getattr(self, name).setValue(getattr(t, name))
+            _select(self.device, t.device)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+        self._on_edit()
+
+    def error(self) -> str | None:
+        """A readable reason the settings are invalid (first one found), or None."""
+        return None if self._error is None else str(self._error)
+
+    def set_training(self, running: bool) -> None:
+        """Lock what a running trainer cannot change; the meta learning rate stays live."""
+        for w in vars(self).values():
+            if isinstance(w, (QLineEdit, QComboBox, QAbstractSpinBox)) and w is not self.meta_lr:
+                w.setEnabled(not running)
+
+    # ------------------------------------------------------------------ validation
+    def _on_edit(self) -> None:
+        self._mamlpp.setVisible(self.algorithm.currentData() == "mamlpp")
+        was_valid = self._error is None
+        try:
+            parse_hidden(self.hidden.text())
+            self.model_spec().validate()
+            self.algorithm_spec().validate()
+            self.train_spec().validate()
+            self._error = None
+        except ConfigError as exc:
+            self._error = exc
+        hidden_bad = self._error is not None and self._error.field == "model.hidden"
+        mark_invalid(self.hidden, hidden_bad, self._error.message if hidden_bad else "")
+        self._error_label.setText(str(self._error) if self._error else "")
+        self._error_label.setVisible(self._error is not None)
+        self.changed.emit()
+        if was_valid != (self._error is None):
+            self.validity_changed.emit(self._error is None)
+
+
+def _combo(items: dict[str, str]) -> QComboBox:
+    combo = QComboBox()
+    for data, title in items.items():
+        combo.addItem(title, data)
+    return combo
+
+
+def _select(combo: QComboBox, data: str) -> None:
+    """Select ``data``; a value this machine lacks (e.g. a saved 'cuda') is shown, not dropped."""
+    index = combo.findData(data)
+    if index < 0:
+        combo.addItem(f"{data} (not available here)", data)
+        index = combo.count() - 1
+    combo.setCurrentIndex(index)
+
+
+def _int_box(low: int, high: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setGroupSeparatorShown(high > 10000)
+    return box
+
+
+def _rate_box(high: float) -> QDoubleSpinBox:
+    """Learning rates span decades: 5 decimals and steps that scale with the value."""
+    box = QDoubleSpinBox()
+    box.setDecimals(5)
+    box.setRange(0.00001, high)
+    box.setSingleStep(0.001)
+    box.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+    box.setKeyboardTracking(False)
+    return box
+
+
+def _group(title: str, rows: list[tuple[str, QWidget]]) -> QGroupBox:
+    box = QGroupBox(title)
+    form = QFormLayout(box)
+    for label, widget in rows:
+        text = QLabel(label)
+        text.setBuddy(widget)
+        form.addRow(text, widget)
+    return box

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ExperimentConfig
+from .optim import MetaAdam
 from .reference import loop_meta_gradient
 from .trainer import MetaTrainer
 
@@ -44,7 +45,7 @@ def bench_speed(config: ExperimentConfig, rounds: int = 6, engine_steps: int = 4
     module = trainer.net.module().to(trainer.device)
     params = {n: p.detach().clone().requires_grad_(True) for n, p in trainer.params.items()}
     rates = {n: t.detach().clone().requires_grad_(True) for n, t in trainer.rates.tensors.items()}
-    opt = torch.optim.Adam([*params.values(), *rates.values()], lr=config.train.meta_lr, fused=trainer.device.type in ("cpu", "cuda"))
+    opt = MetaAdam([*params.values(), *rates.values()], lr=config.train.meta_lr)  # the same optimiser as the engine
 
     def loop_step(batch):
         opt.zero_grad(set_to_none=True)

@@ -106,29 +106,35 @@ class MLPNet:
     def has_manual_backward(self) -> bool:
         return self.spec.activation in _DERIVATIVES
 
-    def loss_and_grads(self, params: Params, x: torch.Tensor, y: torch.Tensor, kind: str):
+    def loss_and_grads(self, params: Params, x: torch.Tensor, y: torch.Tensor, kind: str, with_losses: bool = True,
+                       peek_x: torch.Tensor | None = None):
         """Per-task losses ``[T]`` and per-task gradients ``[T, …]`` by a hand-written backward pass.
 
         Weights may be shared (``[out, in]``, as at inner step 0) or per task. The pass uses
         ordinary differentiable ops, so the outer autograd takes second derivatives through
         it; this skips the autograd engine's double-backward bookkeeping in the inner loop,
-        which dominates at these small sizes.
+        which dominates at these small sizes. ``peek_x`` rides along in the same forward (its
+        output is returned detached): the query loss before each step at no extra pass.
         """
-        inputs, pres, h = [], [], x
+        k = x.shape[1]
+        h = x if peek_x is None else torch.cat([x, peek_x], 1)
+        inputs, pres = [], []
         for i in range(self.n_layers):
-            inputs.append(h)
+            inputs.append(h[:, :k])
             h = _linear(h, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
             if i < self.n_layers - 1:
-                pres.append(h)
+                pres.append(h[:, :k])
                 h = self._act(h)
+        peek = None if peek_x is None else h[:, k:].detach()
+        h = h[:, :k]
         t, n, c = h.shape
         if kind == "classification":
             logp = torch.log_softmax(h, -1)
-            losses = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(1)
+            losses = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(1) if with_losses else None
             g = (logp.exp() - F.one_hot(y, c).to(h.dtype)) / n
         else:
             diff = h - y
-            losses = diff.pow(2).flatten(1).mean(1)
+            losses = diff.pow(2).flatten(1).mean(1) if with_losses else None
             g = diff * (2.0 / (n * c))
         grads: dict[str, torch.Tensor] = {}
         derivative = _DERIVATIVES[self.spec.activation]
@@ -137,7 +143,7 @@ class MLPNet:
             grads[f"layers.{i}.bias"] = g.sum(1)
             if i > 0:
                 g = derivative(torch.matmul(g, params[f"layers.{i}.weight"]), pres[i - 1])
-        return losses, grads
+        return losses, grads, peek
 
     def module(self) -> MLP:
         return MLP(self.input_dim, self.output_dim, self.spec.hidden, self.spec.activation)

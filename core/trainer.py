@@ -10,9 +10,10 @@ import torch
 
 from .algorithms import build_algorithm
 from .config import ExperimentConfig
-from .device import resolve_device
+from .device import resolve_device, tune_cpu_threads
 from .errors import TrainingDiverged
 from .models import build_net
+from .optim import MetaAdam
 from .tasks import TaskBatch, TaskFamily, build_family
 
 
@@ -49,12 +50,11 @@ class MetaTrainer:
         self.task_generator = torch.Generator().manual_seed(seed)
         init = self.net.init(torch.Generator().manual_seed(seed + 1), self.device)
         self.params = {n: p.requires_grad_(True) for n, p in init.items()}
+        tune_cpu_threads(sum(p.numel() for p in self.params.values()), self.device)
         self.rates = self.algorithm.make_rates(self.params)
         for t in self.rates.tensors.values():
             t.requires_grad_(True)
-        # fused Adam: one kernel instead of a Python loop over tensors (matters at these sizes)
-        fused = self.device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=config.train.meta_lr, fused=fused)
+        self.optimizer = MetaAdam(self.meta_parameters(), lr=config.train.meta_lr)
         self.iteration = 0
 
     # -- training -------------------------------------------------------------------------
@@ -64,8 +64,7 @@ class MetaTrainer:
 
     def set_meta_lr(self, lr: float) -> None:
         """Applies from the next step; safe to change mid-run."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.optimizer.lr = lr
 
     def step(self, batch: TaskBatch | None = None) -> StepMetrics:
         """One meta-iteration. Raises :class:`TrainingDiverged` (weights untouched) on NaN/inf."""
@@ -74,7 +73,7 @@ class MetaTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         result = self.algorithm.meta_step(self.params, self.rates, batch, self.iteration)
         grads = [p.grad for p in self.meta_parameters() if p.grad is not None]
-        grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         numbers = torch.cat([result.meta_loss.reshape(1), grad_norm.reshape(1), result.step_losses]).tolist()
         meta_loss, norm, step_losses = numbers[0], numbers[1], numbers[2:]
         if not (math.isfinite(meta_loss) and math.isfinite(norm)):

@@ -27,6 +27,18 @@ def task_losses(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     return (out - y).pow(2).flatten(1).mean(1)
 
 
+def mean_loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean of the per-task losses (all tasks have the same size), in one fused op."""
+    if kind == "classification":
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+    return F.mse_loss(out, y)
+
+
+def _update(p: torch.Tensor, g: torch.Tensor, lr) -> torch.Tensor:
+    """``p − lr·g``; one op (and one backward node) when the rate is a plain number."""
+    return torch.sub(p, g, alpha=lr) if isinstance(lr, float) else p - lr * g
+
+
 def task_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (out.argmax(-1) == y).to(out.dtype).mean(1)
 
@@ -72,22 +84,26 @@ def start(net, params: Params, names: Sequence[str], n_tasks: int, detach: bool 
 
 
 def inner_step(net, params: Params, names: Sequence[str], x: torch.Tensor, y: torch.Tensor, kind: str,
-               rates: InnerRates, step: int, create_graph: bool) -> Params:
-    """One SGD step on every task's support set; returns the new per-task params.
+               rates: InnerRates, step: int, create_graph: bool,
+               peek_x: torch.Tensor | None = None) -> tuple[Params, torch.Tensor | None]:
+    """One SGD step on every task's support set; returns the new per-task params and, when
+    ``peek_x`` is given, the network's (detached) output on it *before* the step.
 
     ``create_graph`` keeps the inner gradient differentiable (second order); without it the
     gradient is a constant and only the identity path to ``θ`` remains (first order).
     """
     if _manual(net, names, params):
         with torch.set_grad_enabled(create_graph):
-            _, grads = net.loss_and_grads(params, x, y, kind)
-        return {n: params[n] - rates.lr(n, step) * grads[n] for n in params}
-    losses = task_losses(net.forward(params, x), y, kind)
+            _, grads, peek = net.loss_and_grads(params, x, y, kind, with_losses=False, peek_x=peek_x)
+        return {n: _update(params[n], grads[n], rates.lr(n, step)) for n in params}, peek
+    k = x.shape[1]
+    out = net.forward(params, x if peek_x is None else torch.cat([x, peek_x], 1))
+    losses = task_losses(out[:, :k], y, kind)
     grads = torch.autograd.grad(losses.sum(), [params[n] for n in names], create_graph=create_graph)
     new = dict(params)
     for n, g in zip(names, grads):
-        new[n] = params[n] - rates.lr(n, step) * g
-    return new
+        new[n] = _update(params[n], g, rates.lr(n, step))
+    return new, None if peek_x is None else out[:, k:].detach()
 
 
 def fine_tune(net, params: Params, names: Sequence[str], x: torch.Tensor, y: torch.Tensor, kind: str,
@@ -98,7 +114,7 @@ def fine_tune(net, params: Params, names: Sequence[str], x: torch.Tensor, y: tor
         fixed = _Constant(rates)
         out = [{n: v.detach() for n, v in p.items()}]
         for s in range(steps):
-            p = inner_step(net, p, names, x, y, kind, fixed, s, create_graph=False)
+            p, _ = inner_step(net, p, names, x, y, kind, fixed, s, create_graph=False)
             p = {n: (v.detach().requires_grad_(v.requires_grad) if n in names else v) for n, v in p.items()}
             out.append({n: v.detach() for n, v in p.items()})
     return out

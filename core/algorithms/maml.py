@@ -10,7 +10,7 @@ import torch
 
 from ..tasks import TaskBatch
 from .base import Algorithm, MetaStepResult
-from .inner import InnerRates, Params, inner_step, start, task_accuracy, task_losses
+from .inner import InnerRates, Params, inner_step, mean_loss, start, task_accuracy
 
 
 class MAML(Algorithm):
@@ -32,28 +32,35 @@ class MAML(Algorithm):
         weights = self.step_weights(iteration)
         classify = kind == "classification"
 
-        with torch.no_grad():
-            out0 = fwd(params, batch.query_x)
-            losses = [task_losses(out0, batch.query_y, kind).mean()]
-            accs = [task_accuracy(out0, batch.query_y).mean()] if classify else []
+        losses: list[torch.Tensor] = []
+        accs: list[torch.Tensor] = []
 
+        def record(out: torch.Tensor, loss: torch.Tensor) -> None:
+            losses.append(loss.detach())
+            if classify:
+                accs.append(task_accuracy(out.detach(), batch.query_y).mean())
+
+        if weights is not None:  # multi-step loss: every step's query output stays in the graph
+            with torch.no_grad():
+                out0 = fwd(params, batch.query_x)
+                record(out0, mean_loss(out0, batch.query_y, kind))
         p = start(self.net, params, names, batch.n_tasks)
         meta_loss = None
         for s in range(n_steps):
-            p = inner_step(self.net, p, names, batch.support_x, batch.support_y, kind, rates, s, create_graph)
-            last = s == n_steps - 1
-            if last or weights is not None:
+            peek = batch.query_x if weights is None else None  # query loss before this step, same forward
+            p, before = inner_step(self.net, p, names, batch.support_x, batch.support_y, kind, rates, s,
+                                   create_graph, peek_x=peek)
+            if before is not None:
+                record(before, mean_loss(before, batch.query_y, kind))
+            if weights is not None:
                 out = fwd(p, batch.query_x)
-                q = task_losses(out, batch.query_y, kind).mean()
-                term = q if weights is None else weights[s] * q
-                meta_loss = term if meta_loss is None else meta_loss + term
-            else:
-                with torch.no_grad():
-                    out = fwd(p, batch.query_x)
-                    q = task_losses(out, batch.query_y, kind).mean()
-            losses.append(q.detach())
-            if classify:
-                accs.append(task_accuracy(out.detach(), batch.query_y).mean())
+                q = mean_loss(out, batch.query_y, kind)
+                meta_loss = weights[s] * q if meta_loss is None else meta_loss + weights[s] * q
+                record(out, q)
+        if weights is None:
+            out = fwd(p, batch.query_x)
+            meta_loss = mean_loss(out, batch.query_y, kind)
+            record(out, meta_loss)
 
         meta_loss.backward()
         return MetaStepResult(losses[-1], torch.stack(losses), torch.stack(accs) if classify else None)

@@ -270,9 +270,14 @@ def _evaluate(args) -> int:
           f"{shots} shots")
     print(f"{'steps':>6}  {'meta-learned':>22}  {'scratch':>22}")
     for s in result.steps:
-        print(f"{s:>6}  {result.model.mean[s]:>12.4f} ± {result.model.ci95[s]:<7.4f}  "
-              f"{result.scratch.mean[s]:>12.4f} ± {result.scratch.ci95[s]:<7.4f}")
+        print(f"{s:>6}  {_cell(result.model, s)}  {_cell(result.scratch, s)}")
     return 0
+
+
+def _cell(summary, step: int) -> str:
+    if summary.diverged.get(step):
+        return f"{'diverged on ' + str(summary.diverged[step]) + ' task(s)':>22}"
+    return f"{summary.mean[step]:>12.4f} ± {summary.ci95[step]:<7.4f}"
 
 
 # -- bench ------------------------------------------------------------------------------------

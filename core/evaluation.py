@@ -20,8 +20,13 @@ EVAL_SEED_OFFSET = 1_000_003  # keeps held-out tasks off the training stream (wh
 
 @dataclass(frozen=True)
 class Summary:
+    """Mean and 95% CI half-width per step. ``diverged`` counts tasks whose loss became
+    NaN/inf at that step (e.g. many steps past what a learned rate was trained for); their
+    presence makes the mean non-finite on purpose rather than hiding them."""
+
     mean: dict[int, float]
     ci95: dict[int, float]
+    diverged: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,14 @@ class EvalResult:
     scratch: Summary
 
     def to_dict(self) -> dict:
+        """JSON-safe: a non-finite number becomes ``null`` (JSON has no NaN)."""
         def keyed(d):
-            return {str(k): v for k, v in d.items()}
+            return {str(k): (v if math.isfinite(v) else None) for k, v in d.items()}
 
         return {"metric": self.metric, "shots": self.shots, "tasks": self.tasks, "steps": list(self.steps),
                 "mean": keyed(self.model.mean), "ci95": keyed(self.model.ci95),
-                "scratch": {"mean": keyed(self.scratch.mean), "ci95": keyed(self.scratch.ci95)}}
+                "scratch": {"mean": keyed(self.scratch.mean), "ci95": keyed(self.scratch.ci95)},
+                "diverged": {str(k): v for k, v in self.model.diverged.items()}}
 
 
 def held_out_tasks(family: TaskFamily, n_tasks: int, shots: int, query: int, seed: int, device="cpu") -> TaskBatch:
@@ -67,7 +74,9 @@ def summarise(scores: torch.Tensor, steps: tuple[int, ...]) -> Summary:
     n = scores.shape[1]
     mean = scores.mean(1)
     half = 1.96 * scores.std(1, unbiased=True) / math.sqrt(n) if n > 1 else torch.zeros_like(mean)
-    return Summary({s: float(mean[s]) for s in steps}, {s: float(half[s]) for s in steps})
+    bad = (~torch.isfinite(scores)).sum(1)
+    return Summary({s: float(mean[s]) for s in steps}, {s: float(half[s]) for s in steps},
+                   {s: int(bad[s]) for s in steps})
 
 
 def scratch_params(algorithm: Algorithm, seed: int, device) -> Params:

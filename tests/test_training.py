@@ -104,3 +104,17 @@ def test_same_seed_same_run_and_stopping_between_steps_changes_nothing():
         b.step()
     wa, wb = a.weights(), b.weights()
     assert all(torch.equal(wa[n], wb[n]) for n in wa)
+
+
+def test_diverged_tasks_are_counted_and_json_stays_valid():
+    import json
+    import math
+
+    from core.evaluation import EvalResult, summarise
+
+    scores = torch.tensor([[1.0, 2.0, 3.0], [0.5, float("nan"), 1.0]])
+    summary = summarise(scores, (0, 1))
+    assert summary.diverged == {0: 0, 1: 1} and math.isnan(summary.mean[1])
+    result = EvalResult("mse", 5, 3, (0, 1), summary, summarise(scores[:, :1], (0, 1)))
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["mean"] == {"0": 2.0, "1": None} and data["diverged"] == {"0": 0, "1": 1}

@@ -175,7 +175,8 @@ def _add_table(tasks: CsvTasks, table: CsvTable, label: str, task_column: str | 
         kept_ids = np.asarray(ids, dtype=object)[keep]
         uniq, first_index, inverse = np.unique(kept_ids.astype(str), return_index=True, return_inverse=True)
         order = np.argsort(first_index, kind="stable")
-        groups = [(f"{label}/{uniq[k]}" if several else str(uniq[k]), np.flatnonzero(inverse == k)) for k in order]
+        by_task = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1])
+        groups = [(f"{label}/{uniq[k]}" if several else str(uniq[k]), by_task[k]) for k in order]  # O(n log n)
     for name, rows in groups:
         tasks.names.append(name)
         tasks.files.append(table.path)

@@ -16,7 +16,10 @@ import torch
 from core.algorithms import InnerRates
 from core.evaluation import FunctionView, function_view, held_out_tasks, per_step_scores, scratch_params
 from core.tasks import FunctionFamily
+from core.tasks.csv_family import CsvFamily
 from core.trainer import MetaTrainer
+
+from .csv_inspection import DataView, csv_view, eval_query
 
 EVAL_TASKS = 50          # held-out tasks scored for the adaptation plot
 PREVIEW_SEED_OFFSET = 7919  # preview tasks come from another stream than the scored batch
@@ -59,7 +62,7 @@ class Preview:
 
     iteration: int
     task_index: int
-    view: FunctionView | RegionsView | None
+    view: FunctionView | RegionsView | DataView | None
 
 
 def summarise(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +91,8 @@ class Inspector:
         self.trainer = trainer
         self.steps = adaptation_steps(config)
         self.metric = trainer.family.metric
-        self.batch = held_out_tasks(trainer.family, tasks, config.train.shots, config.train.query,
+        query = eval_query(trainer.family, config.train.shots, config.train.query)  # CSV tasks are small
+        self.batch = held_out_tasks(trainer.family, tasks, config.train.shots, query,
                                     config.train.seed, trainer.device)
         self._scratch: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -114,13 +118,16 @@ class Inspector:
         return Preview(self.trainer.iteration, task_index, preview_view(self.trainer, task_index, self.steps))
 
 
-def preview_view(trainer: MetaTrainer, task_index: int, steps: int) -> FunctionView | RegionsView | None:
-    """The function view for 1-D regression, decision regions for 2-D classification, else nothing."""
+def preview_view(trainer: MetaTrainer, task_index: int, steps: int) -> FunctionView | RegionsView | DataView | None:
+    """The function view for 1-D regression, decision regions for 2-D classification, a CSV task's rows
+    with the adapted curve (or predicted vs true), else nothing."""
     family, config = trainer.family, trainer.config
+    if isinstance(family, CsvFamily) and family.kind == "regression":
+        return csv_view(trainer, task_index, steps, config.train.seed + PREVIEW_SEED_OFFSET)
     if not (isinstance(family, FunctionFamily) and family.input_dim == 1) and not (
             family.kind == "classification" and family.input_dim == 2):
         return None
-    batch = held_out_tasks(family, 1, config.train.shots, config.train.query,
+    batch = held_out_tasks(family, 1, config.train.shots, eval_query(family, config.train.shots, config.train.query),
                            config.train.seed + PREVIEW_SEED_OFFSET + task_index, trainer.device)
     if family.kind == "classification":
         return decision_regions(trainer, batch, config.algorithm.inner_steps)

@@ -1,7 +1,7 @@
 """The main window: composes the experiment panels, the live plots, the run list and the controls.
 
 Everything a menu, toolbar button or shortcut does is a plain public method (``start``,
-``open_experiment(path)``, ``export_weights(folder)`` ...) that tests call directly; the
+``open_experiment(path)``, ``export_weights(path, fmt)`` ...) that tests call directly; the
 ``choose_*`` methods only add a file dialog in front of them.
 """
 
@@ -19,9 +19,9 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QScrollArea
 from core.config import ExperimentConfig
 from core.device import resolve_device
 from core.errors import MamlError
-from core.tasks import FAMILIES
 
 from . import experiment_io as io
+from .csv_import import CsvImportMixin
 from .inspection import preview_from_weights
 from .menus import build_actions, build_menus, build_toolbar, fill_recent
 from .pacing import Pacer
@@ -45,7 +45,7 @@ def _live_invariant(config: ExperimentConfig) -> ExperimentConfig:
     return config.replace("train", meta_lr=1.0, iterations=1)
 
 
-class MainWindow(FileActionsMixin, QMainWindow):
+class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
     def __init__(self, config: ExperimentConfig | None = None, settings: QSettings | None = None,
                  options: WorkerOptions | None = None):
         super().__init__()
@@ -82,6 +82,7 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self._build_layout(options or self.controller.options)
         self.status = StatusReadout(self.statusBar())
         self._connect()
+        self._init_csv_import()   # drops, File → Import CSV…, the family panel's "Change…"
         self._plot_pending: list = []
         self._plot_timer = QTimer(self, singleShot=True, interval=PLOT_INTERVAL_MS)
         self._plot_timer.timeout.connect(self._flush_plots)
@@ -266,6 +267,7 @@ class MainWindow(FileActionsMixin, QMainWindow):
             self.statusBar().showMessage(f"Cannot start: {self._problem}", 10_000)
             return
         config = self.panel_config()
+        initial = self._initial_weights(config)   # opened weights, while they are the ones shown
         run = self.runs.create(config)
         self.run_list.add_run(run.run_id, run.name, config.algorithm.name)
         self._active = self._shown = run
@@ -277,13 +279,13 @@ class MainWindow(FileActionsMixin, QMainWindow):
         self.error_banner.hide()
         self.status.clear()
         self._label_losses(config)
-        self.controller.start(config, paused=paused, steps=steps, preview_index=self._preview_index)
+        self.controller.start(config, paused=paused, steps=steps, preview_index=self._preview_index, initial_weights=initial)
         self.statusBar().showMessage(f"Started {run.name}", 3000)
         self._update_actions()
 
     def _label_losses(self, config: ExperimentConfig) -> None:
         """The history plots say which loss they show: MSE, or cross-entropy for classification."""
-        loss = "cross-entropy" if FAMILIES[config.family.name].kind == "classification" else "MSE"
+        loss = "cross-entropy" if getattr(self.family_editor.family(), "kind", "") == "classification" else "MSE"
         self.loss_plot.plot.setLabel("left", f"query loss ({loss})")
         self.step_plot.plot.setLabel("left", f"query loss ({loss}, smoothed)")
 

@@ -40,11 +40,16 @@ class Actions:
     step: QAction
     stop: QAction
     reset: QAction
+    adapt: QAction
     new: QAction
     open: QAction
+    open_weights: QAction
     save: QAction
     save_as: QAction
+    import_csv: QAction
+    import_csv_folder: QAction
     export_weights: QAction
+    export_run_folder: QAction
     export_curves: QAction
     export_plots: dict[str, QAction]
     quit: QAction
@@ -86,8 +91,19 @@ def build_actions(window) -> Actions:
                   "Save the experiment settings as JSON"),
         save_as=make("Save experiment as…", lambda: window.choose_save(ask=True), QKeySequence.StandardKey.SaveAs,
                      None, "Save the experiment settings under a new name"),
+        import_csv=make("Import CSV…", window.choose_import_csv, "Ctrl+I", None,
+                        "Meta-learn on your own data: CSV files (one long file with a task column, or one file "
+                        "per task); you can also drop files or a folder onto the window"),
+        import_csv_folder=make("Import CSV folder…", lambda: window.choose_import_csv(folder=True), None, None,
+                               "A folder of CSV files with the same columns, one task per file"),
         export_weights=make("Export weights…", window.choose_export_weights, "Ctrl+E", "export",
-                            "Write config.json, weights.safetensors and metrics.csv of a run into a folder"),
+                            "Write the run's weights as safetensors, PyTorch .pt or ONNX, to use them elsewhere"),
+        export_run_folder=make("Export run folder…", window.choose_export_run_folder, None, None,
+                               "Write config.json, weights.safetensors and metrics.csv of a run into a folder"),
+        open_weights=make("Open weights or run…", window.choose_open_weights, "Ctrl+Shift+O", None,
+                          "Open a run folder or a .safetensors / .pt weights file: continue training, evaluate, adapt"),
+        adapt=make("Adapt to a new task…", window.show_adapt_view, "Ctrl+Shift+A", None,
+                   "Fine-tune the current weights on a held-out task, CSV rows or clicked points"),
         export_curves=make("Export curves as CSV…", window.choose_export_curves, None, None,
                            "Write the loss curves of the shown and ticked runs as CSV"),
         export_plots=plots,
@@ -102,11 +118,16 @@ def build_menus(window, actions: Actions) -> None:
     for action in (actions.new, actions.open):
         file.addAction(action)
     file.addMenu(actions.recent)
+    file.addAction(actions.open_weights)
     file.addSeparator()
     file.addAction(actions.save)
     file.addAction(actions.save_as)
     file.addSeparator()
+    file.addAction(actions.import_csv)
+    file.addAction(actions.import_csv_folder)
+    file.addSeparator()
     file.addAction(actions.export_weights)
+    file.addAction(actions.export_run_folder)
     plots = file.addMenu(icon(window, "export"), "Export plot")
     for action in actions.export_plots.values():
         plots.addAction(action)
@@ -116,6 +137,8 @@ def build_menus(window, actions: Actions) -> None:
     train = bar.addMenu("&Training")
     for action in (actions.start, actions.pause, actions.step, actions.stop, actions.reset):
         train.addAction(action)
+    train.addSeparator()
+    train.addAction(actions.adapt)
     window.view_menu = bar.addMenu("&View")
 
 

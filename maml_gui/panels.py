@@ -7,8 +7,9 @@ import math
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget
 
-from .inspection import RegionsView
-from .widgets.plots import AdaptationPlot, FunctionPlot, LossPlot, StepLossPlot
+from .inspection import DataView, RegionsView
+from .widgets.data_plot import TaskPlot
+from .widgets.plots import AdaptationPlot, LossPlot, StepLossPlot
 
 BASELINE_HELP = (
     "Scores on a fixed batch of {tasks} held-out tasks after 0..M gradient steps on each task's support set "
@@ -110,7 +111,7 @@ class PlotsArea(QSplitter):
         self.loss = LossPlot()
         self.steps = StepLossPlot()
         self.adaptation = AdaptationPlot()
-        self.task = FunctionPlot()
+        self.task = TaskPlot()   # FunctionPlot plus CSV tasks
         self.new_task_button = QPushButton("New task")
         self.new_task_button.setToolTip("Show another held-out task (not used in training).")
         self.new_task_button.clicked.connect(self.new_task)
@@ -147,6 +148,9 @@ class PlotsArea(QSplitter):
         if isinstance(view, RegionsView):
             self.task.show_regions(view.grid_x, view.grid_y, view.labels, view.points_x, view.points_y, view.point_labels)
             extra = f" · query accuracy {view.accuracy:.0%} after {view.steps} step{'s' * (view.steps != 1)}"
+        elif isinstance(view, DataView):
+            self.task.show_data(view)
+            extra = f" · MSE on its other rows {view.mse[0]:.3g} → {view.mse[1]:.3g}"
         else:
             self.task.show_function(view)
         self.task_caption.setText(f"task #{preview.task_index + 1} · iteration {preview.iteration:,}{extra}")

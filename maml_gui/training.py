@@ -108,9 +108,11 @@ class TrainingWorker(QObject):
     failed = Signal(str)             # a readable message; the last good weights were emitted first
 
     def __init__(self, config: ExperimentConfig, options: WorkerOptions | None = None, *,
-                 start_paused: bool = False, steps: int = 0, preview_index: int = 0):
+                 start_paused: bool = False, steps: int = 0, preview_index: int = 0,
+                 initial_weights: dict | None = None):
         super().__init__()
         self._config = config
+        self._initial_weights = initial_weights   # detached CPU tensors, copied in by the thread
         self._options = options or WorkerOptions()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -206,6 +208,9 @@ class TrainingWorker(QObject):
     def _run(self) -> str:
         opts = self._options
         trainer = self._trainer = MetaTrainer(self._config)
+        if self._initial_weights:   # continue from opened weights (shapes checked by the window)
+            trainer.load_weights(self._initial_weights)
+            self._initial_weights = None
         baseline = None
         if opts.baseline and self._config.algorithm.name != "pretrain":
             baseline = MetaTrainer(self._config.replace("algorithm", name="pretrain"))
@@ -363,12 +368,15 @@ class TrainingController(QObject):
     def is_paused(self) -> bool:
         return self._thread is not None and self._paused
 
-    def start(self, config: ExperimentConfig, *, paused: bool = False, steps: int = 0, preview_index: int = 0) -> None:
+    def start(self, config: ExperimentConfig, *, paused: bool = False, steps: int = 0, preview_index: int = 0,
+              initial_weights: dict | None = None) -> None:
+        """``initial_weights`` (``model.*`` / ``inner_lr.*``): start from them instead of a fresh initialisation."""
         if self._thread is not None:
             raise RuntimeError("a training run is already active; stop it first")
         thread = QThread()
         thread.setObjectName("maml-training")
-        worker = TrainingWorker(config, self.options, start_paused=paused, steps=steps, preview_index=preview_index)
+        worker = TrainingWorker(config, self.options, start_paused=paused, steps=steps, preview_index=preview_index,
+                                initial_weights=initial_weights)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         thread.finished.connect(self._on_thread_finished)

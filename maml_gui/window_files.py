@@ -11,16 +11,17 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from core.checkpoint import save_run
+from core.checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, save_run
 from core.config import ExperimentConfig
 from core.errors import MamlError
 
 from . import experiment_io as io
 from .menus import fill_recent
 from .runs import curves_csv
+from .window_weights import WeightsActionsMixin
 
 
-class FileActionsMixin:
+class FileActionsMixin(WeightsActionsMixin):
     """Needs the window's ``runs``, ``run_list``, ``plots``, ``controller``, ``recent`` and ``_path``."""
 
     def new_experiment(self) -> None:
@@ -82,10 +83,14 @@ class FileActionsMixin:
         self.statusBar().showMessage(f"Saved {written}", 5000)
         return written
 
-    def export_weights(self, folder) -> Path | None:
+    def export_run_folder(self, folder) -> Path | None:
+        """A run folder (config.json, weights.safetensors, metrics.csv) that the CLI and Open read back."""
         run = self.selected_run()
         if run is None or not run.weights:
             self.show_error("No weights to export yet: start a run first.")
+            return None
+        existing = [n for n in (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE) if (Path(folder) / n).exists()]
+        if existing and not self.confirm("Replace the run?", f"{folder} already holds {', '.join(existing)}. Replace?"):
             return None
         try:
             written = save_run(folder, run.config, run.weights, run.history.rows())
@@ -130,10 +135,10 @@ class FileActionsMixin:
         if path:
             self.save_experiment(path)
 
-    def choose_export_weights(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export weights into folder")
+    def choose_export_run_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the run (settings, weights, metrics) into folder")
         if folder:
-            self.export_weights(folder)
+            self.export_run_folder(folder)
 
     def choose_plot_export(self, key: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export plot", f"{key}.png", "PNG image (*.png);;SVG image (*.svg)")

@@ -321,3 +321,20 @@ def test_held_out_view_checks_its_own_split(tmp_path):
         family.held_out().check_sizes(3, 4)
     assert family.held_out().max_query(2) == 4 and family.held_out().default_split == "test"
     assert family.default_split == "train"
+
+
+def test_a_family_is_built_once_while_its_files_are_unchanged(tmp_path):
+    from core.tasks.csv_family import cached_family
+
+    path = tmp_path / "long.csv"
+    path.write_text((CORPUS / "tab.csv").read_text())
+    params = {"paths": [str(path)], "task_column": "subject", "target": "height", "split": [0.5, 0.0, 0.5]}
+    first = cached_family(params)
+    again = build_family(cached_family(params).spec())   # the window passes the spec on, statistics included
+    assert again is not first and again._x is first._x   # its own view over the same data
+    first.check_sizes(7, 1)
+    assert first.warnings == [] and again.held_out().default_split == "test" and again.default_split == "train"
+    path.write_text((CORPUS / "tab.csv").read_text().replace("100.0", "101.0"))
+    import os
+    os.utime(path, ns=(1, 1))   # another modification time: read and built again
+    assert cached_family(params)._x is not first._x

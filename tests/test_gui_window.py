@@ -227,7 +227,7 @@ def test_training_error_shows_a_message_and_the_app_stays_usable(qtbot, make_win
     assert "weights from iteration 6 are kept" in window.error_banner.text()
     run = window.runs.get(1)
     assert run.status == "failed" and run.iteration == 6
-    written = window.export_weights(tmp_path / "saved")
+    written = window.export_run_folder(tmp_path / "saved")
     config, weights = load_run(written)
     assert config == run.config and set(weights) == set(run.weights)
     assert (written / "metrics.csv").read_text().count("\n") == 7   # header + 6 iterations

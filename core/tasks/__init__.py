@@ -6,7 +6,7 @@ from ..config import FamilySpec
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily
 from .blobs import BlobsFamily
-from .csv_family import CsvFamily
+from .csv_family import CsvFamily, cached_family
 from .regression import FormulaFamily, FunctionFamily, LinearFamily, PolynomialFamily, SinusoidFamily, StepFamily
 
 FAMILIES: dict[str, type[TaskFamily]] = {
@@ -21,6 +21,8 @@ def build_family(spec: FamilySpec) -> TaskFamily:
         cls = FAMILIES[spec.name]
     except KeyError:
         raise ConfigError("family.name", f"unknown family {spec.name!r}; choose one of {', '.join(FAMILIES)}") from None
+    if cls is CsvFamily:   # re-used while its files are unchanged (a large table takes seconds to group)
+        return cached_family(spec.params)
     return cls(spec.params)
 
 

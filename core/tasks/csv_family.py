@@ -10,7 +10,10 @@ and the statistics are kept in :attr:`CsvFamily.normalization` (plain lists) and
 from __future__ import annotations
 
 import copy
+import json
 import math
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,7 +24,7 @@ from ..config import FamilySpec
 from ..csv_reader import CsvError, Progress
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily, _check_field
-from .csv_data import SHOW, CsvTasks, load_tasks
+from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks
 
 SPLITS = ("train", "val", "test")
 SPLIT_TITLES = {"train": "meta-train", "val": "meta-validation", "test": "meta-test"}
@@ -294,6 +297,49 @@ class CsvFamily(TaskFamily):
             if not (torch.isfinite(xs[-1]).all() and torch.isfinite(ys[-1].double()).all()):
                 raise CsvError(data.files[t], f"task {self._names[t]!r} holds non-finite values")  # never reached
         return xs, ys
+
+
+# -- re-use ---------------------------------------------------------------------------------------
+BUILT_KEEP = 2   # families kept: a window re-validates the same settings on every edit of another panel
+_built: OrderedDict[str, CsvFamily] = OrderedDict()
+_built_lock = threading.Lock()
+
+
+def cached_family(params: Mapping[str, Any] | None, progress: Progress | None = None) -> CsvFamily:
+    """``CsvFamily(params)``, built once while the settings and the files (size, modification time)
+    stay the same: grouping a million rows takes seconds, and a window validates (and previews)
+    the same family after every edit. Each call returns its own view (``default_split``,
+    size warnings); the read-only data is shared. The family is also kept under its
+    :meth:`CsvFamily.spec` (settings plus statistics), which is what a window passes on.
+    """
+    key = _built_key(params)
+    with _built_lock:
+        found = _built.get(key) if key else None
+        if found is not None:
+            _built.move_to_end(key)
+    if found is None:
+        found = CsvFamily(params, progress=progress)
+        for k in {key, _built_key(found.spec().params)} - {None}:
+            with _built_lock:
+                _built[k] = found
+                while len(_built) > BUILT_KEEP:
+                    _built.popitem(last=False)
+    view = copy.copy(found)
+    view.default_split, view._size_warnings = "train", []
+    return view
+
+
+def _built_key(params: Mapping[str, Any] | None) -> str | None:
+    """The settings and the files' stamps, or None (not cached) when there are no files or they
+    cannot be listed (building then raises the readable error)."""
+    try:
+        checked = _check_params(params, CsvFamily.fields)
+        if not checked["paths"]:
+            return None
+        stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in expand_paths(checked["paths"])]
+    except (CsvError, ConfigError, OSError):
+        return None
+    return json.dumps([checked, stamps], sort_keys=True, default=str)
 
 
 def split_tasks(n: int, fractions: list[float], seed: int) -> dict[str, list[int]]:

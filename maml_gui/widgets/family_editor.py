@@ -18,10 +18,13 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFor
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.config import FamilySpec
+from core.csv_reader import CsvError
 from core.errors import ConfigError
 from core.tasks import FAMILIES, FunctionFamily, ParamField, TaskFamily, build_family
+from core.tasks.csv_family import CsvFamily
 from core.tasks.formula import FormulaError, parse_formula
 
+from .csv_panel import TITLE as CSV_TITLE, CsvPanel, draw_csv_preview
 from .plots import PALETTE, class_colors, style_plot
 
 PREVIEW_TASKS = 5
@@ -60,6 +63,7 @@ class FamilyEditor(QWidget):
 
     changed = Signal()
     validity_changed = Signal(bool)
+    import_requested = Signal()   # "Your CSV data…" chosen with nothing imported yet, or CSV "Change…"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -76,7 +80,10 @@ class FamilyEditor(QWidget):
 
         self._combo = QComboBox()
         for name, cls in FAMILIES.items():
-            self._combo.addItem(cls.title, name)
+            self._combo.addItem(CSV_TITLE if cls is CsvFamily else cls.title, name)
+        self._shown_name = self._combo.currentData()
+        self.csv_panel = CsvPanel()   # stands in for the form when the family is imported CSV data
+        self.csv_panel.change_requested.connect(self.import_requested)
         self._combo.setToolTip("Which family of tasks to meta-learn; each task is drawn from it at random.")
         self._form_host = QWidget()
         self._form = QFormLayout(self._form_host)
@@ -109,6 +116,7 @@ class FamilyEditor(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addWidget(self._form_host)
+        layout.addWidget(self.csv_panel)
         layout.addWidget(self._error_label)
         layout.addWidget(self.preview, 1)
         layout.addLayout(preview_bar)
@@ -168,7 +176,11 @@ class FamilyEditor(QWidget):
             table.clear()
         self._ranges_grid = None
         self._field_widgets["family.name"] = [self._combo]
-        for f in cls.fields:
+        self._shown_name = cls.name
+        self.csv_panel.setVisible(cls is CsvFamily)
+        if cls is CsvFamily:
+            self.csv_panel.register(self._getters, self._setters, self._field_widgets, self._labels, self._updating)
+        for f in () if cls is CsvFamily else cls.fields:
             self._labels[f"family.{f.name}"] = f.label
             widget = getattr(self, f"_make_{f.kind}")(f)
             label = QLabel(f.label)
@@ -267,7 +279,12 @@ class FamilyEditor(QWidget):
 
     # ------------------------------------------------------------------ validation and preview
     def _on_family_chosen(self) -> None:
-        if not self._updating:
+        if not self._updating and self._combo.currentData() == CsvFamily.name and not self.csv_panel.has_data():
+            self._updating = True   # keep showing the current family until data is imported
+            self._combo.setCurrentIndex(self._combo.findData(self._shown_name))
+            self._updating = False
+            self.import_requested.emit()
+        elif not self._updating:
             self._build_form(FAMILIES[self._combo.currentData()])
             self._on_edit()
 
@@ -284,9 +301,13 @@ class FamilyEditor(QWidget):
             self._family, self._error = build_family(self.spec()), None
         except ConfigError as exc:
             self._error = exc
+        except CsvError as exc:  # an imported file moved or changed since
+            self._error = ConfigError("family.paths", str(exc))
         except Exception as exc:  # a bug or torch error must not take the form down
             self._error = ConfigError("family", f"cannot build this family: {exc}")
         self._show_error()
+        if self._shown_name == CsvFamily.name:
+            self.csv_panel.show_family(self.family())
         if was_valid != (self._error is None):
             self.validity_changed.emit(self._error is None)
 
@@ -313,7 +334,9 @@ class FamilyEditor(QWidget):
             return  # keep the last good preview; the error label says what is wrong
         try:
             generator = torch.Generator().manual_seed(self._preview_seed)
-            if isinstance(family, FunctionFamily):
+            if isinstance(family, CsvFamily):
+                draw_csv_preview(self.preview, self._curves, self._dots, family, self._preview_seed)
+            elif isinstance(family, FunctionFamily):
                 self._draw_functions(family, generator)
             else:
                 self._draw_points(family, generator)

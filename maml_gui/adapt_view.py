@@ -1,0 +1,456 @@
+"""Adapt the learned initialisation to one new task and watch it happen, step by step.
+
+The task comes from one of three places: a held-out task of the family ("New task" draws
+another), the first K labeled rows of a CSV file (target and inputs chosen by name), or
+points clicked on the plot (1-D regression). Adapting runs on a job thread
+(:mod:`maml_gui.job_runner`) through :func:`maml_gui.adapt_task.run_adaptation`, which takes
+its losses from :func:`core.adapt.adapt_weights`; the view draws the prediction after each
+step and the loss per step, and hands the adapted weights to the export dialog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QListWidget, QListWidgetItem, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+
+from core.adapt import MAX_STEPS
+from core.config import ExperimentConfig
+from core.errors import MamlError
+from core.tasks import FunctionFamily
+
+from .adapt_task import AdaptOutcome, AdaptRequest, can_click, run_adaptation
+from .job_runner import JobRunner
+from .inspection import RegionsView, adaptation_steps
+from .widgets.adapt_plot import AdaptPlot
+from .widgets.step_loss_view import StepLossView
+
+SOURCE_TITLES = {"held_out": "A held-out task of the family", "csv": "Labeled rows of a CSV file",
+                 "points": "Points clicked on the plot"}
+SOURCE_HINTS = {"held_out": "", "points": "Click on the plot to add support points.",
+                "csv": "Choose a CSV file with a few labeled rows: the first K adapt the network, the rest score it."}
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """The weights to adapt (or export) and where they come from, as the window sees them now."""
+
+    config: ExperimentConfig
+    weights: dict
+    family: Any
+    label: str
+
+
+class AdaptView(QWidget):
+    """Choose a task, K and the number of steps; adapt; see the prediction and the loss per step.
+
+    ``source()`` gives the weights to adapt (None when there are none yet); ``export(source)``
+    opens the export dialog for the adapted weights. Every change re-adapts on the job thread.
+    """
+
+    adapted = Signal(object)    # AdaptOutcome
+    failed = Signal(str)
+
+    def __init__(self, source: Callable[[], WeightsSource | None],
+                 export: Callable[[WeightsSource], Any] | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._source, self._export = source, export
+        self._runner = JobRunner(self, "maml-adapt")
+        self._runner.done.connect(self._on_done)
+        self._runner.failed.connect(self._on_failed)
+        self._runner.busy_changed.connect(self._on_busy)
+        self._request_id = 0
+        self._outcome: AdaptOutcome | None = None
+        self._weights: WeightsSource | None = None
+        self._defaults_for: ExperimentConfig | None = None
+        self._points: list[tuple[float, float]] = []
+        self._task_index = 0
+        self._csv_columns: list[str] = []
+        self._user_shots = 10   # K as chosen for held-out / CSV tasks (points mode shows the point count)
+        self._build()
+        self.refresh()
+
+    # -- layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.weights_label = QLabel()
+        self.weights_label.setWordWrap(True)
+        self.weights_label.setStyleSheet("color: #555;")
+        self.source = QComboBox()
+        for key, title in SOURCE_TITLES.items():
+            self.source.addItem(title, key)
+        self.source.setToolTip("Where the new task comes from")
+        # one page per source, only the current one shown (a stacked widget would keep the
+        # tallest page's height and push the plots down)
+        self.pages = {"held_out": self._held_out_page(), "csv": self._csv_page(), "points": self._points_page()}
+        pages = QVBoxLayout()
+        pages.setContentsMargins(0, 0, 0, 0)
+        for page in self.pages.values():
+            pages.addWidget(page)
+        self.shots = QSpinBox()
+        self.shots.setRange(1, 10_000)
+        self.shots.setToolTip("K: labeled examples the network adapts on (the support set)")
+        self.steps = QSpinBox()
+        self.steps.setRange(0, MAX_STEPS)
+        self.steps.setToolTip("Gradient steps on the support set")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(4)
+        self.lr.setRange(0.0, 100.0)
+        self.lr.setSingleStep(0.001)
+        self.lr.setSpecialValueText("the run's rates")
+        self.lr.setToolTip("Inner learning rate; at 0 the run's own rates (learned ones for Meta-SGD and MAML++)")
+        form = QFormLayout()
+        form.addRow("Task", self.source)
+        form.addRow(pages)
+        settings = QHBoxLayout()
+        for label, widget in (("K", self.shots), ("steps", self.steps), ("inner lr", self.lr)):
+            settings.addWidget(QLabel(label))
+            settings.addWidget(widget, 1)
+        form.addRow(settings)
+        self.adapt_button = QPushButton("Adapt")
+        self.adapt_button.setToolTip("Adapt the weights to this task (changes re-adapt by themselves)")
+        self.export_button = QPushButton("Export adapted weights…")
+        self.export_button.setEnabled(False)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.adapt_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.function_plot = AdaptPlot()
+        self.function_plot.setMinimumHeight(240)
+        self.losses = StepLossView()
+        self.losses.setMinimumHeight(170)
+        plots = QSplitter(Qt.Orientation.Vertical)
+        plots.addWidget(self.function_plot)
+        plots.addWidget(self.losses)
+        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(1, 2)
+        plots.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addWidget(self.weights_label)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.message)
+        layout.addWidget(plots, 1)
+
+        self.source.currentIndexChanged.connect(self._on_source)
+        for box in (self.shots, self.steps):
+            box.valueChanged.connect(lambda _v: self.adapt(quiet=True))
+        self.lr.valueChanged.connect(lambda _v: self.adapt(quiet=True))
+        self.adapt_button.clicked.connect(lambda: self.adapt())
+        self.export_button.clicked.connect(self.export_adapted)
+        self.function_plot.point_added.connect(self.add_point)
+        self.function_plot.point_removed.connect(self.remove_point_near)
+
+    def _held_out_page(self) -> QWidget:
+        page = QWidget()
+        row = QHBoxLayout(page)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.task_label = QLabel()
+        self.new_task_button = QPushButton("New task")
+        self.new_task_button.setToolTip("Draw another task the run never trained on")
+        self.new_task_button.clicked.connect(self.new_task)
+        row.addWidget(self.task_label, 1)
+        row.addWidget(self.new_task_button)
+        return page
+
+    def _csv_page(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.csv_path = QLineEdit()
+        self.csv_path.setReadOnly(True)
+        self.csv_path.setPlaceholderText("a CSV file with a few labeled rows")
+        choose = QPushButton("Choose…")
+        choose.clicked.connect(self.choose_csv)
+        row = QHBoxLayout()
+        row.addWidget(self.csv_path, 1)
+        row.addWidget(choose)
+        self.csv_target = QComboBox()
+        self.csv_target.setToolTip("The column to predict")
+        self.csv_features = QListWidget()
+        self.csv_features.setToolTip("The input columns, as many as the network takes")
+        self.csv_features.setMaximumHeight(80)
+        form.addRow("File", row)
+        form.addRow("Target", self.csv_target)
+        form.addRow("Inputs", self.csv_features)
+        self.csv_target.currentIndexChanged.connect(self._on_csv_target)
+        self.csv_features.itemChanged.connect(lambda _item: self.adapt(quiet=True))
+        return page
+
+    def _points_page(self) -> QWidget:
+        page = QWidget()
+        row = QHBoxLayout(page)
+        row.setContentsMargins(0, 0, 0, 0)
+        hint = QLabel("Click the plot to add a support point; right-click removes the nearest one.")
+        hint.setWordWrap(True)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Remove every clicked point")
+        self.clear_button.clicked.connect(self.clear_points)
+        row.addWidget(hint, 1)
+        row.addWidget(self.clear_button)
+        return page
+
+    # -- public API (tests drive these) -----------------------------------------------------------
+    def refresh(self) -> WeightsSource | None:
+        """Re-read the window's current weights; new settings bring their defaults for K and steps."""
+        source = self._weights = self._source()
+        if source is None:
+            self.weights_label.setText("No weights yet: start a run or open weights (File → Open weights/run…).")
+            self.adapt_button.setEnabled(False)
+            return None
+        self.weights_label.setText(f"Adapting the weights of {source.label}")
+        self.adapt_button.setEnabled(True)
+        if source.config != self._defaults_for:
+            self._defaults_for = source.config
+            self._user_shots = source.config.train.shots
+            if self.shots.isEnabled():
+                self._set_quietly(self.shots, self._user_shots)
+            self._set_quietly(self.steps, adaptation_steps(source.config))
+        clickable = can_click(source.family)
+        item = self.source.model().item(self.source.findData("points"))
+        item.setEnabled(clickable)
+        item.setToolTip("" if clickable else "Only for 1-D regression (one input, one output)")
+        if not clickable and self.source_kind() == "points":
+            self.set_source_kind("held_out")
+        self._update_page()
+        return source
+
+    def source_kind(self) -> str:
+        return self.source.currentData()
+
+    def set_source_kind(self, kind: str) -> None:
+        self.source.setCurrentIndex(self.source.findData(kind))
+
+    def new_task(self) -> None:
+        self._task_index += 1
+        self._update_page()
+        self.adapt()
+
+    def add_point(self, x: float, y: float) -> None:
+        self._points.append((float(x), float(y)))
+        self._points_changed()
+
+    def remove_point_near(self, x: float, y: float) -> bool:
+        """Remove the clicked point nearest to (x, y) in screen terms; False if there is none."""
+        if not self._points:
+            return False
+        xy = np.asarray(self._points)
+        (x0, x1), (y0, y1) = self.function_plot.plot.getPlotItem().vb.viewRange()
+        scale = np.array([max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)])
+        del self._points[int(np.argmin((((xy - (x, y)) / scale) ** 2).sum(1)))]
+        self._points_changed()
+        return True
+
+    def clear_points(self) -> None:
+        self._points.clear()
+        self._points_changed()
+
+    def points(self) -> list[tuple[float, float]]:
+        return list(self._points)
+
+    def choose_csv(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "A task as CSV", "", "CSV files (*.csv *.tsv *.txt);;All files (*)")
+        if path:
+            self.set_csv(path)
+
+    def set_csv(self, path, target: str | None = None, features=None) -> bool:
+        """Read the file's column names and pick a target and inputs (the family's, where they exist)."""
+        from core.csv_reader import read_csv
+
+        try:
+            table = read_csv(path)
+        except MamlError as exc:
+            self._say(str(exc), error=True)
+            return False
+        self._csv_columns = list(table.columns)
+        family = self._weights.family if self._weights is not None else None
+        target = target or next((c for c in (getattr(family, "target", None),) if c in table.columns), table.columns[-1])
+        wanted = features or getattr(family, "features", None) or [c for c in table.columns if c != target
+                                                                     and table.is_numeric(c)]
+        self.csv_path.setText(str(path))
+        self.csv_target.blockSignals(True)
+        self.csv_target.clear()
+        self.csv_target.addItems(self._csv_columns)
+        self.csv_target.setCurrentText(target)
+        self.csv_target.blockSignals(False)
+        self._fill_features(set(wanted) - {target})
+        self.set_source_kind("csv")
+        self.adapt()
+        return True
+
+    def adapt(self, quiet: bool = False) -> bool:
+        """Start adapting with the settings shown (the previous request, if still waiting, is dropped).
+        ``quiet``: an automatic re-run, which says nothing when the task is not complete yet."""
+        source = self.refresh()
+        if source is None:
+            return False
+        kind = self.source_kind()
+        if kind == "points" and not self._points:
+            if not quiet:
+                self._say(SOURCE_HINTS["points"])
+            return False
+        if kind == "csv" and not self.csv_path.text():
+            if not quiet:
+                self._say(SOURCE_HINTS["csv"])
+            return False
+        request = AdaptRequest(source.config, source.weights, source.family, self.steps.value(),
+                               self.lr.value() or None, kind, self._task_index, self.shots.value(),
+                               tuple(self._points), self.csv_path.text() or None, self.csv_target.currentText() or None,
+                               tuple(self._checked_features()) or None, self._click_range(source))
+        self._request_id += 1
+        self._runner.submit(self._request_id, lambda: run_adaptation(request))
+        return True
+
+    def result(self) -> AdaptOutcome | None:
+        """The adaptation on display."""
+        return self._outcome
+
+    def export_adapted(self) -> None:
+        outcome = self._outcome
+        if outcome is None or self._export is None:
+            return
+        request = outcome.request
+        label = f"{self._weights.label if self._weights else 'the weights'}, adapted to {outcome.task.title} " \
+                f"({outcome.steps} step{'s' * (outcome.steps != 1)})"
+        self._export(WeightsSource(request.config, outcome.result.weights, request.family, label))
+
+    def is_busy(self) -> bool:
+        return self._runner.is_busy()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        return self._runner.shutdown(timeout_ms)
+
+    # -- events -----------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:
+        self.refresh()
+        super().showEvent(event)
+
+    def _on_source(self) -> None:
+        self._outcome = None
+        self.export_button.setEnabled(False)
+        self.losses.clear()
+        self.function_plot.clear_view()
+        self._update_page()
+        self._say(SOURCE_HINTS[self.source_kind()])
+        self.adapt(quiet=True)
+
+    def _update_page(self) -> None:
+        kind = self.source_kind()
+        for key, page in self.pages.items():
+            page.setVisible(key == kind)
+        if (kind == "points") == self.shots.isEnabled():   # K is the number of clicked points there
+            if kind == "points":
+                self._user_shots = self.shots.value()
+            self._set_quietly(self.shots, len(self._points) if kind == "points" else self._user_shots)
+        self.shots.setEnabled(kind != "points")
+        self.task_label.setText(f"task #{self._task_index + 1} (never used in training)")
+        source = self._weights
+        self.function_plot.set_clicking(kind == "points", self._click_range(source) if source else None)
+        if kind == "points":
+            self.function_plot.show_clicks(self._points)
+
+    def _click_range(self, source: WeightsSource | None) -> tuple[float, float] | None:
+        family = source.family if source is not None else None
+        if family is None or not can_click(family):
+            return None
+        if isinstance(family, FunctionFamily):
+            low, high = family.params["x_range"]
+            return float(low), float(high)
+        return -3.0, 3.0   # standardized inputs (CSV families)
+
+    def _set_quietly(self, box: QSpinBox, value: int) -> None:
+        box.blockSignals(True)
+        box.setValue(value)
+        box.blockSignals(False)
+
+    def _points_changed(self) -> None:
+        self.function_plot.show_clicks(self._points)
+        if self.source_kind() == "points":
+            self._set_quietly(self.shots, max(len(self._points), 1))
+        if self.source_kind() != "points":
+            self.set_source_kind("points")   # shows the page and re-adapts
+            return
+        if self._points:
+            self.adapt()
+        else:
+            self._request_id += 1
+            self._runner.cancel_pending()
+            self._outcome = None
+            self.export_button.setEnabled(False)
+            self.losses.clear()
+            self.function_plot.clear_view()
+            self._say(SOURCE_HINTS["points"])
+
+    def _on_csv_target(self) -> None:
+        target = self.csv_target.currentText()
+        self._fill_features(set(self._checked_features()) - {target})
+        self.adapt(quiet=True)
+
+    def _fill_features(self, checked: set[str]) -> None:
+        target = self.csv_target.currentText()
+        self.csv_features.blockSignals(True)
+        self.csv_features.clear()
+        for name in self._csv_columns:
+            if name == target:
+                continue
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in checked else Qt.CheckState.Unchecked)
+            self.csv_features.addItem(item)
+        self.csv_features.blockSignals(False)
+
+    def _checked_features(self) -> list[str]:
+        items = (self.csv_features.item(i) for i in range(self.csv_features.count()))
+        return [item.text() for item in items if item.checkState() == Qt.CheckState.Checked]
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            self._say("Adapting…")
+
+    def _on_done(self, tag, outcome: AdaptOutcome) -> None:
+        if tag != self._request_id:
+            return
+        self._outcome = outcome
+        self.export_button.setEnabled(self._export is not None)
+        self._draw(outcome)
+        self.adapted.emit(outcome)
+
+    def _on_failed(self, tag, message: str) -> None:
+        if tag != self._request_id:
+            return
+        self._say(message, error=True)
+        self.failed.emit(message)
+
+    def _draw(self, outcome: AdaptOutcome) -> None:
+        family, r = outcome.request.family, outcome.result
+        classify = family.kind == "classification"
+        view = outcome.view
+        if isinstance(view, RegionsView):
+            self.function_plot.show_regions(view.grid_x, view.grid_y, view.labels, view.points_x, view.points_y,
+                                            view.point_labels)
+        elif view is not None:
+            self.function_plot.show_function(view, keep_range=outcome.request.source == "points")
+        else:
+            self.function_plot.clear_view()
+        self.losses.show_result(outcome, "cross-entropy" if classify else "MSE")
+        n, k = outcome.steps, len(outcome.task.support_x)
+        text = f"{outcome.task.title}, K = {k}: support loss {r.support_losses[0]:.4g} → {r.support_losses[-1]:.4g}"
+        if r.query_losses is not None:
+            text += f"; query loss {r.query_losses[0]:.4g} → {r.query_losses[-1]:.4g}"
+        if r.query_accuracy is not None:
+            text += f", accuracy {r.query_accuracy[0]:.0%} → {r.query_accuracy[-1]:.0%}"
+        text += f" after {n} step{'s' * (n != 1)}."
+        if view is None:
+            text += " (No function view: the network takes more than one input.)" if not classify else ""
+        self._say(text)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #b00020;" if error else "color: #333;")
+        self.message.setText(text)

@@ -1,0 +1,137 @@
+"""Bringing CSV data into the window: drag and drop, File → Import CSV…, and the family panel's "Change…".
+
+A mixin of :class:`~maml_gui.main_window.MainWindow` (like ``window_files``), so the window file
+stays composition. The drag events only sort out which paths were dropped; :meth:`import_csv`
+(a plain method tests call directly) opens the import dialog, and the dialog's OK hands the
+family to the family editor. Until then nothing changes: a refused file leaves the family that
+was loaded before as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData
+from PySide6.QtWidgets import QFileDialog
+
+from core.tasks.csv_data import CSV_SUFFIXES
+
+from .csv_import_dialog import CsvImportDialog
+
+DROP_SUFFIXES = (".csv", ".tsv")   # what a drop accepts; the file dialog also offers *.txt
+
+
+def dropped_paths(mime: QMimeData) -> tuple[list[str], str | None]:
+    """The local CSV files and folders a drag carries, or why the drag is refused."""
+    if not mime.hasUrls() or not mime.urls():
+        return [], "only files can be dropped here"
+    paths = []
+    for url in mime.urls():
+        if not url.isLocalFile():
+            return [], f"{url.toString()} is not a file on this computer"
+        path = Path(url.toLocalFile())
+        if path.is_dir():
+            if not any(p.suffix.lower() in CSV_SUFFIXES for p in path.iterdir() if p.is_file()):
+                return [], f"the folder {path.name}/ holds no CSV files"
+        elif path.suffix.lower() not in DROP_SUFFIXES:
+            return [], f"{path.name} is not a .csv file"
+        paths.append(str(path))
+    return paths, None
+
+
+class CsvImportMixin:
+    """Needs the window's ``family_editor``, ``hyper_panel``, ``controller``, ``confirm`` and ``reset``."""
+
+    csv_dialog: CsvImportDialog | None = None
+
+    def _init_csv_import(self) -> None:
+        self.setAcceptDrops(True)
+        self.family_editor.import_requested.connect(self._on_import_requested)
+
+    # -- drag and drop ---------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        paths, problem = dropped_paths(event.mimeData())
+        if problem is not None:
+            event.ignore()
+            self.statusBar().showMessage(f"Cannot import this: {problem}. Drop .csv files or a folder of them.", 8000)
+            return
+        event.acceptProposedAction()
+        names = ", ".join(Path(p).name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
+        self.statusBar().showMessage(f"Drop to import {names}", 5000)
+
+    def dragMoveEvent(self, event) -> None:
+        event.acceptProposedAction()   # reached only after dragEnterEvent accepted
+
+    def dragLeaveEvent(self, event) -> None:
+        self.statusBar().clearMessage()
+
+    def dropEvent(self, event) -> None:
+        paths, problem = dropped_paths(event.mimeData())
+        if problem is not None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.import_csv(paths)
+
+    # -- the import ------------------------------------------------------------------------------
+    def import_csv(self, paths: list[str], params: dict | None = None) -> CsvImportDialog:
+        """Open the import dialog for ``paths`` (``params``: the choices to start from); returns it.
+
+        The dialog is window-modal but does not block: its OK applies the family.
+        """
+        if self.csv_dialog is not None:
+            self.csv_dialog.reject()
+        train = self.hyper_panel.train_spec()
+        dialog = CsvImportDialog(paths, params, shots=train.shots, query=train.query, parent=self)
+        dialog.accepted.connect(lambda: self._apply_csv(dialog))
+        dialog.finished.connect(lambda _result: self._forget_dialog(dialog))
+        self.csv_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def choose_import_csv(self, folder: bool = False) -> None:
+        start = str(Path((self.family_editor.spec().params.get("paths") or [""])[0]).parent) \
+            if self.family_editor.spec().name == "csv" else ""
+        if folder:
+            chosen = QFileDialog.getExistingDirectory(self, "Import a folder of CSV files (one task per file)", start)
+            paths = [chosen] if chosen else []
+        else:
+            paths, _ = QFileDialog.getOpenFileNames(self, "Import CSV", start,
+                                                    "CSV files (*.csv *.tsv *.txt);;All files (*)")
+        if paths:
+            self.import_csv(paths)
+
+    def _on_import_requested(self) -> None:
+        """"Change…" reopens the dialog on the data shown; choosing "Your CSV data…" asks for files."""
+        spec = self.family_editor.spec()
+        if spec.name == "csv" and spec.params.get("paths"):
+            self.import_csv(list(spec.params["paths"]), dict(spec.params))
+        else:
+            self.choose_import_csv()
+
+    def _apply_csv(self, dialog: CsvImportDialog) -> None:
+        spec = dialog.family_spec()
+        if spec is None:
+            return
+        if self.controller.is_active():
+            if not self.confirm("Reset the run?", "Using the imported data stops the current run. Continue?"):
+                self.statusBar().showMessage("Import not applied: the run goes on with the previous data.", 8000)
+                return
+            self.reset()
+        self.family_editor.set_spec(spec)
+        family = dialog.family()
+        sizes = family.split_sizes()
+        self.statusBar().showMessage(f"Imported {sum(sizes.values())} tasks ({sizes['train']} / {sizes['val']} / "
+                                     f"{sizes['test']}) from {', '.join(Path(p).name for p in spec.params['paths'])}",
+                                     8000)
+
+    def _forget_dialog(self, dialog: CsvImportDialog) -> None:
+        if self.csv_dialog is dialog:
+            self.csv_dialog = None
+        dialog.deleteLater()
+
+    def closeEvent(self, event) -> None:
+        """Runs after the window's own ``closeEvent`` accepted: an open import dialog stops its reading."""
+        if self.csv_dialog is not None:
+            self.csv_dialog.reject()
+        super().closeEvent(event)

@@ -1,0 +1,515 @@
+"""The CSV import dialog: preview, layout, columns, task kind, normalization, split — and why OK is off.
+
+Reading the files and every re-check after a change run on a background thread (``csv_jobs``)
+with a progress bar and Cancel. The engine (``CsvFamily``) does all the checking, so what the
+dialog shows when it refuses is the engine's message (file, line, column, what to do). The
+dialog changes nothing in the window: the caller takes :meth:`family_spec` after ``accepted``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
+                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+                               QListWidgetItem, QProgressBar, QPushButton, QRadioButton, QSpinBox, QTableView,
+                               QVBoxLayout, QWidget)
+
+from core.tasks.csv_family import SPLIT_TITLES, CsvFamily
+
+from .csv_choices import Checked, Tables, check_choices, read_tables
+from .csv_jobs import BackgroundRunner
+
+PREVIEW_ROWS = 50
+CHECK_DEBOUNCE_MS = 120
+ROLE_COLORS = {"task": "#fdf0c2", "input": "#dbe9f8", "target": "#d5efcf"}
+ERROR_STYLE = "color: #b3261e;"
+
+
+# -- the dialog -------------------------------------------------------------------------------------
+class CsvImportDialog(QDialog):
+    """Choose how CSV files become tasks. ``updated`` fires each time the verdict (or a read error) is shown."""
+
+    updated = Signal()
+
+    def __init__(self, paths: list[str], params: dict[str, Any] | None = None, *, shots: int = 5, query: int = 10,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Import CSV data")
+        self.paths = [str(Path(p).expanduser().resolve()) for p in paths]
+        self._initial = dict(params or {})
+        self._shots, self._query = shots, query
+        self._tables: Tables | None = None
+        self._checked: Checked | None = None
+        self._problem: str | None = "reading the files…"
+        self._filling = False
+        self._reserved: set[str] = set()   # the task column and target, which cannot be inputs
+        self._runner = BackgroundRunner(self)
+        self._runner.progress.connect(self._on_progress)
+        self._runner.done.connect(self._on_done)
+        self._runner.failed.connect(self._on_failed)
+        self._timer = QTimer(self, singleShot=True, interval=CHECK_DEBOUNCE_MS)
+        self._timer.timeout.connect(self._check)
+        self._build()
+        self.resize(1000, 760)
+        self._runner.submit("read", lambda report: read_tables(self.paths, report))
+
+    # -- public ------------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """The choices as ``CsvFamily`` settings (statistics recomputed from the meta-training tasks)."""
+        long = self.layout_long.isChecked()
+        return {"paths": list(self.paths), "task_column": self.task_column.currentText() or None if long else None,
+                "features": self.feature_names(), "target": self.target.currentText() or None,
+                "classification": self.classification.isChecked(),
+                "split": [b.value() / 100 for b in self.split_boxes], "split_seed": self.split_seed.value(),
+                "normalize": self.normalize.isChecked(), "drop_missing": self.drop_missing.isChecked(),
+                "n_way": self.n_way.value() if self.classification.isChecked() else 0, "normalization": None}
+
+    def family(self) -> CsvFamily | None:
+        """The family the current choices give, once checked and valid."""
+        return self._checked.family if self._problem is None and self._checked else None
+
+    def family_spec(self):
+        """What the window takes: the settings plus the normalization statistics."""
+        family = self.family()
+        return None if family is None else family.spec()
+
+    def problem(self) -> str | None:
+        """Why OK is disabled (None when it is enabled)."""
+        return self._problem
+
+    def is_settled(self) -> bool:
+        return not (self._runner.is_busy() or self._timer.isActive())
+
+    def feature_names(self) -> list[str]:
+        items = (self.features.item(i) for i in range(self.features.count()))
+        return [it.data(Qt.ItemDataRole.UserRole) for it in items
+                if it.checkState() == Qt.CheckState.Checked and it.flags() & Qt.ItemFlag.ItemIsEnabled]
+
+    def set_features(self, names: list[str]) -> None:
+        for i in range(self.features.count()):
+            item = self.features.item(i)
+            checked = item.data(Qt.ItemDataRole.UserRole) in names
+            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+
+    def cancel_reading(self) -> None:
+        if self._tables is None and self._runner.is_busy():
+            self._runner.cancel()
+            self._show_read_error("reading was cancelled; close this dialog, or import the files again")
+
+    def done(self, result: int) -> None:
+        """Closing (OK, Cancel, Esc, window close) stops any background work first."""
+        self._timer.stop()
+        self._runner.shutdown()
+        super().done(result)
+
+    # -- building ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.files_label = QLabel(_describe_paths(self.paths))
+        self.files_label.setWordWrap(True)
+        self.preview_file = QComboBox()
+        self.preview_file.setToolTip("Which file the preview shows")
+        self.preview_file_label = QLabel("preview:")
+        for w in (self.preview_file, self.preview_file_label):
+            w.hide()
+        self.preview_file.currentIndexChanged.connect(self._fill_preview)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setFormat("reading… %p%")
+        self.cancel_read_button = QPushButton("Cancel reading")
+        self.cancel_read_button.clicked.connect(self.cancel_reading)
+        self.model = QStandardItemModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(False)
+        self.table.verticalHeader().setToolTip("line in the file")
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.setMinimumHeight(200)
+
+        top = QHBoxLayout()
+        top.addWidget(self.files_label, 1)
+        top.addWidget(self.preview_file_label)
+        top.addWidget(self.preview_file)
+        reading = QHBoxLayout()
+        reading.addWidget(self.progress_bar, 1)
+        reading.addWidget(self.cancel_read_button)
+        legend = QLabel("  ".join(f'<span style="background:{c}">&nbsp;{role}&nbsp;</span>'
+                                  for role, c in ROLE_COLORS.items()) + f" · first {PREVIEW_ROWS} rows; "
+                        "row numbers are lines in the file")
+        legend.setStyleSheet("color: #555;")
+
+        self.settings_box = QGroupBox("How the rows become tasks")
+        self.settings_box.setLayout(self._settings_form())
+        self.settings_box.setEnabled(False)
+        self.split_label = QLabel()
+        self.split_label.setWordWrap(True)
+        self.split_label.setStyleSheet("font-weight: bold;")
+        self.warnings_list = QListWidget()
+        self.warnings_list.setWordWrap(True)
+        self.warnings_list.setToolTip("Things that did not stop the import: skipped tasks, dropped rows, conversions")
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_box = QGroupBox("Result")
+        side = QVBoxLayout(self.result_box)
+        side.addWidget(self.split_label)
+        side.addWidget(self.error_label)
+        side.addWidget(QLabel("Warnings"))
+        side.addWidget(self.warnings_list, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.settings_box, 3)
+        bottom.addWidget(self.result_box, 2)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Use these tasks")
+        self.ok_button.setEnabled(False)
+        self.buttons.accepted.connect(self._on_ok)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(reading)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(legend)
+        layout.addLayout(bottom)
+        layout.addWidget(self.buttons)
+
+    def _settings_form(self) -> QFormLayout:
+        self.layout_long = QRadioButton("one file, a column names the task")
+        self.layout_files = QRadioButton("one task per file")
+        self.layout_long.setToolTip("Long format: rows of every task in one file; pick the column with the task id")
+        self.layout_files.setToolTip("A folder or several files with the same column names (matched by name)")
+        self.layout_hint = QLabel()
+        self.layout_hint.setStyleSheet("color: #555;")
+        self.task_column = QComboBox()
+        self.task_column.setToolTip("The column that names the task (subject, site, machine…); ids stay labels")
+        self.features = QListWidget()
+        self.features.setToolTip("Input columns of the model (tick one or more numeric columns)")
+        self.features.setMaximumHeight(96)
+        self.target = QComboBox()
+        self.target.setToolTip("The value to predict (regression) or the class label (classification)")
+        self.regression = QRadioButton("regression")
+        self.classification = QRadioButton("classification")
+        self.classification.setToolTip("N-way K-shot episodes over the classes of the target column")
+        self.n_way = QSpinBox()
+        self.n_way.setRange(0, 100)
+        self.n_way.setSpecialValueText("auto")
+        self.n_way.setPrefix("classes per episode: ")
+        self.n_way.setToolTip("N of N-way episodes; auto = min(5, number of classes)")
+        self.normalize = QCheckBox("standardize inputs and target (statistics of the meta-training tasks only)")
+        self.drop_missing = QCheckBox()
+        self.drop_missing.setToolTip("Rows with an empty cell in a column used; otherwise they stop the import")
+        self.drop_missing.hide()   # shown once missing values are found
+        self.split_boxes = []
+        for name in ("meta-train", "validation", "test"):
+            box = QSpinBox()
+            box.setRange(0, 100)
+            box.setSuffix(" %")
+            box.setToolTip(f"share of the tasks (not rows) for {name}")
+            self.split_boxes.append(box)
+        self.split_seed = QSpinBox()
+        self.split_seed.setRange(0, 2**31 - 1)
+        self.split_seed.setPrefix("seed ")
+        self.split_seed.setToolTip("Which tasks go to which split")
+        for group in ((self.layout_long, self.layout_files), (self.regression, self.classification)):
+            buttons = QButtonGroup(self)
+            for b in group:
+                buttons.addButton(b)
+        self.layout_long.setChecked(True)
+        self.regression.setChecked(True)
+        self.normalize.setChecked(True)
+        self.split_boxes[0].setValue(70)
+        self.split_boxes[1].setValue(15)
+        self.split_boxes[2].setValue(15)
+
+        form = QFormLayout()
+        form.addRow("Layout", _row(self.layout_long, self.layout_files, self.layout_hint))
+        form.addRow("Task column", self.task_column)
+        form.addRow("Inputs", self.features)
+        form.addRow("Target", self.target)
+        form.addRow("Task kind", _row(self.regression, self.classification, self.n_way))
+        form.addRow("", self.normalize)
+        form.addRow("", self.drop_missing)
+        split = QWidget()
+        grid = QGridLayout(split)
+        grid.setContentsMargins(0, 0, 0, 0)
+        for col, (text, box) in enumerate(zip(("meta-train", "validation", "test"), self.split_boxes)):
+            grid.addWidget(QLabel(text), 0, col)
+            grid.addWidget(box, 1, col)
+        grid.addWidget(self.split_seed, 1, 3)
+        form.addRow("Split by task", split)
+
+        for button in (self.layout_long, self.layout_files, self.regression, self.classification,
+                       self.normalize, self.drop_missing):
+            button.toggled.connect(self._on_choice)
+        for combo in (self.task_column, self.target):
+            combo.currentIndexChanged.connect(self._on_choice)
+        self.features.itemChanged.connect(self._on_choice)
+        for box in (self.n_way, self.split_seed):
+            box.valueChanged.connect(self._on_choice)
+        self.split_boxes[0].valueChanged.connect(self._on_choice)
+        for box in self.split_boxes[1:]:
+            box.valueChanged.connect(self._on_split_edited)
+        return form
+
+    # -- reading -------------------------------------------------------------------------------
+    def _on_progress(self, fraction: float) -> None:
+        self.progress_bar.setValue(int(fraction * 1000))
+
+    def _on_done(self, tag: str, result) -> None:
+        if tag == "read":
+            self._on_read(result)
+        else:
+            self._show_checked(result)
+
+    def _on_failed(self, tag: str, error) -> None:
+        if tag == "read":
+            self._show_read_error(str(error))
+        else:
+            self._checked = None
+            self._set_problem(str(error))
+
+    def _show_read_error(self, message: str) -> None:
+        self._hide_progress()
+        self._set_problem(message)
+
+    def _hide_progress(self) -> None:
+        self.progress_bar.hide()
+        self.cancel_read_button.hide()
+
+    def _on_read(self, tables: Tables) -> None:
+        self._tables = tables
+        self._hide_progress()
+        first = tables.tables[0]
+        rows = sum(t.n_rows for t in tables.tables)
+        delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}.get(first.delimiter, repr(first.delimiter))
+        what = (f"{first.path.name}: {first.n_rows:,} rows" if len(tables.files) == 1
+                else f"{len(tables.files)} files in {_common_folder(tables.files)}: {rows:,} rows")
+        header = "" if first.has_header else ", no header row (columns numbered)"
+        self.files_label.setText(f"<b>{what}</b>, {len(first.columns)} columns, {delimiter}-separated, "
+                                 f"{first.encoding}{header}")
+        self._filling = True
+        try:
+            if len(tables.files) > 1:
+                self.preview_file.addItems([p.name for p in tables.files])
+                self.preview_file.show()
+                self.preview_file_label.show()
+            self._fill_choices(tables)
+        finally:
+            self._filling = False
+        self.settings_box.setEnabled(True)
+        self._fill_preview()
+        self._on_choice()
+
+    def _fill_choices(self, tables: Tables) -> None:
+        """Columns of the first file; suggestions, or the choices being changed (``params`` given)."""
+        p, columns = self._initial, tables.tables[0].columns
+        several = len(tables.files) > 1
+        self.layout_hint.setText(f"(suggested for {len(tables.files)} file{'s' * several})")
+        long = bool(p["task_column"]) if "task_column" in p else not several
+        (self.layout_long if long else self.layout_files).setChecked(True)
+        self.task_column.addItems(columns)
+        self.target.addItems(columns)
+        for name in columns:
+            item = QListWidgetItem(name if tables.numeric[name] else f"{name}  (text)")
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.features.addItem(item)
+        task = p.get("task_column") or tables.task_column
+        self.task_column.setCurrentIndex(self.task_column.findText(task) if task else -1)   # none: ask for one
+        numeric = [c for c in columns if tables.numeric[c] and c != (task if long else None)]
+        target = p.get("target") or (numeric[-1] if numeric else columns[-1])
+        self.target.setCurrentText(target)
+        features = p.get("features") or [c for c in numeric if c != target]
+        self.set_features(features)
+        (self.classification if p.get("classification") else self.regression).setChecked(True)
+        self.n_way.setValue(int(p.get("n_way") or 0))
+        self.normalize.setChecked(bool(p.get("normalize", True)))
+        self.drop_missing.setChecked(bool(p.get("drop_missing", False)))
+        for box, value in zip(self.split_boxes, p.get("split", [0.7, 0.15, 0.15])):
+            box.setValue(round(100 * value))
+        self.split_seed.setValue(int(p.get("split_seed", 0)))
+
+    def _fill_preview(self) -> None:
+        if self._tables is None:
+            return
+        table = self._tables.tables[max(0, self.preview_file.currentIndex())]
+        rows = table.preview(PREVIEW_ROWS)
+        self.model.clear()
+        self.model.setHorizontalHeaderLabels(list(table.columns))
+        for row in rows:
+            self.model.appendRow([QStandardItem(cell) for cell in row])
+        self.model.setVerticalHeaderLabels([str(int(n)) for n in table.lines[:len(rows)]])
+        self._color_columns()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.resizeColumnsToContents()
+        if header.length() < self.table.viewport().width():   # a few columns: spread them over the width
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+
+    def _color_columns(self) -> None:
+        if self._tables is None:
+            return
+        p = self.params()
+        roles = {c: "input" for c in p["features"] or []}
+        roles.update({p["target"]: "target"} if p["target"] else {})
+        roles.update({p["task_column"]: "task"} if p["task_column"] else {})
+        for col in range(self.model.columnCount()):
+            name = self.model.horizontalHeaderItem(col).text()
+            color = QColor(ROLE_COLORS[roles[name]]) if name in roles else QColor(0, 0, 0, 0)
+            for row in range(self.model.rowCount()):
+                self.model.item(row, col).setBackground(color)
+
+    # -- choices -------------------------------------------------------------------------------
+    def _on_split_edited(self) -> None:
+        """Validation or test changed: meta-train takes the rest (when that is possible)."""
+        rest = 100 - self.split_boxes[1].value() - self.split_boxes[2].value()
+        if rest >= 1 and not self._filling:
+            self.split_boxes[0].blockSignals(True)
+            self.split_boxes[0].setValue(rest)
+            self.split_boxes[0].blockSignals(False)
+        self._on_choice()
+
+    def _on_choice(self, *_args) -> None:
+        if self._filling or self._tables is None:
+            return
+        self._sync_enabled()
+        self._color_columns()
+        problem = self._local_problem()
+        if problem is not None:
+            self._timer.stop()
+            self._runner.cancel()
+            self.split_label.setText("")
+            self._set_problem(problem)
+            return
+        self._set_problem("checking…", final=False)
+        self._timer.start()
+
+    def _sync_enabled(self) -> None:
+        """The task column and the target cannot also be inputs; per-file layout has no task column."""
+        long = self.layout_long.isChecked()
+        self.task_column.setEnabled(long)
+        self.n_way.setVisible(self.classification.isChecked())
+        reserved = {self.target.currentText()} | ({self.task_column.currentText()} if long else set())
+        released, self._reserved = self._reserved - reserved, reserved
+        self.features.blockSignals(True)
+        for i in range(self.features.count()):
+            item = self.features.item(i)
+            name, flags = item.data(Qt.ItemDataRole.UserRole), item.flags()
+            if name in reserved:
+                item.setFlags(flags & ~Qt.ItemFlag.ItemIsEnabled)
+                item.setCheckState(Qt.CheckState.Unchecked)
+            else:
+                item.setFlags(flags | Qt.ItemFlag.ItemIsEnabled)
+                if name in released and self._tables.numeric.get(name):   # no longer the target: an input again
+                    item.setCheckState(Qt.CheckState.Checked)
+        self.features.blockSignals(False)
+
+    def _local_problem(self) -> str | None:
+        """Choices that need no reading to refuse (the engine checks everything else)."""
+        p = self.params()
+        if self.layout_files.isChecked() and len(self._tables.files) < 2:
+            return ("one task per file needs several files, and this import has one; choose 'one file, a column "
+                    "names the task', or import a folder of CSV files")
+        if self.layout_long.isChecked() and not p["task_column"]:
+            return "choose the column that names the tasks"
+        if not p["target"]:
+            return "choose the target column"
+        if not p["classification"] and not self._tables.numeric.get(p["target"], True):
+            return (f"the target {p['target']!r} holds text; choose 'classification' to predict it as a class label, "
+                    "or a numeric target")
+        if not p["features"]:
+            return "tick at least one input column"
+        total = sum(b.value() for b in self.split_boxes)
+        if total != 100:
+            return f"the split adds up to {total} %; make meta-train + validation + test 100 %"
+        if self.split_boxes[0].value() == 0:
+            return "give meta-train a share above 0 %"
+        if self.split_boxes[2].value() == 0:
+            return "give test a share above 0 %: the window scores adaptation on meta-test tasks"
+        return None
+
+    def _check(self) -> None:
+        params, tables = self.params(), self._tables.tables
+        shots, query = self._shots, self._query
+        self._runner.submit("check", lambda report: check_choices(params, tables, shots, query, report))
+
+    def _show_checked(self, checked: Checked) -> None:
+        self._checked = checked
+        self.drop_missing.setVisible(checked.missing > 0 or self.drop_missing.isChecked())
+        if checked.missing:
+            more = f" and {checked.missing - len(checked.missing_where)} more" if checked.missing > len(checked.missing_where) else ""
+            self.drop_missing.setText(f"drop {checked.missing} row{'s' * (checked.missing > 1)} with missing values "
+                                      f"({', '.join(checked.missing_where)}{more})")
+        self.warnings_list.clear()
+        self.warnings_list.addItems(checked.warnings)
+        if not checked.warnings:
+            self.warnings_list.addItem("none")
+        family = checked.family
+        if family is None:
+            self.split_label.setText("")
+            self._set_problem(checked.error)
+            self._mark_cell(checked.error_at)
+            return
+        sizes = family.split_sizes()
+        rows = [n for s in SPLIT_TITLES for n in family.task_sizes(s)]
+        per_task = f"{min(rows)} rows per task" if min(rows) == max(rows) else f"{min(rows)}–{max(rows)} rows per task"
+        self.split_label.setText(f"{sum(sizes.values())} tasks: {sizes['train']} / {sizes['val']} / {sizes['test']} "
+                                 f"tasks (meta-train / validation / test), {per_task}")
+        self._set_problem(None)
+
+    def _mark_cell(self, at) -> None:
+        """Show the refused cell in the preview (red) when it is among the rows shown."""
+        if at is None or self._tables is None:
+            return
+        path, line, column = at
+        index = next((i for i, t in enumerate(self._tables.tables) if t.path == path), None)
+        if index is None:
+            return
+        if index != max(0, self.preview_file.currentIndex()):
+            self.preview_file.setCurrentIndex(index)
+        table = self._tables.tables[index]
+        rows = [int(n) for n in table.lines[:self.model.rowCount()]]
+        if line in rows and column in table.columns:
+            item = self.model.item(rows.index(line), table.columns.index(column))
+            item.setBackground(QColor("#f4b4ae"))
+            self.table.scrollTo(item.index())
+
+    def _set_problem(self, problem: str | None, final: bool = True) -> None:
+        self._problem = problem
+        self.ok_button.setEnabled(problem is None)
+        self.ok_button.setToolTip("" if problem is None else f"Cannot import yet: {problem}")
+        self.error_label.setText("" if problem is None or not final else problem)
+        self.error_label.setVisible(problem is not None and final)
+        if final:
+            self.updated.emit()
+
+    def _on_ok(self) -> None:
+        if self._problem is None and self.family() is not None:
+            self.accept()
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    host = QWidget()
+    layout = QHBoxLayout(host)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        layout.addWidget(w)
+    layout.addStretch(1)
+    return host
+
+
+def _describe_paths(paths: list[str]) -> str:
+    names = [Path(p).name + ("/" if Path(p).is_dir() else "") for p in paths]
+    return "Reading " + (", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")) + "…"
+
+
+def _common_folder(files: list[Path]) -> str:
+    parents = {p.parent for p in files}
+    return f"{parents.pop().name}/" if len(parents) == 1 else f"{len(parents)} folders"

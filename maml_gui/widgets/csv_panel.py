@@ -1,0 +1,116 @@
+"""The family editor's CSV mode: what was imported, in one line, a "Change…" button, and the preview.
+
+Imported data is not edited field by field (changing the split would invalidate the stored
+normalization): the panel keeps the family's settings as the import dialog produced them and
+gives them to the editor's ``spec()``; "Change…" asks for the dialog again.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+
+from core.tasks.csv_family import DEFAULTS, CsvFamily
+
+from .plots import PALETTE, class_colors
+
+TITLE = "Your CSV data…"   # the combo entry: choosing it imports a file unless data was imported before
+
+
+class CsvPanel(QWidget):
+    """Holds the CSV family's settings for the editor and says in one line what they give."""
+
+    change_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.params: dict[str, Any] = {}
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.change = QPushButton("Change…")
+        self.change.setToolTip("Reopen the import dialog: files, columns, task kind, normalization, split")
+        self.change.clicked.connect(self.change_requested)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary, 1)
+        layout.addWidget(self.change, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def has_data(self) -> bool:
+        return bool(self.params)
+
+    def register(self, getters: dict[str, Callable], setters: dict[str, Callable], widgets: dict[str, list],
+                 labels: dict[str, str], reset: bool) -> None:
+        """Stand in for the form: every CSV setting reads from and writes to ``params``.
+
+        ``reset`` (a spec is being shown): start from the defaults, so settings the spec omits do
+        not keep values of an earlier import.
+        """
+        if reset or not self.params:
+            self.params = copy.deepcopy(DEFAULTS)
+        for name in DEFAULTS:
+            getters[name] = lambda name=name: copy.deepcopy(self.params.get(name, DEFAULTS[name]))
+            setters[name] = lambda value, name=name: self.params.__setitem__(name, copy.deepcopy(value))
+            widgets[f"family.{name}"] = [self]
+            labels[f"family.{name}"] = "CSV data"
+
+    def show_family(self, family: CsvFamily | None) -> None:
+        """``growth.csv — 40 tasks (28 / 6 / 6), inputs: age, target: height``."""
+        source = _source(self.params.get("paths") or [])
+        if family is None:
+            self.summary.setText(f"<b>{source}</b> — cannot be used as it is (see below); Change… to fix it")
+            return
+        sizes = family.split_sizes()
+        kind = (f"classification, {len(family.classes or [])} classes" if family.kind == "classification"
+                else "regression")
+        scaled = ", standardized" if family.normalization else ""
+        self.summary.setText(
+            f"<b>{source or 'example: growth.csv'}</b> — {sum(sizes.values())} tasks "
+            f"({sizes['train']} / {sizes['val']} / {sizes['test']}), inputs: {', '.join(family.features)}, "
+            f"target: {family.target} <span style='color:#555'>({kind}{scaled})</span>")
+        self.summary.setToolTip("\n".join(self.params.get("paths") or []))
+
+
+def _source(paths: list[str]) -> str:
+    names = [Path(p).name + ("/" if Path(p).is_dir() else "") for p in paths]
+    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more" if names else ""
+
+
+def draw_csv_preview(plot: pg.PlotWidget, curves: list, dots: pg.ScatterPlotItem, family: CsvFamily, seed: int) -> None:
+    """A few meta-training tasks in the file's units: target against the first input column, one
+    colour per task, joined by lines for a single input (classification: one task's rows by class)."""
+    n_train = len(family.task_names("train"))
+    first = f"{family.features[0]}" + (f" (1st of {family.input_dim} inputs)" if family.input_dim > 1 else "")
+    if family.kind == "classification":
+        for curve in curves:
+            curve.hide()
+        x, labels = family.task_points("train", seed % n_train)
+        codes = np.unique(labels, return_inverse=True)[1]
+        colors = class_colors(int(codes.max()) + 1)
+        y = x[:, 1] if family.input_dim > 1 else codes.astype(float)
+        dots.setData(x[:, 0], y, brush=[pg.mkBrush(colors[c]) for c in codes], symbol="o", size=7)
+        plot.setLabel("bottom", family.features[0])
+        plot.setLabel("left", family.features[1] if family.input_dim > 1 else f"{family.target} (class)")
+        return
+    xs, ys, brushes = [], [], []
+    for i, curve in enumerate(curves):
+        if i >= n_train:
+            curve.hide()
+            continue
+        x, y = family.task_points("train", (seed * len(curves) + i) % n_train)
+        order = np.argsort(x[:, 0], kind="stable")
+        curve.setData(x[order, 0], y[order], connect="finite")
+        curve.setVisible(family.input_dim == 1)   # with more inputs a line through the rows means nothing
+        xs.append(x[:, 0])
+        ys.append(y)
+        brushes += [pg.mkBrush(PALETTE[i % len(PALETTE)])] * len(y)
+    dots.setData(np.concatenate(xs), np.concatenate(ys), brush=brushes, symbol="o", size=5)
+    plot.setLabel("bottom", first)
+    plot.setLabel("left", family.target)

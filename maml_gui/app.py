@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     from .training import reserve_gui_core
 
     reserve_gui_core()
+    # Collect reference cycles only on the GUI thread: a collection triggered on the training
+    # (or CSV-reading) thread could destroy Qt objects there, which Qt does not survive.
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=1.0)  # noqa: F841 - lives as long as the window
 
     window = MainWindow()
     app.aboutToQuit.connect(window.controller.shutdown)

@@ -83,8 +83,8 @@ class CsvImportMixin:
             self.csv_dialog.reject()
         train = self.hyper_panel.train_spec()
         dialog = CsvImportDialog(paths, params, shots=train.shots, query=train.query, parent=self)
-        dialog.accepted.connect(lambda: self._apply_csv(dialog))
-        dialog.finished.connect(lambda _result: self._forget_dialog(dialog))
+        dialog.accepted.connect(self._on_csv_accepted)   # bound methods: no cycle holds the closed dialog
+        dialog.finished.connect(self._on_csv_finished)
         self.csv_dialog = dialog
         dialog.open()
         return dialog
@@ -109,8 +109,9 @@ class CsvImportMixin:
         else:
             self.choose_import_csv()
 
-    def _apply_csv(self, dialog: CsvImportDialog) -> None:
-        spec = dialog.family_spec()
+    def _on_csv_accepted(self) -> None:
+        dialog = self.csv_dialog
+        spec = dialog.family_spec() if dialog is not None else None
         if spec is None:
             return
         if self.controller.is_active():
@@ -125,10 +126,10 @@ class CsvImportMixin:
                                      f"{sizes['test']}) from {', '.join(Path(p).name for p in spec.params['paths'])}",
                                      8000)
 
-    def _forget_dialog(self, dialog: CsvImportDialog) -> None:
-        if self.csv_dialog is dialog:
-            self.csv_dialog = None
-        dialog.deleteLater()
+    def _on_csv_finished(self, _result: int) -> None:
+        dialog, self.csv_dialog = self.csv_dialog, None
+        if dialog is not None:
+            dialog.deleteLater()
 
     def closeEvent(self, event) -> None:
         """Runs after the window's own ``closeEvent`` accepted: an open import dialog stops its reading."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QListWidgetItem, QProgressBar, QPushButton, QRadioButton, QSpinBox, QTableView,
                                QVBoxLayout, QWidget)
 
+from core.config import FamilySpec
 from core.tasks.csv_family import SPLIT_TITLES, CsvFamily
 
 from .csv_choices import Checked, Tables, check_choices, read_tables
@@ -55,7 +56,8 @@ class CsvImportDialog(QDialog):
         self._timer.timeout.connect(self._check)
         self._build()
         self.resize(1000, 760)
-        self._runner.submit("read", lambda report: read_tables(self.paths, report))
+        paths = list(self.paths)   # the job holds no reference to the dialog
+        self._runner.submit("read", lambda report: read_tables(paths, report))
 
     # -- public ------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -72,7 +74,7 @@ class CsvImportDialog(QDialog):
         """The family the current choices give, once checked and valid."""
         return self._checked.family if self._problem is None and self._checked else None
 
-    def family_spec(self):
+    def family_spec(self) -> FamilySpec | None:
         """What the window takes: the settings plus the normalization statistics."""
         family = self.family()
         return None if family is None else family.spec()

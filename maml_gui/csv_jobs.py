@@ -9,6 +9,7 @@ only the latest request's result is delivered. Results and errors cross threads 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import traceback
@@ -22,6 +23,28 @@ PROGRESS_INTERVAL = 0.05   # s between progress signals (reading calls back far 
 
 Job = Callable[[Callable[[float], bool]], Any]
 _LIVE_THREADS: set[QThread] = set()
+_gc_holds = 0
+_gc_resume = False
+
+
+def _hold_gc(hold: bool) -> None:
+    """No automatic garbage collection while a job thread runs.
+
+    Reading a table allocates millions of objects, so the cyclic collector would run on the job's
+    thread, and a collection there can destroy Qt objects left in reference cycles (a closed
+    dialog, an old window): Qt then deadlocks against the GUI thread or crashes. Collection is
+    turned back on (if it was on) when the last job ends; the jobs themselves make no cycles.
+    """
+    global _gc_holds, _gc_resume
+    if hold:
+        if _gc_holds == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_holds += 1
+    else:
+        _gc_holds -= 1
+        if _gc_holds == 0 and _gc_resume:
+            gc.enable()
 
 
 def live_threads() -> list[QThread]:
@@ -121,6 +144,7 @@ class BackgroundRunner(QObject):
         worker.failed.connect(thread.quit)
         self._thread, self._worker, self._cancel, self._tag = thread, worker, cancel, tag
         _LIVE_THREADS.add(thread)
+        _hold_gc(True)
         busy = self._pending is None   # a queued request keeps the runner busy throughout
         thread.start()
         if busy:
@@ -151,6 +175,7 @@ class BackgroundRunner(QObject):
         """Forget the finished pair (Python owns both: no deleteLater), then start what was queued."""
         self._thread.wait()
         _LIVE_THREADS.discard(self._thread)
+        _hold_gc(False)
         self._thread = self._worker = self._cancel = None
         pending, self._pending = self._pending, None
         if pending is not None:

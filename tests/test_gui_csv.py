@@ -7,6 +7,7 @@ signals or conditions (never sleeps) and a fixture fails any test that leaves a 
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def make_window(qtbot, tmp_path):
         if window.csv_dialog is not None:
             window.csv_dialog.reject()
         window.controller.shutdown()
+        window.close()
+    windows.clear()
+    gc.collect()   # closed windows are collected here, on the GUI thread, not by a later test's worker thread
 
 
 def settled(qtbot, dialog):

@@ -14,18 +14,22 @@ calls), so every millisecond spent drawing is taken from training. Hence:
 * each curve is reduced to about one bucket per pixel of the view before ``setData`` (min/max
   per bucket for raw values, the mean for smoothed ones; buckets are power-of-two sized and
   anchored, so the drawing is stable as data grows) instead of pyqtgraph's auto-downsampling;
-* the auto-range is computed from that data right after ``setData`` (not in the paint event,
-  which made pyqtgraph paint every update twice) and snapped to coarse steps, so the axes
-  change rarely;
-* axes, grids and legends paint from pixmap caches; their text is only re-rendered when the
-  ticks or entries change;
+* the auto-range is computed from that data right after ``setData``, and the view's transform
+  applied then too (done in the paint event, both made pyqtgraph paint every update twice); it
+  is snapped to coarse steps and kept while the data stay inside it, so the axes change rarely;
+* axes and legends paint from pixmap caches, so their text is only re-rendered when the ticks
+  or entries change; the grid is a separate item of plain lines (pyqtgraph's axes draw it
+  across the whole view, which made them repaint whenever a curve changed);
+* hidden axes do not re-layout their label text on range changes (no auto SI prefix, which
+  also keeps "(x0.001)" off an accuracy axis).
 * legends are compact, hidden while they have nothing to show, and their entries are built once;
-  the task view and the adaptation scores lay theirs out in a row above the data, with the
-  view's range extended to leave room for it, so it never hides a curve.
+  they are laid out in a row (or a few) at the top right, with the view's range raised to leave
+  room for them, so they never hide a curve.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Mapping, Sequence
 
@@ -83,7 +87,7 @@ class Grid(QGraphicsObject):
         self._key = None
         self._draws: list[tuple[QPen, list[QLineF]]] = []
         self.setZValue(-1e5)   # above the view's background, below the data
-        plot_item.vb.sigRangeChanged.connect(lambda *_: self.update())
+        plot_item.vb.sigRangeChanged.connect(self._range_changed)
         plot_item.vb.sigResized.connect(self._resized)
         ctrl = plot_item.ctrl
         for signal in (ctrl.xGridCheck.toggled, ctrl.yGridCheck.toggled, ctrl.gridAlphaSlider.valueChanged):
@@ -105,6 +109,9 @@ class Grid(QGraphicsObject):
             if axis.grid is not False:
                 axis.setGrid(False)
         self._key = None
+        self.update()
+
+    def _range_changed(self, *_) -> None:
         self.update()
 
     def _resized(self, *_) -> None:
@@ -152,11 +159,18 @@ class Grid(QGraphicsObject):
         return draws
 
 
+@functools.lru_cache(maxsize=None)
+def _colormap(name: str) -> pg.ColorMap:
+    """pyqtgraph reads a colour map from its file on every ``colormap.get`` (~10 ms)."""
+    return pg.colormap.get(name)
+
+
 def class_colors(n: int) -> list:
     """Distinct colours for ``n`` classes: the palette, or a ramp when there are more classes."""
     if n <= len(PALETTE):
         return [pg.mkColor(c) for c in PALETTE[:max(n, 1)]]
-    return [pg.colormap.get("turbo").map(i / (n - 1), mode="qcolor") for i in range(n)]
+    ramp = _colormap("turbo")
+    return [ramp.map(i / (n - 1), mode="qcolor") for i in range(n)]
 
 
 class Legend(pg.LegendItem):
@@ -192,11 +206,18 @@ class Legend(pg.LegendItem):
             self.addItem(item, name)
 
     def fit_columns(self, width: float, most: int = 3) -> None:
-        """Lay the entries out in as many columns (up to ``most``) as fit in ``width`` pixels."""
-        for columns in range(max(1, min(most, len(self.items))), 0, -1):
+        """Lay the entries out in as many columns (up to ``most``) as fit in ``width`` pixels
+        (estimated from the entries' sizes: the layout is only redone when the count changes)."""
+        entries = [sample.width() + label.minimumWidth() for sample, label in self.items]   # labels: unstretched
+        left, _, right, _ = self.layout.getContentsMargins()
+        spacing = self.layout.horizontalSpacing()
+        columns = 1
+        for n in range(min(most, len(entries)), 1, -1):   # entries fill the rows left to right
+            if sum(max(entries[j::n]) for j in range(n)) + spacing * (2 * n - 1) + left + right <= width:
+                columns = n
+                break
+        if columns != self.columnCount:
             self.setColumnCount(columns)
-            if self.width() <= width:
-                return
 
     def set_wanted(self, wanted: bool) -> None:
         self._wanted = wanted
@@ -334,6 +355,19 @@ def snap_range(lo: float, hi: float, padding: float, anchored: bool = False) -> 
     return math.floor((lo - pad) / q) * q, math.ceil((hi + pad) / q) * q
 
 
+def keep_or_snap(current, bounds: tuple[float, float], padding: float, anchored: bool = False) -> tuple[float, float]:
+    """The current range while the data stay inside it (clear of its edges) and fill at least 60%
+    of it; else :func:`snap_range`. A drifting loss or a new evaluation then re-labels an axis
+    only now and then, not on every update."""
+    lo, hi = bounds
+    start, end = current
+    span = hi - lo
+    margin = padding / 4 * span
+    if not anchored and span > 0 and start <= lo - margin and hi + margin <= end and span >= 0.6 * (end - start):
+        return start, end
+    return snap_range(lo, hi, padding, anchored)
+
+
 def _set_curve(curve: pg.PlotDataItem, x, y) -> bool:
     """Gaps at non-finite values; a curve with no finite value is drawn empty (pyqtgraph cannot
     bound it). Returns whether anything is drawn."""
@@ -388,8 +422,8 @@ class _ViewBox(pg.ViewBox):
 
     ``range_source(axis, x_range)`` returns the data bounds along ``axis`` in view coordinates
     (``x_range``: only data within it, for "visible data only"), None when there is nothing to
-    bound, or NotImplemented to use pyqtgraph's own computation. The result is padded and snapped
-    to coarse steps (:func:`snap_range`).
+    bound, or NotImplemented to use pyqtgraph's own computation. The result is padded, snapped
+    to coarse steps and kept while the data stay inside it (:func:`keep_or_snap`).
     """
 
     range_source = None
@@ -410,7 +444,8 @@ class _ViewBox(pg.ViewBox):
             if bounds is NotImplemented:
                 return super().updateAutoRange()
             if bounds is not None and all(map(math.isfinite, bounds)):
-                ranges[key] = snap_range(*bounds, self.suggestPadding(ax), anchored=ax == 0 and self.anchor_x)
+                anchored = ax == 0 and self.anchor_x
+                ranges[key] = keep_or_snap(self.state["targetRange"][ax], bounds, self.suggestPadding(ax), anchored)
         self._autoRangeNeedsUpdate = False   # as pyqtgraph's own updateAutoRange leaves it
         target = self.state["targetRange"]
         if all(list(r) == target[0 if key == "xRange" else 1] for key, r in ranges.items()):
@@ -499,19 +534,24 @@ class _PlotBox(QWidget):
 
     def _use_legend_row(self) -> None:
         """Auto-range from :func:`items_bounds`, raised at the top so the legend (in a row, top
-        right) sits above the data instead of on it."""
+        right) sits above the data instead of on it. (History plots do the same from their own bounds.)"""
         self.vb.range_source = self._bounds_below_legend
-        self.vb.sigResized.connect(lambda *_: self._fit_legend())
+        self.vb.sigResized.connect(self._fit_legend)
 
-    def _fit_legend(self) -> None:
+    def _fit_legend(self, *_) -> None:
         width = self.vb.width()
         if width > 0 and self.legend.items:
             self.legend.fit_columns(width - 2 * LEGEND_MARGIN)
 
     def _bounds_below_legend(self, axis: int, x_range):
         bounds = items_bounds(self.vb, axis, x_range)
-        if axis != 1 or bounds is None or bounds is NotImplemented or not self.legend.isVisible():
+        return self._room_for_legend(bounds) if axis == 1 else bounds
+
+    def _room_for_legend(self, bounds):
+        """Raise the top of y ``bounds`` so that the legend row fits above the data."""
+        if bounds is None or bounds is NotImplemented or not self.legend.isVisible():
             return bounds
+        self._fit_legend()   # entries may have been added by a subclass
         height = self.vb.height()
         share = (self.legend.height() + LEGEND_MARGIN + 2) / height if height > 0 else 0.0
         if not 0 < share < 0.5:   # a view too small for a legend row: let it overlap
@@ -569,6 +609,7 @@ class _HistoryPlot(_PlotBox):
         self._follow_x = True
         self.vb.range_source = self._data_range
         self.vb.anchor_x = True
+        self.vb.sigResized.connect(self._fit_legend)
         self.vb.sigResized.connect(self._mark_dirty)                 # a wider view gets more buckets
         self.vb.sigXRangeChanged.connect(self._on_x_range)           # zoom/pan: reduce what is visible
         self.vb.sigStateChanged.connect(self._on_view_state)         # auto-range switched on/off
@@ -665,6 +706,12 @@ class _HistoryPlot(_PlotBox):
         self.legend.set_wanted(any(len(x) for x, _ in self._series.values()))
         self.vb.refresh_auto_range()
 
+    def _smooth_mode(self) -> str:
+        """How smoothed curves are reduced to pixels: the mean per pixel (a clean 2-px line, and
+        a third of the cost of drawing the jitter) unless the smoothing is so light that the
+        curve is mostly raw values, whose spikes must stay visible."""
+        return "mean" if self.smoothing() >= 0.5 else "peak"
+
     def _data_range(self, axis: int, x_range):
         """The auto-range source of the view: bounds of the data handed to the curves."""
         ctrl = self.plot.getPlotItem().ctrl
@@ -677,7 +724,7 @@ class _HistoryPlot(_PlotBox):
             return min(float(x[0]) for x, _ in series), max(float(x[-1]) for x, _ in series)
         if x_range is not None:
             series = [(x, y[(x >= x_range[0]) & (x <= x_range[1])]) for x, y in series]
-        return value_bounds([y for _, y in series], log=ctrl.logYCheck.isChecked())
+        return self._room_for_legend(value_bounds([y for _, y in series], log=ctrl.logYCheck.isChecked()))
 
     def _redraw(self) -> None:
         raise NotImplementedError
@@ -720,8 +767,9 @@ class LossPlot(_HistoryPlot):
         if self._overlays_dirty:
             self._overlays_dirty = False
             self._smooth_overlays()
-        curves = [(self._raw, x, raw[:, 0], "peak"), (self._smooth, x, smooth[:, 0], "mean")]
-        curves += [(c, ox, oy, "mean") for c, (ox, oy) in zip(self._overlay_curves, self._overlay_shown)]
+        mode = self._smooth_mode()
+        curves = [(self._raw, x, raw[:, 0], "peak"), (self._smooth, x, smooth[:, 0], mode)]
+        curves += [(c, ox, oy, mode) for c, (ox, oy) in zip(self._overlay_curves, self._overlay_shown)]
         self._draw(curves)
 
     def _on_smoothing(self, value: int) -> None:
@@ -780,12 +828,13 @@ class StepLossPlot(_HistoryPlot):
         if self._buffer is None:
             return
         x, _, smooth = self._displayed()
-        self._draw([(curve, x, smooth[:, s], "mean") for s, curve in enumerate(self._curves)])
+        mode = self._smooth_mode()
+        self._draw([(curve, x, smooth[:, s], mode) for s, curve in enumerate(self._curves)])
 
 
 def step_colors(n: int) -> list:
     """A light-to-dark ramp so later adaptation steps read as 'further along'."""
-    ramp = pg.colormap.get("viridis")
+    ramp = _colormap("viridis")
     return [ramp.map(0.85 * (1 - i / max(n - 1, 1)), mode="qcolor") for i in range(n)]
 
 

@@ -758,7 +758,8 @@ class LossPlot(_HistoryPlot):
     def data(self) -> dict:
         """{"raw": (x, y), "smoothed": (x, y), "overlays": {name: (x, y)}} as handed to the plot."""
         empty = (np.empty(0), np.empty(0))
-        overlays = {name: self._series.get(c, empty) for c, (name, _, _) in zip(self._overlay_curves, self._overlay_data)}
+        overlays = {name: self._series.get(curve, empty)
+                    for curve, (name, _, _) in zip(self._overlay_curves, self._overlay_data)}
         return {"raw": self._series.get(self._raw, empty), "smoothed": self._series.get(self._smooth, empty),
                 "overlays": overlays}
 

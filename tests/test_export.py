@@ -383,10 +383,10 @@ def test_task_csv_problems_are_named(tmp_path):
 
 
 def test_csv_run_exports_its_statistics_and_adapts_in_training_units(tmp_path, capsys):
-    csv_family = pytest.importorskip("core.tasks.csv_family", reason="the CSV family is not in this tree yet")
-    if not csv_family.EXAMPLE.exists():
-        pytest.skip("the bundled CSV example is missing")
     from core.export_cli import run_adapt
+    from core.tasks import csv_family
+
+    assert csv_family.EXAMPLE.exists(), "the bundled CSV example (assets/examples/growth.csv) is missing"
 
     trainer = make_run(tmp_path / "run", "maml", "csv", iterations=3, shots=3, query=3)
     family = trainer.family

@@ -253,14 +253,18 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
         """Stop any run and clear the live views; the run stays in the run list."""
         self.stop()
         self._shown = None
+        self._clear_views()
+        self._update_actions()
+        self._preview_timer.start()
+
+    def _clear_views(self) -> None:
+        """Empty the live plots, status and error banner (reset, or before showing opened weights)."""
         self._plot_pending.clear()
         self.loss_plot.reset()
         self.step_plot.reset()
         self.adaptation_plot.clear()
         self.status.clear()
         self.error_banner.hide()
-        self._update_actions()
-        self._preview_timer.start()
 
     def _begin(self, paused: bool, steps: int) -> None:
         if self._problem is not None:

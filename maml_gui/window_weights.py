@@ -63,9 +63,8 @@ class WeightsActionsMixin:
         return build_family(config.family)
 
     # -- export -------------------------------------------------------------------------------------
-    def export_weights(self, path, fmt: str = "safetensors", *, readme: bool = True,
-                       source: WeightsSource | None = None) -> Path | None:
-        """Write the current (or given) weights to ``path``; asks before replacing any file."""
+    def _export_source(self, source: WeightsSource | None) -> WeightsSource | None:
+        """The weights to export (given, or the current ones); None after telling the user why not."""
         try:
             source = source or self.current_weights()
         except MamlError as exc:
@@ -73,6 +72,13 @@ class WeightsActionsMixin:
             return None
         if source is None:
             self.show_error("No weights to export yet: start a run or open weights (File → Open weights/run…).")
+        return source
+
+    def export_weights(self, path, fmt: str = "safetensors", *, readme: bool = True,
+                       source: WeightsSource | None = None) -> Path | None:
+        """Write the current (or given) weights to ``path``; asks before replacing any file."""
+        source = self._export_source(source)
+        if source is None:
             return None
         path = Path(path)
         force = self._confirm_replace(path, fmt, readme)
@@ -89,13 +95,8 @@ class WeightsActionsMixin:
 
     def choose_export_weights(self, source: WeightsSource | None = None) -> ExportDialog | None:
         """The export dialog (non-blocking); the file is written on a job thread (ONNX takes seconds)."""
-        try:
-            source = source or self.current_weights()
-        except MamlError as exc:
-            self.show_error(f"Cannot export weights: {exc}")
-            return None
+        source = self._export_source(source)
         if source is None:
-            self.show_error("No weights to export yet: start a run or open weights (File → Open weights/run…).")
             return None
         folder = Path(str(self.settings.value(EXPORT_FOLDER_KEY, "") or Path.home()))
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", re.split(r" \(|, ", source.label)[0]).strip("-.") or "weights"
@@ -196,12 +197,7 @@ class WeightsActionsMixin:
 
     def _show_opened(self, run, metrics: np.ndarray | None) -> None:
         self._shown = self._opened = run
-        self._plot_pending.clear()
-        self.loss_plot.reset()
-        self.step_plot.reset()
-        self.adaptation_plot.clear()
-        self.status.clear()
-        self.error_banner.hide()
+        self._clear_views()
         self._label_losses(run.config)
         if metrics is not None and len(metrics):
             self.loss_plot.append(metrics[:, 0], metrics[:, 1])

@@ -312,7 +312,9 @@ def _bench(args) -> int:
     else:
         print(f"{args.algorithm}, {args.inner_steps} inner step(s), meta-batch {args.meta_batch}, sinusoid 1-40-40-1, "
               f"K=10+10 on {result.device}: engine {result.engine_it_s:.1f} it/s, per-task loop "
-              f"{result.loop_it_s:.1f} it/s, speedup {result.speedup:.1f}x")
+              f"{result.loop_it_s:.1f} it/s, speedup {result.speedup:.1f}x"
+              + (f" (batched-autograd path: {result.autograd_it_s:.1f} it/s, "
+                 f"{result.autograd_it_s / result.loop_it_s:.1f}x)" if result.autograd_it_s else ""))
     return 0
 
 

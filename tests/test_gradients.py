@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.algorithms import build_algorithm
+from core.algorithms import build_algorithm, closed_form
 from core.models import ModuleNet
 from core.reference import loop_meta_gradient
 from core.trainer import MetaTrainer
@@ -13,7 +13,7 @@ from core.trainer import MetaTrainer
 from .helpers import max_rel_error, tiny_config
 
 CASES = [
-    ("sinusoid", "relu", (40, 40), 1),
+    ("sinusoid", "relu", (40, 40), 1),  # relu MLPs take the closed-form gradient by default
     ("sinusoid", "tanh", (16, 8), 3),
     ("polynomial", "gelu", (12,), 2),   # gelu has no hand-written backward: generic autograd path
     ("blobs", "relu", (16, 16), 2),
@@ -75,10 +75,11 @@ def test_generic_module_path_matches_fast_path():
         assert max_rel_error(params[n].grad, fast[n]) <= 1e-5, n
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])  # autograd path, closed form
 @pytest.mark.parametrize("algorithm", ["maml", "metasgd", "mamlpp"])
-def test_finite_differences_float64(algorithm):
+def test_finite_differences_float64(algorithm, activation):
     """Central differences of the meta-loss agree with the analytic meta-gradient (float64)."""
-    config = tiny_config("sinusoid", algorithm, 2, (4,), "tanh", meta_batch=3, shots=4, query=5)
+    config = tiny_config("sinusoid", algorithm, 2, (4,), activation, meta_batch=3, shots=4, query=5)
     trainer = MetaTrainer(config)
     params = {n: p.detach().double().requires_grad_(True) for n, p in trainer.params.items()}
     rates = trainer.algorithm.make_rates(params)
@@ -148,3 +149,54 @@ def test_reptile_gradient_is_the_mean_displacement():
             expected[n] += (trainer.params[n].detach() - p.detach()) / batch.n_tasks
     for n, p in trainer.params.items():
         assert max_rel_error(p.grad, expected[n]) <= 1e-5, n
+
+
+def _float64_grads(trainer, batch, iteration: int, use_closed_form: bool):
+    params = {n: p.detach().double().requires_grad_(True) for n, p in trainer.params.items()}
+    rates = trainer.algorithm.make_rates(params)
+    gen = torch.Generator().manual_seed(3)
+    for t in rates.tensors.values():
+        with torch.no_grad():
+            t.copy_(0.01 + 0.09 * torch.rand(t.shape, generator=gen, dtype=t.dtype))
+        t.requires_grad_(True)
+    trainer.algorithm.closed_form = use_closed_form
+    result = trainer.algorithm.meta_step(params, rates, batch, iteration)
+    grads = {n: p.grad for n, p in params.items()}
+    grads.update({f"inner_lr.{n}": t.grad for n, t in rates.tensors.items()})
+    return result, grads
+
+
+@pytest.mark.parametrize("family", ["sinusoid", "blobs"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("algorithm,iteration", [("maml", 0), ("fomaml", 0), ("metasgd", 0),
+                                                 ("mamlpp", 0), ("mamlpp", 700), ("mamlpp", 10**6)])
+@pytest.mark.parametrize("steps,hidden", [(1, (8, 8)), (3, (6,))])
+def test_closed_form_matches_autograd_path(family, activation, algorithm, iteration, steps, hidden):
+    """The hand-derived gradient equals the batched-autograd one in float64 (MAML++ at three
+    points of its schedule: first order with the multi-step loss, second order mid-anneal, final)."""
+    config = tiny_config(family, algorithm, steps, hidden, activation, meta_batch=4)
+    trainer = MetaTrainer(config)
+    assert closed_form.applies(trainer.net, trainer.algorithm.adapt_names, trainer.params)
+    batch = trainer.sample_batch()
+    batch.support_x, batch.query_x = batch.support_x.double(), batch.query_x.double()
+    if family != "blobs":
+        batch.support_y, batch.query_y = batch.support_y.double(), batch.query_y.double()
+    fast, fast_grads = _float64_grads(trainer, batch, iteration, True)
+    slow, slow_grads = _float64_grads(trainer, batch, iteration, False)
+    assert set(fast_grads) == set(slow_grads)
+    for name in slow_grads:
+        assert max_rel_error(fast_grads[name], slow_grads[name]) <= 1e-10, name
+    assert torch.allclose(fast.step_losses, slow.step_losses, rtol=1e-12, atol=0)
+    assert float(fast.meta_loss) == pytest.approx(float(slow.meta_loss), rel=1e-12)
+    if family == "blobs":
+        assert torch.equal(fast.step_accuracy, slow.step_accuracy)
+
+
+def test_closed_form_is_the_default_only_where_it_is_exact():
+    """ReLU-family MLPs adapting every weight take it; smooth activations and ANIL keep autograd."""
+    def uses(algorithm, activation):
+        trainer = MetaTrainer(tiny_config("sinusoid", algorithm, 1, (8,), activation))
+        return closed_form.applies(trainer.net, trainer.algorithm.adapt_names, trainer.params)
+
+    assert uses("maml", "relu") and uses("metasgd", "leaky_relu") and uses("mamlpp", "relu")
+    assert not uses("maml", "tanh") and not uses("maml", "gelu") and not uses("anil", "relu")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..tasks import TaskBatch
+from . import closed_form
 from .base import Algorithm, MetaStepResult
 from .inner import InnerRates, Params, inner_step, mean_loss, start, task_accuracy
 
@@ -17,6 +18,7 @@ class MAML(Algorithm):
     """Second-order MAML (Finn et al. 2017): backpropagate through the inner SGD steps."""
 
     second_order = True
+    closed_form = True  # use the hand-derived gradient where it applies; False forces autograd
 
     def second_order_at(self, iteration: int) -> bool:
         return self.second_order
@@ -26,6 +28,8 @@ class MAML(Algorithm):
         return None
 
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
+        if self.closed_form and closed_form.applies(self.net, self.adapt_names, params):
+            return closed_form.meta_step(self, params, rates, batch, iteration)
         fwd, kind, names = self.net.forward, self.kind, self.adapt_names
         n_steps = self.spec.inner_steps
         create_graph = self.second_order_at(iteration)

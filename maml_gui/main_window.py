@@ -7,6 +7,7 @@ Everything a menu, toolbar button or shortcut does is a plain public method (``s
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Callable
@@ -137,6 +138,7 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
         c.adaptation.connect(self._on_adaptation)
         c.preview.connect(self._on_preview)
         c.weights.connect(self._on_weights)
+        c.state.connect(self._on_state)
         c.paused_changed.connect(self._on_paused_changed)
         c.notice.connect(lambda text: self.statusBar().showMessage(text, 10_000))
         c.finished.connect(self._on_finished)
@@ -272,6 +274,7 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
             return
         config = self.panel_config()
         initial = self._initial_weights(config)   # opened weights, while they are the ones shown
+        state = self._initial_state(config) if initial is not None else None
         run = self.runs.create(config)
         self.run_list.add_run(run.run_id, run.name, config.algorithm.name)
         self._active = self._shown = run
@@ -283,7 +286,11 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
         self.error_banner.hide()
         self.status.clear()
         self._label_losses(config)
-        self.controller.start(config, paused=paused, steps=steps, preview_index=self._preview_index, initial_weights=initial)
+        if state is not None:   # the resumed run carries the opened run's history on
+            run.history = copy.deepcopy(self._opened.history)
+            self._show_history(run)
+        self.controller.start(config, paused=paused, steps=steps, preview_index=self._preview_index,
+                              initial_weights=initial, initial_state=state)
         self.statusBar().showMessage(f"Started {run.name}", 3000)
         self._update_actions()
 
@@ -383,6 +390,11 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
         if self._active is not None:
             self._active.weights = weights
             self._active.weights_iteration = self._active.iteration
+            self._active.training_state = None   # until the matching state arrives (it follows at once)
+
+    def _on_state(self, state) -> None:
+        if self._active is not None and int(state[1]["iteration"]) == self._active.weights_iteration:
+            self._active.training_state = state
 
     def _on_paused_changed(self, paused: bool) -> None:
         self._flush_plots()

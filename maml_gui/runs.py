@@ -103,6 +103,7 @@ class RunRecord:
     history: History = field(default_factory=History)
     weights: dict | None = None       # last good snapshot (detached CPU tensors)
     weights_iteration: int = 0
+    training_state: tuple[dict, dict] | None = None   # Adam moments etc. of weights_iteration, to resume exactly
     status: str = "starting"          # starting | running | paused | stopped | completed | failed
     error: str | None = None
     device: str = ""

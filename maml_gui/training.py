@@ -102,6 +102,7 @@ class TrainingWorker(QObject):
     adaptation = Signal(object)      # inspection.AdaptationSnapshot
     preview = Signal(object)         # inspection.Preview
     weights = Signal(object)         # dict[str, Tensor], detached CPU copies
+    state = Signal(object)           # MetaTrainer.training_state() of the same iteration, right after weights
     paused_changed = Signal(bool)    # the loop really is (not) waiting
     notice = Signal(str)             # a non-fatal problem (the baseline diverged ...)
     finished = Signal(object)        # RunEnd
@@ -109,10 +110,11 @@ class TrainingWorker(QObject):
 
     def __init__(self, config: ExperimentConfig, options: WorkerOptions | None = None, *,
                  start_paused: bool = False, steps: int = 0, preview_index: int = 0,
-                 initial_weights: dict | None = None):
+                 initial_weights: dict | None = None, initial_state: tuple[dict, dict] | None = None):
         super().__init__()
         self._config = config
         self._initial_weights = initial_weights   # detached CPU tensors, copied in by the thread
+        self._initial_state = initial_state       # Adam moments, sampler state, iteration: resume exactly
         self._options = options or WorkerOptions()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -210,7 +212,14 @@ class TrainingWorker(QObject):
         trainer = self._trainer = MetaTrainer(self._config)
         if self._initial_weights:   # continue from opened weights (shapes checked by the window)
             trainer.load_weights(self._initial_weights)
-            self._initial_weights = None
+            if self._initial_state is not None:
+                try:
+                    trainer.load_training_state(*self._initial_state)
+                except (KeyError, ValueError, RuntimeError) as exc:   # a state file that does not fit
+                    trainer = self._trainer = MetaTrainer(self._config)
+                    trainer.load_weights(self._initial_weights)
+                    self.notice.emit(f"the saved training state does not fit this run ({exc}); Adam restarts")
+            self._initial_weights = self._initial_state = None
         baseline = None
         if opts.baseline and self._config.algorithm.name != "pretrain":
             baseline = MetaTrainer(self._config.replace("algorithm", name="pretrain"))
@@ -313,6 +322,7 @@ class TrainingWorker(QObject):
             weights = self._trainer.weights()
             if all(bool(torch.isfinite(t).all()) for t in weights.values()):
                 self.weights.emit(weights)
+                self.state.emit(self._trainer.training_state())
 
     def _flush(self, min_interval: float) -> None:
         now = time.perf_counter()
@@ -349,6 +359,7 @@ class TrainingController(QObject):
     adaptation = Signal(object)
     preview = Signal(object)
     weights = Signal(object)
+    state = Signal(object)
     paused_changed = Signal(bool)
     notice = Signal(str)
     finished = Signal(object)
@@ -369,14 +380,15 @@ class TrainingController(QObject):
         return self._thread is not None and self._paused
 
     def start(self, config: ExperimentConfig, *, paused: bool = False, steps: int = 0, preview_index: int = 0,
-              initial_weights: dict | None = None) -> None:
-        """``initial_weights`` (``model.*`` / ``inner_lr.*``): start from them instead of a fresh initialisation."""
+              initial_weights: dict | None = None, initial_state: tuple[dict, dict] | None = None) -> None:
+        """``initial_weights`` (``model.*`` / ``inner_lr.*``): start from them instead of a fresh
+        initialisation; with ``initial_state`` (a saved run's training state) continue it exactly."""
         if self._thread is not None:
             raise RuntimeError("a training run is already active; stop it first")
         thread = QThread()
         thread.setObjectName("maml-training")
         worker = TrainingWorker(config, self.options, start_paused=paused, steps=steps, preview_index=preview_index,
-                                initial_weights=initial_weights)
+                                initial_weights=initial_weights, initial_state=initial_state)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         thread.finished.connect(self._on_thread_finished)
@@ -385,6 +397,7 @@ class TrainingController(QObject):
         worker.adaptation.connect(self._on_worker_adaptation)
         worker.preview.connect(self._on_worker_preview)
         worker.weights.connect(self._on_worker_weights)
+        worker.state.connect(self._on_worker_state)
         worker.paused_changed.connect(self._on_worker_paused)
         worker.notice.connect(self._on_worker_notice)
         worker.finished.connect(self._on_worker_finished)
@@ -467,6 +480,10 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_worker_weights(self, weights):
         self.weights.emit(weights)
+
+    @Slot(object)
+    def _on_worker_state(self, state):
+        self.state.emit(state)
 
     @Slot(bool)
     def _on_worker_paused(self, paused):

@@ -93,7 +93,8 @@ class FileActionsMixin(WeightsActionsMixin):
         if existing and not self.confirm("Replace the run?", f"{folder} already holds {', '.join(existing)}. Replace?"):
             return None
         try:
-            written = save_run(folder, run.config, run.weights, run.history.rows())
+            state = run.training_state if run.training_state and int(run.training_state[1]["iteration"]) == run.weights_iteration else None
+            written = save_run(folder, run.config, run.weights, run.history.rows(), training_state=state)
         except MamlError as exc:
             self.show_error(f"Cannot export weights: {exc}")
             return None

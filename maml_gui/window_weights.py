@@ -17,11 +17,11 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QFileDialog
 
-from core.checkpoint import CONFIG_FILE, METRICS_FILE, check_shapes
+from core.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, check_shapes, load_training_state
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.export import config_sidecar, export_weights, readme_sidecar
-from core.tasks import build_family
+from core.tasks import FAMILIES, build_family
 from core.weights_io import PT_SUFFIXES, check_names
 from core.weights_io import open_weights as read_weights_file
 
@@ -185,6 +185,7 @@ class WeightsActionsMixin:
         if metrics is not None:
             run.history.append(metrics[:, 0], metrics[:, 1], metrics[:, 2], metrics[:, 3], metrics[:, 4:])
             run.weights_iteration = run.iteration
+            run.training_state = read_training_state(path, run.weights_iteration)
         self.run_list.add_run(run.run_id, run.name, config.algorithm.name)
         if metrics is not None:
             self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
@@ -199,17 +200,23 @@ class WeightsActionsMixin:
         self._shown = self._opened = run
         self._clear_views()
         self._label_losses(run.config)
-        if metrics is not None and len(metrics):
-            self.loss_plot.append(metrics[:, 0], metrics[:, 1])
-            self.step_plot.append(metrics[:, 0], metrics[:, 4:])
+        if len(run.history):
+            self._show_history(run)
             self.status.show(run.iteration, run.config.train.iterations, 0.0, "opened")
         self._refresh_idle_preview()
         self._score_opened(run)
         self._update_actions()
         if self.adapt_view is not None:
             self.adapt_view.refresh()
-        self.statusBar().showMessage(f"Opened {run.name}: Start continues training from these weights; "
-                                     "Training → Adapt to a new task tries them on a task.", 10_000)
+        how = ("Start continues this run exactly (Adam state and task stream included)" if run.training_state
+               else "Start continues training from these weights")
+        self.statusBar().showMessage(f"Opened {run.name}: {how}; Training → Adapt to a new task tries them on a task.",
+                                     10_000)
+
+    def _show_history(self, run) -> None:
+        history = run.history
+        self.loss_plot.append(history.iterations, history.meta_losses)
+        self.step_plot.append(history.iterations, history.step_losses)
 
     def _score_opened(self, run) -> None:
         """The adaptation curves of the opened weights, on a job thread (about a second for 50 tasks)."""
@@ -255,6 +262,19 @@ class WeightsActionsMixin:
                                      "training starts from a fresh initialisation", 10_000)
         return None
 
+    def _initial_state(self, config: ExperimentConfig):
+        """The opened run's training state when Start may continue it exactly: its settings are
+        unchanged but for the iteration count and the meta learning rate (as for ``train --resume``)."""
+        run = self._opened
+        if run is None or run.training_state is None:
+            return None
+        if _resumable_view(config) != _resumable_view(run.config):
+            self.statusBar().showMessage(f"Training continues from the weights of {run.name} with a fresh Adam state "
+                                         "(the settings changed)", 10_000)
+            return None
+        self.statusBar().showMessage(f"Continuing {run.name} from iteration {run.weights_iteration:,}", 8000)
+        return run.training_state
+
     # -- adapt --------------------------------------------------------------------------------------
     def show_adapt_view(self) -> AdaptView:
         """The "Adapt to a new task" dock, made on first use."""
@@ -290,6 +310,27 @@ class WeightsActionsMixin:
         """Runs after the window stopped training (``MainWindow.closeEvent`` calls up to here)."""
         self.shutdown_jobs()
         super().closeEvent(event)
+
+
+def _resumable_view(config: ExperimentConfig) -> dict:
+    """What must stay equal to continue a run exactly: everything but the iteration count, the
+    meta learning rate and the device, with the family's unstated settings at their defaults."""
+    family = FAMILIES.get(config.family.name)
+    params = {f.name: f.default for f in getattr(family, "fields", ())}
+    params.update(config.family.params)
+    return config.replace("train", iterations=0, meta_lr=0.0, device="cpu").replace("family", params=params).to_dict()
+
+
+def read_training_state(path: Path, iteration: int):
+    """A run folder's saved Adam moments and sampler state, when they belong to ``iteration``
+    (otherwise, or when absent or unreadable, None: training would restart Adam)."""
+    if not path.is_dir() or not (path / STATE_FILE).is_file():
+        return None
+    try:
+        tensors, metadata = load_training_state(path)
+    except (MamlError, OSError, ValueError):
+        return None
+    return (tensors, metadata) if metadata.get("iteration") == str(iteration) else None
 
 
 def read_metrics(path: Path) -> np.ndarray | None:

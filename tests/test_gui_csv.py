@@ -7,24 +7,24 @@ signals or conditions (never sleeps) and a fixture fails any test that leaves a 
 
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from core.checkpoint import load_run
-from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.evaluation import evaluate
 from core.tasks import build_family
 from core.trainer import MetaTrainer
 from maml_gui import csv_jobs
-from maml_gui.main_window import MainWindow
-from maml_gui.training import WorkerOptions, live_threads
+from maml_gui.training import WorkerOptions
+
+from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
+from .gui_support import tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 GROWTH = ROOT / "assets" / "examples" / "growth.csv"
@@ -33,46 +33,6 @@ BAD = ROOT / "tests" / "data" / "csv"
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.3, baseline=False)
 sys.path.insert(0, str(BAD))
 from make_corpus import write_binary  # noqa: E402
-
-
-def tiny(iterations: int = 1_000_000) -> ExperimentConfig:
-    return ExperimentConfig(family=FamilySpec("sinusoid"), model=ModelSpec(hidden=(8,)),
-                            train=TrainSpec(meta_batch=2, shots=5, query=5, iterations=iterations))
-
-
-@pytest.fixture(autouse=True)
-def no_dangling_threads():
-    yield
-    left = live_threads() + csv_jobs.live_threads()
-    assert not left, f"{len(left)} thread(s) still running after the test"
-
-
-@pytest.fixture(autouse=True)
-def private_default_settings(tmp_path):
-    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "user-settings"))
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path):
-    windows = []
-
-    def make(config: ExperimentConfig | None = None) -> MainWindow:
-        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(config or tiny(), settings=settings, options=OPTIONS)
-        qtbot.addWidget(window)
-        window.confirm = lambda title, text: pytest.fail(f"unexpected prompt: {text}")
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        if window.csv_dialog is not None:
-            window.csv_dialog.reject()
-        window.controller.shutdown()
-        window.close()
-    windows.clear()
-    gc.collect()   # closed windows are collected here, on the GUI thread, not by a later test's worker thread
 
 
 def settled(qtbot, dialog):

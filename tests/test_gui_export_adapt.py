@@ -16,7 +16,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QPointF, Qt
 
 from core import export as core_export
 from core.adapt import adapt_weights, task_from_csv
@@ -25,11 +25,10 @@ from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.export import config_sidecar, export_weights, readme_sidecar
 from core.trainer import MetaTrainer
 from core.weights_io import open_weights
-from maml_gui.job_runner import live_jobs
 from maml_gui.main_window import MainWindow
-from maml_gui.training import WorkerOptions, live_threads
 
-OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
+from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
+
 HAS_ONNX = all(importlib.util.find_spec(p) is not None for p in core_export.ONNX_PACKAGES)
 
 
@@ -50,37 +49,6 @@ def make_run(path, config: ExperimentConfig, iterations: int = 20):
 def assert_same(a: dict, b: dict) -> None:
     assert set(a) == set(b)
     assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.fixture(autouse=True)
-def no_dangling_threads():
-    yield
-    assert not live_threads(), "a training thread is still running after the test"
-    assert not live_jobs(), "a job thread is still running after the test"
-
-
-@pytest.fixture(autouse=True)
-def private_default_settings(tmp_path):
-    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "user-settings"))
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path):
-    windows = []
-
-    def make(config: ExperimentConfig | None = None) -> MainWindow:
-        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(config or tiny(), settings=settings, options=OPTIONS)
-        qtbot.addWidget(window)
-        window.confirm = lambda title, text: pytest.fail(f"unexpected prompt: {text}")
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.controller.shutdown()
-        assert window.shutdown_jobs()
 
 
 def wait_idle(qtbot, window: MainWindow) -> None:
@@ -237,6 +205,49 @@ class Payload:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_cli_run_folder_continues_exactly_and_saves_a_resumable_folder(qtbot, make_window, tmp_path):
+    """Open a run saved by ``maml-gui train``, step it three times: the same weights, bit for bit, as
+    the engine resumed for three steps (Adam moments, task stream and iteration restored). Its run
+    folder saved from the window then resumes on the command line just as exactly."""
+    from core.checkpoint import STATE_FILE, load_run
+    from core.cli import main
+
+    trainer = MetaTrainer(tiny(hidden=(16,)).replace("train", device="cpu"))
+    rows = [trainer.step() for _ in range(12)]
+    save_run(tmp_path / "run", trainer.config, trainer.weights(), rows, training_state=trainer.training_state())
+    window = make_window()
+    assert window.open_weights(tmp_path / "run")
+    for target in (13, 14, 15):
+        window.step()
+        qtbot.waitUntil(lambda: window._active is not None and window._active.training_state is not None
+                        and window._active.weights_iteration == target, timeout=10_000)
+    run = window._active
+    window.stop()
+    wait_idle(qtbot, window)
+    for _ in range(3):
+        trainer.step()
+    assert_same(run.weights, trainer.weights())
+    assert np.array_equal(run.history.iterations, np.arange(1, 16))   # the opened history carries on
+    assert window.export_run_folder(tmp_path / "saved") is not None
+    assert (tmp_path / "saved" / STATE_FILE).is_file()
+    assert main(["train", "--resume", str(tmp_path / "saved"), "--iterations", "17"]) == 0
+    for _ in range(2):
+        trainer.step()
+    assert_same(load_run(tmp_path / "saved")[1], trainer.weights())
+
+
+def test_changed_settings_continue_from_the_weights_with_a_fresh_adam(qtbot, make_window, tmp_path):
+    trainer = MetaTrainer(tiny(hidden=(16,)).replace("train", device="cpu"))
+    rows = [trainer.step() for _ in range(5)]
+    save_run(tmp_path / "run", trainer.config, trainer.weights(), rows, training_state=trainer.training_state())
+    window = make_window()
+    assert window.open_weights(tmp_path / "run")
+    window.hyper_panel.set_config(window.panel_config().replace("algorithm", inner_lr=0.02))
+    assert window._initial_state(window.panel_config()) is None
+    assert window._initial_state(window.panel_config().replace("algorithm", inner_lr=0.05)
+                                 .replace("train", iterations=99, meta_lr=0.003)) is not None
 
 
 def test_hostile_and_broken_files_are_refused_and_change_nothing(qtbot, make_window, tmp_path):

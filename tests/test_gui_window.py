@@ -10,58 +10,18 @@ import csv
 import json
 
 import numpy as np
-import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDockWidget
 
 from core.checkpoint import load_run
-from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
+from core.config import AlgorithmSpec, FamilySpec, ModelSpec, TrainSpec
 from core.errors import TrainingDiverged
 from core.trainer import MetaTrainer
 from maml_gui.main_window import MainWindow
-from maml_gui.training import WorkerOptions, live_threads
+from maml_gui.training import live_threads
 
-OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
+from .gui_support import OPTIONS, tiny
+from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 
-
-def tiny(iterations: int = 1_000_000, family: str = "sinusoid") -> ExperimentConfig:
-    return ExperimentConfig(family=FamilySpec(family), model=ModelSpec(hidden=(8,)),
-                            train=TrainSpec(meta_batch=2, shots=5, query=5, iterations=iterations))
-
-
-@pytest.fixture(autouse=True)
-def no_dangling_threads():
-    yield
-    left = live_threads()
-    assert not left, f"{len(left)} training thread(s) still running after the test"
-
-
-@pytest.fixture(autouse=True)
-def private_default_settings(tmp_path):
-    """Even a default-constructed QSettings must not touch the user's settings during tests."""
-    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "user-settings"))
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def make_window(qtbot, settings):
-    windows = []
-
-    def make(config: ExperimentConfig | None = None) -> MainWindow:
-        window = MainWindow(config or tiny(), settings=settings, options=OPTIONS)
-        qtbot.addWidget(window)
-        window.confirm = lambda title, text: pytest.fail(f"unexpected prompt: {text}")
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.controller.shutdown()
 
 
 def received(window: MainWindow) -> list[int]:

@@ -381,7 +381,7 @@ class AdaptView(QWidget):
             self.adapt()
         else:
             self._request_id += 1
-            self._runner.cancel_pending()
+            self._runner.cancel()
             self._outcome = None
             self.export_button.setEnabled(False)
             self.losses.clear()

@@ -1,6 +1,6 @@
 """The CSV import dialog: preview, layout, columns, task kind, normalization, split — and why OK is off.
 
-Reading the files and every re-check after a change run on a background thread (``csv_jobs``)
+Reading the files and every re-check after a change run on a background thread (``job_runner``)
 with a progress bar and Cancel. The engine (``CsvFamily``) does all the checking, so what the
 dialog shows when it refuses is the engine's message (file, line, column, what to do). The
 dialog changes nothing in the window: the caller takes :meth:`family_spec` after ``accepted``.
@@ -22,7 +22,7 @@ from core.config import FamilySpec
 from core.tasks.csv_family import SPLIT_TITLES, CsvFamily
 
 from .csv_choices import Checked, Tables, check_choices, read_tables
-from .csv_jobs import BackgroundRunner
+from .job_runner import JobRunner
 
 PREVIEW_ROWS = 50
 CHECK_DEBOUNCE_MS = 120
@@ -48,7 +48,7 @@ class CsvImportDialog(QDialog):
         self._problem: str | None = "reading the files…"
         self._filling = False
         self._reserved: set[str] = set()   # the task column and target, which cannot be inputs
-        self._runner = BackgroundRunner(self)
+        self._runner = JobRunner(self, "maml-csv", reports_progress=True)
         self._runner.progress.connect(self._on_progress)
         self._runner.done.connect(self._on_done)
         self._runner.failed.connect(self._on_failed)

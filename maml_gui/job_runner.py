@@ -1,15 +1,20 @@
-"""Short jobs off the GUI thread: one plain function at a time, its result or error as a signal.
+"""Slow work off the GUI thread: one plain function at a time, its result or error as a signal.
 
-Adapting to a task, scoring opened weights and writing an ONNX file take from a few
-milliseconds to several seconds; none of them may freeze the window. Each job is a plain
-callable (engine code, no Qt) run by a worker ``QObject`` on its own ``QThread``. A job asked
-for while another runs waits as the *pending* one, and a newer request replaces it, so a burst
-of clicks costs at most two computations and the last one always wins.
-(``csv_jobs`` is the CSV import's runner, with progress and cancellation for long reads.)
+Reading a CSV file, re-checking the import choices, adapting to a task, scoring opened weights
+and writing an ONNX file take from milliseconds to minutes; none of them may freeze the window.
+Each job is a plain callable (engine code, no Qt) run by a worker ``QObject`` on its own
+``QThread``. A request made while a job runs becomes the *pending* one (replacing any older
+pending request) and the running job's result is dropped, so a burst of clicks costs at most two
+computations and the last one always wins. A runner made with ``reports_progress`` calls its
+jobs as ``fn(report)``: ``report(fraction)`` emits progress and returns ``True`` once the job
+should stop (the contract of ``core.csv_reader.read_csv``), so a superseded read ends early.
 """
 
 from __future__ import annotations
 
+import gc
+import threading
+import time
 import traceback
 from typing import Any, Callable
 
@@ -17,7 +22,11 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import MamlError
 
+PROGRESS_INTERVAL = 0.05   # s between progress signals (reading calls back far more often)
+
 _LIVE: set[QThread] = set()
+_gc_holds = 0
+_gc_resume = False
 
 
 def live_jobs() -> list[QThread]:
@@ -25,65 +34,101 @@ def live_jobs() -> list[QThread]:
     return [t for t in list(_LIVE) if t.isRunning()]
 
 
+def _hold_gc(hold: bool) -> None:
+    """No automatic garbage collection while a job thread runs.
+
+    Reading a table allocates millions of objects, so the cyclic collector would run on the job's
+    thread, and a collection there can destroy Qt objects left in reference cycles (a closed
+    dialog, an old window): Qt then deadlocks against the GUI thread or crashes. Collection is
+    turned back on (if it was on) when the last job ends; the jobs themselves make no cycles.
+    """
+    global _gc_holds, _gc_resume
+    if hold:
+        if _gc_holds == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_holds += 1
+    else:
+        _gc_holds -= 1
+        if _gc_holds == 0 and _gc_resume:
+            gc.enable()
+
+
 class _Worker(QObject):
+    progress = Signal(float)
     done = Signal(object, object)    # tag, result
     failed = Signal(object, str)     # tag, readable message
 
-    def __init__(self, tag: Any, fn: Callable[[], Any]):
+    def __init__(self, tag: Any, fn: Callable[..., Any], cancel: threading.Event, reports_progress: bool):
         super().__init__()
-        self._tag, self._fn = tag, fn
+        self._tag, self._fn, self._cancel, self._reports = tag, fn, cancel, reports_progress
+        self._last = 0.0
+
+    def _report(self, fraction: float) -> bool:
+        now = time.perf_counter()
+        if fraction >= 1.0 or now - self._last >= PROGRESS_INTERVAL:
+            self._last = now
+            self.progress.emit(float(fraction))
+        return self._cancel.is_set()
 
     @Slot()
     def run(self) -> None:
         try:
-            result = self._fn()
+            result = self._fn(self._report) if self._reports else self._fn()
         except MamlError as exc:
             self.failed.emit(self._tag, str(exc))
         except (MemoryError, RuntimeError) as exc:   # torch reports shape and memory trouble this way
             first = str(exc).splitlines()[0] if str(exc) else ""
             self.failed.emit(self._tag, f"{type(exc).__name__}: {first}")
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the window
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the window, not kill the thread
             traceback.print_exc()
             self.failed.emit(self._tag, f"unexpected error: {type(exc).__name__}: {exc}")
         else:
             self.done.emit(self._tag, result)
+        finally:
+            self._fn = None
 
 
 class JobRunner(QObject):
-    """Owns at most one (thread, worker) pair plus one pending job; relays results in the GUI thread.
+    """Owns at most one (thread, worker) pair plus one pending job; relays in the GUI thread.
 
-    ``tag`` says what a result is for (the caller checks it is still wanted); ``busy_changed``
-    lets a view show that it is working.
+    ``tag`` says what a result is for; ``busy_changed`` lets a view show that it is working.
     """
 
+    progress = Signal(float)
     done = Signal(object, object)
     failed = Signal(object, str)
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, name: str = "maml-job"):
+    def __init__(self, parent: QObject | None = None, name: str = "maml-job", reports_progress: bool = False):
         super().__init__(parent)
-        self._name = name
+        self._name, self._reports = name, reports_progress
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
-        self._pending: tuple[Any, Callable[[], Any]] | None = None
+        self._cancel: threading.Event | None = None
+        self._pending: tuple[Any, Callable[..., Any]] | None = None
         self._busy = False
 
     def is_busy(self) -> bool:
         return self._thread is not None or self._pending is not None
 
-    def submit(self, tag: Any, fn: Callable[[], Any]) -> None:
-        """Run ``fn()`` now, or after the running job (replacing any job already waiting)."""
+    def submit(self, tag: Any, fn: Callable[..., Any]) -> None:
+        """Run ``fn`` now, or once the running job ends (its result is then dropped)."""
         if self._thread is not None:
             self._pending = (tag, fn)
+            self._cancel.set()
             return
         self._start(tag, fn)
 
-    def cancel_pending(self) -> None:
+    def cancel(self) -> None:
+        """Forget the pending job and stop the running one (its result is dropped)."""
         self._pending = None
+        if self._cancel is not None:
+            self._cancel.set()
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Drop the pending job and wait for the running one (window closing). True once idle."""
-        self._pending = None
+        """Cancel and wait for the thread (a window or dialog closing). True once idle."""
+        self.cancel()
         thread = self._thread
         if thread is None:
             return True
@@ -93,19 +138,22 @@ class JobRunner(QObject):
         self._release()
         return True
 
-    def _start(self, tag: Any, fn: Callable[[], Any]) -> None:
+    def _start(self, tag: Any, fn: Callable[..., Any]) -> None:
         thread = QThread()
         thread.setObjectName(self._name)
-        worker = _Worker(tag, fn)
+        cancel = threading.Event()
+        worker = _Worker(tag, fn, cancel, self._reports)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
+        thread.finished.connect(self._on_thread_finished)
+        worker.progress.connect(self._on_progress)
         worker.done.connect(self._on_done)
         worker.failed.connect(self._on_failed)
         worker.done.connect(thread.quit)
         worker.failed.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread, self._worker = thread, worker
+        self._thread, self._worker, self._cancel = thread, worker, cancel
         _LIVE.add(thread)
+        _hold_gc(True)
         thread.start()
         self._set_busy(True)
 
@@ -114,14 +162,22 @@ class JobRunner(QObject):
             self._busy = busy
             self.busy_changed.emit(busy)
 
+    def _wanted(self) -> bool:
+        return self._cancel is not None and not self._cancel.is_set()
+
+    @Slot(float)
+    def _on_progress(self, fraction: float) -> None:
+        if self._wanted():
+            self.progress.emit(fraction)
+
     @Slot(object, object)
     def _on_done(self, tag, result) -> None:
-        if self._pending is None:   # a newer request makes this result stale
+        if self._wanted():
             self.done.emit(tag, result)
 
     @Slot(object, str)
     def _on_failed(self, tag, message) -> None:
-        if self._pending is None:
+        if self._wanted():
             self.failed.emit(tag, message)
 
     @Slot()
@@ -134,7 +190,8 @@ class JobRunner(QObject):
         as in :class:`~maml_gui.training.TrainingController`), then start the pending job."""
         self._thread.wait()
         _LIVE.discard(self._thread)
-        self._thread = self._worker = None
+        _hold_gc(False)
+        self._thread = self._worker = self._cancel = None
         if self._pending is not None:
             tag, fn = self._pending
             self._pending = None

@@ -9,7 +9,6 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from maml_gui import csv_jobs
 from maml_gui.job_runner import live_jobs
 from maml_gui.main_window import MainWindow
 from maml_gui.training import WorkerOptions, live_threads
@@ -30,7 +29,7 @@ def no_dangling_threads():
     training = live_threads()
     for thread in training:
         thread.requestInterruption()
-    left = training + live_jobs() + csv_jobs.live_threads()
+    left = training + live_jobs()
     assert not left, f"{len(left)} background thread(s) still running after the test"
 
 

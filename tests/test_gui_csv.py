@@ -20,7 +20,7 @@ from core.checkpoint import load_run
 from core.evaluation import evaluate
 from core.tasks import build_family
 from core.trainer import MetaTrainer
-from maml_gui import csv_jobs
+from maml_gui.job_runner import live_jobs
 from maml_gui.training import WorkerOptions
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
@@ -225,7 +225,7 @@ def test_reading_shows_progress_and_can_be_cancelled(qtbot, make_window, tmp_pat
     with qtbot.waitSignal(dialog.updated):
         dialog.cancel_read_button.click()
     assert "reading was cancelled" in dialog.error_label.text()
-    qtbot.waitUntil(lambda: not csv_jobs.live_threads(), timeout=10_000)
+    qtbot.waitUntil(lambda: not live_jobs(), timeout=10_000)
     dialog.reject()
 
     dialog = settled(qtbot, window.import_csv([str(big)]))   # read to the end this time

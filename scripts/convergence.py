@@ -35,7 +35,7 @@ def main() -> None:
             r = evaluate(trainer.algorithm, trainer.params, trainer.rates, trainer.family, tasks=600,
                          shots=args.shots, steps=(0, 1, 10), seed=0).to_dict()
             recent = losses[-5000:]
-            cells = " / ".join(f"{r['mean'][s]:.3f}" for s in ("0", "1", "10"))
+            cells = " / ".join("diverged" if r["mean"][s] is None else f"{r['mean'][s]:.3f}" for s in ("0", "1", "10"))
             print(f"| {i} | {(time.perf_counter() - start) / 60:.1f} | {sum(recent) / len(recent):.4f} | {cells} |",
                   flush=True)
 

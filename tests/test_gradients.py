@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.algorithms import build_algorithm, closed_form
+from core.algorithms import build_algorithm, closed_form, one_step
 from core.models import ModuleNet
 from core.reference import loop_meta_gradient
 from core.trainer import MetaTrainer
@@ -151,7 +151,9 @@ def test_reptile_gradient_is_the_mean_displacement():
         assert max_rel_error(p.grad, expected[n]) <= 1e-5, n
 
 
-def _float64_grads(trainer, batch, iteration: int, use_closed_form: bool):
+def _float64_grads(trainer, batch, iteration: int, path: str):
+    """``path``: "default" (one-step kernels where they apply, else the closed form), "general"
+    (the multi-step closed form, forced) or "autograd"."""
     params = {n: p.detach().double().requires_grad_(True) for n, p in trainer.params.items()}
     rates = trainer.algorithm.make_rates(params)
     gen = torch.Generator().manual_seed(3)
@@ -159,8 +161,11 @@ def _float64_grads(trainer, batch, iteration: int, use_closed_form: bool):
         with torch.no_grad():
             t.copy_(0.01 + 0.09 * torch.rand(t.shape, generator=gen, dtype=t.dtype))
         t.requires_grad_(True)
-    trainer.algorithm.closed_form = use_closed_form
-    result = trainer.algorithm.meta_step(params, rates, batch, iteration)
+    trainer.algorithm.closed_form = path != "autograd"
+    if path == "general":
+        result = closed_form.meta_step(trainer.algorithm, params, rates, batch, iteration)
+    else:
+        result = trainer.algorithm.meta_step(params, rates, batch, iteration)
     grads = {n: p.grad for n, p in params.items()}
     grads.update({f"inner_lr.{n}": t.grad for n, t in rates.tensors.items()})
     return result, grads
@@ -170,8 +175,9 @@ def _float64_grads(trainer, batch, iteration: int, use_closed_form: bool):
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
 @pytest.mark.parametrize("algorithm,iteration", [("maml", 0), ("fomaml", 0), ("metasgd", 0),
                                                  ("mamlpp", 0), ("mamlpp", 700), ("mamlpp", 10**6)])
-@pytest.mark.parametrize("steps,hidden", [(1, (8, 8)), (3, (6,))])
-def test_closed_form_matches_autograd_path(family, activation, algorithm, iteration, steps, hidden):
+@pytest.mark.parametrize("steps,hidden", [(1, (8, 8)), (1, (5, 5, 5)), (3, (6,))])
+@pytest.mark.parametrize("path", ["default", "general"])
+def test_closed_form_matches_autograd_path(family, activation, algorithm, iteration, steps, hidden, path):
     """The hand-derived gradient equals the batched-autograd one in float64 (MAML++ at three
     points of its schedule: first order with the multi-step loss, second order mid-anneal, final)."""
     config = tiny_config(family, algorithm, steps, hidden, activation, meta_batch=4)
@@ -181,8 +187,8 @@ def test_closed_form_matches_autograd_path(family, activation, algorithm, iterat
     batch.support_x, batch.query_x = batch.support_x.double(), batch.query_x.double()
     if family != "blobs":
         batch.support_y, batch.query_y = batch.support_y.double(), batch.query_y.double()
-    fast, fast_grads = _float64_grads(trainer, batch, iteration, True)
-    slow, slow_grads = _float64_grads(trainer, batch, iteration, False)
+    fast, fast_grads = _float64_grads(trainer, batch, iteration, path)
+    slow, slow_grads = _float64_grads(trainer, batch, iteration, "autograd")
     assert set(fast_grads) == set(slow_grads)
     for name in slow_grads:
         assert max_rel_error(fast_grads[name], slow_grads[name]) <= 1e-10, name
@@ -200,3 +206,12 @@ def test_closed_form_is_the_default_only_where_it_is_exact():
 
     assert uses("maml", "relu") and uses("metasgd", "leaky_relu") and uses("mamlpp", "relu")
     assert not uses("maml", "tanh") and not uses("maml", "gelu") and not uses("anil", "relu")
+
+
+def test_one_step_kernels_serve_exactly_one_fixed_rate_step():
+    def served(algorithm, steps, hidden=(8,)):
+        trainer = MetaTrainer(tiny_config("sinusoid", algorithm, steps, hidden, "relu"))
+        return one_step.applies(trainer.algorithm, trainer.params, trainer.rates)
+
+    assert served("maml", 1) and served("fomaml", 1) and served("maml", 1, hidden=(4, 4, 4))
+    assert not served("maml", 2) and not served("metasgd", 1) and not served("mamlpp", 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..tasks import TaskBatch
-from . import closed_form
+from . import closed_form, one_step
 from .base import Algorithm, MetaStepResult
 from .inner import InnerRates, Params, inner_step, mean_loss, start, task_accuracy
 
@@ -28,6 +28,8 @@ class MAML(Algorithm):
         return None
 
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
+        if self.closed_form and one_step.applies(self, params, rates):
+            return one_step.meta_step(self, params, rates, batch, iteration)
         if self.closed_form and closed_form.applies(self.net, self.adapt_names, params):
             return closed_form.meta_step(self, params, rates, batch, iteration)
         fwd, kind, names = self.net.forward, self.kind, self.adapt_names

@@ -27,12 +27,14 @@ def main() -> None:
     parser.add_argument("--time-limit", default="120")
     parser.add_argument("--out", type=Path, default=Path("runs/paper"))
     parser.add_argument("--algorithms", default="maml,metasgd,pretrain")
+    parser.add_argument("--evaluate-only", action="store_true", help="score runs already in --out")
     args = parser.parse_args()
     rows = []
     for algorithm in args.algorithms.split(","):
         run = args.out / algorithm
-        summary = cli("train", "--algorithm", algorithm, "--time-limit", args.time_limit, "--out", str(run)).strip()
-        print(summary, flush=True)
+        if not args.evaluate_only:
+            summary = cli("train", "--algorithm", algorithm, "--time-limit", args.time_limit, "--out", str(run)).strip()
+            print(summary, flush=True)
         for shots in (5, 10, 20):
             result = json.loads(cli("evaluate", str(run), "--shots", str(shots), "--steps", "0,1,5,10",
                                     "--tasks", "600", "--json"))
@@ -40,7 +42,8 @@ def main() -> None:
     print("\n| algorithm | K | step 0 | step 1 | step 5 | step 10 | paper (K=5) 1 / 5 / 10 |")
     print("|---|---|---|---|---|---|---|")
     for algorithm, shots, r in rows:
-        cells = [f"{r['mean'][s]:.3f} ± {r['ci95'][s]:.3f}" for s in ("0", "1", "5", "10")]
+        cells = [f"diverged on {r['diverged'][s]} tasks" if r["mean"][s] is None else
+                 f"{r['mean'][s]:.3f} ± {r['ci95'][s]:.3f}" for s in ("0", "1", "5", "10")]
         paper = PAPER_5_SHOT.get(algorithm) if shots == 5 else None
         ref = " / ".join(f"{paper[s]:.2f}" for s in (1, 5, 10)) if paper else ""
         print(f"| {algorithm} | {shots} | {' | '.join(cells)} | {ref} |")

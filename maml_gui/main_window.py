@@ -275,6 +275,11 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
         config = self.panel_config()
         initial = self._initial_weights(config)   # opened weights, while they are the ones shown
         state = self._initial_state(config) if initial is not None else None
+        if state is not None and self._opened.weights_iteration >= config.train.iterations:
+            self.statusBar().showMessage(
+                f"{self._opened.name} already ran {self._opened.weights_iteration:,} iterations: raise Iterations "
+                "to continue it", 10_000)
+            return
         run = self.runs.create(config)
         self.run_list.add_run(run.run_id, run.name, config.algorithm.name)
         self._active = self._shown = run
@@ -291,7 +296,9 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
             self._show_history(run)
         self.controller.start(config, paused=paused, steps=steps, preview_index=self._preview_index,
                               initial_weights=initial, initial_state=state)
-        self.statusBar().showMessage(f"Started {run.name}", 3000)
+        opened = self._opened
+        self.statusBar().showMessage(f"Continuing {opened.name} from iteration {opened.weights_iteration:,} as {run.name}"
+                                     if state is not None else f"Started {run.name}", 5000)
         self._update_actions()
 
     def _label_losses(self, config: ExperimentConfig) -> None:

@@ -272,7 +272,6 @@ class WeightsActionsMixin:
             self.statusBar().showMessage(f"Training continues from the weights of {run.name} with a fresh Adam state "
                                          "(the settings changed)", 10_000)
             return None
-        self.statusBar().showMessage(f"Continuing {run.name} from iteration {run.weights_iteration:,}", 8000)
         return run.training_state
 
     # -- adapt --------------------------------------------------------------------------------------

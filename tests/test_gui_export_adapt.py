@@ -219,6 +219,10 @@ def test_a_cli_run_folder_continues_exactly_and_saves_a_resumable_folder(qtbot, 
     save_run(tmp_path / "run", trainer.config, trainer.weights(), rows, training_state=trainer.training_state())
     window = make_window()
     assert window.open_weights(tmp_path / "run")
+    window.hyper_panel.set_config(window.panel_config().replace("train", iterations=12))
+    window.start()   # the run already has its 12 iterations: nothing starts, the status bar says why
+    assert not window.controller.is_active() and "raise Iterations" in window.statusBar().currentMessage()
+    window.hyper_panel.set_config(window.panel_config().replace("train", iterations=1000))
     for target in (13, 14, 15):
         window.step()
         qtbot.waitUntil(lambda: window._active is not None and window._active.training_state is not None

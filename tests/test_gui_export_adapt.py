@@ -38,11 +38,12 @@ def tiny(algorithm: str = "maml", family: str = "sinusoid", hidden=(8,)) -> Expe
                             ).replace("algorithm", name=algorithm, inner_lr=0.05)
 
 
-def make_run(path, config: ExperimentConfig, iterations: int = 20):
-    """A run folder as the CLI writes it (config.json, weights.safetensors, metrics.csv)."""
+def make_run(path, config: ExperimentConfig, iterations: int = 20, with_state: bool = False):
+    """A run folder as the CLI writes it (config.json, weights.safetensors, metrics.csv and, with
+    ``with_state``, training_state.safetensors)."""
     trainer = MetaTrainer(config.replace("train", device="cpu"))
     rows = [trainer.step() for _ in range(iterations)]
-    save_run(path, trainer.config, trainer.weights(), rows)
+    save_run(path, trainer.config, trainer.weights(), rows, training_state=trainer.training_state() if with_state else None)
     return trainer
 
 
@@ -214,9 +215,7 @@ def test_a_cli_run_folder_continues_exactly_and_saves_a_resumable_folder(qtbot, 
     from core.checkpoint import STATE_FILE, load_run
     from core.cli import main
 
-    trainer = MetaTrainer(tiny(hidden=(16,)).replace("train", device="cpu"))
-    rows = [trainer.step() for _ in range(12)]
-    save_run(tmp_path / "run", trainer.config, trainer.weights(), rows, training_state=trainer.training_state())
+    trainer = make_run(tmp_path / "run", tiny(hidden=(16,)), iterations=12, with_state=True)
     window = make_window()
     assert window.open_weights(tmp_path / "run")
     window.hyper_panel.set_config(window.panel_config().replace("train", iterations=12))
@@ -243,9 +242,7 @@ def test_a_cli_run_folder_continues_exactly_and_saves_a_resumable_folder(qtbot, 
 
 
 def test_changed_settings_continue_from_the_weights_with_a_fresh_adam(qtbot, make_window, tmp_path):
-    trainer = MetaTrainer(tiny(hidden=(16,)).replace("train", device="cpu"))
-    rows = [trainer.step() for _ in range(5)]
-    save_run(tmp_path / "run", trainer.config, trainer.weights(), rows, training_state=trainer.training_state())
+    make_run(tmp_path / "run", tiny(hidden=(16,)), iterations=5, with_state=True)
     window = make_window()
     assert window.open_weights(tmp_path / "run")
     window.hyper_panel.set_config(window.panel_config().replace("algorithm", inner_lr=0.02))

@@ -75,7 +75,7 @@ def test_generic_module_path_matches_fast_path():
         assert max_rel_error(params[n].grad, fast[n]) <= 1e-5, n
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu"])  # autograd path, closed form
+@pytest.mark.parametrize("activation", ["gelu", "tanh", "relu"])  # autograd; closed form, smooth and piecewise linear
 @pytest.mark.parametrize("algorithm", ["maml", "metasgd", "mamlpp"])
 def test_finite_differences_float64(algorithm, activation):
     """Central differences of the meta-loss agree with the analytic meta-gradient (float64)."""
@@ -172,7 +172,7 @@ def _float64_grads(trainer, batch, iteration: int, path: str):
 
 
 @pytest.mark.parametrize("family", ["sinusoid", "blobs"])
-@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("algorithm,iteration", [("maml", 0), ("fomaml", 0), ("metasgd", 0),
                                                  ("mamlpp", 0), ("mamlpp", 700), ("mamlpp", 10**6)])
 @pytest.mark.parametrize("steps,hidden", [(1, (8, 8)), (1, (5, 5, 5)), (3, (6,))])
@@ -199,19 +199,21 @@ def test_closed_form_matches_autograd_path(family, activation, algorithm, iterat
 
 
 def test_closed_form_is_the_default_only_where_it_is_exact():
-    """ReLU-family MLPs adapting every weight take it; smooth activations and ANIL keep autograd."""
+    """MLPs adapting every weight take it when their activation has hand-written first and second
+    derivatives; GELU, SiLU and ANIL keep autograd."""
     def uses(algorithm, activation):
         trainer = MetaTrainer(tiny_config("sinusoid", algorithm, 1, (8,), activation))
         return closed_form.applies(trainer.net, trainer.algorithm.adapt_names, trainer.params)
 
-    assert uses("maml", "relu") and uses("metasgd", "leaky_relu") and uses("mamlpp", "relu")
-    assert not uses("maml", "tanh") and not uses("maml", "gelu") and not uses("anil", "relu")
+    assert uses("maml", "relu") and uses("metasgd", "leaky_relu") and uses("mamlpp", "relu") and uses("maml", "tanh")
+    assert uses("maml", "sigmoid") and not uses("maml", "gelu") and not uses("maml", "silu") and not uses("anil", "relu")
 
 
 def test_one_step_kernels_serve_exactly_one_fixed_rate_step():
-    def served(algorithm, steps, hidden=(8,)):
-        trainer = MetaTrainer(tiny_config("sinusoid", algorithm, steps, hidden, "relu"))
+    def served(algorithm, steps, hidden=(8,), activation="relu"):
+        trainer = MetaTrainer(tiny_config("sinusoid", algorithm, steps, hidden, activation))
         return one_step.applies(trainer.algorithm, trainer.params, trainer.rates)
 
     assert served("maml", 1) and served("fomaml", 1) and served("maml", 1, hidden=(4, 4, 4))
     assert not served("maml", 2) and not served("metasgd", 1) and not served("mamlpp", 1)
+    assert not served("maml", 1, activation="tanh")   # its second-derivative term is the general closed form's

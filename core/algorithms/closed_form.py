@@ -20,6 +20,7 @@ network; ``tests/test_gradients.py`` checks this one against it and against fini
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,22 +31,33 @@ from .base import MetaStepResult
 from .inner import InnerRates, Params, task_accuracy
 
 PIECEWISE_LINEAR = ("relu", "leaky_relu")
+# second derivative of the activation at the pre-activation; zero for the piecewise-linear ones
+_SECOND: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda pre: torch.tanh(pre).mul(torch.tanh(pre).pow(2).sub(1.0)).mul(2.0),   # −2 t (1 − t²)
+    "sigmoid": lambda pre: torch.sigmoid(pre).mul(1.0 - torch.sigmoid(pre)).mul(1.0 - 2.0 * torch.sigmoid(pre)),
+}
 
 
 def applies(net, names, params: Params) -> bool:
-    """True when the network is an MLP with a piecewise-linear activation and every weight adapts."""
-    return isinstance(net, MLPNet) and net.spec.activation in PIECEWISE_LINEAR and len(names) == len(params)
+    """True when the network is an MLP whose activation has a hand-written first (and, unless
+    piecewise linear, second) derivative, and every weight adapts."""
+    activation = getattr(getattr(net, "spec", None), "activation", None)
+    return (isinstance(net, MLPNet) and (activation in PIECEWISE_LINEAR or activation in _SECOND)
+            and len(names) == len(params))
 
 
 @dataclass
 class _Pass:
     """One loss on one set of points: the forward's layer inputs and pre-activations, the
-    output, the backward's deltas (dloss/d pre-activation per layer) and the gradients."""
+    output, the backward's deltas (dloss/d pre-activation per layer), dloss/d activation of each
+    hidden layer (what the second-derivative term of a smooth activation multiplies) and the
+    gradients."""
 
     inputs: list[torch.Tensor]
     pres: list[torch.Tensor]
     out: torch.Tensor
     deltas: list[torch.Tensor]
+    act_grads: list[torch.Tensor]
     probs: torch.Tensor | None
     grads: Params
 
@@ -89,9 +101,10 @@ def _loss_grad(out: torch.Tensor, y: torch.Tensor, kind: str, scale: float):
     return (out - y) * (2.0 * scale / (n * c)), None
 
 
-def _backward(net: MLPNet, params: Params, inputs, pres, error: torch.Tensor) -> tuple[list[torch.Tensor], Params]:
+def _backward(net: MLPNet, params: Params, inputs, pres, error: torch.Tensor):
     derivative = _DERIVATIVES[net.spec.activation]
     deltas: list[torch.Tensor] = [error] * net.n_layers
+    act_grads: list[torch.Tensor] = [error] * (net.n_layers - 1)
     grads: Params = {}
     d = error
     for i in reversed(range(net.n_layers)):
@@ -99,27 +112,31 @@ def _backward(net: MLPNet, params: Params, inputs, pres, error: torch.Tensor) ->
         grads[f"layers.{i}.weight"] = torch.bmm(d.transpose(1, 2), inputs[i])
         grads[f"layers.{i}.bias"] = d.sum(1)
         if i > 0:
-            d = derivative(torch.matmul(d, params[f"layers.{i}.weight"]), pres[i - 1])
-    return deltas, grads
+            act_grads[i - 1] = torch.matmul(d, params[f"layers.{i}.weight"])
+            d = derivative(act_grads[i - 1], pres[i - 1])
+    return deltas, act_grads, grads
 
 
 def _run(net: MLPNet, params: Params, inputs, pres, out, y, kind: str, scale: float) -> _Pass:
     error, probs = _loss_grad(out, y, kind, scale)
-    deltas, grads = _backward(net, params, inputs, pres, error)
-    return _Pass(inputs, pres, out, deltas, probs, grads)
+    deltas, act_grads, grads = _backward(net, params, inputs, pres, error)
+    return _Pass(inputs, pres, out, deltas, act_grads, probs, grads)
 
 
 def _hvp(net: MLPNet, params: Params, cache: _Pass, v: Params, kind: str, scale: float) -> Params:
     """Per-task Hessian of the cached loss times the per-task direction ``v`` (the R-operator:
-    differentiate the forward and backward passes along ``v``; activations contribute no
-    second-derivative term because they are piecewise linear)."""
+    differentiate the forward and backward passes along ``v``). A smooth activation adds
+    ``φ''(z) ⊙ R{z} ⊙ dloss/da`` to each hidden delta; a piecewise-linear one adds nothing."""
     derivative = _DERIVATIVES[net.spec.activation]
+    second = _SECOND.get(net.spec.activation)
     L = net.n_layers
     w = [params[f"layers.{i}.weight"] for i in range(L)]
     vw = [v[f"layers.{i}.weight"] for i in range(L)]
     r_inputs: list[torch.Tensor | None] = [None] * L
+    r_pres: list[torch.Tensor | None] = [None] * L
     rz = _linear(cache.inputs[0], vw[0], v["layers.0.bias"])
     for i in range(1, L):
+        r_pres[i - 1] = rz
         ra = derivative(rz, cache.pres[i - 1])
         r_inputs[i] = ra
         rz = _linear(cache.inputs[i], vw[i], v[f"layers.{i}.bias"]).add_(torch.matmul(ra, w[i].transpose(-1, -2)))
@@ -138,7 +155,10 @@ def _hvp(net: MLPNet, params: Params, cache: _Pass, v: Params, kind: str, scale:
         out[f"layers.{i}.weight"] = rw
         out[f"layers.{i}.bias"] = rd.sum(1)
         if i > 0:
-            rd = derivative(torch.matmul(rd, w[i]).add_(torch.bmm(d, vw[i])), cache.pres[i - 1])
+            pre = cache.pres[i - 1]
+            rd = derivative(torch.matmul(rd, w[i]).add_(torch.bmm(d, vw[i])), pre)
+            if second is not None:
+                rd = rd.addcmul_(second(pre).mul_(r_pres[i - 1]), cache.act_grads[i - 1])
     return out
 
 

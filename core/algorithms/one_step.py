@@ -28,7 +28,8 @@ from .inner import InnerRates, Params, task_accuracy
 
 
 def applies(algorithm, params: Params, rates: InnerRates) -> bool:
-    return (closed_form.applies(algorithm.net, algorithm.adapt_names, params) and algorithm.spec.inner_steps == 1
+    return (closed_form.applies(algorithm.net, algorithm.adapt_names, params)
+            and algorithm.net.spec.activation in closed_form.PIECEWISE_LINEAR and algorithm.spec.inner_steps == 1
             and rates.mode == "fixed" and algorithm.step_weights(0) is None)
 
 

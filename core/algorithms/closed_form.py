@@ -92,7 +92,7 @@ def _forward_both(net: MLPNet, params: Params, support_x: torch.Tensor, query_x:
            ([h[:, k:] for h in inputs], [h[:, k:] for h in pres], out[:, k:])
 
 
-def _loss_grad(out: torch.Tensor, y: torch.Tensor, kind: str, scale: float):
+def loss_grad(out: torch.Tensor, y: torch.Tensor, kind: str, scale: float):
     """d(scale · per-task mean loss)/d output, and the softmax for classification."""
     n, c = out.shape[1], out.shape[2]
     if kind == "classification":
@@ -118,7 +118,7 @@ def _backward(net: MLPNet, params: Params, inputs, pres, error: torch.Tensor):
 
 
 def _run(net: MLPNet, params: Params, inputs, pres, out, y, kind: str, scale: float) -> _Pass:
-    error, probs = _loss_grad(out, y, kind, scale)
+    error, probs = loss_grad(out, y, kind, scale)
     deltas, act_grads, grads = _backward(net, params, inputs, pres, error)
     return _Pass(inputs, pres, out, deltas, act_grads, probs, grads)
 
@@ -232,9 +232,9 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
                     u = {n: u[n] - hu[n] for n in names}
 
         for n, p in params.items():
-            _accumulate(p, u[n].sum(0))
+            accumulate(p, u[n].sum(0))
         for n, t in rates.tensors.items():
-            _accumulate(t, rate_grads[n])
+            accumulate(t, rate_grads[n])
     return MetaStepResult(losses[-1], torch.stack(losses), torch.stack(accs) if classify else None)
 
 
@@ -242,7 +242,7 @@ def _step(p: torch.Tensor, g: torch.Tensor, lr) -> torch.Tensor:
     return torch.sub(p, g, alpha=lr) if isinstance(lr, float) else p - lr * g
 
 
-def _accumulate(leaf: torch.Tensor, grad: torch.Tensor) -> None:
+def accumulate(leaf: torch.Tensor, grad: torch.Tensor) -> None:
     if leaf.grad is None:
         leaf.grad = grad
     else:

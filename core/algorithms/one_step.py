@@ -18,13 +18,12 @@ temporaries than :mod:`.closed_form`, which handles every other step count and l
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..models import _DERIVATIVES
 from ..tasks import TaskBatch
 from . import closed_form
 from .base import MetaStepResult
-from .inner import InnerRates, Params, task_accuracy
+from .inner import InnerRates, Params, mean_loss, task_accuracy
 
 
 def applies(algorithm, params: Params, rates: InnerRates) -> bool:
@@ -69,11 +68,11 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
             if i < n_layers - 1:
                 h = act(h)
         out0_q = h[t * k:].view(t, q, -1)
-        losses = [_mean_loss(out0_q, batch.query_y, classify)]
+        losses = [mean_loss(out0_q, batch.query_y, kind)]
         accs = [task_accuracy(out0_q, batch.query_y).mean()] if classify else []
 
         # support deltas D[l] = d(task loss)/d Z[l]
-        error, probs = _error(support_pre[-1], batch.support_y, classify, 1.0)
+        error, probs = closed_form.loss_grad(support_pre[-1], batch.support_y, kind, 1.0)
         deltas = [error] * n_layers
         for i in range(n_layers - 1, 0, -1):
             deltas[i - 1] = derivative(torch.matmul(deltas[i], w[i]), support_pre[i - 1])
@@ -89,12 +88,12 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
             if i < n_layers - 1:
                 query_in.append(act(z))
         out1_q = query_pre[-1]
-        losses.append(_mean_loss(out1_q, batch.query_y, classify))
+        losses.append(mean_loss(out1_q, batch.query_y, kind))
         if classify:
             accs.append(task_accuracy(out1_q, batch.query_y).mean())
 
         # query deltas at the adapted weights, and ρ[l] = Δ[l] D[l]ᵀ for the layers above the first
-        q_error, _ = _error(out1_q, batch.query_y, classify, 1.0 / t)
+        q_error, _ = closed_form.loss_grad(out1_q, batch.query_y, kind, 1.0 / t)
         q_deltas = [q_error] * n_layers
         rhos: list[torch.Tensor | None] = [None] * n_layers
         for i in range(n_layers - 1, 0, -1):
@@ -125,19 +124,7 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
                     rd = derivative(back, support_pre[i - 1])
 
         for i in range(n_layers):
-            closed_form._accumulate(params[f"layers.{i}.weight"], grads_w[i])
-            closed_form._accumulate(params[f"layers.{i}.bias"], grads_b[i])
+            closed_form.accumulate(params[f"layers.{i}.weight"], grads_w[i])
+            closed_form.accumulate(params[f"layers.{i}.bias"], grads_b[i])
     return MetaStepResult(losses[-1], torch.stack(losses), torch.stack(accs) if classify else None)
 
-
-def _mean_loss(out: torch.Tensor, y: torch.Tensor, classify: bool) -> torch.Tensor:
-    return F.cross_entropy(_rows(out), y.reshape(-1)) if classify else F.mse_loss(out, y)
-
-
-def _error(out: torch.Tensor, y: torch.Tensor, classify: bool, scale: float):
-    """d(scale · per-task mean loss)/d output, and the softmax for classification."""
-    n, c = out.shape[1], out.shape[2]
-    if classify:
-        probs = torch.softmax(out, -1)
-        return (probs - F.one_hot(y, c).to(out.dtype)) * (scale / n), probs
-    return (out - y) * (2.0 * scale / (n * c)), None

@@ -77,9 +77,10 @@ def test_generic_module_path_matches_fast_path():
 
 @pytest.mark.parametrize("activation", ["gelu", "tanh", "relu"])  # autograd; closed form, smooth and piecewise linear
 @pytest.mark.parametrize("algorithm", ["maml", "metasgd", "mamlpp"])
-def test_finite_differences_float64(algorithm, activation):
+@pytest.mark.parametrize("steps", [1, 2])   # one step of relu MAML: the one-step kernels
+def test_finite_differences_float64(algorithm, activation, steps):
     """Central differences of the meta-loss agree with the analytic meta-gradient (float64)."""
-    config = tiny_config("sinusoid", algorithm, 2, (4,), activation, meta_batch=3, shots=4, query=5)
+    config = tiny_config("sinusoid", algorithm, steps, (4,), activation, meta_batch=3, shots=4, query=5)
     trainer = MetaTrainer(config)
     params = {n: p.detach().double().requires_grad_(True) for n, p in trainer.params.items()}
     rates = trainer.algorithm.make_rates(params)

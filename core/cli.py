@@ -196,7 +196,8 @@ def _train(args) -> int:
     loss = f"{last.meta_loss:.4f}" if last else "n/a"
     rate = trainer.iteration / elapsed if elapsed > 0 else 0.0
     print(f"{config.algorithm.name} on {config.family.name}: {trainer.iteration} iterations in {elapsed:.1f} s "
-          f"({rate:.0f} it/s, {trainer.device}), final meta-loss {loss}, {reason}; saved to {args.out}")
+          f"({rate:.0f} it/s, {trainer.device}, {trainer.gradient_path}), final meta-loss {loss}, {reason}; "
+          f"saved to {args.out}")
     return code
 
 

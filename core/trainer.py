@@ -88,6 +88,10 @@ class MetaTrainer:
         accuracy = tuple(result.step_accuracy.tolist()) if result.step_accuracy is not None else None
         return StepMetrics(self.iteration, meta_loss, tuple(step_losses), norm, time.perf_counter() - start, accuracy)
 
+    @property
+    def gradient_path(self) -> str:
+        return self.algorithm.gradient_path(self.params, self.rates)
+
     def meta_parameters(self) -> list[torch.Tensor]:
         return [*self.params.values(), *self.rates.tensors.values()]
 

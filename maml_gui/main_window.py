@@ -325,7 +325,7 @@ class MainWindow(FileActionsMixin, CsvImportMixin, QMainWindow):
         if self._active is not None:
             self._active.device = info.device
             self._active.status = "paused" if self.controller.is_paused() else "running"
-        self.status.set_device(info.device)
+        self.status.set_device(info.device, info.gradient_path)
 
     def _on_progress(self, chunk) -> None:
         run = self._active

@@ -97,8 +97,10 @@ class StatusReadout:
         eta = (total - iteration) / rate if running and rate > 0 else float("nan")
         self.eta.setText(f"ETA {_duration(eta)}")
 
-    def set_device(self, device: str) -> None:
+    def set_device(self, device: str, gradient_path: str = "") -> None:
         self.device.setText(f"device {device}")
+        self.device.setToolTip(f"Where the training runs; meta-gradient: {gradient_path}" if gradient_path
+                               else "Where the training runs")
 
 
 class PlotsArea(QSplitter):

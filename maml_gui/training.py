@@ -67,6 +67,7 @@ class RunStarted:
     device: str
     total: int
     baseline: bool
+    gradient_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class TrainingWorker(QObject):
         baseline = None
         if opts.baseline and self._config.algorithm.name != "pretrain":
             baseline = MetaTrainer(self._config.replace("algorithm", name="pretrain"))
-        self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None))
+        self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None, trainer.gradient_path))
         inspector = self._inspector = Inspector(trainer, opts.eval_tasks)
         self._baseline = baseline
         self._last_emit = self._rate_time = time.perf_counter()

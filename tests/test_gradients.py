@@ -210,6 +210,15 @@ def test_closed_form_is_the_default_only_where_it_is_exact():
     assert uses("maml", "sigmoid") and not uses("maml", "gelu") and not uses("maml", "silu") and not uses("anil", "relu")
 
 
+@pytest.mark.parametrize("algorithm,steps,activation,path", [
+    ("maml", 1, "relu", "closed form, one-step kernels"), ("maml", 2, "relu", "closed form"),
+    ("metasgd", 1, "tanh", "closed form"), ("maml", 1, "gelu", "batched autograd"),
+    ("anil", 1, "relu", "batched autograd")])
+def test_the_trainer_names_its_gradient_path(algorithm, steps, activation, path):
+    """The run summary and the window's device tooltip say which path computes the meta-gradient."""
+    assert MetaTrainer(tiny_config("sinusoid", algorithm, steps, (8,), activation)).gradient_path == path
+
+
 def test_one_step_kernels_serve_exactly_one_fixed_rate_step():
     def served(algorithm, steps, hidden=(8,), activation="relu"):
         trainer = MetaTrainer(tiny_config("sinusoid", algorithm, steps, hidden, activation))

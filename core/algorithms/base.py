@@ -43,6 +43,10 @@ class Algorithm:
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         raise NotImplementedError
 
+    def gradient_path(self, params: Params, rates: InnerRates) -> str:
+        """How the meta-gradient is computed, in words (speed depends on it)."""
+        return "autograd"
+
     def adapt(self, params: Params, rates: InnerRates, x: torch.Tensor, y: torch.Tensor, steps: int) -> list[Params]:
         """Fine-tune a copy per task on its support set; the params after 0..steps steps."""
         return fine_tune(self.net, params, self.adapt_names, x, y, self.kind, rates, steps)

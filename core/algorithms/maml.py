@@ -27,6 +27,13 @@ class MAML(Algorithm):
         """Weights of the query losses after steps 1..N in the meta-loss; None = last step only."""
         return None
 
+    def gradient_path(self, params: Params, rates: InnerRates) -> str:
+        if self.closed_form and one_step.applies(self, params, rates):
+            return "closed form, one-step kernels"
+        if self.closed_form and closed_form.applies(self.net, self.adapt_names, params):
+            return "closed form"
+        return "batched autograd" if hasattr(self.net, "n_layers") else "vmap autograd"
+
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         if self.closed_form and one_step.applies(self, params, rates):
             return one_step.meta_step(self, params, rates, batch, iteration)

@@ -22,6 +22,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import MamlError
 
+from .threads import worker_thread
+
 PROGRESS_INTERVAL = 0.05   # s between progress signals (reading calls back far more often)
 
 _LIVE: set[QThread] = set()
@@ -139,18 +141,12 @@ class JobRunner(QObject):
         return True
 
     def _start(self, tag: Any, fn: Callable[..., Any]) -> None:
-        thread = QThread()
-        thread.setObjectName(self._name)
         cancel = threading.Event()
         worker = _Worker(tag, fn, cancel, self._reports)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        thread.finished.connect(self._on_thread_finished)
         worker.progress.connect(self._on_progress)
         worker.done.connect(self._on_done)
         worker.failed.connect(self._on_failed)
-        worker.done.connect(thread.quit)
-        worker.failed.connect(thread.quit)
+        thread = worker_thread(worker, self._name, self._on_thread_finished, (worker.done, worker.failed))
         self._thread, self._worker, self._cancel = thread, worker, cancel
         _LIVE.add(thread)
         _hold_gc(True)

@@ -24,6 +24,7 @@ from core.errors import MamlError, TrainingDiverged
 from core.trainer import MetaTrainer, StepMetrics
 
 from .inspection import Inspector
+from .threads import worker_thread
 
 _LIVE_THREADS: set[QThread] = set()
 
@@ -352,6 +353,10 @@ def _without_baseline(options: WorkerOptions) -> WorkerOptions:
     return replace(options, baseline=False)
 
 
+_RELAYED = ("started", "progress", "adaptation", "preview", "weights", "state", "paused_changed", "notice",
+            "finished", "failed")
+
+
 class TrainingController(QObject):
     """Owns at most one (thread, worker) pair and relays the worker's signals in the GUI thread."""
 
@@ -386,25 +391,11 @@ class TrainingController(QObject):
         initialisation; with ``initial_state`` (a saved run's training state) continue it exactly."""
         if self._thread is not None:
             raise RuntimeError("a training run is already active; stop it first")
-        thread = QThread()
-        thread.setObjectName("maml-training")
         worker = TrainingWorker(config, self.options, start_paused=paused, steps=steps, preview_index=preview_index,
                                 initial_weights=initial_weights, initial_state=initial_state)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        thread.finished.connect(self._on_thread_finished)
-        worker.started.connect(self._on_worker_started)
-        worker.progress.connect(self._on_worker_progress)
-        worker.adaptation.connect(self._on_worker_adaptation)
-        worker.preview.connect(self._on_worker_preview)
-        worker.weights.connect(self._on_worker_weights)
-        worker.state.connect(self._on_worker_state)
-        worker.paused_changed.connect(self._on_worker_paused)
-        worker.notice.connect(self._on_worker_notice)
-        worker.finished.connect(self._on_worker_finished)
-        worker.failed.connect(self._on_worker_failed)
-        worker.finished.connect(thread.quit)
-        worker.failed.connect(thread.quit)
+        for name in _RELAYED:   # queued into the GUI thread, where this controller lives
+            getattr(worker, name).connect(getattr(self, name))
+        thread = worker_thread(worker, "maml-training", self._on_thread_finished, (worker.finished, worker.failed))
         self._thread, self._worker, self._paused = thread, worker, paused
         _LIVE_THREADS.add(thread)
         thread.start()
@@ -460,47 +451,6 @@ class TrainingController(QObject):
             return False
         self._release()
         return True
-
-    # -- relays (queued into the GUI thread) ----------------------------------------------------
-    @Slot(object)
-    def _on_worker_started(self, info):
-        self.started.emit(info)
-
-    @Slot(object)
-    def _on_worker_progress(self, chunk):
-        self.progress.emit(chunk)
-
-    @Slot(object)
-    def _on_worker_adaptation(self, snapshot):
-        self.adaptation.emit(snapshot)
-
-    @Slot(object)
-    def _on_worker_preview(self, preview):
-        self.preview.emit(preview)
-
-    @Slot(object)
-    def _on_worker_weights(self, weights):
-        self.weights.emit(weights)
-
-    @Slot(object)
-    def _on_worker_state(self, state):
-        self.state.emit(state)
-
-    @Slot(bool)
-    def _on_worker_paused(self, paused):
-        self.paused_changed.emit(paused)
-
-    @Slot(str)
-    def _on_worker_notice(self, message):
-        self.notice.emit(message)
-
-    @Slot(object)
-    def _on_worker_finished(self, end):
-        self.finished.emit(end)
-
-    @Slot(str)
-    def _on_worker_failed(self, message):
-        self.failed.emit(message)
 
     @Slot()
     def _on_thread_finished(self):

@@ -43,11 +43,22 @@ _DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
 }
 
 
+def output_error(out: torch.Tensor, y: torch.Tensor, kind: str, scale: float):
+    """d(scale · per-task mean loss)/d output, and the softmax for classification (else None)."""
+    n, c = out.shape[1], out.shape[2]
+    if kind == "classification":
+        probs = torch.softmax(out, -1)
+        return (probs - F.one_hot(y, c).to(out.dtype)) * (scale / n), probs
+    return (out - y) * (2.0 * scale / (n * c)), None
+
+
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """A layer with shared ``[out, in]`` or per-task ``[T, out, in]`` weights."""
     if w.dim() == 3:
         return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
     return F.linear(h, w, b)
+
+
 _MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
 
 
@@ -81,7 +92,8 @@ class MLPNet:
         self.n_layers = len(self.sizes) - 1
         self.names = [f"layers.{i}.{kind}" for i in range(self.n_layers) for kind in ("weight", "bias")]
         self.head_names = self.names[-2:]
-        self._act = _ACTIVATIONS[spec.activation]
+        self.act = _ACTIVATIONS[spec.activation]
+        self.derivative = _DERIVATIVES.get(spec.activation)   # None: no hand-written backward
 
     def init(self, generator: torch.Generator, device="cpu", dtype=None) -> Params:
         """PyTorch's default ``nn.Linear`` initialisation, drawn from an explicit generator."""
@@ -94,56 +106,62 @@ class MLPNet:
         return params
 
     def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """``x [T, N, in]`` -> ``[T, N, out]``; each layer's weights are ``[out, in]`` or ``[T, out, in]``."""
-        h = x
+        """``x [T, N, in]`` (or rows ``[N, in]`` with shared weights) -> ``[T, N, out]``; each
+        layer's weights are ``[out, in]`` or ``[T, out, in]``."""
+        return self.forward_pass(params, x)[2]
+
+    def forward_pass(self, params: Params, x: torch.Tensor):
+        """``(inputs, pres, out)``: each layer's input, each hidden layer's pre-activation and the
+        output — what a hand-written backward pass needs."""
+        inputs, pres, h = [], [], x
         for i in range(self.n_layers):
+            inputs.append(h)
             h = _linear(h, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
             if i < self.n_layers - 1:
-                h = self._act(h)
-        return h
+                pres.append(h)
+                h = self.act(h)
+        return inputs, pres, h
+
+    def backward_pass(self, params: Params, inputs, pres, error: torch.Tensor):
+        """From ``error`` = dloss/d output ``[T, N, out]``: ``(deltas, act_grads, grads)`` — dloss/d
+        pre-activation of every layer, dloss/d activation of every hidden layer and the per-task
+        gradients ``[T, …]``. Ordinary differentiable ops: the batched-autograd path takes second
+        derivatives through them, the closed form runs them under ``no_grad``."""
+        deltas: list[torch.Tensor] = [error] * self.n_layers
+        act_grads: list[torch.Tensor] = [error] * (self.n_layers - 1)
+        grads: Params = {}
+        d = error
+        for i in reversed(range(self.n_layers)):
+            deltas[i] = d
+            grads[f"layers.{i}.weight"] = torch.bmm(d.transpose(1, 2), inputs[i])
+            grads[f"layers.{i}.bias"] = d.sum(1)
+            if i > 0:
+                act_grads[i - 1] = torch.matmul(d, params[f"layers.{i}.weight"])
+                d = self.derivative(act_grads[i - 1], pres[i - 1])
+        return deltas, act_grads, grads
 
     @property
     def has_manual_backward(self) -> bool:
-        return self.spec.activation in _DERIVATIVES
+        return self.derivative is not None
 
-    def loss_and_grads(self, params: Params, x: torch.Tensor, y: torch.Tensor, kind: str, with_losses: bool = True,
-                       peek_x: torch.Tensor | None = None):
-        """Per-task losses ``[T]`` and per-task gradients ``[T, …]`` by a hand-written backward pass.
+    def task_grads(self, params: Params, x: torch.Tensor, y: torch.Tensor, kind: str,
+                   peek_x: torch.Tensor | None = None):
+        """Per-task gradients ``[T, …]`` of each task's mean loss, by the hand-written backward pass.
 
-        Weights may be shared (``[out, in]``, as at inner step 0) or per task. The pass uses
-        ordinary differentiable ops, so the outer autograd takes second derivatives through
-        it; this skips the autograd engine's double-backward bookkeeping in the inner loop,
-        which dominates at these small sizes. ``peek_x`` rides along in the same forward (its
-        output is returned detached): the query loss before each step at no extra pass.
+        Weights may be shared (``[out, in]``, as at inner step 0) or per task. Differentiable,
+        so the outer autograd takes second derivatives through it; this skips the autograd
+        engine's double-backward bookkeeping in the inner loop, which dominates at these small
+        sizes. ``peek_x`` rides along in the same forward (its output is returned detached): the
+        query loss before each step at no extra pass.
         """
         k = x.shape[1]
-        h = x if peek_x is None else torch.cat([x, peek_x], 1)
-        inputs, pres = [], []
-        for i in range(self.n_layers):
-            inputs.append(h[:, :k])
-            h = _linear(h, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
-            if i < self.n_layers - 1:
-                pres.append(h[:, :k])
-                h = self._act(h)
-        peek = None if peek_x is None else h[:, k:].detach()
-        h = h[:, :k]
-        t, n, c = h.shape
-        if kind == "classification":
-            logp = torch.log_softmax(h, -1)
-            losses = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(1) if with_losses else None
-            g = (logp.exp() - F.one_hot(y, c).to(h.dtype)) / n
-        else:
-            diff = h - y
-            losses = diff.pow(2).flatten(1).mean(1) if with_losses else None
-            g = diff * (2.0 / (n * c))
-        grads: dict[str, torch.Tensor] = {}
-        derivative = _DERIVATIVES[self.spec.activation]
-        for i in reversed(range(self.n_layers)):
-            grads[f"layers.{i}.weight"] = torch.bmm(g.transpose(1, 2), inputs[i])
-            grads[f"layers.{i}.bias"] = g.sum(1)
-            if i > 0:
-                g = derivative(torch.matmul(g, params[f"layers.{i}.weight"]), pres[i - 1])
-        return losses, grads, peek
+        inputs, pres, out = self.forward_pass(params, x if peek_x is None else torch.cat([x, peek_x], 1))
+        peek = None
+        if peek_x is not None:
+            peek = out[:, k:].detach()
+            inputs, pres, out = [h[:, :k] for h in inputs], [h[:, :k] for h in pres], out[:, :k]
+        error, _ = output_error(out, y, kind, 1.0)
+        return self.backward_pass(params, inputs, pres, error)[2], peek
 
     def module(self) -> MLP:
         return MLP(self.input_dim, self.output_dim, self.spec.hidden, self.spec.activation)

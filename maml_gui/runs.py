@@ -14,19 +14,9 @@ from typing import Iterable
 import numpy as np
 
 from core.config import ExperimentConfig
+from core.trainer import StepMetrics
 
 HISTORY_LIMIT = 50_000   # rows kept per run; past it every other row is dropped (stride doubles)
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    """One kept iteration, shaped like ``core.trainer.StepMetrics`` for ``core.checkpoint.save_run``."""
-
-    iteration: int
-    meta_loss: float
-    step_losses: tuple[float, ...]
-    grad_norm: float
-    seconds: float
 
 
 class History:
@@ -86,12 +76,12 @@ class History:
     def step_losses(self) -> np.ndarray:
         return np.empty((0, 0)) if self._data is None else self._data[:self._n, 4:]
 
-    def rows(self) -> list[MetricRow]:
+    def rows(self) -> list[StepMetrics]:
         """The kept rows plus the last one, for ``save_run``'s ``metrics.csv``."""
         table = [] if self._data is None else list(self._data[:self._n])
         if self.last is not None and (not table or table[-1][0] != self.last[0]):
             table.append(self.last)
-        return [MetricRow(int(r[0]), float(r[1]), tuple(float(v) for v in r[4:]), float(r[2]), float(r[3]))
+        return [StepMetrics(int(r[0]), float(r[1]), tuple(float(v) for v in r[4:]), float(r[2]), float(r[3]))
                 for r in table]
 
 

@@ -93,8 +93,8 @@ class FileActionsMixin(WeightsActionsMixin):
         if existing and not self.confirm("Replace the run?", f"{folder} already holds {', '.join(existing)}. Replace?"):
             return None
         try:
-            state = run.training_state if run.training_state and int(run.training_state[1]["iteration"]) == run.weights_iteration else None
-            written = save_run(folder, run.config, run.weights, run.history.rows(), training_state=state)
+            # the state is only ever kept for the iteration of the weights (see MainWindow._on_state)
+            written = save_run(folder, run.config, run.weights, run.history.rows(), training_state=run.training_state)
         except MamlError as exc:
             self.show_error(f"Cannot export weights: {exc}")
             return None

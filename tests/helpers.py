@@ -19,3 +19,18 @@ def tiny_config(family: str = "sinusoid", algorithm: str = "maml", steps: int = 
 def max_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """Max absolute difference relative to the reference's largest entry (at least 1)."""
     return float((a - b).abs().max() / max(1.0, float(b.abs().max())))
+
+
+def diverge_after(monkeypatch, iterations: int) -> None:
+    """Make meta-training (not the pretrain baseline) raise ``TrainingDiverged`` once ``iterations`` are done."""
+    from core.errors import TrainingDiverged
+    from core.trainer import MetaTrainer
+
+    original = MetaTrainer.step
+
+    def diverging(self, batch=None):
+        if self.iteration >= iterations and self.config.algorithm.name != "pretrain":
+            raise TrainingDiverged(f"the meta-loss became nan at iteration {self.iteration + 1}")
+        return original(self, batch)
+
+    monkeypatch.setattr(MetaTrainer, "step", diverging)

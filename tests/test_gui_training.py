@@ -11,10 +11,11 @@ import pytest
 
 from core.device import available_devices
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.errors import TrainingDiverged
 from core.trainer import MetaTrainer
 from maml_gui.runs import History
 from maml_gui.training import TrainingController, WorkerOptions, live_threads
+
+from .helpers import diverge_after
 
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
 
@@ -138,14 +139,7 @@ def test_meta_lr_applies_live(qtbot, controller, monkeypatch):
 
 
 def test_divergence_is_reported_and_good_weights_kept(qtbot, controller, monkeypatch):
-    original = MetaTrainer.step
-
-    def diverging(self, batch=None):
-        if self.iteration >= 4 and self.config.algorithm.name != "pretrain":
-            raise TrainingDiverged(f"the meta-loss became nan at iteration {self.iteration + 1}")
-        return original(self, batch)
-
-    monkeypatch.setattr(MetaTrainer, "step", diverging)
+    diverge_after(monkeypatch, 4)
     rec = Recorder(controller)
     with qtbot.waitSignal(controller.failed, timeout=10_000):
         controller.start(tiny())

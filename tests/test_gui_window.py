@@ -14,12 +14,12 @@ from PySide6.QtWidgets import QDockWidget
 
 from core.checkpoint import load_run
 from core.config import AlgorithmSpec, FamilySpec, ModelSpec, TrainSpec
-from core.errors import TrainingDiverged
 from core.trainer import MetaTrainer
 from maml_gui.main_window import MainWindow
 from maml_gui.training import live_threads
 
 from .gui_support import OPTIONS, tiny
+from .helpers import diverge_after
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 
 
@@ -171,14 +171,7 @@ def test_runs_are_kept_and_overlaid(qtbot, make_window):
 
 
 def test_training_error_shows_a_message_and_the_app_stays_usable(qtbot, make_window, monkeypatch, tmp_path):
-    original = MetaTrainer.step
-
-    def diverging(self, batch=None):
-        if self.iteration >= 6 and self.config.algorithm.name != "pretrain":
-            raise TrainingDiverged(f"the meta-loss became nan at iteration {self.iteration + 1}")
-        return original(self, batch)
-
-    monkeypatch.setattr(MetaTrainer, "step", diverging)
+    diverge_after(monkeypatch, 6)
     window = make_window()
     with qtbot.waitSignal(window.controller.failed, timeout=10_000):
         window.start()
@@ -191,7 +184,7 @@ def test_training_error_shows_a_message_and_the_app_stays_usable(qtbot, make_win
     config, weights = load_run(written)
     assert config == run.config and set(weights) == set(run.weights)
     assert (written / "metrics.csv").read_text().count("\n") == 7   # header + 6 iterations
-    monkeypatch.setattr(MetaTrainer, "step", original)
+    monkeypatch.undo()   # training works again
     its = received(window)
     window.start()
     qtbot.waitUntil(lambda: len(its) >= 10, timeout=10_000)

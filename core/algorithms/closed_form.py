@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from ..models import _DERIVATIVES, MLPNet, _linear
+from ..models import MLPNet, _linear, output_error
 from ..tasks import TaskBatch
 from .base import MetaStepResult
-from .inner import InnerRates, Params, task_accuracy
+from .inner import ConstantRates, InnerRates, Params, mean_loss, sgd_update, task_accuracy
 
 PIECEWISE_LINEAR = ("relu", "leaky_relu")
 # second derivative of the activation at the pre-activation; zero for the piecewise-linear ones
@@ -62,18 +61,6 @@ class _Pass:
     grads: Params
 
 
-def _forward(net: MLPNet, params: Params, x: torch.Tensor):
-    inputs, pres, h = [], [], x
-    act = net._act
-    for i in range(net.n_layers):
-        inputs.append(h)
-        h = _linear(h, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
-        if i < net.n_layers - 1:
-            pres.append(h)
-            h = act(h)
-    return inputs, pres, h
-
-
 def _forward_both(net: MLPNet, params: Params, support_x: torch.Tensor, query_x: torch.Tensor, shared: bool):
     """One forward over support and query points; ``(inputs, pres, out)`` for each part.
 
@@ -83,43 +70,18 @@ def _forward_both(net: MLPNet, params: Params, support_x: torch.Tensor, query_x:
     t, k = support_x.shape[:2]
     if shared:
         rows = torch.cat([support_x.flatten(0, 1), query_x.flatten(0, 1)])
-        inputs, pres, out = _forward(net, params, rows)
+        inputs, pres, out = net.forward_pass(params, rows)
         cut, q = t * k, query_x.shape[1]
         return ([h[:cut].view(t, k, -1) for h in inputs], [h[:cut].view(t, k, -1) for h in pres], out[:cut].view(t, k, -1)), \
                ([h[cut:].view(t, q, -1) for h in inputs], [h[cut:].view(t, q, -1) for h in pres], out[cut:].view(t, q, -1))
-    inputs, pres, out = _forward(net, params, torch.cat([support_x, query_x], 1))
+    inputs, pres, out = net.forward_pass(params, torch.cat([support_x, query_x], 1))
     return ([h[:, :k] for h in inputs], [h[:, :k] for h in pres], out[:, :k]), \
            ([h[:, k:] for h in inputs], [h[:, k:] for h in pres], out[:, k:])
 
 
-def loss_grad(out: torch.Tensor, y: torch.Tensor, kind: str, scale: float):
-    """d(scale · per-task mean loss)/d output, and the softmax for classification."""
-    n, c = out.shape[1], out.shape[2]
-    if kind == "classification":
-        probs = torch.softmax(out, -1)
-        return (probs - F.one_hot(y, c).to(out.dtype)) * (scale / n), probs
-    return (out - y) * (2.0 * scale / (n * c)), None
-
-
-def _backward(net: MLPNet, params: Params, inputs, pres, error: torch.Tensor):
-    derivative = _DERIVATIVES[net.spec.activation]
-    deltas: list[torch.Tensor] = [error] * net.n_layers
-    act_grads: list[torch.Tensor] = [error] * (net.n_layers - 1)
-    grads: Params = {}
-    d = error
-    for i in reversed(range(net.n_layers)):
-        deltas[i] = d
-        grads[f"layers.{i}.weight"] = torch.bmm(d.transpose(1, 2), inputs[i])
-        grads[f"layers.{i}.bias"] = d.sum(1)
-        if i > 0:
-            act_grads[i - 1] = torch.matmul(d, params[f"layers.{i}.weight"])
-            d = derivative(act_grads[i - 1], pres[i - 1])
-    return deltas, act_grads, grads
-
-
 def _run(net: MLPNet, params: Params, inputs, pres, out, y, kind: str, scale: float) -> _Pass:
-    error, probs = loss_grad(out, y, kind, scale)
-    deltas, act_grads, grads = _backward(net, params, inputs, pres, error)
+    error, probs = output_error(out, y, kind, scale)
+    deltas, act_grads, grads = net.backward_pass(params, inputs, pres, error)
     return _Pass(inputs, pres, out, deltas, act_grads, probs, grads)
 
 
@@ -127,7 +89,7 @@ def _hvp(net: MLPNet, params: Params, cache: _Pass, v: Params, kind: str, scale:
     """Per-task Hessian of the cached loss times the per-task direction ``v`` (the R-operator:
     differentiate the forward and backward passes along ``v``). A smooth activation adds
     ``φ''(z) ⊙ R{z} ⊙ dloss/da`` to each hidden delta; a piecewise-linear one adds nothing."""
-    derivative = _DERIVATIVES[net.spec.activation]
+    derivative = net.derivative
     second = _SECOND.get(net.spec.activation)
     L = net.n_layers
     w = [params[f"layers.{i}.weight"] for i in range(L)]
@@ -162,11 +124,6 @@ def _hvp(net: MLPNet, params: Params, cache: _Pass, v: Params, kind: str, scale:
     return out
 
 
-def _rate(rates: InnerRates, name: str, step: int):
-    r = rates.lr(name, step)
-    return r.detach() if isinstance(r, torch.Tensor) else r
-
-
 def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
     """The same meta-gradient (into ``.grad``) and the same recorded losses as the autograd path;
     the reported meta-loss is the query loss after the last step, as there."""
@@ -179,6 +136,7 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
     classify = kind == "classification"
     scale = 1.0 / batch.n_tasks
     names = list(params)
+    fixed = ConstantRates(rates)   # the rates' values; their gradient is computed here by hand
 
     with torch.no_grad():
         theta = {n: p.detach() for n, p in params.items()}
@@ -188,15 +146,14 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
         query_grads: dict[int, Params] = {}
 
         def record(out):
-            loss = F.cross_entropy(out.flatten(0, 1), batch.query_y.flatten()) if classify else F.mse_loss(out, batch.query_y)
-            losses.append(loss)
+            losses.append(mean_loss(out, batch.query_y, kind))
             if classify:
                 accs.append(task_accuracy(out, batch.query_y).mean())
 
         for s in range(n_steps + 1):
             p = trajectory[-1]
             if s == n_steps:  # last: query only
-                inputs, pres, out = _forward(net, p, batch.query_x)
+                inputs, pres, out = net.forward_pass(p, batch.query_x)
                 record(out)
                 query_grads[s] = _run(net, p, inputs, pres, out, batch.query_y, kind, scale).grads
                 break
@@ -206,7 +163,7 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
                 query_grads[s] = _run(net, p, *qry, batch.query_y, kind, scale).grads
             cache = _run(net, p, *sup, batch.support_y, kind, 1.0)
             support.append(cache)
-            trajectory.append({n: _step(p[n], cache.grads[n], _rate(rates, n, s)) for n in names})
+            trajectory.append({n: sgd_update(p[n], cache.grads[n], fixed.lr(n, s)) for n in names})
 
         rate_grads: Params = {n: torch.zeros_like(t) for n, t in rates.tensors.items()}
         u: Params = {}
@@ -223,7 +180,7 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
                 else:
                     t -= contribution
             if second_order:
-                lrs = {n: _rate(rates, n, s - 1) for n in names}
+                lrs = {n: fixed.lr(n, s - 1) for n in names}
                 if rates.mode == "fixed":
                     hu = _hvp(net, before, cache, u, kind, 1.0)
                     u = {n: torch.sub(u[n], hu[n], alpha=lrs[n]) for n in names}
@@ -236,10 +193,6 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
         for n, t in rates.tensors.items():
             accumulate(t, rate_grads[n])
     return MetaStepResult(losses[-1], torch.stack(losses), torch.stack(accs) if classify else None)
-
-
-def _step(p: torch.Tensor, g: torch.Tensor, lr) -> torch.Tensor:
-    return torch.sub(p, g, alpha=lr) if isinstance(lr, float) else p - lr * g
 
 
 def accumulate(leaf: torch.Tensor, grad: torch.Tensor) -> None:

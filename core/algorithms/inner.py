@@ -34,7 +34,7 @@ def mean_loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     return F.mse_loss(out, y)
 
 
-def _update(p: torch.Tensor, g: torch.Tensor, lr) -> torch.Tensor:
+def sgd_update(p: torch.Tensor, g: torch.Tensor, lr) -> torch.Tensor:
     """``p − lr·g``; one op (and one backward node) when the rate is a plain number."""
     return torch.sub(p, g, alpha=lr) if isinstance(lr, float) else p - lr * g
 
@@ -94,15 +94,15 @@ def inner_step(net, params: Params, names: Sequence[str], x: torch.Tensor, y: to
     """
     if _manual(net, names, params):
         with torch.set_grad_enabled(create_graph):
-            _, grads, peek = net.loss_and_grads(params, x, y, kind, with_losses=False, peek_x=peek_x)
-        return {n: _update(params[n], grads[n], rates.lr(n, step)) for n in params}, peek
+            grads, peek = net.task_grads(params, x, y, kind, peek_x=peek_x)
+        return {n: sgd_update(params[n], grads[n], rates.lr(n, step)) for n in params}, peek
     k = x.shape[1]
     out = net.forward(params, x if peek_x is None else torch.cat([x, peek_x], 1))
     losses = task_losses(out[:, :k], y, kind)
     grads = torch.autograd.grad(losses.sum(), [params[n] for n in names], create_graph=create_graph)
     new = dict(params)
     for n, g in zip(names, grads):
-        new[n] = _update(params[n], g, rates.lr(n, step))
+        new[n] = sgd_update(params[n], g, rates.lr(n, step))
     return new, None if peek_x is None else out[:, k:].detach()
 
 
@@ -111,7 +111,7 @@ def fine_tune(net, params: Params, names: Sequence[str], x: torch.Tensor, y: tor
     """Detached per-task fine-tuning (Reptile, evaluation): the params after 0, 1, … ``steps`` steps."""
     with torch.enable_grad():
         p = start(net, params, names, x.shape[0], detach=True)
-        fixed = _Constant(rates)
+        fixed = ConstantRates(rates)
         out = [{n: v.detach() for n, v in p.items()}]
         for s in range(steps):
             p, _ = inner_step(net, p, names, x, y, kind, fixed, s, create_graph=False)
@@ -120,7 +120,7 @@ def fine_tune(net, params: Params, names: Sequence[str], x: torch.Tensor, y: tor
     return out
 
 
-class _Constant:
+class ConstantRates:
     """Rates read as constants: fine-tuning never differentiates through learned rates."""
 
     def __init__(self, rates: InnerRates):

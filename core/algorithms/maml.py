@@ -27,18 +27,24 @@ class MAML(Algorithm):
         """Weights of the query losses after steps 1..N in the meta-loss; None = last step only."""
         return None
 
+    def _closed_form(self, params: Params, rates: InnerRates):
+        """The hand-derived implementation (module) that serves these settings, or None for autograd."""
+        if not self.closed_form:
+            return None
+        if one_step.applies(self, params, rates):
+            return one_step
+        return closed_form if closed_form.applies(self.net, self.adapt_names, params) else None
+
     def gradient_path(self, params: Params, rates: InnerRates) -> str:
-        if self.closed_form and one_step.applies(self, params, rates):
-            return "closed form, one-step kernels"
-        if self.closed_form and closed_form.applies(self.net, self.adapt_names, params):
-            return "closed form"
+        module = self._closed_form(params, rates)
+        if module is not None:
+            return "closed form, one-step kernels" if module is one_step else "closed form"
         return "batched autograd" if hasattr(self.net, "n_layers") else "vmap autograd"
 
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
-        if self.closed_form and one_step.applies(self, params, rates):
-            return one_step.meta_step(self, params, rates, batch, iteration)
-        if self.closed_form and closed_form.applies(self.net, self.adapt_names, params):
-            return closed_form.meta_step(self, params, rates, batch, iteration)
+        module = self._closed_form(params, rates)
+        if module is not None:
+            return module.meta_step(self, params, rates, batch, iteration)
         fwd, kind, names = self.net.forward, self.kind, self.adapt_names
         n_steps = self.spec.inner_steps
         create_graph = self.second_order_at(iteration)

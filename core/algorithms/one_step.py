@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models import _DERIVATIVES
+from ..models import output_error
 from ..tasks import TaskBatch
 from . import closed_form
 from .base import MetaStepResult
@@ -46,7 +46,7 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
     classify = kind == "classification"
     second_order = algorithm.second_order_at(iteration)
     alpha = float(rates.base_lr)
-    act, derivative = net._act, _DERIVATIVES[net.spec.activation]
+    act, derivative = net.act, net.derivative
     n_layers = net.n_layers
     t, k = batch.support_x.shape[:2]
     q = batch.query_x.shape[1]
@@ -72,7 +72,7 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
         accs = [task_accuracy(out0_q, batch.query_y).mean()] if classify else []
 
         # support deltas D[l] = d(task loss)/d Z[l]
-        error, probs = closed_form.loss_grad(support_pre[-1], batch.support_y, kind, 1.0)
+        error, probs = output_error(support_pre[-1], batch.support_y, kind, 1.0)
         deltas = [error] * n_layers
         for i in range(n_layers - 1, 0, -1):
             deltas[i - 1] = derivative(torch.matmul(deltas[i], w[i]), support_pre[i - 1])
@@ -93,7 +93,7 @@ def meta_step(algorithm, params: Params, rates: InnerRates, batch: TaskBatch, it
             accs.append(task_accuracy(out1_q, batch.query_y).mean())
 
         # query deltas at the adapted weights, and ρ[l] = Δ[l] D[l]ᵀ for the layers above the first
-        q_error, _ = closed_form.loss_grad(out1_q, batch.query_y, kind, 1.0 / t)
+        q_error, _ = output_error(out1_q, batch.query_y, kind, 1.0 / t)
         q_deltas = [q_error] * n_layers
         rhos: list[torch.Tensor | None] = [None] * n_layers
         for i in range(n_layers - 1, 0, -1):

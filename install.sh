@@ -24,7 +24,7 @@ if ! $PY -c "import torch, sys; v = tuple(int(x) for x in torch.__version__.spli
   $PY -m pip install --quiet "torch==2.13.0"
 fi
 if [ "${1:-}" = "--test" ]; then
-  $PY -m pip install --quiet -e ".[test]"
+  $PY -m pip install --quiet -e ".[test,onnx]"
 else
   $PY -m pip install --quiet -e .
 fi

@@ -119,12 +119,20 @@ def safetensors_bytes(config: ExperimentConfig, weights: Weights, family) -> byt
     return st_save(tensors, metadata=metadata)
 
 
+def missing_onnx_packages() -> list[str]:
+    """The optional packages the ONNX export needs and this Python lacks."""
+    return [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None]
+
+
+def onnx_install_hint() -> str:
+    """One line naming what is missing and how to install it (the CLI and the window show the same)."""
+    return f"ONNX export needs the optional packages {', '.join(missing_onnx_packages())}: pip install 'maml-gui[onnx]'"
+
+
 def onnx_bytes(config: ExperimentConfig, weights: Weights, family=None) -> bytes:
     """The network as ONNX: input ``x [batch, input_dim]`` (dynamic batch), output ``y``."""
-    missing = [p for p in ONNX_PACKAGES if importlib.util.find_spec(p) is None]
-    if missing:
-        raise CheckpointError(f"ONNX export needs the optional packages {', '.join(missing)}: "
-                              "pip install 'maml-gui[onnx]'")
+    if missing_onnx_packages():
+        raise CheckpointError(onnx_install_hint())
     import onnx
 
     model = plain_model(config, weights)

@@ -8,7 +8,6 @@ read-only folder or a declined overwrite can be fixed by picking another file).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -27,11 +26,6 @@ NOTES = {
     "onnx": "The network for inference in any ONNX runtime; it cannot be fine-tuned or opened here again.",
 }
 FILTERS = {"safetensors": "safetensors (*.safetensors)", "pt": "PyTorch (*.pt *.pth)", "onnx": "ONNX (*.onnx)"}
-
-
-def missing_onnx_packages() -> list[str]:
-    """The optional packages the ONNX export needs and this Python lacks (the engine's own list)."""
-    return [p for p in core_export.ONNX_PACKAGES if importlib.util.find_spec(p) is None]
 
 
 def with_suffix(path: str, fmt: str) -> str:
@@ -130,10 +124,8 @@ class ExportDialog(QDialog):
     def _on_format(self) -> None:
         fmt = self.format()
         self.set_path(with_suffix(self.path_edit.text().strip(), fmt))
-        missing = missing_onnx_packages() if fmt == "onnx" else []
-        if missing:
-            self.note.setText(f"ONNX export needs the optional packages {', '.join(missing)}: "
-                              "pip install 'maml-gui[onnx]'")
+        if fmt == "onnx" and core_export.missing_onnx_packages():
+            self.note.setText(core_export.onnx_install_hint())
             self.note.setStyleSheet("color: #b00020;")
         else:
             self.note.setText(NOTES[fmt])
@@ -142,7 +134,7 @@ class ExportDialog(QDialog):
         self._update_export_button()
 
     def _update_export_button(self) -> None:
-        self.export_button.setEnabled(not (self.format() == "onnx" and missing_onnx_packages()))
+        self.export_button.setEnabled(not (self.format() == "onnx" and core_export.missing_onnx_packages()))
 
     def _browse(self) -> None:
         fmt = self.format()

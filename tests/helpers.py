@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+
 import torch
 
 from core.config import ExperimentConfig, FamilySpec
@@ -34,3 +37,18 @@ def diverge_after(monkeypatch, iterations: int) -> None:
         return original(self, batch)
 
     monkeypatch.setattr(MetaTrainer, "step", diverging)
+
+
+def pretend_installed(monkeypatch, packages: dict[str, bool]) -> None:
+    """Make ``importlib.util.find_spec`` answer for the named top-level packages as ``packages`` says
+    (installed or not), whatever this Python actually has, so a test sets up exactly the situation it
+    checks. Other names get the real answer."""
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        top = name.split(".")[0]
+        if top not in packages:
+            return real(name, *args, **kwargs)
+        return importlib.machinery.ModuleSpec(name, None) if packages[top] else None
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)

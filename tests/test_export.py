@@ -19,16 +19,16 @@ from core.adapt import adapt_weights
 from core.checkpoint import load_run, save_run
 from core.errors import CheckpointError, ConfigError
 from core.evaluation import held_out_tasks, per_step_scores
-from core.export import config_sidecar, export_weights, loading_code, readme_sidecar
+from core.export import config_sidecar, export_weights, loading_code, missing_onnx_packages, readme_sidecar
 from core.export_cli import add_export_parser, run_export
 from core.models import MLP
 from core.tasks import TaskBatch
 from core.trainer import MetaTrainer
 from core.weights_io import open_weights
 
-from .helpers import tiny_config
+from .helpers import pretend_installed, tiny_config
 
-HAS_ONNX_EXPORT = all(importlib.util.find_spec(p) is not None for p in ("onnx", "onnxscript"))
+HAS_ONNX_EXPORT = not missing_onnx_packages()
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 
 
@@ -94,7 +94,7 @@ def test_pt_is_a_plain_state_dict_for_the_documented_model(run, tmp_path):
     assert open_weights(out, config=path / "config.json")[0] == trainer.config
 
 
-@pytest.mark.skipif(not HAS_ONNX_EXPORT, reason="onnx/onnxscript not installed (pip install 'maml-gui[onnx]')")
+@pytest.mark.skipif(not HAS_ONNX_EXPORT, reason="onnx/onnxscript not installed: bash install.sh --test installs them")
 @pytest.mark.parametrize("dynamo", [True, False], ids=["torch.export", "torchscript (torch < 2.5)"])
 def test_onnx_matches_torch(run, tmp_path, monkeypatch, dynamo):
     path, trainer = run
@@ -119,11 +119,12 @@ def test_onnx_matches_torch(run, tmp_path, monkeypatch, dynamo):
         torch.testing.assert_close(torch.from_numpy(y), ref, atol=1e-5, rtol=1e-5)
 
 
-def test_onnx_without_its_packages_says_how_to_install(run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("hidden", [("onnxscript",), ("onnx",), ("onnx", "onnxscript")])
+def test_onnx_without_its_packages_says_how_to_install(run, tmp_path, monkeypatch, hidden):
     path, _ = run
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
-    with pytest.raises(CheckpointError, match=r"needs the optional packages onnxscript: pip install 'maml-gui\[onnx\]'"):
+    pretend_installed(monkeypatch, {p: p not in hidden for p in ("onnx", "onnxscript")})
+    names = ", ".join(hidden)
+    with pytest.raises(CheckpointError, match=rf"needs the optional packages {names}: pip install 'maml-gui\[onnx\]'$"):
         export_weights(path, "onnx", tmp_path / "w.onnx")
     assert not (tmp_path / "w.onnx").exists() and not readme_sidecar(tmp_path / "w.onnx").exists()
 

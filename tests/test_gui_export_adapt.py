@@ -7,7 +7,6 @@ called on weights that went through export and ``open_weights``. Waits are on si
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -28,8 +27,9 @@ from core.weights_io import open_weights
 from maml_gui.main_window import MainWindow
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
+from .helpers import pretend_installed
 
-HAS_ONNX = all(importlib.util.find_spec(p) is not None for p in core_export.ONNX_PACKAGES)
+HAS_ONNX = not core_export.missing_onnx_packages()
 
 
 def tiny(algorithm: str = "maml", family: str = "sinusoid", hidden=(8,)) -> ExperimentConfig:
@@ -69,28 +69,28 @@ def click_export(qtbot, dialog, timeout=30_000) -> None:
 
 
 # -- export ---------------------------------------------------------------------------------------
-def test_export_dialog_writes_each_available_format(qtbot, make_window, tmp_path):
+@pytest.mark.parametrize("fmt", ["safetensors", "pt", pytest.param("onnx", marks=pytest.mark.skipif(
+    not HAS_ONNX, reason="onnx/onnxscript not installed: bash install.sh --test installs them"))])
+def test_export_dialog_writes_each_format(qtbot, make_window, tmp_path, fmt):
     window = make_window()
     with qtbot.waitSignal(window.controller.weights, timeout=10_000):
         window.step()                       # a real run: one meta-iteration, then paused
     window.stop()
     wait_idle(qtbot, window)
     run = window.runs.get(window.run_list.run_ids()[0])
-    formats = ["safetensors", "pt"] + (["onnx"] if HAS_ONNX else [])
-    for fmt in formats:
-        dialog = export_with_dialog(qtbot, window, fmt, tmp_path / "weights")
-        click_export(qtbot, dialog)
-        assert dialog.path().name == f"weights.{fmt}", "the format gives the suffix"
-        out = tmp_path / f"weights.{fmt}"
-        assert out.stat().st_size > 0 and readme_sidecar(out).exists()
-        assert f"weights.{fmt}" in window.statusBar().currentMessage()
-        if fmt == "onnx":
-            continue
-        config, weights = open_weights(out)
-        assert config == run.config
-        expected = run.weights if fmt == "safetensors" else {k: v for k, v in run.weights.items() if k.startswith("model.")}
-        assert_same({k: v for k, v in weights.items() if k in expected}, expected)
-    assert config_sidecar(tmp_path / "weights.pt").exists()
+    dialog = export_with_dialog(qtbot, window, fmt, tmp_path / "weights")
+    click_export(qtbot, dialog)
+    assert dialog.path().name == f"weights.{fmt}", "the format gives the suffix"
+    out = tmp_path / f"weights.{fmt}"
+    assert out.stat().st_size > 0 and readme_sidecar(out).exists()
+    assert f"weights.{fmt}" in window.statusBar().currentMessage()
+    if fmt == "onnx":
+        return
+    config, weights = open_weights(out)
+    assert config == run.config
+    expected = run.weights if fmt == "safetensors" else {k: v for k, v in run.weights.items() if k.startswith("model.")}
+    assert_same({k: v for k, v in weights.items() if k in expected}, expected)
+    assert config_sidecar(out).exists() == (fmt == "pt")
 
 
 def test_an_existing_file_is_replaced_only_after_yes(qtbot, make_window, tmp_path):
@@ -116,17 +116,19 @@ def test_an_existing_file_is_replaced_only_after_yes(qtbot, make_window, tmp_pat
     assert "README.txt" in asked[-1]
 
 
-def test_onnx_without_its_packages_says_what_to_install(qtbot, make_window, tmp_path, monkeypatch):
-    monkeypatch.setattr(core_export, "ONNX_PACKAGES", ("onnx", "no_such_package_for_maml"))
+@pytest.mark.parametrize("hidden", [("onnxscript",), ("onnx", "onnxscript")])
+def test_onnx_without_its_packages_says_what_to_install(qtbot, make_window, tmp_path, monkeypatch, hidden):
+    pretend_installed(monkeypatch, {p: p not in hidden for p in ("onnx", "onnxscript")})
+    expected = f"ONNX export needs the optional packages {', '.join(hidden)}: pip install 'maml-gui[onnx]'"
     window = make_window()
     make_run(tmp_path / "run", tiny())
     assert window.open_weights(tmp_path / "run")
     dialog = export_with_dialog(qtbot, window, "onnx", tmp_path / "w.onnx")
-    assert "needs the optional packages no_such_package_for_maml" in dialog.note.text()
+    assert dialog.note.text() == expected
     assert not dialog.export_button.isEnabled()
     dialog.reject()
     assert window.export_weights(tmp_path / "w.onnx", "onnx") is None
-    assert "ONNX export needs the optional packages no_such_package_for_maml" in window.error_banner.text()
+    assert expected in window.error_banner.text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("w.")) == []
 
 

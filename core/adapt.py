@@ -1,19 +1,19 @@
 """Adapt a learned initialisation to one new task, with the engine's own inner loop.
 
 This is what meta-training is for: a few labeled points and a few SGD steps. It goes through
-``MetaTrainer`` + ``Algorithm.adapt`` (the code evaluation uses), so the losses here equal the
-in-app numbers for the same task, learned inner rates and ANIL's frozen body included.
+:class:`~core.loaded_model.LoadedModel` + ``Algorithm.adapt`` (the code evaluation uses), so the
+losses here equal the in-app numbers for the same task, learned inner rates and ANIL's frozen
+body included. The task comes from a held-out draw, clicked points or the rows of a CSV file.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from .algorithms import InnerRates
-from .algorithms.inner import task_accuracy, task_losses
 from .config import ExperimentConfig
 from .errors import ConfigError
 
@@ -40,37 +40,21 @@ def adapt_weights(config: ExperimentConfig, weights: Weights, support_x: torch.T
                   query_y: torch.Tensor | None = None, family=None) -> AdaptResult:
     """Fine-tune on ``support`` for ``steps`` steps. ``lr=None`` uses the run's inner rates
     (learned ones where the algorithm has them); a number replaces them with one fixed rate."""
-    from .trainer import MetaTrainer
+    from .loaded_model import LoadedModel
 
+    check_adapt_settings(steps, lr)
+    return LoadedModel(config, weights, family).adapt(support_x, support_y, steps, lr, query_x=query_x, query_y=query_y)
+
+
+def check_adapt_settings(steps, lr) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
         raise ConfigError("steps", f"the number of steps must be an integer in 0..{MAX_STEPS}")
     if lr is not None and (not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0):
         raise ConfigError("lr", "the learning rate must be a positive number")
-    trainer = MetaTrainer(config.replace("train", device="cpu"), family)
-    trainer.load_weights(weights)
-    alg, net, kind = trainer.algorithm, trainer.net, trainer.family.kind
-    dtype = next(iter(trainer.params.values())).dtype
-    sx, sy = _task("support", support_x, support_y, net, kind, dtype)
-    rates = trainer.rates if lr is None else InnerRates("fixed", float(lr), trainer.params, alg.adapt_names, 1)
-    trajectory = alg.adapt(trainer.params, rates, sx[None], sy[None], steps)
-    with torch.no_grad():
-        support = torch.stack([task_losses(net.forward(p, sx[None]), sy[None], kind)[0] for p in trajectory])
-        query = accuracy = None
-        if query_x is not None or query_y is not None:
-            qx, qy = _task("query", query_x, query_y, net, kind, dtype)
-            outs = [net.forward(p, qx[None]) for p in trajectory]
-            query = tuple(torch.stack([task_losses(o, qy[None], kind)[0] for o in outs]).tolist())
-            if kind == "classification":
-                accuracy = tuple(torch.stack([task_accuracy(o, qy[None])[0] for o in outs]).tolist())
-    final = trajectory[-1]
-    adapted = {f"model.{n}": (v[0] if v.dim() > trainer.params[n].dim() else v).detach().cpu().clone()
-               for n, v in final.items()}
-    adapted.update({f"inner_lr.{n}": t.detach().cpu().clone() for n, t in trainer.rates.tensors.items()})
-    return AdaptResult(tuple(support.tolist()), query, accuracy, adapted)
 
 
-def _task(name: str, x, y, net, kind: str, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check one task's points against the network: ``x [N, in]``; ``y [N, out]`` or labels ``[N]``."""
+def check_task(name: str, x, y, net, kind: str, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """One task's points checked against the network: ``x [N, in]``; ``y [N, out]`` or labels ``[N]``."""
     if x is None or y is None:
         raise ConfigError(name, f"give both the {name} inputs and targets")
     x, y = torch.as_tensor(x), torch.as_tensor(y)
@@ -123,7 +107,8 @@ def task_from_csv(path, target: str, features=None, *, classification: bool = Fa
     table = read_csv(path)
     table.text(target)  # raises, listing the columns, when there is no such column
     if features is None:
-        features = getattr(family, "features", None) or [c for c in table.columns if c != target and table.is_numeric(c)]
+        features = (family.features if family is not None else None) or [
+            c for c in table.columns if c != target and table.is_numeric(c)]
     features = list(features)
     for name in features:
         table.text(name)
@@ -144,12 +129,62 @@ def task_from_csv(path, target: str, features=None, *, classification: bool = Fa
         raise CsvError(table.path, f"{int(missing.sum())} row(s) have missing values; fill them in or delete those rows",
                        line=int(table.lines[i]))
     dtype = torch.get_default_dtype()
-    if hasattr(family, "normalize_x"):
+    if family is not None:
         x = family.normalize_x(x)
     if classification:
         classes: dict[str, int] = {}
         codes = [classes.setdefault(v, len(classes)) for v in labels]  # task-local labels, as in N-way episodes
         return CsvTask(torch.as_tensor(x, dtype=dtype), torch.tensor(codes), tuple(features), tuple(classes))
-    if hasattr(family, "normalize_y"):
+    if family is not None:
         y = family.normalize_y(y)
     return CsvTask(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype)[:, None], tuple(features), None)
+
+
+# -- the task to adapt to -------------------------------------------------------------------------
+ADAPT_SEED_OFFSET = 104_729   # held-out tasks to adapt to: a stream apart from the previews and the scores
+
+
+@dataclass(frozen=True)
+class AdaptTask:
+    """One task: ``x [K, D]``; ``y [K, out]`` or labels ``[K]``; a query set when there is one."""
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor | None
+    query_y: torch.Tensor | None
+    title: str
+    task_params: dict | None = None               # a generated function's parameters (to draw the truth)
+
+
+def held_out_task(config: ExperimentConfig, family, index: int, shots: int) -> AdaptTask:
+    """Held-out task number ``index`` (0, 1, …) of the family, with ``shots`` support points."""
+    from .evaluation import held_out_tasks
+
+    seed = config.train.seed + ADAPT_SEED_OFFSET + index
+    batch = held_out_tasks(family, 1, shots, config.train.query, seed)
+    params = {k: v.cpu() for k, v in batch.task_params.items()} if batch.task_params else None
+    return AdaptTask(batch.support_x[0], batch.support_y[0], batch.query_x[0], batch.query_y[0],
+                     f"held-out task #{index + 1}", params)
+
+
+def points_task(points) -> AdaptTask:
+    """(x, y) pairs as a 1-D regression task with no query set."""
+    if not points:
+        raise ConfigError("points", "give at least one (x, y) point")
+    xy = torch.tensor(points, dtype=torch.get_default_dtype())
+    n = len(points)
+    # contiguous copies: a strided column gives other float rounding than the same numbers given directly
+    return AdaptTask(xy[:, :1].contiguous(), xy[:, 1:].contiguous(), None, None, f"{n} clicked point{'s' * (n != 1)}")
+
+
+def csv_rows_task(path, target: str, features, shots: int, family) -> AdaptTask:
+    """The first ``shots`` rows of a CSV file as the support set and the rest as the query set,
+    transformed as ``family`` transformed its training data (see :func:`task_from_csv`)."""
+    task = task_from_csv(path, target, features, classification=family.kind == "classification",
+                         input_dim=family.input_dim, family=family)
+    k, n = min(shots, len(task.x)), len(task.x)
+    name = Path(path).name
+    if k == n:
+        return AdaptTask(task.x, task.y, None, None, f"{name}: all {n} rows as support (no query rows left)")
+    return AdaptTask(task.x[:k], task.y[:k], task.x[k:], task.y[k:],
+                     f"{name}: rows 1–{k} as support, {k + 1}–{n} as query")

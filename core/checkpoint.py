@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -74,6 +75,22 @@ def metrics_csv(rows: Iterable) -> bytes:
     writer.writerow(_header(max((len(r.step_losses) for r in rows), default=0)))
     writer.writerows(_row(r) for r in rows)
     return buf.getvalue().encode()
+
+
+def read_metrics(run_dir: str | Path) -> np.ndarray | None:
+    """A run folder's ``metrics.csv`` as ``[rows, 4 + steps]`` (the columns :func:`metrics_csv`
+    writes), or None when there is none or it is not one of ours: the metrics are optional."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        header, body = rows[0], [r for r in rows[1:] if r]
+        if len(header) <= len(METRIC_COLUMNS) or header != _header(len(header) - len(METRIC_COLUMNS)) or not body:
+            return None
+        data = np.array(body, dtype=float)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+    return data if data.ndim == 2 and data.shape[1] == len(header) else None
 
 
 class MetricsLog:
@@ -184,6 +201,18 @@ def load_training_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed") from None
     except (OSError, SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{path} cannot be read (truncated or corrupted?): {exc}") from None
+
+
+def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """:func:`load_training_state` when the folder has one saved at ``iteration`` (the weights'
+    iteration); otherwise, or when it cannot be read, None: training would then restart Adam."""
+    if not (Path(run_dir) / STATE_FILE).is_file():
+        return None
+    try:
+        tensors, metadata = load_training_state(run_dir)
+    except CheckpointError:
+        return None
+    return (tensors, metadata) if metadata.get("iteration") == str(iteration) else None
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:

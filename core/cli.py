@@ -1,7 +1,9 @@
-"""``maml-gui``: the window with no arguments; ``train``, ``evaluate`` and ``bench`` headless.
+"""The headless commands of ``maml-gui``: ``train``, ``evaluate``, ``bench``, ``export``, ``adapt``.
 
 A contract other tools call: bad arguments exit 2 with one readable line on stderr, never a
-traceback; ``--json`` prints exactly one JSON object on stdout.
+traceback; ``--json`` prints exactly one JSON object on stdout. The ``maml-gui`` command itself
+starts in ``maml_gui/launcher.py``, which opens the window when given no command; the engine never
+imports the window, so the launcher passes in the one command that needs it (``bench --gui``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import math
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from .config import ALGORITHMS, DEVICES, ExperimentConfig, FamilySpec
 from .errors import MamlError, TrainingDiverged
@@ -94,17 +98,18 @@ def build_parser() -> _Parser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | None = None) -> int:
+    """Run one command; ``gui_bench(seconds) -> dict`` serves ``bench --gui`` (given by the launcher)."""
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        return _open_window()
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            return _open_window()
+            raise UsageError("maml-gui: choose a command: train, evaluate, bench, export or adapt "
+                             "(with no command at all, the maml-gui launcher opens the window)")
         from .export_cli import run_adapt, run_export
 
-        commands = {"train": _train, "evaluate": _evaluate, "bench": _bench, "export": run_export, "adapt": run_adapt}
+        commands = {"train": _train, "evaluate": _evaluate, "bench": partial(_bench, gui_bench=gui_bench),
+                    "export": run_export, "adapt": run_adapt}
         return commands[args.command](args)
     except UsageError as exc:
         print(exc, file=sys.stderr)
@@ -117,17 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _open_window() -> int:
-    try:
-        from maml_gui.app import main as gui_main
-    except ImportError as exc:
-        print(f"maml-gui: the window cannot start ({exc}); headless commands: train, evaluate, bench", file=sys.stderr)
-        return 1
-    return gui_main([])
-
-
 # -- train ------------------------------------------------------------------------------------
-def config_from_args(args) -> ExperimentConfig:
+def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """The experiment the flags describe, over ``--config`` (else ``base``, else the defaults)."""
     from .csv_cli import family_spec_from_args
 
     if args.config is not None:
@@ -136,7 +133,7 @@ def config_from_args(args) -> ExperimentConfig:
         except OSError as exc:
             raise UsageError(f"maml-gui train: cannot read {args.config}: {exc.strerror}") from None
     else:
-        config = ExperimentConfig()
+        config = base or ExperimentConfig()
     if args.family is not None and args.family != config.family.name:
         config = ExperimentConfig(FamilySpec(args.family), config.model, config.algorithm, config.train)
     csv_spec = family_spec_from_args(args)
@@ -165,7 +162,7 @@ def _train(args) -> int:
             raise UsageError("maml-gui train: the following arguments are required: --out")
         config = config_from_args(args)
         trainer = MetaTrainer(config)
-    for warning in getattr(trainer.family, "warnings", []):
+    for warning in trainer.family.warnings:
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
     log = MetricsLog(args.out, config.algorithm.inner_steps + 1, resume=args.resume is not None and args.out == args.resume)
     progress = _Progress(config.train.iterations) if sys.stderr.isatty() else None
@@ -205,15 +202,13 @@ def _resumed(args, load_run, load_training_state):
     """A trainer restored from a run folder: weights, Adam moments, sampler state, iteration."""
     from .trainer import MetaTrainer
 
-    changed = [f"--{k.replace('_', '-')}" for k in ("config", "family", "algorithm", "inner_steps", "inner_lr", "meta_batch",
-                                                    "shots", "query", "seed") if getattr(args, k) is not None]
+    saved, weights = load_run(args.resume)
+    config = config_from_args(args, base=saved)
+    changed = config.continue_changes(saved)
     if changed:
-        raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run; start a new one instead")
-    config, weights = load_run(args.resume)
+        raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
+                         "meta learning rate and device can); start a new one instead")
     tensors, metadata = load_training_state(args.resume)
-    train = {k: getattr(args, k) for k in ("meta_lr", "iterations", "device") if getattr(args, k) is not None}
-    config = config.replace("train", **train)
-    config.validate()
     trainer = MetaTrainer(config)
     trainer.load_weights(weights)
     trainer.load_training_state(tensors, metadata)
@@ -259,9 +254,8 @@ def _evaluate(args) -> int:
     trainer = MetaTrainer(config.replace("train", device=args.device))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots
-    family = trainer.family.held_out() if hasattr(trainer.family, "held_out") else trainer.family  # CSV: meta-test
-    query = args.query or (min(100, family.max_query(shots)) if hasattr(family, "max_query") else 100)
-    family.check_sizes(shots, query)
+    family = trainer.family
+    query = args.query or family.held_out_query(shots, 100)   # CSV: what every meta-test task can give
     result = evaluate(trainer.algorithm, trainer.params, trainer.rates, family, tasks=args.tasks, shots=shots,
                       steps=args.steps, query=query, seed=args.seed, device=trainer.device)
     if args.json:
@@ -282,11 +276,12 @@ def _cell(summary, step: int) -> str:
 
 
 # -- bench ------------------------------------------------------------------------------------
-def _bench(args) -> int:
+def _bench(args, gui_bench: Callable[[float], dict] | None = None) -> int:
     if args.gui:
-        from maml_gui.gui_bench import run_gui_bench
-
-        result = run_gui_bench(seconds=args.seconds)
+        if gui_bench is None:
+            raise UsageError("maml-gui bench: --gui measures the window, which the engine cannot open; "
+                             "run `maml-gui bench --gui` or `python -m maml_gui bench --gui`")
+        result = gui_bench(args.seconds)
         print(json.dumps(result) if args.json else "  ".join(f"{k}={v}" for k, v in result.items()))
         return 0
     config = ExperimentConfig().replace("algorithm", name=args.algorithm, inner_steps=args.inner_steps).replace(

@@ -19,6 +19,8 @@ FORMAT_VERSION = 1
 ALGORITHMS = ("maml", "fomaml", "metasgd", "mamlpp", "anil", "reptile", "pretrain")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "leaky_relu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+LIVE_CHANGES = ("train.iterations", "train.meta_lr")        # a running run applies these at once
+CONTINUE_CHANGES = (*LIVE_CHANGES, "train.device")          # a continued run (resume) may take these too
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,38 @@ class ExperimentConfig:
 
     def replace(self, section: str, **changes: Any) -> "ExperimentConfig":
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+    def changes(self, other: "ExperimentConfig") -> list[str]:
+        """Dotted names of the settings that differ from ``other``'s (``family.name``, or each
+        ``family.<param>`` with the family's unstated defaults filled in, then ``model.hidden`` …)."""
+        if self.family.name != other.family.name:
+            names = ["family.name"]
+        else:
+            mine, theirs = self._family_params(), other._family_params()
+            names = [f"family.{k}" for k in sorted(set(mine) | set(theirs)) if k not in mine or k not in theirs
+                     or mine[k] != theirs[k]]
+        for section in ("model", "algorithm", "train"):
+            a, b = getattr(self, section), getattr(other, section)
+            names += [f"{section}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+        return names
+
+    def continue_changes(self, previous: "ExperimentConfig") -> list[str]:
+        """What forbids this config from continuing a run of ``previous`` exactly (its Adam state and
+        task stream): every changed setting but those in :data:`CONTINUE_CHANGES`."""
+        return [name for name in self.changes(previous) if name not in CONTINUE_CHANGES]
+
+    def live_changes(self, running: "ExperimentConfig") -> list[str]:
+        """What a run of ``running`` cannot take while it trains (it needs a new run): every changed
+        setting but those in :data:`LIVE_CHANGES`."""
+        return [name for name in self.changes(running) if name not in LIVE_CHANGES]
+
+    def _family_params(self) -> dict[str, Any]:
+        from .tasks import FAMILIES  # the family owns its defaults
+
+        family = FAMILIES.get(self.family.name)
+        params = {f.name: f.default for f in (family.fields if family is not None else ())}
+        params.update(self.family.params)
+        return _jsonable(params)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .algorithms import Algorithm, InnerRates
 from .algorithms.inner import Params, task_accuracy, task_losses
-from .tasks import FunctionFamily, TaskBatch, TaskFamily
+from .tasks import TaskBatch, TaskFamily
 
 EVAL_SEED_OFFSET = 1_000_003  # keeps held-out tasks off the training stream (which uses the seed itself)
 
@@ -53,8 +54,8 @@ class EvalResult:
 
 def held_out_tasks(family: TaskFamily, n_tasks: int, shots: int, query: int, seed: int, device="cpu") -> TaskBatch:
     """Generated families draw fresh tasks; a data family (CSV) draws from its meta-test split."""
-    family = family.held_out() if hasattr(family, "held_out") else family
-    return family.sample(n_tasks, shots, query, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)).to(device)
+    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    return family.sample_held_out(n_tasks, shots, query, generator).to(device)
 
 
 def per_step_scores(algorithm: Algorithm, params: Params, rates: InnerRates, batch: TaskBatch,
@@ -68,6 +69,19 @@ def per_step_scores(algorithm: Algorithm, params: Params, rates: InnerRates, bat
             rows.append(task_accuracy(out, batch.query_y) if algorithm.kind == "classification"
                         else task_losses(out, batch.query_y, "regression"))
     return torch.stack(rows)
+
+
+def mean_and_ci(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``[steps + 1, T]`` scores -> (mean, 95% CI half-width) per step, NaN where adaptation blew up
+    (a huge inner learning rate sends the fine-tuned losses to inf), so plots leave a gap."""
+    values = scores.detach().double().cpu().numpy()
+    n = values.shape[1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = values.mean(1)
+        ci = 1.96 * values.std(1, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(mean)
+    bad = ~(np.isfinite(mean) & np.isfinite(ci))
+    mean[bad], ci[bad] = np.nan, np.nan
+    return mean, ci
 
 
 def summarise(scores: torch.Tensor, steps: tuple[int, ...]) -> Summary:
@@ -107,13 +121,18 @@ class FunctionView:
     predictions: list[list[float]] = field(default_factory=list)  # [step][grid point]
 
 
-def function_view(algorithm: Algorithm, params: Params, rates: InnerRates, family: FunctionFamily,
-                  batch: TaskBatch, steps: int, points: int = 200, device="cpu") -> list[FunctionView]:
-    """Predictions on a grid over the family's x range for every task in ``batch``."""
-    low, high = family.params["x_range"]
+def function_view(algorithm: Algorithm, params: Params, rates: InnerRates, family: TaskFamily,
+                  batch: TaskBatch, steps: int, points: int = 200, device="cpu",
+                  x_range: tuple[float, float] | None = None) -> list[FunctionView]:
+    """Predictions on a grid over ``x_range`` (default: the family's) for every task in ``batch``;
+    the truth is NaN where a task has no known function (clicked points, rows of a file)."""
+    low, high = x_range if x_range is not None else family.x_range
     t = batch.n_tasks
     grid = torch.linspace(low, high, points, device=device).reshape(1, points, 1).expand(t, points, 1)
-    truth = family.function({k: v.cpu() for k, v in batch.task_params.items()}, grid.cpu())
+    if batch.task_params and family.x_range is not None:
+        truth = family.function({k: v.cpu() for k, v in batch.task_params.items()}, grid.cpu())
+    else:
+        truth = torch.full(grid.shape, math.nan)
     trajectory = algorithm.adapt(params, rates, batch.support_x, batch.support_y, steps)
     with torch.no_grad():
         preds = torch.stack([algorithm.net.forward(p, grid) for p in trajectory])  # [S+1, T, P, 1]

@@ -21,7 +21,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from safetensors.torch import save as st_save
@@ -30,6 +30,9 @@ from .checkpoint import atomic_write
 from .config import FORMAT_VERSION, ExperimentConfig
 from .errors import CheckpointError
 from .models import MLP
+
+if TYPE_CHECKING:
+    from .tasks import TaskFamily
 
 FORMATS = ("safetensors", "pt", "onnx")
 SUFFIXES = {"safetensors": ".safetensors", "pt": ".pt", "onnx": ".onnx"}
@@ -96,7 +99,7 @@ def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor]) -
 
 
 # -- payloads -----------------------------------------------------------------------------------
-def _payload(fmt: str, config: ExperimentConfig, weights: Weights, family) -> bytes:
+def _payload(fmt: str, config: ExperimentConfig, weights: Weights, family: TaskFamily) -> bytes:
     if fmt == "safetensors":
         return safetensors_bytes(config, weights, family)
     if fmt == "pt":
@@ -106,15 +109,14 @@ def _payload(fmt: str, config: ExperimentConfig, weights: Weights, family) -> by
     return onnx_bytes(config, weights, family)
 
 
-def safetensors_bytes(config: ExperimentConfig, weights: Weights, family) -> bytes:
+def safetensors_bytes(config: ExperimentConfig, weights: Weights, family: TaskFamily) -> bytes:
     """Same layout as a run's ``weights.safetensors`` (so this app reads it back), plus
     the model spec, algorithm and normalization statistics as their own metadata keys."""
     metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(config.to_dict()),
                 "model": json.dumps(model_spec(config, weights)), "algorithm": config.algorithm.name,
-                "task_kind": getattr(family, "kind", "regression")}
-    normalization = getattr(family, "normalization", None)
-    if normalization is not None:
-        metadata["normalization"] = _json(normalization)
+                "task_kind": family.kind}
+    if family.normalization is not None:
+        metadata["normalization"] = _json(family.normalization)
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items() if k.startswith(("model.", "inner_lr."))}
     return st_save(tensors, metadata=metadata)
 
@@ -129,7 +131,7 @@ def onnx_install_hint() -> str:
     return f"ONNX export needs the optional packages {', '.join(missing_onnx_packages())}: pip install 'maml-gui[onnx]'"
 
 
-def onnx_bytes(config: ExperimentConfig, weights: Weights, family=None) -> bytes:
+def onnx_bytes(config: ExperimentConfig, weights: Weights, family: TaskFamily) -> bytes:
     """The network as ONNX: input ``x [batch, input_dim]`` (dynamic batch), output ``y``."""
     if missing_onnx_packages():
         raise CheckpointError(onnx_install_hint())
@@ -157,9 +159,8 @@ def onnx_bytes(config: ExperimentConfig, weights: Weights, family=None) -> bytes
     finally:
         quiet.setLevel(level)
     props = {"maml_explorer.format_version": str(FORMAT_VERSION), "maml_explorer.config": json.dumps(config.to_dict())}
-    normalization = getattr(family, "normalization", None)
-    if normalization is not None:
-        props["maml_explorer.normalization"] = _json(normalization)
+    if family.normalization is not None:
+        props["maml_explorer.normalization"] = _json(family.normalization)
     onnx.helper.set_model_props(proto, props)
     return proto.SerializeToString()
 
@@ -290,14 +291,14 @@ def loading_code(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch
 
 
 def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str,
-                family=None) -> str:
+                family: TaskFamily) -> str:
     """The sidecar: what the file holds, the network, and the code that loads it."""
     spec = model_spec(config, weights)
-    classify = getattr(family, "kind", "regression") == "classification"
+    classify = family.kind == "classification"
     lines = [f"{name}: weights meta-learned by MAML Explorer ({config.algorithm.name} on the {config.family.name} family).",
              _NOTES[fmt].format(name=name, **spec), "",
              f"Network: {' -> '.join(map(str, [spec['input_dim'], *spec['hidden'], spec['output_dim']]))}, "
              f"{spec['activation']} between layers; y is {'one logit per class' if classify else 'the prediction'}."]
-    lines += _normalization_lines(getattr(family, "normalization", None))
+    lines += _normalization_lines(family.normalization)
     lines += ["", "Load it (plain Python, no MAML Explorer needed):", "", loading_code(fmt, config, weights, name)]
     return "\n".join(lines)

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .algorithms import build_algorithm
 from .config import ExperimentConfig
-from .device import resolve_device, tune_cpu_threads
+from .device import tune_cpu_threads
 from .errors import TrainingDiverged
-from .models import build_net
+from .loaded_model import LoadedModel, copy_weights, weights_of
 from .optim import MetaAdam
-from .tasks import TaskBatch, TaskFamily, build_family
+from .tasks import TaskBatch, TaskFamily
 
 
 @dataclass(frozen=True)
@@ -30,28 +29,21 @@ class StepMetrics:
 
 
 class MetaTrainer:
-    """Owns the meta-parameters (weights and learned inner rates), the meta-optimiser (Adam)
-    and the task sampler. ``step()`` performs exactly one meta-iteration.
+    """Owns the meta-parameters (weights and learned inner rates, built as a
+    :class:`~core.loaded_model.LoadedModel`), the meta-optimiser (Adam) and the task sampler.
+    ``step()`` performs exactly one meta-iteration.
 
     A family can be passed in for data that is not described by the spec alone (CSV data).
     """
 
     def __init__(self, config: ExperimentConfig, family: TaskFamily | None = None):
-        config.model.validate()
-        config.algorithm.validate()
-        config.train.validate()
-        self.config = config
-        self.family = family or build_family(config.family)
-        self.family.check_sizes(config.train.shots, config.train.query)
-        self.device = resolve_device(config.train.device)
-        self.net = build_net(config.model, self.family.input_dim, self.family.output_dim)
-        self.algorithm = build_algorithm(config.algorithm, self.net, self.family.kind)
-        seed = config.train.seed
-        self.task_generator = torch.Generator().manual_seed(seed)
-        init = self.net.init(torch.Generator().manual_seed(seed + 1), self.device)
-        self.params = {n: p.requires_grad_(True) for n, p in init.items()}
-        tune_cpu_threads(sum(p.numel() for p in self.params.values()), self.device)
-        self.rates = self.algorithm.make_rates(self.params)
+        model = LoadedModel(config, family=family, device=config.train.device)   # validates, checks sizes
+        self.config, self.family, self.device = config, model.family, model.device
+        self.net, self.algorithm = model.net, model.algorithm
+        self.task_generator = torch.Generator().manual_seed(config.train.seed)
+        self.params = {n: p.requires_grad_(True) for n, p in model.params.items()}
+        tune_cpu_threads(sum(p.numel() for p in self.params.values()), self.device)   # training only: see device.py
+        self.rates = model.rates
         for t in self.rates.tensors.values():
             t.requires_grad_(True)
         self.optimizer = MetaAdam(self.meta_parameters(), lr=config.train.meta_lr)
@@ -98,9 +90,7 @@ class MetaTrainer:
     # -- state ----------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
         """Detached CPU copies: ``model.<name>`` for weights, ``inner_lr.<name>`` for learned rates."""
-        out = {f"model.{n}": p.detach().cpu().clone() for n, p in self.params.items()}
-        out.update({f"inner_lr.{n}": t.detach().cpu().clone() for n, t in self.rates.tensors.items()})
-        return out
+        return weights_of(self.params, self.rates)
 
     def training_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """Everything beyond the weights needed to resume exactly: Adam moments, the task
@@ -126,9 +116,4 @@ class MetaTrainer:
 
     def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
         """Copy weights in (shapes already checked by the checkpoint reader)."""
-        with torch.no_grad():
-            for n, p in self.params.items():
-                p.copy_(tensors[f"model.{n}"])
-            for n, t in self.rates.tensors.items():
-                if f"inner_lr.{n}" in tensors:
-                    t.copy_(tensors[f"inner_lr.{n}"])
+        copy_weights(self.params, self.rates, tensors)

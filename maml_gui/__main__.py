@@ -1,7 +1,7 @@
-"""``python -m maml_gui``: the same window as ``maml-gui`` without arguments."""
+"""``python -m maml_gui``: the same as the ``maml-gui`` command (the window, or a sub-command)."""
 
 import sys
 
-from .app import main
+from .launcher import main
 
-sys.exit(main(sys.argv[1:]))
+sys.exit(main())

@@ -3,9 +3,10 @@
 The task comes from one of three places: a held-out task of the family ("New task" draws
 another), the first K labeled rows of a CSV file (target and inputs chosen by name), or
 points clicked on the plot (1-D regression). Adapting runs on a job thread
-(:mod:`maml_gui.job_runner`) through :func:`maml_gui.adapt_task.run_adaptation`, which takes
-its losses from :func:`core.adapt.adapt_weights`; the view draws the prediction after each
-step and the loss per step, and hands the adapted weights to the export dialog.
+(:mod:`maml_gui.job_runner`) through :func:`maml_gui.adapt_task.run_adaptation`, which gets
+its losses and curves from :class:`core.loaded_model.LoadedModel` (the numbers of
+:func:`core.adapt.adapt_weights`); the view draws the prediction after each step and the loss
+per step, and hands the adapted weights to the export dialog.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 from core.adapt import MAX_STEPS
 from core.config import ExperimentConfig
 from core.errors import MamlError
-from core.tasks import FunctionFamily
+from core.loaded_model import adaptation_steps
+from core.task_views import RegionsView
 
 from .adapt_task import AdaptOutcome, AdaptRequest, can_click, run_adaptation
 from .job_runner import JobRunner
-from .inspection import RegionsView, adaptation_steps
 from .widgets.adapt_plot import AdaptPlot
 from .widgets.step_loss_view import StepLossView
 
@@ -271,9 +272,9 @@ class AdaptView(QWidget):
             return False
         self._csv_columns = list(table.columns)
         family = self._weights.family if self._weights is not None else None
-        target = target or next((c for c in (getattr(family, "target", None),) if c in table.columns), table.columns[-1])
-        wanted = features or getattr(family, "features", None) or [c for c in table.columns if c != target
-                                                                     and table.is_numeric(c)]
+        known_target, known_features = (family.target, family.features) if family is not None else (None, None)
+        target = target or (known_target if known_target in table.columns else table.columns[-1])
+        wanted = features or known_features or [c for c in table.columns if c != target and table.is_numeric(c)]
         self.csv_path.setText(str(path))
         self.csv_target.blockSignals(True)
         self.csv_target.clear()
@@ -360,10 +361,7 @@ class AdaptView(QWidget):
         family = source.family if source is not None else None
         if family is None or not can_click(family):
             return None
-        if isinstance(family, FunctionFamily):
-            low, high = family.params["x_range"]
-            return float(low), float(high)
-        return -3.0, 3.0   # standardized inputs (CSV families)
+        return family.x_range or (-3.0, 3.0)   # no range of its own: standardized inputs (CSV families)
 
     def _set_quietly(self, box: QSpinBox, value: int) -> None:
         box.blockSignals(True)

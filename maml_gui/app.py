@@ -32,6 +32,7 @@ def application(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> int:
     app = application(argv)
     from .main_window import MainWindow
+    from .threads import shutdown_all
     from .training import reserve_gui_core
 
     reserve_gui_core()
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     collector = GarbageCollector(interval=1.0)  # noqa: F841 - lives as long as the window
 
     window = MainWindow()
-    app.aboutToQuit.connect(window.controller.shutdown)
+    app.aboutToQuit.connect(lambda: shutdown_all(60_000))   # threads of windows closed without closeEvent
     window.show()
     return app.exec()
 

@@ -1,10 +1,10 @@
 """Bringing CSV data into the window: drag and drop, File → Import CSV…, and the family panel's "Change…".
 
-A mixin of :class:`~maml_gui.main_window.MainWindow` (like ``window_files``), so the window file
-stays composition. The drag events only sort out which paths were dropped; :meth:`import_csv`
-(a plain method tests call directly) opens the import dialog, and the dialog's OK hands the
-family to the family editor. Until then nothing changes: a refused file leaves the family that
-was loaded before as it was.
+Composed by the main window (``window.csv``), which hands it its drag-and-drop events. The
+drag events only sort out which paths were dropped; :meth:`CsvImport.import_csv` (a plain
+method tests call directly) opens the import dialog, and the dialog's OK hands the family to
+the family editor (and so to the session). Until then nothing changes: a refused file leaves
+the family that was loaded before as it was.
 """
 
 from __future__ import annotations
@@ -39,33 +39,26 @@ def dropped_paths(mime: QMimeData) -> tuple[list[str], str | None]:
     return paths, None
 
 
-class CsvImportMixin:
-    """Needs the window's ``family_editor``, ``hyper_panel``, ``controller``, ``confirm`` and ``reset``."""
+class CsvImport:
+    def __init__(self, window):
+        self.window = window
+        self.dialog: CsvImportDialog | None = None
+        window.setAcceptDrops(True)
+        window.family_editor.import_requested.connect(self._on_import_requested)
 
-    csv_dialog: CsvImportDialog | None = None
-
-    def _init_csv_import(self) -> None:
-        self.setAcceptDrops(True)
-        self.family_editor.import_requested.connect(self._on_import_requested)
-
-    # -- drag and drop ---------------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:
+    # -- drag and drop (the window forwards its events) ---------------------------------------------
+    def drag_enter(self, event) -> None:
         paths, problem = dropped_paths(event.mimeData())
+        status = self.window.statusBar()
         if problem is not None:
             event.ignore()
-            self.statusBar().showMessage(f"Cannot import this: {problem}. Drop .csv files or a folder of them.", 8000)
+            status.showMessage(f"Cannot import this: {problem}. Drop .csv files or a folder of them.", 8000)
             return
         event.acceptProposedAction()
         names = ", ".join(Path(p).name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
-        self.statusBar().showMessage(f"Drop to import {names}", 5000)
+        status.showMessage(f"Drop to import {names}", 5000)
 
-    def dragMoveEvent(self, event) -> None:
-        event.acceptProposedAction()   # reached only after dragEnterEvent accepted
-
-    def dragLeaveEvent(self, event) -> None:
-        self.statusBar().clearMessage()
-
-    def dropEvent(self, event) -> None:
+    def drop(self, event) -> None:
         paths, problem = dropped_paths(event.mimeData())
         if problem is not None:
             event.ignore()
@@ -79,60 +72,59 @@ class CsvImportMixin:
 
         The dialog is window-modal but does not block: its OK applies the family.
         """
-        if self.csv_dialog is not None:
-            self.csv_dialog.reject()
-        train = self.hyper_panel.train_spec()
-        dialog = CsvImportDialog(paths, params, shots=train.shots, query=train.query, parent=self)
-        dialog.accepted.connect(self._on_csv_accepted)   # bound methods: no cycle holds the closed dialog
-        dialog.finished.connect(self._on_csv_finished)
-        self.csv_dialog = dialog
+        if self.dialog is not None:
+            self.dialog.reject()
+        train = self.window.hyper_panel.train_spec()
+        dialog = CsvImportDialog(paths, params, shots=train.shots, query=train.query, parent=self.window)
+        dialog.accepted.connect(self._on_accepted)   # bound methods: no cycle holds the closed dialog
+        dialog.finished.connect(self._on_finished)
+        self.dialog = dialog
         dialog.open()
         return dialog
 
     def choose_import_csv(self, folder: bool = False) -> None:
-        start = str(Path((self.family_editor.spec().params.get("paths") or [""])[0]).parent) \
-            if self.family_editor.spec().name == "csv" else ""
+        spec = self.window.family_editor.spec()
+        start = str(Path((spec.params.get("paths") or [""])[0]).parent) if spec.name == "csv" else ""
         if folder:
-            chosen = QFileDialog.getExistingDirectory(self, "Import a folder of CSV files (one task per file)", start)
+            chosen = QFileDialog.getExistingDirectory(self.window, "Import a folder of CSV files (one task per file)",
+                                                      start)
             paths = [chosen] if chosen else []
         else:
-            paths, _ = QFileDialog.getOpenFileNames(self, "Import CSV", start,
+            paths, _ = QFileDialog.getOpenFileNames(self.window, "Import CSV", start,
                                                     "CSV files (*.csv *.tsv *.txt);;All files (*)")
         if paths:
             self.import_csv(paths)
 
     def _on_import_requested(self) -> None:
         """"Change…" reopens the dialog on the data shown; choosing "Your CSV data…" asks for files."""
-        spec = self.family_editor.spec()
+        spec = self.window.family_editor.spec()
         if spec.name == "csv" and spec.params.get("paths"):
             self.import_csv(list(spec.params["paths"]), dict(spec.params))
         else:
             self.choose_import_csv()
 
-    def _on_csv_accepted(self) -> None:
-        dialog = self.csv_dialog
+    def _on_accepted(self) -> None:
+        w, dialog = self.window, self.dialog
         spec = dialog.family_spec() if dialog is not None else None
         if spec is None:
             return
-        if self.controller.is_active():
-            if not self.confirm("Reset the run?", "Using the imported data stops the current run. Continue?"):
-                self.statusBar().showMessage("Import not applied: the run goes on with the previous data.", 8000)
+        if w.session.is_training():
+            if not w.confirm("Reset the run?", "Using the imported data stops the current run. Continue?"):
+                w.statusBar().showMessage("Import not applied: the run goes on with the previous data.", 8000)
                 return
-            self.reset()
-        self.family_editor.set_spec(spec)
-        family = dialog.family()
-        sizes = family.split_sizes()
-        self.statusBar().showMessage(f"Imported {sum(sizes.values())} tasks ({sizes['train']} / {sizes['val']} / "
-                                     f"{sizes['test']}) from {', '.join(Path(p).name for p in spec.params['paths'])}",
-                                     8000)
+            w.reset()
+        w.family_editor.set_spec(spec)
+        sizes = dialog.family().split_sizes()
+        w.statusBar().showMessage(f"Imported {sum(sizes.values())} tasks ({sizes['train']} / {sizes['val']} / "
+                                  f"{sizes['test']}) from {', '.join(Path(p).name for p in spec.params['paths'])}",
+                                  8000)
 
-    def _on_csv_finished(self, _result: int) -> None:
-        dialog, self.csv_dialog = self.csv_dialog, None
+    def _on_finished(self, _result: int) -> None:
+        dialog, self.dialog = self.dialog, None
         if dialog is not None:
             dialog.deleteLater()
 
-    def closeEvent(self, event) -> None:
-        """Runs after the window's own ``closeEvent`` accepted: an open import dialog stops its reading."""
-        if self.csv_dialog is not None:
-            self.csv_dialog.reject()
-        super().closeEvent(event)
+    def close_dialog(self) -> None:
+        """The window is closing: an open import dialog stops its reading."""
+        if self.dialog is not None:
+            self.dialog.reject()

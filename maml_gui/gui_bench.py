@@ -41,7 +41,8 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
 
     with tempfile.TemporaryDirectory() as folder:
         settings = QSettings(f"{folder}/bench.ini", QSettings.Format.IniFormat)   # never the user's settings
-        window = MainWindow(config, settings=settings, options=options)
+        # the session writes its runs into a project in the temporary folder, as a user's window does
+        window = MainWindow(config, settings=settings, options=options, project=f"{folder}/project")
         window.resize(1280, 800)
         window.show()
         marks: dict = {}
@@ -67,8 +68,8 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
             marks["end"] = (chunk.stamp, chunk.last_iteration)
 
         probe.timeout.connect(on_probe)
-        window.controller.progress.connect(on_progress)
-        window.controller.failed.connect(lambda message: (marks.setdefault("error", message), loop.quit()))
+        window.session.controller.progress.connect(on_progress)
+        window.session.controller.failed.connect(lambda message: (marks.setdefault("error", message), loop.quit()))
         QTimer.singleShot(0, window.start)
         QTimer.singleShot(int((seconds + 120) * 1000), loop.quit)   # never hang if training cannot start
         loop.exec()
@@ -76,7 +77,7 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
         if "cpu" in marks:
             cpu, wall = time.thread_time() - marks["cpu"][0], time.perf_counter() - marks["cpu"][1]
             marks["gui_cpu_share"] = round(cpu / wall, 3)
-        marks["plot_refresh_ms"] = window._plot_timer.interval()
+        marks["plot_refresh_ms"] = window.views.plot_interval()
         window.close()
         settings.sync()
     if "error" in marks:

@@ -3,16 +3,17 @@
 Reading a CSV file, re-checking the import choices, adapting to a task, scoring opened weights
 and writing an ONNX file take from milliseconds to minutes; none of them may freeze the window.
 Each job is a plain callable (engine code, no Qt) run by a worker ``QObject`` on its own
-``QThread``. A request made while a job runs becomes the *pending* one (replacing any older
-pending request) and the running job's result is dropped, so a burst of clicks costs at most two
-computations and the last one always wins. A runner made with ``reports_progress`` calls its
-jobs as ``fn(report)``: ``report(fraction)`` emits progress and returns ``True`` once the job
-should stop (the contract of ``core.csv_reader.read_csv``), so a superseded read ends early.
+``QThread``, started and registered by :mod:`maml_gui.threads` (which holds the garbage
+collector off while it runs, and stops it when the window closes). A request made while a job
+runs becomes the *pending* one (replacing any older pending request) and the running job's
+result is dropped, so a burst of clicks costs at most two computations and the last one always
+wins. A runner made with ``reports_progress`` calls its jobs as ``fn(report)``:
+``report(fraction)`` emits progress and returns ``True`` once the job should stop (the contract
+of ``core.csv_reader.read_csv``), so a superseded read ends early.
 """
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 import traceback
@@ -22,38 +23,14 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import MamlError
 
-from .threads import worker_thread
+from .threads import WorkerThread, live_threads, start_worker
 
 PROGRESS_INTERVAL = 0.05   # s between progress signals (reading calls back far more often)
 
-_LIVE: set[QThread] = set()
-_gc_holds = 0
-_gc_resume = False
-
 
 def live_jobs() -> list[QThread]:
-    """Job threads started and not yet finished (tests assert this is empty after each test)."""
-    return [t for t in list(_LIVE) if t.isRunning()]
-
-
-def _hold_gc(hold: bool) -> None:
-    """No automatic garbage collection while a job thread runs.
-
-    Reading a table allocates millions of objects, so the cyclic collector would run on the job's
-    thread, and a collection there can destroy Qt objects left in reference cycles (a closed
-    dialog, an old window): Qt then deadlocks against the GUI thread or crashes. Collection is
-    turned back on (if it was on) when the last job ends; the jobs themselves make no cycles.
-    """
-    global _gc_holds, _gc_resume
-    if hold:
-        if _gc_holds == 0:
-            _gc_resume = gc.isenabled()
-            gc.disable()
-        _gc_holds += 1
-    else:
-        _gc_holds -= 1
-        if _gc_holds == 0 and _gc_resume:
-            gc.enable()
+    """Job threads still running (:func:`maml_gui.threads.live_threads` of kind "job")."""
+    return live_threads("job")
 
 
 class _Worker(QObject):
@@ -105,18 +82,17 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None, name: str = "maml-job", reports_progress: bool = False):
         super().__init__(parent)
         self._name, self._reports = name, reports_progress
-        self._thread: QThread | None = None
-        self._worker: _Worker | None = None
+        self._job: WorkerThread | None = None
         self._cancel: threading.Event | None = None
         self._pending: tuple[Any, Callable[..., Any]] | None = None
         self._busy = False
 
     def is_busy(self) -> bool:
-        return self._thread is not None or self._pending is not None
+        return self._job is not None or self._pending is not None
 
     def submit(self, tag: Any, fn: Callable[..., Any]) -> None:
         """Run ``fn`` now, or once the running job ends (its result is then dropped)."""
-        if self._thread is not None:
+        if self._job is not None:
             self._pending = (tag, fn)
             self._cancel.set()
             return
@@ -130,15 +106,8 @@ class JobRunner(QObject):
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel and wait for the thread (a window or dialog closing). True once idle."""
-        self.cancel()
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.quit()   # the worker's own quit is queued to this (now waiting) thread; Qt keeps an early quit
-        if not thread.wait(timeout_ms):
-            return False
-        self._release()
-        return True
+        job = self._job
+        return job is None or job.stop_and_wait(timeout_ms)
 
     def _start(self, tag: Any, fn: Callable[..., Any]) -> None:
         cancel = threading.Event()
@@ -146,11 +115,9 @@ class JobRunner(QObject):
         worker.progress.connect(self._on_progress)
         worker.done.connect(self._on_done)
         worker.failed.connect(self._on_failed)
-        thread = worker_thread(worker, self._name, self._on_thread_finished, (worker.done, worker.failed))
-        self._thread, self._worker, self._cancel = thread, worker, cancel
-        _LIVE.add(thread)
-        _hold_gc(True)
-        thread.start()
+        self._cancel = cancel
+        self._job = start_worker(worker, self._name, kind="job", ends=(worker.done, worker.failed),
+                                 stop=self.cancel, on_released=self._on_released, owner=self, hold_gc=True)
         self._set_busy(True)
 
     def _set_busy(self, busy: bool) -> None:
@@ -176,18 +143,9 @@ class JobRunner(QObject):
         if self._wanted():
             self.failed.emit(tag, message)
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        if self._thread is not None and self._thread.isFinished():
-            self._release()
-
-    def _release(self) -> None:
-        """Forget the pair once its thread has exited (Python owns both: no ``deleteLater``,
-        as in :class:`~maml_gui.training.TrainingController`), then start the pending job."""
-        self._thread.wait()
-        _LIVE.discard(self._thread)
-        _hold_gc(False)
-        self._thread = self._worker = self._cancel = None
+    def _on_released(self) -> None:
+        """The job's thread has exited: drop it, then start the pending job if there is one."""
+        self._job = self._cancel = None
         if self._pending is not None:
             tag, fn = self._pending
             self._pending = None

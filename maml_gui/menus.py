@@ -7,13 +7,14 @@ those methods (or ``action.trigger()``) without menus or dialogs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QMenu, QStyle, QToolBar, QWidget
 
-ICON_DIR = Path(__file__).resolve().parent.parent / "assets" / "icons"
+ICON_DIR = Path(str(files("maml_explorer_assets") / "icons"))  # shipped in the wheel, see pyproject.toml
 
 _FALLBACK = {
     "start": QStyle.StandardPixmap.SP_MediaPlay, "pause": QStyle.StandardPixmap.SP_MediaPause,
@@ -52,6 +53,8 @@ class Actions:
     export_run_folder: QAction
     export_curves: QAction
     export_plots: dict[str, QAction]
+    open_project: QAction
+    save_project_as: QAction
     quit: QAction
     recent: QMenu
 
@@ -76,7 +79,7 @@ def build_actions(window) -> Actions:
 
     pause = make("Pause", window.toggle_pause, "Space", "pause", "Pause training / resume it")
     pause.setCheckable(True)
-    plots = {key: make(f"{title}…", lambda key=key: window.choose_plot_export(key), None, None,
+    plots = {key: make(f"{title}…", lambda key=key: window.files.choose_plot_export(key), None, None,
                        f"Save the {title.lower()} plot as PNG or SVG") for key, title in PLOT_TITLES.items()}
     return Actions(
         start=make("Start", window.start, "Ctrl+Return", "start", "Start training (or resume a paused run)"),
@@ -84,29 +87,33 @@ def build_actions(window) -> Actions:
         step=make("Step", window.step, "Ctrl+Right", "step", "Run exactly one meta-iteration, then pause"),
         stop=make("Stop", window.stop, "Ctrl+.", "stop", "Stop training; the run and its weights are kept"),
         reset=make("Reset", window.reset, "Ctrl+R", "reset", "Stop and clear the live plots for a fresh run"),
-        new=make("New experiment", window.new_experiment, QKeySequence.StandardKey.New, None, "Default settings"),
-        open=make("Open experiment…", window.choose_open, QKeySequence.StandardKey.Open, "open",
+        new=make("New experiment", window.files.new_experiment, QKeySequence.StandardKey.New, None, "Default settings"),
+        open=make("Open experiment…", window.files.choose_open, QKeySequence.StandardKey.Open, "open",
                   "Open an experiment file (JSON)"),
-        save=make("Save experiment", window.choose_save, QKeySequence.StandardKey.Save, "save",
+        save=make("Save experiment", window.files.choose_save, QKeySequence.StandardKey.Save, "save",
                   "Save the experiment settings as JSON"),
-        save_as=make("Save experiment as…", lambda: window.choose_save(ask=True), QKeySequence.StandardKey.SaveAs,
+        save_as=make("Save experiment as…", lambda: window.files.choose_save(ask=True), QKeySequence.StandardKey.SaveAs,
                      None, "Save the experiment settings under a new name"),
-        import_csv=make("Import CSV…", window.choose_import_csv, "Ctrl+I", None,
+        import_csv=make("Import CSV…", window.csv.choose_import_csv, "Ctrl+I", None,
                         "Meta-learn on your own data: CSV files (one long file with a task column, or one file "
                         "per task); you can also drop files or a folder onto the window"),
-        import_csv_folder=make("Import CSV folder…", lambda: window.choose_import_csv(folder=True), None, None,
+        import_csv_folder=make("Import CSV folder…", lambda: window.csv.choose_import_csv(folder=True), None, None,
                                "A folder of CSV files with the same columns, one task per file"),
-        export_weights=make("Export weights…", window.choose_export_weights, "Ctrl+E", "export",
+        export_weights=make("Export weights…", window.weights.choose_export_weights, "Ctrl+E", "export",
                             "Write the run's weights as safetensors, PyTorch .pt or ONNX, to use them elsewhere"),
-        export_run_folder=make("Export run folder…", window.choose_export_run_folder, None, None,
+        export_run_folder=make("Export run folder…", window.files.choose_export_run_folder, None, None,
                                "Write config.json, weights.safetensors and metrics.csv of a run into a folder"),
-        open_weights=make("Open weights or run…", window.choose_open_weights, "Ctrl+Shift+O", None,
+        open_weights=make("Open weights or run…", window.weights.choose_open_weights, "Ctrl+Shift+O", None,
                           "Open a run folder or a .safetensors / .pt weights file: continue training, evaluate, adapt"),
-        adapt=make("Adapt to a new task…", window.show_adapt_view, "Ctrl+Shift+A", None,
+        adapt=make("Adapt to a new task…", window.weights.show_adapt_view, "Ctrl+Shift+A", None,
                    "Fine-tune the current weights on a held-out task, CSV rows or clicked points"),
-        export_curves=make("Export curves as CSV…", window.choose_export_curves, None, None,
-                           "Write the loss curves of the shown and ticked runs as CSV"),
+        export_curves=make("Export curves as CSV…", window.files.choose_export_curves, None, None,
+                           "Write the loss curves of the current and compared runs as CSV"),
         export_plots=plots,
+        open_project=make("Open project…", window.files.choose_open_project, None, None,
+                          "Open (or create) a project folder: every run in it comes back with its curves and weights"),
+        save_project_as=make("Save project as…", window.files.choose_save_project_as, None, None,
+                             "Write every run of this project into another folder and continue there"),
         quit=make("Quit", window.close, QKeySequence.StandardKey.Quit, None, "Close the window"),
         recent=QMenu("Recent experiments", window),
     )
@@ -119,6 +126,9 @@ def build_menus(window, actions: Actions) -> None:
         file.addAction(action)
     file.addMenu(actions.recent)
     file.addAction(actions.open_weights)
+    file.addSeparator()
+    file.addAction(actions.open_project)
+    file.addAction(actions.save_project_as)
     file.addSeparator()
     file.addAction(actions.save)
     file.addAction(actions.save_as)

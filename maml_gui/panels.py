@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QTabWidget, QToolButton, QVBoxLayout, QWidget
 
 from .inspection import DataView, RegionsView
+from .overlays import Overlay, run_color
+from .widgets.adaptation_plot import AdaptationPlot
 from .widgets.data_plot import TaskPlot
-from .widgets.plots import AdaptationPlot, LossPlot, StepLossPlot
+from .widgets.loss_plot import LossPlot
+from .widgets.scores_table import ScoresTable
+from .widgets.step_loss_plot import StepLossPlot
 
 BASELINE_HELP = (
     "Scores on a fixed batch of {tasks} held-out tasks after 0..M gradient steps on each task's support set "
@@ -104,7 +109,9 @@ class StatusReadout:
 
 
 class PlotsArea(QSplitter):
-    """The four live views in a 2×2 grid of splitters; the task view has its 'New task' button."""
+    """The four live views in a 2×2 grid of splitters: the history plots on top, the held-out
+    scores (plot, and a table behind a tab) and the task view with its 'New task' button below.
+    Compared runs appear on all three score and loss views, each run in its own colour."""
 
     new_task = Signal()
 
@@ -113,6 +120,7 @@ class PlotsArea(QSplitter):
         self.loss = LossPlot()
         self.steps = StepLossPlot()
         self.adaptation = AdaptationPlot()
+        self.scores = ScoresTable()
         self.task = TaskPlot()   # FunctionPlot plus CSV tasks
         self.new_task_button = QPushButton("New task")
         self.new_task_button.setToolTip("Show another held-out task (not used in training).")
@@ -128,17 +136,58 @@ class PlotsArea(QSplitter):
         row.addWidget(self.task_caption, 1)
         row.addWidget(self.new_task_button)
         box.addLayout(row)
+        self.score_tabs = QTabWidget()
+        self.score_tabs.setDocumentMode(True)
+        self.score_tabs.setTabPosition(QTabWidget.TabPosition.South)
+        self.score_tabs.addTab(self.adaptation, "Plot")
+        self.score_tabs.addTab(self.scores, "Compared runs")
+        self.score_tabs.setTabToolTip(1, "Held-out scores of the runs ticked in the Runs list, as numbers")
         self.top = QSplitter(Qt.Orientation.Horizontal)
         self.bottom = QSplitter(Qt.Orientation.Horizontal)
         self.top.addWidget(self.loss)
         self.top.addWidget(self.steps)
-        self.bottom.addWidget(self.adaptation)
+        self.bottom.addWidget(self.score_tabs)
         self.bottom.addWidget(task_box)
         for splitter in (self.top, self.bottom):
             splitter.setChildrenCollapsible(False)
         self.addWidget(self.top)
         self.addWidget(self.bottom)
         self.setChildrenCollapsible(False)
+
+    def set_history(self, history, name: str = "", color: str | None = None) -> None:
+        """The shown run's ``History`` on both history plots (None empties them)."""
+        self.loss.set_history(history, name, color)
+        self.steps.set_history(history, name, color)
+
+    def refresh(self) -> None:
+        """Redraw the history plots from the histories they hold (cheap; at most ~30 times a second)."""
+        self.loss.refresh()
+        self.steps.refresh()
+
+    def show_adaptation(self, snapshot, color: str | None = None) -> None:
+        """The shown run's held-out scores (an ``AdaptationSnapshot``; None clears them)."""
+        if snapshot is None:
+            self.adaptation.clear()
+        else:
+            self.adaptation.show_snapshot(snapshot, color)
+
+    def set_overlays(self, overlays: Sequence[Overlay]) -> None:
+        """Compared runs on the loss, per-step and adaptation plots and in the scores table."""
+        overlays = list(overlays)
+        for view in (self.loss, self.steps, self.adaptation):
+            view.set_overlays(overlays)
+        self.scores.set_runs(overlays)
+
+    def show_comparison(self, runs) -> None:
+        """:meth:`set_overlays` for ``RunRecord`` objects, each in its :func:`run_color`."""
+        self.set_overlays([Overlay(r.name, run_color(r.run_id), r.history, getattr(r, "adaptation", None))
+                           for r in runs])
+
+    def set_loss_label(self, config=None, family=None) -> None:
+        """The history plots say which loss they show: MSE, or cross-entropy for classification."""
+        loss = "cross-entropy" if getattr(family, "kind", "") == "classification" else "MSE"
+        self.loss.set_y_label(f"query loss ({loss})")
+        self.steps.set_y_label(f"query loss ({loss}, smoothed)")
 
     def show_preview(self, preview) -> None:
         """Draw an ``inspection.Preview``: the function view, or decision regions for 2-D classification."""

@@ -76,6 +76,14 @@ class History:
     def step_losses(self) -> np.ndarray:
         return np.empty((0, 0)) if self._data is None else self._data[:self._n, 4:]
 
+    def table(self) -> np.ndarray:
+        """A copy of the kept rows plus the last one, in ``metrics.csv``'s column order
+        (iteration, meta_loss, grad_norm, seconds, step losses): cheap to hand to a writer thread."""
+        table = np.empty((0, 0)) if self._data is None else self._data[:self._n].copy()
+        if self.last is not None and (not len(table) or table[-1, 0] != self.last[0]):
+            table = self.last[None].copy() if not len(table) else np.vstack([table, self.last[None]])
+        return table
+
     def rows(self) -> list[StepMetrics]:
         """The kept rows plus the last one, for ``save_run``'s ``metrics.csv``."""
         table = [] if self._data is None else list(self._data[:self._n])
@@ -94,9 +102,14 @@ class RunRecord:
     weights: dict | None = None       # last good snapshot (detached CPU tensors)
     weights_iteration: int = 0
     training_state: tuple[dict, dict] | None = None   # Adam moments etc. of weights_iteration, to resume exactly
-    status: str = "starting"          # starting | running | paused | stopped | completed | failed
+    status: str = "starting"          # starting | running | paused | stopped | completed | failed | opened | interrupted
     error: str | None = None
     device: str = ""
+    origin: str = "trained"           # trained here, or "opened" from a file (Start then continues it)
+    folder: str = ""                  # its run folder inside the project ("" until first written)
+    adaptation: object = None         # the latest held-out scores (AdaptationSnapshot), for plots and the table
+    rate: float = 0.0                 # recent meta-iterations per second while training
+    total: int = 0                    # the iteration count it trains to
 
     @property
     def iteration(self) -> int:
@@ -118,6 +131,13 @@ class RunRegistry:
         run_id = next(self._ids)
         record = RunRecord(run_id, f"run {run_id} · {config.algorithm.name} · {config.family.name}", config)
         self._runs[run_id] = record
+        return record
+
+    def restore(self, run_id: int, name: str, config: ExperimentConfig) -> RunRecord:
+        """A run read back from the project, under its own id; new runs are numbered after it."""
+        record = RunRecord(run_id, name, config)
+        self._runs[run_id] = record
+        self._ids = itertools.count(max(self._runs) + 1)
         return record
 
     def get(self, run_id) -> RunRecord | None:

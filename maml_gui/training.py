@@ -21,12 +21,11 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.config import ExperimentConfig
 from core.errors import MamlError, TrainingDiverged
+from core.loaded_model import LoadedModel
 from core.trainer import MetaTrainer, StepMetrics
 
-from .inspection import Inspector
-from .threads import worker_thread
-
-_LIVE_THREADS: set[QThread] = set()
+from .threads import WorkerThread, start_worker
+from .threads import live_threads as _registered_threads
 
 
 def reserve_gui_core() -> int:
@@ -43,8 +42,8 @@ def reserve_gui_core() -> int:
 
 
 def live_threads() -> list[QThread]:
-    """Training threads started and not yet finished (tests assert this is empty after each test)."""
-    return [t for t in list(_LIVE_THREADS) if t.isRunning()]
+    """Training threads still running (:func:`maml_gui.threads.live_threads` of kind "training")."""
+    return _registered_threads("training")
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class TrainingWorker(QObject):
         self._preview_index = preview_index
         self._buffer: list[StepMetrics] = []
         self._trainer: MetaTrainer | None = None
-        self._inspector: Inspector | None = None
+        self._inspector: LoadedModel | None = None   # the trainer's live weights, scored and previewed
         self._baseline: MetaTrainer | None = None
         self._meta_time = self._baseline_time = self._inspect_cost = 0.0
         self._last_emit = self._rate_time = self._last_inspect = time.perf_counter()
@@ -226,7 +225,7 @@ class TrainingWorker(QObject):
         if opts.baseline and self._config.algorithm.name != "pretrain":
             baseline = MetaTrainer(self._config.replace("algorithm", name="pretrain"))
         self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None, trainer.gradient_path))
-        inspector = self._inspector = Inspector(trainer, opts.eval_tasks)
+        inspector = self._inspector = LoadedModel.of_trainer(trainer)
         self._baseline = baseline
         self._last_emit = self._rate_time = time.perf_counter()
         self._inspect(inspector, baseline)
@@ -291,7 +290,7 @@ class TrainingWorker(QObject):
         with self._lock:
             return self._pending_lr is not None or self._preview_request is not None
 
-    def _apply_requests(self, trainer: MetaTrainer, inspector: Inspector) -> None:
+    def _apply_requests(self, trainer: MetaTrainer, inspector: LoadedModel) -> None:
         with self._lock:
             lr, self._pending_lr = self._pending_lr, None
             preview, self._preview_request = self._preview_request, None
@@ -308,12 +307,13 @@ class TrainingWorker(QObject):
         interval = min(max(base, stretched), 3 * base)
         return time.perf_counter() - self._last_inspect >= interval
 
-    def _inspect(self, inspector: Inspector, baseline: MetaTrainer | None) -> None:
+    def _inspect(self, inspector: LoadedModel, baseline: MetaTrainer | None) -> None:
         """Adaptation scores, the preview task and a weights snapshot, all at the current iteration."""
         start = time.perf_counter()
         if not self._options.baseline:
             baseline = None
-        self.adaptation.emit(inspector.adaptation(baseline))
+        reference = LoadedModel.of_trainer(baseline) if baseline is not None else None
+        self.adaptation.emit(inspector.adaptation(self._options.eval_tasks, reference))
         self.preview.emit(inspector.preview(self._preview_index))
         self._emit_weights()
         self._last_inspect = time.perf_counter()
@@ -358,7 +358,11 @@ _RELAYED = ("started", "progress", "adaptation", "preview", "weights", "state", 
 
 
 class TrainingController(QObject):
-    """Owns at most one (thread, worker) pair and relays the worker's signals in the GUI thread."""
+    """Owns at most one (thread, worker) pair and relays the worker's signals in the GUI thread.
+
+    The thread is started and registered by :mod:`maml_gui.threads`, so the window's
+    :func:`~maml_gui.threads.shutdown_all` stops it along with every job.
+    """
 
     started = Signal(object)
     progress = Signal(object)
@@ -375,30 +379,29 @@ class TrainingController(QObject):
     def __init__(self, parent: QObject | None = None, options: WorkerOptions | None = None):
         super().__init__(parent)
         self.options = options or WorkerOptions()
-        self._thread: QThread | None = None
+        self._job: WorkerThread | None = None
         self._worker: TrainingWorker | None = None
         self._paused = False
 
     def is_active(self) -> bool:
-        return self._thread is not None
+        return self._job is not None
 
     def is_paused(self) -> bool:
-        return self._thread is not None and self._paused
+        return self._job is not None and self._paused
 
     def start(self, config: ExperimentConfig, *, paused: bool = False, steps: int = 0, preview_index: int = 0,
               initial_weights: dict | None = None, initial_state: tuple[dict, dict] | None = None) -> None:
         """``initial_weights`` (``model.*`` / ``inner_lr.*``): start from them instead of a fresh
         initialisation; with ``initial_state`` (a saved run's training state) continue it exactly."""
-        if self._thread is not None:
+        if self._job is not None:
             raise RuntimeError("a training run is already active; stop it first")
         worker = TrainingWorker(config, self.options, start_paused=paused, steps=steps, preview_index=preview_index,
                                 initial_weights=initial_weights, initial_state=initial_state)
         for name in _RELAYED:   # queued into the GUI thread, where this controller lives
             getattr(worker, name).connect(getattr(self, name))
-        thread = worker_thread(worker, "maml-training", self._on_thread_finished, (worker.finished, worker.failed))
-        self._thread, self._worker, self._paused = thread, worker, paused
-        _LIVE_THREADS.add(thread)
-        thread.start()
+        self._worker, self._paused = worker, paused
+        self._job = start_worker(worker, "maml-training", kind="training", ends=(worker.finished, worker.failed),
+                                 stop=worker.stop, on_released=self._on_released, owner=self)
         self.running_changed.emit(True)
 
     # -- direct, thread-safe requests ----------------------------------------------------------
@@ -442,29 +445,12 @@ class TrainingController(QObject):
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Stop and wait for the thread (window closing, app quitting). True once it has ended."""
-        thread = self._thread
-        if thread is None:
-            return True
-        self.stop()
-        thread.quit()
-        if not thread.wait(timeout_ms):
-            return False
-        self._release()
-        return True
+        job = self._job
+        return job is None or job.stop_and_wait(timeout_ms)
 
-    @Slot()
-    def _on_thread_finished(self):
-        if self._thread is not None and self._thread.isFinished():
-            self._release()
-
-    def _release(self) -> None:
-        """Forget the pair once its thread has fully exited.
-
-        Python owns both objects (no ``deleteLater``): a C++ deletion racing the wrapper's own
-        deletion crashes PySide, so the last reference is dropped here, after ``wait()``.
-        """
-        self._thread.wait()
-        _LIVE_THREADS.discard(self._thread)
-        self._thread = self._worker = None
+    def _on_released(self) -> None:
+        """The thread has exited (:meth:`maml_gui.threads.WorkerThread._release` says why the
+        last references are dropped only now)."""
+        self._job = self._worker = None
         self._paused = False
         self.running_changed.emit(False)

@@ -9,9 +9,8 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from maml_gui.job_runner import live_jobs
-from maml_gui.main_window import MainWindow
-from maml_gui.training import WorkerOptions, live_threads
+from maml_gui.threads import live_threads, shutdown_all
+from maml_gui.training import WorkerOptions
 
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
 
@@ -23,21 +22,22 @@ def tiny(iterations: int = 1_000_000, family: str = "sinusoid", hidden=(8,), **f
 
 @pytest.fixture(autouse=True)
 def no_dangling_threads():
-    """Fail any test that leaves a training, job or CSV thread running (and stop training ones,
-    so the process survives to report it)."""
+    """Fail any test that leaves a background thread (training or job) running, after stopping
+    them all, so the process survives to report it and the next test starts clean."""
     yield
-    training = live_threads()
-    for thread in training:
-        thread.requestInterruption()
-    left = training + live_jobs()
-    assert not left, f"{len(left)} background thread(s) still running after the test"
+    left = [t.objectName() for t in live_threads()]
+    if left:
+        shutdown_all(10_000)
+    assert not left, f"background thread(s) still running after the test: {', '.join(left)}"
 
 
 @pytest.fixture(autouse=True)
-def private_default_settings(tmp_path):
-    """Even a default-constructed QSettings must not touch the user's settings during tests."""
+def private_default_settings(tmp_path, monkeypatch):
+    """Even a default-constructed QSettings or a window's default project folder must not touch
+    the user's settings or home folder during tests."""
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "user-settings"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))   # QStandardPaths' AppDataLocation
 
 
 @pytest.fixture
@@ -47,14 +47,18 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def make_window(qtbot, settings, request):
-    """``make(config=None)``: a window that fails the test on any unexpected prompt. A test
-    module may define its own ``OPTIONS`` (worker options) for its windows."""
+def make_window(qtbot, settings, request, tmp_path):
+    """``make(config=None, project=None)``: a window that fails the test on any unexpected prompt,
+    on a new project folder of its own unless ``project`` is given. A test module may define its
+    own ``OPTIONS`` (worker options) for its windows."""
+    from maml_gui.main_window import MainWindow   # here, so window-free tests need no window code
+
     windows: list[MainWindow] = []
     options = getattr(request.module, "OPTIONS", OPTIONS)
 
-    def make(config: ExperimentConfig | None = None) -> MainWindow:
-        window = MainWindow(config or tiny(), settings=settings, options=options)
+    def make(config: ExperimentConfig | None = None, project=None) -> MainWindow:
+        project = project or tmp_path / f"project-{len(windows) + 1}"
+        window = MainWindow(config or tiny(), settings=settings, options=options, project=project)
         qtbot.addWidget(window)
         window.confirm = lambda title, text: pytest.fail(f"unexpected prompt: {text}")
         windows.append(window)
@@ -62,10 +66,8 @@ def make_window(qtbot, settings, request):
 
     yield make
     for window in windows:
-        if window.csv_dialog is not None:
-            window.csv_dialog.reject()
-        window.controller.shutdown()
-        assert window.shutdown_jobs()
+        window.confirm = lambda title, text: True   # closing after a failed test must not hang on a prompt
+        assert window.shutdown()
         window.close()
     windows.clear()
     gc.collect()   # closed windows are collected here, on the GUI thread, not by a later test's worker thread

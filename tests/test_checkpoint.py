@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, load_run, save_run
+from core.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, MetricsLog, load_run,
+                             read_metrics, read_training_state, save_run)
 from core.errors import CheckpointError
 from core.trainer import MetaTrainer
 
@@ -95,3 +96,46 @@ def test_failed_write_leaves_no_partial_file(run, tmp_path, monkeypatch):
         save_run(path, trainer.config, trainer.weights(), [])
     assert (path / WEIGHTS_FILE).read_bytes() == before
     assert sorted(os.listdir(path)) == sorted([CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE])
+
+
+def test_metrics_read_back_as_written(run):
+    path, trainer = run
+    rows = [trainer.step() for _ in range(2)]
+    save_run(path, trainer.config, trainer.weights(), rows)
+    data = read_metrics(path)
+    assert data.shape == (2, 4 + 3)   # iteration, meta_loss, grad_norm, seconds, a loss per inner step 0..2
+    assert data[:, 0].tolist() == [4, 5] and data[:, 1].tolist() == [r.meta_loss for r in rows]
+    assert data[:, 4:].tolist() == [list(r.step_losses) for r in rows]
+    log = MetricsLog(path, 3, resume=True)   # a resumed command-line run appends to the same file
+    log.write(trainer.step())
+    log.close()
+    assert read_metrics(path)[:, 0].tolist() == [4, 5, 6]
+
+
+@pytest.mark.parametrize("text", [
+    None,                                                            # no metrics.csv: it is optional
+    "",
+    "iteration,meta_loss,grad_norm,seconds,step_loss_0\n",          # a header and no rows
+    "iteration,meta_loss,grad_norm,seconds\n1,0.5,0.1,0.01\n",      # no step losses
+    "iteration,loss,grad_norm,seconds,step_loss_0\n1,0.5,0.1,0.01,0.4\n",
+    "iteration,meta_loss,grad_norm,seconds,step_loss_0\n1,0.5,0.1,0.01\n",
+    "iteration,meta_loss,grad_norm,seconds,step_loss_0\n1,0.5,x,0.01,0.4\n",
+])
+def test_missing_or_foreign_metrics_read_as_none(tmp_path, text):
+    if text is not None:
+        (tmp_path / METRICS_FILE).write_text(text)
+    assert read_metrics(tmp_path) is None
+    (tmp_path / METRICS_FILE).unlink(missing_ok=True)
+    (tmp_path / METRICS_FILE).write_bytes(b"\xff\xfe\x00garbage")
+    assert read_metrics(tmp_path) is None and read_metrics(tmp_path / "nothing here") is None
+
+
+def test_training_state_is_read_only_for_its_iteration(run):
+    path, trainer = run
+    assert read_training_state(path, 3) is None   # saved without one
+    save_run(path, trainer.config, trainer.weights(), [], training_state=trainer.training_state())
+    tensors, metadata = read_training_state(path, 3)
+    assert metadata["iteration"] == "3" and "task_generator" in tensors
+    assert read_training_state(path, 2) is None
+    (path / STATE_FILE).write_bytes(b"broken")
+    assert read_training_state(path, 3) is None

@@ -57,11 +57,63 @@ def test_bad_arguments_exit_2_with_one_line(argv, words, capsys):
     assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_console_script_bad_argument_has_no_traceback():
-    proc = subprocess.run([sys.executable, "-m", "core.cli", "train", "--meta-batch", "two", "--out", "x"],
+@pytest.mark.parametrize("module", ["core.cli", "maml_gui"])
+def test_console_script_bad_argument_has_no_traceback(module):
+    proc = subprocess.run([sys.executable, "-m", module, "train", "--meta-batch", "two", "--out", "x"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "--meta-batch" in proc.stderr
+
+
+def test_the_engine_cli_opens_no_window(capsys):
+    """core never imports the window: with no command, or ``bench --gui`` and nobody to run it, one line and 2."""
+    assert main([]) == 2
+    assert "choose a command" in capsys.readouterr().err
+    assert main(["bench", "--gui"]) == 2
+    err = capsys.readouterr().err
+    assert "maml-gui bench --gui" in err and len(err.strip().splitlines()) == 1
+
+
+def test_launcher_dispatch(monkeypatch, capsys):
+    """``maml-gui``: no arguments open the window; ``bench --gui`` runs the window's bench through core.cli's
+    parsing and printing; everything else is core.cli's."""
+    from maml_gui import launcher
+
+    monkeypatch.setattr(launcher, "open_window", lambda: 42)
+    assert launcher.main([]) == 42
+    asked = []
+    monkeypatch.setattr(launcher, "gui_bench", lambda seconds: asked.append(seconds) or {"gui_it_s": 1.5})
+    assert launcher.main(["bench", "--gui", "--seconds", "0.25", "--json"]) == 0
+    assert asked == [0.25] and json.loads(capsys.readouterr().out) == {"gui_it_s": 1.5}
+    assert launcher.main(["train", "--out", "x", "--shots", "0"]) == 2
+    assert "train.shots" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,words", [
+    ([], ["train", "evaluate", "bench", "export", "adapt", "opens the window"]),
+    (["bench"], ["--gui", "--seconds", "--memory", "--rounds", "--json"]),
+])
+def test_launcher_help_shows_everything(argv, words, capsys):
+    from maml_gui.launcher import main as launch
+
+    with pytest.raises(SystemExit) as exit_:
+        launch([*argv, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in words)
+
+
+@pytest.mark.parametrize("argv,code,words", [
+    ([], 1, "the window cannot start"),
+    (["bench", "--gui"], 2, "bench --gui needs the window"),
+    (["train", "--meta-batch", "two", "--out", "x"], 2, "--meta-batch"),
+])
+def test_launcher_without_qt_is_readable(argv, code, words):
+    """Where Qt cannot load, the window says so in one line and the headless commands still work."""
+    run = f"import sys; sys.modules['PySide6'] = None; from maml_gui.launcher import main; sys.exit(main({argv!r}))"
+    proc = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True)
+    assert proc.returncode == code
+    assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
 def test_bench_json_contract(capsys):

@@ -43,3 +43,25 @@ def test_validate_names_the_bad_field(data, field):
 def test_bad_files_give_readable_errors(text, words):
     with pytest.raises(ConfigError, match=words):
         ExperimentConfig.from_json(text)
+
+
+def test_changes_name_each_setting_with_family_defaults_filled_in():
+    base = ExperimentConfig(FamilySpec("sinusoid", {}))
+    stated = ExperimentConfig(FamilySpec("sinusoid", {"amplitude": [0.1, 5.0], "x_range": (-5, 5)}))
+    assert base.changes(stated) == [] and stated.changes(base) == []   # unstated defaults equal stated ones
+    other = (ExperimentConfig(FamilySpec("sinusoid", {"amplitude": [1.0, 2.0]})).replace("model", hidden=(8,))
+             .replace("train", shots=3, meta_lr=0.01))
+    assert other.changes(base) == ["family.amplitude", "model.hidden", "train.meta_lr", "train.shots"]
+    assert ExperimentConfig(FamilySpec("linear")).changes(base) == ["family.name"]
+
+
+def test_a_continued_run_takes_iterations_meta_lr_and_device_only_a_running_one_not_the_device():
+    saved = ExperimentConfig()
+    free = saved.replace("train", iterations=5, meta_lr=0.5, device="cpu")
+    assert free.continue_changes(saved) == [] and free.live_changes(saved) == ["train.device"]
+    assert saved.replace("train", iterations=9, meta_lr=0.2).live_changes(saved) == []
+    changed = free.replace("train", seed=3).replace("algorithm", inner_lr=0.5)
+    assert changed.continue_changes(saved) == ["algorithm.inner_lr", "train.seed"]
+    assert changed.live_changes(saved) == ["algorithm.inner_lr", "train.seed", "train.device"]
+    family = ExperimentConfig(FamilySpec("sinusoid", {"noise": 0.5}))
+    assert family.continue_changes(saved) == ["family.noise"] == family.live_changes(saved)

@@ -93,7 +93,7 @@ def test_drop_opens_the_import_dialog_on_the_dropped_paths(qtbot, make_window):
                       Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, drop)
     assert drop.isAccepted()
-    dialog = settled(qtbot, window.csv_dialog)
+    dialog = settled(qtbot, window.csv.dialog)
     assert dialog.paths == [str(GROWTH)]
     assert dialog.problem() is None
     dialog.reject()
@@ -103,7 +103,7 @@ def test_drop_opens_the_import_dialog_on_the_dropped_paths(qtbot, make_window):
 # -- the dialog --------------------------------------------------------------------------------
 def test_long_format_growth_is_suggested_and_applied(qtbot, make_window):
     window = make_window()
-    dialog = settled(qtbot, window.import_csv([str(GROWTH)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
     assert dialog.layout_long.isChecked() and dialog.task_column.isEnabled()
     assert dialog.task_column.currentText() == "subject"   # numeric-looking ids, a 'task' name
     assert dialog.target.currentText() == "height"
@@ -144,7 +144,7 @@ def test_long_format_growth_is_suggested_and_applied(qtbot, make_window):
 
 def test_one_task_per_file_from_a_folder(qtbot, make_window):
     window = make_window()
-    dialog = settled(qtbot, window.import_csv([str(SITES)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(SITES)]))
     assert dialog.layout_files.isChecked() and not dialog.task_column.isEnabled()
     assert dialog.preview_file.count() == 12
     assert dialog.feature_names() == ["rainfall_mm", "temperature_c"] and dialog.target.currentText() == "yield_t_ha"
@@ -173,11 +173,11 @@ def test_one_task_per_file_from_a_folder(qtbot, make_window):
 
 def test_a_refused_file_shows_its_message_and_keeps_the_family(qtbot, make_window):
     window = make_window()
-    dialog = settled(qtbot, window.import_csv([str(GROWTH)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
     dialog.ok_button.click()
     before = window.family_editor.spec()
 
-    dialog = settled(qtbot, window.import_csv([str(BAD / "text_in_numeric.csv")]))
+    dialog = settled(qtbot, window.csv.import_csv([str(BAD / "text_in_numeric.csv")]))
     assert not dialog.ok_button.isEnabled()
     message = dialog.error_label.text()
     assert message.startswith("text_in_numeric.csv, line 4, column 'age': value 'three' is not a number")
@@ -195,7 +195,7 @@ def test_a_refused_file_shows_its_message_and_keeps_the_family(qtbot, make_windo
 def test_unreadable_files_are_refused_by_name(qtbot, make_window, tmp_path, name, expected):
     window = make_window()
     path = write_binary(tmp_path)[name]
-    dialog = settled(qtbot, window.import_csv([str(path)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(path)]))
     assert dialog.error_label.text().startswith(name) and expected in dialog.error_label.text()
     assert not dialog.settings_box.isEnabled() and not dialog.ok_button.isEnabled()
     dialog.reject()
@@ -204,7 +204,7 @@ def test_unreadable_files_are_refused_by_name(qtbot, make_window, tmp_path, name
 
 def test_missing_values_are_counted_and_can_be_dropped(qtbot, make_window):
     window = make_window()
-    dialog = settled(qtbot, window.import_csv([str(BAD / "missing_values.csv")]))
+    dialog = settled(qtbot, window.csv.import_csv([str(BAD / "missing_values.csv")]))
     assert not dialog.ok_button.isEnabled()
     assert "3 rows have missing values" in dialog.error_label.text() and "line 3 (age)" in dialog.error_label.text()
     assert dialog.drop_missing.isVisibleTo(dialog)
@@ -220,7 +220,7 @@ def test_missing_values_are_counted_and_can_be_dropped(qtbot, make_window):
 def test_reading_shows_progress_and_can_be_cancelled(qtbot, make_window, tmp_path):
     window = make_window()
     big = write_binary(tmp_path)["big.csv"]
-    dialog = window.import_csv([str(big)])
+    dialog = window.csv.import_csv([str(big)])
     assert dialog.progress_bar.isVisibleTo(dialog) and not dialog.ok_button.isEnabled()
     with qtbot.waitSignal(dialog.updated):
         dialog.cancel_read_button.click()
@@ -228,7 +228,7 @@ def test_reading_shows_progress_and_can_be_cancelled(qtbot, make_window, tmp_pat
     qtbot.waitUntil(lambda: not live_jobs(), timeout=10_000)
     dialog.reject()
 
-    dialog = settled(qtbot, window.import_csv([str(big)]))   # read to the end this time
+    dialog = settled(qtbot, window.csv.import_csv([str(big)]))   # read to the end this time
     assert dialog.progress_bar.value() == 1000 and not dialog.progress_bar.isVisibleTo(dialog)
     assert "100,000 rows" in dialog.files_label.text() and dialog.problem() is None
     dialog.reject()
@@ -237,13 +237,13 @@ def test_reading_shows_progress_and_can_be_cancelled(qtbot, make_window, tmp_pat
 def test_the_family_combo_offers_csv_through_the_import(qtbot, make_window, monkeypatch):
     window = make_window()
     asked = []
-    monkeypatch.setattr(window, "choose_import_csv", lambda folder=False: asked.append(folder))
+    monkeypatch.setattr(window.csv, "choose_import_csv", lambda folder=False: asked.append(folder))
     editor = window.family_editor
     combo = editor._combo
     combo.setCurrentIndex(combo.findData("csv"))   # nothing imported yet: ask for files, stay on sinusoid
     assert asked == [False] and combo.currentData() == "sinusoid" and editor.spec().name == "sinusoid"
 
-    dialog = settled(qtbot, window.import_csv([str(GROWTH)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
     drive(qtbot, dialog, lambda: dialog.split_seed.setValue(5))
     dialog.ok_button.click()
     combo.setCurrentIndex(combo.findData("polynomial"))
@@ -251,22 +251,22 @@ def test_the_family_combo_offers_csv_through_the_import(qtbot, make_window, monk
     assert asked == [False] and editor.spec().params["split_seed"] == 5 and editor.error() is None
 
     editor.csv_panel.change.click()   # "Change…" reopens the dialog on the same choices
-    dialog = settled(qtbot, window.csv_dialog)
+    dialog = settled(qtbot, window.csv.dialog)
     assert dialog.split_seed.value() == 5 and dialog.task_column.currentText() == "subject"
     dialog.reject()
 
 
 def test_a_saved_experiment_keeps_the_csv_choices(qtbot, make_window, tmp_path):
     window = make_window()
-    dialog = settled(qtbot, window.import_csv([str(SITES)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(SITES)]))
     drive(qtbot, dialog, lambda: dialog.split_seed.setValue(2))
     dialog.ok_button.click()
     spec = window.family_editor.spec()
-    path = window.save_experiment(tmp_path / "sites.json")
+    path = window.files.save_experiment(tmp_path / "sites.json")
     assert path is not None
-    window.new_experiment()
+    window.files.new_experiment()
     assert window.family_editor.spec().name == "sinusoid"
-    assert window.open_experiment(path)
+    assert window.files.open_experiment(path)
     assert window.family_editor.spec() == spec and window.start_problem() is None
 
     moved = dict(spec.params, paths=[str(tmp_path / "gone")])   # the data moved since: said, not crashed
@@ -277,20 +277,20 @@ def test_a_saved_experiment_keeps_the_csv_choices(qtbot, make_window, tmp_path):
 # -- end to end ----------------------------------------------------------------------------------
 def test_import_train_evaluate_on_held_out_tasks_and_export(qtbot, make_window, tmp_path):
     window = make_window(tiny().replace("train", shots=5, query=10))
-    dialog = settled(qtbot, window.import_csv([str(GROWTH)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
     dialog.ok_button.click()
     spec = window.family_editor.spec()
     snapshots, previews = [], []
-    window.controller.adaptation.connect(snapshots.append)
-    window.controller.preview.connect(previews.append)
+    window.session.controller.adaptation.connect(snapshots.append)
+    window.session.controller.preview.connect(previews.append)
     window.start()
     qtbot.waitUntil(lambda: any(s.iteration >= 20 for s in snapshots), timeout=30_000)
     window.stop()
-    qtbot.waitUntil(lambda: not window.controller.is_active(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=10_000)
 
     assert window.error_banner.isHidden(), window.error_banner.text()
     assert snapshots[-1].metric == "mse" and np.isfinite(snapshots[-1].series["meta-learned"][0]).all()
-    steps, mean, _ = window.adaptation_plot.data()["meta-learned"]
+    steps, mean, _ = window.plots.adaptation.data()["meta-learned"]
     assert len(steps) == 11 and np.isfinite(mean).all()
     view = previews[-1].view   # a meta-test child: its rows and the curve over the age range
     family = window.family_editor.family()
@@ -298,8 +298,7 @@ def test_import_train_evaluate_on_held_out_tasks_and_export(qtbot, make_window, 
     assert view.grid.min() < 3 and view.grid.max() > 17 and len(view.support_x) == 5
     assert window.plots.task.data()["kind"] == "curve"
 
-    export = getattr(window, "export_run_folder", None) or window.export_weights
-    written = export(tmp_path / "run")
+    written = window.files.export_run_folder(tmp_path / "run")
     assert written is not None
     config, weights = load_run(written)[:2]
     assert config.family.name == "csv" and dict(config.family.params) == dict(spec.params)
@@ -314,12 +313,12 @@ def test_import_train_evaluate_on_held_out_tasks_and_export(qtbot, make_window, 
 
 def test_warnings_name_skipped_tasks_and_number_conversions(qtbot, make_window):
     window = make_window()   # shots 5 + query 5: the 3-row task 'tiny' is too small
-    dialog = settled(qtbot, window.import_csv([str(BAD / "small_tasks.csv")]))
+    dialog = settled(qtbot, window.csv.import_csv([str(BAD / "small_tasks.csv")]))
     warnings = [dialog.warnings_list.item(i).text() for i in range(dialog.warnings_list.count())]
     assert any("skipped 1 of 9 tasks with fewer than shots + query = 10 rows: 'tiny'" in w for w in warnings)
     assert dialog.ok_button.isEnabled()
     dialog.reject()
-    dialog = settled(qtbot, window.import_csv([str(BAD / "semicolon_decimal_comma.csv")]))
+    dialog = settled(qtbot, window.csv.import_csv([str(BAD / "semicolon_decimal_comma.csv")]))
     drive(qtbot, dialog, lambda: dialog.split_boxes[1].setValue(0))
     drive(qtbot, dialog, lambda: dialog.split_boxes[2].setValue(50))
     warnings = [dialog.warnings_list.item(i).text() for i in range(dialog.warnings_list.count())]
@@ -330,15 +329,15 @@ def test_warnings_name_skipped_tasks_and_number_conversions(qtbot, make_window):
 def test_importing_during_a_run_asks_before_resetting_it(qtbot, make_window):
     window = make_window()
     window.start()
-    qtbot.waitUntil(lambda: window._active is not None and window._active.iteration > 0, timeout=10_000)
+    qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.iteration > 0, timeout=10_000)
     answers = []
     window.confirm = lambda title, text: answers.append(text) or False
-    dialog = settled(qtbot, window.import_csv([str(GROWTH)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
     dialog.ok_button.click()
     assert "stops the current run" in answers[0]
-    assert window.controller.is_active() and window.family_editor.spec().name == "sinusoid"
+    assert window.session.controller.is_active() and window.family_editor.spec().name == "sinusoid"
     window.confirm = lambda title, text: True
-    dialog = settled(qtbot, window.import_csv([str(GROWTH)]))
+    dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
     dialog.ok_button.click()
-    qtbot.waitUntil(lambda: not window.controller.is_active(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=10_000)
     assert window.family_editor.spec().name == "csv"

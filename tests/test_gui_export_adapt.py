@@ -53,11 +53,11 @@ def assert_same(a: dict, b: dict) -> None:
 
 
 def wait_idle(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: not window.controller.is_active(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=10_000)
 
 
 def export_with_dialog(qtbot, window: MainWindow, fmt: str, path, source=None):
-    dialog = window.choose_export_weights(source)
+    dialog = window.weights.choose_export_weights(source)
     dialog.set_format(fmt)
     dialog.set_path(path)
     return dialog
@@ -73,11 +73,11 @@ def click_export(qtbot, dialog, timeout=30_000) -> None:
     not HAS_ONNX, reason="onnx/onnxscript not installed: bash install.sh --test installs them"))])
 def test_export_dialog_writes_each_format(qtbot, make_window, tmp_path, fmt):
     window = make_window()
-    with qtbot.waitSignal(window.controller.weights, timeout=10_000):
+    with qtbot.waitSignal(window.session.controller.weights, timeout=10_000):
         window.step()                       # a real run: one meta-iteration, then paused
     window.stop()
     wait_idle(qtbot, window)
-    run = window.runs.get(window.run_list.run_ids()[0])
+    run = window.session.runs.get(window.run_list.run_ids()[0])
     dialog = export_with_dialog(qtbot, window, fmt, tmp_path / "weights")
     click_export(qtbot, dialog)
     assert dialog.path().name == f"weights.{fmt}", "the format gives the suffix"
@@ -96,7 +96,7 @@ def test_export_dialog_writes_each_format(qtbot, make_window, tmp_path, fmt):
 def test_an_existing_file_is_replaced_only_after_yes(qtbot, make_window, tmp_path):
     window = make_window()
     trainer = make_run(tmp_path / "run", tiny())
-    assert window.open_weights(tmp_path / "run")
+    assert window.weights.open_weights(tmp_path / "run")
     out = tmp_path / "w.safetensors"
     out.write_bytes(b"precious")
     asked = []
@@ -112,7 +112,7 @@ def test_an_existing_file_is_replaced_only_after_yes(qtbot, make_window, tmp_pat
     # the plain method asks too, and "No" leaves the file and its README alone
     before = out.read_bytes()
     window.confirm = lambda title, text: asked.append(text) or False
-    assert window.export_weights(out) is None and out.read_bytes() == before
+    assert window.weights.export_weights(out) is None and out.read_bytes() == before
     assert "README.txt" in asked[-1]
 
 
@@ -122,12 +122,12 @@ def test_onnx_without_its_packages_says_what_to_install(qtbot, make_window, tmp_
     expected = f"ONNX export needs the optional packages {', '.join(hidden)}: pip install 'maml-gui[onnx]'"
     window = make_window()
     make_run(tmp_path / "run", tiny())
-    assert window.open_weights(tmp_path / "run")
+    assert window.weights.open_weights(tmp_path / "run")
     dialog = export_with_dialog(qtbot, window, "onnx", tmp_path / "w.onnx")
     assert dialog.note.text() == expected
     assert not dialog.export_button.isEnabled()
     dialog.reject()
-    assert window.export_weights(tmp_path / "w.onnx", "onnx") is None
+    assert window.weights.export_weights(tmp_path / "w.onnx", "onnx") is None
     assert expected in window.error_banner.text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("w.")) == []
 
@@ -135,7 +135,7 @@ def test_onnx_without_its_packages_says_what_to_install(qtbot, make_window, tmp_
 def test_a_failed_write_shows_the_reason_and_leaves_no_file(qtbot, make_window, tmp_path, monkeypatch):
     window = make_window()
     make_run(tmp_path / "run", tiny())
-    assert window.open_weights(tmp_path / "run")
+    assert window.weights.open_weights(tmp_path / "run")
     dest = tmp_path / "out"
     dest.mkdir()
 
@@ -149,20 +149,21 @@ def test_a_failed_write_shows_the_reason_and_leaves_no_file(qtbot, make_window, 
     assert dialog.isVisible()
     assert dialog.export_button.isEnabled(), "the dialog is usable again"
     dialog.reject()
-    assert window.export_weights(dest / "w.safetensors") is None
+    assert window.weights.export_weights(dest / "w.safetensors") is None
     assert "No space left on device" in window.error_banner.text()
     assert os.listdir(dest) == []
+    monkeypatch.undo()   # the disk has room again: closing writes the project without asking
 
 
 def test_the_run_folder_export_asks_before_replacing(qtbot, make_window, tmp_path):
     window = make_window()
     make_run(tmp_path / "run", tiny())
-    assert window.open_weights(tmp_path / "run")
-    folder = window.export_run_folder(tmp_path / "copy")
-    assert open_weights(folder)[0] == window.runs.get(window.run_list.run_ids()[0]).config
+    assert window.weights.open_weights(tmp_path / "run")
+    folder = window.files.export_run_folder(tmp_path / "copy")
+    assert open_weights(folder)[0] == window.session.runs.get(window.run_list.run_ids()[0]).config
     window.confirm = lambda title, text: False
     (folder / "config.json").write_text("mine")
-    assert window.export_run_folder(folder) is None and (folder / "config.json").read_text() == "mine"
+    assert window.files.export_run_folder(folder) is None and (folder / "config.json").read_text() == "mine"
 
 
 # -- open -----------------------------------------------------------------------------------------
@@ -170,33 +171,33 @@ def test_opening_a_run_folder_shows_its_experiment_and_training_continues_from_i
     config = tiny("metasgd", "polynomial", hidden=(8, 8)).replace("algorithm", inner_steps=2)
     trainer = make_run(tmp_path / "run", config, iterations=12)
     window = make_window()
-    assert window.open_weights(tmp_path / "run" / "config.json")   # a run folder, chosen by its settings file
+    assert window.weights.open_weights(tmp_path / "run" / "config.json")   # a run folder, chosen by its settings file
     shown = window.panel_config()
     assert (shown.family.name, shown.model, shown.algorithm) == ("polynomial", config.model, config.algorithm)
     assert (shown.train.shots, shown.train.meta_batch) == (config.train.shots, config.train.meta_batch)
-    current = window.current_weights()
+    current = window.weights.current_weights()
     assert_same(current.weights, trainer.weights())
     assert "run (opened)" in current.label and "iteration 12" in current.label
-    qtbot.waitUntil(lambda: len(window.loss_plot.data()["raw"][0]) == 12, timeout=5000)   # drawn at ~30 Hz
-    x, y = window.loss_plot.data()["raw"]
+    qtbot.waitUntil(lambda: len(window.plots.loss.data()["raw"][0]) == 12, timeout=5000)   # drawn at ~30 Hz
+    x, y = window.plots.loss.data()["raw"]
     assert np.array_equal(x, np.arange(1, 13)) and np.isfinite(y).all()
-    qtbot.waitUntil(lambda: set(window.adaptation_plot.data()) == {"meta-learned", "scratch"}, timeout=10_000)
-    assert window.function_plot.data()["truth"] is not None
+    qtbot.waitUntil(lambda: set(window.plots.adaptation.data()) == {"meta-learned", "scratch"}, timeout=10_000)
+    assert window.plots.task.data()["truth"] is not None
     # Start (here Step) continues from the opened weights: one Adam step away from them
-    with qtbot.waitSignal(window.controller.weights, timeout=10_000):
+    with qtbot.waitSignal(window.session.controller.weights, timeout=10_000):
         window.step()
-    qtbot.waitUntil(lambda: window.runs.get(window.run_list.run_ids()[-1]).weights_iteration == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: window.session.runs.get(window.run_list.run_ids()[-1]).weights_iteration == 1, timeout=10_000)
     window.stop()
     wait_idle(qtbot, window)
-    new = window.runs.get(window.run_list.run_ids()[-1]).weights
+    new = window.session.runs.get(window.run_list.run_ids()[-1]).weights
     opened = trainer.weights()
     distance = max(float((new[k] - opened[k]).abs().max()) for k in opened)
     assert 0 < distance < 0.01, distance
 
 
 def window_state(window: MainWindow):
-    current = window.current_weights()
-    return (window.panel_config(), window.run_list.run_ids(), window.windowTitle(), window._shown,
+    current = window.weights.current_weights()
+    return (window.panel_config(), window.run_list.run_ids(), window.windowTitle(), window.session.current,
             {k: v.clone() for k, v in current.weights.items()} if current else None)
 
 
@@ -219,23 +220,23 @@ def test_a_cli_run_folder_continues_exactly_and_saves_a_resumable_folder(qtbot, 
 
     trainer = make_run(tmp_path / "run", tiny(hidden=(16,)), iterations=12, with_state=True)
     window = make_window()
-    assert window.open_weights(tmp_path / "run")
+    assert window.weights.open_weights(tmp_path / "run")
     window.hyper_panel.set_config(window.panel_config().replace("train", iterations=12))
     window.start()   # the run already has its 12 iterations: nothing starts, the status bar says why
-    assert not window.controller.is_active() and "raise Iterations" in window.statusBar().currentMessage()
+    assert not window.session.controller.is_active() and "raise Iterations" in window.statusBar().currentMessage()
     window.hyper_panel.set_config(window.panel_config().replace("train", iterations=1000))
     for target in (13, 14, 15):
         window.step()
-        qtbot.waitUntil(lambda: window._active is not None and window._active.training_state is not None
-                        and window._active.weights_iteration == target, timeout=10_000)
-    run = window._active
+        qtbot.waitUntil(lambda: window.session.active is not None and window.session.active.training_state is not None
+                        and window.session.active.weights_iteration == target, timeout=10_000)
+    run = window.session.active
     window.stop()
     wait_idle(qtbot, window)
     for _ in range(3):
         trainer.step()
     assert_same(run.weights, trainer.weights())
     assert np.array_equal(run.history.iterations, np.arange(1, 16))   # the opened history carries on
-    assert window.export_run_folder(tmp_path / "saved") is not None
+    assert window.files.export_run_folder(tmp_path / "saved") is not None
     assert (tmp_path / "saved" / STATE_FILE).is_file()
     assert main(["train", "--resume", str(tmp_path / "saved"), "--iterations", "17"]) == 0
     for _ in range(2):
@@ -246,18 +247,18 @@ def test_a_cli_run_folder_continues_exactly_and_saves_a_resumable_folder(qtbot, 
 def test_changed_settings_continue_from_the_weights_with_a_fresh_adam(qtbot, make_window, tmp_path):
     make_run(tmp_path / "run", tiny(hidden=(16,)), iterations=5, with_state=True)
     window = make_window()
-    assert window.open_weights(tmp_path / "run")
+    assert window.weights.open_weights(tmp_path / "run")
     window.hyper_panel.set_config(window.panel_config().replace("algorithm", inner_lr=0.02))
-    assert window._initial_state(window.panel_config()) is None
-    assert window._initial_state(window.panel_config().replace("algorithm", inner_lr=0.05)
-                                 .replace("train", iterations=99, meta_lr=0.003)) is not None
+    assert window.session.continuation(window.panel_config())[1] is None
+    assert window.session.continuation(window.panel_config().replace("algorithm", inner_lr=0.05)
+                                       .replace("train", iterations=99, meta_lr=0.003))[1] is not None
 
 
 def test_hostile_and_broken_files_are_refused_and_change_nothing(qtbot, make_window, tmp_path):
     trainer = make_run(tmp_path / "run", tiny())
     window = make_window(tiny("fomaml", hidden=(16,)))
-    assert window.open_weights(tmp_path / "run")
-    qtbot.waitUntil(lambda: not window._score_jobs.is_busy(), timeout=10_000)
+    assert window.weights.open_weights(tmp_path / "run")
+    qtbot.waitUntil(lambda: window.session.current.adaptation is not None, timeout=10_000)
     before = window_state(window)
     marker = tmp_path / "pwned"
     buf = io.BytesIO()
@@ -289,7 +290,7 @@ def test_hostile_and_broken_files_are_refused_and_change_nothing(qtbot, make_win
              "missing.safetensors": "missing.safetensors"}
     for name, message in cases.items():
         window.error_banner.hide()
-        assert not window.open_weights(tmp_path / name), name
+        assert not window.weights.open_weights(tmp_path / name), name
         assert not window.error_banner.isHidden() and message in window.error_banner.text(), name
         after = window_state(window)
         assert after[:4] == before[:4], name
@@ -308,8 +309,8 @@ def wait_adapted(qtbot, view, action, timeout=10_000):
 def test_adapting_to_a_held_out_task_reproduces_the_engine_from_exported_weights(qtbot, make_window, tmp_path):
     make_run(tmp_path / "run", tiny("metasgd", hidden=(16, 16)), iterations=30)   # learned inner rates
     window = make_window()
-    assert window.open_weights(tmp_path / "run")
-    view = window.show_adapt_view()   # adapts to a held-out task at once
+    assert window.weights.open_weights(tmp_path / "run")
+    view = window.weights.show_adapt_view()   # adapts to a held-out task at once
     qtbot.waitUntil(lambda: view.result() is not None, timeout=10_000)
     view.steps.setValue(6)
     outcome = wait_adapted(qtbot, view, view.new_task)
@@ -323,14 +324,14 @@ def test_adapting_to_a_held_out_task_reproduces_the_engine_from_exported_weights
     assert view.losses.table.rowCount() == 7 and view.losses.table.item(6, 2).text() == f"{r.query_losses[6]:.6g}"
     assert sorted(view.function_plot.data()["predictions"]) == [0, 1, 2, 3, 4, 6]
     # export -> open_weights -> adapt_weights gives the same numbers, bit for bit
-    out = window.export_weights(tmp_path / "exported.safetensors")
+    out = window.weights.export_weights(tmp_path / "exported.safetensors")
     config, weights = open_weights(out)
     t = outcome.task
     direct = adapt_weights(config, weights, t.support_x, t.support_y, 6, query_x=t.query_x, query_y=t.query_y)
     assert direct.support_losses == r.support_losses and direct.query_losses == r.query_losses
     # export the adapted weights from the view; they open again and equal the view's
     view.export_button.click()
-    dialog = window.export_dialog
+    dialog = window.weights.export_dialog
     assert "adapted to held-out task #2 (6 steps)" in dialog.what.text()
     dialog.set_path(tmp_path / "adapted")
     click_export(qtbot, dialog)
@@ -342,8 +343,8 @@ def test_adapting_to_a_held_out_task_reproduces_the_engine_from_exported_weights
 def test_clicked_points_adapt_a_curve_through_them(qtbot, make_window, tmp_path):
     make_run(tmp_path / "run", tiny(hidden=(16, 16)), iterations=10)
     window = make_window()
-    assert window.open_weights(tmp_path / "run")
-    view = window.show_adapt_view()
+    assert window.weights.open_weights(tmp_path / "run")
+    view = window.weights.show_adapt_view()
     view.set_source_kind("points")
     assert view.source_kind() == "points" and not view.shots.isEnabled()
     view.steps.setValue(5)
@@ -355,7 +356,7 @@ def test_clicked_points_adapt_a_curve_through_them(qtbot, make_window, tmp_path)
     xs, ys = view.function_plot.data()["points"]
     assert sorted(zip(xs.tolist(), ys.tolist())) == [(-3.0, 1.0), (0.0, -2.0), (3.0, 1.5)]
     assert view.function_plot.data()["predictions"][5][0].min() <= -3.0
-    source = window.current_weights()
+    source = window.weights.current_weights()
     direct = adapt_weights(source.config, source.weights, torch.tensor([[-3.0], [0.0], [3.0]]),
                            torch.tensor([[1.0], [-2.0], [1.5]]), 5)
     assert direct.support_losses == outcome.result.support_losses
@@ -380,8 +381,8 @@ def test_clicked_points_adapt_a_curve_through_them(qtbot, make_window, tmp_path)
 def test_a_few_labeled_csv_rows_are_a_task(qtbot, make_window, tmp_path):
     make_run(tmp_path / "run", tiny(hidden=(16, 16)), iterations=10)
     window = make_window()
-    assert window.open_weights(tmp_path / "run")
-    view = window.show_adapt_view()
+    assert window.weights.open_weights(tmp_path / "run")
+    view = window.weights.show_adapt_view()
     qtbot.waitUntil(lambda: view.result() is not None, timeout=10_000)
     rows = "\n".join(f"{v},{2 * np.sin(v - 0.5):.5f},{i}" for i, v in enumerate(np.linspace(-4, 4, 12)))
     (tmp_path / "task.csv").write_text("dose,response,row\n" + rows + "\n")
@@ -391,7 +392,7 @@ def test_a_few_labeled_csv_rows_are_a_task(qtbot, make_window, tmp_path):
                                                              features=["dose"]))
     assert outcome.task.title == "task.csv: rows 1–4 as support, 5–12 as query"
     task = task_from_csv(tmp_path / "task.csv", "response", ["dose"])
-    source = window.current_weights()
+    source = window.weights.current_weights()
     direct = adapt_weights(source.config, source.weights, task.x[:4], task.y[:4], 3, query_x=task.x[4:],
                            query_y=task.y[4:])
     assert direct.query_losses == outcome.result.query_losses
@@ -404,8 +405,8 @@ def test_a_few_labeled_csv_rows_are_a_task(qtbot, make_window, tmp_path):
 def test_classification_tasks_show_decision_regions_and_no_clicking(qtbot, make_window, tmp_path):
     make_run(tmp_path / "run", tiny(family="blobs").replace("train", shots=2, query=3), iterations=5)
     window = make_window()
-    assert window.open_weights(tmp_path / "run")
-    view = window.show_adapt_view()
+    assert window.weights.open_weights(tmp_path / "run")
+    view = window.weights.show_adapt_view()
     qtbot.waitUntil(lambda: view.result() is not None, timeout=10_000)
     outcome = view.result()
     assert outcome.result.query_accuracy is not None and view.function_plot.data()["regions"] is not None
@@ -418,10 +419,10 @@ def test_a_bare_state_dict_takes_the_settings_shown_when_they_fit(qtbot, make_wi
     pt = export_weights(tmp_path / "run", "pt", tmp_path / "bare.pt")
     config_sidecar(pt).unlink()
     window = make_window(tiny(hidden=(16,)))
-    assert not window.open_weights(pt)
+    assert not window.weights.open_weights(pt)
     assert "no settings file next to it" in window.error_banner.text() and "needs (16, 1)" in window.error_banner.text()
     window.hyper_panel.hidden.setText("8")
-    assert window.open_weights(pt)
+    assert window.weights.open_weights(pt)
     model = {k: v for k, v in trainer.weights().items() if k.startswith("model.")}
-    assert_same(window.current_weights().weights, model)
+    assert_same(window.weights.current_weights().weights, model)
     assert "carries no settings" in window.statusBar().currentMessage()

@@ -11,9 +11,14 @@ from core.config import ExperimentConfig, FamilySpec
 from core.evaluation import FunctionView
 from maml_gui.widgets.family_editor import FamilyEditor
 from maml_gui.widgets.hyper_panel import HyperPanel
-from maml_gui.widgets.plots import (MAX_DISPLAY_POINTS, AdaptationPlot, FunctionPlot, LossPlot, StepLossPlot,
-                                    display_index, ema_debiased)
+from maml_gui.overlays import run_color
+from maml_gui.plot_math import MAX_DISPLAY_POINTS
+from maml_gui.runs import History
+from maml_gui.widgets.adaptation_plot import AdaptationPlot
+from maml_gui.widgets.function_plot import FunctionPlot
+from maml_gui.widgets.loss_plot import LossPlot
 from maml_gui.widgets.run_list import RunList
+from maml_gui.widgets.step_loss_plot import StepLossPlot
 
 ICONS = Path(__file__).resolve().parents[1] / "assets" / "icons"
 
@@ -124,25 +129,24 @@ def test_hyper_panel_meta_lr_signal_and_hidden_layer_errors(qtbot):
 
 
 # ---------------------------------------------------------------- plots
-def test_ema_matches_tensorboard_loop_incrementally():
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=5000) + 3
-    expected, last = [], 0.0
-    for i, v in enumerate(values, start=1):
-        last = last * 0.99 + 0.01 * v
-        expected.append(last / (1 - 0.99 ** i))
-    head, state = ema_debiased(values[:1234], 0.99)
-    tail, _ = ema_debiased(values[1234:], 0.99, state)
-    np.testing.assert_allclose(np.concatenate([head, tail]), expected, rtol=1e-9)
-    np.testing.assert_array_equal(ema_debiased(values, 0.0)[0], values)
+def history(iterations, meta_losses, step_losses=None, limit=None) -> History:
+    """A run's History as training fills it."""
+    h = History(limit) if limit else History()
+    n = len(iterations)
+    steps = np.empty((n, 0)) if step_losses is None else step_losses
+    h.append(np.asarray(iterations), meta_losses, np.zeros(n), np.zeros(n), steps)
+    return h
 
 
-def test_loss_plot_draws_appended_points_after_the_timer(qtbot):
+def test_loss_plot_draws_its_history_after_the_timer(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
-    plot.append(np.arange(1, 51), np.linspace(2.0, 1.0, 50))
-    plot.append(np.arange(51, 101), np.linspace(1.0, 0.5, 50))
+    h = history(np.arange(1, 51), np.linspace(2.0, 1.0, 50))
+    plot.set_history(h)
     assert len(plot.data()["raw"][0]) == 0  # nothing is drawn before the redraw timer fires
+    qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 50)
+    h.append(np.arange(51, 101), np.linspace(1.0, 0.5, 50), np.zeros(50), np.zeros(50), np.empty((50, 0)))
+    plot.refresh()   # the plot reads the history in place: no copy of its rows
     qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 100)
     (x, y), (sx, sy) = plot.data()["raw"], plot.data()["smoothed"]
     np.testing.assert_array_equal(x, np.arange(1, 101))
@@ -150,23 +154,46 @@ def test_loss_plot_draws_appended_points_after_the_timer(qtbot):
     assert len(sx) == len(sy) == 100 and sy[0] == pytest.approx(2.0)
     plot.set_smoothing(0.0)
     qtbot.waitUntil(lambda: np.array_equal(plot.data()["smoothed"][1], y))
+    plot.set_log_scale(True)
+    plot.set_history(None)
+    qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 0)
+
+
+def test_loss_plot_still_takes_appended_points_and_old_overlays(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.append(np.arange(1, 51), np.linspace(2.0, 1.0, 50))
+    plot.append(np.arange(51, 101), np.linspace(1.0, 0.5, 50))
+    qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 100)
     plot.set_overlays([("run 1", np.arange(10), np.ones(10))])
     qtbot.waitUntil(lambda: len(plot.data()["overlays"]["run 1"][0]) == 10)
     plot.set_overlays([])
     qtbot.waitUntil(lambda: plot.data()["overlays"] == {})
-    plot.set_log_scale(True)
     plot.reset()
     qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 0)
 
 
+def test_a_thinned_history_is_redrawn_in_full(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_smoothing(0.0)
+    h = history(np.arange(1, 101), np.arange(1, 101, dtype=float), limit=100)
+    plot.set_history(h)
+    qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 100)
+    h.append(np.arange(101, 111), np.arange(101, 111, dtype=float), np.zeros(10), np.zeros(10), np.empty((10, 0)))
+    assert h.stride == 2
+    plot.refresh()
+    qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == len(h))
+    x, y = plot.data()["smoothed"]
+    np.testing.assert_array_equal(x, np.arange(2, 111, 2))
+    np.testing.assert_array_equal(y, x)
+
+
 def test_long_runs_are_decimated_for_display(qtbot):
-    assert len(display_index(10)) == 10
-    index = display_index(10 * MAX_DISPLAY_POINTS + 3)
-    assert len(index) <= MAX_DISPLAY_POINTS + 1 and index[-1] == 10 * MAX_DISPLAY_POINTS + 2
     plot = LossPlot()
     qtbot.addWidget(plot)
     n = 3 * MAX_DISPLAY_POINTS
-    plot.append(np.arange(n), np.ones(n))
+    plot.set_history(history(np.arange(n), np.ones(n), limit=4 * MAX_DISPLAY_POINTS))
     qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) > 0)
     assert len(plot.data()["raw"][0]) <= MAX_DISPLAY_POINTS + 1 and plot.data()["raw"][0][-1] == n - 1
 
@@ -174,10 +201,12 @@ def test_long_runs_are_decimated_for_display(qtbot):
 def test_step_loss_plot_has_one_curve_per_inner_step(qtbot):
     plot = StepLossPlot()
     qtbot.addWidget(plot)
-    plot.append(np.arange(20), np.tile([3.0, 2.0, 1.5, 1.0], (20, 1)))
-    assert len(plot.data()) == 4
-    qtbot.waitUntil(lambda: all(len(x) == 20 for x, _ in plot.data()))
+    plot.set_history(history(np.arange(20), np.ones(20), np.tile([3.0, 2.0, 1.5, 1.0], (20, 1))))
+    qtbot.waitUntil(lambda: len(plot.data()) == 4 and all(len(x) == 20 for x, _ in plot.data()))
     assert [y[-1] for _, y in plot.data()] == pytest.approx([3.0, 2.0, 1.5, 1.0])
+    assert [name for _, name in plot.legend.entries()] == ["before adaptation", "after 1 step", "after 3 steps"]
+    plot.append(np.arange(5), np.tile([2.0, 1.0], (5, 1)))   # the old way in: a new N, new curves
+    qtbot.waitUntil(lambda: len(plot.data()) == 2 and all(len(x) == 5 for x, _ in plot.data()))
 
 
 def test_adaptation_plot_series(qtbot):
@@ -227,6 +256,16 @@ def test_run_list_check_rename_delete(qtbot):
     with qtbot.waitSignal(runs.overlay_changed) as blocker:
         runs.remove_run("r2")
     assert blocker.args == [[]] and runs.run_ids() == ["r1"]
+
+
+def test_run_list_shows_each_runs_plot_colour(qtbot):
+    runs = RunList()
+    qtbot.addWidget(runs)
+    for run_id in (1, 2, 3):
+        runs.add_run(run_id, f"run {run_id}", "maml")
+    assert [runs.color(i) for i in (1, 2, 3)] == [run_color(i) for i in (1, 2, 3)]
+    runs.set_color(2, "#123456")
+    assert runs.color(2) == "#123456"
 
 
 def test_icons_load():

@@ -27,12 +27,12 @@ from .gui_support import make_window, no_dangling_threads, private_default_setti
 def received(window: MainWindow) -> list[int]:
     """Iterations the window received, by listening like the plots do."""
     its: list[int] = []
-    window.controller.progress.connect(lambda chunk: its.extend(chunk.iterations.tolist()))
+    window.session.controller.progress.connect(lambda chunk: its.extend(chunk.iterations.tolist()))
     return its
 
 
 def wait_idle(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: not window.controller.is_active(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=10_000)
 
 
 def test_start_stop_and_the_plots_hold_every_iteration(qtbot, make_window):
@@ -45,14 +45,14 @@ def test_start_stop_and_the_plots_hold_every_iteration(qtbot, make_window):
     window.actions.stop.trigger()
     wait_idle(qtbot, window)
     assert its == list(range(1, len(its) + 1))
-    qtbot.waitUntil(lambda: len(window.loss_plot.data()["raw"][0]) == len(its)
-                    and [len(sx) for sx, _ in window.step_plot.data()] == [len(its)] * 2, timeout=5000)
-    x, y = window.loss_plot.data()["raw"]
+    qtbot.waitUntil(lambda: len(window.plots.loss.data()["raw"][0]) == len(its)
+                    and [len(sx) for sx, _ in window.plots.steps.data()] == [len(its)] * 2, timeout=5000)
+    x, y = window.plots.loss.data()["raw"]
     assert np.array_equal(x, its) and np.isfinite(y).all()
-    run = window.runs.get(window.run_list.run_ids()[0])
+    run = window.session.runs.get(window.run_list.run_ids()[0])
     assert run.status == "stopped" and run.iteration == len(its) and run.weights
-    assert set(window.adaptation_plot.data()) == {"meta-learned", "pretrain", "scratch"}
-    assert window.function_plot.data()["truth"] is not None
+    assert set(window.plots.adaptation.data()) == {"meta-learned", "pretrain", "scratch"}
+    assert window.plots.task.data()["truth"] is not None
     assert window.status.iteration.text().startswith(f"iteration {len(its):,}")
     assert window.actions.start.isEnabled() and not window.actions.stop.isEnabled()
 
@@ -62,13 +62,13 @@ def test_pause_step_resume_from_the_toolbar(qtbot, make_window):
     its = received(window)
     window.actions.start.trigger()
     qtbot.waitUntil(lambda: len(its) >= 3, timeout=10_000)
-    with qtbot.waitSignal(window.controller.paused_changed, timeout=5000):
+    with qtbot.waitSignal(window.session.controller.paused_changed, timeout=5000):
         window.actions.pause.trigger()
     assert window.actions.pause.isChecked() and window.actions.pause.text() == "Resume"
     paused_at = len(its)
     window.actions.step.trigger()
     qtbot.waitUntil(lambda: len(its) == paused_at + 1, timeout=5000)
-    with qtbot.waitSignal(window.controller.paused_changed, timeout=5000):
+    with qtbot.waitSignal(window.session.controller.paused_changed, timeout=5000):
         window.actions.start.trigger()   # Start resumes a paused run
     qtbot.waitUntil(lambda: len(its) > paused_at + 3, timeout=10_000)
     window.stop()
@@ -80,10 +80,10 @@ def test_step_from_idle_runs_exactly_one_iteration(qtbot, make_window):
     window = make_window()
     its = received(window)
     window.actions.step.trigger()
-    qtbot.waitUntil(lambda: its == [1] and window.controller.is_paused(), timeout=10_000)
+    qtbot.waitUntil(lambda: its == [1] and window.session.controller.is_paused(), timeout=10_000)
     window.actions.stop.trigger()
     wait_idle(qtbot, window)
-    assert its == [1] and window.runs.get(1).iteration == 1
+    assert its == [1] and window.session.runs.get(1).iteration == 1
 
 
 def test_closing_while_training_stops_the_thread(qtbot, make_window, qtlog):
@@ -93,7 +93,7 @@ def test_closing_while_training_stops_the_thread(qtbot, make_window, qtlog):
     window.start()
     qtbot.waitUntil(lambda: len(its) >= 5, timeout=10_000)
     assert window.close()
-    assert not window.controller.is_active() and live_threads() == []
+    assert not window.session.controller.is_active() and live_threads() == []
     assert not [r for r in qtlog.records if "QThread" in r.message or "Destroyed" in r.message]
 
 
@@ -102,7 +102,7 @@ def test_invalid_fields_disable_start_with_the_reason(qtbot, make_window):
     window.hyper_panel.hidden.setText("40,x")
     assert not window.actions.start.isEnabled() and not window.actions.step.isEnabled()
     assert "model.hidden" in window.start_problem()
-    assert window.problem_label.text().startswith("Cannot start")
+    assert window.problem_banner.label.text().startswith("Cannot start")
     window.hyper_panel.hidden.setText("8")
     assert window.actions.start.isEnabled() and window.start_problem() is None and window.problem_banner.isHidden()
     window.family_editor.set_spec(FamilySpec("sinusoid", {"amplitude": [5.0, 1.0]}))
@@ -110,7 +110,7 @@ def test_invalid_fields_disable_start_with_the_reason(qtbot, make_window):
     assert "amplitude" in window.start_problem()
     assert not window.problem_banner.isHidden()
     window.start()   # refused: no run
-    assert not window.controller.is_active() and len(window.runs) == 0
+    assert not window.session.controller.is_active() and len(window.session.runs) == 0
 
 
 def test_experiment_save_open_round_trip(qtbot, make_window, tmp_path):
@@ -118,12 +118,12 @@ def test_experiment_save_open_round_trip(qtbot, make_window, tmp_path):
     config = tiny(iterations=1234, family="polynomial").replace("algorithm", name="fomaml", inner_steps=3)
     window.set_config(config)
     saved = window.panel_config()
-    path = window.save_experiment(tmp_path / "exp")
+    path = window.files.save_experiment(tmp_path / "exp")
     assert path.name == "exp.json" and json.loads(path.read_text())["algorithm"]["name"] == "fomaml"
-    window.new_experiment()
+    window.files.new_experiment()
     fresh = window.panel_config()
     assert (fresh.family.name, fresh.model, fresh.algorithm, fresh.train) == ("sinusoid", ModelSpec(), AlgorithmSpec(), TrainSpec())
-    assert window.open_experiment(path)
+    assert window.files.open_experiment(path)
     assert window.panel_config() == saved and window.windowTitle().endswith("exp.json")
     assert str(path.resolve()) == window.recent.paths()[0]
     assert window.actions.recent.actions()[0].toolTip() == str(path.resolve())
@@ -134,19 +134,19 @@ def test_a_bad_experiment_file_changes_nothing(qtbot, make_window, tmp_path):
     before = window.panel_config()
     for name, text in (("broken.json", "{nope"), ("wrong.json", '{"train": {"shots": "ten"}}')):
         (tmp_path / name).write_text(text)
-        assert not window.open_experiment(tmp_path / name)
+        assert not window.files.open_experiment(tmp_path / name)
         assert name in window.error_banner.text() and not window.error_banner.isHidden()
         assert window.panel_config() == before
-    assert not window.open_experiment(tmp_path / "missing.json")
+    assert not window.files.open_experiment(tmp_path / "missing.json")
     assert "cannot read" in window.error_banner.text()
     window.hyper_panel.hidden.setText("40,x")
-    assert window.save_experiment(tmp_path / "invalid.json") is None and not (tmp_path / "invalid.json").exists()
+    assert window.files.save_experiment(tmp_path / "invalid.json") is None and not (tmp_path / "invalid.json").exists()
     assert "model.hidden" in window.error_banner.text()
 
 
 def run_to_end(qtbot, window: MainWindow, iterations: int) -> None:
     window.hyper_panel.iterations.setValue(iterations)
-    with qtbot.waitSignal(window.controller.finished, timeout=15_000):
+    with qtbot.waitSignal(window.session.controller.finished, timeout=15_000):
         window.start()
     wait_idle(qtbot, window)
 
@@ -157,30 +157,30 @@ def test_runs_are_kept_and_overlaid(qtbot, make_window):
     window.hyper_panel.algorithm.setCurrentIndex(window.hyper_panel.algorithm.findData("fomaml"))
     run_to_end(qtbot, window, 40)
     first, second = window.run_list.run_ids()
-    assert window.runs.get(first).status == "completed" and window.runs.get(second).iteration == 40
+    assert window.session.runs.get(first).status == "completed" and window.session.runs.get(second).iteration == 40
     window.run_list.set_checked(first, True)
     window.run_list.set_checked(second, True)
-    overlays = lambda: window.loss_plot.data()["overlays"]  # noqa: E731
+    overlays = lambda: window.plots.loss.data()["overlays"]  # noqa: E731
     qtbot.waitUntil(lambda: [len(x) for x, _ in overlays().values()] == [30, 40], timeout=5000)
     assert np.array_equal(overlays()[window.run_list.name(second)][0], np.arange(1, 41))
     window.run_list.rename_run(first, "baseline try")
-    qtbot.waitUntil(lambda: "baseline try" in window.loss_plot.data()["overlays"], timeout=5000)
+    qtbot.waitUntil(lambda: "baseline try" in window.plots.loss.data()["overlays"], timeout=5000)
     window.run_list.remove_run(second)
-    qtbot.waitUntil(lambda: list(window.loss_plot.data()["overlays"]) == ["baseline try"], timeout=5000)
-    assert window.runs.get(second) is None
+    qtbot.waitUntil(lambda: list(window.plots.loss.data()["overlays"]) == ["baseline try"], timeout=5000)
+    assert window.session.runs.get(second) is None
 
 
 def test_training_error_shows_a_message_and_the_app_stays_usable(qtbot, make_window, monkeypatch, tmp_path):
     diverge_after(monkeypatch, 6)
     window = make_window()
-    with qtbot.waitSignal(window.controller.failed, timeout=10_000):
+    with qtbot.waitSignal(window.session.controller.failed, timeout=10_000):
         window.start()
     wait_idle(qtbot, window)
     assert not window.error_banner.isHidden() and "nan at iteration 7" in window.error_banner.text()
     assert "weights from iteration 6 are kept" in window.error_banner.text()
-    run = window.runs.get(1)
+    run = window.session.runs.get(1)
     assert run.status == "failed" and run.iteration == 6
-    written = window.export_run_folder(tmp_path / "saved")
+    written = window.files.export_run_folder(tmp_path / "saved")
     config, weights = load_run(written)
     assert config == run.config and set(weights) == set(run.weights)
     assert (written / "metrics.csv").read_text().count("\n") == 7   # header + 6 iterations
@@ -206,24 +206,24 @@ def test_meta_lr_applies_live_and_other_changes_ask_to_reset(qtbot, make_window,
     asked = []
     window.confirm = lambda title, text: asked.append(text) or False
     window.hyper_panel.inner_steps.setValue(3)
-    assert asked and window.controller.is_active()
+    assert asked and window.session.controller.is_active()
     assert window.hyper_panel.inner_steps.value() == 1 and window.hyper_panel.meta_lr.value() == 0.02
     window.confirm = lambda title, text: True
     window.hyper_panel.inner_steps.setValue(2)
     wait_idle(qtbot, window)
     assert window.panel_config().algorithm.inner_steps == 2
-    assert window.loss_plot.data()["raw"][0].size == 0, "reset clears the live plots"
+    assert window.plots.loss.data()["raw"][0].size == 0, "reset clears the live plots"
 
 
 def test_exports_plots_and_curves(qtbot, make_window, tmp_path):
     window = make_window()
     run_to_end(qtbot, window, 15)
     for name in ("loss.png", "loss.svg"):
-        path = window.export_plot("loss", tmp_path / name)
+        path = window.files.export_plot("loss", tmp_path / name)
         assert path.stat().st_size > 500
     assert "<svg" in (tmp_path / "loss.svg").read_text()
-    assert window.export_plot("task", tmp_path / "task.png").exists()
-    path = window.export_curves(tmp_path / "curves.csv")
+    assert window.files.export_plot("task", tmp_path / "task.png").exists()
+    path = window.files.export_curves(tmp_path / "curves.csv")
     rows = list(csv.reader(path.read_text().splitlines()))
     assert rows[0][:4] == ["run", "algorithm", "iteration", "meta_loss"] and len(rows) == 16
 
@@ -232,12 +232,12 @@ def test_blobs_show_decision_regions(qtbot, make_window):
     window = make_window(tiny(family="blobs"))
     its = received(window)
     window.step()
-    qtbot.waitUntil(lambda: its == [1] and window.function_plot.data()["regions"] is not None, timeout=10_000)
-    window.new_task()
+    qtbot.waitUntil(lambda: its == [1] and window.plots.task.data()["regions"] is not None, timeout=10_000)
+    window.views.next_task()
     qtbot.waitUntil(lambda: "task #2" in window.plots.task_caption.text(), timeout=5000)
     window.stop()
     wait_idle(qtbot, window)
-    assert window.adaptation_plot.plot.getPlotItem().getAxis("left").labelText.startswith("query accuracy")
+    assert window.plots.adaptation.plot.getPlotItem().getAxis("left").labelText.startswith("query accuracy")
 
 
 def test_actions_have_icons_shortcuts_and_geometry_is_remembered(qtbot, make_window, settings):

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
+import numpy as np
 import torch
 
 from ..config import FamilySpec
@@ -53,14 +54,22 @@ class ParamField:
 
 
 class TaskFamily:
-    """Base class: merges user params over the defaults, validates them, samples batches."""
+    """Base class: merges user params over the defaults, validates them, samples batches.
+
+    Every family answers the same questions (held-out tasks, normalization, warnings, x range),
+    with defaults for generated families, so no caller has to ask which family it holds.
+    """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     kind: ClassVar[str] = "regression"
     fields: ClassVar[tuple[ParamField, ...]] = ()
+    tabular: ClassVar[bool] = False          # tasks are rows of files: task_points(), features, target (CsvFamily)
     input_dim: int = 1
     output_dim: int = 1
+    features: list[str] | None = None        # input column names, where the data has them
+    target: str | None = None                # the target column's name, likewise
+    normalization: dict[str, Any] | None = None  # statistics the inputs (and target) were standardized with
 
     def __init__(self, params: Mapping[str, Any] | None = None):
         params = dict(params or {})
@@ -85,6 +94,41 @@ class TaskFamily:
 
     def sample(self, n_tasks: int, shots: int, query: int, generator: torch.Generator) -> TaskBatch:
         raise NotImplementedError
+
+    def sample_held_out(self, n_tasks: int, shots: int, query: int, generator: torch.Generator) -> TaskBatch:
+        """Meta-test tasks. A generated family draws them like training tasks (the caller's generator
+        keeps them off the training stream); a data family draws from its meta-test split."""
+        return self.sample(n_tasks, shots, query, generator)
+
+    def held_out_query(self, shots: int, query: int, cap: int = 100) -> int:
+        """Query points per held-out task: ``query`` where tasks can give any number; a data family's
+        tasks differ in size, so it gives what all of them can (at most ``cap``) instead."""
+        return query
+
+    @property
+    def warnings(self) -> list[str]:
+        """Things worth telling the user that did not stop the family from loading."""
+        return []
+
+    @property
+    def x_range(self) -> tuple[float, float] | None:
+        """The input interval of a 1-D family whose tasks are known functions (:meth:`function`)."""
+        return None
+
+    def function(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The true functions of tasks drawn with latent ``params``, where :attr:`x_range` is set."""
+        raise NotImplementedError(f"the {self.name} family has no known task functions")
+
+    def normalize_x(self, x: np.ndarray) -> np.ndarray:
+        """Inputs in the file's units -> what the network sees (identity without :attr:`normalization`)."""
+        return np.asarray(x, dtype=np.float64)
+
+    def normalize_y(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64)
+
+    def denormalize_y(self, y: np.ndarray) -> np.ndarray:
+        """Network outputs back in the target's own units."""
+        return np.asarray(y, dtype=np.float64)
 
     @property
     def metric(self) -> str:

@@ -14,6 +14,7 @@ import json
 import math
 import threading
 from collections import OrderedDict
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,7 +29,7 @@ from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks
 
 SPLITS = ("train", "val", "test")
 SPLIT_TITLES = {"train": "meta-train", "val": "meta-validation", "test": "meta-test"}
-EXAMPLE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "growth.csv"
+EXAMPLE = Path(str(files("maml_explorer_assets") / "examples" / "growth.csv"))  # a plain file: wheel or editable
 EXAMPLE_PARAMS = {"task_column": "subject", "target": "height"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -47,6 +48,7 @@ class CsvFamily(TaskFamily):
     """
 
     name, title = "csv", "Your CSV data"
+    tabular = True
     fields = (
         ParamField("split_seed", "split seed", "int", 0, 0, 2**31 - 1,
                    help="which tasks go to meta-train / meta-validation / meta-test"),
@@ -95,6 +97,7 @@ class CsvFamily(TaskFamily):
         self._class_rows = [_rows_by_class(y) for y in self._raw_y] if self.kind == "classification" else []
         self._capacities = [self._capacity(t) for t in range(len(self._names))]
         self._usable_memo: dict[tuple[str, int], list[int]] = {}
+        self._input_range: tuple[float, float] | None = None
         self.default_split = "train"
 
     # -- what a dialog shows ----------------------------------------------------------------
@@ -189,6 +192,32 @@ class CsvFamily(TaskFamily):
         sy = labels.repeat_interleave(shots).expand(len(tasks), -1).contiguous()
         qy = labels.repeat_interleave(query).expand(len(tasks), -1).contiguous()
         return TaskBatch(torch.stack(sx), sy, torch.stack(qx), qy, {"task": torch.tensor(tasks)})
+
+    def sample_held_out(self, n_tasks: int, shots: int, query: int, generator: torch.Generator) -> TaskBatch:
+        """Tasks of the meta-test split, never trained on."""
+        return self.held_out().sample(n_tasks, shots, query, generator)
+
+    def held_out_query(self, shots: int, query: int, cap: int = 100) -> int:
+        """As many query rows as every meta-test task able to give ``shots`` support rows still has
+        (at most ``cap``; ``query`` is not used: tasks differ in size)."""
+        held = self.held_out()
+        room = held.max_query(shots)
+        if room < 1:
+            sizes = held.task_sizes("test")
+            raise ConfigError("train.shots", f"no meta-test task has more than shots = {shots} rows (the largest "
+                                             f"has {max(sizes, default=0)}), so none is left to score adaptation on; "
+                                             "lower shots, or give the test split a larger share (Change… in the "
+                                             "family panel)")
+        return min(cap, room)
+
+    def input_range(self) -> tuple[float, float]:
+        """The first input column's range over every task, a little widened (computed once)."""
+        if self._input_range is None:
+            flat = np.concatenate([x[:, 0] for x in self._raw_x])
+            low, high = float(flat.min()), float(flat.max())
+            pad = 0.02 * (high - low) if high > low else 1.0
+            self._input_range = (low - pad, high + pad)
+        return self._input_range
 
     def held_out(self, split: str = "test") -> "CsvFamily":
         """The same family drawing from ``split`` by default: what evaluation should sample from."""

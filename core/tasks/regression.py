@@ -22,6 +22,11 @@ class FunctionFamily(TaskFamily):
 
     kind = "regression"
 
+    @property
+    def x_range(self) -> tuple[float, float]:
+        low, high = self.params["x_range"]
+        return float(low), float(high)
+
     def sample_task_params(self, n_tasks: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Draw latent parameters, each ``[T]`` (or ``[T, P]``) on the CPU."""
         raise NotImplementedError

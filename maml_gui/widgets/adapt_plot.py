@@ -1,6 +1,6 @@
 """The adapt view's function plot: the prediction after each step, and clicks that add or remove points.
 
-A :class:`~maml_gui.widgets.plots.FunctionPlot` (same look as the main window's task view)
+A :class:`~maml_gui.widgets.function_plot.FunctionPlot` (same look as the main window's task view)
 that in click mode keeps its axes still, so it can serve as a canvas for 1-D support points.
 """
 
@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
-from .plots import FunctionPlot
+from .function_plot import FunctionPlot
 
 DEFAULT_Y_SPAN = 5.0   # the clicking canvas shows y in ±5 until the user zooms
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from core.tasks.csv_family import DEFAULTS, CsvFamily
 
-from .plots import PALETTE, class_colors
+from .plot_colors import PALETTE, class_colors
 
 TITLE = "Your CSV data…"   # the combo entry: choosing it imports a file unless data was imported before
 

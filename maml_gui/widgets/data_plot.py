@@ -11,7 +11,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from .plots import FunctionPlot, _set_curve, step_colors
+from .function_plot import FunctionPlot
+from .plot_base import set_curve as _set_curve
+from .plot_colors import step_colors
 
 ROWS_BRUSH = (120, 120, 120, 140)
 

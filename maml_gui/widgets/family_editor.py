@@ -20,12 +20,13 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFor
 from core.config import FamilySpec
 from core.csv_reader import CsvError
 from core.errors import ConfigError
-from core.tasks import FAMILIES, FunctionFamily, ParamField, TaskFamily, build_family
+from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
 from core.tasks.csv_family import CsvFamily
 from core.tasks.formula import FormulaError, parse_formula
 
 from .csv_panel import TITLE as CSV_TITLE, CsvPanel, draw_csv_preview
-from .plots import PALETTE, class_colors, style_plot
+from .plot_base import style_plot
+from .plot_colors import PALETTE, class_colors
 
 PREVIEW_TASKS = 5
 PREVIEW_POINTS = 200     # grid points per true-function curve
@@ -334,9 +335,9 @@ class FamilyEditor(QWidget):
             return  # keep the last good preview; the error label says what is wrong
         try:
             generator = torch.Generator().manual_seed(self._preview_seed)
-            if isinstance(family, CsvFamily):
+            if family.tabular:
                 draw_csv_preview(self.preview, self._curves, self._dots, family, self._preview_seed)
-            elif isinstance(family, FunctionFamily):
+            elif family.x_range is not None:
                 self._draw_functions(family, generator)
             else:
                 self._draw_points(family, generator)
@@ -344,9 +345,10 @@ class FamilyEditor(QWidget):
             self._error_label.setText(f"preview failed: {exc}")
             self._error_label.show()
 
-    def _draw_functions(self, family: FunctionFamily, generator: torch.Generator) -> None:
+    def _draw_functions(self, family: TaskFamily, generator: torch.Generator) -> None:
+        """Generated 1-D regression: a few tasks' true functions over the x range, with sampled points."""
         batch = family.sample(PREVIEW_TASKS, PREVIEW_SAMPLES, 1, generator)
-        low, high = family.params["x_range"]
+        low, high = family.x_range
         grid = torch.linspace(low, high, PREVIEW_POINTS).reshape(1, -1, 1).repeat(PREVIEW_TASKS, 1, 1)
         with torch.no_grad():
             truth = family.function(batch.task_params, grid)[..., 0].numpy().astype(float)

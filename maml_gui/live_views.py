@@ -1,0 +1,218 @@
+"""The plots, the run list and the status bar, kept in step with the session.
+
+Subscribes to :class:`~maml_gui.session.Session` and renders it: the current run's history,
+held-out scores and task view; the runs ticked for comparison on every plot; one row per run.
+It never changes the session except through its actions (selecting a row makes that run
+current, ticking compares it), so every view shows the same run.
+
+Redraws are paced: repainting competes with the training thread for the GIL, so the history
+plots take new rows a few times a second (stretched by the :class:`~maml_gui.pacing.Pacer` when
+the GUI thread uses more than its CPU budget) and rows in the run list once a second.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer
+
+from core.errors import MamlError
+
+from .pacing import Pacer
+from .panels import PlotsArea, StatusReadout
+from .session import Session
+from .widgets.run_list import RunList
+
+PLOT_INTERVAL_MS = 250    # the history plots take new rows at most this often (stretched by the pacer)
+STATUS_INTERVAL = 0.25    # s between status-bar refreshes
+ROW_INTERVAL = 1.0        # s between updates of the training run's row
+OVERLAY_INTERVAL = 2.0    # s between redraws of a compared run that is still training
+INSPECT_STRETCH = 2.5     # the worker's snapshots slow down at most this much under the pacer
+
+
+class LiveViews(QObject):
+    def __init__(self, session: Session, plots: PlotsArea, run_list: RunList, status: StatusReadout,
+                 current_label, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session, self.plots, self.run_list, self.status = session, plots, run_list, status
+        self.current_label = current_label
+        self.pacer = Pacer()
+        self._last_status = self._last_row = self._last_overlay = 0.0
+        self._plot_timer = QTimer(self, singleShot=True, interval=PLOT_INTERVAL_MS)
+        self._plot_timer.timeout.connect(self.flush_plots)
+        self._preview_timer = QTimer(self, singleShot=True, interval=300)
+        self._preview_timer.timeout.connect(self.refresh_idle_preview)
+        s = session
+        s.project_changed.connect(lambda _p: self._clear_rows())
+        s.run_added.connect(self._on_run_added)
+        s.run_removed.connect(self._on_run_removed)
+        s.run_changed.connect(self._on_run_changed)
+        s.current_changed.connect(self._on_current_changed)
+        s.compared_changed.connect(self._on_compared_changed)
+        s.history_grew.connect(self._on_history_grew)
+        s.adaptation_changed.connect(self._on_adaptation_changed)
+        s.preview_changed.connect(self.plots.show_preview)
+        s.family_changed.connect(self._on_family_changed)
+        s.training_changed.connect(self._on_training_changed)
+        s.started.connect(lambda info: self.status.set_device(info.device, info.gradient_path))
+        run_list.overlay_changed.connect(s.set_compared)
+        run_list.renamed.connect(s.rename)
+        run_list.deleted.connect(s.delete)
+        run_list.selected.connect(s.set_current)
+        plots.new_task.connect(self.next_task)
+        self._training = False
+
+    # -- the run list -------------------------------------------------------------------------
+    def _clear_rows(self) -> None:
+        for run_id in self.run_list.run_ids():
+            self.run_list.remove_run(run_id, notify=False)
+
+    def _on_run_added(self, run) -> None:
+        self.run_list.add_run(run.run_id, run.name, run.config.algorithm.name)
+        if len(run.history):
+            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+
+    def _on_run_removed(self, run_id) -> None:
+        if run_id in self.run_list.run_ids():
+            self.run_list.remove_run(run_id, notify=False)
+
+    def _on_run_changed(self, run) -> None:
+        if run.run_id in self.run_list.run_ids():
+            self.run_list.rename_run(run.run_id, run.name)
+            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+        if run is self.session.current:
+            self._show_status(run)
+            self._label_current(run)
+        if run.run_id in self.session.compared:
+            self._draw_overlays()
+
+    # -- the current run ------------------------------------------------------------------------
+    def _on_current_changed(self, run) -> None:
+        """Every view shows ``run`` now, or is cleared; nothing keeps another run's numbers."""
+        self._plot_timer.stop()
+        self.run_list.select_run(run.run_id if run is not None else None)
+        self._label_current(run)
+        self.plots.set_loss_label(run.config if run is not None else self.session.editing,
+                                  self.session.family_for(run.config if run is not None else self.session.editing))
+        self.plots.loss.set_history(run.history if run is not None else None)
+        self.plots.steps.set_history(run.history if run is not None else None)
+        self.plots.adaptation.clear()
+        if run is not None and run.adaptation is not None:
+            self._draw_adaptation(run.adaptation)
+        self.status.clear(run.device if run is not None else "")
+        if run is not None:
+            self._show_status(run)
+        self._draw_overlays()
+        if run is None or run is not self.session.active:
+            self._preview_timer.start()
+
+    def _label_current(self, run) -> None:
+        if run is None:
+            self.current_label.setText("no run selected")
+            self.current_label.setToolTip("Start a run, open weights, or select a run in the Runs list")
+        else:
+            self.current_label.setText(f"current: {run.name}")
+            self.current_label.setToolTip(f"Export, Adapt and the plots act on {run.name} ({run.status})")
+
+    def _show_status(self, run) -> None:
+        state = "running" if run is self.session.active and self._training and not self.session.is_paused() \
+            else run.status
+        self.status.show(run.iteration, run.total or run.config.train.iterations, run.rate, state)
+
+    def _on_family_changed(self) -> None:
+        if self.session.current is None:
+            self.plots.set_loss_label(self.session.editing, self.session.editing_family)
+            self._preview_timer.start()
+
+    # -- live training ------------------------------------------------------------------------
+    def _on_history_grew(self, run) -> None:
+        if run is self.session.current and not self._plot_timer.isActive():
+            self._plot_timer.start()
+        now = time.perf_counter()
+        if now - self._last_status >= STATUS_INTERVAL:
+            self._last_status = now
+            if self.session.is_training() and not self.session.is_paused():
+                self._pace(self.pacer.sample())
+            if run is self.session.current:
+                self._show_status(run)
+        if now - self._last_row >= ROW_INTERVAL:
+            self._last_row = now
+            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+        if run.run_id in self.session.compared and now - self._last_overlay >= OVERLAY_INTERVAL:
+            self._draw_overlays()
+
+    def flush_plots(self) -> None:
+        """Redraw the history plots from the current run's history (one store, read in place)."""
+        self._plot_timer.stop()
+        self.plots.loss.refresh()
+        self.plots.steps.refresh()
+
+    def plot_interval(self) -> int:
+        """Milliseconds between history redraws now (the pacer stretches it under load)."""
+        return self._plot_timer.interval()
+
+    def _pace(self, scale: float) -> None:
+        interval = int(PLOT_INTERVAL_MS * scale)
+        if interval != self._plot_timer.interval():
+            self._plot_timer.setInterval(interval)
+            controller = self.session.controller
+            controller.set_inspect_interval(controller.options.inspect_interval * min(scale, INSPECT_STRETCH))
+
+    def _on_training_changed(self) -> None:
+        training = self.session.is_training()
+        paused = self.session.is_paused()
+        if training and not paused:
+            if not self._training or self._was_paused:
+                self.pacer.restart()
+        else:
+            self.flush_plots()
+            self.pacer.relax()
+            self._pace(1.0)
+        self._training, self._was_paused = training, paused
+        run = self.session.current
+        if run is not None:
+            self._show_status(run)
+            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+        if not training:
+            self._draw_overlays()
+            if run is None or run is not self.session.active:
+                self._preview_timer.start()
+
+    _was_paused = False
+
+    # -- held-out scores and comparison ---------------------------------------------------------
+    def _on_adaptation_changed(self, run) -> None:
+        if run is self.session.current:
+            self._draw_adaptation(run.adaptation)
+        if run.run_id in self.session.compared:
+            self._draw_overlays()
+
+    def _draw_adaptation(self, snapshot) -> None:
+        self.plots.adaptation.set_metric(snapshot.metric)
+        for name, (mean, ci) in snapshot.series.items():
+            self.plots.adaptation.set_series(name, snapshot.steps, mean, ci)
+
+    def _on_compared_changed(self, _ids) -> None:
+        self._draw_overlays()
+
+    def _draw_overlays(self) -> None:
+        self._last_overlay = time.perf_counter()
+        self.plots.show_comparison(self.session.compared_runs())
+
+    # -- the task view ----------------------------------------------------------------------------
+    def next_task(self) -> None:
+        if not self.session.next_task():
+            self.refresh_idle_preview()
+
+    def refresh_idle_preview(self) -> None:
+        """Without a worker for the current run, draw its task view here (or a fresh network's)."""
+        session = self.session
+        if session.is_training() and session.current is session.active:
+            return
+        try:
+            preview = session.idle_preview()
+        except (MamlError, RuntimeError) as exc:
+            self.plots.task_caption.setText(f"No task view: {exc}")
+            self.plots.task.clear()
+            return
+        self.plots.show_preview(preview)

@@ -1,0 +1,180 @@
+"""A project: the session's folder on disk, so that no run is lost when the window closes.
+
+Layout::
+
+    project.json               the run order, names, statuses, the current and compared runs,
+                               and the settings being edited
+    runs/007-maml-sinusoid/    one run folder each, in the format ``maml-gui train`` writes
+                               (config.json, weights.safetensors, training_state.safetensors,
+                               metrics.csv) plus adaptation.json (the held-out scores last shown)
+
+Qt-free: the session hands plain snapshots to :meth:`Project.write_run` on a job thread and
+reads everything back with :meth:`Project.load`. Every file is written atomically (temporary
+name + rename, :func:`core.checkpoint.atomic_write`), so a crash leaves the previous version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.checkpoint import (METRIC_COLUMNS, atomic_write, load_run, read_metrics, read_training_state, save_run)
+from core.config import ExperimentConfig
+from core.errors import MamlError
+from core.loaded_model import AdaptationSnapshot
+from core.trainer import StepMetrics
+
+PROJECT_FILE = "project.json"
+ADAPTATION_FILE = "adaptation.json"
+RUNS_DIR = "runs"
+FORMAT = 1
+
+
+class ProjectError(MamlError):
+    """The project folder cannot be read or written; the message names the file and why."""
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """What is written of one run: plain data copied on the GUI thread, written on a job thread."""
+
+    folder: str                      # relative to the project folder
+    config: ExperimentConfig
+    weights: dict | None
+    training_state: tuple | None
+    metrics: np.ndarray              # [rows, 4 + steps]: iteration, meta_loss, grad_norm, seconds, step losses
+    adaptation: AdaptationSnapshot | None
+
+
+@dataclass
+class StoredRun:
+    """One run as read back: its project entry plus the run folder's contents."""
+
+    entry: dict
+    config: ExperimentConfig
+    weights: dict | None
+    metrics: np.ndarray | None
+    training_state: tuple | None
+    adaptation: AdaptationSnapshot | None
+
+
+@dataclass
+class LoadedProject:
+    index: dict
+    runs: list[StoredRun] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)   # runs that could not be read, one line each
+
+
+def run_folder_name(run_id: int, name: str) -> str:
+    """``runs/007-maml-sinusoid``: sortable, readable, safe on every file system."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name.split(" · ", 1)[-1]).strip("-").lower()[:40] or "run"
+    return f"{RUNS_DIR}/{run_id:03d}-{slug}"
+
+
+class Project:
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def exists(self) -> bool:
+        return (self.folder / PROJECT_FILE).is_file()
+
+    # -- writing ----------------------------------------------------------------------------
+    def write_index(self, index: dict) -> None:
+        data = json.dumps({"format": FORMAT, **index}, indent=1, allow_nan=False) + "\n"
+        atomic_write(self.folder / PROJECT_FILE, data.encode())
+
+    def write_run(self, snap: RunSnapshot) -> None:
+        """The run folder, each file atomically; metrics before config so a reader never sees a
+        config whose metrics are missing."""
+        folder = self.folder / snap.folder
+        if snap.weights:
+            rows = [_metric_row(r) for r in snap.metrics]
+            save_run(folder, snap.config, snap.weights, rows, training_state=snap.training_state)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(folder / "config.json", (snap.config.to_json() + "\n").encode())
+        if snap.adaptation is not None:
+            atomic_write(folder / ADAPTATION_FILE, (json.dumps(snapshot_to_dict(snap.adaptation)) + "\n").encode())
+
+    def remove_run(self, folder: str) -> None:
+        path = (self.folder / folder).resolve()
+        if self.folder.resolve() in path.parents:   # never outside the project
+            shutil.rmtree(path, ignore_errors=True)
+
+    def adopt_folder(self, source: Path, folder: str) -> None:
+        """Copy a run folder made elsewhere (e.g. by ``maml-gui train``) into the project."""
+        target = self.folder / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "weights.safetensors", "training_state.safetensors", "metrics.csv"):
+            if (source / name).is_file():
+                atomic_write(target / name, (source / name).read_bytes())
+
+    # -- reading ----------------------------------------------------------------------------
+    def load(self) -> LoadedProject:
+        """Every run the index names; a run that cannot be read is reported and skipped, never fatal."""
+        file = self.folder / PROJECT_FILE
+        try:
+            index = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return LoadedProject({"runs": []})
+        except (OSError, ValueError) as exc:
+            raise ProjectError(f"cannot read {file}: {exc}") from None
+        if not isinstance(index, dict) or not isinstance(index.get("runs", []), list):
+            raise ProjectError(f"{file} is not a MAML Explorer project file")
+        loaded = LoadedProject(index)
+        for entry in index.get("runs", []):
+            try:
+                loaded.runs.append(self._load_run(entry))
+            except (MamlError, OSError, ValueError, KeyError, TypeError) as exc:
+                loaded.problems.append(f"{entry.get('name', entry.get('folder', '?'))}: {exc}")
+        return loaded
+
+    def _load_run(self, entry: dict) -> StoredRun:
+        folder = self.folder / entry["folder"]
+        if (folder / "weights.safetensors").is_file():
+            config, weights = load_run(folder)
+        else:
+            config, weights = ExperimentConfig.from_json((folder / "config.json").read_text(encoding="utf-8")), None
+        metrics = read_metrics(folder)
+        iteration = int(metrics[-1, 0]) if metrics is not None and len(metrics) else 0
+        state = read_training_state(folder, iteration) if weights else None
+        adaptation = None
+        if (folder / ADAPTATION_FILE).is_file():
+            try:
+                adaptation = snapshot_from_dict(json.loads((folder / ADAPTATION_FILE).read_text(encoding="utf-8")))
+            except (ValueError, KeyError, TypeError):
+                adaptation = None   # only a view of the run: it is recomputed from the weights
+        return StoredRun(entry, config, weights, metrics, state, adaptation)
+
+
+def _metric_row(r: np.ndarray) -> StepMetrics:
+    return StepMetrics(int(r[0]), float(r[1]), tuple(float(v) for v in r[len(METRIC_COLUMNS):]), float(r[2]), float(r[3]))
+
+
+def _finite(values) -> list:
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=float)]
+
+
+def snapshot_to_dict(s: AdaptationSnapshot) -> dict:
+    return {"iteration": int(s.iteration), "metric": s.metric, "steps": [int(v) for v in s.steps],
+            "series": {name: {"mean": _finite(m), "ci": _finite(c)} for name, (m, c) in s.series.items()},
+            "baseline_iterations": int(s.baseline_iterations)}
+
+
+def snapshot_from_dict(d: dict) -> AdaptationSnapshot:
+    def arr(values):
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+    series = {name: (arr(v["mean"]), arr(v["ci"])) for name, v in d["series"].items()}
+    return AdaptationSnapshot(int(d["iteration"]), str(d["metric"]), np.array(d["steps"], dtype=int), series,
+                              int(d.get("baseline_iterations", 0)))

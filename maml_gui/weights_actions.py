@@ -1,0 +1,209 @@
+"""Weights in and out of the window: export the current run, open a run or weights file, adapt.
+
+Composed by the main window (``window.weights``). Every action is about the session's *current*
+run and names it. Nothing here trusts a file: opening goes through the session
+(:func:`core.weights_io.open_weights`: safetensors, or ``torch.load`` with ``weights_only=True``),
+and the window changes only after the file has been read and checked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QFileDialog
+
+from core.errors import MamlError
+from core.export import config_sidecar, readme_sidecar
+from core.weights_io import PT_SUFFIXES
+
+from .adapt_view import AdaptView
+from .export_dialog import ExportDialog
+from .job_runner import JobRunner
+from .session import WeightsSource
+
+EXPORT_FOLDER_KEY = "export/folder"
+OPEN_FOLDER_KEY = "open/folder"
+WEIGHTS_FILTER = "Weights or run (*.safetensors *.pt *.pth config.json);;All files (*)"
+
+
+class WeightsActions:
+    def __init__(self, window):
+        self.window = window
+        self.session = window.session
+        self.adapt_view: AdaptView | None = None
+        self.adapt_dock: QDockWidget | None = None
+        self.export_dialog: ExportDialog | None = None
+        self._export_jobs = JobRunner(window, "maml-export")
+        self._export_jobs.done.connect(self._on_export_done)
+        self._export_jobs.failed.connect(self._on_export_failed)
+        self.session.current_changed.connect(self._on_current_changed)
+
+    def current_weights(self) -> WeightsSource | None:
+        """The current run's last good weights, with a live family."""
+        return self.session.weights_source()
+
+    # -- export -------------------------------------------------------------------------------------
+    def _export_source(self, source: WeightsSource | None) -> WeightsSource | None:
+        """The weights to export (given, or the current run's); None after telling the user why not."""
+        try:
+            source = source or self.current_weights()
+        except MamlError as exc:
+            self.window.show_error(f"Cannot export weights: {exc}")
+            return None
+        if source is None:
+            self.window.show_error("No weights to export yet: start a run or open weights (File → Open weights/run…).")
+        return source
+
+    def export_weights(self, path, fmt: str = "safetensors", *, readme: bool = True,
+                       source: WeightsSource | None = None) -> Path | None:
+        """Write the current (or given) weights to ``path``; asks before replacing any file."""
+        source = self._export_source(source)
+        if source is None:
+            return None
+        path = Path(path)
+        force = self._confirm_replace(path, fmt, readme)
+        if force is None:
+            return None
+        try:
+            written = self.session.export_weights(source, path, fmt, force=force, readme=readme)
+        except MamlError as exc:
+            self.window.show_error(f"Cannot export weights: {exc}")
+            return None
+        self._exported(written, fmt, source)
+        return written
+
+    def choose_export_weights(self, source: WeightsSource | None = None) -> ExportDialog | None:
+        """The export dialog (non-blocking); the file is written on a job thread (ONNX takes seconds)."""
+        source = self._export_source(source)
+        if source is None:
+            return None
+        folder = Path(str(self.window.settings.value(EXPORT_FOLDER_KEY, "") or Path.home()))
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", re.split(r" \(|, ", source.label)[0]).strip("-.") or "weights"
+        stem = re.sub(r"\.(safetensors|pt|pth|onnx)$", "", stem) or "weights"
+        title = "Export adapted weights" if "adapted to" in source.label else "Export weights"
+        dialog = ExportDialog(self.window, title, f"Weights of {source.label}.", folder / f"{stem}.safetensors")
+        dialog.requested.connect(lambda path, fmt, readme: self._export_from_dialog(dialog, source, path, fmt, readme))
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _export_from_dialog(self, dialog: ExportDialog, source: WeightsSource, path: Path, fmt: str,
+                            readme: bool) -> None:
+        force = self._confirm_replace(path, fmt, readme)
+        if force is None:
+            dialog.show_error("Nothing was written: choose another file name, or export again and confirm.")
+            return
+        dialog.set_busy(True)
+        self._export_jobs.submit((dialog, fmt, source), lambda: self.session.export_weights(
+            source, path, fmt, force=force, readme=readme))
+
+    def _on_export_done(self, tag, written: Path) -> None:
+        dialog, fmt, source = tag
+        self._exported(written, fmt, source)
+        dialog.finish()
+
+    def _on_export_failed(self, tag, message: str) -> None:
+        dialog = tag[0]
+        dialog.show_error(f"Cannot export weights: {message}")
+        if not dialog.isVisible():
+            self.window.show_error(f"Cannot export weights: {message}")
+
+    def _confirm_replace(self, path: Path, fmt: str, readme: bool) -> bool | None:
+        """``force`` for the export: False when nothing exists, True once the user agreed, None if not."""
+        targets = [path] + ([config_sidecar(path)] if fmt == "pt" else []) + ([readme_sidecar(path)] if readme else [])
+        existing = [p for p in targets if p.exists() and not p.is_dir()]
+        if not existing:
+            return False
+        names = ", ".join(p.name for p in existing)
+        if self.window.confirm("Replace files?", f"{names} already exist{'s' * (len(existing) == 1)} in {path.parent}. "
+                                                 "Replace?"):
+            return True
+        self.window.statusBar().showMessage("Export cancelled: nothing was overwritten.", 5000)
+        return None
+
+    def _exported(self, written: Path, fmt: str, source: WeightsSource) -> None:
+        self.window.settings.setValue(EXPORT_FOLDER_KEY, str(Path(written).parent))
+        self.window.statusBar().showMessage(f"Exported {source.label} as {fmt} to {written}", 8000)
+
+    # -- open -------------------------------------------------------------------------------------
+    def choose_open_weights(self) -> None:
+        folder = str(self.window.settings.value(OPEN_FOLDER_KEY, "") or "")
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open weights or a run (its weights.safetensors or "
+                                              "config.json)", folder, WEIGHTS_FILTER)
+        if path:
+            self.open_weights(path)
+
+    def open_weights(self, path) -> bool:
+        """Add a run folder or weights file as a run and make it current; its settings fill the panels.
+
+        A refused file (code inside, truncated, another shape, a newer version) changes nothing
+        but an error message.
+        """
+        w, path = self.window, Path(path)
+        if self.session.is_training() and not w.confirm("Reset the run?",
+                                                         "Opening weights stops the current run. Continue?"):
+            return False
+        try:
+            run = self.session.open_weights(path, w.panel_config())
+        except MamlError as exc:
+            w.show_error(str(exc))
+            return False
+        self.session.stop()
+        w.files.show_settings(run.config)
+        w.settings.setValue(OPEN_FOLDER_KEY, str(path.parent))
+        if path.suffix.lower() in PT_SUFFIXES and not config_sidecar(path).exists():
+            w.statusBar().showMessage(f"Opened {path.name}: it carries no settings, so the ones shown in the panels "
+                                      "are used (every weight's shape fits them)", 15_000)
+            return True
+        how = ("Start continues this run exactly (Adam state and task stream included)" if run.training_state
+               else "Start continues training from these weights")
+        w.statusBar().showMessage(f"Opened {run.name}: {how}; Training → Adapt to a new task tries them on a task.",
+                                  10_000)
+        return True
+
+    # -- adapt --------------------------------------------------------------------------------------
+    def show_adapt_view(self) -> AdaptView:
+        """The "Adapt to a new task" dock, made on first use; it adapts the current run's weights."""
+        w = self.window
+        if self.adapt_view is None:
+            view = self.adapt_view = AdaptView(self._adapt_source, export=self.choose_export_weights)
+            dock = self.adapt_dock = QDockWidget("Adapt to a new task", w)
+            dock.setObjectName("adapt_dock")
+            dock.setWidget(view)
+            if not w.restoreDockWidget(dock):
+                w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+                w.resizeDocks([dock], [460], Qt.Orientation.Horizontal)
+            w.view_menu.addAction(dock.toggleViewAction())
+        self.adapt_dock.show()
+        self.adapt_dock.raise_()
+        if self.adapt_view.result() is None and not self.adapt_view.is_busy():
+            self.adapt_view.adapt(quiet=True)   # a held-out task right away
+        return self.adapt_view
+
+    def _adapt_source(self) -> WeightsSource | None:
+        try:
+            return self.current_weights()
+        except MamlError:
+            return None
+
+    def _on_current_changed(self, _run) -> None:
+        """An open Adapt panel follows the current run: its numbers are recomputed, never left stale."""
+        view = self.adapt_view
+        if view is None:
+            return
+        view.refresh()
+        if view.source_weights() is not None:
+            if self.adapt_dock.isVisible():
+                view.adapt(quiet=True)
+            else:
+                view.clear_result()
+        else:
+            view.clear_result()
+
+    # -- closing --------------------------------------------------------------------------------------
+    def shutdown_jobs(self, timeout_ms: int = 30_000) -> bool:
+        """Wait for export / adaptation jobs (each is short); True once none runs."""
+        ok = self._export_jobs.shutdown(timeout_ms)
+        return (self.adapt_view.shutdown(timeout_ms) if self.adapt_view is not None else True) and ok

@@ -1,0 +1,354 @@
+"""The base of the plots over meta-iterations, which draw columns of runs' ``History`` objects.
+
+A run's ``History`` (``maml_gui.runs``) is the one store of its metrics: a plot only holds a
+reference to it (and to each compared run's) and what it derives for drawing. ``refresh()`` is
+cheap to call after every chunk: it starts a single-shot ~30 Hz timer, whose redraw then
+
+* smooths only the rows appended since the last redraw (``SmoothedColumns``; a full pass when
+  the history was thinned, which its ``stride`` tells), on the kept rows as TensorBoard does;
+* hands each curve at most ``MAX_DISPLAY_POINTS`` points (a power-of-two stride anchored at the
+  first point, so points never jump between redraws), reduced to about one bucket per pixel of
+  the view (min/max for raw values, the mean for smoothed ones) before ``setData``;
+* leaves alone every curve whose history did not change (compared runs that are not training).
+
+So the per-frame Python work does not grow with the length of a run, and the view's range is
+computed from the data handed over (``PlotViewBox``), with room for the legend above it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
+
+from ..overlays import Overlay
+from ..plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, value_bounds
+from .plot_base import PIXEL_CACHE, PlotBox, set_curve, short_name
+
+REDRAW_MS = 33
+DEFAULT_SMOOTHING = 0.9
+OVERLAY_STYLE = Qt.PenStyle.DashLine
+EMPTY = (np.empty(0), np.empty(0))
+
+
+def light(color, amount: float = 0.6) -> QColor:
+    """``color`` mixed with white (opaque: cheaper to paint than a translucent pen)."""
+    c = QColor(color)
+    mix = lambda v: round(v + (255 - v) * amount)   # noqa: E731
+    return QColor(mix(c.red()), mix(c.green()), mix(c.blue()))
+
+
+def set_pen(curve: pg.PlotDataItem, color, width: float = 2, style=Qt.PenStyle.SolidLine) -> bool:
+    """Give ``curve`` this pen unless it has it already; returns whether it changed (a legend
+    then has to redraw its sample, a cached picture of the old pen)."""
+    pen = curve.opts["pen"]
+    color = QColor(color)
+    if hasattr(pen, "color") and pen.color() == color and pen.widthF() == width and pen.style() == style:
+        return False
+    curve.setPen(pg.mkPen(color, width=width, style=style))
+    return True
+
+
+class _Trace:
+    """One compared run on a history plot: its curve, and its smoothed values kept between redraws."""
+
+    def __init__(self, curve: pg.PlotDataItem):
+        self.curve = curve
+        self.overlay: Overlay | None = None
+        self.smoother = SmoothedColumns()
+        self.key = None
+        self.shown = EMPTY
+
+
+class HistoryPlot(PlotBox):
+    """Columns of the shown run's ``History`` over meta-iterations (raw and smoothed), compared
+    runs smoothed and dashed in their colours, a smoothing slider and a log-scale switch.
+
+    Subclasses say which columns they draw (:meth:`_values`, :meth:`_overlay_values`), create
+    their curves (:meth:`_columns_changed`) and hand them to :meth:`_draw` (:meth:`_main_draws`).
+    """
+
+    def __init__(self, title: str, y_label: str, parent: QWidget | None = None):
+        super().__init__(title, "meta-iteration", y_label, parent)
+        self.legend.set_wanted(False)
+        self._slider = QSlider(Qt.Orientation.Horizontal)
+        self._slider.setRange(0, 99)
+        self._slider.setValue(round(DEFAULT_SMOOTHING * 100))
+        self._slider.setToolTip("Exponential moving average weight, as in TensorBoard (0 = raw values).")
+        self._slider_text = QLabel()
+        self._log = QCheckBox("Log scale")
+        self._log.setToolTip("Show the loss on a logarithmic axis (losses span orders of magnitude).")
+        controls = QHBoxLayout()
+        controls.setContentsMargins(8, 2, 8, 4)
+        controls.addWidget(QLabel("Smoothing"))
+        controls.addWidget(self._slider, 1)
+        controls.addWidget(self._slider_text)
+        controls.addSpacing(12)
+        controls.addWidget(self._log)
+        self._layout.addLayout(controls)
+        self._timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
+        self._timer.timeout.connect(self._redraw)
+        self._slider.valueChanged.connect(self._on_smoothing)
+        self._log.toggled.connect(self._on_log)
+        self._history = None
+        self._name = ""
+        self._color: str | None = None
+        self._columns = -1
+        self._smoother = SmoothedColumns()
+        self._main_key = None
+        self._main = (np.empty(0), [], [])       # (x, raw columns, smoothed columns) as last handed over
+        self._traces: list[_Trace] = []
+        # per curve: the arrays last handed to it (to skip unchanged ones), what they were with
+        # non-finite values as NaN (``data()``), and the key of their per-pixel reduction
+        self._sources: dict[pg.PlotDataItem, tuple[np.ndarray, np.ndarray]] = {}
+        self._series: dict[pg.PlotDataItem, tuple[np.ndarray, np.ndarray]] = {}
+        self._reduced: dict[pg.PlotDataItem, tuple] = {}
+        self._bounds: dict[tuple[pg.PlotDataItem, bool], tuple[float, float] | None] = {}   # (curve, log): y bounds
+        self._follow_x = True
+        self.vb.range_source = self._data_range
+        self.vb.anchor_x = True
+        self.vb.sigResized.connect(self._fit_legend)
+        self.vb.sigResized.connect(self._mark_dirty)                 # a wider view gets more buckets
+        self.vb.sigXRangeChanged.connect(self._on_x_range)           # zoom/pan: reduce what is visible
+        self.vb.sigStateChanged.connect(self._on_view_state)         # auto-range switched on/off
+        self._on_smoothing(self._slider.value())
+
+    # ------------------------------------------------------------------ public API
+    def set_history(self, history, name: str = "", color: str | None = None) -> None:
+        """Draw ``history`` (a run's ``History``, read again on every redraw; None empties the
+        plot), in ``color`` (None: the default blue), named ``name`` in the legend when given."""
+        if history is not self._history:
+            self._history = history
+            self._smoother.clear()
+            self._main_key = None
+        if (name, color) != (self._name, self._color):
+            self._name, self._color = name, color
+            if self._style_main(color):
+                self.legend.clear()
+            self._sync_legend()
+        self.refresh()
+
+    def history(self):
+        """The ``History`` drawn (None if none)."""
+        return self._history
+
+    def refresh(self) -> None:
+        """Draw what the histories hold now, within ~33 ms; calls in between share one redraw."""
+        self._mark_dirty()
+
+    def set_overlays(self, overlays: Sequence[Overlay]) -> None:
+        """Compared runs (their ``history``), smoothed like the shown run, dashed in their
+        ``color`` and named in the legend; [] removes them. Their histories are read on every
+        redraw, so a compared run that is still training follows after :meth:`refresh`."""
+        overlays = list(overlays)
+        spare = {id(t.overlay.history): t.smoother for t in self._traces
+                 if t.overlay is not None and t.overlay.history is not None}
+        while len(self._traces) < len(overlays):   # a pool of curves, grown only when needed
+            curve = self.plot.plot()
+            # a compared run that is not training is blitted from a pixmap while the view's range
+            # stays put (the range is snapped, so most redraws), instead of being stroked again
+            curve.curve.setCacheMode(PIXEL_CACHE)
+            self._traces.append(_Trace(curve))
+        restyled = False
+        for i, trace in enumerate(self._traces):
+            if i >= len(overlays):
+                if trace.overlay is not None:
+                    trace.overlay, trace.key, trace.shown = None, None, EMPTY
+                    self._forget(trace.curve)
+                    trace.curve.setData([], [])
+                    trace.curve.hide()
+                continue
+            overlay = overlays[i]
+            if trace.overlay is None or trace.overlay.history is not overlay.history:
+                trace.smoother = spare.pop(id(overlay.history), None) or SmoothedColumns()
+                trace.key = None
+            trace.overlay = overlay
+            restyled |= set_pen(trace.curve, overlay.color, 2, OVERLAY_STYLE)
+            trace.curve.show()
+        if restyled:
+            self.legend.clear()
+        self._sync_legend()
+        self._mark_dirty()
+
+    def overlay_data(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{run name: (iterations, smoothed values)} of the compared runs, as handed to the plot."""
+        return {t.overlay.name: self._series.get(t.curve, EMPTY) for t in self._active_traces()}
+
+    def overlay_curves(self) -> dict[str, pg.PlotDataItem]:
+        """{run name: its curve} of the compared runs."""
+        return {t.overlay.name: t.curve for t in self._active_traces()}
+
+    def smoothing(self) -> float:
+        return self._slider.value() / 100
+
+    def set_smoothing(self, weight: float) -> None:
+        self._slider.setValue(round(weight * 100))
+
+    def set_log_scale(self, on: bool) -> None:
+        self._log.setChecked(on)
+
+    def reset(self) -> None:
+        """Show no run (the curves stay, emptied); compared runs stay."""
+        self.set_history(None, self._name, self._color)
+
+    # ------------------------------------------------------------------ what subclasses define
+    def _values(self, history) -> np.ndarray:
+        """The columns drawn for the shown run, ``[n, C]`` (a view into the history)."""
+        raise NotImplementedError
+
+    def _overlay_values(self, history) -> np.ndarray | None:
+        """The one column drawn for a compared run, ``[n]``; None if it has none."""
+        raise NotImplementedError
+
+    def _columns_changed(self, columns: int) -> None:
+        """Create the shown run's curves (only when the number of columns changes)."""
+
+    def _style_main(self, color: str | None) -> bool:
+        """Colour the shown run's curves; returns whether a pen changed."""
+        return False
+
+    def _legend_main(self) -> list[tuple[object, str]]:
+        """Legend entries for the shown run's curves."""
+        return []
+
+    def _main_draws(self, x: np.ndarray, raw: list, smooth: list, mode: str) -> list:
+        """(curve, x, y, mode) for each of the shown run's curves."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ drawing
+    def _redraw(self) -> None:
+        weight, mode = self.smoothing(), self._smooth_mode()
+        x, raw, smooth = self._main_shown(weight)
+        curves = self._main_draws(x, raw, smooth, mode)
+        curves += [(t.curve, *self._trace_shown(t, weight), mode) for t in self._active_traces()]
+        self._draw(curves)
+
+    def _main_shown(self, weight: float):
+        """(x, raw columns, smoothed columns) of the shown run, decimated; the very same arrays
+        while its history has neither grown nor been thinned (so their curves are not redrawn)."""
+        h = self._history
+        key = None if h is None else (len(h), h.stride, weight)
+        if key is not None and key == self._main_key:
+            return self._main
+        values = None if h is None else self._values(h)
+        if values is not None and values.shape[1] != self._columns:
+            self._columns = values.shape[1]
+            self._columns_changed(self._columns)
+        if values is None or not len(values):
+            main = (np.empty(0), [np.empty(0)] * max(self._columns, 0), [np.empty(0)] * max(self._columns, 0))
+        else:
+            smooth = self._smoother.update(values, weight, h.stride)
+            index = display_index(len(values))
+            shown_raw, shown_smooth = values[index], smooth[index]
+            main = (h.iterations[index], [shown_raw[:, c] for c in range(self._columns)],
+                    [shown_smooth[:, c] for c in range(self._columns)])
+        self._main_key, self._main = key, main
+        return main
+
+    def _trace_shown(self, trace: _Trace, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """A compared run's (x, smoothed y), decimated; recomputed only when its history changed."""
+        h = trace.overlay.history
+        key = None if h is None else (len(h), h.stride, weight)
+        if key is None or key != trace.key:
+            y = None if h is None or not len(h) else self._overlay_values(h)
+            if y is None:
+                trace.shown = EMPTY
+            else:
+                smooth = trace.smoother.update(y[:, None], weight, h.stride)[:, 0]
+                index = display_index(len(y))
+                trace.shown = (h.iterations[index], smooth[index])
+            trace.key = key
+        return trace.shown
+
+    def _active_traces(self) -> list[_Trace]:
+        return [t for t in self._traces if t.overlay is not None]
+
+    def _sync_legend(self) -> None:
+        """Run names only (and what the shown run's curves mean, where that is not obvious)."""
+        entries = self._legend_main() + [(t.curve, short_name(t.overlay.name)) for t in self._active_traces()]
+        self.legend.set_entries(entries)
+        self._fit_legend()
+
+    def _forget(self, curve: pg.PlotDataItem) -> None:
+        for cache in (self._sources, self._series, self._reduced):
+            cache.pop(curve, None)
+        for log in (False, True):
+            self._bounds.pop((curve, log), None)
+
+    def _draw(self, curves: Sequence[tuple[pg.PlotDataItem, np.ndarray, np.ndarray, str]]) -> None:
+        """Hand each (curve, x, y, mode) to the plot, reduced to the view's pixels, then fit the view."""
+        follow = self.vb.state["autoRange"][0] is not False
+        x_range = None if follow else tuple(self.vb.viewRange()[0])
+        pixels = max(64, int(self.vb.width()))
+        key = (pixels, x_range)
+        for curve, x, y, mode in curves:
+            source = self._sources.get(curve)
+            if source is not None and source[0] is x and source[1] is y and self._reduced.get(curve) == (*key, mode):
+                continue   # unchanged
+            self._sources[curve], self._reduced[curve] = (x, y), (*key, mode)
+            y = finite_or_nan(y)
+            self._series[curve] = (x, y) if np.isfinite(y).any() else EMPTY
+            self._bounds.pop((curve, False), None)
+            self._bounds.pop((curve, True), None)
+            set_curve(curve, *to_pixels(x, y, pixels, mode, x_range))
+        self.legend.set_wanted(any(len(x) for x, _ in self._series.values()))
+        self.vb.refresh_auto_range()
+
+    def _smooth_mode(self) -> str:
+        """How smoothed curves are reduced to pixels: the mean per pixel (a clean 2-px line, and
+        a third of the cost of drawing the jitter) unless the smoothing is so light that the
+        curve is mostly raw values, whose spikes must stay visible."""
+        return "mean" if self.smoothing() >= 0.5 else "peak"
+
+    def _data_range(self, axis: int, x_range):
+        """The auto-range source of the view: bounds of the data handed to the curves."""
+        ctrl = self.plot.getPlotItem().ctrl
+        if ctrl.fftCheck.isChecked() or ctrl.derivativeCheck.isChecked() or ctrl.phasemapCheck.isChecked():
+            return NotImplemented   # pyqtgraph transforms the data: let it bound what it draws
+        curves = [curve for curve, (x, _) in self._series.items() if len(x) and curve.isVisible()]
+        if not curves:
+            return None
+        if axis == 0:
+            return (min(float(self._series[c][0][0]) for c in curves),
+                    max(float(self._series[c][0][-1]) for c in curves))
+        log = ctrl.logYCheck.isChecked()
+        if x_range is not None:
+            visible = [y[(x >= x_range[0]) & (x <= x_range[1])] for x, y in map(self._series.get, curves)]
+            return self._room_for_legend(value_bounds(visible, log=log))
+        bounds = []   # each curve's bounds are computed once per setData, not on every redraw
+        for curve in curves:
+            key = (curve, log)
+            if key not in self._bounds:
+                self._bounds[key] = value_bounds([self._series[curve][1]], log=log)
+            bounds.append(self._bounds[key])
+        bounds = [b for b in bounds if b is not None]
+        if not bounds:
+            return None
+        return self._room_for_legend((min(lo for lo, _ in bounds), max(hi for _, hi in bounds)))
+
+    # ------------------------------------------------------------------ events
+    def _mark_dirty(self, *_) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _on_smoothing(self, value: int) -> None:
+        self._slider_text.setText(f"{value / 100:.2f}")
+        self._mark_dirty()
+
+    def _on_log(self, on: bool) -> None:
+        self.plot.setLogMode(y=on)
+        self.vb.refresh_auto_range()
+
+    def _on_x_range(self, *_) -> None:
+        if self.vb.state["autoRange"][0] is False:
+            self._mark_dirty()
+
+    def _on_view_state(self, *_) -> None:
+        follow = self.vb.state["autoRange"][0] is not False
+        if follow != self._follow_x:
+            self._follow_x = follow
+            self._mark_dirty()

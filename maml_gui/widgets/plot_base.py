@@ -1,0 +1,397 @@
+"""The pyqtgraph pieces every plot here shares, tuned so that painting stays cheap.
+
+Painting runs on the GUI thread and holds Python's GIL (PySide6 keeps it inside ``QPainter``
+calls), so every millisecond spent drawing is taken from training. Hence:
+
+* the auto-range is computed by the plot's owner from the data it hands over, right after
+  ``setData``, and the view's transform applied then too (done in the paint event, both made
+  pyqtgraph paint every update twice); it is snapped to coarse steps and kept while the data
+  stay inside it, so the axes change rarely (:class:`PlotViewBox`, :func:`items_bounds`);
+* axes and legends paint from pixmap caches, so their text is only re-rendered when the ticks
+  or entries change; the grid is a separate item of plain lines (:class:`Grid`: pyqtgraph's axes
+  draw it across the whole view, which made them repaint whenever a curve changed);
+* hidden axes do not re-layout their label text on range changes (no auto SI prefix, which
+  also keeps "(x0.001)" off an accuracy axis);
+* legends are compact, hidden while they have nothing to show, and their entries are built once;
+  they are laid out in a row (or a few) at the top right, with the view's range raised to leave
+  room for them, so they never hide a curve (:class:`PlotBox`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QLineF, QRectF, Qt
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QVBoxLayout, QWidget
+
+from ..plot_math import keep_or_snap, value_bounds
+
+pg.setConfigOptions(antialias=True, background="w", foreground="k")
+
+PIXEL_CACHE = QGraphicsItem.CacheMode.DeviceCoordinateCache
+LEGEND_MARGIN = 8    # px between a legend and the edges of its view
+LEGEND_COLUMNS = 4   # at most, as many as fit
+NAME_LENGTH = 28     # legend names are cut to this many characters
+
+
+def style_plot(widget: pg.PlotWidget, title: str, x_label: str, y_label: str) -> None:
+    """One light look for every plot in the app."""
+    widget.setBackground("w")
+    widget.setTitle(title, size="11pt")
+    widget.setLabel("bottom", x_label)
+    widget.setLabel("left", y_label)
+    item = widget.getPlotItem()
+    for name in ("left", "bottom", "top", "right"):
+        axis = item.getAxis(name)
+        # no "(x0.001)" on an accuracy axis: the labels say the unit; and the hidden top and right
+        # axes no longer re-layout their (invisible) label text on every range change
+        axis.enableAutoSIPrefix(False)
+        axis.setStyle(tickLength=0)      # the grid marks the ticks
+        axis.setCacheMode(PIXEL_CACHE)   # ticks and text re-rendered only when the range changes
+    Grid.install(item)
+    widget.showGrid(x=True, y=True, alpha=0.2)
+
+
+class Grid(QGraphicsObject):
+    """The grid of a plot, at the axes' tick values with pyqtgraph's per-level opacity.
+
+    pyqtgraph's axes draw the grid themselves, across the whole view: each axis then paints
+    (or, cached, blends a pixmap the size of) the entire view whenever a curve changes. Here the
+    axes only draw their strip and this item draws the lines directly: a few non-antialiased
+    cosmetic lines, recomputed only when the range or size changes. The plot's own grid
+    settings (context menu, ``showGrid``) drive it.
+    """
+
+    def __init__(self, plot_item: pg.PlotItem):
+        super().__init__(plot_item.vb)
+        self._item = plot_item
+        self._show = (False, False)
+        self._alpha = 0
+        self._key = None
+        self._draws: list[tuple[QPen, list[QLineF]]] = []
+        self.setZValue(-1e5)   # above the view's background, below the data
+        plot_item.vb.sigRangeChanged.connect(self._range_changed)
+        plot_item.vb.sigResized.connect(self._resized)
+        ctrl = plot_item.ctrl
+        for signal in (ctrl.xGridCheck.toggled, ctrl.yGridCheck.toggled, ctrl.gridAlphaSlider.valueChanged):
+            signal.connect(self.sync)   # after PlotItem.updateGrid, which turns the axes' grids on
+
+    @classmethod
+    def install(cls, plot_item: pg.PlotItem) -> "Grid":
+        grid = getattr(plot_item, "_maml_grid", None)
+        if grid is None:
+            grid = plot_item._maml_grid = cls(plot_item)
+        return grid
+
+    def sync(self, *_) -> None:
+        ctrl = self._item.ctrl
+        self._show = (ctrl.xGridCheck.isChecked(), ctrl.yGridCheck.isChecked())
+        self._alpha = ctrl.gridAlphaSlider.value()
+        for name in ("top", "bottom", "left", "right"):
+            axis = self._item.getAxis(name)
+            if axis.grid is not False:
+                axis.setGrid(False)
+        self._key = None
+        self.update()
+
+    def _range_changed(self, *_) -> None:
+        self.update()
+
+    def _resized(self, *_) -> None:
+        self.prepareGeometryChange()
+        self._key = None
+
+    def boundingRect(self) -> QRectF:
+        return self._item.vb.boundingRect()
+
+    def paint(self, painter, *args) -> None:
+        vb = self._item.vb
+        rect = vb.boundingRect()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        key = (x0, x1, y0, y1, rect.width(), rect.height(), self._show, self._alpha,
+               self._item.getAxis("bottom").logMode, self._item.getAxis("left").logMode)
+        if key != self._key:
+            self._key, self._draws = key, self._lines(rect, x0, x1, y0, y1)
+        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        for pen, lines in self._draws:
+            painter.setPen(pen)
+            painter.drawLines(lines)
+
+    def _lines(self, rect: QRectF, x0, x1, y0, y1) -> list:
+        draws = []
+        for show, name, lo, hi, length in ((self._show[0], "bottom", x0, x1, rect.width()),
+                                           (self._show[1], "left", y0, y1, rect.height())):
+            if not show or not hi > lo or length <= 0:
+                continue
+            axis = self._item.getAxis(name)
+            color = axis.tickPen().color()
+            for level, (_, values) in enumerate(axis.tickValues(lo, hi, length)):
+                # the opacity pyqtgraph's AxisItem gives grid lines of this tick level
+                alpha = 255 / (level + 1) * self._alpha / 255 * min(max(0.05 * length / (len(values) + 1), 0.0), 1.0)
+                pen = QPen(QColor(color.red(), color.green(), color.blue(), int(alpha)))
+                pen.setCosmetic(True)
+                values = [v for v in values if lo <= v <= hi]
+                if name == "bottom":
+                    pos = [rect.left() + (v - lo) / (hi - lo) * rect.width() for v in values]
+                    lines = [QLineF(x, rect.top(), x, rect.bottom()) for x in pos]
+                else:
+                    pos = [rect.top() + (hi - v) / (hi - lo) * rect.height() for v in values]
+                    lines = [QLineF(rect.left(), y, rect.right(), y) for y in pos]
+                if lines:
+                    draws.append((pen, lines))
+        return draws
+
+class Legend(pg.LegendItem):
+    """A compact legend on a translucent white card, painted from pixmap caches.
+
+    It hides itself while it has no entries, or while its plot says there is nothing to label
+    (``set_wanted(False)``), so empty plots show no empty box.
+    """
+
+    def __init__(self, offset=(-LEGEND_MARGIN, LEGEND_MARGIN)):
+        super().__init__(offset=offset, brush=(255, 255, 255, 200), pen=(200, 200, 200),
+                         labelTextSize="8pt", horSpacing=2, verSpacing=-7)
+        self.layout.setContentsMargins(4, 0, 6, 0)
+        self.setCacheMode(PIXEL_CACHE)
+        self._wanted = True
+        self._sync()
+
+    def addItem(self, item, name):
+        super().addItem(item, name)
+        sample, label = self.items[-1]
+        for part in (sample, label, label.item):
+            part.setCacheMode(PIXEL_CACHE)
+
+    def entries(self) -> list[tuple[object, str]]:
+        return [(sample.item, label.text) for sample, label in self.items]
+
+    def set_entries(self, entries: Sequence[tuple[object, str]]) -> None:
+        """Make the legend list exactly ``entries`` (item, name); does nothing when it already does."""
+        if self.entries() == list(entries):
+            return
+        self.clear()
+        for item, name in entries:
+            self.addItem(item, name)
+
+    def fit_columns(self, width: float, most: int = LEGEND_COLUMNS) -> None:
+        """Lay the entries out in as many columns (up to ``most``) as fit in ``width`` pixels
+        (estimated from the entries' sizes: the layout is only redone when the count changes)."""
+        entries = [sample.width() + label.minimumWidth() for sample, label in self.items]   # labels: unstretched
+        left, _, right, _ = self.layout.getContentsMargins()
+        spacing = self.layout.horizontalSpacing()
+        columns = 1
+        for n in range(min(most, len(entries)), 1, -1):   # entries fill the rows left to right
+            if sum(max(entries[j::n]) for j in range(n)) + spacing * (2 * n - 1) + left + right <= width:
+                columns = n
+                break
+        if columns != self.columnCount:
+            self.setColumnCount(columns)
+
+    def set_wanted(self, wanted: bool) -> None:
+        self._wanted = wanted
+        self._sync()
+
+    def updateSize(self):
+        # pyqtgraph sums the rows' current heights, which the layout has stretched to the previous
+        # size (negative spacing made the card grow with every entry): use the layout's own hint
+        if self.size is None:
+            hint = self.layout.effectiveSizeHint(Qt.SizeHint.PreferredSize)
+            self.setGeometry(0, 0, hint.width(), hint.height())
+        self._sync()
+
+    def _sync(self) -> None:
+        visible = getattr(self, "_wanted", True) and bool(getattr(self, "items", None))
+        if visible != self.isVisible():
+            self.setVisible(visible)
+
+
+def add_legend(widget: pg.PlotWidget) -> Legend:
+    """Top-right compact legend; items plotted later with ``name=`` join it."""
+    item = widget.getPlotItem()
+    legend = Legend()
+    legend.setParentItem(item.vb)
+    item.legend = legend
+    return legend
+
+def short_name(name: str, length: int = NAME_LENGTH) -> str:
+    """A run name as a legend shows it: long ones end in "…" (the run list has them in full)."""
+    return name if len(name) <= length else name[:length - 1].rstrip() + "…"
+
+
+def set_curve(curve: pg.PlotDataItem, x, y) -> bool:
+    """Gaps at non-finite values; a curve with no finite value is drawn empty (pyqtgraph cannot
+    bound it). Returns whether anything is drawn."""
+    y = np.asarray(y, dtype=float)
+    if not np.isfinite(y).any():
+        curve.setData([], [])
+        return False
+    curve.setData(x, y, connect="finite")
+    return True
+
+
+def curve_data(curve: pg.PlotDataItem) -> tuple[np.ndarray, np.ndarray]:
+    """The data handed to ``curve.setData``; empty arrays if none."""
+    if curve.xData is None:
+        return np.empty(0), np.empty(0)
+    return curve.xData, curve.yData
+
+class PlotViewBox(pg.ViewBox):
+    """A ViewBox whose auto-range can come from its owner instead of pyqtgraph's item scan.
+
+    ``range_source(axis, x_range)`` returns the data bounds along ``axis`` in view coordinates
+    (``x_range``: only data within it, for "visible data only"), None when there is nothing to
+    bound, or NotImplemented to use pyqtgraph's own computation. The result is padded, snapped
+    to coarse steps and kept while the data stay inside it (:func:`keep_or_snap`).
+    """
+
+    range_source = None
+    anchor_x = False   # x of a growing history: fixed start, the end grows in steps
+
+    def updateAutoRange(self):
+        source = self.range_source
+        if source is None or self._updatingRange or not any(self.state["autoRange"]):
+            return super().updateAutoRange()
+        ranges: dict[str, tuple[float, float]] = {}
+        for ax, key in ((0, "xRange"), (1, "yRange")):
+            if self.state["autoRange"][ax] is False:
+                continue
+            visible = None
+            if ax == 1 and self.state["autoVisibleOnly"][1]:
+                visible = ranges.get("xRange", self.viewRange()[0])
+            bounds = source(ax, visible)
+            if bounds is NotImplemented:
+                return super().updateAutoRange()
+            if bounds is not None and all(map(math.isfinite, bounds)):
+                anchored = ax == 0 and self.anchor_x
+                ranges[key] = keep_or_snap(self.state["targetRange"][ax], bounds, self.suggestPadding(ax), anchored)
+        self._autoRangeNeedsUpdate = False   # as pyqtgraph's own updateAutoRange leaves it
+        target = self.state["targetRange"]
+        if all(list(r) == target[0 if key == "xRange" else 1] for key, r in ranges.items()):
+            return   # unchanged: nothing to re-layout, and no second paint
+        if ranges:
+            self._updatingRange = True
+            try:
+                self.setRange(padding=0.0, disableAutoRange=False, **ranges)
+            finally:
+                self._updatingRange = False
+
+    def refresh_auto_range(self) -> None:
+        """Apply the auto-range now (after new data), not in the next paint event: a range set
+        while painting makes pyqtgraph paint everything a second time. The view's transform is
+        applied now too: applied while painting, it makes each item report new bounds, which
+        queues another auto-range and another paint."""
+        if any(self.state["autoRange"]):
+            self.updateAutoRange()
+        self.updateMatrix()
+
+
+def items_bounds(vb: pg.ViewBox, axis: int, x_range=None):
+    """A ``range_source`` for views of a few simple items: bounds of the visible curves, scatter
+    points, error bars and images' data, without pyqtgraph's per-item pixel bookkeeping.
+    NotImplemented (pyqtgraph's own computation) when the view holds anything else."""
+    arrays, lo, hi = [], math.inf, -math.inf
+    for item in vb.addedItems:
+        if not item.isVisible() or isinstance(item, (Grid, pg.InfiniteLine, pg.TextItem)):
+            continue
+        if isinstance(item, (pg.PlotDataItem, pg.PlotCurveItem)):
+            if item.xData is None or not len(item.xData):
+                continue
+            x, y = item.xData, item.yData
+            if isinstance(item, pg.PlotDataItem) and (item.opts["logMode"][0] or item.opts["logMode"][1]
+                                                     or item.opts["fftMode"] or item.opts["derivativeMode"]):
+                return NotImplemented
+            values = [(x, y)]
+        elif isinstance(item, pg.ScatterPlotItem):
+            values = [(item.data["x"], item.data["y"])]
+        elif isinstance(item, pg.ErrorBarItem):
+            o = item.opts
+            if o["x"] is None or o["y"] is None:
+                continue
+            x, y = np.asarray(o["x"], float), np.asarray(o["y"], float)
+            if o["height"] is not None:
+                down = up = np.asarray(o["height"], float) / 2
+            else:
+                down = 0 if o["bottom"] is None else np.asarray(o["bottom"], float)
+                up = 0 if o["top"] is None else np.asarray(o["top"], float)
+            if o["width"] is not None or o["left"] is not None or o["right"] is not None:
+                return NotImplemented
+            values = [(x, y - down), (x, y + up)]
+        elif isinstance(item, pg.ImageItem):
+            if item.image is None:
+                continue
+            rect = item.mapRectToParent(item.boundingRect())
+            lo = min(lo, rect.left() if axis == 0 else rect.top())
+            hi = max(hi, rect.right() if axis == 0 else rect.bottom())
+            continue
+        else:
+            return NotImplemented
+        for x, y in values:
+            x, y = np.asarray(x, float), np.asarray(y, float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            if x_range is not None:
+                ok &= (x >= x_range[0]) & (x <= x_range[1])
+            arrays.append((x if axis == 0 else y)[ok])
+    bounds = value_bounds(arrays)
+    if bounds is not None:
+        lo, hi = min(lo, bounds[0]), max(hi, bounds[1])
+    return (lo, hi) if lo <= hi else None
+
+
+class PlotBox(QWidget):
+    """A styled plot with a legend filling the widget; subclasses create their items once."""
+
+    def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.plot = pg.PlotWidget(viewBox=PlotViewBox())
+        self.vb: PlotViewBox = self.plot.getPlotItem().getViewBox()
+        style_plot(self.plot, title, x_label, y_label)
+        self.legend = add_legend(self.plot)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.addWidget(self.plot, 1)
+
+    def _use_legend_row(self) -> None:
+        """Auto-range from :func:`items_bounds`, raised at the top so the legend (in a row, top
+        right) sits above the data instead of on it. (History plots do the same from their own bounds.)"""
+        self.vb.range_source = self._bounds_below_legend
+        self.vb.sigResized.connect(self._fit_legend)
+
+    def _fit_legend(self, *_) -> None:
+        width = self.vb.width()
+        if width > 0 and self.legend.items:
+            self.legend.fit_columns(width - 2 * LEGEND_MARGIN)
+
+    def _bounds_below_legend(self, axis: int, x_range):
+        bounds = items_bounds(self.vb, axis, x_range)
+        return self._room_for_legend(bounds) if axis == 1 else bounds
+
+    def _room_for_legend(self, bounds):
+        """Raise the top of y ``bounds`` so that the legend row fits above the data."""
+        if bounds is None or bounds is NotImplemented or not self.legend.isVisible():
+            return bounds
+        self._fit_legend()   # entries may have been added by a subclass
+        height = self.vb.height()
+        share = (self.legend.height() + LEGEND_MARGIN + 2) / height if height > 0 else 0.0
+        if not 0 < share < 0.5:   # a view too small for a legend row: let it overlap
+            return bounds
+        lo, hi = bounds
+        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        return lo, hi + span * share / (1 - share)
+
+    def set_y_label(self, label: str) -> None:
+        """E.g. "query loss (cross-entropy)" for classification families."""
+        self._set_label("left", label)
+
+    def _set_label(self, axis: str, text: str) -> None:
+        if self.plot.getPlotItem().getAxis(axis).labelText != text:   # re-laying out text is not free
+            self.plot.setLabel(axis, text)
+
+    def _set_axes(self, title: str, x_label: str, y_label: str) -> None:
+        if self.plot.getPlotItem().titleLabel.text != title:
+            self.plot.setTitle(title, size="11pt")
+        self._set_label("bottom", x_label)
+        self._set_label("left", y_label)

@@ -1,0 +1,30 @@
+"""The colours of the plots: series, classes and adaptation steps (run colours: ``maml_gui.overlays``)."""
+
+from __future__ import annotations
+
+import functools
+
+import pyqtgraph as pg
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+SERIES_COLORS = {"meta-learned": PALETTE[0], "pretrain": PALETTE[1], "scratch": "#7f7f7f"}
+
+
+@functools.lru_cache(maxsize=None)
+def _colormap(name: str) -> pg.ColorMap:
+    """pyqtgraph reads a colour map from its file on every ``colormap.get`` (~10 ms)."""
+    return pg.colormap.get(name)
+
+
+def class_colors(n: int) -> list:
+    """Distinct colours for ``n`` classes: the palette, or a ramp when there are more classes."""
+    if n <= len(PALETTE):
+        return [pg.mkColor(c) for c in PALETTE[:max(n, 1)]]
+    ramp = _colormap("turbo")
+    return [ramp.map(i / (n - 1), mode="qcolor") for i in range(n)]
+
+
+def step_colors(n: int) -> list:
+    """A light-to-dark ramp so later adaptation steps read as 'further along'."""
+    ramp = _colormap("viridis")
+    return [ramp.map(0.85 * (1 - i / max(n - 1, 1)), mode="qcolor") for i in range(n)]

@@ -1,0 +1,72 @@
+"""The query loss after each inner step over meta-iterations: the gap between curves is what adaptation buys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from ..runs import History
+from .history_plot import EMPTY, HistoryPlot
+from .plot_colors import step_colors
+
+
+def step_name(s: int) -> str:
+    return "before adaptation" if s == 0 else f"after {s} step{'s' * (s > 1)}"
+
+
+class StepLossPlot(HistoryPlot):
+    """Smoothed query loss after inner step s = 0..N of the shown run's ``History`` (a light-to-dark
+    ramp); a compared run is one dashed curve in its colour: its loss after all its inner steps."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Query loss after each inner step", "query loss (MSE, smoothed)", parent)
+        self._curves: list[pg.PlotDataItem] = []
+        self._own: History | None = None
+
+    def append(self, iterations, step_losses) -> None:
+        """The old way in (``step_losses`` ``[n, N+1]``), kept until the window hands the plot its
+        run's ``History``: rows go to a ``History`` of the plot's own; a different N starts a new one."""
+        step_losses = np.asarray(step_losses, dtype=float)
+        iterations = np.atleast_1d(iterations)
+        step_losses = step_losses.reshape(len(iterations), -1)
+        own = self._own
+        if own is None or self._history is not own or (len(own) and own.step_losses.shape[1] != step_losses.shape[1]):
+            self._own = own = History()
+            self.set_history(own, self._name, self._color)
+        nan = np.full(len(iterations), np.nan)
+        own.append(iterations, nan, nan, nan, step_losses)
+        self.refresh()
+
+    def data(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One (iterations, smoothed loss) pair per inner step of the shown run, as handed to the plot."""
+        return [self._series.get(c, EMPTY) for c in self._curves]
+
+    def _values(self, history) -> np.ndarray:
+        return history.step_losses
+
+    def _overlay_values(self, history) -> np.ndarray | None:
+        steps = history.step_losses
+        return steps[:, -1] if steps.shape[1] else None
+
+    def _columns_changed(self, columns: int) -> None:
+        for curve in self._curves:
+            self.plot.removeItem(curve)
+            self._forget(curve)
+        colors = step_colors(columns)
+        self._curves = []
+        for s in range(columns):
+            pen = pg.mkPen(colors[s], width=2, style=Qt.PenStyle.DashLine if s == 0 else Qt.PenStyle.SolidLine)
+            self._curves.append(self.plot.plot(pen=pen))
+        self._sync_legend()
+
+    def _legend_main(self) -> list:
+        # a legend for 100 steps would hide the plot: the first, second and last, the ramp implies the rest
+        n = len(self._curves)
+        return [(self._curves[s], step_name(s)) for s in sorted({0, 1, n - 1}) if 0 <= s < n]
+
+    def _main_draws(self, x, raw, smooth, mode) -> list:
+        if len(smooth) != len(self._curves):   # no history: empty every curve
+            return [(curve, *EMPTY, mode) for curve in self._curves]
+        return [(curve, x, smooth[s], mode) for s, curve in enumerate(self._curves)]

@@ -11,7 +11,6 @@ per step, and hands the adapted weights to the export dialog.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -27,6 +26,7 @@ from core.task_views import RegionsView
 
 from .adapt_task import AdaptOutcome, AdaptRequest, can_click, run_adaptation
 from .job_runner import JobRunner
+from .session import WeightsSource
 from .widgets.adapt_plot import AdaptPlot
 from .widgets.step_loss_view import StepLossView
 
@@ -34,16 +34,6 @@ SOURCE_TITLES = {"held_out": "A held-out task of the family", "csv": "Labeled ro
                  "points": "Points clicked on the plot"}
 SOURCE_HINTS = {"held_out": "", "points": "Click on the plot to add support points.",
                 "csv": "Choose a CSV file with a few labeled rows: the first K adapt the network, the rest score it."}
-
-
-@dataclass(frozen=True)
-class WeightsSource:
-    """The weights to adapt (or export) and where they come from, as the window sees them now."""
-
-    config: ExperimentConfig
-    weights: dict
-    family: Any
-    label: str
 
 
 class AdaptView(QWidget):
@@ -333,11 +323,17 @@ class AdaptView(QWidget):
         self.refresh()
         super().showEvent(event)
 
-    def _on_source(self) -> None:
+    def clear_result(self) -> None:
+        """Forget the adaptation on display (its weights are not the current ones any more)."""
+        self._request_id += 1   # a result still on its way is dropped too
         self._outcome = None
         self.export_button.setEnabled(False)
         self.losses.clear()
         self.function_plot.clear_view()
+        self._say("")
+
+    def _on_source(self) -> None:
+        self.clear_result()
         self._update_page()
         self._say(SOURCE_HINTS[self.source_kind()])
         self.adapt(quiet=True)

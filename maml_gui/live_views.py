@@ -192,7 +192,10 @@ class LiveViews(QObject):
         for name, (mean, ci) in snapshot.series.items():
             self.plots.adaptation.set_series(name, snapshot.steps, mean, ci)
 
-    def _on_compared_changed(self, _ids) -> None:
+    def _on_compared_changed(self, ids) -> None:
+        for run_id in self.run_list.run_ids():
+            if (run_id in ids) != (run_id in self.run_list.checked()):
+                self.run_list.set_checked(run_id, run_id in ids)
         self._draw_overlays()
 
     def _draw_overlays(self) -> None:

@@ -193,14 +193,9 @@ class WeightsActions:
         view = self.adapt_view
         if view is None:
             return
-        view.refresh()
-        if view.source_weights() is not None:
-            if self.adapt_dock.isVisible():
-                view.adapt(quiet=True)
-            else:
-                view.clear_result()
-        else:
-            view.clear_result()
+        view.clear_result()
+        if view.refresh() is not None and not self.adapt_dock.isHidden():   # open, if not on screen yet
+            view.adapt(quiet=True)
 
     # -- closing --------------------------------------------------------------------------------------
     def shutdown_jobs(self, timeout_ms: int = 30_000) -> bool:

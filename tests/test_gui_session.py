@@ -1,0 +1,111 @@
+"""The window over its session: runs come back after closing, every view and action follows the
+current run, a change of family clears what no longer applies, compared runs on every plot."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.trainer import MetaTrainer
+from core.checkpoint import save_run
+from maml_gui.overlays import run_color
+
+from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
+from .test_gui_window import run_to_end
+
+
+def scored(qtbot, window, run_id) -> None:
+    qtbot.waitUntil(lambda: window.session.runs.get(run_id).adaptation is not None, timeout=20_000)
+
+
+def test_three_runs_come_back_after_closing(qtbot, make_window, tmp_path):
+    window = make_window(project=tmp_path / "proj")
+    for iterations in (15, 20, 25):
+        run_to_end(qtbot, window, iterations)
+    ids = window.run_list.run_ids()
+    curves = {i: window.session.runs.get(i).history.meta_losses.copy() for i in ids}
+    window.run_list.set_checked(ids[0], True)
+    window.close()
+
+    again = make_window(project=tmp_path / "proj")
+    assert again.run_list.run_ids() == ids
+    assert again.run_list.checked() == [ids[0]]
+    for i in ids:
+        np.testing.assert_array_equal(again.session.runs.get(i).history.meta_losses, curves[i])
+    # the last run is current again, and the plots show its curve
+    assert again.session.current.run_id == ids[-1]
+    qtbot.waitUntil(lambda: len(again.plots.loss.data()["raw"][0]) == 25, timeout=5000)
+    assert "current: run 3" in again.current_label.text()
+
+
+def test_the_launch_reopens_the_last_project(qtbot, make_window, settings, tmp_path):
+    from maml_gui.main_window import default_project
+
+    window = make_window(project=tmp_path / "elsewhere")
+    assert default_project(settings) == tmp_path / "elsewhere"
+    window.close()
+
+
+def test_export_and_adapt_act_on_the_current_run(qtbot, make_window, tmp_path):
+    window = make_window()
+    run_to_end(qtbot, window, 10)
+    first = window.run_list.run_ids()[0]
+    window.run_list.table.selectRow(0)      # the user selects run 1 ...
+    assert window.session.current.run_id == first
+    run_to_end(qtbot, window, 12)           # ... then trains run 2: it is current, and Export offers it
+    second = window.run_list.run_ids()[1]
+    assert window.session.current.run_id == second
+    assert window.weights.current_weights().label.startswith(window.session.runs.get(second).name)
+    view = window.weights.show_adapt_view()
+    qtbot.waitUntil(lambda: view.result() is not None, timeout=20_000)
+    assert window.session.runs.get(second).name in view.weights_label.text()
+
+    window.run_list.table.selectRow(0)      # selecting run 1 makes it current everywhere
+    assert window.session.current.run_id == first
+    assert window.session.runs.get(first).name in view.weights_label.text()
+    qtbot.waitUntil(lambda: view.result() is not None
+                    and view.result().request.weights is window.session.runs.get(first).weights, timeout=20_000)
+
+    trainer = MetaTrainer(tiny(5))
+    trainer.step()
+    save_run(tmp_path / "cli-run", trainer.config, trainer.weights(), [])
+    assert window.weights.open_weights(tmp_path / "cli-run")
+    opened = window.session.current
+    assert opened.name == "cli-run (opened)" and window.run_list.run_ids()[-1] == opened.run_id
+    assert "cli-run" in window.current_label.text() and "cli-run" in view.weights_label.text()
+    dialog = window.weights.choose_export_weights()
+    assert dialog.path().name == "cli-run.safetensors"
+    dialog.reject()
+
+
+def test_changing_the_family_clears_the_plots_of_a_run_trained_on_another(qtbot, make_window):
+    window = make_window()
+    run_to_end(qtbot, window, 15)
+    qtbot.waitUntil(lambda: len(window.plots.loss.data()["raw"][0]) == 15, timeout=5000)
+    window.family_editor.set_spec(tiny(family="linear").family)
+    assert window.session.current is None
+    qtbot.waitUntil(lambda: len(window.plots.loss.data()["raw"][0]) == 0
+                    and all(len(x) == 0 for x, _ in window.plots.steps.data()), timeout=5000)
+    assert window.plots.adaptation.data() == {}
+    assert "no run selected" in window.current_label.text()
+
+
+def test_compared_runs_overlay_on_every_plot_in_their_colour(qtbot, make_window):
+    window = make_window()
+    for iterations in (10, 12, 14):
+        run_to_end(qtbot, window, iterations)
+    ids = window.run_list.run_ids()
+    for i in ids:
+        scored(qtbot, window, i)
+        window.run_list.set_checked(i, True)
+    names = [window.session.runs.get(i).name for i in ids]
+    qtbot.waitUntil(lambda: list(window.plots.loss.overlay_data()) == names and [
+        len(x) for x, _ in window.plots.loss.overlay_data().values()] == [10, 12, 14], timeout=5000)
+    assert list(window.plots.steps.overlay_data()) == names
+    assert list(window.plots.adaptation.overlay_data()) == names
+    for plot in (window.plots.loss, window.plots.steps, window.plots.adaptation):
+        curves = plot.overlay_curves()
+        assert [curves[n].opts["pen"].color().name() for n in names] == [run_color(i) for i in ids]
+    rows = window.plots.scores.rows()
+    assert rows[0][0] == "run" and [r[0] for r in rows[1:]] == names
+    csv_text = window.plots.scores.to_csv()
+    assert csv_text.splitlines()[0].startswith("run,metric,mean_0")

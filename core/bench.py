@@ -11,8 +11,6 @@ import resource
 import time
 from dataclasses import dataclass
 
-import torch
-
 from .algorithms import closed_form
 from .config import ExperimentConfig
 from .optim import MetaAdam

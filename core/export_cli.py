@@ -79,7 +79,7 @@ def run_adapt(args) -> int:
     query = {} if k == n else {"query_x": task.x[k:], "query_y": task.y[k:]}
     result = adapt_weights(config, weights, task.x[:k], task.y[:k], args.steps, args.lr, family=family, **query)
     loss = "cross-entropy" if family.kind == "classification" else "MSE"
-    scaled = "; losses in standardized units, as in training" if getattr(family, "normalization", None) else ""
+    scaled = "; losses in standardized units, as in training" if family.normalization else ""
     print(f"adapting {config.algorithm.name} weights to {args.csv.name}: {k} support rows"
           f"{f', {n - k} query rows' if query else ''}, inputs {', '.join(task.features)}{scaled}")
     for s, value in enumerate(result.support_losses):

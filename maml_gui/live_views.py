@@ -92,8 +92,7 @@ class LiveViews(QObject):
         self._plot_timer.stop()
         self.run_list.select_run(run.run_id if run is not None else None)
         self._label_current(run)
-        self.plots.set_loss_label(run.config if run is not None else self.session.editing,
-                                  self.session.family_for(run.config if run is not None else self.session.editing))
+        self.plots.set_loss_label(self.session.is_classification(run))
         self.plots.loss.set_history(run.history if run is not None else None)
         self.plots.steps.set_history(run.history if run is not None else None)
         self.plots.adaptation.clear()
@@ -121,7 +120,7 @@ class LiveViews(QObject):
 
     def _on_family_changed(self) -> None:
         if self.session.current is None:
-            self.plots.set_loss_label(self.session.editing, self.session.editing_family)
+            self.plots.set_loss_label(self.session.is_classification(None))
             self._preview_timer.start()
 
     # -- live training ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .inspection import AdaptationSnapshot
+    from core.loaded_model import AdaptationSnapshot
     from .runs import History
 
 # Tableau's qualitative colours without orange and grey, which the adaptation plot gives its

@@ -8,7 +8,7 @@ from typing import Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QTabWidget, QToolButton, QVBoxLayout, QWidget
 
-from .inspection import DataView, RegionsView
+from core.task_views import DataView, RegionsView
 from .overlays import Overlay, run_color
 from .widgets.adaptation_plot import AdaptationPlot
 from .widgets.data_plot import TaskPlot
@@ -180,12 +180,12 @@ class PlotsArea(QSplitter):
 
     def show_comparison(self, runs) -> None:
         """:meth:`set_overlays` for ``RunRecord`` objects, each in its :func:`run_color`."""
-        self.set_overlays([Overlay(r.name, run_color(r.run_id), r.history, getattr(r, "adaptation", None))
+        self.set_overlays([Overlay(r.name, run_color(r.run_id), r.history, r.adaptation)
                            for r in runs])
 
-    def set_loss_label(self, config=None, family=None) -> None:
+    def set_loss_label(self, classification: bool) -> None:
         """The history plots say which loss they show: MSE, or cross-entropy for classification."""
-        loss = "cross-entropy" if getattr(family, "kind", "") == "classification" else "MSE"
+        loss = "cross-entropy" if classification else "MSE"
         self.loss.set_y_label(f"query loss ({loss})")
         self.steps.set_y_label(f"query loss ({loss}, smoothed)")
 

@@ -531,6 +531,17 @@ class Session(QObject):
         at = f", iteration {run.weights_iteration:,}" if run.weights_iteration else ""
         return WeightsSource(run.config, run.weights, self.family_for(run.config), f"{run.name}{at}")
 
+    def is_classification(self, run: RunRecord | None) -> bool:
+        """Whether ``run`` (None: the family being edited) learns classes, without reading its data
+        again when its held-out scores or the edited family already tell."""
+        if run is not None and run.adaptation is not None:
+            return run.adaptation.metric == "accuracy"
+        config = run.config if run is not None else self.editing
+        try:
+            return self.family_for(config).kind == "classification"
+        except MamlError:
+            return False
+
     def family_for(self, config: ExperimentConfig):
         """The edited family when it is the one ``config`` names (a CSV family keeps its loaded data),
         else one built from the settings."""

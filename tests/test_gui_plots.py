@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QColor, QGuiApplication
 
-from maml_gui.inspection import AdaptationSnapshot
+from core.loaded_model import AdaptationSnapshot
 from maml_gui.overlays import Overlay, run_color
 from maml_gui.panels import PlotsArea
 from maml_gui.runs import History

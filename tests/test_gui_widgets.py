@@ -159,20 +159,6 @@ def test_loss_plot_draws_its_history_after_the_timer(qtbot):
     qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 0)
 
 
-def test_loss_plot_still_takes_appended_points_and_old_overlays(qtbot):
-    plot = LossPlot()
-    qtbot.addWidget(plot)
-    plot.append(np.arange(1, 51), np.linspace(2.0, 1.0, 50))
-    plot.append(np.arange(51, 101), np.linspace(1.0, 0.5, 50))
-    qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 100)
-    plot.set_overlays([("run 1", np.arange(10), np.ones(10))])
-    qtbot.waitUntil(lambda: len(plot.data()["overlays"]["run 1"][0]) == 10)
-    plot.set_overlays([])
-    qtbot.waitUntil(lambda: plot.data()["overlays"] == {})
-    plot.reset()
-    qtbot.waitUntil(lambda: len(plot.data()["raw"][0]) == 0)
-
-
 def test_a_thinned_history_is_redrawn_in_full(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
@@ -205,7 +191,7 @@ def test_step_loss_plot_has_one_curve_per_inner_step(qtbot):
     qtbot.waitUntil(lambda: len(plot.data()) == 4 and all(len(x) == 20 for x, _ in plot.data()))
     assert [y[-1] for _, y in plot.data()] == pytest.approx([3.0, 2.0, 1.5, 1.0])
     assert [name for _, name in plot.legend.entries()] == ["before adaptation", "after 1 step", "after 3 steps"]
-    plot.append(np.arange(5), np.tile([2.0, 1.0], (5, 1)))   # the old way in: a new N, new curves
+    plot.set_history(history(np.arange(5), np.ones(5), np.tile([2.0, 1.0], (5, 1))))   # another run: a new N
     qtbot.waitUntil(lambda: len(plot.data()) == 2 and all(len(x) == 5 for x, _ in plot.data()))
 
 

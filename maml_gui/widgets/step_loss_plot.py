@@ -7,7 +7,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
-from ..runs import History
 from .history_plot import EMPTY, HistoryPlot
 from .plot_colors import step_colors
 
@@ -23,21 +22,6 @@ class StepLossPlot(HistoryPlot):
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Query loss after each inner step", "query loss (MSE, smoothed)", parent)
         self._curves: list[pg.PlotDataItem] = []
-        self._own: History | None = None
-
-    def append(self, iterations, step_losses) -> None:
-        """The old way in (``step_losses`` ``[n, N+1]``), kept until the window hands the plot its
-        run's ``History``: rows go to a ``History`` of the plot's own; a different N starts a new one."""
-        step_losses = np.asarray(step_losses, dtype=float)
-        iterations = np.atleast_1d(iterations)
-        step_losses = step_losses.reshape(len(iterations), -1)
-        own = self._own
-        if own is None or self._history is not own or (len(own) and own.step_losses.shape[1] != step_losses.shape[1]):
-            self._own = own = History()
-            self.set_history(own, self._name, self._color)
-        nan = np.full(len(iterations), np.nan)
-        own.append(iterations, nan, nan, nan, step_losses)
-        self.refresh()
 
     def data(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """One (iterations, smoothed loss) pair per inner step of the shown run, as handed to the plot."""

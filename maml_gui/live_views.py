@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from core.errors import MamlError
 
+from .overlays import run_color
 from .pacing import Pacer
 from .panels import PlotsArea, StatusReadout
 from .session import Session
@@ -93,11 +94,15 @@ class LiveViews(QObject):
         self.run_list.select_run(run.run_id if run is not None else None)
         self._label_current(run)
         self.plots.set_loss_label(self.session.is_classification(run))
-        self.plots.loss.set_history(run.history if run is not None else None)
-        self.plots.steps.set_history(run.history if run is not None else None)
+        if run is None:
+            self.plots.loss.set_history(None)
+            self.plots.steps.set_history(None)
+        else:   # in the run's own colour, the one it has in the run list and when compared
+            self.plots.loss.set_history(run.history, run.name, run_color(run.run_id))
+            self.plots.steps.set_history(run.history, run.name, run_color(run.run_id))
         self.plots.adaptation.clear()
         if run is not None and run.adaptation is not None:
-            self._draw_adaptation(run.adaptation)
+            self._draw_adaptation(run)
         self.status.clear(run.device if run is not None else "")
         if run is not None:
             self._show_status(run)
@@ -182,14 +187,12 @@ class LiveViews(QObject):
     # -- held-out scores and comparison ---------------------------------------------------------
     def _on_adaptation_changed(self, run) -> None:
         if run is self.session.current:
-            self._draw_adaptation(run.adaptation)
+            self._draw_adaptation(run)
         if run.run_id in self.session.compared:
             self._draw_overlays()
 
-    def _draw_adaptation(self, snapshot) -> None:
-        self.plots.adaptation.set_metric(snapshot.metric)
-        for name, (mean, ci) in snapshot.series.items():
-            self.plots.adaptation.set_series(name, snapshot.steps, mean, ci)
+    def _draw_adaptation(self, run) -> None:
+        self.plots.adaptation.show_snapshot(run.adaptation, run_color(run.run_id))
 
     def _on_compared_changed(self, ids) -> None:
         for run_id in self.run_list.run_ids():
@@ -199,7 +202,7 @@ class LiveViews(QObject):
 
     def _draw_overlays(self) -> None:
         self._last_overlay = time.perf_counter()
-        self.plots.show_comparison(self.session.compared_runs())
+        self.plots.show_comparison(self.session.compared_runs(), self.session.current)
 
     # -- the task view ----------------------------------------------------------------------------
     def next_task(self) -> None:

@@ -72,9 +72,9 @@ class MainWindow(QMainWindow):
         build_menus(self, self.actions)
         build_toolbar(self, self.actions)
         self._build_layout(self.session.options)
-        self.current_label = QLabel()
+        self.current_label = QLabel()   # permanent: a passing message must not hide which run is current
         self.current_label.setContentsMargins(8, 0, 8, 0)
-        self.statusBar().addWidget(self.current_label)
+        self.statusBar().addPermanentWidget(self.current_label)
         self.status = StatusReadout(self.statusBar())
         self.views = LiveViews(self.session, self.plots, self.run_list, self.status, self.current_label, self)
         self._connect()

@@ -171,17 +171,20 @@ class PlotsArea(QSplitter):
         else:
             self.adaptation.show_snapshot(snapshot, color)
 
-    def set_overlays(self, overlays: Sequence[Overlay]) -> None:
-        """Compared runs on the loss, per-step and adaptation plots and in the scores table."""
-        overlays = list(overlays)
+    def set_overlays(self, overlays: Sequence[Overlay], current: Overlay | None = None) -> None:
+        """Compared runs on the loss, per-step and adaptation plots (the ``current`` run is drawn
+        there already), and every one of them in the scores table, the current run first."""
+        overlays = [o for o in overlays if current is None or o.name != current.name]
         for view in (self.loss, self.steps, self.adaptation):
             view.set_overlays(overlays)
-        self.scores.set_runs(overlays)
+        self.scores.set_runs(([current] if current is not None else []) + overlays)
 
-    def show_comparison(self, runs) -> None:
+    def show_comparison(self, runs, current=None) -> None:
         """:meth:`set_overlays` for ``RunRecord`` objects, each in its :func:`run_color`."""
-        self.set_overlays([Overlay(r.name, run_color(r.run_id), r.history, r.adaptation)
-                           for r in runs])
+        def overlay(r):
+            return Overlay(r.name, run_color(r.run_id), r.history, r.adaptation)
+        self.set_overlays([overlay(r) for r in runs if r is not current],
+                          overlay(current) if current is not None else None)
 
     def set_loss_label(self, classification: bool) -> None:
         """The history plots say which loss they show: MSE, or cross-entropy for classification."""

@@ -97,6 +97,7 @@ def test_compared_runs_overlay_on_every_plot_in_their_colour(qtbot, make_window)
     for i in ids:
         scored(qtbot, window, i)
         window.run_list.set_checked(i, True)
+    window.session.set_current(None)   # with no current run, every compared run is an overlay
     names = [window.session.runs.get(i).name for i in ids]
     qtbot.waitUntil(lambda: list(window.plots.loss.overlay_data()) == names and [
         len(x) for x, _ in window.plots.loss.overlay_data().values()] == [10, 12, 14], timeout=5000)
@@ -107,5 +108,8 @@ def test_compared_runs_overlay_on_every_plot_in_their_colour(qtbot, make_window)
         assert [curves[n].opts["pen"].color().name() for n in names] == [run_color(i) for i in ids]
     rows = window.plots.scores.rows()
     assert rows[0][0] == "run" and [r[0] for r in rows[1:]] == names
+    window.run_list.table.selectRow(1)   # the current run is drawn as itself, not twice; it heads the table
+    qtbot.waitUntil(lambda: list(window.plots.loss.overlay_data()) == [names[0], names[2]], timeout=5000)
+    assert [r[0] for r in window.plots.scores.rows()[1:]] == [names[1], names[0], names[2]]
     csv_text = window.plots.scores.to_csv()
     assert csv_text.splitlines()[0].startswith("run,metric,mean_0")

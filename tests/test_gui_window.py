@@ -161,6 +161,10 @@ def test_runs_are_kept_and_overlaid(qtbot, make_window):
     window.run_list.set_checked(first, True)
     window.run_list.set_checked(second, True)
     overlays = lambda: window.plots.loss.data()["overlays"]  # noqa: E731
+    # the current run (the second) is the plot's own curve; the other ticked one is overlaid
+    qtbot.waitUntil(lambda: [len(x) for x, _ in overlays().values()] == [30], timeout=5000)
+    assert np.array_equal(window.plots.loss.data()["raw"][0], np.arange(1, 41))
+    window.session.set_current(None)
     qtbot.waitUntil(lambda: [len(x) for x, _ in overlays().values()] == [30, 40], timeout=5000)
     assert np.array_equal(overlays()[window.run_list.name(second)][0], np.arange(1, 41))
     window.run_list.rename_run(first, "baseline try")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Hashable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMenu, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -159,6 +159,7 @@ class RunList(QWidget):
         self.table.blockSignals(True)
         try:
             self.table.clearSelection()
+            self.table.setCurrentIndex(QModelIndex())   # or removing a row would select its neighbour
             if run_id is not None and run_id in self._names:
                 self.table.selectRow(self._row(run_id))
         finally:

@@ -77,6 +77,16 @@ def metrics_csv(rows: Iterable) -> bytes:
     return buf.getvalue().encode()
 
 
+def metrics_table_csv(table: np.ndarray) -> bytes:
+    """:func:`metrics_csv` of a ``[rows, 4 + steps]`` table in :func:`read_metrics`' columns, byte for
+    byte, about 3x faster: a window saving a long run holds the GIL for less time."""
+    table = np.asarray(table, dtype=np.float64)
+    steps = table.shape[1] - len(METRIC_COLUMNS) if table.ndim == 2 and table.size else 0
+    lines = [",".join(_header(steps))]
+    lines += [f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:]) for r in table.tolist()]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def read_metrics(run_dir: str | Path) -> np.ndarray | None:
     """A run folder's ``metrics.csv`` as ``[rows, 4 + steps]`` (the columns :func:`metrics_csv`
     writes), or None when there is none or it is not one of ours: the metrics are optional."""

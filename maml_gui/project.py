@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.checkpoint import (METRIC_COLUMNS, atomic_write, load_run, read_metrics, read_training_state, save_run)
+from core.checkpoint import (METRICS_FILE, atomic_write, load_run, metrics_table_csv, read_metrics, read_training_state,
+                             save_run)
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.loaded_model import AdaptationSnapshot
-from core.trainer import StepMetrics
 
 PROJECT_FILE = "project.json"
 ADAPTATION_FILE = "adaptation.json"
@@ -94,12 +94,11 @@ class Project:
         atomic_write(self.folder / PROJECT_FILE, data.encode())
 
     def write_run(self, snap: RunSnapshot) -> None:
-        """The run folder, each file atomically; metrics before config so a reader never sees a
-        config whose metrics are missing."""
+        """The run folder, each file atomically (metrics first, settings last)."""
         folder = self.folder / snap.folder
         if snap.weights:
-            rows = [_metric_row(r) for r in snap.metrics]
-            save_run(folder, snap.config, snap.weights, rows, training_state=snap.training_state)
+            atomic_write(folder / METRICS_FILE, metrics_table_csv(snap.metrics))
+            save_run(folder, snap.config, snap.weights, None, training_state=snap.training_state)
         else:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(folder / "config.json", (snap.config.to_json() + "\n").encode())
@@ -155,10 +154,6 @@ class Project:
             except (ValueError, KeyError, TypeError):
                 adaptation = None   # only a view of the run: it is recomputed from the weights
         return StoredRun(entry, config, weights, metrics, state, adaptation)
-
-
-def _metric_row(r: np.ndarray) -> StepMetrics:
-    return StepMetrics(int(r[0]), float(r[1]), tuple(float(v) for v in r[len(METRIC_COLUMNS):]), float(r[2]), float(r[3]))
 
 
 def _finite(values) -> list:

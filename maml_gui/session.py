@@ -35,7 +35,8 @@ from .project import Project, RunSnapshot, run_folder_name
 from .runs import RunRecord, RunRegistry
 from .training import TrainingController, WorkerOptions
 
-SAVE_INTERVAL = 15.0      # s between writes of a training run's folder (and at every pause, stop and end)
+SAVE_INTERVAL = 15.0      # s at least between writes of a training run's folder (and at every pause, stop, end)
+SAVE_SHARE = 0.01         # ... stretched so that writing takes at most this share of the time
 INDEX_DELAY_MS = 500      # edits are written to project.json at most this often
 
 
@@ -88,6 +89,7 @@ class Session(QObject):
         self._pending: dict[int, RunSnapshot] = {}
         self._pending_lock = threading.Lock()
         self._last_save: dict[int, float] = {}
+        self._save_cost = 0.0                     # s the last folder write took (it holds the GIL)
         self._saves = JobRunner(self, "maml-save")
         self._saves.failed.connect(self._on_save_failed)
         self._saves.done.connect(lambda _tag, _result: self._save_ok())
@@ -182,7 +184,9 @@ class Session(QObject):
                 if not self._pending:
                     return
                 run_id, snap = next(iter(self._pending.items()))
+            start = time.perf_counter()
             self.project.write_run(snap)   # raises: the snapshot stays pending, the caller reports it
+            self._save_cost = time.perf_counter() - start
             with self._pending_lock:
                 if self._pending.get(run_id) is snap:
                     del self._pending[run_id]
@@ -454,7 +458,8 @@ class Session(QObject):
         run = self.active
         if run is not None and int(state[1]["iteration"]) == run.weights_iteration:
             run.training_state = state
-            if time.perf_counter() - self._last_save.get(run.run_id, 0.0) >= SAVE_INTERVAL:
+            interval = max(SAVE_INTERVAL, self._save_cost / SAVE_SHARE)
+            if time.perf_counter() - self._last_save.get(run.run_id, 0.0) >= interval:
                 self.save_run(run)
 
     def _on_paused_changed(self, paused: bool) -> None:

@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -139,3 +140,14 @@ def test_training_state_is_read_only_for_its_iteration(run):
     assert read_training_state(path, 2) is None
     (path / STATE_FILE).write_bytes(b"broken")
     assert read_training_state(path, 3) is None
+
+
+def test_the_table_writer_writes_what_the_row_writer_does():
+    from core.checkpoint import metrics_csv, metrics_table_csv
+    from core.trainer import StepMetrics
+
+    rows = [StepMetrics(i, 1.0 / (i + 3), (2.0 / (i + 1), float("nan"), 1e-300), 0.1 * i, i * 1.25e-7)
+            for i in range(1, 40)]
+    table = [[r.iteration, r.meta_loss, r.grad_norm, r.seconds, *r.step_losses] for r in rows]
+    assert metrics_table_csv(table) == metrics_csv(rows)
+    assert metrics_table_csv(np.empty((0, 0))) == metrics_csv([])

@@ -220,4 +220,11 @@ class LiveViews(QObject):
             self.plots.task_caption.setText(f"No task view: {exc}")
             self.plots.task.clear()
             return
-        self.plots.show_preview(preview)
+        run = session.current
+        if run is None:
+            source = "a fresh network (no run selected)"
+        elif run.origin == "opened" and not run.weights_iteration:
+            source = f"the weights of {run.name}"   # a weights file does not say how long it trained
+        else:
+            source = None
+        self.plots.show_preview(preview, source)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QVBoxLayout, QWidget
 
 from core.config import ExperimentConfig
@@ -22,6 +22,7 @@ from core.errors import MamlError
 from . import experiment_io as io
 from .csv_import import CsvImport
 from .file_actions import FileActions
+from .help_menu import build_help_menu
 from .live_views import LiveViews
 from .menus import build_actions, build_menus, build_toolbar
 from .panels import BASELINE_HELP, ErrorBanner, PlotsArea, StatusReadout
@@ -32,8 +33,11 @@ from .weights_actions import WeightsActions
 from .widgets.family_editor import FamilyEditor
 from .widgets.hyper_panel import HyperPanel
 from .widgets.run_list import RunList
+from .widgets.wheel_guard import guard_wheel
 
 PROJECT_KEY = "project/folder"
+EXPERIMENT_MIN_WIDTH = 300
+RUNS_DOCK_HEIGHT = 190    # five rows of the run list at 1280×800
 
 
 def default_project(settings: QSettings) -> Path:
@@ -71,6 +75,7 @@ class MainWindow(QMainWindow):
         self.actions = build_actions(self)
         build_menus(self, self.actions)
         build_toolbar(self, self.actions)
+        build_help_menu(self, self.actions)
         self._build_layout(self.session.options)
         self.current_label = QLabel()   # permanent: a passing message must not hide which run is current
         self.current_label.setContentsMargins(8, 0, 8, 0)
@@ -86,6 +91,7 @@ class MainWindow(QMainWindow):
             self.show_error("Some runs of this project could not be read: " + "; ".join(problems))
         self.files.refresh_recent()
         self._restore_geometry()
+        self.fit_experiment_panel()   # after a restored layout too: it never hides a control
         self.files.update_title()
 
     # -- composition -------------------------------------------------------------------------
@@ -105,7 +111,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.family_editor)
         column.addWidget(self.hyper_panel)
         column.addStretch(1)   # spare height goes below the form, not into the family preview
-        scroll = QScrollArea()
+        scroll = self.experiment_scroll = QScrollArea()
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(300)
@@ -123,7 +129,16 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.resize(1280, 800)
         self.resizeDocks(docks[:1], [400], Qt.Orientation.Horizontal)
-        self.resizeDocks(docks[1:], [130], Qt.Orientation.Vertical)
+        self.resizeDocks(docks[1:], [RUNS_DOCK_HEIGHT], Qt.Orientation.Vertical)
+
+    def fit_experiment_panel(self) -> None:
+        """The Experiment panel is as wide as its widest form needs (no horizontal scrolling, no
+        field cut off), whatever family is shown or layout was restored."""
+        scroll = self.experiment_scroll
+        guard_wheel(scroll.widget())   # a new family brings new fields
+        need = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() \
+            + 2 * scroll.frameWidth()
+        scroll.setMinimumWidth(max(EXPERIMENT_MIN_WIDTH, need))
 
     def _connect(self) -> None:
         s = self.session
@@ -133,6 +148,8 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.project_changed.connect(lambda project: (self.settings.setValue(PROJECT_KEY, str(project.folder)),
                                                    self.files.update_title()))
+        # once the new family's form is laid out (the signal comes before that)
+        self.family_editor.changed.connect(lambda: QTimer.singleShot(0, self.fit_experiment_panel))
         for panel in (self.family_editor, self.hyper_panel):
             panel.changed.connect(self._on_config_edited)
             panel.validity_changed.connect(lambda _valid: self._refresh_validity())

@@ -192,8 +192,9 @@ class PlotsArea(QSplitter):
         self.loss.set_y_label(f"query loss ({loss})")
         self.steps.set_y_label(f"query loss ({loss}, smoothed)")
 
-    def show_preview(self, preview) -> None:
-        """Draw an ``inspection.Preview``: the function view, or decision regions for 2-D classification."""
+    def show_preview(self, preview, source: str | None = None) -> None:
+        """Draw a ``core.loaded_model.Preview``: the function view, or decision regions for 2-D
+        classification. ``source`` says whose weights they are when not "iteration N" of a run."""
         view = preview.view
         if view is None:
             self.task_caption.setText("No task view for this family")
@@ -207,7 +208,7 @@ class PlotsArea(QSplitter):
             extra = f" · MSE on its other rows {view.mse[0]:.3g} → {view.mse[1]:.3g}"
         else:
             self.task.show_function(view)
-        self.task_caption.setText(f"task #{preview.task_index + 1} · iteration {preview.iteration:,}{extra}")
+        self.task_caption.setText(f"task #{preview.task_index + 1} · {source or f'iteration {preview.iteration:,}'}{extra}")
 
     def plot_item(self, key: str):
         """The pyqtgraph PlotItem behind a view, for image/SVG export."""

@@ -9,6 +9,7 @@ import csv
 import io
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -120,6 +121,15 @@ class RunRecord:
         return None if self.history.last is None else float(self.history.last[1])
 
 
+def data_name(config: ExperimentConfig) -> str:
+    """What a run learned from, for its name: the family, or a CSV data set's file (or folder) name."""
+    paths = config.family.params.get("paths") or []
+    if config.family.name == "csv" and paths:
+        first = Path(paths[0])
+        return first.stem if len(paths) == 1 else first.parent.name or first.stem
+    return config.family.name
+
+
 class RunRegistry:
     """Every run of the session, in creation order."""
 
@@ -129,7 +139,7 @@ class RunRegistry:
 
     def create(self, config: ExperimentConfig) -> RunRecord:
         run_id = next(self._ids)
-        record = RunRecord(run_id, f"run {run_id} · {config.algorithm.name} · {config.family.name}", config)
+        record = RunRecord(run_id, f"run {run_id} · {config.algorithm.name} · {data_name(config)}", config)
         self._runs[run_id] = record
         return record
 

@@ -160,21 +160,18 @@ class Session(QObject):
         """Runs whose latest state is not on disk yet (a write is pending or failed)."""
         with self._pending_lock:
             pending = set(self._pending)
-        return [r for r in self.runs if r.run_id in pending or (self.save_problem and not r.folder)]
+        return [r for r in self.runs if r.run_id in pending]
 
-    def save_run(self, run: RunRecord, now: bool = False) -> None:
-        """Queue a write of ``run``'s folder (weights, training state, metrics, held-out scores);
-        ``now`` writes on this thread (closing)."""
+    def save_run(self, run: RunRecord) -> None:
+        """Queue a write of ``run``'s folder (weights, training state, metrics, held-out scores) on
+        the save job's thread; :meth:`flush` waits for it."""
         if not run.folder:
             run.folder = run_folder_name(run.run_id, run.name)
         snap = RunSnapshot(run.folder, run.config, run.weights, run.training_state, run.history.table(), run.adaptation)
         with self._pending_lock:
             self._pending[run.run_id] = snap
         self._last_save[run.run_id] = time.perf_counter()
-        if now:
-            self._drain()
-        else:
-            self._saves.submit("save", self._drain)
+        self._saves.submit("save", self._drain)
         self._index_timer.start()
 
     def _drain(self) -> None:
@@ -225,7 +222,7 @@ class Session(QObject):
         self.project = Project(folder)
         for run in self.runs:
             if run.weights or len(run.history):
-                self.save_run(run, now=False)
+                self.save_run(run)
         ok = self.flush()
         self.project_changed.emit(self.project)
         return ok

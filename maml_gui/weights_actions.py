@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QFileDialog
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
 from core.errors import MamlError
 from core.export import config_sidecar, readme_sidecar
@@ -22,6 +22,7 @@ from .adapt_view import AdaptView
 from .export_dialog import ExportDialog
 from .job_runner import JobRunner
 from .session import WeightsSource
+from .widgets.wheel_guard import guard_wheel
 
 EXPORT_FOLDER_KEY = "export/folder"
 OPEN_FOLDER_KEY = "open/folder"
@@ -169,12 +170,18 @@ class WeightsActions:
         w = self.window
         if self.adapt_view is None:
             view = self.adapt_view = AdaptView(self._adapt_source, export=self.choose_export_weights)
+            guard_wheel(view)
+            scroll = QScrollArea()   # the panel scrolls inside its dock; it never makes the window taller
+            scroll.setWidget(view)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
             dock = self.adapt_dock = QDockWidget("Adapt to a new task", w)
             dock.setObjectName("adapt_dock")
-            dock.setWidget(view)
+            dock.setWidget(scroll)
             if not w.restoreDockWidget(dock):
-                w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-                w.resizeDocks([dock], [460], Qt.Orientation.Horizontal)
+                # beside the Experiment panel as a tab: the four plots keep their width at 1280×800
+                w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+                w.tabifyDockWidget(w.findChild(QDockWidget, "experiment_dock"), dock)
             w.view_menu.addAction(dock.toggleViewAction())
         self.adapt_dock.show()
         self.adapt_dock.raise_()

@@ -20,8 +20,9 @@ BASELINE_HELP = (
     "Scores on a fixed batch of {tasks} held-out tasks after 0..M gradient steps on each task's support set "
     "(M = max(10, inner steps)); error bars are 95% confidence intervals over the tasks.\n"
     "meta-learned: the current meta-learned initialisation.\n"
-    "pretrain: a baseline network trained jointly on all tasks (algorithm \"pretrain\"); it trains on the same "
-    "thread alongside the run, with about {share:.0%} of the training time, so it gets fewer updates than the run.\n"
+    "pretrain: a baseline network trained jointly on all tasks (algorithm \"pretrain\"). While the run trains it "
+    "gets about {share:.0%} of the time, so fewer updates (the legend says how many); when the run ends it is "
+    "trained in the background to as many updates as the run had and scored again, so the comparison is fair.\n"
     "scratch: a fresh random initialisation fine-tuned with the same inner learning rate.\n"
     "Updated about every {interval:g} s, when paused, after a single step and at the end of a run.")
 

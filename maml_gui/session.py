@@ -27,6 +27,7 @@ from core.errors import MamlError
 from core.export import config_sidecar, export_weights
 from core.loaded_model import LoadedModel, preview_from_weights
 from core.tasks import build_family
+from core.trainer import MetaTrainer
 from core.weights_io import PT_SUFFIXES, check_names
 from core.weights_io import open_weights as read_weights_file
 
@@ -93,6 +94,10 @@ class Session(QObject):
         self._saves = JobRunner(self, "maml-save")
         self._saves.failed.connect(self._on_save_failed)
         self._saves.done.connect(lambda _tag, _result: self._save_ok())
+        self._baselines = JobRunner(self, "maml-baseline", reports_progress=True)
+        self._baselines.done.connect(self._on_baseline_done)
+        self._baselines.failed.connect(
+            lambda run, text: self.message.emit(f"The pretrain baseline of {run.name} stopped: {text}", 10_000))
         self._scores = JobRunner(self, "maml-score")
         self._scores.done.connect(self._on_scored)
         self._scores.failed.connect(lambda run, text: self.message.emit(f"Cannot score {run.name}: {text}", 10_000))
@@ -311,6 +316,7 @@ class Session(QObject):
             self.message.emit(f"{opened.name} already ran {opened.weights_iteration:,} iterations: raise Iterations "
                               "to continue it", 10_000)
             return None
+        self._baselines.cancel()   # a new run needs the CPU more than a finished run's baseline
         run = self.runs.create(config)
         run.total = config.train.iterations
         if state is not None:   # the continued run carries the opened run's history on
@@ -494,6 +500,8 @@ class Session(QObject):
                 self.run_changed.emit(run)
                 if run.weights or len(run.history):
                     self.save_run(run)
+                if run.status != "failed":
+                    self.finish_baseline(run)
         self.training_changed.emit()
 
     # -- weights in and out ---------------------------------------------------------------------------
@@ -577,6 +585,43 @@ class Session(QObject):
             if run.folder:
                 self.save_run(run)
 
+    def finish_baseline(self, run: RunRecord) -> bool:
+        """Give the run's pretrain baseline as many updates as the run had, in the background.
+
+        While training, the baseline only gets a small share of the time (so the run keeps its
+        speed) and so far fewer updates: compared like that, pretraining looks worse than it is.
+        Once the run ends, a pretrain network with the run's seed and task stream is trained to the
+        run's iteration count and both are scored again on the same held-out tasks. True if started.
+        """
+        snapshot = run.adaptation
+        target = run.weights_iteration
+        if (not run.weights or snapshot is None or "pretrain" not in snapshot.series
+                or snapshot.baseline_iterations >= target):
+            return False
+        config, weights, family, tasks = run.config, run.weights, self.family_for(run.config), self.options.eval_tasks
+
+        def train(report):
+            baseline = MetaTrainer(config.replace("algorithm", name="pretrain"), family)
+            while baseline.iteration < target:
+                baseline.step()
+                if baseline.iteration % 100 == 0 and report(baseline.iteration / target):
+                    return None   # cancelled: the run keeps the scores it has
+            return LoadedModel(config, weights, family).adaptation(tasks, LoadedModel.of_trainer(baseline))
+
+        self._baselines.submit(run, train)
+        self.message.emit(f"Training the pretrain baseline of {run.name} to {target:,} updates, as many as the run "
+                          "had (in the background)…", 8000)
+        return True
+
+    def _on_baseline_done(self, run: RunRecord, snapshot) -> None:
+        if snapshot is None or self.runs.get(run.run_id) is not run:
+            return
+        run.adaptation = snapshot
+        self.adaptation_changed.emit(run)
+        self.save_run(run)
+        self.message.emit(f"{run.name}: the pretrain baseline now has {snapshot.baseline_iterations:,} updates, as "
+                          "many as the run", 8000)
+
     def idle_preview(self):
         """The task view without a worker: the current run's weights (or a fresh network) on task
         ``preview_index``. Raises MamlError when it cannot be drawn."""
@@ -597,9 +642,7 @@ class Session(QObject):
         could not be written is in ``save_problem`` (and ``unsaved_runs()``)."""
         if not self.controller.shutdown() and not self.controller.shutdown(timeout_ms=timeout_ms):
             return False
+        self._baselines.shutdown()
         self._scores.shutdown()
         self.flush()
         return True
-
-    def shutdown_jobs(self, timeout_ms: int = 30_000) -> bool:
-        return all([self._scores.shutdown(timeout_ms), self._saves.shutdown(timeout_ms)])

@@ -162,3 +162,19 @@ def test_the_family_being_edited_persists(qtbot, make_session, tmp_path):
     session.write_index()
     assert make_session(tmp_path / "project").editing == edited
     assert isinstance(edited.family, FamilySpec)
+
+
+def test_the_pretrain_baseline_gets_as_many_updates_as_the_run(qtbot, make_session):
+    from core.loaded_model import LoadedModel
+
+    session = make_session()
+    run = train(qtbot, session, 60)
+    assert run.adaptation.baseline_iterations < 60, "while training it only gets a small share of the time"
+    qtbot.waitUntil(lambda: run.adaptation.baseline_iterations == 60, timeout=30_000)
+    # the same as a pretrain network trained on its own for 60 updates, scored on the same tasks
+    baseline = MetaTrainer(run.config.replace("algorithm", name="pretrain"))
+    for _ in range(60):
+        baseline.step()
+    expected = LoadedModel(run.config, run.weights).adaptation(OPTIONS.eval_tasks, LoadedModel.of_trainer(baseline))
+    np.testing.assert_allclose(run.adaptation.series["pretrain"][0], expected.series["pretrain"][0], rtol=1e-6)
+    np.testing.assert_allclose(run.adaptation.series["meta-learned"][0], expected.series["meta-learned"][0], rtol=1e-6)

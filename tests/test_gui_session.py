@@ -113,3 +113,33 @@ def test_compared_runs_overlay_on_every_plot_in_their_colour(qtbot, make_window)
     assert [r[0] for r in window.plots.scores.rows()[1:]] == [names[1], names[0], names[2]]
     csv_text = window.plots.scores.to_csv()
     assert csv_text.splitlines()[0].startswith("run,metric,mean_0")
+
+
+def test_new_and_open_ask_before_replacing_edited_settings(qtbot, make_window, tmp_path):
+    window = make_window()
+    saved = window.files.save_experiment(tmp_path / "exp.json")
+    window.hyper_panel.inner_steps.setValue(3)           # an edit no file holds
+    asked = []
+    window.confirm = lambda title, text: asked.append(text) or False
+    assert not window.files.open_experiment(saved)
+    assert not window.files.new_experiment()
+    assert len(asked) == 2 and "not saved" in asked[0]
+    assert window.panel_config().algorithm.inner_steps == 3, "No keeps the edit"
+    window.confirm = lambda title, text: asked.append(text) or True
+    assert window.files.open_experiment(saved) and len(asked) == 3
+    assert window.panel_config().algorithm.inner_steps == 1
+    assert window.files.new_experiment() and len(asked) == 3, "unedited settings are replaced without asking"
+
+
+def test_the_edited_settings_come_back_with_the_project(qtbot, make_window, settings, tmp_path):
+    from maml_gui.main_window import MainWindow
+
+    window = make_window(project=tmp_path / "proj")
+    window.hyper_panel.hidden.setText("64,64")
+    window.hyper_panel.inner_steps.setValue(3)
+    qtbot.waitUntil(lambda: window.session.editing.model.hidden == (64, 64), timeout=5000)
+    window.close()
+    again = MainWindow(settings=settings, project=tmp_path / "proj")   # as at launch: no settings given
+    qtbot.addWidget(again)
+    assert again.panel_config().model.hidden == (64, 64) and again.panel_config().algorithm.inner_steps == 3
+    assert again.shutdown()

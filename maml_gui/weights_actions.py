@@ -26,6 +26,7 @@ from .widgets.wheel_guard import guard_wheel
 
 EXPORT_FOLDER_KEY = "export/folder"
 OPEN_FOLDER_KEY = "open/folder"
+WIDE_WINDOW = 1600   # px: from this width the Adapt panel gets a column of its own
 WEIGHTS_FILTER = "Weights or run (*.safetensors *.pt *.pth config.json);;All files (*)"
 
 
@@ -179,9 +180,12 @@ class WeightsActions:
             dock.setObjectName("adapt_dock")
             dock.setWidget(scroll)
             if not w.restoreDockWidget(dock):
-                # beside the Experiment panel as a tab: the four plots keep their width at 1280×800
-                w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-                w.tabifyDockWidget(w.findChild(QDockWidget, "experiment_dock"), dock)
+                if w.width() >= WIDE_WINDOW:   # room for a third column
+                    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+                    w.resizeDocks([dock], [460], Qt.Orientation.Horizontal)
+                else:   # a tab beside the Experiment panel: the four plots keep their width at 1280×800
+                    w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+                    w.tabifyDockWidget(w.findChild(QDockWidget, "experiment_dock"), dock)
             w.view_menu.addAction(dock.toggleViewAction())
         self.adapt_dock.show()
         self.adapt_dock.raise_()

@@ -11,7 +11,7 @@ import importlib.metadata
 import platform
 import re
 
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QTextBrowser, QVBoxLayout
 
 PACKAGE = "maml-gui"
@@ -38,7 +38,7 @@ def shortcut_rows(actions) -> list[tuple[str, str]]:
     for action in vars(actions).values():
         items = action.values() if isinstance(action, dict) else [action]
         for item in items:
-            if hasattr(item, "shortcut") and not item.shortcut().isEmpty():
+            if isinstance(item, QAction) and not item.shortcut().isEmpty():
                 rows.append((item.text().replace("&", "").rstrip("…"),
                              item.shortcut().toString(QKeySequence.SequenceFormat.NativeText)))
     return rows

@@ -110,14 +110,6 @@ class Project:
         if self.folder.resolve() in path.parents:   # never outside the project
             shutil.rmtree(path, ignore_errors=True)
 
-    def adopt_folder(self, source: Path, folder: str) -> None:
-        """Copy a run folder made elsewhere (e.g. by ``maml-gui train``) into the project."""
-        target = self.folder / folder
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("config.json", "weights.safetensors", "training_state.safetensors", "metrics.csv"):
-            if (source / name).is_file():
-                atomic_write(target / name, (source / name).read_bytes())
-
     # -- reading ----------------------------------------------------------------------------
     def load(self) -> LoadedProject:
         """Every run the index names; a run that cannot be read is reported and skipped, never fatal."""
@@ -163,13 +155,18 @@ def _finite(values) -> list:
 def snapshot_to_dict(s: AdaptationSnapshot) -> dict:
     return {"iteration": int(s.iteration), "metric": s.metric, "steps": [int(v) for v in s.steps],
             "series": {name: {"mean": _finite(m), "ci": _finite(c)} for name, (m, c) in s.series.items()},
-            "baseline_iterations": int(s.baseline_iterations)}
+            "baseline_iterations": int(s.baseline_iterations),
+            "diverged": {name: [int(v) for v in counts] for name, counts in s.diverged.items()},
+            "tasks": int(s.tasks)}
 
 
 def snapshot_from_dict(d: dict) -> AdaptationSnapshot:
+    """The inverse of :func:`snapshot_to_dict`; files written before the diverged counts existed
+    load with none (their means are NaN wherever a task's loss was not finite)."""
     def arr(values):
         return np.array([np.nan if v is None else v for v in values], dtype=float)
 
     series = {name: (arr(v["mean"]), arr(v["ci"])) for name, v in d["series"].items()}
+    diverged = {name: np.array(v, dtype=int) for name, v in (d.get("diverged") or {}).items()}
     return AdaptationSnapshot(int(d["iteration"]), str(d["metric"]), np.array(d["steps"], dtype=int), series,
-                              int(d.get("baseline_iterations", 0)))
+                              int(d.get("baseline_iterations", 0)), diverged, int(d.get("tasks", 0)))

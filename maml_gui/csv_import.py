@@ -113,6 +113,9 @@ class CsvImport:
                 w.statusBar().showMessage("Import not applied: the run goes on with the previous data.", 8000)
                 return
             w.reset()
+        shots, query = dialog.shots_query()   # chosen with the data: what it keeps depends on them
+        w.hyper_panel.shots.setValue(shots)
+        w.hyper_panel.query.setValue(query)
         w.family_editor.set_spec(spec)
         sizes = dialog.family().split_sizes()
         w.statusBar().showMessage(f"Imported {sum(sizes.values())} tasks ({sizes['train']} / {sizes['val']} / "

@@ -2,12 +2,15 @@
 
 Reading the files and every re-check after a change run on a background thread (``job_runner``)
 with a progress bar and Cancel. The engine (``CsvFamily``) does all the checking, so what the
-dialog shows when it refuses is the engine's message (file, line, column, what to do). The
-dialog changes nothing in the window: the caller takes :meth:`family_spec` after ``accepted``.
+dialog shows when it refuses is the engine's message (file, line, column, what to do). Shots and
+query are set here too, since what a file keeps depends on them: OK stays off while no meta-train
+task has shots + query rows. The dialog changes nothing in the window: the caller takes
+:meth:`family_spec` and :meth:`shots_query` after ``accepted``.
 """
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QVBoxLayout, QWidget)
 
 from core.config import FamilySpec
-from core.tasks.csv_family import SPLIT_TITLES, CsvFamily
+from core.tasks.csv_family import CsvFamily
 
-from .csv_choices import Checked, Tables, check_choices, read_tables
+from .csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
+                          tasks_kept)
 from .job_runner import JobRunner
 
 PREVIEW_ROWS = 50
@@ -42,7 +46,7 @@ class CsvImportDialog(QDialog):
         self.setWindowTitle("Import CSV data")
         self.paths = [str(Path(p).expanduser().resolve()) for p in paths]
         self._initial = dict(params or {})
-        self._shots, self._query = shots, query
+        self._start_shots_query = shots, query
         self._tables: Tables | None = None
         self._checked: Checked | None = None
         self._problem: str | None = "reading the files…"
@@ -69,6 +73,10 @@ class CsvImportDialog(QDialog):
                 "split": [b.value() / 100 for b in self.split_boxes], "split_seed": self.split_seed.value(),
                 "normalize": self.normalize.isChecked(), "drop_missing": self.drop_missing.isChecked(),
                 "n_way": self.n_way.value() if self.classification.isChecked() else 0, "normalization": None}
+
+    def shots_query(self) -> tuple[int, int]:
+        """Shots and query as set here (the window's training settings take them on OK)."""
+        return self.shots.value(), self.query.value()
 
     def family(self) -> CsvFamily | None:
         """The family the current choices give, once checked and valid."""
@@ -100,7 +108,8 @@ class CsvImportDialog(QDialog):
     def cancel_reading(self) -> None:
         if self._tables is None and self._runner.is_busy():
             self._runner.cancel()
-            self._show_read_error("reading was cancelled; close this dialog, or import the files again")
+            self._show_read_error("reading was cancelled; close this dialog, or import the files again",
+                                  header="Cancelled reading")
 
     def done(self, result: int) -> None:
         """Closing (OK, Cancel, Esc, window close) stops any background work first."""
@@ -110,7 +119,7 @@ class CsvImportDialog(QDialog):
 
     # -- building ------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.files_label = QLabel(_describe_paths(self.paths))
+        self.files_label = QLabel(f"Reading {_describe_paths(self.paths)}…")
         self.files_label.setWordWrap(True)
         self.preview_file = QComboBox()
         self.preview_file.setToolTip("Which file the preview shows")
@@ -203,6 +212,19 @@ class CsvImportDialog(QDialog):
         self.n_way.setSpecialValueText("auto")
         self.n_way.setPrefix("classes per episode: ")
         self.n_way.setToolTip("N of N-way episodes; auto = min(5, number of classes)")
+        shots, query = self._start_shots_query
+        self.shots, self.query = QSpinBox(), QSpinBox()
+        for box, prefix, value in ((self.shots, "shots K ", shots), (self.query, "query ", query)):
+            box.setRange(1, 10000)
+            box.setPrefix(prefix)
+            box.setValue(value)
+        self.shots.setToolTip("Support rows per task (per class for classification); OK sets the training settings")
+        self.query.setToolTip("Query rows per task (per class for classification); OK sets the training settings")
+        self.sizes_hint = QLabel()
+        self.sizes_hint.setWordWrap(True)
+        self.sizes_hint.setStyleSheet("color: #555;")
+        self.sizes_hint.setToolTip("A task is trained on only when it has shots + query rows")
+        self.sizes_hint.hide()   # shown once the choices are checked
         self.normalize = QCheckBox("standardize inputs and target (statistics of the meta-training tasks only)")
         self.drop_missing = QCheckBox()
         self.drop_missing.setToolTip("Rows with an empty cell in a column used; otherwise they stop the import")
@@ -235,6 +257,8 @@ class CsvImportDialog(QDialog):
         form.addRow("Inputs", self.features)
         form.addRow("Target", self.target)
         form.addRow("Task kind", _row(self.regression, self.classification, self.n_way))
+        form.addRow("Per episode", _row(self.shots, self.query))
+        form.addRow("", self.sizes_hint)
         form.addRow("", self.normalize)
         form.addRow("", self.drop_missing)
         split = QWidget()
@@ -254,6 +278,8 @@ class CsvImportDialog(QDialog):
         self.features.itemChanged.connect(self._on_choice)
         for box in (self.n_way, self.split_seed):
             box.valueChanged.connect(self._on_choice)
+        for box in (self.shots, self.query):
+            box.valueChanged.connect(self._on_shots_query)
         self.split_boxes[0].valueChanged.connect(self._on_choice)
         for box in self.split_boxes[1:]:
             box.valueChanged.connect(self._on_split_edited)
@@ -276,8 +302,9 @@ class CsvImportDialog(QDialog):
             self._checked = None
             self._set_problem(str(error))
 
-    def _show_read_error(self, message: str) -> None:
+    def _show_read_error(self, message: str, header: str = "Could not read") -> None:
         self._hide_progress()
+        self.files_label.setText(f"<b>{header}</b> {escape(_describe_paths(self.paths))}")
         self._set_problem(message)
 
     def _hide_progress(self) -> None:
@@ -323,14 +350,20 @@ class CsvImportDialog(QDialog):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Unchecked)
             self.features.addItem(item)
-        task = p.get("task_column") or tables.task_column
+        guess = tables.suggestion
+        task = p.get("task_column") or guess.task_column
         self.task_column.setCurrentIndex(self.task_column.findText(task) if task else -1)   # none: ask for one
-        numeric = [c for c in columns if tables.numeric[c] and c != (task if long else None)]
-        target = p.get("target") or (numeric[-1] if numeric else columns[-1])
+        self.task_column.setPlaceholderText("" if task else "none found: choose the column whose values group "
+                                                            "rows into tasks")
+        if "target" in p:
+            numeric = [c for c in columns if tables.numeric[c] and c != (task if long else None)]
+            target = p["target"] or (numeric[-1] if numeric else columns[-1])
+            features, classification = p.get("features") or [c for c in numeric if c != target], p.get("classification")
+        else:
+            target, features, classification = guess.target, guess.features, guess.classification
         self.target.setCurrentText(target)
-        features = p.get("features") or [c for c in numeric if c != target]
         self.set_features(features)
-        (self.classification if p.get("classification") else self.regression).setChecked(True)
+        (self.classification if classification else self.regression).setChecked(True)
         self.n_way.setValue(int(p.get("n_way") or 0))
         self.normalize.setChecked(bool(p.get("normalize", True)))
         self.drop_missing.setChecked(bool(p.get("drop_missing", False)))
@@ -388,6 +421,7 @@ class CsvImportDialog(QDialog):
             self._timer.stop()
             self._runner.cancel()
             self.split_label.setText("")
+            self._show_sizes()
             self._set_problem(problem)
             return
         self._set_problem("checking…", final=False)
@@ -415,31 +449,12 @@ class CsvImportDialog(QDialog):
 
     def _local_problem(self) -> str | None:
         """Choices that need no reading to refuse (the engine checks everything else)."""
-        p = self.params()
-        if self.layout_files.isChecked() and len(self._tables.files) < 2:
-            return ("one task per file needs several files, and this import has one; choose 'one file, a column "
-                    "names the task', or import a folder of CSV files")
-        if self.layout_long.isChecked() and not p["task_column"]:
-            return "choose the column that names the tasks"
-        if not p["target"]:
-            return "choose the target column"
-        if not p["classification"] and not self._tables.numeric.get(p["target"], True):
-            return (f"the target {p['target']!r} holds text; choose 'classification' to predict it as a class label, "
-                    "or a numeric target")
-        if not p["features"]:
-            return "tick at least one input column"
-        total = sum(b.value() for b in self.split_boxes)
-        if total != 100:
-            return f"the split adds up to {total} %; make meta-train + validation + test 100 %"
-        if self.split_boxes[0].value() == 0:
-            return "give meta-train a share above 0 %"
-        if self.split_boxes[2].value() == 0:
-            return "give test a share above 0 %: the window scores adaptation on meta-test tasks"
-        return None
+        return local_problem(self.params(), self._tables, self.layout_long.isChecked(),
+                             [b.value() for b in self.split_boxes])
 
     def _check(self) -> None:
         params, tables = self.params(), self._tables.tables
-        shots, query = self._shots, self._query
+        shots, query = self.shots_query()
         self._runner.submit("check", lambda report: check_choices(params, tables, shots, query, report))
 
     def _show_checked(self, checked: Checked) -> None:
@@ -453,18 +468,22 @@ class CsvImportDialog(QDialog):
         self.warnings_list.addItems(checked.warnings)
         if not checked.warnings:
             self.warnings_list.addItem("none")
-        family = checked.family
-        if family is None:
-            self.split_label.setText("")
-            self._set_problem(checked.error)
-            self._mark_cell(checked.error_at)
-            return
-        sizes = family.split_sizes()
-        rows = [n for s in SPLIT_TITLES for n in family.task_sizes(s)]
-        per_task = f"{min(rows)} rows per task" if min(rows) == max(rows) else f"{min(rows)}–{max(rows)} rows per task"
-        self.split_label.setText(f"{sum(sizes.values())} tasks: {sizes['train']} / {sizes['val']} / {sizes['test']} "
-                                 f"tasks (meta-train / validation / test), {per_task}")
-        self._set_problem(None)
+        self._show_sizes()
+        self.split_label.setText("" if checked.family is None else split_summary(checked.family))
+        self._set_problem(checked.error)
+        self._mark_cell(checked.error_at)
+
+    def _on_shots_query(self) -> None:
+        self._show_sizes()   # at once, from the last verdict; the check then says whether training can start
+        self._on_choice()
+
+    def _show_sizes(self) -> None:
+        """How many tasks shots + query keeps, and which sums keep all of them (from the last verdict)."""
+        checked = self._checked
+        fresh = checked is not None and checked.family is not None and checked.params == self.params()
+        self.sizes_hint.setText(tasks_kept(checked.capacities, sum(self.shots_query()), checked.family.kind)
+                                if fresh else "")
+        self.sizes_hint.setVisible(fresh)
 
     def _mark_cell(self, at) -> None:
         """Show the refused cell in the preview (red) when it is among the rows shown."""
@@ -509,7 +528,7 @@ def _row(*widgets: QWidget) -> QWidget:
 
 def _describe_paths(paths: list[str]) -> str:
     names = [Path(p).name + ("/" if Path(p).is_dir() else "") for p in paths]
-    return "Reading " + (", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")) + "…"
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _common_folder(files: list[Path]) -> str:

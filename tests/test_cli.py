@@ -138,3 +138,12 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "split"), "--shots", "2"]) == 2
     assert "cannot change a resumed run" in capsys.readouterr().err
+
+
+def test_a_csv_with_one_data_row_is_refused_by_file_name(tmp_path, capsys):
+    data = tmp_path / "onerow.csv"
+    data.write_text("t,x,y\na,1,2\n")
+    assert main(["train", "--csv", str(data), "--task-column", "t", "--target", "y", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "onerow.csv: 1 task cannot be split" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

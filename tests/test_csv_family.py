@@ -338,3 +338,26 @@ def test_a_family_is_built_once_while_its_files_are_unchanged(tmp_path):
     import os
     os.utime(path, ns=(1, 1))   # another modification time: read and built again
     assert cached_family(params)._x is not first._x
+
+
+def test_too_few_tasks_to_split_names_the_file_or_folder(tmp_path):
+    one = tmp_path / "onerow.csv"
+    one.write_text("t,x,y\na,1,2\n")
+    with pytest.raises(ConfigError, match=r"^family\.split: onerow\.csv: 1 task cannot be split") as info:
+        CsvFamily({"paths": [str(one)], "task_column": "t", "target": "y"})
+    assert info.value.field == "family.split" and "at least 3 tasks are needed" in info.value.message
+    folder = tmp_path / "two_sites"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_text("x,y\n1,2\n2,3\n")
+    with pytest.raises(ConfigError, match=r"two_sites/ \(2 files\): 2 tasks cannot be split"):
+        CsvFamily({"paths": [str(folder)], "target": "y"})
+
+
+def test_capacities_say_what_each_shots_plus_query_keeps():
+    family = csv("small_tasks.csv", task_column="subject", target="height")
+    every = sorted(c for s in ("train", "val", "test") for c in family.capacities(s))
+    assert every == [3] + [12] * 8 and len(family.capacities("train")) == family.split_sizes()["train"]
+    labels = csv("classification.csv", task_column="writer", target="letter", classification=True, n_way=2,
+                 split=[0.6, 0.2, 0.2])
+    assert labels.capacities("train") == [6] * 3   # rows of the N-th largest class, not of the task

@@ -211,6 +211,9 @@ def test_missing_values_are_counted_and_can_be_dropped(qtbot, make_window):
     assert dialog.drop_missing.text() == "drop 3 rows with missing values (line 3, line 4, line 6)"
     drive(qtbot, dialog, lambda: dialog.split_boxes[1].setValue(0))   # 3 small tasks: no validation split
     drive(qtbot, dialog, lambda: dialog.drop_missing.setChecked(True))
+    assert "shots + query <= 2" in dialog.problem()   # tasks of 2 rows: nothing to train on with 5 + 5
+    drive(qtbot, dialog, lambda: dialog.shots.setValue(1))
+    drive(qtbot, dialog, lambda: dialog.query.setValue(1))
     assert dialog.ok_button.isEnabled(), dialog.problem()
     warnings = [dialog.warnings_list.item(i).text() for i in range(dialog.warnings_list.count())]
     assert any("dropped 3 rows with missing values" in w for w in warnings)
@@ -225,6 +228,7 @@ def test_reading_shows_progress_and_can_be_cancelled(qtbot, make_window, tmp_pat
     with qtbot.waitSignal(dialog.updated):
         dialog.cancel_read_button.click()
     assert "reading was cancelled" in dialog.error_label.text()
+    assert dialog.files_label.text() == "<b>Cancelled reading</b> big.csv"
     qtbot.waitUntil(lambda: not live_jobs(), timeout=10_000)
     dialog.reject()
 
@@ -341,3 +345,118 @@ def test_importing_during_a_run_asks_before_resetting_it(qtbot, make_window):
     dialog.ok_button.click()
     qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=10_000)
     assert window.family_editor.spec().name == "csv"
+
+
+# -- shots and query, guesses, headers -----------------------------------------------------------
+def eleven_rows(tmp_path) -> Path:
+    """12 subjects x 11 time points: too small for shots + query = 10 + 10."""
+    rows = ["subject,time,response"] + [f"S{s:02d},{t},{np.sin(t / 3 + s):.3f}" for s in range(12) for t in range(11)]
+    path = tmp_path / "eleven.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_tasks_too_small_for_shots_and_query_keep_ok_off_until_changed_in_the_dialog(qtbot, make_window, tmp_path):
+    window = make_window(tiny().replace("train", shots=10, query=10))
+    dialog = settled(qtbot, window.csv.import_csv([str(eleven_rows(tmp_path))]))
+    assert dialog.shots_query() == (10, 10)
+    assert not dialog.ok_button.isEnabled()   # all 12 tasks skipped: nothing to train on
+    assert dialog.error_label.text().startswith("with shots 10 + query 10: at least 1 meta-train task")
+    assert "shots + query <= 11" in dialog.error_label.text() and "shots + query <= 11" in dialog.ok_button.toolTip()
+    warnings = [dialog.warnings_list.item(i).text() for i in range(dialog.warnings_list.count())]
+    assert any("skipped 12 of 12 tasks" in w for w in warnings)
+    assert dialog.sizes_hint.text() == ("shots + query = 20 keeps 0 of 12 tasks (0 of 8 meta-train) · "
+                                        "every task has 11 rows")
+    assert "12 tasks: 8 / 2 / 2 tasks" in dialog.split_label.text()
+
+    drive(qtbot, dialog, lambda: dialog.shots.setValue(5))   # 5 + 10 = 15: still too many
+    assert not dialog.ok_button.isEnabled() and "with shots 5 + query 10" in dialog.problem()
+    drive(qtbot, dialog, lambda: dialog.query.setValue(6))
+    assert dialog.ok_button.isEnabled() and dialog.problem() is None and dialog.error_label.isHidden()
+    assert dialog.sizes_hint.text().startswith("shots + query = 11 keeps 12 of 12 tasks (8 of 8 meta-train)")
+    assert window.hyper_panel.train_spec().shots == 10   # nothing changes in the window before OK
+
+    dialog.ok_button.click()
+    train = window.hyper_panel.train_spec()
+    assert (train.shots, train.query) == (5, 6) and window.family_editor.spec().name == "csv"
+    assert window.start_problem() is None and window.actions.start.isEnabled()
+    assert window.problem_banner.isHidden()
+
+
+def test_cancelling_keeps_the_windows_shots_and_query(qtbot, make_window, tmp_path):
+    window = make_window(tiny().replace("train", shots=10, query=10))
+    dialog = settled(qtbot, window.csv.import_csv([str(eleven_rows(tmp_path))]))
+    drive(qtbot, dialog, lambda: dialog.shots.setValue(1))
+    assert dialog.ok_button.isEnabled()
+    dialog.reject()
+    train = window.hyper_panel.train_spec()
+    assert (train.shots, train.query) == (10, 10) and window.family_editor.spec().name == "sinusoid"
+
+
+def iris_like(tmp_path) -> Path:
+    """Four measurements with one decimal (values repeat a little) and a text label of 3 classes."""
+    rng = np.random.default_rng(0)
+    rows = ["sepal_length,sepal_width,petal_length,petal_width,label"]
+    for label, centre in (("setosa", 5.0), ("versicolor", 5.9), ("virginica", 6.6)):
+        rows += [",".join(f"{v:.1f}" for v in centre + rng.normal(0, 0.3, 4)) + f",{label}" for _ in range(50)]
+    path = tmp_path / "iris.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_iris_like_file_proposes_the_text_label_as_target_and_says_no_column_names_tasks(qtbot, make_window,
+                                                                                         tmp_path):
+    window = make_window()
+    dialog = settled(qtbot, window.csv.import_csv([str(iris_like(tmp_path))]))
+    assert dialog.task_column.currentIndex() == -1   # no float column of mostly unique values
+    assert dialog.target.currentText() == "label" and dialog.classification.isChecked()
+    assert dialog.feature_names() == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert not dialog.ok_button.isEnabled()
+    message = dialog.error_label.text()
+    assert message.startswith("no column names the tasks: 'sepal_length', 'sepal_width', 'petal_length', "
+                              "'petal_width' hold decimal numbers")
+    assert "'label' looks like the class label (3 classes)" in message
+    assert "import a folder of CSV files, one task per file" in message
+    dialog.reject()
+    assert window.family_editor.spec().name == "sinusoid"
+
+
+def test_a_text_id_is_the_task_column_and_a_class_named_column_the_target(qtbot, make_window):
+    window = make_window()
+    dialog = settled(qtbot, window.csv.import_csv([str(BAD / "classification.csv")]))
+    assert dialog.task_column.currentText() == "writer"   # text ids, groups of 24 rows
+    assert dialog.target.currentText() == "letter" and dialog.classification.isChecked()
+    assert dialog.feature_names() == ["width", "slant"]
+    dialog.reject()
+
+
+@pytest.mark.parametrize("name", ["garbage.csv", "excel.csv", "ragged.csv", "empty.csv"])
+def test_the_header_says_the_file_could_not_be_read(qtbot, make_window, tmp_path, name):
+    window = make_window()
+    path = write_binary(tmp_path).get(name, BAD / name)
+    dialog = settled(qtbot, window.csv.import_csv([str(path)]))
+    assert dialog.error_label.text().startswith(name)
+    assert dialog.files_label.text() == f"<b>Could not read</b> {name}"
+    assert "Reading" not in dialog.files_label.text() and not dialog.ok_button.isEnabled()
+    dialog.reject()
+
+
+def test_guesses_without_the_window(tmp_path):
+    """Whole-number ids named like a subject name the tasks and are no input; a text column of a few
+    values is the class label when nothing names the tasks, never an input or a task column."""
+    from maml_gui.csv_choices import read_tables
+
+    ids = tmp_path / "ids.csv"
+    ids.write_text("SubjectID,dose,response\n" + "".join(f"{s},{d * 0.5},{s + d / 7:.4f}\n"
+                                                         for s in range(101, 109) for d in range(6)))
+    guess = read_tables([str(ids)], lambda f: None).suggestion
+    assert (guess.task_column, guess.target, guess.features, guess.classification) == \
+        ("SubjectID", "response", ["dose"], False)
+
+    colours = tmp_path / "colours.csv"
+    rng = np.random.default_rng(1)
+    colours.write_text("a,b,colour\n" + "".join(f"{rng.normal():.4f},{rng.normal():.4f},{c}\n"
+                                                for c in ("red", "green", "blue") for _ in range(20)))
+    guess = read_tables([str(colours)], lambda f: None).suggestion
+    assert guess.task_column is None and guess.target == "colour" and guess.classification
+    assert guess.features == ["a", "b"] and "'colour' looks like the class label (3 classes)" in guess.no_task_column

@@ -89,7 +89,10 @@ class CsvFamily(TaskFamily):
         self.input_dim = len(self.features)
         self.output_dim = self._n_way() if self.kind == "classification" else 1
         self._names, self._raw_x, self._raw_y = data.names, data.x, data.y
-        self._split = split_tasks(len(data.names), p["split"], p["split_seed"])
+        try:
+            self._split = split_tasks(len(data.names), p["split"], p["split_seed"])
+        except ConfigError as exc:   # name the data, as every other CSV message does
+            raise ConfigError(exc.field, f"{_source(data.files)}: {exc.message}") from None
         self._load_warnings = list(data.warnings)
         self._size_warnings: list[str] = []
         self.normalization = self._normalization(data)
@@ -247,6 +250,11 @@ class CsvFamily(TaskFamily):
         if not self._usable(self.default_split, shots, query):
             raise ConfigError("train.shots", self._too_small(self.default_split, shots, query))
 
+    def capacities(self, split: str) -> list[int]:
+        """Rows each task of ``split`` can give an episode (per class when classifying: its N-th
+        largest class's); a task is drawn only when shots + query fits. Shows what each choice keeps."""
+        return [self._capacities[t] for t in self._tasks(split)]
+
     def max_query(self, shots: int, split: str | None = None) -> int:
         """The most query points that every task of ``split`` (default: ``default_split``) able to give
         ``shots`` support points can also give: evaluation's query size, since tasks differ in size."""
@@ -384,6 +392,15 @@ def split_tasks(n: int, fractions: list[float], seed: int) -> dict[str, list[int
     perm = np.random.default_rng(seed).permutation(n).tolist()
     return {"test": sorted(perm[:n_test]), "val": sorted(perm[n_test:n_test + n_val]),
             "train": sorted(perm[n_test + n_val:])}
+
+
+def _source(files: list[Path]) -> str:
+    """The data a message is about: the file, the folder of files, or how many files."""
+    unique = set(files)
+    if len(unique) == 1:
+        return unique.pop().name
+    folders = {p.parent for p in unique}
+    return f"{folders.pop().name}/ ({len(unique)} files)" if len(folders) == 1 else f"{len(unique)} files"
 
 
 def _stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

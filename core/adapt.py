@@ -3,7 +3,8 @@
 This is what meta-training is for: a few labeled points and a few SGD steps. It goes through
 :class:`~core.loaded_model.LoadedModel` + ``Algorithm.adapt`` (the code evaluation uses), so the
 losses here equal the in-app numbers for the same task, learned inner rates and ANIL's frozen
-body included. The task comes from a held-out draw, clicked points or the rows of a CSV file.
+body included. The task comes from a held-out draw, clicked points or the rows of a CSV file
+(K of them drawn at random, with a seed, as the support set; the rest score the adaptation).
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class AdaptTask:
     query_y: torch.Tensor | None
     title: str
     task_params: dict | None = None               # a generated function's parameters (to draw the truth)
+    support_rows: tuple[int, ...] | None = None   # rows of a file: which ones (0 = its first data row) are the support
 
 
 def held_out_task(config: ExperimentConfig, family, index: int, shots: int) -> AdaptTask:
@@ -177,14 +179,34 @@ def points_task(points) -> AdaptTask:
     return AdaptTask(xy[:, :1].contiguous(), xy[:, 1:].contiguous(), None, None, f"{n} clicked point{'s' * (n != 1)}")
 
 
-def csv_rows_task(path, target: str, features, shots: int, family) -> AdaptTask:
-    """The first ``shots`` rows of a CSV file as the support set and the rest as the query set,
-    transformed as ``family`` transformed its training data (see :func:`task_from_csv`)."""
+def support_rows(n: int, shots: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of ``n`` rows are the support set: ``shots`` of them (all if fewer) drawn at random
+    with ``seed``, and the rest the query set, each in file order. Not the first ``shots``: in a
+    file sorted by x that would score the adaptation on extrapolation only."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    k = min(max(int(shots), 0), n)
+    return order[:k].sort().values, order[k:].sort().values
+
+
+def rows_text(rows) -> str:
+    """1-based row numbers for people, e.g. "2, 5, 9" (long lists cut: "2, 5, 9, … (40 rows)")."""
+    numbers = [str(int(i) + 1) for i in rows]
+    return ", ".join(numbers) if len(numbers) <= 12 else ", ".join(numbers[:10]) + f", … ({len(numbers)} rows)"
+
+
+def csv_rows_task(path, target: str, features, shots: int, family, seed: int = 0) -> AdaptTask:
+    """``shots`` rows of a CSV file drawn at random with ``seed`` (:func:`support_rows`) as the
+    support set and the other rows as the query set, transformed as ``family`` transformed its
+    training data (see :func:`task_from_csv`)."""
     task = task_from_csv(path, target, features, classification=family.kind == "classification",
                          input_dim=family.input_dim, family=family)
-    k, n = min(shots, len(task.x)), len(task.x)
+    n = len(task.x)
+    support, query = support_rows(n, shots, seed)
+    k, rows = len(support), tuple(int(i) for i in support)
     name = Path(path).name
     if k == n:
-        return AdaptTask(task.x, task.y, None, None, f"{name}: all {n} rows as support (no query rows left)")
-    return AdaptTask(task.x[:k], task.y[:k], task.x[k:], task.y[k:],
-                     f"{name}: rows 1–{k} as support, {k + 1}–{n} as query")
+        return AdaptTask(task.x, task.y, None, None, f"{name}: all {n} rows as support (no query rows left)",
+                         support_rows=rows)
+    return AdaptTask(task.x[support], task.y[support], task.x[query], task.y[query],
+                     f"{name}: {k} of {n} rows drawn at random (seed {seed}) as support, the other {n - k} as query",
+                     support_rows=rows)

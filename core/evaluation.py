@@ -17,13 +17,16 @@ from .algorithms.inner import Params, task_accuracy, task_losses
 from .tasks import TaskBatch, TaskFamily
 
 EVAL_SEED_OFFSET = 1_000_003  # keeps held-out tasks off the training stream (which uses the seed itself)
+DIVERGED_FACTOR = 100.0       # a task loss this many times above its starting level has blown up
+LOSS_FLOOR = 1e-6             # the starting level is never taken below this (a perfect start is not a scale)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """Mean and 95% CI half-width per step. ``diverged`` counts tasks whose loss became
-    NaN/inf at that step (e.g. many steps past what a learned rate was trained for); their
-    presence makes the mean non-finite on purpose rather than hiding them."""
+    """Mean and 95% CI half-width per step. ``diverged`` counts the tasks that diverged by that
+    step (:func:`diverged_tasks`: e.g. many steps past what a learned rate was trained for);
+    their presence makes the mean NaN on purpose rather than hiding them or letting one task's
+    1e+20 stand for the mean."""
 
     mean: dict[int, float]
     ci95: dict[int, float]
@@ -71,26 +74,47 @@ def per_step_scores(algorithm: Algorithm, params: Params, rates: InnerRates, bat
     return torch.stack(rows)
 
 
-def mean_and_ci(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """``[steps + 1, T]`` scores -> (mean, 95% CI half-width) per step, NaN where adaptation blew up
-    (a huge inner learning rate sends the fine-tuned losses to inf), so plots leave a gap."""
+def diverged_tasks(scores: torch.Tensor, metric: str = "mse") -> torch.Tensor:
+    """``[steps + 1, T]`` bool: has the task diverged by this step? The one definition the CLI's
+    ``evaluate`` and the window's adaptation plot share.
+
+    A score diverged when it is NaN/inf or, for a loss, above ``DIVERGED_FACTOR`` times the
+    task's loss before adapting (step 0; never taken below the batch's median step-0 loss, so a
+    task that happens to start near zero is not flagged for an ordinary loss). Once diverged, a
+    task counts as diverged at every later step. Accuracy is bounded: only NaN counts there.
+    """
+    values = scores.detach().double().cpu()
+    bad = ~torch.isfinite(values)
+    if metric != "accuracy" and values.shape[0]:
+        start = values[0]
+        finite = torch.isfinite(start)
+        typical = float(start[finite].median()) if finite.any() else math.inf
+        level = torch.where(finite, start.clamp(min=typical), torch.full_like(start, typical)).clamp(min=LOSS_FLOOR)
+        bad |= values > DIVERGED_FACTOR * level
+    return bad.int().cummax(0).values.bool() if bad.shape[0] else bad
+
+
+def mean_and_ci(scores: torch.Tensor, metric: str = "mse") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[steps + 1, T]`` scores -> (mean, 95% CI half-width, diverged task count) per step; mean
+    and CI are NaN at every step where a task diverged (:func:`diverged_tasks`), so plots leave a
+    gap and say how many tasks blew up instead of drawing one task's 1e+20 as the mean."""
     values = scores.detach().double().cpu().numpy()
+    diverged = diverged_tasks(scores, metric).sum(1).numpy().astype(int)
     n = values.shape[1]
     with np.errstate(invalid="ignore", over="ignore"):
         mean = values.mean(1)
         ci = 1.96 * values.std(1, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(mean)
-    bad = ~(np.isfinite(mean) & np.isfinite(ci))
+    bad = ~(np.isfinite(mean) & np.isfinite(ci)) | (diverged > 0)
     mean[bad], ci[bad] = np.nan, np.nan
-    return mean, ci
+    return mean, ci, diverged
 
 
-def summarise(scores: torch.Tensor, steps: tuple[int, ...]) -> Summary:
-    n = scores.shape[1]
-    mean = scores.mean(1)
-    half = 1.96 * scores.std(1, unbiased=True) / math.sqrt(n) if n > 1 else torch.zeros_like(mean)
-    bad = (~torch.isfinite(scores)).sum(1)
+def summarise(scores: torch.Tensor, steps: tuple[int, ...], metric: str = "mse") -> Summary:
+    """The steps ``steps`` of :func:`mean_and_ci` (``scores`` holds every step from 0, so a
+    divergence between the listed steps still counts)."""
+    mean, half, diverged = mean_and_ci(scores, metric)
     return Summary({s: float(mean[s]) for s in steps}, {s: float(half[s]) for s in steps},
-                   {s: int(bad[s]) for s in steps})
+                   {s: int(diverged[s]) for s in steps})
 
 
 def scratch_params(algorithm: Algorithm, seed: int, device) -> Params:
@@ -106,7 +130,8 @@ def evaluate(algorithm: Algorithm, params: Params, rates: InnerRates, family: Ta
     fixed = InnerRates("fixed", algorithm.spec.inner_lr, params, algorithm.adapt_names, 1)
     model = per_step_scores(algorithm, params, rates, batch, max(steps))
     scratch = per_step_scores(algorithm, scratch_params(algorithm, seed, device), fixed, batch, max(steps))
-    return EvalResult(family.metric, shots, tasks, steps, summarise(model, steps), summarise(scratch, steps))
+    return EvalResult(family.metric, shots, tasks, steps, summarise(model, steps, family.metric),
+                      summarise(scratch, steps, family.metric))
 
 
 @dataclass

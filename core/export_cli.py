@@ -47,14 +47,22 @@ def _count(text: str) -> int:
 
 
 def add_adapt_parser(subparsers) -> None:
-    ad = subparsers.add_parser("adapt", help="fine-tune learned weights on a new task from a CSV file")
+    ad = subparsers.add_parser("adapt", help="fine-tune learned weights on a new task from a CSV file",
+                               description="Fine-tune learned weights on a new task from a CSV file. With --shots K, "
+                                           "the support rows are drawn at random (seeded by --seed), not the "
+                                           "first K: in a file sorted by x those would leave only extrapolation "
+                                           "to score.")
     ad.add_argument("source", type=Path, metavar="FILE_OR_RUN_DIR", help="a run folder, .safetensors or .pt file")
     ad.add_argument("--csv", type=Path, required=True, metavar="TASK.csv", help="the new task's labeled rows")
     ad.add_argument("--target", required=True, help="the column to predict")
     ad.add_argument("--features", nargs="+", metavar="COLUMN",
                     help="input columns by name (default: the run's, else every numeric column but the target)")
     ad.add_argument("--steps", type=_count, required=True, help="adaptation steps")
-    ad.add_argument("--shots", type=_count, help="use the first K rows as support and score the rest (default: all rows)")
+    ad.add_argument("--shots", type=_count, metavar="K",
+                    help="adapt on K rows drawn at random (see --seed) and score the other rows (default: all rows)")
+    ad.add_argument("--seed", type=int, default=0,
+                    help="which K rows are drawn as the support set (default 0; the window's adapt view "
+                         "draws the same rows for the same seed)")
     ad.add_argument("--lr", type=float, help="one fixed inner learning rate instead of the run's (learned) rates")
     ad.add_argument("--config", type=Path, help="the run's config.json, for a .pt file without its sidecar")
     ad.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to export the adapted weights")
@@ -63,7 +71,7 @@ def add_adapt_parser(subparsers) -> None:
 
 
 def run_adapt(args) -> int:
-    from .adapt import adapt_weights, task_from_csv
+    from .adapt import adapt_weights, rows_text, support_rows, task_from_csv
     from .errors import ConfigError
     from .tasks import build_family
     from .weights_io import open_weights
@@ -76,12 +84,16 @@ def run_adapt(args) -> int:
     k = n if args.shots is None else args.shots
     if not 1 <= k <= n:
         raise ConfigError("shots", f"{args.csv.name} has {n} rows; --shots must be between 1 and {n}")
-    query = {} if k == n else {"query_x": task.x[k:], "query_y": task.y[k:]}
-    result = adapt_weights(config, weights, task.x[:k], task.y[:k], args.steps, args.lr, family=family, **query)
+    support, rest = support_rows(n, k, args.seed)
+    query = {} if k == n else {"query_x": task.x[rest], "query_y": task.y[rest]}
+    sx, sy = (task.x, task.y) if k == n else (task.x[support], task.y[support])
+    result = adapt_weights(config, weights, sx, sy, args.steps, args.lr, family=family, **query)
     loss = "cross-entropy" if family.kind == "classification" else "MSE"
     scaled = "; losses in standardized units, as in training" if family.normalization else ""
     print(f"adapting {config.algorithm.name} weights to {args.csv.name}: {k} support rows"
           f"{f', {n - k} query rows' if query else ''}, inputs {', '.join(task.features)}{scaled}")
+    if query:
+        print(f"support rows (drawn at random, --seed {args.seed}): {rows_text(support)}")
     for s, value in enumerate(result.support_losses):
         scored = f"  query {loss} {result.query_losses[s]:.6g}" if result.query_losses else ""
         scored += f"  query accuracy {result.query_accuracy[s]:.4f}" if result.query_accuracy else ""

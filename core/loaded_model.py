@@ -9,7 +9,7 @@ process-wide settings: the thread count is the trainer's business, not a reader'
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,13 +39,20 @@ def adaptation_steps(config: ExperimentConfig) -> int:
 
 @dataclass(frozen=True)
 class AdaptationSnapshot:
-    """Mean score (and 95% CI half-width) on a fixed held-out batch after 0..M adaptation steps."""
+    """Mean score (and 95% CI half-width) on a fixed held-out batch after 0..M adaptation steps.
+
+    ``diverged`` counts, per series and step, the tasks that diverged by then
+    (:func:`core.evaluation.diverged_tasks`, as ``maml-gui evaluate`` counts them); the mean and
+    CI are NaN at those steps. Snapshots saved before it existed load with it empty.
+    """
 
     iteration: int
     metric: str                                        # "mse" | "accuracy"
     steps: np.ndarray                                  # [M + 1]
     series: dict[str, tuple[np.ndarray, np.ndarray]]   # name -> (mean [M + 1], ci95 [M + 1])
     baseline_iterations: int = 0
+    diverged: dict[str, np.ndarray] = field(default_factory=dict)   # name -> diverged tasks [M + 1]
+    tasks: int = 0                                     # held-out tasks scored (0: not recorded)
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class LoadedModel:
         self.net, self.algorithm, self.params, self.rates = net, algorithm, params, rates
         self._trainer = None
         self._iteration = 0
-        self._scored: tuple[TaskBatch, tuple[np.ndarray, np.ndarray]] | None = None   # batch, scratch scores
+        self._scored: tuple[TaskBatch, tuple[np.ndarray, ...]] | None = None   # batch, scratch scores
 
     @property
     def iteration(self) -> int:
@@ -199,16 +206,19 @@ class LoadedModel:
         ``baseline``'s (the pretrain reference) and a fresh network's (series "meta-learned",
         "pretrain", "scratch")."""
         steps = adaptation_steps(self.config)
+        metric = self.family.metric
         if self._scored is None or self._scored[0].n_tasks != tasks:
             batch = self.held_out(tasks)
-            self._scored = batch, mean_and_ci(self.scratch_scores(batch, steps))
+            self._scored = batch, mean_and_ci(self.scratch_scores(batch, steps), metric)
         batch, scratch = self._scored
-        series = {"meta-learned": mean_and_ci(self.scores(batch, steps))}
+        scored = {"meta-learned": mean_and_ci(self.scores(batch, steps), metric)}
         if baseline is not None:
-            series["pretrain"] = mean_and_ci(baseline.scores(batch, steps))
-        series["scratch"] = scratch
-        return AdaptationSnapshot(self.iteration, self.family.metric, np.arange(steps + 1), series,
-                                  baseline.iteration if baseline is not None else 0)
+            scored["pretrain"] = mean_and_ci(baseline.scores(batch, steps), metric)
+        scored["scratch"] = scratch
+        return AdaptationSnapshot(self.iteration, metric, np.arange(steps + 1),
+                                  {name: (mean, ci) for name, (mean, ci, _) in scored.items()},
+                                  baseline.iteration if baseline is not None else 0,
+                                  {name: diverged for name, (_, _, diverged) in scored.items()}, batch.n_tasks)
 
     # -- the task view ----------------------------------------------------------------------------
     def preview(self, task_index: int) -> Preview:

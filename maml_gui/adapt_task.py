@@ -34,12 +34,13 @@ class AdaptRequest:
     lr: float | None = None                       # None: the run's inner rates (learned where they are)
     source: str = "held_out"
     task_index: int = 0                           # held_out
-    shots: int = 10                               # held_out (K per task) and csv (the first K rows)
+    shots: int = 10                               # held_out (K per task) and csv (K rows drawn at random)
     points: tuple[tuple[float, float], ...] = ()  # points: (x, y) clicked on the function view
     csv_path: str | None = None                   # csv
     target: str | None = None
     features: tuple[str, ...] | None = None
     x_range: tuple[float, float] | None = None    # points: the span the plot shows
+    seed: int = 0                                 # csv: which K rows are the support (as ``maml-gui adapt --seed``)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def make_task(request: AdaptRequest) -> AdaptTask:
     if request.source == "csv":
         if not request.csv_path or not request.target:
             raise ConfigError("csv", "choose a CSV file and its target column")
-        return csv_rows_task(request.csv_path, request.target, request.features, request.shots, request.family)
+        return csv_rows_task(request.csv_path, request.target, request.features, request.shots, request.family,
+                             request.seed)
     raise ConfigError("source", f"unknown task source {request.source!r}; one of {', '.join(SOURCES)}")
 
 

@@ -1,8 +1,9 @@
 """Adapt the learned initialisation to one new task and watch it happen, step by step.
 
 The task comes from one of three places: a held-out task of the family ("New task" draws
-another), the first K labeled rows of a CSV file (target and inputs chosen by name), or
-points clicked on the plot (1-D regression). Adapting runs on a job thread
+another), the labeled rows of a CSV file (target and inputs chosen by name; K of them drawn at
+random with the seed shown, as ``maml-gui adapt --seed`` draws them, adapt the network and the
+other rows, drawn as crosses, score it), or points clicked on the plot (1-D regression). Adapting runs on a job thread
 (:mod:`maml_gui.job_runner`) through :func:`maml_gui.adapt_task.run_adaptation`, which gets
 its losses and curves from :class:`core.loaded_model.LoadedModel` (the numbers of
 :func:`core.adapt.adapt_weights`); the view draws the prediction after each step and the loss
@@ -18,7 +19,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from core.adapt import MAX_STEPS
+from core.adapt import MAX_STEPS, rows_text
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.loaded_model import adaptation_steps
@@ -33,7 +34,9 @@ from .widgets.step_loss_view import StepLossView
 SOURCE_TITLES = {"held_out": "A held-out task of the family", "csv": "Labeled rows of a CSV file",
                  "points": "Points clicked on the plot"}
 SOURCE_HINTS = {"held_out": "", "points": "Click on the plot to add support points.",
-                "csv": "Choose a CSV file with a few labeled rows: the first K adapt the network, the rest score it."}
+                "csv": "Choose a CSV file with a few labeled rows: K of them, drawn at random, adapt the network; "
+                       "the other rows score it."}
+MAX_SEED = 999_999
 
 
 class AdaptView(QWidget):
@@ -168,11 +171,29 @@ class AdaptView(QWidget):
         self.csv_features = QListWidget()
         self.csv_features.setToolTip("The input columns, as many as the network takes")
         self.csv_features.setMaximumHeight(80)
+        self.csv_seed = QSpinBox()
+        self.csv_seed.setRange(0, MAX_SEED)
+        self.csv_seed.setToolTip("Which K rows are the support set: drawn at random with this seed "
+                                 "(maml-gui adapt --seed draws the same rows); the other rows score the adaptation")
+        self.new_draw_button = QPushButton("New draw")
+        self.new_draw_button.setToolTip("Draw other support rows (the next seed)")
+        self.new_draw_button.clicked.connect(self.new_draw)
+        self.csv_rows = QLabel()
+        self.csv_rows.setWordWrap(True)
+        self.csv_rows.setStyleSheet("color: #555;")
+        draw = QHBoxLayout()
+        draw.addWidget(QLabel("drawn at random, seed"))
+        draw.addWidget(self.csv_seed)
+        draw.addWidget(self.new_draw_button)
+        draw.addStretch(1)
         form.addRow("File", row)
         form.addRow("Target", self.csv_target)
         form.addRow("Inputs", self.csv_features)
+        form.addRow("Support", draw)
+        form.addRow("", self.csv_rows)
         self.csv_target.currentIndexChanged.connect(self._on_csv_target)
         self.csv_features.itemChanged.connect(lambda _item: self.adapt(quiet=True))
+        self.csv_seed.valueChanged.connect(lambda _v: self.adapt(quiet=True))
         return page
 
     def _points_page(self) -> QWidget:
@@ -246,6 +267,10 @@ class AdaptView(QWidget):
     def points(self) -> list[tuple[float, float]]:
         return list(self._points)
 
+    def new_draw(self) -> None:
+        """Other K support rows of the CSV file: the next seed (re-adapts)."""
+        self.csv_seed.setValue((self.csv_seed.value() + 1) % (MAX_SEED + 1))
+
     def choose_csv(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "A task as CSV", "", "CSV files (*.csv *.tsv *.txt);;All files (*)")
         if path:
@@ -294,7 +319,8 @@ class AdaptView(QWidget):
         request = AdaptRequest(source.config, source.weights, source.family, self.steps.value(),
                                self.lr.value() or None, kind, self._task_index, self.shots.value(),
                                tuple(self._points), self.csv_path.text() or None, self.csv_target.currentText() or None,
-                               tuple(self._checked_features()) or None, self._click_range(source))
+                               tuple(self._checked_features()) or None, self._click_range(source),
+                               self.csv_seed.value())
         self._request_id += 1
         self._runner.submit(self._request_id, lambda: run_adaptation(request))
         return True
@@ -330,6 +356,7 @@ class AdaptView(QWidget):
         self.export_button.setEnabled(False)
         self.losses.clear()
         self.function_plot.clear_view()
+        self.csv_rows.setText("")
         self._say("")
 
     def _on_source(self) -> None:
@@ -425,14 +452,18 @@ class AdaptView(QWidget):
     def _draw(self, outcome: AdaptOutcome) -> None:
         family, r = outcome.request.family, outcome.result
         classify = family.kind == "classification"
-        view = outcome.view
+        view, task = outcome.view, outcome.task
+        rows = outcome.request.source == "csv" and task.query_x is not None   # held-back rows to draw
         if isinstance(view, RegionsView):
+            query = (task.query_x[:, 0], task.query_x[:, 1], task.query_y) if rows else None
             self.function_plot.show_regions(view.grid_x, view.grid_y, view.labels, view.points_x, view.points_y,
-                                            view.point_labels)
+                                            view.point_labels, query=query)
         elif view is not None:
-            self.function_plot.show_function(view, keep_range=outcome.request.source == "points")
+            query = (task.query_x[:, 0], task.query_y[:, 0]) if rows else None
+            self.function_plot.show_function(view, keep_range=outcome.request.source == "points", query=query)
         else:
             self.function_plot.clear_view()
+        self.csv_rows.setText(self._rows_text(outcome))
         self.losses.show_result(outcome, "cross-entropy" if classify else "MSE")
         n, k = outcome.steps, len(outcome.task.support_x)
         text = f"{outcome.task.title}, K = {k}: support loss {r.support_losses[0]:.4g} → {r.support_losses[-1]:.4g}"
@@ -444,6 +475,15 @@ class AdaptView(QWidget):
         if view is None:
             text += " (No function view: the network takes more than one input.)" if not classify else ""
         self._say(text)
+
+    @staticmethod
+    def _rows_text(outcome: AdaptOutcome) -> str:
+        task = outcome.task
+        if outcome.request.source != "csv" or task.support_rows is None:
+            return ""
+        if task.query_x is None:
+            return "every row is in the support set: none left to score the adaptation (lower K)"
+        return f"support rows {rows_text(task.support_rows)}; the other {len(task.query_x)} (crosses) score it"
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #b00020;" if error else "color: #333;")

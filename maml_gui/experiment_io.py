@@ -6,6 +6,7 @@ window shows it and changes nothing.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -14,8 +15,13 @@ from core.checkpoint import atomic_write
 from core.config import ExperimentConfig
 from core.errors import CheckpointError, ConfigError
 
+from .svg_strokes import flatten_strokes
+
 RECENT_KEY = "recent_files"
 RECENT_LIMIT = 8
+FIGURE_SIZE = (640, 400)   # an exported plot's layout, in logical px (the SVG's units)
+FIGURE_DPI = 96            # logical px per inch: a 6.7 x 4.2 inch figure, its text at its on-screen point size
+PNG_SCALE = 2.5            # PNG pixels per logical px: 1600 x 1000 px at 240 dpi
 
 
 class ExperimentIOError(Exception):
@@ -55,10 +61,15 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def export_plot(plot_item, path: str | Path) -> Path:
-    """Write a pyqtgraph PlotItem as PNG (pyqtgraph's ImageExporter) or SVG, chosen by the suffix.
+    """Write a pyqtgraph PlotItem as a figure: PNG or SVG, chosen by the suffix (PNG if neither).
 
-    SVG is rendered with Qt's own QSvgGenerator: pyqtgraph 0.14's SVGExporter cannot parse the
-    path data that Qt 6.11 writes (it raises ValueError on every curve).
+    Both are laid out at ``FIGURE_SIZE`` (a 6.7 × 4.2 inch figure at 96 logical px per inch,
+    whatever the plot's size on screen), so the text, at its on-screen point size, is legible
+    at the figure's size: the PNG is ``FIGURE_SIZE`` × ``PNG_SCALE`` pixels (1600 × 1000, 240 dpi,
+    lines and text scaled with it), the SVG ``FIGURE_SIZE`` units, every mark in it a vector
+    shape (:func:`figure_layout`) in the figure's coordinates (:func:`flatten_strokes`). SVG is
+    written by Qt's own QSvgGenerator: pyqtgraph 0.14's SVGExporter cannot parse the path data
+    that Qt 6.11 writes (it raises ValueError on every curve).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -66,14 +77,11 @@ def export_plot(plot_item, path: str | Path) -> Path:
         path, suffix = path.with_name(path.name + ".png"), ".png"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".svg":
-            _export_svg(plot_item, path)
-        else:
-            import pyqtgraph.exporters as exporters
-
-            exporter = exporters.ImageExporter(plot_item)
-            exporter.parameters()["width"] = max(800, int(plot_item.sceneBoundingRect().width()) * 2)
-            exporter.export(str(path))
+        with figure_layout(plot_item):
+            if suffix == ".svg":
+                _export_svg(plot_item, path)
+            else:
+                _export_png(plot_item, path)
     except OSError as exc:
         raise ExperimentIOError(f"cannot write {path}: {exc.strerror or exc}") from None
     if not path.exists() or path.stat().st_size == 0:
@@ -81,15 +89,84 @@ def export_plot(plot_item, path: str | Path) -> Path:
     return path
 
 
-def _export_svg(plot_item, path: Path) -> None:
+@contextmanager
+def figure_layout(plot_item):
+    """For the time of an export: ``plot_item`` laid out at ``FIGURE_SIZE``, and every item in it
+    painted directly, in pyqtgraph's export mode. A pixmap cache (the plots cache axes, legends
+    and curves to paint cheaply) would be an embedded bitmap in an SVG and is blitted unscaled
+    into a high-resolution PNG (hence a tiny legend); outside export mode a scatter plot paints
+    its markers from a pixmap atlas (an image per marker in an SVG). All is restored afterwards."""
+    from PySide6.QtCore import QRectF, QSizeF
+    from PySide6.QtWidgets import QGraphicsItem
+
+    items = [plot_item, *_descendants(plot_item)]
+    caches = [(item, item.cacheMode()) for item in items]
+    geometry = plot_item.geometry()
+    try:
+        for item, _ in caches:
+            item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+        plot_item.setGeometry(QRectF(geometry.topLeft(), QSizeF(*FIGURE_SIZE)))
+        plot_item.layout.activate()
+        for item in items:
+            if hasattr(item, "setExportMode"):
+                item.setExportMode(True, {"antialias": True, "background": None, "resolutionScale": 1.0})
+        yield
+    finally:
+        for item in items:
+            if hasattr(item, "setExportMode"):
+                item.setExportMode(False)
+        plot_item.setGeometry(geometry)
+        plot_item.layout.activate()
+        for item, mode in caches:
+            item.setCacheMode(mode)
+
+
+def _descendants(item) -> list:
+    found = []
+    for child in item.childItems():
+        found.append(child)
+        found.extend(_descendants(child))
+    return found
+
+
+def _figure_rect(plot_item):
     from PySide6.QtCore import QRectF
+
+    return QRectF(0, 0, *FIGURE_SIZE), plot_item.sceneBoundingRect()
+
+
+def _export_png(plot_item, path: Path) -> None:
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    target, source = _figure_rect(plot_item)
+    image = QImage(round(target.width() * PNG_SCALE), round(target.height() * PNG_SCALE),
+                   QImage.Format.Format_ARGB32_Premultiplied)
+    image.setDevicePixelRatio(PNG_SCALE)   # the painter works in figure units: pens and text scale with the image
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        plot_item.scene().render(painter, target, source)
+    finally:
+        painter.end()
+    # the resolution only after painting: pictures (the axes are recorded as QPictures) are replayed
+    # scaled by the ratio of the device's resolution to the screen's
+    dots_per_meter = round(FIGURE_DPI * PNG_SCALE / 0.0254)
+    image.setDotsPerMeterX(dots_per_meter)
+    image.setDotsPerMeterY(dots_per_meter)
+    if not image.save(str(path), "PNG"):
+        raise OSError(f"Qt could not write the PNG file {path.name}")
+
+
+def _export_svg(plot_item, path: Path) -> None:
     from PySide6.QtGui import QPainter
     from PySide6.QtSvg import QSvgGenerator
 
-    source = plot_item.sceneBoundingRect()
-    target = QRectF(0, 0, source.width(), source.height())
+    target, source = _figure_rect(plot_item)
     generator = QSvgGenerator()
     generator.setFileName(str(path))
+    generator.setResolution(FIGURE_DPI)
     generator.setSize(target.size().toSize())
     generator.setViewBox(target)
     generator.setTitle("MAML Explorer plot")
@@ -99,6 +176,7 @@ def _export_svg(plot_item, path: Path) -> None:
         plot_item.scene().render(painter, target, source)
     finally:
         painter.end()
+    path.write_text(flatten_strokes(path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 class RecentFiles:

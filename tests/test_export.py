@@ -10,13 +10,15 @@ import pickle
 import tempfile
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from core.adapt import adapt_weights
+from core.adapt import adapt_weights, support_rows
 from core.checkpoint import load_run, save_run
+from core.config import FamilySpec
 from core.errors import CheckpointError, ConfigError
 from core.evaluation import held_out_tasks, per_step_scores
 from core.export import config_sidecar, export_weights, loading_code, missing_onnx_packages, readme_sidecar
@@ -353,16 +355,53 @@ def test_adapt_command_prints_the_engine_losses_and_exports(run, tmp_path, capsy
     out = tmp_path / "adapted.pt"
     args = adapt_parser().parse_args(["adapt", str(path), "--csv", str(csv), "--target", "y", "--features", "x",
                                       "--steps", "3", "--shots", "6", "--out", str(out)])
+    assert args.seed == 0
     assert run_adapt(args) == 0
     lines = capsys.readouterr().out.splitlines()
     config, weights = open_weights(path)
-    ref = adapt_weights(config, weights, batch.support_x[0], batch.support_y[0], 3,
-                        query_x=batch.query_x[0], query_y=batch.query_y[0])
+    support, query = support_rows(10, 6, seed=0)   # the window's adapt view draws the same rows
+    assert len(support) == 6 and support.tolist() != list(range(6))
+    xs, ys = torch.cat([batch.support_x[0], batch.query_x[0]]), torch.cat([batch.support_y[0], batch.query_y[0]])
+    ref = adapt_weights(config, weights, xs[support], ys[support], 3, query_x=xs[query], query_y=ys[query])
     steps = [line for line in lines if line.startswith("step")]
     assert len(steps) == 4 and "6 support rows, 4 query rows" in lines[0] and "exported as pt" in lines[-1]
+    assert lines[1] == f"support rows (drawn at random, --seed 0): {', '.join(str(i + 1) for i in support.tolist())}"
     for line, s, q in zip(steps, ref.support_losses, ref.query_losses):
         assert f"support MSE {s:.6g}" in line and f"query MSE {q:.6g}" in line
     assert_same(open_weights(out)[1], {k: v for k, v in ref.weights.items() if k.startswith("model.")})
+    args = adapt_parser().parse_args(["adapt", str(path), "--csv", str(csv), "--target", "y", "--features", "x",
+                                      "--steps", "3", "--shots", "6", "--seed", "1", "--out", str(out), "--force"])
+    assert run_adapt(args) == 0
+    other = capsys.readouterr().out.splitlines()
+    assert other[1] != lines[1] and other[1].startswith("support rows (drawn at random, --seed 1): ")
+
+
+def test_csv_support_rows_are_a_seeded_random_draw(tmp_path):
+    from core.adapt import csv_rows_task
+    from core.tasks import build_family
+
+    n = 30
+    csv = tmp_path / "sorted.csv"   # sorted by x: the first K rows would leave only extrapolation to score
+    csv.write_text("x,y\n" + "".join(f"{x:.3f},{np.sin(x):.5f}\n" for x in np.linspace(-5, 5, n)))
+    family = build_family(FamilySpec("sinusoid"))
+    first = csv_rows_task(csv, "y", ["x"], 5, family, seed=0)
+    again = csv_rows_task(csv, "y", ["x"], 5, family, seed=0)
+    other = csv_rows_task(csv, "y", ["x"], 5, family, seed=1)
+    assert first.support_rows == again.support_rows and torch.equal(first.support_x, again.support_x)
+    assert first.support_rows != other.support_rows
+    assert first.support_rows != tuple(range(5)) and len(set(first.support_rows)) == 5
+    assert list(first.support_rows) == sorted(first.support_rows)   # in file order
+    xs = torch.linspace(-5, 5, n, dtype=first.support_x.dtype)
+    # support and query split the rows, each in file order: every row once
+    assert len(first.query_x) == n - 5
+    assert sorted(torch.cat([first.support_x, first.query_x])[:, 0].tolist()) == pytest.approx(xs.tolist(), abs=1e-3)
+    assert first.support_x[:, 0].tolist() == pytest.approx(xs[list(first.support_rows)].tolist(), abs=1e-3)
+    assert "5 of 30 rows drawn at random (seed 0) as support, the other 25 as query" in first.title
+    whole = csv_rows_task(csv, "y", ["x"], 50, family, seed=3)
+    assert whole.query_x is None and len(whole.support_x) == n and whole.support_rows == tuple(range(n))
+    # the view's task and the command line's draw are the same rows
+    support, query = support_rows(n, 5, 0)
+    assert tuple(support.tolist()) == first.support_rows and len(query) == n - 5
 
 
 def test_task_csv_problems_are_named(tmp_path):

@@ -18,7 +18,7 @@ import torch
 from PySide6.QtCore import QPointF, Qt
 
 from core import export as core_export
-from core.adapt import adapt_weights, task_from_csv
+from core.adapt import adapt_weights, support_rows, task_from_csv
 from core.checkpoint import save_run
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.export import config_sidecar, export_weights, readme_sidecar
@@ -385,17 +385,37 @@ def test_a_few_labeled_csv_rows_are_a_task(qtbot, make_window, tmp_path):
     view = window.weights.show_adapt_view()
     qtbot.waitUntil(lambda: view.result() is not None, timeout=10_000)
     rows = "\n".join(f"{v},{2 * np.sin(v - 0.5):.5f},{i}" for i, v in enumerate(np.linspace(-4, 4, 12)))
-    (tmp_path / "task.csv").write_text("dose,response,row\n" + rows + "\n")
+    (tmp_path / "task.csv").write_text("dose,response,row\n" + rows + "\n")   # sorted by dose
     view.shots.setValue(4)
     view.steps.setValue(3)
+    assert view.csv_seed.value() == 0
     outcome = wait_adapted(qtbot, view, lambda: view.set_csv(tmp_path / "task.csv", target="response",
                                                              features=["dose"]))
-    assert outcome.task.title == "task.csv: rows 1–4 as support, 5–12 as query"
+    # K rows drawn at random with the seed shown (as maml-gui adapt --seed 0), not the first K
+    support, query = support_rows(12, 4, 0)
+    assert outcome.task.support_rows == tuple(support.tolist()) != (0, 1, 2, 3)
+    assert outcome.task.title == "task.csv: 4 of 12 rows drawn at random (seed 0) as support, the other 8 as query"
     task = task_from_csv(tmp_path / "task.csv", "response", ["dose"])
     source = window.weights.current_weights()
-    direct = adapt_weights(source.config, source.weights, task.x[:4], task.y[:4], 3, query_x=task.x[4:],
-                           query_y=task.y[4:])
+    direct = adapt_weights(source.config, source.weights, task.x[support], task.y[support], 3,
+                           query_x=task.x[query], query_y=task.y[query])
     assert direct.query_losses == outcome.result.query_losses
+    # the held-back rows are drawn (crosses, in the legend), the support rows as the support points
+    qx, qy = view.function_plot.query_data()
+    assert sorted(qx.tolist()) == pytest.approx(task.x[query, 0].tolist()) and len(qy) == 8
+    assert sorted(view.function_plot.data()["points"][0].tolist()) == pytest.approx(task.x[support, 0].tolist())
+    assert "held-back rows (query)" in [name for _, name in view.function_plot.legend.entries()]
+    assert view.csv_rows.text().startswith(f"support rows {', '.join(str(i + 1) for i in support.tolist())};")
+    # another draw: other rows, the same again for the same seed
+    again = wait_adapted(qtbot, view, view.new_draw)
+    assert view.csv_seed.value() == 1 and again.task.support_rows != outcome.task.support_rows
+    back = wait_adapted(qtbot, view, lambda: view.csv_seed.setValue(0))
+    assert back.task.support_rows == outcome.task.support_rows
+    assert back.result.query_losses == outcome.result.query_losses
+    # a held-out task has no held-back rows to draw
+    wait_adapted(qtbot, view, lambda: view.set_source_kind("held_out"))
+    assert view.function_plot.query_data()[0].size == 0
+    wait_adapted(qtbot, view, lambda: view.set_source_kind("csv"))
     with qtbot.waitSignal(view.failed, timeout=10_000) as blocker:
         view.csv_features.item(1).setCheckState(Qt.CheckState.Checked)    # two inputs for a 1-input network
     message = blocker.args[0]
@@ -412,6 +432,18 @@ def test_classification_tasks_show_decision_regions_and_no_clicking(qtbot, make_
     assert outcome.result.query_accuracy is not None and view.function_plot.data()["regions"] is not None
     assert "accuracy" in view.message.text() and view.losses.table.columnCount() == 4
     assert not view.source.model().item(view.source.findData("points")).isEnabled()
+    # labeled rows of a file: the held-back ones drawn over the regions, in their class colours
+    rng = np.random.default_rng(0)
+    lines = [f"{a:.3f},{b:.3f},{kind}" for kind, (cx, cy) in (("cat", (-2, 0)), ("dog", (2, 1)), ("eel", (0, -2)))
+             for a, b in rng.normal((cx, cy), 0.5, size=(5, 2))]
+    (tmp_path / "labels.csv").write_text("x1,x2,kind\n" + "\n".join(lines) + "\n")
+    view.shots.setValue(6)
+    outcome = wait_adapted(qtbot, view, lambda: view.set_csv(tmp_path / "labels.csv", target="kind",
+                                                             features=["x1", "x2"]))
+    assert len(outcome.task.query_x) == 9 and view.function_plot.data()["regions"] is not None
+    qx, qy = view.function_plot.query_data()
+    assert np.allclose(qx, outcome.task.query_x[:, 0].numpy()) and np.allclose(qy, outcome.task.query_x[:, 1].numpy())
+    assert [name for _, name in view.function_plot.legend.entries()] == ["held-back rows (query)"]
 
 
 def test_a_bare_state_dict_takes_the_settings_shown_when_they_fit(qtbot, make_window, tmp_path):

@@ -2,13 +2,16 @@
 
 import csv
 import io
+import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication, QImage
+from PySide6.QtWidgets import QGraphicsItem
 
 from core.loaded_model import AdaptationSnapshot
+from maml_gui.experiment_io import FIGURE_SIZE, PNG_SCALE, export_plot, figure_layout
 from maml_gui.overlays import Overlay, run_color
 from maml_gui.panels import PlotsArea
 from maml_gui.runs import History
@@ -138,3 +141,129 @@ def test_scores_table_exports_a_csv_file(qtbot, plots, tmp_path):
     written = plots.scores.export_csv(tmp_path / "scores.csv")
     assert written.read_text(encoding="utf-8") == plots.scores.to_csv()
     assert plots.scores.to_csv().count("\n") == 3
+
+
+def diverging_snapshot() -> AdaptationSnapshot:
+    """Meta-SGD past its trained steps: the mean is gone (NaN) from step 6, where tasks diverged;
+    at step 3 a skewed loss has a CI wider than its mean (a normal CI reaching below 0)."""
+    mean = 2.0 / (1 + STEPS)
+    scratch = mean + 3
+    ci = mean / 4
+    ci[3] = 3 * mean[3]
+    mean[6:], ci[6:] = np.nan, np.nan
+    return AdaptationSnapshot(100, "mse", STEPS, {"meta-learned": (mean, ci), "scratch": (scratch, np.full(11, 0.1))},
+                              diverged={"meta-learned": np.array([0] * 6 + [2, 3, 3, 4, 5]), "scratch": np.zeros(11, int)},
+                              tasks=50)
+
+
+def test_diverged_tasks_leave_a_finite_log_axis_and_are_named_under_it(qtbot, plots):
+    view = plots.adaptation
+    plots.show_adaptation(diverging_snapshot())
+    assert view.log_scale() and view.plot.getPlotItem().getAxis("left").logMode
+    x, y, low, high = view.drawn()["meta-learned"]
+    assert list(x) == list(range(6)) and np.isfinite(y).all()
+    assert (low > 0).all() and low[3] == pytest.approx(0.01 * y[3]), "a loss's CI never reaches 0"
+    _, bars = view._items["meta-learned"]
+    assert (10 ** (bars.opts["y"] - bars.opts["bottom"]) > 0).all()
+    lo, hi = view.vb.viewRange()[1]   # log10 units
+    assert math.isfinite(lo) and math.isfinite(hi)
+    top = max(float(h.max()) for _, _, _, h in view.drawn().values())
+    bottom = min(float(low.min()) for _, _, low, _ in view.drawn().values())
+    assert 10 ** lo <= bottom and top <= 10 ** hi <= 100 * top, "the axis is bounded by the finite values"
+    assert view.note() == "meta-learned: 5 of 50 tasks diverged at step ≥ 6 (no mean from there on)"
+    assert view._note.isVisible() and "5 of 50 tasks diverged" in view._note.text
+    view.set_log_scale(False)
+    lo, hi = view.vb.viewRange()[1]
+    assert not view.plot.getPlotItem().getAxis("left").logMode and hi <= 2 * top
+    assert (bars.opts["y"] - bars.opts["bottom"] > 0).all()
+    view.set_metric("accuracy")
+    assert not view.log_scale()
+    view.set_metric("mse")
+    assert view.log_scale()
+    view.clear()
+    assert view.note() == "" and not view._note.isVisible()
+
+
+def test_compared_runs_that_diverged_are_named_too(qtbot, plots):
+    compared = runs(2)
+    compared[1] = Overlay("metasgd run", run_color(5), None, diverging_snapshot())
+    plots.set_overlays(compared)
+    view = plots.adaptation
+    assert view.note() == "metasgd run: 5 of 50 tasks diverged at step ≥ 6 (no mean from there on)"
+    x, y = view.overlay_curves()["metasgd run"].getOriginalDataset()
+    assert list(x) == list(range(6))
+    old = AdaptationSnapshot(1, "mse", STEPS, {"meta-learned": (np.ones(11), np.zeros(11))})   # saved before counts
+    plots.set_overlays([Overlay("old", run_color(1), None, old)])
+    assert view.note() == "" and list(view.overlay_data()) == ["old"]
+
+
+def marker_paths(svg, color: str) -> list:
+    """The filled round shapes (Bezier paths) drawn in ``color`` in an exported SVG."""
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    return [path for group in ET.parse(svg).getroot().iter(f"{ns}g") if group.get("fill") == color
+            for path in group.iter(f"{ns}path") if "C" in path.get("d", "")]
+
+
+def test_an_exported_svg_draws_markers_as_vector_shapes(qtbot, plots, tmp_path, qtlog):
+    from PySide6.QtSvg import QSvgRenderer
+
+    plots.show_adaptation(diverging_snapshot())
+    path = export_plot(plots.plot_item("adaptation"), tmp_path / "adaptation.svg")
+    text = path.read_text(encoding="utf-8")
+    assert "<image" not in text, "no bitmap: not the markers' pixmap atlas, not a cached axis or legend"
+    assert 'viewBox="0 0 640 400"' in text
+    # a circle per point (6 meta-learned, 11 scratch) and one in the legend sample each
+    assert len(marker_paths(path, "#1f77b4")) == 6 + 1 and len(marker_paths(path, "#7f7f7f")) == 11 + 1
+    assert "diverged at step" in text   # the note is in the figure
+    assert QSvgRenderer(str(path)).isValid()
+    assert not [r for r in qtlog.records if "Invalid path data" in r.message]
+
+
+def test_an_exported_png_is_a_legible_figure_of_the_documented_size(qtbot, plots, tmp_path):
+    view = plots.adaptation
+    plots.show_adaptation(diverging_snapshot())
+    item = plots.plot_item("adaptation")
+    before = item.geometry()
+    with figure_layout(item):   # what the export paints: the figure's layout, nothing from a pixmap cache
+        assert (item.geometry().width(), item.geometry().height()) == FIGURE_SIZE
+        assert all(i.cacheMode() == QGraphicsItem.CacheMode.NoCache for i in item.scene().items())
+        line, _ = view._items["meta-learned"]
+        assert line.scatter._exportOpts is not False   # markers as paths, not from the pixmap atlas
+    assert item.geometry() == before and view.legend.cacheMode() != QGraphicsItem.CacheMode.NoCache
+    path = export_plot(item, tmp_path / "adaptation.png")
+    image = QImage(str(path))
+    assert (image.width(), image.height()) == (1600, 1000) == (FIGURE_SIZE[0] * PNG_SCALE, FIGURE_SIZE[1] * PNG_SCALE)
+    assert round(image.dotsPerMeterX() * 0.0254) == 240
+    plots.resize(500, 400)   # the figure does not depend on the plot's size on screen
+    qtbot.waitUntil(lambda: item.geometry() != before)
+    image = QImage(str(export_plot(item, tmp_path / "small.png")))
+    assert (image.width(), image.height()) == (1600, 1000)
+
+
+def test_the_diverged_note_wraps_in_a_narrow_plot_instead_of_widening_it(qtbot):
+    from maml_gui.widgets.adaptation_plot import AdaptationPlot
+
+    view = AdaptationPlot()
+    qtbot.addWidget(view)
+    view.resize(330, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    view.show_snapshot(diverging_snapshot())
+    item = view.plot.getPlotItem()
+    note = view._note
+    text = note.item.boundingRect
+    qtbot.waitUntil(lambda: note.rect().width() > 0 and note.rect().height() >= text().height())
+    assert item.geometry().width() <= view.plot.viewport().width()
+    assert text().width() <= note.rect().width() + 1
+    assert text().height() > 1.5 * 14, "wrapped onto a second line (a 9-pt line is about 14-18 px), all of it shown"
+
+
+def test_an_evaluate_summary_names_its_first_diverged_step():
+    from maml_gui.widgets.adaptation_plot import diverged_note
+
+    assert diverged_note("model", [0, 0, 3], 0, (0, 1, 10)) == \
+        "model: 3 tasks diverged at step ≥ 10 (no mean from there on)"
+    assert diverged_note("model", [0, 1, 1], 0) == "model: 1 task diverged at step ≥ 1 (no mean from there on)"
+    assert diverged_note("model", [0, 0]) == "" and diverged_note("model", None) == ""

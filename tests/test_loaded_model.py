@@ -9,7 +9,7 @@ import torch
 
 from core.adapt import adapt_weights, points_task
 from core.config import FamilySpec
-from core.evaluation import FunctionView, held_out_tasks, mean_and_ci, per_step_scores
+from core.evaluation import FunctionView, diverged_tasks, held_out_tasks, mean_and_ci, per_step_scores, summarise
 from core.loaded_model import LoadedModel, adaptation_steps, preview_from_weights
 from core.task_views import DataView, RegionsView
 from core.tasks import FAMILIES, build_family
@@ -92,8 +92,39 @@ def test_adaptation_snapshot_is_mean_and_ci_of_the_engine_scores():
     assert list(snapshot.series) == ["meta-learned", "pretrain", "scratch"]
     for name, scores in (("meta-learned", model.scores(batch, steps)), ("pretrain", baseline.scores(batch, steps)),
                          ("scratch", model.scratch_scores(batch, steps))):
-        mean, ci = mean_and_ci(scores)
-        assert np.array_equal(snapshot.series[name][0], mean) and np.array_equal(snapshot.series[name][1], ci), name
+        mean, ci, diverged = mean_and_ci(scores)
+        assert np.array_equal(snapshot.series[name][0], mean, equal_nan=True), name
+        assert np.array_equal(snapshot.series[name][1], ci, equal_nan=True), name
+        assert np.array_equal(snapshot.diverged[name], diverged), name
+    assert snapshot.tasks == 8
+
+
+def test_a_diverging_model_reports_its_diverged_tasks_and_no_mean_there():
+    """A huge inner rate blows the loss up: the snapshot counts the tasks as ``evaluate`` does and
+    leaves the mean out (NaN) where they diverged, rather than one task's 1e+20 as the mean."""
+    config = tiny_config("sinusoid", "maml", steps=2).replace("algorithm", inner_lr=3.0)
+    model = LoadedModel(config)
+    snapshot = model.adaptation(6)
+    scores = model.scores(model.held_out(6), adaptation_steps(config))
+    diverged = snapshot.diverged["meta-learned"]
+    assert diverged[0] == 0 and diverged[-1] > 0 and (np.diff(diverged) >= 0).all()
+    mean, ci = snapshot.series["meta-learned"]
+    assert np.isfinite(mean[0]) and np.isnan(mean[diverged > 0]).all() and np.isnan(ci[diverged > 0]).all()
+    summary = summarise(scores, tuple(range(len(diverged))), "mse")
+    assert [summary.diverged[s] for s in range(len(diverged))] == diverged.tolist()
+
+
+def test_diverged_means_non_finite_or_far_above_the_starting_loss_and_stays_so():
+    scores = torch.tensor([[1.0, 2.0, 0.001, 4.0],
+                           [0.5, 150.0, 0.5, 5.0],      # task 1: 75x its start: not yet
+                           [0.4, 250.0, 0.9, 1e30],     # task 1: 125x; task 3: 2.5e29x
+                           [0.3, 1.0, 1.0, float("inf")]])  # task 1 back down: still counted
+    mask = diverged_tasks(scores)
+    assert mask.sum(1).tolist() == [0, 0, 2, 2]
+    assert not mask[:, 2].any()   # starts at 0.001: scaled by the batch's median start (1.5), not its own
+    assert diverged_tasks(torch.tensor([[0.0, 0.1], [1.0, float("nan")]]), "accuracy").sum(1).tolist() == [0, 1]
+    mean, ci, count = mean_and_ci(scores)
+    assert np.isfinite(mean[:2]).all() and np.isnan(mean[2:]).all() and count.tolist() == [0, 0, 2, 2]
 
 
 def test_a_model_of_a_trainer_follows_its_training():
@@ -154,3 +185,21 @@ def test_every_family_answers_the_same_questions():
     assert torch.equal(held, csv.held_out().sample(5, 3, 2, torch.Generator().manual_seed(0)).task_params["task"])
     trained_on = csv.sample(50, 3, 2, torch.Generator().manual_seed(0)).task_params["task"]
     assert not set(held.tolist()) & set(trained_on.tolist())
+
+
+def test_snapshots_keep_their_diverged_counts_on_disk_and_old_files_still_load():
+    import json
+
+    from maml_gui.project import snapshot_from_dict, snapshot_to_dict
+
+    config = tiny_config("sinusoid", "maml", steps=2).replace("algorithm", inner_lr=3.0)
+    snapshot = LoadedModel(config).adaptation(6)
+    data = json.loads(json.dumps(snapshot_to_dict(snapshot), allow_nan=False))
+    back = snapshot_from_dict(data)
+    assert back.tasks == 6 and set(back.diverged) == set(snapshot.diverged)
+    for name in snapshot.series:
+        assert np.array_equal(back.diverged[name], snapshot.diverged[name])
+        assert np.array_equal(back.series[name][0], snapshot.series[name][0], equal_nan=True)
+    del data["diverged"], data["tasks"]   # a project saved before the counts existed
+    old = snapshot_from_dict(data)
+    assert old.diverged == {} and old.tasks == 0 and np.array_equal(old.steps, snapshot.steps)

@@ -143,3 +143,11 @@ def test_the_edited_settings_come_back_with_the_project(qtbot, make_window, sett
     qtbot.addWidget(again)
     assert again.panel_config().model.hidden == (64, 64) and again.panel_config().algorithm.inner_steps == 3
     assert again.shutdown()
+
+
+def test_the_legend_says_how_many_updates_the_baseline_had(qtbot, make_window):
+    window = make_window()
+    run_to_end(qtbot, window, 40)
+    legend = lambda: [name for _, name in window.plots.adaptation.legend.entries()]  # noqa: E731
+    qtbot.waitUntil(lambda: "pretrain (40 updates)" in legend(), timeout=30_000)
+    assert window.session.current.adaptation.baseline_iterations == 40

@@ -123,6 +123,7 @@ class AdaptationPlot(PlotBox):
         self._drawn: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}   # x, y, low, high
         self._notes: dict[str, str] = {}
         self._run_color: str | None = None
+        self._labels: dict[str, str] = {}   # legend text of a series, where not its name
         self._metric: str | None = None
         self._overlay_curves: list[pg.PlotDataItem] = []
         self._overlays: list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
@@ -169,6 +170,9 @@ class AdaptationPlot(PlotBox):
         if COMPARED_SERIES in self._items and self._style(COMPARED_SERIES):
             self.legend.clear()
         diverged = getattr(snapshot, "diverged", None) or {}
+        # the baseline's legend says how far it trained: a reader sees when it had fewer updates
+        self._labels = {"pretrain": f"pretrain ({snapshot.baseline_iterations:,} updates)"} \
+            if snapshot.baseline_iterations else {}
         for name, (mean, ci) in snapshot.series.items():
             self.set_series(name, snapshot.steps, mean, ci, diverged.get(name), getattr(snapshot, "tasks", 0))
 
@@ -233,6 +237,7 @@ class AdaptationPlot(PlotBox):
         self._data.clear()
         self._drawn.clear()
         self._notes.clear()
+        self._labels = {}
         self._sync_note()
         self._sync_legend()
 
@@ -330,7 +335,7 @@ class AdaptationPlot(PlotBox):
         return True
 
     def _sync_legend(self) -> None:
-        series = [(self._items[name][0], name) for name in self._data]
+        series = [(self._items[name][0], self._labels.get(name, name)) for name in self._data]
         overlays = [(curve, short_name(name)) for (name, _), curve in zip(self._overlays, self._overlay_curves)]
         self.legend.set_entries(series + overlays)
         self.legend.set_wanted(bool(series or overlays))

@@ -192,7 +192,8 @@ class LiveViews(QObject):
             self._draw_overlays()
 
     def _draw_adaptation(self, run) -> None:
-        self.plots.adaptation.show_snapshot(run.adaptation, run_color(run.run_id))
+        own = f"{run.config.algorithm.name} (this run)" if run.config.algorithm.name == "pretrain" else None
+        self.plots.adaptation.show_snapshot(run.adaptation, run_color(run.run_id), own)
 
     def _on_compared_changed(self, ids) -> None:
         for run_id in self.run_list.run_ids():

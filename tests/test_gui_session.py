@@ -151,3 +151,11 @@ def test_the_legend_says_how_many_updates_the_baseline_had(qtbot, make_window):
     legend = lambda: [name for _, name in window.plots.adaptation.legend.entries()]  # noqa: E731
     qtbot.waitUntil(lambda: "pretrain (40 updates)" in legend(), timeout=30_000)
     assert window.session.current.adaptation.baseline_iterations == 40
+
+
+def test_a_pretrain_run_is_not_called_meta_learned(qtbot, make_window):
+    window = make_window(tiny().replace("algorithm", name="pretrain"))
+    run_to_end(qtbot, window, 20)
+    legend = lambda: [name for _, name in window.plots.adaptation.legend.entries()]  # noqa: E731
+    qtbot.waitUntil(lambda: "pretrain (this run)" in legend(), timeout=20_000)
+    assert "meta-learned" not in legend() and not any(n.startswith("pretrain (") and "updates" in n for n in legend())

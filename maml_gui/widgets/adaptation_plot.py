@@ -162,9 +162,10 @@ class AdaptationPlot(PlotBox):
     def log_scale(self) -> bool:
         return self._log.isChecked()
 
-    def show_snapshot(self, snapshot, color: str | None = None) -> None:
+    def show_snapshot(self, snapshot, color: str | None = None, own: str | None = None) -> None:
         """Draw an ``AdaptationSnapshot`` of the shown run, its meta-learned series in ``color``
-        (its run colour; None: the default blue). The baselines keep their colours."""
+        (its run colour; None: the default blue) and called ``own`` when given. The baselines keep
+        their colours."""
         self.set_metric(snapshot.metric)
         self._run_color = color
         if COMPARED_SERIES in self._items and self._style(COMPARED_SERIES):
@@ -173,6 +174,8 @@ class AdaptationPlot(PlotBox):
         # the baseline's legend says how far it trained: a reader sees when it had fewer updates
         self._labels = {"pretrain": f"pretrain ({snapshot.baseline_iterations:,} updates)"} \
             if snapshot.baseline_iterations else {}
+        if own:   # the run's own series, when "meta-learned" would not be true (a pretrain run)
+            self._labels[COMPARED_SERIES] = own
         for name, (mean, ci) in snapshot.series.items():
             self.set_series(name, snapshot.steps, mean, ci, diverged.get(name), getattr(snapshot, "tasks", 0))
 

@@ -62,6 +62,7 @@ class LiveViews(QObject):
         run_list.selected.connect(s.set_current)
         plots.new_task.connect(self.next_task)
         self._training = False
+        self._label_current(None)
 
     # -- the run list -------------------------------------------------------------------------
     def _clear_rows(self) -> None:

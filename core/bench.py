@@ -7,9 +7,15 @@ round, so machine noise hits both alike and their ratio is meaningful.
 from __future__ import annotations
 
 import gc
+import json
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .algorithms import closed_form
 from .config import ExperimentConfig
@@ -85,6 +91,85 @@ def bench_speed(config: ExperimentConfig, rounds: int = 6, engine_steps: int = 4
         loop_time += time.perf_counter() - start
     rates = [rounds * engine_steps / t for t in engine_times]
     return BenchResult(rates[0], rounds * loop_steps / loop_time, str(trainer.device), rates[1] if autograd else None)
+
+
+@dataclass(frozen=True)
+class CompileBench:
+    """Eager vs compiled meta-iterations/s (whole ``step()`` calls on the same batches, interleaved
+    round by round) and the seconds compiling took before the first step in a fresh process with
+    an empty (cold) and then a filled (warm) kernel cache. ``compiled_it_s`` is None when the step
+    could not be compiled here; ``note`` says why or what was compiled."""
+
+    eager_it_s: float
+    compiled_it_s: float | None
+    compile_cold_s: float | None
+    compile_warm_s: float | None
+    device: str
+    gradient_path: str
+    note: str
+
+    @property
+    def speedup(self) -> float | None:
+        return None if self.compiled_it_s is None else self.compiled_it_s / self.eager_it_s
+
+    def to_dict(self) -> dict:
+        def rounded(x, digits=2):
+            return None if x is None else round(x, digits)
+
+        return {"eager_it_s": rounded(self.eager_it_s), "compiled_it_s": rounded(self.compiled_it_s),
+                "speedup": rounded(self.speedup), "compile_cold_s": rounded(self.compile_cold_s, 1),
+                "compile_warm_s": rounded(self.compile_warm_s, 1), "device": self.device,
+                "gradient_path": self.gradient_path, "note": self.note}
+
+
+def bench_compile(config: ExperimentConfig, rounds: int = 8, steps: int = 250, n_batches: int = 4,
+                  cache_times: bool = True) -> CompileBench:
+    """Eager and compiled trainers side by side; ``cache_times`` adds the cold and warm compile
+    times, each measured in a child process (a cold cache is a temporary folder, deleted after)."""
+    cold = warm = None
+    if cache_times:
+        with tempfile.TemporaryDirectory(prefix="maml-compile-bench-") as cache:
+            cold, warm = (_compile_seconds_in_child(config, cache) for _ in range(2))
+    eager = MetaTrainer(config.replace("train", compile="off"))
+    compiled = MetaTrainer(config.replace("train", compile="on"))
+    note = compiled.compile_step() or ""
+    batches = [eager.sample_batch() for _ in range(n_batches)]
+    trainers = [eager, compiled] if compiled.compiled else [eager]
+    for t in trainers:   # warm-up
+        for b in batches:
+            t.step(b)
+    times = [0.0] * len(trainers)
+    for _ in range(rounds):
+        for k, t in enumerate(trainers):
+            start = time.perf_counter()
+            for i in range(steps):
+                t.step(batches[i % n_batches])
+            times[k] += time.perf_counter() - start
+    rates = [rounds * steps / s for s in times]
+    return CompileBench(rates[0], rates[1] if len(rates) > 1 else None, cold, warm, str(eager.device),
+                        compiled.gradient_path, note)
+
+
+def _compile_seconds_in_child(config: ExperimentConfig, cache: str) -> float | None:
+    """Seconds from a built trainer to a compiled meta-step in a fresh interpreter using ``cache``."""
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    code = "import sys; from core.bench import compile_seconds; compile_seconds(sys.argv[1])"
+    done = subprocess.run([sys.executable, "-c", code, config.replace("train", compile="on").to_json()], env=env,
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    except (IndexError, KeyError, ValueError):
+        return None
+
+
+def compile_seconds(config_json: str) -> None:
+    """(Child process of :func:`bench_compile`.) Print ``{"seconds": …}``: how long compiling took,
+    null when it failed."""
+    trainer = MetaTrainer(ExperimentConfig.from_json(config_json))
+    start = time.perf_counter()
+    trainer.compile_step()
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds if trainer.compiled else None}))
 
 
 def peak_rss_mib() -> float:

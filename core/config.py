@@ -19,8 +19,9 @@ FORMAT_VERSION = 1
 ALGORITHMS = ("maml", "fomaml", "metasgd", "mamlpp", "anil", "reptile", "pretrain")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "leaky_relu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+COMPILE_MODES = ("off", "on", "auto")
 LIVE_CHANGES = ("train.iterations", "train.meta_lr")        # a running run applies these at once
-CONTINUE_CHANGES = (*LIVE_CHANGES, "train.device")          # a continued run (resume) may take these too
+CONTINUE_CHANGES = (*LIVE_CHANGES, "train.device", "train.compile")   # a continued run (resume) may take these too
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class AlgorithmSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
+    """``compile``: run the meta-step through ``torch.compile`` ("on"), not ("off"), or when the
+    run is long enough to pay for compiling ("auto"); see :mod:`core.compiled`."""
+
     meta_lr: float = 0.001
     meta_batch: int = 25
     shots: int = 10
@@ -84,6 +88,7 @@ class TrainSpec:
     iterations: int = 70000
     seed: int = 0
     device: str = "auto"
+    compile: str = "off"
 
     def validate(self) -> None:
         _positive("train.meta_lr", self.meta_lr, upper=10.0)
@@ -95,6 +100,8 @@ class TrainSpec:
             raise ConfigError("train.seed", "seed must be a non-negative integer")
         if self.device not in DEVICES:
             raise ConfigError("train.device", f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError("train.compile", f"unknown compile setting {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from .compiled import AUTO_MIN_SECONDS, MetaStep
 from .config import ExperimentConfig
 from .device import tune_cpu_threads
 from .errors import TrainingDiverged
@@ -48,6 +50,8 @@ class MetaTrainer:
             t.requires_grad_(True)
         self.optimizer = MetaAdam(self.meta_parameters(), lr=config.train.meta_lr)
         self.iteration = 0
+        self._n_losses = config.algorithm.inner_steps + 1
+        self._meta_step = MetaStep(self.algorithm, self.meta_parameters(), self.device)
 
     # -- training -------------------------------------------------------------------------
     def sample_batch(self) -> TaskBatch:
@@ -63,11 +67,9 @@ class MetaTrainer:
         start = time.perf_counter()
         batch = batch if batch is not None else self.sample_batch()
         self.optimizer.zero_grad(set_to_none=True)
-        result = self.algorithm.meta_step(self.params, self.rates, batch, self.iteration)
-        grads = [p.grad for p in self.meta_parameters() if p.grad is not None]
-        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        numbers = torch.cat([result.meta_loss.reshape(1), grad_norm.reshape(1), result.step_losses]).tolist()
-        meta_loss, norm, step_losses = numbers[0], numbers[1], numbers[2:]
+        numbers = self._meta_step(self.params, self.rates, batch, self.iteration).tolist()
+        meta_loss, norm = numbers[0], numbers[1]
+        step_losses, accuracy = numbers[2:2 + self._n_losses], numbers[2 + self._n_losses:] or None
         if not (math.isfinite(meta_loss) and math.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)
             what = "meta-loss" if not math.isfinite(meta_loss) else "meta-gradient"
@@ -77,12 +79,42 @@ class MetaTrainer:
                 "Try a smaller inner or meta learning rate.")
         self.optimizer.step()
         self.iteration += 1
-        accuracy = tuple(result.step_accuracy.tolist()) if result.step_accuracy is not None else None
-        return StepMetrics(self.iteration, meta_loss, tuple(step_losses), norm, time.perf_counter() - start, accuracy)
+        return StepMetrics(self.iteration, meta_loss, tuple(step_losses), norm, time.perf_counter() - start,
+                           tuple(accuracy) if accuracy is not None else None)
+
+    def compile_step(self, announce: Callable[[str], None] | None = None, backend="inductor") -> str | None:
+        """Compile the meta-step as ``train.compile`` asks: "on", or "auto" when the remaining
+        iterations would take over :data:`~core.compiled.AUTO_MIN_SECONDS` eager. Call it before
+        training; it may take tens of seconds, so ``announce`` hears "compiling the meta-step…"
+        first. Returns one line for the user (None when off); any failure leaves the step eager."""
+        choice = self.config.train.compile
+        if choice == "off" or self._meta_step.compiled:
+            return None
+        t = self.config.train
+        # a throwaway batch of the run's shapes, drawn off the training stream so resuming stays exact
+        probe = self.family.sample(t.meta_batch, t.shots, t.query, torch.Generator().manual_seed(t.seed + 1))
+        probe = probe.to(self.device)
+        if choice == "auto":
+            seconds = (t.iterations - self.iteration) * self._meta_step.eager_seconds(
+                self.params, self.rates, probe, self.iteration)
+            if seconds < AUTO_MIN_SECONDS:
+                return (f"the meta-step runs eager: this run needs about {seconds:.0f} s of meta-steps, "
+                        f"too short to pay for compiling (auto compiles from {AUTO_MIN_SECONDS:.0f} s)")
+        return self._meta_step.compile(self.params, self.rates, probe, backend, announce)[1]
+
+    @property
+    def compiled(self) -> bool:
+        return self._meta_step.compiled
+
+    @property
+    def compile_failure(self) -> str | None:
+        """Why a compiled meta-step fell back to eager during the run, if it did."""
+        return self._meta_step.failure
 
     @property
     def gradient_path(self) -> str:
-        return self.algorithm.gradient_path(self.params, self.rates)
+        path = self.algorithm.gradient_path(self.params, self.rates)
+        return f"{path}, compiled" if self._meta_step.compiled else path
 
     def meta_parameters(self) -> list[torch.Tensor]:
         return [*self.params.values(), *self.rates.tensors.values()]

@@ -421,7 +421,7 @@ class Session(QObject):
         c.weights.connect(self._on_weights)
         c.state.connect(self._on_state)
         c.paused_changed.connect(self._on_paused_changed)
-        c.notice.connect(lambda text: self.message.emit(text, 10_000))
+        c.notice.connect(lambda text: self.message.emit(text, 60_000))   # until replaced: a cold compile takes ~30 s
         c.finished.connect(self._on_finished)
         c.failed.connect(self._on_failed)
         c.running_changed.connect(self._on_running_changed)

@@ -221,6 +221,9 @@ class TrainingWorker(QObject):
                     trainer.load_weights(self._initial_weights)
                     self.notice.emit(f"the saved training state does not fit this run ({exc}); Adam restarts")
             self._initial_weights = self._initial_state = None
+        note = trainer.compile_step(announce=self.notice.emit)   # in this thread: the window stays live
+        if note:
+            self.notice.emit(note)
         baseline = None
         if opts.baseline and self._config.algorithm.name != "pretrain":
             baseline = MetaTrainer(self._config.replace("algorithm", name="pretrain"))

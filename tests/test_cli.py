@@ -147,3 +147,33 @@ def test_a_csv_with_one_data_row_is_refused_by_file_name(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "onerow.csv: 1 task cannot be split" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_compile_flag_sets_the_config_and_auto_skips_a_short_run(tmp_path, capsys):
+    from core.cli import build_parser, config_from_args
+
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["train", "--out", "x", "--compile"])).train.compile == "on"
+    assert config_from_args(parse(["train", "--out", "x", "--compile", "auto"])).train.compile == "auto"
+    assert config_from_args(parse(["train", "--out", "x"])).train.compile == "off"
+    assert main(["train", "--out", "x", "--compile", "always"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["train", "--compile", "auto", "--iterations", "5", "--meta-batch", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "too short to pay for compiling" in captured.err and "compiled" not in captured.out
+
+
+def test_bench_compile_reports_both_rates_and_compile_times(monkeypatch, capsys):
+    import core.bench
+    from core.bench import CompileBench
+
+    result = CompileBench(1000.0, 2000.0, 21.04, 3.61, "cpu", "closed form, one-step kernels, compiled", "compiled")
+    monkeypatch.setattr(core.bench, "bench_compile", lambda config, rounds: result)
+    assert main(["bench", "--compile", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["eager_it_s"] == 1000.0 and data["compiled_it_s"] == 2000.0 and data["speedup"] == 2.0
+    assert data["compile_cold_s"] == 21.0 and data["compile_warm_s"] == 3.6 and data["device"] == "cpu"
+    assert main(["bench", "--compile"]) == 0
+    line = capsys.readouterr().out
+    assert "eager 1000.0 it/s, compiled 2000.0 it/s, speedup 2.00x" in line and "21.0 s cold, 3.6 s warm" in line

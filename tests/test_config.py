@@ -65,3 +65,22 @@ def test_a_continued_run_takes_iterations_meta_lr_and_device_only_a_running_one_
     assert changed.live_changes(saved) == ["algorithm.inner_lr", "train.seed", "train.device"]
     family = ExperimentConfig(FamilySpec("sinusoid", {"noise": 0.5}))
     assert family.continue_changes(saved) == ["family.noise"] == family.live_changes(saved)
+
+
+def test_compile_setting_defaults_off_round_trips_and_older_files_still_load():
+    assert ExperimentConfig().train.compile == "off"
+    config = ExperimentConfig().replace("train", compile="auto")
+    assert ExperimentConfig.from_json(config.to_json()) == config
+    older = json.loads(ExperimentConfig().to_json())
+    del older["train"]["compile"]   # a run saved before the setting existed
+    assert ExperimentConfig.from_dict(older).train.compile == "off"
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig().replace("train", compile="yes").validate()
+    assert info.value.field == "train.compile" and "off, on, auto" in str(info.value)
+
+
+def test_a_resumed_run_may_switch_compiling_a_running_one_may_not():
+    saved = ExperimentConfig()
+    switched = saved.replace("train", compile="on")
+    assert switched.continue_changes(saved) == [] and saved.continue_changes(switched) == []
+    assert switched.live_changes(saved) == ["train.compile"]

@@ -73,24 +73,26 @@ def bench_speed(config: ExperimentConfig, rounds: int = 6, engine_steps: int = 4
         opt.step()
 
     engines = [trainer] if autograd is None else [trainer, autograd]
-    for b in batches:  # warm-up
-        for e in engines:
-            e.step(b)
-        loop_step(b)
-    engine_times = [0.0] * len(engines)
-    loop_time = 0.0
-    for r in range(rounds):
-        for k, e in enumerate(engines):
-            start = time.perf_counter()
-            for i in range(engine_steps):
-                e.step(batches[i % n_batches])
-            engine_times[k] += time.perf_counter() - start
-        start = time.perf_counter()
-        for i in range(loop_steps):
-            loop_step(batches[i % n_batches])
-        loop_time += time.perf_counter() - start
+    *engine_times, loop_time = interleaved_seconds([(e.step, engine_steps) for e in engines] + [(loop_step, loop_steps)],
+                                                   batches, rounds)
     rates = [rounds * engine_steps / t for t in engine_times]
     return BenchResult(rates[0], rounds * loop_steps / loop_time, str(trainer.device), rates[1] if autograd else None)
+
+
+def interleaved_seconds(steppers, batches, rounds: int) -> list[float]:
+    """Total seconds each ``(step function, steps per round)`` took, timed in turns round by round
+    on the same batches (after one warm-up pass each), so a shared machine's drift hits all alike."""
+    for step, _ in steppers:
+        for batch in batches:
+            step(batch)
+    seconds = [0.0] * len(steppers)
+    for _ in range(rounds):
+        for k, (step, count) in enumerate(steppers):
+            start = time.perf_counter()
+            for i in range(count):
+                step(batches[i % len(batches)])
+            seconds[k] += time.perf_counter() - start
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -135,16 +137,7 @@ def bench_compile(config: ExperimentConfig, rounds: int = 8, steps: int = 250, n
     note = compiled.compile_step() or ""
     batches = [eager.sample_batch() for _ in range(n_batches)]
     trainers = [eager, compiled] if compiled.compiled else [eager]
-    for t in trainers:   # warm-up
-        for b in batches:
-            t.step(b)
-    times = [0.0] * len(trainers)
-    for _ in range(rounds):
-        for k, t in enumerate(trainers):
-            start = time.perf_counter()
-            for i in range(steps):
-                t.step(batches[i % n_batches])
-            times[k] += time.perf_counter() - start
+    times = interleaved_seconds([(t.step, steps) for t in trainers], batches, rounds)
     rates = [rounds * steps / s for s in times]
     return CompileBench(rates[0], rates[1] if len(rates) > 1 else None, cold, warm, str(eager.device),
                         compiled.gradient_path, note)

@@ -73,7 +73,10 @@ def build_parser() -> _Parser:
     add_csv_arguments(train)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run (its settings; "
                        "--iterations sets the new total)")
-    train.add_argument("--out", type=Path, metavar="RUN_DIR", help="where to save (default with --resume: the same folder)")
+    train.add_argument("--out", type=Path, metavar="RUN_DIR", help="where to save (default with --resume: the same "
+                       "folder); an existing run folder is refused unless --force or --resume")
+    train.add_argument("--force", action="store_true", help="replace the run already in --out (its settings, "
+                       "weights, training state and metrics are deleted first)")
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
@@ -160,12 +163,15 @@ def _train(args) -> int:
 
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise UsageError("maml-gui train: --time-limit must be a positive number of seconds")
+    if args.resume is None and args.out is None:
+        raise UsageError("maml-gui train: the following arguments are required: --out")
+    out = args.out or args.resume
+    if not (args.resume is not None and out == args.resume):
+        _claim_out(out, args.force)
     if args.resume is not None:
         trainer = _resumed(args, load_run, load_training_state)
         config = trainer.config
     else:
-        if args.out is None:
-            raise UsageError("maml-gui train: the following arguments are required: --out")
         config = config_from_args(args)
         trainer = MetaTrainer(config)
     for warning in trainer.family.warnings:
@@ -178,20 +184,23 @@ def _train(args) -> int:
     stop = {"flag": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     start = time.perf_counter()
-    reason, code, last = "finished", 0, None
+    resume_hint = f"; continue with `maml-gui train --resume {args.out}`"
+    reason, code, last = "completed", 0, None
     try:
         while trainer.iteration < config.train.iterations and not stop["flag"]:
             if args.time_limit is not None and time.perf_counter() - start >= args.time_limit:
-                reason = "time limit reached"
+                reason = f"time limit of {args.time_limit:g} s reached at iteration {trainer.iteration:,}{resume_hint}"
                 break
             last = trainer.step()
             log.write(last)
             if progress:
                 progress.update(last, time.perf_counter() - start)
+        if stop["flag"]:
+            reason, code = f"stopped by SIGTERM at iteration {trainer.iteration:,}{resume_hint}", 143
     except TrainingDiverged as exc:
-        reason, code = f"stopped: {exc}", 1
+        reason, code = f"stopped: {exc}; the last finite weights are saved", 1
     except KeyboardInterrupt:
-        reason, code = "interrupted", 130
+        reason, code = f"stopped by Ctrl-C (SIGINT) at iteration {trainer.iteration:,}{resume_hint}", 130
     finally:
         signal.signal(signal.SIGTERM, previous)
         if progress:
@@ -208,6 +217,26 @@ def _train(args) -> int:
           f"({rate:.0f} it/s, {trainer.device}, {trainer.gradient_path}), final meta-loss {loss}, {reason}; "
           f"saved to {args.out}")
     return code
+
+
+def _claim_out(out: Path, force: bool) -> None:
+    """Refuse to write a new run over an existing one unless ``--force``; with it, delete the old
+    run's files first so nothing of it mixes with the new run."""
+    from .checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"maml-gui train: {out} exists and is not a folder")
+    found = [out / n for n in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE) if (out / n).exists()]
+    if not found:
+        return
+    if not force:
+        raise UsageError(f"maml-gui train: {out} already holds a run ({', '.join(p.name for p in found)}); "
+                         f"continue it with --resume {out}, replace it with --force, or choose another --out")
+    for path in found:
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise UsageError(f"maml-gui train: cannot replace {path}: {exc.strerror or exc}") from None
 
 
 def _resumed(args, load_run, load_training_state):

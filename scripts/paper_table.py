@@ -33,7 +33,8 @@ def main() -> None:
     for algorithm in args.algorithms.split(","):
         run = args.out / algorithm
         if not args.evaluate_only:
-            summary = cli("train", "--algorithm", algorithm, "--time-limit", args.time_limit, "--out", str(run)).strip()
+            summary = cli("train", "--algorithm", algorithm, "--time-limit", args.time_limit, "--out", str(run),
+                          "--force").strip()   # a new table replaces the runs of the last one
             print(summary, flush=True)
         for shots in (5, 10, 20):
             result = json.loads(cli("evaluate", str(run), "--shots", str(shots), "--steps", "0,1,5,10",

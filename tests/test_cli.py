@@ -1,8 +1,10 @@
 """The command line is a contract other tools call: exit codes, one-line errors, one JSON object."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -27,7 +29,8 @@ def test_train_then_evaluate_json(tmp_path, capsys):
 def test_time_limit_stops_cleanly_and_saves(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--iterations", "1000000", "--time-limit", "1", "--meta-batch", "2", "--out", str(out)]) == 0
-    assert "time limit reached" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert "time limit of 1 s reached at iteration" in summary and f"train --resume {out}" in summary
     assert (out / WEIGHTS_FILE).exists()
 
 
@@ -177,3 +180,37 @@ def test_bench_compile_reports_both_rates_and_compile_times(monkeypatch, capsys)
     assert main(["bench", "--compile"]) == 0
     line = capsys.readouterr().out
     assert "eager 1000.0 it/s, compiled 2000.0 it/s, speedup 2.00x" in line and "21.0 s cold, 3.6 s warm" in line
+
+
+def test_an_existing_run_folder_is_never_silently_replaced(tmp_path, capsys):
+    out = tmp_path / "same"
+    base = ["train", "--iterations", "3", "--meta-batch", "2", "--out", str(out)]
+    assert main(base) == 0
+    before = (out / WEIGHTS_FILE).read_bytes()
+    capsys.readouterr()
+    assert main(base[:-2] + ["--family", "linear", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "--resume" in err and "--force" in err and len(err.strip().splitlines()) == 1
+    assert (out / WEIGHTS_FILE).read_bytes() == before and '"sinusoid"' in (out / "config.json").read_text()
+    assert main(base[:-2] + ["--family", "linear", "--out", str(out), "--force"]) == 0
+    assert '"linear"' in (out / "config.json").read_text()
+    assert len((out / "metrics.csv").read_text().splitlines()) == 4, "nothing of the old run is left"
+    assert main(["train", "--resume", str(out), "--iterations", "5"]) == 0   # continuing is no overwrite
+
+
+def test_sigterm_stops_saves_and_says_how_to_continue(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--iterations", "100000000", "--meta-batch", "2",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".metrics.csv.partial").exists() or (out / ".metrics.csv.partial").stat().st_size < 2000:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
+            time.sleep(0.05)   # a child process: its metrics file is the only thing to watch
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    assert "stopped by SIGTERM at iteration" in stdout and f"train --resume {out}" in stdout
+    assert (out / WEIGHTS_FILE).exists() and (out / "metrics.csv").exists()

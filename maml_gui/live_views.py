@@ -61,7 +61,7 @@ class LiveViews(QObject):
         run_list.deleted.connect(s.delete)
         run_list.selected.connect(s.set_current)
         plots.new_task.connect(self.next_task)
-        self._training = False
+        self._training = self._was_paused = False
         self._label_current(None)
 
     # -- the run list -------------------------------------------------------------------------
@@ -182,8 +182,6 @@ class LiveViews(QObject):
             self._draw_overlays()
             if run is None or run is not self.session.active:
                 self._preview_timer.start()
-
-    _was_paused = False
 
     # -- held-out scores and comparison ---------------------------------------------------------
     def _on_adaptation_changed(self, run) -> None:

@@ -86,12 +86,13 @@ class History:
         return table
 
     def rows(self) -> list[StepMetrics]:
-        """The kept rows plus the last one, for ``save_run``'s ``metrics.csv``."""
-        table = [] if self._data is None else list(self._data[:self._n])
-        if self.last is not None and (not table or table[-1][0] != self.last[0]):
-            table.append(self.last)
+        """:meth:`table` as the engine's rows, for ``save_run``'s ``metrics.csv``."""
         return [StepMetrics(int(r[0]), float(r[1]), tuple(float(v) for v in r[4:]), float(r[2]), float(r[3]))
-                for r in table]
+                for r in self.table()]
+
+    def extend(self, table: np.ndarray) -> None:
+        """Append rows in :meth:`table`'s columns (a run folder's ``metrics.csv`` as read back)."""
+        self.append(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4:])
 
 
 @dataclass

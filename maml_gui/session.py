@@ -125,8 +125,7 @@ class Session(QObject):
                 run.status = "interrupted"   # the window that trained it did not close normally
             run.weights, run.adaptation = stored.weights, stored.adaptation
             if stored.metrics is not None and len(stored.metrics):
-                m = stored.metrics
-                run.history.append(m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4:])
+                run.history.extend(stored.metrics)
             run.weights_iteration = int(entry.get("weights_iteration", run.iteration))
             run.training_state = stored.training_state
             run.total = run.config.train.iterations
@@ -523,7 +522,7 @@ class Session(QObject):
         run.total = config.train.iterations
         metrics = read_metrics(path) if path.is_dir() else None
         if metrics is not None:
-            run.history.append(metrics[:, 0], metrics[:, 1], metrics[:, 2], metrics[:, 3], metrics[:, 4:])
+            run.history.extend(metrics)
             run.weights_iteration = run.iteration
             run.training_state = read_training_state(path, run.weights_iteration)
         self.run_added.emit(run)
@@ -555,9 +554,14 @@ class Session(QObject):
     def family_for(self, config: ExperimentConfig):
         """The edited family when it is the one ``config`` names (a CSV family keeps its loaded data),
         else one built from the settings."""
+        return self._edited_family(config) or build_family(config.family)
+
+    def _edited_family(self, config: ExperimentConfig):
+        """The edited family object when ``config`` names it, else None: a job builds its own, so a
+        CSV file is never read again on the GUI thread."""
         if self.editing_family is not None and same_family(self.editing, config):
             return self.editing_family
-        return build_family(config.family)
+        return None
 
     def export_weights(self, source: WeightsSource, path: Path, fmt: str, *, force: bool, readme: bool = True) -> Path:
         return export_weights((source.config, source.weights), fmt, path, force=force, family=source.family,
@@ -575,7 +579,7 @@ class Session(QObject):
         """The held-out adaptation curves of a run's weights, on a job thread (about a second)."""
         if not run.weights:
             return
-        config, weights, family, tasks = run.config, run.weights, self.family_for(run.config), self.options.eval_tasks
+        config, weights, family, tasks = run.config, run.weights, self._edited_family(run.config), self.options.eval_tasks
         self._scores.submit(run, lambda: LoadedModel(config, weights, family).adaptation(tasks))
 
     def _on_scored(self, run: RunRecord, snapshot) -> None:
@@ -598,9 +602,11 @@ class Session(QObject):
         if (not run.weights or snapshot is None or "pretrain" not in snapshot.series
                 or snapshot.baseline_iterations >= target):
             return False
-        config, weights, family, tasks = run.config, run.weights, self.family_for(run.config), self.options.eval_tasks
+        config, weights, tasks = run.config, run.weights, self.options.eval_tasks
+        edited = self._edited_family(config)
 
         def train(report):
+            family = edited or build_family(config.family)
             baseline = MetaTrainer(config.replace("algorithm", name="pretrain"), family)
             while baseline.iteration < target:
                 baseline.step()

@@ -207,9 +207,3 @@ class WeightsActions:
         view.clear_result()
         if view.refresh() is not None and not self.adapt_dock.isHidden():   # open, if not on screen yet
             view.adapt(quiet=True)
-
-    # -- closing --------------------------------------------------------------------------------------
-    def shutdown_jobs(self, timeout_ms: int = 30_000) -> bool:
-        """Wait for export / adaptation jobs (each is short); True once none runs."""
-        ok = self._export_jobs.shutdown(timeout_ms)
-        return (self.adapt_view.shutdown(timeout_ms) if self.adapt_view is not None else True) and ok

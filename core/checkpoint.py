@@ -1,8 +1,17 @@
-"""Run directories: ``config.json``, ``weights.safetensors``, ``metrics.csv``.
+"""Run directories: ``config.json``, ``weights.safetensors``, ``training_state.safetensors``, ``metrics.csv``.
 
-Every file is written to a temporary name in the same folder and renamed into place, so a
-crash or a full disk never leaves a half-written file. Weights are safetensors: loading one
-never executes code (no pickle), and the format version and shapes are checked first.
+Every file is replaced atomically: written to a temporary name in the same folder, fsynced, renamed
+into place (and the folder fsynced), so a crash, a power cut or a full disk never leaves a
+half-written file. Weights are safetensors: loading one never executes code (no pickle), and the
+format version and shapes are checked first.
+
+A *checkpoint* is one file, the training state: Adam moments, the task sampler, the iteration, the
+settings and a copy of the weights. Renaming it into place is the one moment a checkpoint becomes
+the resume point, so weights, state and metrics can never come from different iterations:
+``metrics.csv`` is append-only, written and fsynced just before (rows past the state's iteration,
+left by a crash in between, are cut off on resume); ``weights.safetensors`` and ``config.json``
+follow it for the other tools, and a reader that finds the state newer than the weights file (a
+crash between the two) takes the state's weights.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -29,16 +39,36 @@ CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", 
 STATE_FILE = "training_state.safetensors"  # optimizer moments + sampler state, for --resume
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file + rename; on failure nothing is left behind."""
+class StorageError(CheckpointError):
+    """A file could not be written; ``reason`` is the system's words ("No space left on device")."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+_UMASK = os.umask(0o022)   # read once, at import (setting it is process-wide, so never from a worker thread)
+os.umask(_UMASK)
+
+
+def atomic_write(path: Path, data: bytes, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file + fsync + rename; on failure nothing is left
+    behind and the previous file is untouched. ``sync_dir=False``: the caller fsyncs the folder
+    once after several files."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise CheckpointError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+        raise StorageError(f"cannot write to {path.parent}: {_reason(exc)}", _reason(exc)) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)   # as a plain open() would create it, not mkstemp's 0600
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -48,12 +78,43 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise StorageError(f"cannot write {path}: {_reason(exc)}", _reason(exc)) from None
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
-def weights_bytes(config: ExperimentConfig, weights: dict[str, torch.Tensor]) -> bytes:
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` survive a power cut (where the platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def weights_bytes(config: ExperimentConfig, weights: dict[str, torch.Tensor], iteration: int | None = None) -> bytes:
+    """The weights file; ``iteration`` (when known) lets a reader tell it from an older or newer checkpoint."""
     metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(config.to_dict())}
+    if iteration is not None:
+        metadata["iteration"] = str(iteration)
     return st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()}, metadata=metadata)
+
+
+EMBEDDED = "weights."   # the training state's copy of the weights: "weights.model.layers.0.weight", ...
+
+
+def state_bytes(config: ExperimentConfig, weights: dict[str, torch.Tensor], training_state) -> bytes:
+    """The training state as one self-contained checkpoint: tensors, the weights and the settings."""
+    tensors, metadata = training_state
+    tensors = {**{k: v for k, v in tensors.items() if not k.startswith(EMBEDDED)},
+               **{EMBEDDED + k: v.detach().cpu().contiguous() for k, v in weights.items()}}
+    return st_save(tensors, metadata={**metadata, "format_version": str(FORMAT_VERSION),
+                                      "config": json.dumps(config.to_dict())})
 
 
 METRIC_COLUMNS = ("iteration", "meta_loss", "grad_norm", "seconds")
@@ -65,6 +126,12 @@ def _header(n_steps: int) -> list[str]:
 
 def _row(r) -> list:
     return [r.iteration, repr(r.meta_loss), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in r.step_losses)]
+
+
+def _line(r) -> str:
+    """:func:`_row` as the csv module writes it (no field needs quoting), without its overhead."""
+    losses = "".join(f",{x!r}" for x in r.step_losses)
+    return f"{r.iteration},{r.meta_loss!r},{r.grad_norm!r},{r.seconds:.6f}{losses}\n"
 
 
 def metrics_csv(rows: Iterable) -> bytes:
@@ -89,11 +156,14 @@ def metrics_table_csv(table: np.ndarray) -> bytes:
 
 def read_metrics(run_dir: str | Path) -> np.ndarray | None:
     """A run folder's ``metrics.csv`` as ``[rows, 4 + steps]`` (the columns :func:`metrics_csv`
-    writes), or None when there is none or it is not one of ours: the metrics are optional."""
+    writes), or None when there is none or it is not one of ours: the metrics are optional. A last
+    line without its newline is a row being appended by a running ``train``: it is left out."""
     path = Path(run_dir) / METRICS_FILE
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        text = path.read_text(encoding="utf-8")
+        if not text.endswith("\n"):
+            text = text[:text.rfind("\n") + 1]
+        rows = list(csv.reader(io.StringIO(text, newline="")))
         header, body = rows[0], [r for r in rows[1:] if r]
         if len(header) <= len(METRIC_COLUMNS) or header != _header(len(header) - len(METRIC_COLUMNS)) or not body:
             return None
@@ -103,57 +173,212 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
     return data if data.ndim == 2 and data.shape[1] == len(header) else None
 
 
-class MetricsLog:
-    """Streams metric rows to a hidden temporary file and renames it into place on ``close()``,
-    so a long command-line run keeps constant memory and ``metrics.csv`` is never half-written."""
+def cut_metrics(path: str | Path, iteration: int | None) -> None:
+    """Drop the rows of ``metrics.csv`` past ``iteration`` (None: only a half-written last line),
+    reading from the end: a crash between appending rows and committing their checkpoint leaves a
+    few, and the resumed run writes them again."""
+    with open(path, "r+b") as f:
+        size = pos = f.seek(0, os.SEEK_END)
+        buf = b""
+        while True:
+            cut = _cut_point(buf, pos, iteration)
+            if cut is not None or pos == 0:
+                break
+            step = min(1 << 20, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + buf
+        cut = size if cut is None else cut
+        if cut < size:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
 
-    def __init__(self, run_dir: str | Path, n_steps: int, resume: bool = False):
+
+def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
+    """The file offset just after the last whole line of ``buf`` (read from offset ``pos``) to keep."""
+    end = buf.rfind(b"\n")
+    while end >= 0:
+        start = buf.rfind(b"\n", 0, end) + 1
+        if start == 0 and pos > 0:
+            return None   # this line may begin before buf: read further back
+        first = buf[start:end].split(b",", 1)[0]
+        if iteration is None or not first.strip().isdigit() or int(first) <= iteration:
+            return pos + end + 1
+        end = start - 1
+    return pos if pos == 0 else None
+
+
+class MetricsLog:
+    """``metrics.csv`` of a command-line run, append-only. Rows are appended about once a second
+    (:meth:`stream`, no fsync) so a window following the run sees them grow; :meth:`flush` appends
+    the rest and fsyncs at a checkpoint, :meth:`commit` makes them part of it and :meth:`rollback`
+    cuts the file back to the last checkpoint after a failed save, so a retry never duplicates a
+    row. ``resume`` appends to an existing file, cut to the rows up to ``upto`` (rows a crash left
+    past the checkpoint are dropped there too)."""
+
+    STREAM_EVERY = 1.0   # s between appends while training
+
+    def __init__(self, run_dir: str | Path, n_steps: int, resume: bool = False, upto: int | None = None,
+                 clock=time.monotonic):
         self.path = Path(run_dir) / METRICS_FILE
-        self.tmp = self.path.with_name(f".{METRICS_FILE}.partial")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            previous = self.path.read_text() if resume and self.path.exists() else ""
-            self._file = open(self.tmp, "w", newline="")
+            if resume and self.path.is_file():
+                cut_metrics(self.path, upto)
+            if not (resume and self.path.is_file() and self.path.stat().st_size):
+                atomic_write(self.path, (",".join(_header(n_steps)) + "\n").encode())
+            self._committed = self._written = self.path.stat().st_size
         except OSError as exc:
-            raise CheckpointError(f"cannot write to {self.path.parent}: {exc.strerror or exc}") from None
-        self._writer = csv.writer(self._file, lineterminator="\n")
-        if previous:
-            self._file.write(previous)
-        else:
-            self._writer.writerow(_header(n_steps))
+            raise StorageError(f"cannot write {self.path}: {_reason(exc)}", _reason(exc)) from None
+        self._pending: list[str] = []
+        self._streamed = 0          # pending rows already in the file (past the checkpoint)
+        self.pending_bytes = 0
+        self._clock = clock
+        self._next_stream = clock() + self.STREAM_EVERY
 
     def write(self, row) -> None:
-        self._writer.writerow(_row(row))
+        line = _line(row)
+        self._pending.append(line)
+        self.pending_bytes += len(line)
+        if self._clock() >= self._next_stream:
+            self.stream()
+
+    def stream(self) -> None:
+        """Append the rows not in the file yet, without fsync; a failure waits for the checkpoint."""
+        self._next_stream = self._clock() + self.STREAM_EVERY
+        data = "".join(self._pending[self._streamed:]).encode()
+        if not data:
+            return
+        try:
+            with open(self.path, "r+b") as f:
+                f.seek(self._written)
+                f.write(data)
+        except OSError:
+            return   # the checkpoint's flush writes them (and reports the problem)
+        self._written += len(data)
+        self._streamed = len(self._pending)
+
+    def flush(self) -> None:
+        """Append the waiting rows (over anything a failed attempt left) and fsync."""
+        data = "".join(self._pending).encode()
+        try:
+            with open(self.path, "r+b") as f:
+                f.seek(self._committed)
+                f.write(data)
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {_reason(exc)}", _reason(exc)) from None
+        self._written = self._committed + len(data)
+        self._streamed = len(self._pending)
+
+    def commit(self) -> None:
+        self._committed = self._written
+        self._pending.clear()
+        self._streamed = 0
+        self.pending_bytes = 0
+
+    def rollback(self) -> None:
+        try:
+            os.truncate(self.path, self._committed)
+        except OSError:
+            pass   # the rows past the checkpoint are cut on resume anyway
+        self._written = self._committed
+        self._streamed = 0
 
     def close(self) -> None:
+        self.flush()
+        self.commit()
+
+
+class SaveFailed(StorageError):
+    """A checkpoint could not be written. ``committed``: the training state (the resume point) was
+    saved and only a later file failed; else the previous checkpoint is untouched."""
+
+    def __init__(self, error: StorageError, committed: bool):
+        super().__init__(str(error), error.reason)
+        self.committed = committed
+
+
+class Checkpointer:
+    """Periodic checkpoints of a command-line run: :meth:`due` every ``every`` seconds (0: only
+    when asked), stretched so that saving never takes more than 1% of the time (a save that takes
+    ``d`` seconds waits at least ``100 d`` for the next)."""
+
+    BUDGET = 0.01
+
+    def __init__(self, run_dir: str | Path, n_steps: int, every: float, resume_from: int | None = None,
+                 clock=time.monotonic):
+        self.run_dir = Path(run_dir)
+        self.log = MetricsLog(run_dir, n_steps, resume=resume_from is not None, upto=resume_from)
+        self.every = self.interval = every
+        self.saved_iteration = resume_from   # the checkpoint on disk (None: none yet)
+        self.last_seconds = 0.0
+        self._clock = clock
+        self._next = clock() + every
+
+    def add(self, row) -> None:
+        self.log.write(row)
+
+    def due(self) -> bool:
+        return self.every > 0 and self._clock() >= self._next
+
+    def save(self, config: ExperimentConfig, weights: dict[str, torch.Tensor], training_state) -> None:
+        """Metrics, then the training state (the commit), then weights and settings. Raises
+        :class:`SaveFailed`; before the commit, the metrics file is cut back and nothing changed."""
+        start = self._clock()
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.replace(self.tmp, self.path)
-        except OSError as exc:
-            raise CheckpointError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+            self._write(config, weights, training_state)
+        finally:
+            self.last_seconds = self._clock() - start
+            self.interval = max(self.every, self.last_seconds / self.BUDGET)
+            self._next = self._clock() + self.interval
+
+    def _write(self, config, weights, training_state) -> None:
+        iteration = int(training_state[1]["iteration"])
+        try:
+            self.log.flush()
+            atomic_write(self.run_dir / STATE_FILE, state_bytes(config, weights, training_state), sync_dir=False)
+        except StorageError as exc:
+            self.log.rollback()
+            raise SaveFailed(exc, committed=False) from None
+        self.log.commit()
+        self.saved_iteration = iteration
+        try:
+            atomic_write(self.run_dir / WEIGHTS_FILE, weights_bytes(config, weights, iteration), sync_dir=False)
+            atomic_write(self.run_dir / CONFIG_FILE, (config.to_json() + "\n").encode(), sync_dir=False)
+        except StorageError as exc:
+            raise SaveFailed(exc, committed=True) from None
+        finally:
+            _fsync_dir(self.run_dir)   # one folder fsync makes the renames survive a power cut
 
 
 def save_run(run_dir: str | Path, config: ExperimentConfig, weights: dict[str, torch.Tensor],
              metrics_rows: Sequence | None = (), training_state=None) -> Path:
-    """Write a run folder. ``metrics_rows=None`` leaves ``metrics.csv`` to a :class:`MetricsLog`;
+    """Write a run folder. ``metrics_rows=None`` leaves ``metrics.csv`` as it is;
     ``training_state`` is :meth:`MetaTrainer.training_state`'s pair, for resuming."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} exists and is not a folder")
-    atomic_write(run_dir / WEIGHTS_FILE, weights_bytes(config, weights))
-    if training_state is not None:
-        tensors, metadata = training_state
-        atomic_write(run_dir / STATE_FILE, st_save(tensors, metadata={**metadata, "format_version": str(FORMAT_VERSION)}))
     if metrics_rows is not None:
         atomic_write(run_dir / METRICS_FILE, metrics_csv(metrics_rows))
+    iteration = None
+    if training_state is not None:
+        atomic_write(run_dir / STATE_FILE, state_bytes(config, weights, training_state))
+        iteration = training_state[1].get("iteration")
+    atomic_write(run_dir / WEIGHTS_FILE, weights_bytes(config, weights, iteration))
     atomic_write(run_dir / CONFIG_FILE, (config.to_json() + "\n").encode())
     return run_dir
 
 
 def read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
     """Read a weights file written by :func:`save_run`, checking version, config and shapes."""
+    config, tensors, _ = _read_weights(path)
+    return config, tensors
+
+
+def _read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -164,24 +389,29 @@ def read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Te
         metadata = _metadata(data)
     except (SafetensorError, ValueError, OSError) as exc:
         raise CheckpointError(f"{path} is not a valid safetensors weights file (truncated or corrupted?): {exc}") from None
+    config = _stored_config(path, metadata)
+    check_shapes(path, config, tensors)
+    return config, tensors, metadata
+
+
+def _stored_config(path: Path, metadata: dict[str, str]) -> ExperimentConfig:
     version = metadata.get("format_version")
     if version is None or not version.isdigit():
         raise CheckpointError(f"{path} has no MAML Explorer format version; it was not written by this app")
     if int(version) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {version}; this app reads up to {FORMAT_VERSION}: update the app")
     try:
-        config = ExperimentConfig.from_json(metadata.get("config", ""))
+        return ExperimentConfig.from_json(metadata.get("config", ""))
     except ConfigError as exc:
         raise CheckpointError(f"{path}: the stored configuration is invalid: {exc}") from None
-    check_shapes(path, config, tensors)
-    return config, tensors
 
 
 def check_shapes(path, config: ExperimentConfig, tensors: dict[str, torch.Tensor]) -> None:
     from .tasks import build_family
 
     family = build_family(config.family)
-    net = build_net(config.model, family.input_dim, family.output_dim)
+    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
+                    inner_steps=config.algorithm.inner_steps)
     expected = net.init(torch.Generator().manual_seed(0))
     for name, ref in expected.items():
         got = tensors.get(f"model.{name}")
@@ -226,8 +456,69 @@ def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, 
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
+    """A run folder's (or weights file's) settings and weights: those of the training state when a
+    crash came between saving it and the weights file, so weights and state always agree."""
     run_dir = Path(run_dir)
     path = run_dir / WEIGHTS_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
         raise CheckpointError(f"{run_dir} holds no {WEIGHTS_FILE}; is it a run folder?")
-    return read_weights(path)
+    config, weights, metadata = _read_weights(path)
+    if run_dir.is_dir() and str(metadata.get("iteration", "")).isdigit():
+        weights = _newer_state_weights(run_dir, config, int(metadata["iteration"])) or weights
+    return config, weights
+
+
+def _newer_state_weights(run_dir: Path, config: ExperimentConfig, iteration: int) -> dict[str, torch.Tensor] | None:
+    try:
+        tensors, metadata = load_training_state(run_dir)
+        if not (str(metadata.get("iteration", "")).isdigit() and int(metadata["iteration"]) > iteration):
+            return None
+        embedded = _embedded(tensors)
+        if not embedded or _stored_config(run_dir / STATE_FILE, metadata).continue_changes(config):
+            return None
+        check_shapes(run_dir / STATE_FILE, config, embedded)
+        return embedded
+    except (CheckpointError, ConfigError):
+        return None
+
+
+def _embedded(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len(EMBEDDED):]: v for k, v in tensors.items() if k.startswith(EMBEDDED)}
+
+
+def load_checkpoint(run_dir: str | Path):
+    """The resume point of a run folder: ``(config, weights, state tensors, state metadata)``, all
+    of one iteration (``metadata["iteration"]``), taken from the training state when it holds the
+    weights (every checkpoint since crash-safe saving), else from a weights file of the same iteration."""
+    run_dir = Path(run_dir)
+    state_path = run_dir / STATE_FILE
+    if not state_path.is_file():
+        if run_dir.is_dir() and not (run_dir / WEIGHTS_FILE).exists():
+            raise CheckpointError(f"{run_dir} holds no checkpoint to resume (no {STATE_FILE}): the run stopped before "
+                                  "its first save, or this is not a run folder; start it again with --force")
+        load_run(run_dir)   # the clearer message when it is not a run folder at all
+        raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed")
+    tensors, metadata = load_training_state(run_dir)
+    if not str(metadata.get("iteration", "")).isdigit():
+        raise CheckpointError(f"{state_path} has no iteration count; it was not written by this app")
+    embedded = _embedded(tensors)
+    if embedded and "config" in metadata:
+        config, weights = _stored_config(state_path, metadata), embedded
+        check_shapes(state_path, config, weights)
+    else:
+        config, weights, weights_meta = _read_weights(run_dir / WEIGHTS_FILE)
+        if weights_meta.get("iteration", metadata["iteration"]) != metadata["iteration"]:
+            raise CheckpointError(f"{run_dir}: {WEIGHTS_FILE} is from iteration {weights_meta['iteration']} but "
+                                  f"{STATE_FILE} from iteration {metadata['iteration']}; they cannot be resumed together")
+    return config, weights, {k: v for k, v in tensors.items() if not k.startswith(EMBEDDED)}, metadata
+
+
+def remove_leftovers(run_dir: str | Path) -> None:
+    """Delete the temporary files a killed writer left (call only while holding the folder's lock)."""
+    run_dir = Path(run_dir)
+    names = [f".{name}.*.tmp" for name in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE)]
+    for path in [p for pattern in names for p in run_dir.glob(pattern)] + [run_dir / f".{METRICS_FILE}.partial"]:
+        try:
+            path.unlink()
+        except OSError:
+            pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import signal
 import sys
 import time
@@ -33,6 +34,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+SAVE_EVERY = 60.0            # seconds between checkpoints of `train`, by default
+PENDING_LIMIT = 64 << 20     # bytes of metrics rows kept in memory while checkpoints keep failing
+
+TRAIN_EPILOG = """\
+crash safety:
+  A checkpoint (weights, training state and metrics, all of one iteration) is written atomically
+  every --save-every seconds and whenever the run stops (completed, --time-limit, SIGTERM, Ctrl-C,
+  divergence). After a crash, `kill -9` or a power cut, `maml-gui train --resume OUT` continues
+  from the last checkpoint; metrics rows past it are dropped, never duplicated. A full disk or a
+  read-only folder leaves the previous checkpoint intact: training goes on with a warning, and a
+  final save that fails exits 1.
+
+one writer per folder:
+  OUT/.lock names the process writing OUT (pid, host, start time, command). A second train,
+  train --resume or train --force on OUT exits 2 naming it. A lock left by a process that is gone
+  (same host) is taken over with a warning; one from another host is kept: delete it by hand only
+  when sure that run is over.
+"""
+
+
 def _steps(text: str) -> tuple[int, ...]:
     try:
         steps = tuple(int(s) for s in text.split(",") if s.strip() != "")
@@ -45,14 +66,17 @@ def _steps(text: str) -> tuple[int, ...]:
 
 def build_parser() -> _Parser:
     from .csv_cli import add_csv_arguments
+    from .episode_cli import add_episode_arguments, add_evaluate_arguments
     from .export_cli import add_adapt_parser, add_export_parser
+    from .sweep_cli import add_sweep_parser
     from .tasks import FAMILIES
 
     parser = _Parser(prog="maml-gui", description="MAML Explorer: meta-learning you can watch. "
                      "With no command, opens the window.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,bench,export,adapt}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,sweep,evaluate,bench,export,adapt}")
 
-    train = sub.add_parser("train", help="meta-train headless and save a run folder")
+    train = sub.add_parser("train", help="meta-train headless and save a run folder", epilog=TRAIN_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", type=Path, help="experiment JSON (as saved by the window); flags override it")
     train.add_argument("--family", choices=sorted(FAMILIES))
     train.add_argument("--algorithm", choices=ALGORITHMS)
@@ -71,26 +95,33 @@ def build_parser() -> _Parser:
                        "start of 20-30 s (a few seconds once the kernels are cached); 'auto' compiles runs that "
                        "would take over a minute; without a C++ compiler the run stays eager (default: off)")
     add_csv_arguments(train)
-    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run (its settings; "
-                       "--iterations sets the new total)")
+    add_episode_arguments(train)
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run from its last "
+                       "checkpoint, also after a crash, kill -9 or power cut (its settings; --iterations sets the new total)")
     train.add_argument("--out", type=Path, metavar="RUN_DIR", help="where to save (default with --resume: the same "
                        "folder); an existing run folder is refused unless --force or --resume")
     train.add_argument("--force", action="store_true", help="replace the run already in --out (its settings, "
                        "weights, training state and metrics are deleted first)")
+    train.add_argument("--save-every", type=float, default=SAVE_EVERY, metavar="SECONDS",
+                       help=f"save a checkpoint this often (default {SAVE_EVERY:g}; stretched when saving would take "
+                       "over 1%% of the time; 0: only when the run stops)")
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
     ev.add_argument("--tasks", type=int, default=100)
-    ev.add_argument("--shots", type=int, help="support points per task (default: the run's)")
+    ev.add_argument("--shots", type=int, help="support points per task, per class for N-way episodes (default: "
+                                              "the run's)")
     ev.add_argument("--query", type=int, help="query points per task for scoring (default 100, or what the "
                     "smallest held-out CSV task allows)")
     ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
+    add_evaluate_arguments(ev)
 
     add_export_parser(sub)
     add_adapt_parser(sub)
+    add_sweep_parser(sub)
 
     bench = sub.add_parser("bench", help="engine speed vs a per-task autograd loop (or --gui / --memory)")
     bench.add_argument("--algorithm", choices=("maml", "fomaml", "metasgd"), default="maml")
@@ -103,6 +134,10 @@ def build_parser() -> _Parser:
     bench.add_argument("--memory", type=int, metavar="ITERATIONS", help="report RSS over a long run instead")
     bench.add_argument("--compile", action="store_true", help="eager vs compiled meta-steps side by side, and the "
                        "compile time with a cold and a warm kernel cache")
+    bench.add_argument("--conv", action="store_true",
+                       help="the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query per class, "
+                            "meta-batch 32, second order): engine vs per-task loop, and peak memory per meta-gradient "
+                            "(second order, first order, ANIL); --meta-batch and --rounds apply")
     bench.add_argument("--json", action="store_true")
     return parser
 
@@ -111,12 +146,17 @@ def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | Non
     """Run one command; ``gui_bench(seconds) -> dict`` serves ``bench --gui`` (given by the launcher)."""
     argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv and argv[0] == "sweep":   # its unknown options are train's: parsed by the sweep itself
+            from .sweep_cli import run_sweep
+
+            return run_sweep(argv[1:], UsageError)
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("maml-gui: choose a command: train, evaluate, bench, export or adapt "
+            raise UsageError("maml-gui: choose a command: train, sweep, evaluate, bench, export or adapt "
                              "(with no command at all, the maml-gui launcher opens the window)")
         from .export_cli import run_adapt, run_export
 
+        args.argv = argv
         commands = {"train": _train, "evaluate": _evaluate, "bench": partial(_bench, gui_bench=gui_bench),
                     "export": run_export, "adapt": run_adapt}
         return commands[args.command](args)
@@ -135,6 +175,7 @@ def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | Non
 def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentConfig:
     """The experiment the flags describe, over ``--config`` (else ``base``, else the defaults)."""
     from .csv_cli import family_spec_from_args
+    from .episode_cli import apply_episode_arguments
 
     if args.config is not None:
         try:
@@ -148,6 +189,7 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
     csv_spec = family_spec_from_args(args)
     if csv_spec is not None:
         config = ExperimentConfig(csv_spec, config.model, config.algorithm, config.train)
+    config = apply_episode_arguments(args, config)
     alg = {k: v for k, v in (("name", args.algorithm), ("inner_steps", args.inner_steps), ("inner_lr", args.inner_lr))
            if v is not None}
     train = {k: getattr(args, k) for k in ("meta_lr", "meta_batch", "shots", "query", "iterations", "seed", "device",
@@ -158,33 +200,63 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
 
 
 def _train(args) -> int:
-    from .checkpoint import MetricsLog, load_run, load_training_state, save_run
-    from .trainer import MetaTrainer
+    """Lock the run folder, then train; the lock is released on every way out (a SIGTERM sets a
+    flag from the moment the lock is taken, so even a stop during setup releases it)."""
+    from .checkpoint import remove_leftovers
+    from .run_lock import RunLock
 
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise UsageError("maml-gui train: --time-limit must be a positive number of seconds")
+    if not (math.isfinite(args.save_every) and args.save_every >= 0):
+        raise UsageError("maml-gui train: --save-every must be a number of seconds, 0 or more")
     if args.resume is None and args.out is None:
         raise UsageError("maml-gui train: the following arguments are required: --out")
-    out = args.out or args.resume
-    if not (args.resume is not None and out == args.resume):
-        _claim_out(out, args.force)
-    if args.resume is not None:
-        trainer = _resumed(args, load_run, load_training_state)
-        config = trainer.config
-    else:
-        config = config_from_args(args)
-        trainer = MetaTrainer(config)
+    out = args.out = args.out or args.resume
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"maml-gui train: {out} exists and is not a folder")
+    continuing = args.resume is not None and out.resolve() == args.resume.resolve()
+    stop = {"flag": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    lock = RunLock(out)
+    try:
+        warning = lock.acquire("maml-gui " + shlex.join(getattr(args, "argv", None) or ["train"]))
+        if warning:
+            print(f"maml-gui: warning: {warning}", file=sys.stderr)
+        if not continuing:
+            _claim_out(out, args.force)   # checks first, deletes only with --force, and only under the lock
+        remove_leftovers(out)
+        return _train_locked(args, out, continuing, stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        lock.release()
+
+
+def _train_locked(args, out: Path, continuing: bool, stop: dict) -> int:
+    from .checkpoint import Checkpointer
+    from .trainer import MetaTrainer
+
+    trainer = _resumed(args) if args.resume is not None else MetaTrainer(config_from_args(args))
+    config = trainer.config
     for warning in trainer.family.warnings:
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
+    if config.model.name == "conv4":
+        from .memory import fit_problem
+
+        tight = fit_problem(config, trainer.family)
+        if tight:
+            print(f"maml-gui: warning: {tight}", file=sys.stderr)
+    saver = Checkpointer(out, config.algorithm.inner_steps + 1, args.save_every,
+                         resume_from=trainer.iteration if continuing else None)
+    saves = _Saves(saver, trainer, out)
+    if not continuing:
+        saves.periodic()   # iteration 0 (or the resumed one): resumable from the first second
     note = trainer.compile_step(announce=lambda text: print(f"maml-gui: {text}", file=sys.stderr, flush=True))
     if note:
         print(f"maml-gui: {note}", file=sys.stderr)
-    log = MetricsLog(args.out, config.algorithm.inner_steps + 1, resume=args.resume is not None and args.out == args.resume)
     progress = _Progress(config.train.iterations) if sys.stderr.isatty() else None
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    saves.progress = progress
     start = time.perf_counter()
-    resume_hint = f"; continue with `maml-gui train --resume {args.out}`"
+    resume_hint = f"; continue with `maml-gui train --resume {out}`"
     reason, code, last = "completed", 0, None
     try:
         while trainer.iteration < config.train.iterations and not stop["flag"]:
@@ -192,7 +264,9 @@ def _train(args) -> int:
                 reason = f"time limit of {args.time_limit:g} s reached at iteration {trainer.iteration:,}{resume_hint}"
                 break
             last = trainer.step()
-            log.write(last)
+            saver.add(last)
+            if saver.due():
+                saves.periodic()
             if progress:
                 progress.update(last, time.perf_counter() - start)
         if stop["flag"]:
@@ -201,31 +275,109 @@ def _train(args) -> int:
         reason, code = f"stopped: {exc}; the last finite weights are saved", 1
     except KeyboardInterrupt:
         reason, code = f"stopped by Ctrl-C (SIGINT) at iteration {trainer.iteration:,}{resume_hint}", 130
+    except _SavesStalled as exc:
+        reason, code = f"stopped: {exc}", 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if progress:
             progress.close()
-        save_run(args.out, config, trainer.weights(), metrics_rows=None, training_state=trainer.training_state())
-        log.close()
+        saved = saves.final()
     elapsed = time.perf_counter() - start
     if trainer.compile_failure:
         print(f"maml-gui: the compiled meta-step failed ({trainer.compile_failure}); the run continued eager",
               file=sys.stderr)
     loss = f"{last.meta_loss:.4f}" if last else "n/a"
     rate = trainer.iteration / elapsed if elapsed > 0 else 0.0
+    where = f"saved to {out}" if saved else f"NOT saved (see the error above): {out} holds {saves.previous()}"
     print(f"{config.algorithm.name} on {config.family.name}: {trainer.iteration} iterations in {elapsed:.1f} s "
-          f"({rate:.0f} it/s, {trainer.device}, {trainer.gradient_path}), final meta-loss {loss}, {reason}; "
-          f"saved to {args.out}")
-    return code
+          f"({rate:.0f} it/s, {trainer.device}, {trainer.gradient_path}), final meta-loss {loss}, {reason}; {where}")
+    return code if saved else (code or 1)
+
+
+class _SavesStalled(Exception):
+    pass
+
+
+class _Saves:
+    """The command line's side of checkpointing: one readable line per storage problem (not one
+    per attempt), a note when slow saves stretch the interval, and a stop when the metrics waiting
+    for a checkpoint that cannot be written grow past :data:`PENDING_LIMIT`."""
+
+    def __init__(self, saver, trainer, out: Path):
+        self.saver, self.trainer, self.out = saver, trainer, out
+        self.progress = None
+        self._failing: str | None = None
+        self._noted = False
+
+    def previous(self) -> str:
+        done = self.saver.saved_iteration
+        return "no checkpoint yet" if done is None else f"the checkpoint of iteration {done:,}"
+
+    def _say(self, line: str) -> None:
+        print(("\n" if self.progress else "") + f"maml-gui: {line}", file=sys.stderr, flush=True)
+
+    def _save(self):
+        from .checkpoint import SaveFailed
+
+        try:
+            self.saver.save(self.trainer.config, self.trainer.weights(), self.trainer.training_state())
+        except SaveFailed as exc:
+            return exc
+        return None
+
+    def periodic(self) -> None:
+        failed = self._save()
+        if failed is None:
+            if self._failing:
+                self._say(f"checkpoint saved again to {self.out} at iteration {self.saver.saved_iteration:,}")
+                self._failing = None
+            self._note_interval()
+            return
+        if failed.reason != self._failing:
+            self._failing = failed.reason
+            if failed.committed:
+                self._say(f"warning: cannot update the weights file in {self.out}: {failed.reason}; the checkpoint of "
+                          f"iteration {self.saver.saved_iteration:,} is saved and resumable; training goes on")
+            else:
+                self._say(f"warning: cannot save checkpoint to {self.out}: {failed.reason}; "
+                          f"{self._intact()}; training goes on")
+        if self.saver.log.pending_bytes > PENDING_LIMIT:
+            raise _SavesStalled(f"no checkpoint could be saved to {self.out} since {self.previous()} "
+                                f"({failed.reason}), and the unsaved metrics outgrew {PENDING_LIMIT >> 20} MiB of "
+                                f"memory; free some space and continue with `maml-gui train --resume {self.out}`")
+
+    def _intact(self) -> str:
+        done = self.saver.saved_iteration
+        return "no checkpoint has been saved yet" if done is None else \
+            f"the previous checkpoint (iteration {done:,}) is intact"
+
+    def _note_interval(self) -> None:
+        s = self.saver
+        if not self._noted and s.every > 0 and s.interval > 2 * s.every:
+            self._noted = True
+            self._say(f"note: a checkpoint takes {s.last_seconds:.2f} s, so one is saved every {s.interval:.0f} s "
+                      f"instead of every {s.every:g} s (saving stays under 1% of the training time)")
+
+    def final(self) -> bool:
+        """The last save; False (with one line on stderr) when it failed."""
+        failed = self._save()
+        if failed is None:
+            return True
+        if failed.committed:
+            self._say(f"error: the final checkpoint (iteration {self.saver.saved_iteration:,}) is saved in {self.out}, "
+                      f"but its weights file could not be updated: {failed.reason}; after freeing space, "
+                      f"`maml-gui train --resume {self.out}` writes it")
+        else:
+            self._say(f"error: cannot save the final checkpoint to {self.out}: {failed.reason}; {self._intact()}; "
+                      f"free some space (or make the folder writable) and continue with "
+                      f"`maml-gui train --resume {self.out}`")
+        return False
 
 
 def _claim_out(out: Path, force: bool) -> None:
     """Refuse to write a new run over an existing one unless ``--force``; with it, delete the old
-    run's files first so nothing of it mixes with the new run."""
+    run's files first so nothing of it mixes with the new run. Called with the folder's lock held."""
     from .checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"maml-gui train: {out} exists and is not a folder")
     found = [out / n for n in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE) if (out / n).exists()]
     if not found:
         return
@@ -239,23 +391,22 @@ def _claim_out(out: Path, force: bool) -> None:
             raise UsageError(f"maml-gui train: cannot replace {path}: {exc.strerror or exc}") from None
 
 
-def _resumed(args, load_run, load_training_state):
-    """A trainer restored from a run folder: weights, Adam moments, sampler state, iteration."""
+def _resumed(args):
+    """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
+    from .checkpoint import load_checkpoint
     from .trainer import MetaTrainer
 
-    saved, weights = load_run(args.resume)
+    saved, weights, tensors, metadata = load_checkpoint(args.resume)
     config = config_from_args(args, base=saved)
     changed = config.continue_changes(saved)
     if changed:
         raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
                          "meta learning rate, device and --compile can); start a new one instead")
-    tensors, metadata = load_training_state(args.resume)
     trainer = MetaTrainer(config)
     trainer.load_weights(weights)
     trainer.load_training_state(tensors, metadata)
     if args.meta_lr is not None:
         trainer.set_meta_lr(args.meta_lr)
-    args.out = args.out or args.resume
     return trainer
 
 
@@ -282,6 +433,7 @@ class _Progress:
 
 # -- evaluate ---------------------------------------------------------------------------------
 def _evaluate(args) -> int:
+    from .episode_cli import evaluation_family
     from .evaluation import evaluate
     from .trainer import MetaTrainer
     from .weights_io import open_weights
@@ -295,7 +447,7 @@ def _evaluate(args) -> int:
     trainer = MetaTrainer(config.replace("train", device=args.device))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots
-    family = trainer.family
+    family = evaluation_family(args, config, trainer.family)
     query = args.query or family.held_out_query(shots, 100)   # CSV: what every meta-test task can give
     result = evaluate(trainer.algorithm, trainer.params, trainer.rates, family, tasks=args.tasks, shots=shots,
                       steps=args.steps, query=query, seed=args.seed, device=trainer.device)
@@ -343,6 +495,13 @@ def _bench(args, gui_bench: Callable[[float], dict] | None = None) -> int:
         return 0
     if args.compile:
         return _bench_compile(args, config)
+    if args.conv:
+        from .bench import bench_conv, conv_lines
+
+        given = {"meta_batch": args.meta_batch} if "--meta-batch" in args.argv else {}
+        result = bench_conv(rounds=args.rounds if "--rounds" in args.argv else 2, device=args.device, **given)
+        print(json.dumps(result) if args.json else "\n".join(conv_lines(result)))
+        return 0
     from .bench import bench_speed
 
     result = bench_speed(config, rounds=args.rounds)

@@ -125,6 +125,9 @@ class MetaStep:
         can start (it may take tens of seconds); ``backend`` is ``torch.compile``'s (tests pass
         a failing one)."""
         use_cache_folder()
+        if getattr(self.algorithm.net, "batch_statistics", False):
+            return False, ("the meta-step runs eager: conv nets are not compiled "
+                           "(their time is in the convolutions, which compiling does not shorten)")
         problem = unsupported(self.device) if backend == "inductor" else None
         if problem:
             return False, f"the meta-step runs eager: {problem}"

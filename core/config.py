@@ -18,6 +18,9 @@ FORMAT_VERSION = 1
 
 ALGORITHMS = ("maml", "fomaml", "metasgd", "mamlpp", "anil", "reptile", "pretrain")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "leaky_relu")
+MODELS = ("mlp", "conv4")
+DOWNSAMPLES = ("max", "stride")
+BATCH_NORMS = ("batch", "per_step", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 COMPILE_MODES = ("off", "on", "auto")
 LIVE_CHANGES = ("train.iterations", "train.meta_lr")        # a running run applies these at once
@@ -34,10 +37,31 @@ class FamilySpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """``name`` "mlp" uses ``hidden`` and ``activation``; "conv4" (the MAML paper's conv net, for
+    image families) uses the ``conv_*`` fields, ``downsample`` ("max": 2×2 max-pool per block, the
+    MiniImagenet net; "stride": stride-2 convolutions, the Omniglot net) and ``batch_norm``
+    ("batch": statistics of each task's batch; "per_step": MAML++'s one scale/shift set per inner
+    step; "off"). The fields of the other model are kept but unused."""
+
     hidden: tuple[int, ...] = (40, 40)
     activation: str = "relu"
+    name: str = "mlp"
+    conv_channels: int = 64
+    conv_depth: int = 4
+    downsample: str = "max"
+    batch_norm: str = "batch"
 
     def validate(self) -> None:
+        if self.name not in MODELS:
+            raise ConfigError("model.name", f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
+        if not isinstance(self.conv_channels, int) or not 1 <= self.conv_channels <= 1024:
+            raise ConfigError("model.conv_channels", "conv channels must be an integer in 1..1024")
+        if not isinstance(self.conv_depth, int) or not 1 <= self.conv_depth <= 8:
+            raise ConfigError("model.conv_depth", "conv depth must be an integer in 1..8")
+        if self.downsample not in DOWNSAMPLES:
+            raise ConfigError("model.downsample", f"unknown downsampling {self.downsample!r}; choose one of {', '.join(DOWNSAMPLES)}")
+        if self.batch_norm not in BATCH_NORMS:
+            raise ConfigError("model.batch_norm", f"unknown batch norm {self.batch_norm!r}; choose one of {', '.join(BATCH_NORMS)}")
         if not self.hidden or len(self.hidden) > 16:
             raise ConfigError("model.hidden", "give between 1 and 16 hidden layer sizes")
         for size in self.hidden:
@@ -45,6 +69,10 @@ class ModelSpec:
                 raise ConfigError("model.hidden", f"layer size {size!r} must be an integer in 1..4096")
         if self.activation not in ACTIVATIONS:
             raise ConfigError("model.activation", f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+PER_STEP_ALGORITHMS = ("per-step batch norm needs an algorithm that differentiates through the inner loop "
+                       "(maml, fomaml, metasgd, mamlpp, anil); use batch_norm \"batch\" with reptile or pretrain")
 
 
 @dataclass(frozen=True)
@@ -118,6 +146,8 @@ class ExperimentConfig:
         self.model.validate()
         self.algorithm.validate()
         self.train.validate()
+        if self.model.name == "conv4" and self.model.batch_norm == "per_step" and self.algorithm.name in ("reptile", "pretrain"):
+            raise ConfigError("model.batch_norm", PER_STEP_ALGORITHMS)
         family = build_family(self.family)
         family.check_sizes(self.train.shots, self.train.query)
 
@@ -160,7 +190,7 @@ class ExperimentConfig:
         return {
             "format_version": FORMAT_VERSION,
             "family": {"name": self.family.name, "params": _jsonable(dict(self.family.params))},
-            "model": {"hidden": list(self.model.hidden), "activation": self.model.activation},
+            "model": {**dataclasses.asdict(self.model), "hidden": list(self.model.hidden)},
             "algorithm": dataclasses.asdict(self.algorithm),
             "train": dataclasses.asdict(self.train),
         }

@@ -14,8 +14,8 @@ from pathlib import Path
 from .config import FamilySpec
 from .errors import ConfigError
 
-_CSV_FLAGS = ("task_column", "target", "features", "classification", "drop_missing", "split", "split_seed", "n_way",
-              "no_normalize")
+_CSV_FLAGS = ("task_column", "target", "features", "classification", "drop_missing", "split", "split_seed",
+              "no_normalize")   # --ways (n_way) also serves the other classification families
 
 
 def add_csv_arguments(train: argparse.ArgumentParser) -> None:
@@ -26,8 +26,11 @@ def add_csv_arguments(train: argparse.ArgumentParser) -> None:
     group.add_argument("--target", metavar="T", help="the column to predict (the class label with --classification)")
     group.add_argument("--features", type=_names, metavar="A,B,...",
                        help="input columns (default: every numeric column except task and target)")
-    group.add_argument("--classification", action="store_true", help="N-way K-shot episodes over the target's classes")
-    group.add_argument("--n-way", type=int, metavar="N", help="classes per episode (default: min(5, classes))")
+    group.add_argument("--classification", action="store_true",
+                       help="N-way K-shot episodes over the target's classes; without --task-column, one file's rows "
+                            "labelled by the target become episodes over its labels")
+    group.add_argument("--ways", "--n-way", dest="n_way", type=int, metavar="N",
+                       help="classes per episode (default 5; for a CSV: min(5, classes))")
     group.add_argument("--drop-missing", action="store_true", help="drop rows with missing values instead of stopping")
     group.add_argument("--split", type=_fractions, metavar="TRAIN,VAL,TEST",
                        help="fractions of the tasks for meta-train, validation and test (default 0.7,0.15,0.15)")
@@ -41,7 +44,7 @@ def family_spec_from_args(args: argparse.Namespace) -> FamilySpec | None:
     The returned spec carries absolute paths and the normalization statistics, so the run folder
     rebuilds the same family wherever ``evaluate`` is started.
     """
-    from .tasks.csv_family import CsvFamily
+    from .tasks.csv_family import cached_family
 
     if not getattr(args, "csv", None):
         given = [f"--{name.replace('_', '-')}" for name in _CSV_FLAGS
@@ -51,13 +54,35 @@ def family_spec_from_args(args: argparse.Namespace) -> FamilySpec | None:
         return None
     if getattr(args, "family", None) not in (None, "csv"):
         raise ConfigError("family.name", "give either --family or --csv, not both")
+    if args.classification and args.task_column is None and len(args.csv) == 1 and not Path(args.csv[0]).is_dir():
+        return _labelled_rows_spec(args)
     params = {"paths": [str(Path(p).expanduser().resolve()) for p in args.csv], "task_column": args.task_column,
               "target": args.target, "features": args.features, "classification": args.classification,
               "drop_missing": args.drop_missing, "normalize": not args.no_normalize}
     for key in ("split", "split_seed", "n_way"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
-    return CsvFamily(params).spec()
+    return cached_family(params).spec()  # kept: the trainer's build_family(spec) then finds it built
+
+
+def _labelled_rows_spec(args: argparse.Namespace) -> FamilySpec:
+    """One file whose rows carry a class label: N-way episodes over the labels (no task column)."""
+    from .tasks import build_family
+
+    if args.target is None:
+        raise ConfigError("family.target", "--classification without --task-column needs --target LABEL (the class "
+                                           "column)")
+    for flag in ("drop_missing", "no_normalize"):
+        if getattr(args, flag):
+            raise ConfigError(f"family.{flag}", f"--{flag.replace('_', '-')} does not apply to labelled rows "
+                                                "(rows with a missing value are skipped and counted)")
+    params = {"path": str(Path(args.csv[0]).expanduser().resolve()), "target": args.target}
+    for key in ("features", "split", "split_seed", "n_way"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    spec = FamilySpec("labelled_csv", params)
+    build_family(spec)   # read and checked now: a bad file is one line before training starts
+    return spec
 
 
 def _names(text: str) -> list[str]:

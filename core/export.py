@@ -78,22 +78,43 @@ def readme_sidecar(out: Path) -> Path:
     return out.with_name(out.name + ".README.txt")
 
 
-def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], family=None) -> dict[str, Any]:
     """Sizes read from the weights themselves, so they hold even for data-defined families."""
+    if config.model.name == "conv4":
+        norm = weights.get("model.blocks.0.norm.weight")
+        return {"model": "conv4", "input_shape": list(_input_shape(config, family)),
+                "output_dim": int(weights["model.head.weight"].shape[0]),
+                "channels": config.model.conv_channels, "depth": config.model.conv_depth,
+                "downsample": config.model.downsample, "batch_norm": config.model.batch_norm,
+                "steps": int(norm.shape[0]) if norm is not None and norm.dim() == 2 else 1}
     n = len(config.model.hidden) + 1
     return {"input_dim": int(weights["model.layers.0.weight"].shape[1]),
             "output_dim": int(weights[f"model.layers.{n - 1}.weight"].shape[0]),
             "hidden": list(config.model.hidden), "activation": config.model.activation}
 
 
+def _input_shape(config: ExperimentConfig, family=None) -> tuple[int, int, int]:
+    if family is None:
+        from .tasks import build_family
+
+        family = build_family(config.family)
+    return tuple(family.input_shape)
+
+
 def state_dict(weights: Mapping[str, torch.Tensor]) -> Weights:
-    """The ``model.*`` tensors renamed to :class:`core.models.MLP`'s names (``layers.0.weight`` …)."""
+    """The ``model.*`` tensors renamed to the plain module's names (``layers.0.weight`` …)."""
     return {k[len("model."):]: v.detach().cpu().clone().contiguous() for k, v in weights.items() if k.startswith("model.")}
 
 
-def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor]) -> MLP:
-    spec = model_spec(config, weights)
-    model = MLP(spec["input_dim"], spec["output_dim"], tuple(spec["hidden"]), spec["activation"])
+def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], family=None) -> torch.nn.Module:
+    spec = model_spec(config, weights, family)
+    if spec.get("model") == "conv4":
+        from .conv import ConvNet4
+
+        model = ConvNet4(tuple(spec["input_shape"]), spec["output_dim"], spec["channels"], spec["depth"],
+                         spec["downsample"], spec["batch_norm"], spec["steps"])
+    else:
+        model = MLP(spec["input_dim"], spec["output_dim"], tuple(spec["hidden"]), spec["activation"])
     model.load_state_dict(state_dict(weights))
     return model.eval()
 
@@ -113,7 +134,7 @@ def safetensors_bytes(config: ExperimentConfig, weights: Weights, family: TaskFa
     """Same layout as a run's ``weights.safetensors`` (so this app reads it back), plus
     the model spec, algorithm and normalization statistics as their own metadata keys."""
     metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(config.to_dict()),
-                "model": json.dumps(model_spec(config, weights)), "algorithm": config.algorithm.name,
+                "model": json.dumps(model_spec(config, weights, family)), "algorithm": config.algorithm.name,
                 "task_kind": family.kind}
     if family.normalization is not None:
         metadata["normalization"] = _json(family.normalization)
@@ -132,13 +153,15 @@ def onnx_install_hint() -> str:
 
 
 def onnx_bytes(config: ExperimentConfig, weights: Weights, family: TaskFamily) -> bytes:
-    """The network as ONNX: input ``x [batch, input_dim]`` (dynamic batch), output ``y``."""
+    """The network as ONNX: input ``x [batch, input_dim]`` (``[batch, C, H, W]`` for a conv net; dynamic
+    batch), output ``y``. A conv net's batch norm uses the statistics of the batch it is given."""
     if missing_onnx_packages():
         raise CheckpointError(onnx_install_hint())
     import onnx
 
-    model = plain_model(config, weights)
-    example = torch.zeros(2, model.layers[0].in_features, dtype=model.layers[0].weight.dtype)
+    model = plain_model(config, weights, family)
+    spec = model_spec(config, weights, family)
+    example = torch.zeros(2, *(spec["input_shape"] if spec.get("model") == "conv4" else (spec["input_dim"],)))
     names = {"input_names": ["x"], "output_names": ["y"]}
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -235,17 +258,54 @@ class MLP(torch.nn.Module):
         return self.layers[-1](x)
 '''
 
+_CONV_CODE = '''import torch
+import torch.nn.functional as F
+
+class Block(torch.nn.Module):
+    def __init__(self, c_in, channels, stride, norm, steps):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(c_in, channels, 3, stride=stride, padding=1, bias=norm == "off")
+        if norm != "off":   # batch norm with the statistics of the batch given, never running ones
+            self.norm = torch.nn.Module()
+            shape = (steps, channels) if norm == "per_step" else (channels,)
+            self.norm.weight = torch.nn.Parameter(torch.ones(shape))
+            self.norm.bias = torch.nn.Parameter(torch.zeros(shape))
+        self.stride = stride
+    def forward(self, x, step=0):
+        x = self.conv(x)
+        if hasattr(self, "norm"):
+            w, b = self.norm.weight, self.norm.bias
+            if w.dim() == 2:   # per-step sets: the set of inner step `step` (the last beyond them)
+                w, b = w[min(step, w.shape[0] - 1)], b[min(step, b.shape[0] - 1)]
+            x = F.batch_norm(x, None, None, w, b, training=True, eps=1e-5)
+        x = torch.relu(x)
+        return F.max_pool2d(x, 2) if self.stride == 1 else x
+
+class ConvNet4(torch.nn.Module):
+    """{depth} blocks of 3x3 conv ({channels} channels), batch norm ({norm}), ReLU, {down}; a linear head.
+    x: [batch, {c}, {h}, {w}], one task's images (batch norm uses their statistics)."""
+    def __init__(self):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(Block({c} if i == 0 else {channels}, {channels}, {stride}, "{norm}", {steps})
+                                          for i in range({depth}))
+        self.head = torch.nn.Linear({features}, {ways})
+    def forward(self, x, step=0):
+        for block in self.blocks:
+            x = block(x, step)
+        return self.head(x.flatten(1))
+'''
+
 _LOADERS = {
     "safetensors": '''from safetensors import safe_open
 from safetensors.torch import load_file
 tensors = load_file("{name}")
-model = MLP()
+model = {cls}()
 model.load_state_dict({{k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}})
 with safe_open("{name}", "pt") as f:
     metadata = f.metadata()  # keys: format_version, config, model, algorithm, task_kind[, normalization]
 y = model(torch.zeros(5, {input_dim}))
 ''',
-    "pt": '''model = MLP()
+    "pt": '''model = {cls}()
 model.load_state_dict(torch.load("{name}", weights_only=True))
 y = model(torch.zeros(5, {input_dim}))
 ''',
@@ -281,24 +341,44 @@ def _normalization_lines(stats) -> list[str]:
     return ["", f"The network was trained on normalized data; apply these statistics first: {_json(stats)}"]
 
 
-def loading_code(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str) -> str:
+def loading_code(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str,
+                 family=None) -> str:
     """Runnable code (torch, safetensors or onnxruntime only) that loads an exported file."""
-    spec = model_spec(config, weights)
+    spec = model_spec(config, weights, family)
+    if spec.get("model") == "conv4":
+        from .conv import feature_shape
+
+        c, h, w = spec["input_shape"]
+        features = feature_shape((c, h, w), spec["channels"], spec["depth"], spec["downsample"])
+        code = _CONV_CODE.format(depth=spec["depth"], channels=spec["channels"], norm=spec["batch_norm"],
+                                 down="2x2 max-pool" if spec["downsample"] == "max" else "stride-2 convolutions",
+                                 c=c, h=h, w=w, stride=1 if spec["downsample"] == "max" else 2, steps=spec["steps"],
+                                 features=features[0] * features[1] * features[2], ways=spec["output_dim"])
+        head = "" if fmt == "onnx" else code + "\n"
+        return head + _LOADERS[fmt].format(name=name, input_dim=f"{c}, {h}, {w}", cls="ConvNet4")
     sizes = [spec["input_dim"], *spec["hidden"], spec["output_dim"]]
     act = spec["activation"]
     head = "" if fmt == "onnx" else _MLP_CODE.format(sizes=sizes, activation=act, act=_ACT[act]) + "\n"
-    return head + _LOADERS[fmt].format(name=name, input_dim=spec["input_dim"])
+    return head + _LOADERS[fmt].format(name=name, input_dim=spec["input_dim"], cls="MLP")
 
 
 def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str,
                 family: TaskFamily) -> str:
     """The sidecar: what the file holds, the network, and the code that loads it."""
-    spec = model_spec(config, weights)
+    spec = model_spec(config, weights, family)
     classify = family.kind == "classification"
+    if spec.get("model") == "conv4":
+        shape = "x".join(map(str, spec["input_shape"]))
+        notes = {**spec, "input_dim": ", ".join(map(str, spec["input_shape"]))}
+        network = (f"Network: conv-4 on {shape} images, {spec['depth']} blocks of {spec['channels']} channels "
+                   f"({spec['downsample']} downsampling, batch norm {spec['batch_norm']}), "
+                   f"{spec['output_dim']} outputs; y is one logit per class.")
+    else:
+        notes = spec
+        network = (f"Network: {' -> '.join(map(str, [spec['input_dim'], *spec['hidden'], spec['output_dim']]))}, "
+                   f"{spec['activation']} between layers; y is {'one logit per class' if classify else 'the prediction'}.")
     lines = [f"{name}: weights meta-learned by MAML Explorer ({config.algorithm.name} on the {config.family.name} family).",
-             _NOTES[fmt].format(name=name, **spec), "",
-             f"Network: {' -> '.join(map(str, [spec['input_dim'], *spec['hidden'], spec['output_dim']]))}, "
-             f"{spec['activation']} between layers; y is {'one logit per class' if classify else 'the prediction'}."]
+             _NOTES[fmt].format(name=name, **notes), "", network]
     lines += _normalization_lines(family.normalization)
-    lines += ["", "Load it (plain Python, no MAML Explorer needed):", "", loading_code(fmt, config, weights, name)]
+    lines += ["", "Load it (plain Python, no MAML Explorer needed):", "", loading_code(fmt, config, weights, name, family)]
     return "\n".join(lines)

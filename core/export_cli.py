@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from .adapt import MAX_STEPS
 from .export import FORMATS, SUFFIXES, config_sidecar, export_weights, readme_sidecar
 
@@ -53,8 +55,11 @@ def add_adapt_parser(subparsers) -> None:
                                            "first K: in a file sorted by x those would leave only extrapolation "
                                            "to score.")
     ad.add_argument("source", type=Path, metavar="FILE_OR_RUN_DIR", help="a run folder, .safetensors or .pt file")
-    ad.add_argument("--csv", type=Path, required=True, metavar="TASK.csv", help="the new task's labeled rows")
-    ad.add_argument("--target", required=True, help="the column to predict")
+    ad.add_argument("--csv", type=Path, metavar="TASK.csv", help="the new task's labeled rows")
+    ad.add_argument("--images", type=Path, metavar="DIR",
+                    help="the new task as labelled images: one folder per class (at most the run's N classes); "
+                         "with --shots K, K images per class adapt and the others score")
+    ad.add_argument("--target", help="the column to predict (with --csv)")
     ad.add_argument("--features", nargs="+", metavar="COLUMN",
                     help="input columns by name (default: the run's, else every numeric column but the target)")
     ad.add_argument("--steps", type=_count, required=True, help="adaptation steps")
@@ -76,8 +81,14 @@ def run_adapt(args) -> int:
     from .tasks import build_family
     from .weights_io import open_weights
 
+    if (args.csv is None) == (args.images is None):
+        raise ConfigError("csv", "give the new task as --csv TASK.csv (with --target) or --images DIR")
     config, weights = open_weights(args.source, args.config)
     family = build_family(config.family)
+    if args.images is not None:
+        return _adapt_images(args, config, weights, family)
+    if args.target is None:
+        raise ConfigError("target", "--csv needs --target COLUMN (the column to predict)")
     task = task_from_csv(args.csv, args.target, args.features, classification=family.kind == "classification",
                          input_dim=int(weights["model.layers.0.weight"].shape[1]), family=family)
     n = task.x.shape[0]
@@ -98,7 +109,47 @@ def run_adapt(args) -> int:
         scored = f"  query {loss} {result.query_losses[s]:.6g}" if result.query_losses else ""
         scored += f"  query accuracy {result.query_accuracy[s]:.4f}" if result.query_accuracy else ""
         print(f"step {s:>4}  support {loss} {value:.6g}{scored}")
+    return _export_adapted(args, config, result, family)
+
+
+def _export_adapted(args, config, result, family) -> int:
     fmt = args.format or next((f for f, suffix in SUFFIXES.items() if args.out.suffix == suffix), "safetensors")
     out = export_weights((config, result.weights), fmt, args.out, force=args.force, family=family)
     print(f"adapted weights exported as {fmt} to {out}")
     return 0
+
+
+def _adapt_images(args, config, weights, family) -> int:
+    """A new N-way task from a folder of class folders, normalised as the run's training images."""
+    from .adapt import adapt_weights, support_rows
+    from .errors import ConfigError
+    from .tasks.image_folder import load_image_folder
+
+    if family.input_shape is None:
+        raise ConfigError("images", f"--images adapts a run trained on images; this run learned {config.family.name}")
+    channels, size = family.input_shape[0], family.input_shape[1]
+    data = load_image_folder(args.images, size, channels)
+    if not 2 <= len(data.classes) <= family.output_dim:
+        raise ConfigError("images", f"{args.images} holds {len(data.classes)} classes; the network tells apart "
+                                    f"2 to {family.output_dim} (its N ways)")
+    xs, ys, qx, qy = [], [], [], []
+    for label, cls in enumerate(data.classes):
+        images = family.sampler.to_float(data.images[cls.start:cls.start + cls.count])
+        k = cls.count if args.shots is None else args.shots
+        if not 1 <= k <= cls.count:
+            raise ConfigError("shots", f"class {cls.name!r} has {cls.count} images; --shots must be 1..{cls.count}")
+        support, rest = support_rows(cls.count, k, args.seed + label)
+        xs.append(images[support]); ys += [label] * k
+        qx.append(images[rest]); qy += [label] * (cls.count - k)
+    sx, sy = torch.cat(xs), torch.tensor(ys)
+    query = {"query_x": torch.cat(qx), "query_y": torch.tensor(qy)} if qy else {}
+    result = adapt_weights(config, weights, sx, sy, args.steps, args.lr, family=family, **query)
+    names = ", ".join(f"{i}={c.name}" for i, c in enumerate(data.classes))
+    print(f"adapting {config.algorithm.name} weights to {args.images.name}: {len(ys)} support images"
+          f"{f', {len(qy)} query images' if qy else ''}; labels {names}")
+    for warning in data.warnings:
+        print(f"maml-gui: warning: {warning}")
+    for s, value in enumerate(result.support_losses):
+        scored = f"  query accuracy {result.query_accuracy[s]:.4f}" if result.query_accuracy else ""
+        print(f"step {s:>4}  support cross-entropy {value:.6g}{scored}")
+    return _export_adapted(args, config, result, family)

@@ -19,17 +19,18 @@ from .algorithms import InnerRates, build_algorithm
 from .algorithms.inner import Params, task_accuracy, task_losses
 from .config import ExperimentConfig
 from .device import resolve_device
+from .errors import ConfigError
 from .evaluation import FunctionView, function_view, held_out_tasks, mean_and_ci, per_step_scores, scratch_params
 from .models import build_net
-from .task_views import (GRID_POINTS, DataView, RegionsView, curve_range, has_curves, region_grid, regions_view,
-                         rows_view)
+from .task_views import (GRID_POINTS, DataView, EpisodeView, RegionsView, curve_range, episode_view, has_curves,
+                         region_grid, regions_view, rows_view)
 from .tasks import TaskBatch, TaskFamily, build_family
 
 EVAL_TASKS = 50             # held-out tasks scored for the adaptation curves
 PREVIEW_SEED_OFFSET = 7919  # preview tasks come from another stream than the scored batch
 
 Weights = dict[str, torch.Tensor]
-TaskView = FunctionView | RegionsView | DataView | None
+TaskView = FunctionView | RegionsView | DataView | EpisodeView | None
 
 
 def adaptation_steps(config: ExperimentConfig) -> int:
@@ -57,11 +58,13 @@ class AdaptationSnapshot:
 
 @dataclass(frozen=True)
 class Preview:
-    """One held-out task as the task view draws it (None: no view for this family)."""
+    """One held-out task as the task view draws it (None: no view for this family; ``note`` then
+    says why, in words for the window)."""
 
     iteration: int
     task_index: int
     view: TaskView
+    note: str = ""
 
 
 class LoadedModel:
@@ -80,7 +83,8 @@ class LoadedModel:
         family = family or build_family(config.family)
         family.check_sizes(config.train.shots, config.train.query)
         where = resolve_device(device)
-        net = build_net(config.model, family.input_dim, family.output_dim)
+        net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
+                        inner_steps=config.algorithm.inner_steps)
         algorithm = build_algorithm(config.algorithm, net, family.kind)
         params = net.init(torch.Generator().manual_seed(config.train.seed + 1), where)
         self._setup(config, family, where, net, algorithm, params, algorithm.make_rates(params))
@@ -141,13 +145,13 @@ class LoadedModel:
         check_adapt_settings(steps, lr)
         net, kind = self.net, self.family.kind
         dtype = next(iter(self.params.values())).dtype
-        sx, sy = (t.to(self.device) for t in check_task("support", support_x, support_y, net, kind, dtype))
+        sx, sy = (t.to(self.device) for t in self._checked("support", support_x, support_y, dtype))
         trajectory = self.trajectory(sx[None], sy[None], steps, lr)
         with torch.no_grad():
             support = torch.stack([task_losses(net.forward(p, sx[None]), sy[None], kind)[0] for p in trajectory])
             query = accuracy = None
             if query_x is not None or query_y is not None:
-                qx, qy = (t.to(self.device) for t in check_task("query", query_x, query_y, net, kind, dtype))
+                qx, qy = (t.to(self.device) for t in self._checked("query", query_x, query_y, dtype))
                 outs = [net.forward(p, qx[None]) for p in trajectory]
                 query = tuple(torch.stack([task_losses(o, qy[None], kind)[0] for o in outs]).tolist())
                 if kind == "classification":
@@ -158,12 +162,30 @@ class LoadedModel:
         adapted.update({f"inner_lr.{n}": t.detach().cpu().clone() for n, t in self.rates.tensors.items()})
         return AdaptResult(tuple(support.tolist()), query, accuracy, adapted)
 
+    def _checked(self, name: str, x, y, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`~core.adapt.check_task`, which knows flat inputs ``[N, D]`` only: images ``[N, C, H, W]``
+        are checked flattened and given back in their shape."""
+        shape = getattr(self.family, "input_shape", None)
+        if shape is not None and x is not None and torch.as_tensor(x).dim() == 4:
+            x = torch.as_tensor(x)
+            if tuple(x.shape[1:]) != tuple(shape):
+                raise ConfigError(f"{name}.x", f"expected images of shape {tuple(shape)}, got {tuple(x.shape[1:])}")
+            flat, y = check_task(name, x.reshape(len(x), -1), y, self.net, self.family.kind, dtype)
+            return flat.reshape(len(x), *shape), y
+        return check_task(name, x, y, self.net, self.family.kind, dtype)
+
     def adapt_and_view(self, task: AdaptTask, steps: int, lr: float | None = None,
                        x_range: tuple[float, float] | None = None) -> tuple[AdaptResult, TaskView]:
         """:meth:`adapt` to ``task``, and what to draw: the prediction after each step on a grid over
         ``x_range`` (default: the family's) widened to the task's points, for a curve family; the
-        adapted decision regions for 2-D classification; else nothing."""
+        adapted decision regions for 2-D classification; the episode for images; else nothing."""
         result = self.adapt(task.support_x, task.support_y, steps, lr, query_x=task.query_x, query_y=task.query_y)
+        if getattr(self.family, "input_shape", None) is not None and task.query_x is not None:
+            dtype = next(iter(self.params.values())).dtype
+            batch = TaskBatch(*(t.to(self.device)[None] for t in (task.support_x.to(dtype), task.support_y,
+                                                                   task.query_x.to(dtype), task.query_y)),
+                              dict(task.task_params or {}))   # held-out tasks keep their [1, ...] params
+            return result, episode_view(self, batch, steps, lr)
         if has_curves(self.family):
             return result, self._curve(task, steps, lr, x_range if x_range is not None else self.family.x_range)
         if self.family.kind == "classification" and self.family.input_dim == 2:
@@ -223,8 +245,18 @@ class LoadedModel:
     # -- the task view ----------------------------------------------------------------------------
     def preview(self, task_index: int) -> Preview:
         """Held-out task ``task_index`` as the task view draws it: the adapted curve (1-D regression),
-        decision regions (2-D classification), a CSV task's rows in the file's units, else nothing."""
-        return Preview(self.iteration, task_index, self._preview_view(task_index))
+        decision regions (2-D classification), a CSV task's rows in the file's units, an image
+        episode with the labels predicted after each step, else nothing (and why)."""
+        view = self._preview_view(task_index)
+        return Preview(self.iteration, task_index, view, "" if view is not None else self._no_view())
+
+    def _no_view(self) -> str:
+        family = self.family
+        if family.kind == "classification" and family.input_dim != 2:
+            return f"no task view for {family.input_dim}-dimensional rows"
+        if family.tabular:
+            return "no held-out task has more rows than the shots"
+        return "no task view for this family"
 
     def _preview_view(self, task_index: int) -> TaskView:
         family = self.family
@@ -232,6 +264,8 @@ class LoadedModel:
         steps = adaptation_steps(self.config)
         if family.tabular and family.kind == "regression":
             return rows_view(self, task_index, steps, seed)
+        if getattr(family, "input_shape", None) is not None:
+            return episode_view(self, self.held_out(1, seed + task_index), steps)
         classify = family.kind == "classification" and family.input_dim == 2
         if not classify and family.x_range is None:
             return None

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelSpec
+from .errors import ConfigError
 
 Params = dict[str, torch.Tensor]
 
@@ -193,5 +194,37 @@ class ModuleNet:
         return torch.func.vmap(one)(batched, x)
 
 
-def build_net(spec: ModelSpec, input_dim: int, output_dim: int) -> MLPNet:
+class ImageMLPNet(MLPNet):
+    """An MLP on image tasks: ``[…, C, H, W]`` inputs are flattened to ``[…, C·H·W]`` (a view), then
+    the MLP's own fast paths run unchanged."""
+
+    def __init__(self, input_dim: int, output_dim: int, spec: ModelSpec, input_shape: tuple[int, int, int]):
+        super().__init__(input_dim, output_dim, spec)
+        self.input_shape = tuple(input_shape)
+
+    def _flat(self, x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None or x.dim() < 3 or tuple(x.shape[-3:]) != self.input_shape:
+            return x
+        return x.flatten(-3)
+
+    def forward_pass(self, params: Params, x: torch.Tensor):
+        return super().forward_pass(params, self._flat(x))
+
+    def task_grads(self, params: Params, x: torch.Tensor, y: torch.Tensor, kind: str,
+                   peek_x: torch.Tensor | None = None):
+        return super().task_grads(params, self._flat(x), y, kind, self._flat(peek_x))
+
+
+def build_net(spec: ModelSpec, input_dim: int, output_dim: int, input_shape: tuple[int, int, int] | None = None,
+              inner_steps: int = 1):
+    """The network the spec names. ``input_shape`` ``(C, H, W)`` is the family's image shape (None
+    for vectors); ``inner_steps`` sizes MAML++'s per-step batch norm."""
+    if spec.name == "conv4":
+        if input_shape is None:
+            raise ConfigError("model.name", "the conv4 model needs image inputs; choose an image family or the mlp model")
+        from .conv import ConvNet
+
+        return ConvNet(spec, input_shape, output_dim, inner_steps)
+    if input_shape is not None:
+        return ImageMLPNet(input_dim, output_dim, spec, input_shape)
     return MLPNet(input_dim, output_dim, spec)

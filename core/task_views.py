@@ -1,5 +1,6 @@
-"""What a task view draws, as plain numpy data: decision regions of a 2-D classifier, and a CSV
-task's rows in the file's units with the model's predictions.
+"""What a task view draws, as plain numpy data: decision regions of a 2-D classifier, a CSV
+task's rows in the file's units with the model's predictions, and an image episode (support and
+query images with the labels predicted after each adaptation step).
 
 Computed by :class:`~core.loaded_model.LoadedModel` (the 1-D regression curve is
 :class:`~core.evaluation.FunctionView`); only arrays and floats leave this module, so a view can
@@ -57,6 +58,32 @@ class DataView:
     rows_x: np.ndarray
     rows_y: np.ndarray
     mse: tuple[float, float]   # on the other rows, before and after adaptation (in the file's units)
+
+
+@dataclass(frozen=True)
+class EpisodeView:
+    """One meta-test episode of an image family, ready to show.
+
+    Images are ``uint8`` ``[n, H, W]`` (grey) or ``[n, H, W, 3]`` (RGB), de-normalised to what
+    the files held. ``predictions[s]`` are the query labels predicted after ``s`` steps (step 0:
+    before adapting) and ``accuracy[s]`` the share of them that are right.
+    """
+
+    support_images: np.ndarray
+    support_labels: np.ndarray     # [N*K] label 0..N-1 of each support image
+    class_names: list[str]         # the class behind each label
+    query_images: np.ndarray
+    query_labels: np.ndarray       # [N*Q] true labels
+    predictions: np.ndarray        # [S + 1, N*Q] predicted labels after 0..S steps
+    accuracy: np.ndarray           # [S + 1]
+
+    @property
+    def steps(self) -> int:
+        return len(self.predictions) - 1
+
+    @property
+    def n_way(self) -> int:
+        return len(self.class_names)
 
 
 def has_curves(family) -> bool:
@@ -135,3 +162,37 @@ def rows_view(model: "LoadedModel", task_index: int, steps: int, seed: int) -> D
                     family.target if one_input else f"predicted {family.target}", grid, curves,
                     x[support, 0] if one_input else np.zeros(0), y[support] if one_input else np.zeros(0),
                     x[rest, 0] if one_input else truth, truth, mse)
+
+
+def display_images(x: torch.Tensor, normalization: dict | None) -> np.ndarray:
+    """Network inputs ``[n, C, H, W]`` back to ``uint8`` pixels (``[n, H, W]`` grey, ``[n, H, W, 3]``
+    RGB), undoing the family's per-channel standardization; without one, each image is stretched."""
+    x = x.detach().cpu().double()
+    if normalization and normalization.get("channel_mean") is not None:
+        mean = torch.tensor(normalization["channel_mean"], dtype=torch.float64)[:, None, None]
+        std = torch.tensor(normalization["channel_std"], dtype=torch.float64)[:, None, None]
+        pixels = (x * std + mean) * 255
+    else:
+        low = x.amin(dim=(1, 2, 3), keepdim=True)
+        high = x.amax(dim=(1, 2, 3), keepdim=True)
+        pixels = (x - low) / (high - low).clamp_min(1e-12) * 255
+    out = pixels.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(out[..., 0] if out.shape[-1] == 1 else out)
+
+
+def episode_view(model: "LoadedModel", batch, steps: int, lr: float | None = None) -> EpisodeView:
+    """Adapt to the first episode of ``batch`` for ``steps`` steps (with the run's inner rates, or
+    one fixed ``lr``); the query labels predicted after
+    each step (the network sees the whole query set at once, as the held-out scores do: its batch
+    norm uses that batch's statistics)."""
+    sx, sy, qx, qy = batch.support_x[:1], batch.support_y[:1], batch.query_x[:1], batch.query_y[:1]
+    trajectory = model.trajectory(sx, sy, steps, lr)
+    predictions = np.stack([model.predict(qx, p)[0].argmax(-1).cpu().numpy() for p in trajectory])
+    truth = qy[0].cpu().numpy()
+    accuracy = (predictions == truth[None]).mean(1) if truth.size else np.full(len(predictions), np.nan)
+    family = model.family
+    names = family.episode_classes(batch)[0] if hasattr(family, "episode_classes") else \
+        [str(i) for i in range(family.output_dim)]
+    norm = family.normalization
+    return EpisodeView(display_images(sx[0], norm), sy[0].cpu().numpy(), list(names), display_images(qx[0], norm),
+                       truth, predictions, accuracy)

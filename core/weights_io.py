@@ -53,7 +53,8 @@ def check_names(path, config: ExperimentConfig, weights: Weights) -> None:
     from .tasks import build_family
 
     family = build_family(config.family)
-    net = build_net(config.model, family.input_dim, family.output_dim)
+    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
+                    inner_steps=config.algorithm.inner_steps)
     params = net.init(torch.Generator().manual_seed(0))
     rates = build_algorithm(config.algorithm, net, family.kind).make_rates(params)
     expected = {f"model.{n}": p.shape for n, p in params.items()}

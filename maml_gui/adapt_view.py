@@ -23,12 +23,13 @@ from core.adapt import MAX_STEPS, rows_text
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.loaded_model import adaptation_steps
-from core.task_views import RegionsView
+from core.task_views import EpisodeView, RegionsView
 
 from .adapt_task import AdaptOutcome, AdaptRequest, can_click, run_adaptation
 from .job_runner import JobRunner
 from .session import WeightsSource
 from .widgets.adapt_plot import AdaptPlot
+from .widgets.episode_view import EpisodeWidget
 from .widgets.step_loss_view import StepLossView
 
 SOURCE_TITLES = {"held_out": "A held-out task of the family", "csv": "Labeled rows of a CSV file",
@@ -119,8 +120,12 @@ class AdaptView(QWidget):
         self.function_plot.setMinimumHeight(240)
         self.losses = StepLossView()
         self.losses.setMinimumHeight(170)
+        self.episode = EpisodeWidget()   # image tasks: the episode and the labels predicted after each step
+        self.episode.setMinimumHeight(240)
+        self.episode.hide()
         plots = QSplitter(Qt.Orientation.Vertical)
         plots.addWidget(self.function_plot)
+        plots.addWidget(self.episode)
         plots.addWidget(self.losses)
         plots.setStretchFactor(0, 3)
         plots.setStretchFactor(1, 2)
@@ -229,7 +234,12 @@ class AdaptView(QWidget):
         item = self.source.model().item(self.source.findData("points"))
         item.setEnabled(clickable)
         item.setToolTip("" if clickable else "Only for 1-D regression (one input, one output)")
-        if not clickable and self.source_kind() == "points":
+        images = getattr(source.family, "input_shape", None) is not None
+        rows = self.source.model().item(self.source.findData("csv"))
+        rows.setEnabled(not images)
+        rows.setToolTip("Not for image families: the network takes images, not the columns of a table"
+                        if images else "")
+        if (not clickable and self.source_kind() == "points") or (images and self.source_kind() == "csv"):
             self.set_source_kind("held_out")
         self._update_page()
         return source
@@ -356,6 +366,7 @@ class AdaptView(QWidget):
         self.export_button.setEnabled(False)
         self.losses.clear()
         self.function_plot.clear_view()
+        self.episode.clear()
         self.csv_rows.setText("")
         self._say("")
 
@@ -454,7 +465,13 @@ class AdaptView(QWidget):
         classify = family.kind == "classification"
         view, task = outcome.view, outcome.task
         rows = outcome.request.source == "csv" and task.query_x is not None   # held-back rows to draw
-        if isinstance(view, RegionsView):
+        episode = isinstance(view, EpisodeView)
+        self.episode.setVisible(episode)
+        self.function_plot.setVisible(not episode)
+        if episode:
+            shots = len(task.support_x) // max(view.n_way, 1)
+            self.episode.show_episode(view, f"{task.title}: {view.n_way}-way {shots}-shot")
+        elif isinstance(view, RegionsView):
             query = (task.query_x[:, 0], task.query_x[:, 1], task.query_y) if rows else None
             self.function_plot.show_regions(view.grid_x, view.grid_y, view.labels, view.points_x, view.points_y,
                                             view.point_labels, query=query)
@@ -473,7 +490,10 @@ class AdaptView(QWidget):
             text += f", accuracy {r.query_accuracy[0]:.0%} → {r.query_accuracy[-1]:.0%}"
         text += f" after {n} step{'s' * (n != 1)}."
         if view is None:
-            text += " (No function view: the network takes more than one input.)" if not classify else ""
+            text += (f" (No task view for {family.input_dim}-dimensional rows.)" if classify
+                     else " (No function view: the network takes more than one input.)")
+        elif episode:
+            text += f" K = {k} images: {k // max(view.n_way, 1)} per class."
         self._say(text)
 
     @staticmethod

@@ -8,7 +8,6 @@ the engine's, message for message.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ class Tables:
     tables: list[CsvTable]
     numeric: dict[str, bool]
     suggestion: Suggestion
+    label: Any = None   # csv_episodes.LabelColumn: one file's column whose values can be episode classes
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,14 @@ def read_tables(paths: list[str], report) -> Tables:
     """Read every file (progress spans them all); raises CsvError / CsvCancelled."""
     files = expand_paths(paths)
     tables = [read_csv(p, progress=lambda f, i=i: report((i + f) / len(files))) for i, p in enumerate(files)]
+    from .csv_episodes import label_column   # (it builds on this module)
+
     first = tables[0]
     numeric = {c: first.is_numeric(c) for c in first.columns}
-    return Tables(files, tables, numeric, suggest(first, numeric, one_file=len(files) == 1))
+    suggestion = suggest(first, numeric, one_file=len(files) == 1)
+    label = label_column(first, numeric, suggestion.target if suggestion.classification else None) \
+        if len(files) == 1 else None
+    return Tables(files, tables, numeric, suggestion, label)
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,10 @@ def _describe(table: CsvTable, name: str, numeric: bool) -> _Column:
             kind = "decimal"   # numbers with a few typos: a measurement, reported when used
     if kind == "decimal":
         return _Column(name, kind, 0, 0.0)   # never a task or a label: no need to count
-    sizes = np.sort(np.fromiter(Counter(v for v in table.text(name) if v).values(), dtype=np.int64))
+    names, codes = table.labels(name)   # codes, not a string per row: fast on big files
+    counts = np.bincount(np.asarray(codes, dtype=np.int64), minlength=len(names))
+    sizes = np.sort(counts[[i for i, n in enumerate(names) if n]])
+    sizes = sizes[sizes > 0]
     if not len(sizes):
         return _Column(name, kind, 0, 0.0)
     median_row = np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)   # the group holding the middle row
@@ -266,9 +274,16 @@ def missing_rows(tables: list[CsvTable], params: dict[str, Any]) -> tuple[int, l
                     continue
                 except CsvError:
                     pass   # text among the numbers: the check reports it; count only the empty cells
-            mask |= np.array([not v for v in table.text(column)], dtype=bool)
+            mask |= _empty(table, column)
         rows = np.flatnonzero(mask)
         count += len(rows)
         prefix = f"{table.path.name} " if len(tables) > 1 else ""
         where += [f"{prefix}line {int(table.lines[i])}" for i in rows[:SHOW]]
     return count, where[:SHOW]
+
+
+def _empty(table: CsvTable, column: str) -> np.ndarray:
+    """Rows whose cell in ``column`` is empty, from the column's label codes."""
+    names, codes = table.labels(column)
+    blank = [i for i, n in enumerate(names) if not n]
+    return np.isin(np.asarray(codes), blank) if blank else np.zeros(table.n_rows, dtype=bool)

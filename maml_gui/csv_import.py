@@ -100,6 +100,8 @@ class CsvImport:
         spec = self.window.family_editor.spec()
         if spec.name == "csv" and spec.params.get("paths"):
             self.import_csv(list(spec.params["paths"]), dict(spec.params))
+        elif spec.name == "labelled_csv" and spec.params.get("path"):
+            self.import_csv([spec.params["path"]], dict(spec.params))
         else:
             self.choose_import_csv()
 
@@ -118,9 +120,10 @@ class CsvImport:
         w.hyper_panel.query.setValue(query)
         w.family_editor.set_spec(spec)
         sizes = dialog.family().split_sizes()
-        w.statusBar().showMessage(f"Imported {sum(sizes.values())} tasks ({sizes['train']} / {sizes['val']} / "
-                                  f"{sizes['test']}) from {', '.join(Path(p).name for p in spec.params['paths'])}",
-                                  8000)
+        unit = "labels as classes of N-way episodes" if spec.name == "labelled_csv" else "tasks"
+        paths = spec.params.get("paths") or [spec.params.get("path")]
+        w.statusBar().showMessage(f"Imported {sum(sizes.values())} {unit} ({sizes['train']} / {sizes['val']} / "
+                                  f"{sizes['test']}) from {', '.join(Path(p).name for p in paths)}", 8000)
 
     def _on_finished(self, _result: int) -> None:
         dialog, self.dialog = self.dialog, None

@@ -26,6 +26,8 @@ from core.tasks.csv_family import CsvFamily
 
 from .csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
                           tasks_kept)
+from .csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept,
+                           worth_proposing)
 from .job_runner import JobRunner
 
 PREVIEW_ROWS = 50
@@ -73,6 +75,20 @@ class CsvImportDialog(QDialog):
                 "split": [b.value() / 100 for b in self.split_boxes], "split_seed": self.split_seed.value(),
                 "normalize": self.normalize.isChecked(), "drop_missing": self.drop_missing.isChecked(),
                 "n_way": self.n_way.value() if self.classification.isChecked() else 0, "normalization": None}
+
+    def episodes(self) -> bool:
+        """Whether the choice is N-way episodes over a label column (the ``labelled_csv`` family)."""
+        return self.layout_labels.isChecked()
+
+    def episode_params(self) -> dict[str, Any]:
+        """The choices as ``labelled_csv`` settings (only meaningful when :meth:`episodes`)."""
+        label = self._tables.label if self._tables is not None else None
+        return episode_params(self.paths[0], self.target.currentText() or None, self.feature_names(),
+                              self.n_way.value(), [b.value() / 100 for b in self.split_boxes], self.split_seed.value(),
+                              label.labels if label is not None and label.name == self.target.currentText() else 0)
+
+    def _choices(self) -> dict[str, Any]:
+        return self.episode_params() if self.episodes() else self.params()
 
     def shots_query(self) -> tuple[int, int]:
         """Shots and query as set here (the window's training settings take them on OK)."""
@@ -195,6 +211,9 @@ class CsvImportDialog(QDialog):
         self.layout_files = QRadioButton("one task per file")
         self.layout_long.setToolTip("Long format: rows of every task in one file; pick the column with the task id")
         self.layout_files.setToolTip("A folder or several files with the same column names (matched by name)")
+        self.layout_labels = QRadioButton("no tasks: N-way episodes over the labels")
+        self.layout_labels.setToolTip("One file, one row per example and a label column: each label is a class, and "
+                                      "episodes ask the network to tell N labels it never trained on apart")
         self.layout_hint = QLabel()
         self.layout_hint.setStyleSheet("color: #555;")
         self.task_column = QComboBox()
@@ -240,7 +259,7 @@ class CsvImportDialog(QDialog):
         self.split_seed.setRange(0, 2**31 - 1)
         self.split_seed.setPrefix("seed ")
         self.split_seed.setToolTip("Which tasks go to which split")
-        for group in ((self.layout_long, self.layout_files), (self.regression, self.classification)):
+        for group in ((self.layout_long, self.layout_files, self.layout_labels), (self.regression, self.classification)):
             buttons = QButtonGroup(self)
             for b in group:
                 buttons.addButton(b)
@@ -253,6 +272,7 @@ class CsvImportDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Layout", _row(self.layout_long, self.layout_files, self.layout_hint))
+        form.addRow("", _row(self.layout_labels))
         form.addRow("Task column", self.task_column)
         form.addRow("Inputs", self.features)
         form.addRow("Target", self.target)
@@ -270,7 +290,7 @@ class CsvImportDialog(QDialog):
         grid.addWidget(self.split_seed, 1, 3)
         form.addRow("Split by task", split)
 
-        for button in (self.layout_long, self.layout_files, self.regression, self.classification,
+        for button in (self.layout_long, self.layout_files, self.layout_labels, self.regression, self.classification,
                        self.normalize, self.drop_missing):
             button.toggled.connect(self._on_choice)
         for combo in (self.task_column, self.target):
@@ -370,6 +390,15 @@ class CsvImportDialog(QDialog):
         for box, value in zip(self.split_boxes, p.get("split", [0.7, 0.15, 0.15])):
             box.setValue(round(100 * value))
         self.split_seed.setValue(int(p.get("split_seed", 0)))
+        label = tables.label
+        proposed = not p and not guess.task_column and worth_proposing(label, [b.value() / 100 for b in self.split_boxes])
+        if p.get("path") or proposed:   # a labelled_csv spec being changed, or the proposal
+            self.layout_labels.setChecked(True)
+            self.classification.setChecked(True)
+            target = p.get("target") or label.name
+            self.target.setCurrentText(target)
+            self.set_features(p.get("features") or [c for c in columns if tables.numeric[c] and c != target])
+            self.n_way.setValue(int(p.get("n_way") or 0))
 
     def _fill_preview(self) -> None:
         if self._tables is None:
@@ -431,6 +460,16 @@ class CsvImportDialog(QDialog):
         """The task column and the target cannot also be inputs; per-file layout has no task column."""
         long = self.layout_long.isChecked()
         self.task_column.setEnabled(long)
+        episodes = self.episodes()
+        if episodes:
+            self.classification.setChecked(True)
+        for w in (self.regression, self.classification, self.normalize):
+            w.setEnabled(not episodes)   # episodes classify, and always standardize on meta-train labels
+        label = self._tables.label
+        self.layout_labels.setEnabled(label is not None or episodes)
+        self.layout_labels.setToolTip(self.layout_labels.toolTip().split("\n")[0] + (
+            f"\nproposed label column: {label.name!r} ({label.labels} labels)" if label is not None else
+            "\nno text or whole-number column here has 3..1000 repeated values (needs one file)"))
         self.n_way.setVisible(self.classification.isChecked())
         reserved = {self.target.currentText()} | ({self.task_column.currentText()} if long else set())
         released, self._reserved = self._reserved - reserved, reserved
@@ -449,12 +488,17 @@ class CsvImportDialog(QDialog):
 
     def _local_problem(self) -> str | None:
         """Choices that need no reading to refuse (the engine checks everything else)."""
-        return local_problem(self.params(), self._tables, self.layout_long.isChecked(),
-                             [b.value() for b in self.split_boxes])
+        split = [b.value() for b in self.split_boxes]
+        if self.episodes():
+            return episode_problem(self.episode_params(), split)
+        return local_problem(self.params(), self._tables, self.layout_long.isChecked(), split)
 
     def _check(self) -> None:
-        params, tables = self.params(), self._tables.tables
+        params, tables = self._choices(), self._tables.tables
         shots, query = self.shots_query()
+        if self.episodes():
+            self._runner.submit("check", lambda report: check_episodes(params, tables[0], shots, query))
+            return
         self._runner.submit("check", lambda report: check_choices(params, tables, shots, query, report))
 
     def _show_checked(self, checked: Checked) -> None:
@@ -469,7 +513,8 @@ class CsvImportDialog(QDialog):
         if not checked.warnings:
             self.warnings_list.addItem("none")
         self._show_sizes()
-        self.split_label.setText("" if checked.family is None else split_summary(checked.family))
+        summary = episodes_summary if "path" in checked.params else split_summary
+        self.split_label.setText("" if checked.family is None else summary(checked.family))
         self._set_problem(checked.error)
         self._mark_cell(checked.error_at)
 
@@ -480,9 +525,10 @@ class CsvImportDialog(QDialog):
     def _show_sizes(self) -> None:
         """How many tasks shots + query keeps, and which sums keep all of them (from the last verdict)."""
         checked = self._checked
-        fresh = checked is not None and checked.family is not None and checked.params == self.params()
-        self.sizes_hint.setText(tasks_kept(checked.capacities, sum(self.shots_query()), checked.family.kind)
-                                if fresh else "")
+        fresh = checked is not None and checked.family is not None and checked.params == self._choices()
+        need = sum(self.shots_query())
+        self.sizes_hint.setText("" if not fresh else labels_kept(checked.capacities, need) if self.episodes()
+                                else tasks_kept(checked.capacities, need, checked.family.kind))
         self.sizes_hint.setVisible(fresh)
 
     def _mark_cell(self, at) -> None:

@@ -133,6 +133,7 @@ class FileActions:
         w.set_config(self.session.editing)
         if problems:
             w.show_error("Some runs of this project could not be read: " + "; ".join(problems))
+        w.offer_continue()
         w.statusBar().showMessage(f"Project {self.session.project.folder}: {len(self.session.runs)} runs", 8000)
         return True
 
@@ -158,13 +159,31 @@ class FileActions:
         return written
 
     def export_plot(self, key: str, path) -> Path | None:
+        plots = self.window.plots
+        if key == "task" and plots.task_page() != "plot":
+            return self._export_task_widget(path)
         try:
-            written = io.export_plot(self.window.plots.plot_item(key), path)
+            written = io.export_plot(plots.plot_item(key), path)
         except io.ExperimentIOError as exc:
             self.window.show_error(str(exc))
             return None
         self.window.statusBar().showMessage(f"Saved {written}", 5000)
         return written
+
+    def _export_task_widget(self, path) -> Path | None:
+        """An image episode is pictures, not a plot: saved as the PNG it looks like (never SVG)."""
+        plots, path = self.window.plots, Path(path)
+        if plots.task_page() != "episode":
+            self.window.show_error("The task view shows no plot for this run, so there is nothing to export.")
+            return None
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        image = plots.episode.grab().toImage()
+        if not image.save(str(path)):
+            self.window.show_error(f"cannot write {path}")
+            return None
+        self.window.statusBar().showMessage(f"Saved {path} (the episode view is saved as an image)", 5000)
+        return path
 
     def export_curves(self, path) -> Path | None:
         s = self.session

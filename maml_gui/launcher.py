@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-HEADLESS = "train, evaluate, bench, export, adapt"
+HEADLESS = "train, sweep, evaluate, bench, export, adapt"
 
 
 def main(argv: list[str] | None = None) -> int:

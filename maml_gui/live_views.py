@@ -121,7 +121,7 @@ class LiveViews(QObject):
 
     def _show_status(self, run) -> None:
         state = "running" if run is self.session.active and self._training and not self.session.is_paused() \
-            else run.status
+            else self.session.follower.describe(run.run_id) or run.status
         self.status.show(run.iteration, run.total or run.config.train.iterations, run.rate, state)
 
     def _on_family_changed(self) -> None:
@@ -217,8 +217,8 @@ class LiveViews(QObject):
         try:
             preview = session.idle_preview()
         except (MamlError, RuntimeError) as exc:
-            self.plots.task_caption.setText(f"No task view: {exc}")
             self.plots.task.clear()
+            self.plots.show_note(f"No task view: {exc}")
             return
         run = session.current
         if run is None:

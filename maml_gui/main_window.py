@@ -18,11 +18,14 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSc
 from core.config import ExperimentConfig
 from core.device import resolve_device
 from core.errors import MamlError
+from core.memory import fit_problem
+from core.run_lock import LOCK_FILE, RunLocked
 
 from . import experiment_io as io
 from .csv_import import CsvImport
 from .file_actions import FileActions
 from .help_menu import build_help_menu
+from .image_import import ImageImport
 from .live_views import LiveViews
 from .menus import build_actions, build_menus, build_toolbar
 from .panels import BASELINE_HELP, ErrorBanner, PlotsArea, StatusReadout
@@ -69,9 +72,11 @@ class MainWindow(QMainWindow):
         self.run_list = RunList()
         self.error_banner = ErrorBanner()
         self.problem_banner = ErrorBanner(kind="warning", closable=False)   # why Start is disabled
+        self.resume_banner = ErrorBanner(kind="warning")   # runs a crash interrupted, with an offer to continue
         self.files = FileActions(self)
         self.weights = WeightsActions(self)
         self.csv = CsvImport(self)
+        self.images = ImageImport(self)
         self.actions = build_actions(self)
         build_menus(self, self.actions)
         build_toolbar(self, self.actions)
@@ -84,15 +89,32 @@ class MainWindow(QMainWindow):
         self.views = LiveViews(self.session, self.plots, self.run_list, self.status, self.current_label, self)
         self._connect()
 
-        problems = self.session.load_project()
+        problems, elsewhere = self._open_first_project()
         self.settings.setValue(PROJECT_KEY, str(self.session.project.folder))
         self.set_config(config or self.session.editing)
         if problems:
             self.show_error("Some runs of this project could not be read: " + "; ".join(problems))
+        if elsewhere:
+            self.show_error(elsewhere)
+        self.offer_continue()
         self.files.refresh_recent()
         self._restore_geometry()
         self.fit_experiment_panel()   # after a restored layout too: it never hides a control
         self.files.update_title()
+
+    def _open_first_project(self) -> tuple[list[str], str | None]:
+        """The launch's project; when another window has it open, a free sibling folder instead
+        (two windows writing one project would corrupt it). Returns (problems, why elsewhere)."""
+        wanted = self.session.project.folder
+        try:
+            return self.session.load_project(), None
+        except RunLocked as exc:
+            n = 2
+            while (wanted.with_name(f"{wanted.name}-{n}") / LOCK_FILE).exists():
+                n += 1
+            other = wanted.with_name(f"{wanted.name}-{n}")
+            return self.session.load_project(other), (f"{exc}. This window uses the project {other} instead; "
+                                                      "File → Open project… switches.")
 
     # -- composition -------------------------------------------------------------------------
     def _build_layout(self, options: WorkerOptions) -> None:
@@ -101,6 +123,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(4, 4, 4, 0)
         layout.addWidget(self.error_banner)
         layout.addWidget(self.problem_banner)
+        layout.addWidget(self.resume_banner)
         layout.addWidget(self.plots, 1)
         self.setCentralWidget(central)
         self.plots.adaptation.setToolTip(BASELINE_HELP.format(tasks=options.eval_tasks, share=options.baseline_share,
@@ -181,6 +204,8 @@ class MainWindow(QMainWindow):
                 config = self.panel_config()
                 config.validate()
                 resolve_device(config.train.device)
+                if config.model.name == "conv4":   # image runs can outgrow memory; MLPs here never do
+                    problem = fit_problem(config, self.session.family_for(config))
             except MamlError as exc:
                 problem = str(exc)
         self._problem = problem
@@ -240,6 +265,31 @@ class MainWindow(QMainWindow):
         self.error_banner.hide()
         self._update_actions()
 
+    def continue_run(self) -> None:
+        """Training → Continue run: the current run carries on with its own settings."""
+        run = self.session.current
+        problem = self.session.continue_problem(run)
+        if problem is not None:
+            self.statusBar().showMessage(f"Cannot continue: {problem}", 10_000)
+            return
+        self.set_config(run.config)   # the panels show what the run trains with
+        self.resume_banner.hide()
+        self.error_banner.hide()
+        self.session.continue_run(run)
+
+    def offer_continue(self) -> None:
+        """After a crash: name the runs it interrupted and offer to carry the latest one on."""
+        runs = [r for r in self.session.interrupted_runs() if self.session.continue_problem(r) is None]
+        if not runs:
+            self.resume_banner.hide()
+            return
+        run = runs[-1]
+        names = ", ".join(f"{r.name} (at iteration {r.checkpoint_iteration:,})" for r in runs)
+        self.resume_banner.show_message(
+            f"MAML Explorer did not close normally; interrupted: {names}. Each continues exactly from its last "
+            "checkpoint (select it, then Training → Continue run).",
+            (f"Continue {run.name}", lambda: (self.session.set_current(run.run_id), self.continue_run())))
+
     def _can_start(self) -> bool:
         if self._problem is not None:
             self.statusBar().showMessage(f"Cannot start: {self._problem}", 10_000)
@@ -258,9 +308,20 @@ class MainWindow(QMainWindow):
         a.step.setEnabled((active and not stopping) or (not active and self._problem is None))
         a.stop.setEnabled(active and not stopping)
         a.reset.setEnabled(active or s.current is not None)
+        a.continue_run.setEnabled(s.continue_problem(s.current) is None)
 
-    # -- drops go to the CSV import ------------------------------------------------------------------
+    # -- drops: a run or sweep folder is followed, an image folder imported, anything else goes to the CSV import
     def dragEnterEvent(self, event) -> None:
+        folder = self.weights.drop_target(event.mimeData())
+        if folder is not None:
+            event.acceptProposedAction()
+            self.statusBar().showMessage(f"Drop to follow {folder.name}", 5000)
+            return
+        images = self.images.drop_target(event.mimeData())
+        if images is not None:
+            event.acceptProposedAction()
+            self.statusBar().showMessage(f"Drop to import the images in {images.name}/", 5000)
+            return
         self.csv.drag_enter(event)
 
     def dragMoveEvent(self, event) -> None:
@@ -270,6 +331,16 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()
 
     def dropEvent(self, event) -> None:
+        folder = self.weights.drop_target(event.mimeData())
+        if folder is not None:
+            event.acceptProposedAction()
+            self.weights.follow(folder)
+            return
+        images = self.images.drop_target(event.mimeData())
+        if images is not None:
+            event.acceptProposedAction()
+            self.images.import_images(images)
+            return
         self.csv.drop(event)
 
     # -- window state ------------------------------------------------------------------------------
@@ -283,6 +354,7 @@ class MainWindow(QMainWindow):
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Stop training, finish every job and write the project; False when something would be lost."""
         self.csv.close_dialog()
+        self.images.close_dialog()
         if not self.session.close(timeout_ms):
             self.show_error("Training does not stop (a meta-iteration is still running); try closing again.")
             return False

@@ -41,14 +41,17 @@ class Actions:
     step: QAction
     stop: QAction
     reset: QAction
+    continue_run: QAction
     adapt: QAction
     new: QAction
     open: QAction
     open_weights: QAction
+    follow: QAction
     save: QAction
     save_as: QAction
     import_csv: QAction
     import_csv_folder: QAction
+    import_images: QAction
     export_weights: QAction
     export_run_folder: QAction
     export_curves: QAction
@@ -87,6 +90,8 @@ def build_actions(window) -> Actions:
         step=make("Step", window.step, "Ctrl+Right", "step", "Run exactly one meta-iteration, then pause"),
         stop=make("Stop", window.stop, "Ctrl+.", "stop", "Stop training; the run and its weights are kept"),
         reset=make("Reset", window.reset, "Ctrl+R", "reset", "Stop and clear the live plots for a fresh run"),
+        continue_run=make("Continue run", window.continue_run, "Ctrl+Shift+Return", None,
+                          "Carry the selected stopped or interrupted run on from its last checkpoint, exactly"),
         new=make("New experiment", window.files.new_experiment, QKeySequence.StandardKey.New, None, "Default settings"),
         open=make("Open experiment…", window.files.choose_open, QKeySequence.StandardKey.Open, "open",
                   "Open an experiment file (JSON)"),
@@ -99,12 +104,18 @@ def build_actions(window) -> Actions:
                         "per task); you can also drop files or a folder onto the window"),
         import_csv_folder=make("Import CSV folder…", lambda: window.csv.choose_import_csv(folder=True), None, None,
                                "A folder of CSV files with the same columns, one task per file"),
+        import_images=make("Import image folder…", window.images.choose_import_images, None, None,
+                           "Few-shot image classification on your own images: a folder with one folder per class "
+                           "(or Omniglot's alphabet/character folders, or train/ val/ test/); you can also drop it "
+                           "onto the window"),
         export_weights=make("Export weights…", window.weights.choose_export_weights, "Ctrl+E", "export",
                             "Write the run's weights as safetensors, PyTorch .pt or ONNX, to use them elsewhere"),
         export_run_folder=make("Export run folder…", window.files.choose_export_run_folder, None, None,
                                "Write config.json, weights.safetensors and metrics.csv of a run into a folder"),
         open_weights=make("Open weights or run…", window.weights.choose_open_weights, "Ctrl+Shift+O", None,
                           "Open a run folder or a .safetensors / .pt weights file: continue training, evaluate, adapt"),
+        follow=make("Follow a run or sweep folder…", window.weights.choose_follow, None, None,
+                    "Watch a run that maml-gui train, a sweep or torchrun writes: its curves grow live"),
         adapt=make("Adapt to a new task…", window.weights.show_adapt_view, "Ctrl+Shift+A", None,
                    "Fine-tune the current weights on a held-out task, CSV rows or clicked points"),
         export_curves=make("Export curves as CSV…", window.files.choose_export_curves, None, None,
@@ -126,6 +137,7 @@ def build_menus(window, actions: Actions) -> None:
         file.addAction(action)
     file.addMenu(actions.recent)
     file.addAction(actions.open_weights)
+    file.addAction(actions.follow)
     file.addSeparator()
     file.addAction(actions.open_project)
     file.addAction(actions.save_project_as)
@@ -135,6 +147,7 @@ def build_menus(window, actions: Actions) -> None:
     file.addSeparator()
     file.addAction(actions.import_csv)
     file.addAction(actions.import_csv_folder)
+    file.addAction(actions.import_images)
     file.addSeparator()
     file.addAction(actions.export_weights)
     file.addAction(actions.export_run_folder)
@@ -145,7 +158,7 @@ def build_menus(window, actions: Actions) -> None:
     file.addSeparator()
     file.addAction(actions.quit)
     train = bar.addMenu("&Training")
-    for action in (actions.start, actions.pause, actions.step, actions.stop, actions.reset):
+    for action in (actions.start, actions.pause, actions.step, actions.stop, actions.reset, actions.continue_run):
         train.addAction(action)
     train.addSeparator()
     train.addAction(actions.adapt)

@@ -6,12 +6,14 @@ import math
 from typing import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QTabWidget, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QTabWidget, QToolButton,
+                               QVBoxLayout, QWidget)
 
-from core.task_views import DataView, RegionsView
+from core.task_views import DataView, EpisodeView, RegionsView
 from .overlays import Overlay, run_color
 from .widgets.adaptation_plot import AdaptationPlot
 from .widgets.data_plot import TaskPlot
+from .widgets.episode_view import EpisodeWidget
 from .widgets.loss_plot import LossPlot
 from .widgets.scores_table import ScoresTable
 from .widgets.step_loss_plot import StepLossPlot
@@ -51,15 +53,30 @@ class ErrorBanner(QWidget):
         close.setToolTip("Dismiss")
         close.clicked.connect(self.hide)
         close.setVisible(closable)
+        self.button = QPushButton()   # an offer that goes with the message (e.g. "Continue run 3")
+        self.button.hide()
+        self.button.clicked.connect(self._on_button)
+        self._action = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
-    def show_message(self, text: str) -> None:
+    def show_message(self, text: str, action: tuple[str, object] | None = None) -> None:
+        """``action`` = (button text, callable): a button beside the text; clicking it hides the banner."""
         self.label.setText(text)
+        self._action = action[1] if action else None
+        self.button.setText(action[0] if action else "")
+        self.button.setVisible(action is not None)
         self.show()
+
+    def _on_button(self) -> None:
+        action, self._action = self._action, None
+        self.hide()
+        if action is not None:
+            action()
 
     def text(self) -> str:
         return self.label.text()
@@ -96,10 +113,11 @@ class StatusReadout:
         self.device.setText(f"device {device or '–'}")
 
     def show(self, iteration: int, total: int, rate: float, state: str) -> None:
-        """``state``: running, paused, stopped, completed or failed."""
-        running = state == "running"
+        """``state``: running, paused, stopped, completed, failed, or "following (…)" for a run
+        another process trains (its rate is measured from its rows as they arrive)."""
+        running = state == "running" or state.startswith("following")
         self.iteration.setText(f"iteration {iteration:,} / {total:,}")
-        self.rate.setText(f"{rate:,.1f} it/s" if running else state)
+        self.rate.setText((f"{rate:,.1f} it/s" + ("" if state == "running" else f" · {state}")) if running else state)
         eta = (total - iteration) / rate if running and rate > 0 else float("nan")
         self.eta.setText(f"ETA {_duration(eta)}")
 
@@ -123,6 +141,14 @@ class PlotsArea(QSplitter):
         self.adaptation = AdaptationPlot()
         self.scores = ScoresTable()
         self.task = TaskPlot()   # FunctionPlot plus CSV tasks
+        self.episode = EpisodeWidget()   # image runs: one episode's images and predicted labels
+        self.no_view = QLabel()
+        self.no_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_view.setWordWrap(True)
+        self.no_view.setStyleSheet("color: #666;")
+        self.task_stack = QStackedWidget()   # one page shown: the plot, the episode, or why there is none
+        for page in (self.task, self.episode, self.no_view):
+            self.task_stack.addWidget(page)
         self.new_task_button = QPushButton("New task")
         self.new_task_button.setToolTip("Show another held-out task (not used in training).")
         self.new_task_button.clicked.connect(self.new_task)
@@ -130,7 +156,7 @@ class PlotsArea(QSplitter):
         box = QVBoxLayout(task_box)
         box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(2)
-        box.addWidget(self.task, 1)
+        box.addWidget(self.task_stack, 1)
         row = QHBoxLayout()
         self.task_caption = QLabel()
         self.task_caption.setStyleSheet("color: #555;")
@@ -194,14 +220,20 @@ class PlotsArea(QSplitter):
         self.steps.set_y_label(f"query loss ({loss}, smoothed)")
 
     def show_preview(self, preview, source: str | None = None) -> None:
-        """Draw a ``core.loaded_model.Preview``: the function view, or decision regions for 2-D
-        classification. ``source`` says whose weights they are when not "iteration N" of a run."""
+        """Draw a ``core.loaded_model.Preview``: the function view, decision regions for 2-D
+        classification, a CSV task's rows or an image episode; with no view, why not.
+        ``source`` says whose weights they are when not "iteration N" of a run."""
         view = preview.view
         if view is None:
-            self.task_caption.setText("No task view for this family")
+            note = getattr(preview, "note", "") or "no task view for this family"
+            self.show_note(note[:1].upper() + note[1:])
             return
         extra = ""
-        if isinstance(view, RegionsView):
+        self.task_stack.setCurrentWidget(self.episode if isinstance(view, EpisodeView) else self.task)
+        if isinstance(view, EpisodeView):
+            self.episode.show_episode(view)
+            extra = f" · query accuracy {view.accuracy[0]:.0%} → {view.accuracy[-1]:.0%} after {view.steps} steps"
+        elif isinstance(view, RegionsView):
             self.task.show_regions(view.grid_x, view.grid_y, view.labels, view.points_x, view.points_y, view.point_labels)
             extra = f" · query accuracy {view.accuracy:.0%} after {view.steps} step{'s' * (view.steps != 1)}"
         elif isinstance(view, DataView):
@@ -210,6 +242,16 @@ class PlotsArea(QSplitter):
         else:
             self.task.show_function(view)
         self.task_caption.setText(f"task #{preview.task_index + 1} · {source or f'iteration {preview.iteration:,}'}{extra}")
+
+    def show_note(self, text: str) -> None:
+        """No task to draw: say why in the task view's place (and clear the caption)."""
+        self.no_view.setText(text)
+        self.task_stack.setCurrentWidget(self.no_view)
+        self.task_caption.setText("")
+
+    def task_page(self) -> str:
+        """Which task view is shown: "plot", "episode" or "note"."""
+        return {0: "plot", 1: "episode", 2: "note"}[self.task_stack.currentIndex()]
 
     def plot_item(self, key: str):
         """The pyqtgraph PlotItem behind a view, for image/SVG export."""

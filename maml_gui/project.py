@@ -19,16 +19,18 @@ import json
 import math
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.checkpoint import (METRICS_FILE, atomic_write, load_run, metrics_table_csv, read_metrics, read_training_state,
-                             save_run)
+from core.checkpoint import (METRICS_FILE, atomic_write, load_run, load_training_state, metrics_table_csv, read_metrics,
+                             read_training_state, save_run)
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.loaded_model import AdaptationSnapshot
+from core.run_lock import RunLock
 
 PROJECT_FILE = "project.json"
 ADAPTATION_FILE = "adaptation.json"
@@ -69,6 +71,8 @@ class LoadedProject:
     index: dict
     runs: list[StoredRun] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)   # runs that could not be read, one line each
+    warnings: list[str] = field(default_factory=list)   # e.g. a crashed window's lock was taken over
+    external: list[dict] = field(default_factory=list)  # followed runs: entries naming a folder elsewhere
 
 
 def run_folder_name(run_id: int, name: str) -> str:
@@ -78,8 +82,32 @@ def run_folder_name(run_id: int, name: str) -> str:
 
 
 class Project:
+    """A project folder. While a window has it open, the folder and each of its run folders hold a
+    lock (``core.run_lock``), so a second window or a ``maml-gui train`` on one of them is refused
+    instead of corrupting it."""
+
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self._locks: dict[str, RunLock] = {}
+        self._guard = threading.Lock()   # runs are written on a job thread
+
+    def lock(self, folder: str = "") -> str | None:
+        """Hold the lock of the project (``""``) or of one of its run folders, if not held yet;
+        returns a warning when a crashed process's lock was taken over. Raises ``RunLocked``."""
+        with self._guard:
+            if folder in self._locks:
+                return None
+            lock = RunLock(self.folder / folder if folder else self.folder)
+            warning = lock.acquire("MAML Explorer window")
+            self._locks[folder] = lock
+            return warning
+
+    def release(self, folder: str | None = None) -> None:
+        """Give up one run folder's lock, or (None) every lock this project holds."""
+        with self._guard:
+            names = list(self._locks) if folder is None else [folder] if folder in self._locks else []
+            for name in names:
+                self._locks.pop(name).release()
 
     @property
     def name(self) -> str:
@@ -90,11 +118,13 @@ class Project:
 
     # -- writing ----------------------------------------------------------------------------
     def write_index(self, index: dict) -> None:
+        self.lock()
         data = json.dumps({"format": FORMAT, **index}, indent=1, allow_nan=False) + "\n"
         atomic_write(self.folder / PROJECT_FILE, data.encode())
 
     def write_run(self, snap: RunSnapshot) -> None:
         """The run folder, each file atomically (metrics first, settings last)."""
+        self.lock(snap.folder)
         folder = self.folder / snap.folder
         if snap.weights:
             atomic_write(folder / METRICS_FILE, metrics_table_csv(snap.metrics))
@@ -106,28 +136,40 @@ class Project:
             atomic_write(folder / ADAPTATION_FILE, (json.dumps(snapshot_to_dict(snap.adaptation)) + "\n").encode())
 
     def remove_run(self, folder: str) -> None:
+        self.release(folder)
         path = (self.folder / folder).resolve()
         if self.folder.resolve() in path.parents:   # never outside the project
             shutil.rmtree(path, ignore_errors=True)
 
     # -- reading ----------------------------------------------------------------------------
     def load(self) -> LoadedProject:
-        """Every run the index names; a run that cannot be read is reported and skipped, never fatal."""
+        """Every run the index names; a run that cannot be read is reported and skipped, never fatal.
+        Takes the project's lock first: raises ``RunLocked`` when another window has it open."""
+        taken_over = self.lock()
         file = self.folder / PROJECT_FILE
         try:
             index = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return LoadedProject({"runs": []})
+            return LoadedProject({"runs": []}, warnings=[taken_over] if taken_over else [])
         except (OSError, ValueError) as exc:
             raise ProjectError(f"cannot read {file}: {exc}") from None
         if not isinstance(index, dict) or not isinstance(index.get("runs", []), list):
             raise ProjectError(f"{file} is not a MAML Explorer project file")
-        loaded = LoadedProject(index)
+        loaded = LoadedProject(index, warnings=[taken_over] if taken_over else [])
         for entry in index.get("runs", []):
+            name = entry.get("name", entry.get("folder", "?")) if isinstance(entry, dict) else "?"
+            if isinstance(entry, dict) and entry.get("external"):
+                loaded.external.append(entry)
+                continue
             try:
                 loaded.runs.append(self._load_run(entry))
             except (MamlError, OSError, ValueError, KeyError, TypeError) as exc:
-                loaded.problems.append(f"{entry.get('name', entry.get('folder', '?'))}: {exc}")
+                loaded.problems.append(f"{name}: {exc}")
+                continue
+            try:
+                self.lock(entry["folder"])
+            except MamlError as exc:   # opened, but changes to it cannot be saved while the other writer runs
+                loaded.problems.append(f"{name}: {exc}")
         return loaded
 
     def _load_run(self, entry: dict) -> StoredRun:
@@ -138,7 +180,9 @@ class Project:
             config, weights = ExperimentConfig.from_json((folder / "config.json").read_text(encoding="utf-8")), None
         metrics = read_metrics(folder)
         iteration = int(metrics[-1, 0]) if metrics is not None and len(metrics) else 0
-        state = read_training_state(folder, iteration) if weights else None
+        state = None
+        if weights:   # a crash may leave metrics rows past the checkpoint: continuing drops them
+            state = read_training_state(folder, iteration) or _earlier_state(folder, iteration)
         adaptation = None
         if (folder / ADAPTATION_FILE).is_file():
             try:
@@ -146,6 +190,15 @@ class Project:
             except (ValueError, KeyError, TypeError):
                 adaptation = None   # only a view of the run: it is recomputed from the weights
         return StoredRun(entry, config, weights, metrics, state, adaptation)
+
+
+def _earlier_state(folder: Path, iteration: int):
+    """The folder's training state when it is from at or before ``iteration`` (else None)."""
+    try:
+        tensors, metadata = load_training_state(folder)
+        return (tensors, metadata) if int(metadata.get("iteration", -1)) <= iteration else None
+    except (MamlError, ValueError):
+        return None
 
 
 def _finite(values) -> list:

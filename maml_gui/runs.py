@@ -90,6 +90,16 @@ class History:
         return [StepMetrics(int(r[0]), float(r[1]), tuple(float(v) for v in r[4:]), float(r[2]), float(r[3]))
                 for r in self.table()]
 
+    def truncated(self, iteration: int) -> "History":
+        """A copy without the rows past ``iteration`` (a run continued from a checkpoint repeats them);
+        a new object, so plots that cache a history's smoothing start over."""
+        table = self.table()
+        copy = History(self.limit)
+        copy.stride = self.stride
+        if len(table):
+            copy.extend(table[table[:, 0] <= iteration])
+        return copy
+
     def extend(self, table: np.ndarray) -> None:
         """Append rows in :meth:`table`'s columns (a run folder's ``metrics.csv`` as read back)."""
         self.append(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4:])
@@ -116,6 +126,13 @@ class RunRecord:
     @property
     def iteration(self) -> int:
         return 0 if self.history.last is None else int(self.history.last[0])
+
+    @property
+    def checkpoint_iteration(self) -> int | None:
+        """The iteration its saved training state resumes from exactly, or None without one."""
+        if not self.weights or self.training_state is None:
+            return None
+        return int(self.training_state[1]["iteration"])
 
     @property
     def final_loss(self) -> float | None:

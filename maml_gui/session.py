@@ -31,6 +31,7 @@ from core.trainer import MetaTrainer
 from core.weights_io import PT_SUFFIXES, check_names
 from core.weights_io import open_weights as read_weights_file
 
+from .following import Follower, is_run_folder, sweep_runs
 from .job_runner import JobRunner
 from .project import Project, RunSnapshot, run_folder_name
 from .runs import RunRecord, RunRegistry
@@ -101,6 +102,7 @@ class Session(QObject):
         self._scores = JobRunner(self, "maml-score")
         self._scores.done.connect(self._on_scored)
         self._scores.failed.connect(lambda run, text: self.message.emit(f"Cannot score {run.name}: {text}", 10_000))
+        self.follower = Follower(self)            # runs other processes write
         self._index_timer = QTimer(self, singleShot=True, interval=INDEX_DELAY_MS)
         self._index_timer.timeout.connect(self.write_index)
         self._connect_controller()
@@ -113,8 +115,15 @@ class Session(QObject):
             raise MamlError("stop the training run before opening another project")
         if self._loaded:
             self.flush()
-        project = Project(folder) if folder is not None else self.project
-        loaded = project.load()
+        for run_id in list(self.follower.followed):
+            self.follower.forget(run_id)
+        same = folder is None or Path(folder).resolve() == self.project.folder.resolve()
+        project = self.project if same else Project(folder)
+        loaded = project.load()   # raises RunLocked (nothing changed) when another window has it open
+        if project is not self.project:
+            self.project.release()
+        for warning in loaded.warnings:
+            self.message.emit(warning, 10_000)
         self.project, self.runs, self.current, self.compared = project, RunRegistry(), None, []
         for stored in loaded.runs:
             entry = stored.entry
@@ -139,6 +148,11 @@ class Session(QObject):
         self.project_changed.emit(project)
         for run in self.runs:
             self.run_added.emit(run)
+        for entry in loaded.external:   # followed runs: read from where their writer keeps them
+            try:
+                self.follower.follow(entry["external"], int(entry["id"]), str(entry["name"]))
+            except (MamlError, KeyError, ValueError, TypeError) as exc:
+                loaded.problems.append(f"{entry.get('name', '?')}: {exc}")
         self.compared = [i for i in loaded.index.get("compared", []) if self.runs.get(i) is not None]
         self.compared_changed.emit(list(self.compared))
         self.set_current(loaded.index.get("current"))
@@ -151,7 +165,9 @@ class Session(QObject):
         if not self._loaded:
             return
         index = {"runs": [{"id": r.run_id, "name": r.name, "folder": r.folder, "status": r.status, "origin": r.origin,
-                           "weights_iteration": r.weights_iteration} for r in self.runs if r.folder],
+                           "weights_iteration": r.weights_iteration} for r in self.runs if r.folder]
+                + [{"id": r.run_id, "name": r.name, "external": str(self.follower.folder_of(r.run_id)),
+                    "origin": "followed"} for r in self.runs if self.follower.folder_of(r.run_id) is not None],
                  "current": self.current.run_id if self.current is not None and self.current.folder else None,
                  "compared": [i for i in self.compared if self.runs.get(i) is not None and self.runs.get(i).folder],
                  "editing": self.editing.to_dict()}
@@ -223,7 +239,14 @@ class Session(QObject):
             self.error.emit(f"{folder} already holds a project: choose an empty folder")
             return False
         self._saves.shutdown()
-        self.project = Project(folder)
+        project = Project(folder)
+        try:
+            project.lock()
+        except MamlError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.project.release()
+        self.project, self._loaded = project, True
         for run in self.runs:
             if run.weights or len(run.history):
                 self.save_run(run)
@@ -293,6 +316,7 @@ class Session(QObject):
         if run.folder:
             self._saves.shutdown()
             self.project.remove_run(run.folder)
+        self.follower.forget(run_id)   # a followed run's folder belongs to its writer: never deleted
         self.run_removed.emit(run_id)
         self.write_index()
 
@@ -357,6 +381,49 @@ class Session(QObject):
                               f"({', '.join(changed)} changed)", 10_000)
             return weights, None
         return weights, opened.training_state
+
+    def continue_problem(self, run: RunRecord | None) -> str | None:
+        """Why ``run`` cannot carry on training in place (None: :meth:`continue_run` can)."""
+        if run is None:
+            return "no run is selected"
+        if self.controller.is_active():
+            return "a run is training"
+        if run.origin != "trained" or run.status not in ("interrupted", "stopped"):
+            return f"{run.name} is {run.status}, not stopped or interrupted"
+        at = run.checkpoint_iteration
+        if at is None:
+            return f"{run.name} has no saved training state to continue from"
+        if at >= run.config.train.iterations:
+            return f"{run.name} already ran its {run.config.train.iterations:,} iterations"
+        return None
+
+    def continue_run(self, run: RunRecord | None = None) -> bool:
+        """Carry a stopped or interrupted run on, in place and exactly: from its last saved
+        weights and training state, with the metrics after that checkpoint dropped so none repeat."""
+        run = run or self.current
+        problem = self.continue_problem(run)
+        if problem is not None:
+            self.message.emit(f"Cannot continue: {problem}", 10_000)
+            return False
+        at = run.checkpoint_iteration
+        run.history = run.history.truncated(at)
+        run.weights_iteration, run.status, run.error = at, "starting", None
+        run.total = run.config.train.iterations
+        self._baselines.cancel()
+        self.active, self.stopping = run, False
+        if run is self.current:
+            self.current_changed.emit(run)   # its plots redraw from the shortened history
+        else:
+            self.set_current(run.run_id)
+        self.run_changed.emit(run)
+        self.controller.start(run.config, preview_index=self.preview_index,
+                              initial_weights=run.weights, initial_state=run.training_state)
+        self.message.emit(f"Continuing {run.name} from iteration {at:,}", 5000)
+        self.training_changed.emit()
+        return True
+
+    def interrupted_runs(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.status == "interrupted"]
 
     def toggle_pause(self) -> None:
         if self.controller.is_active() and not self.stopping:
@@ -502,6 +569,24 @@ class Session(QObject):
                 if run.status != "failed":
                     self.finish_baseline(run)
         self.training_changed.emit()
+
+    # -- runs other processes write -----------------------------------------------------------------
+    def follow(self, folder: str | Path) -> list[RunRecord]:
+        """Follow a run folder, or every run of a sweep folder, as live runs (the first becomes
+        current). Raises MamlError when the folder holds neither."""
+        folder = Path(folder)
+        folders = sweep_runs(folder) or ([folder] if is_run_folder(folder) else [])
+        if not folders:
+            raise MamlError(f"{folder} is neither a run folder nor a sweep folder")
+        runs = [self.follower.follow(f) for f in folders]
+        self.set_current(runs[0].run_id)
+        if len(runs) > 1:
+            self.set_compared([r.run_id for r in runs[1:]])
+        self._index_timer.start()
+        return runs
+
+    def is_followed(self, run: RunRecord | None) -> bool:
+        return run is not None and run.run_id in self.follower.followed
 
     # -- weights in and out ---------------------------------------------------------------------------
     def open_weights(self, path: str | Path, fallback: ExperimentConfig) -> RunRecord:
@@ -650,5 +735,8 @@ class Session(QObject):
             return False
         self._baselines.shutdown()
         self._scores.shutdown()
+        self.follower.shutdown()
         self.flush()
+        self._loaded = False   # nothing more is written: the locks go, another window may open it
+        self.project.release()
         return True

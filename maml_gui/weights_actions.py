@@ -16,10 +16,12 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
 from core.errors import MamlError
 from core.export import config_sidecar, readme_sidecar
+from core.run_lock import lock_holder
 from core.weights_io import PT_SUFFIXES
 
 from .adapt_view import AdaptView
 from .export_dialog import ExportDialog
+from .following import is_run_folder, sweep_runs
 from .job_runner import JobRunner
 from .session import WeightsSource
 from .widgets.wheel_guard import guard_wheel
@@ -144,6 +146,9 @@ class WeightsActions:
         but an error message.
         """
         w, path = self.window, Path(path)
+        folder = path.parent if path.name == "config.json" else path
+        if folder.is_dir() and (sweep_runs(folder) or (is_run_folder(folder) and lock_holder(folder) is not None)):
+            return self.follow(folder)   # another process is writing it (or a sweep): follow it live
         if self.session.is_training() and not w.confirm("Reset the run?",
                                                          "Opening weights stops the current run. Continue?"):
             return False
@@ -164,6 +169,34 @@ class WeightsActions:
         w.statusBar().showMessage(f"Opened {run.name}: {how}; Training → Adapt to a new task tries them on a task.",
                                   10_000)
         return True
+
+    # -- runs other processes write -------------------------------------------------------------------
+    def choose_follow(self) -> None:
+        folder = str(self.window.settings.value(OPEN_FOLDER_KEY, "") or "")
+        chosen = QFileDialog.getExistingDirectory(self.window, "Follow a run folder or a sweep folder", folder)
+        if chosen:
+            self.follow(chosen)
+
+    def follow(self, folder) -> bool:
+        """Show the run (or every run of the sweep) another process writes in ``folder``, live."""
+        w = self.window
+        try:
+            runs = self.session.follow(folder)
+        except MamlError as exc:
+            w.show_error(str(exc))
+            return False
+        w.settings.setValue(OPEN_FOLDER_KEY, str(Path(folder).parent))
+        what = runs[0].name if len(runs) == 1 else f"{len(runs)} runs of the sweep {Path(folder).name}"
+        w.statusBar().showMessage(f"Following {what}: the curves grow as the run writes its folder", 10_000)
+        return True
+
+    def drop_target(self, mime) -> Path | None:
+        """The run or sweep folder a drag carries (one folder), else None (the CSV import takes it)."""
+        urls = mime.urls() if mime.hasUrls() else []
+        if len(urls) != 1 or not urls[0].isLocalFile():
+            return None
+        folder = Path(urls[0].toLocalFile())
+        return folder if folder.is_dir() and (is_run_folder(folder) or sweep_runs(folder)) else None
 
     # -- adapt --------------------------------------------------------------------------------------
     def show_adapt_view(self) -> AdaptView:

@@ -52,3 +52,16 @@ def pretend_installed(monkeypatch, packages: dict[str, bool]) -> None:
         return importlib.machinery.ModuleSpec(name, None) if packages[top] else None
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def copy_as_crashed(source, target) -> None:
+    """Copy a project or run folder as a process killed now leaves it: its locks name a dead process."""
+    import json
+    import shutil
+    import socket
+    from pathlib import Path
+
+    shutil.copytree(source, target)
+    for lock in Path(target).rglob(".lock"):
+        lock.write_text(json.dumps({"pid": 999_999_999, "host": socket.gethostname(),
+                                    "started": "2026-01-01T00:00:00", "command": "killed"}))

@@ -151,3 +151,27 @@ def test_the_table_writer_writes_what_the_row_writer_does():
     table = [[r.iteration, r.meta_loss, r.grad_norm, r.seconds, *r.step_losses] for r in rows]
     assert metrics_table_csv(table) == metrics_csv(rows)
     assert metrics_table_csv(np.empty((0, 0))) == metrics_csv([])
+
+
+def test_metrics_reach_the_file_every_second_and_a_failed_checkpoint_takes_them_back(tmp_path):
+    """A window following the run sees rows about once a second, not once per checkpoint; a
+    checkpoint that fails cuts them back so the retry writes each row exactly once."""
+    from core.checkpoint import read_metrics
+    from core.trainer import StepMetrics
+
+    now = [0.0]
+    log = MetricsLog(tmp_path, 2, clock=lambda: now[0])
+    row = lambda i: StepMetrics(i, 1.0 / i, (2.0, 1.0 / i), 0.5, 0.01)   # noqa: E731
+    log.write(row(1))
+    assert read_metrics(tmp_path) is None or len(read_metrics(tmp_path)) == 0   # not a second yet
+    now[0] = 1.5
+    log.write(row(2))
+    assert read_metrics(tmp_path)[:, 0].tolist() == [1, 2]
+    log.rollback()                          # the checkpoint failed before its commit
+    assert read_metrics(tmp_path) is None or len(read_metrics(tmp_path)) == 0
+    log.write(row(3))
+    log.flush()
+    log.commit()
+    now[0] = 3.0
+    log.write(row(4))
+    assert read_metrics(tmp_path)[:, 0].tolist() == [1, 2, 3, 4]

@@ -199,18 +199,24 @@ def test_an_existing_run_folder_is_never_silently_replaced(tmp_path, capsys):
 
 
 def test_sigterm_stops_saves_and_says_how_to_continue(tmp_path):
+    from core.checkpoint import load_checkpoint, read_metrics
+
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--iterations", "100000000", "--meta-batch", "2",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--save-every", "0.2", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         deadline = time.monotonic() + 60
-        while not (out / ".metrics.csv.partial").exists() or (out / ".metrics.csv.partial").stat().st_size < 2000:
+        while read_metrics(out) is None:   # a first periodic checkpoint with rows in it
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
-            time.sleep(0.05)   # a child process: its metrics file is the only thing to watch
+            time.sleep(0.05)   # a child process: its run folder is the only thing to watch
         proc.send_signal(signal.SIGTERM)
         stdout, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
+        proc.communicate(timeout=30)
     assert proc.returncode == 143
     assert "stopped by SIGTERM at iteration" in stdout and f"train --resume {out}" in stdout
-    assert (out / WEIGHTS_FILE).exists() and (out / "metrics.csv").exists()
+    iteration = int(load_checkpoint(out)[3]["iteration"])
+    assert read_metrics(out)[:, 0].tolist() == list(range(1, iteration + 1))
+    assert f"at iteration {iteration:,}" in stdout and not (out / ".lock").exists()

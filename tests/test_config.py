@@ -84,3 +84,21 @@ def test_a_resumed_run_may_switch_compiling_a_running_one_may_not():
     switched = saved.replace("train", compile="on")
     assert switched.continue_changes(saved) == [] and saved.continue_changes(switched) == []
     assert switched.live_changes(saved) == ["train.compile"]
+
+
+def test_conv_model_fields_round_trip_and_old_files_load():
+    import json
+
+    from core.config import ExperimentConfig, ModelSpec
+
+    config = ExperimentConfig().replace("model", name="conv4", conv_channels=32, conv_depth=3, downsample="stride",
+                                        batch_norm="per_step")
+    assert ExperimentConfig.from_json(config.to_json()) == config
+    assert json.loads(config.to_json())["model"]["batch_norm"] == "per_step"
+    old = ExperimentConfig.from_dict({"model": {"hidden": [40, 40], "activation": "relu"}})
+    assert old.model == ModelSpec() and old.model.name == "mlp" and old.model.batch_norm == "batch"
+    with pytest.raises(ConfigError) as err:
+        ExperimentConfig.from_dict({"model": {"conv_depth": "four"}})
+    assert err.value.field == "model.conv_depth"
+    assert config.changes(ExperimentConfig()) == ["model.name", "model.conv_channels", "model.conv_depth",
+                                                  "model.downsample", "model.batch_norm"]

@@ -447,3 +447,46 @@ def test_csv_run_exports_its_statistics_and_adapts_in_training_units(tmp_path, c
     sy = torch.as_tensor(family.normalize_y(y), dtype=torch.float32)[:, None]
     ref = adapt_weights(config, weights, sx, sy, 2, family=family)
     assert [line.split("support MSE ")[1] for line in printed] == [f"{v:.6g}" for v in ref.support_losses]
+
+
+class _ImageFamily:
+    """A stand-in image family (5-way, 1×12×12) for exporting conv nets."""
+
+    kind, normalization, input_shape, input_dim, output_dim = "classification", None, (1, 12, 12), 144, 5
+
+    def sample(self, n_tasks, shots, query, generator):
+        from core.tasks import TaskBatch
+
+        def part(k):
+            return torch.randn(n_tasks, 5 * k, 1, 12, 12, generator=generator), torch.randint(5, (n_tasks, 5 * k), generator=generator)
+
+        return TaskBatch(*part(shots), *part(query))
+
+
+@pytest.mark.parametrize("norm", ["batch", "per_step"])
+def test_conv_export_round_trips_through_the_readme_code(tmp_path, monkeypatch, norm):
+    """safetensors and .pt of a conv net load into the README's plain module and give the engine's outputs."""
+    import core.tasks
+    from core.config import ExperimentConfig, FamilySpec
+    from core.export import export_weights, readme_sidecar
+    from core.models import build_net
+
+    family = _ImageFamily()
+    monkeypatch.setattr(core.tasks, "build_family", lambda spec: family)
+    config = (ExperimentConfig(family=FamilySpec("blobs")).replace("model", name="conv4", conv_channels=4, conv_depth=2,
+                                                                    batch_norm=norm, downsample="stride")
+              .replace("algorithm", name="mamlpp", inner_steps=2))
+    net = build_net(config.model, 144, 5, family.input_shape, inner_steps=2)
+    params = net.init(torch.Generator().manual_seed(0))
+    params = {n: p + 0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) for n, p in params.items()}
+    x = torch.randn(7, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    expected = net.forward(params, x)
+    weights = {f"model.{n}": p for n, p in params.items()}
+    for fmt in ("safetensors", "pt"):
+        out = export_weights((config, weights), fmt, tmp_path / f"w.{fmt}", family=family)
+        code = readme_sidecar(out).read_text().split("Load it (plain Python, no MAML Explorer needed):", 1)[1]
+        code = code.replace("torch.zeros(5, 1, 12, 12)", "x")
+        scope = {"x": x}
+        monkeypatch.chdir(tmp_path)
+        exec(compile(code, "readme", "exec"), scope)
+        assert torch.allclose(scope["y"], expected, atol=1e-5), fmt

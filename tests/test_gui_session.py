@@ -3,12 +3,17 @@ current run, a change of family clears what no longer applies, compared runs on 
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+
 import numpy as np
 
 from core.trainer import MetaTrainer
 from core.checkpoint import save_run
 from maml_gui.overlays import run_color
 
+from .helpers import copy_as_crashed
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
 from .test_gui_window import run_to_end
 
@@ -159,3 +164,76 @@ def test_a_pretrain_run_is_not_called_meta_learned(qtbot, make_window):
     legend = lambda: [name for _, name in window.plots.adaptation.legend.entries()]  # noqa: E731
     qtbot.waitUntil(lambda: "pretrain (this run)" in legend(), timeout=20_000)
     assert "meta-learned" not in legend() and not any(n.startswith("pretrain (") and "updates" in n for n in legend())
+
+
+def test_a_run_a_crash_interrupted_is_offered_to_continue(qtbot, make_window, tmp_path):
+    window = make_window(tiny(60), project=tmp_path / "proj")
+    run = window.session.start(tiny(60), paused=True, steps=20)
+    qtbot.waitUntil(lambda: run.checkpoint_iteration == 20, timeout=20_000)
+    window.session.save_run(run)
+    assert window.session.flush()
+    copy_as_crashed(tmp_path / "proj", tmp_path / "crashed")   # what a window killed while training leaves
+    window.stop()
+    qtbot.waitUntil(lambda: not window.session.is_training(), timeout=20_000)
+
+    again = make_window(tiny(5), project=tmp_path / "crashed")
+    back = again.session.runs.get(run.run_id)
+    assert back.status == "interrupted"
+    assert not again.resume_banner.isHidden() and "interrupted" in again.resume_banner.text()
+    assert again.actions.continue_run.isEnabled()
+    with qtbot.waitSignal(again.session.controller.running_changed, timeout=20_000,
+                          check_params_cb=lambda active: not active):
+        again.resume_banner.button.click()
+    assert back.status == "completed" and back.iteration == 60 and len(again.session.runs) == 1
+    assert again.panel_config().train == run.config.train and again.resume_banner.isHidden()
+    assert not again.actions.continue_run.isEnabled()   # nothing left to continue
+
+
+def test_one_window_per_project_and_the_command_line_keeps_off_its_runs(qtbot, make_window, tmp_path):
+    from core.cli import main as cli
+
+    first = make_window(project=tmp_path / "proj")
+    run_to_end(qtbot, first, 10)
+    run = first.session.current
+    second = make_window(project=tmp_path / "proj")   # the same project: refused, a sibling is used instead
+    assert second.session.project.folder == tmp_path / "proj-2"
+    assert "proj-2" in second.error_banner.text() and str(os.getpid()) in second.error_banner.text()
+    assert len(second.session.runs) == 0
+    # a headless resume of a run the window holds is refused at once
+    assert cli(["train", "--resume", str(tmp_path / "proj" / run.folder)]) == 2
+    first.close()
+    third = make_window(project=tmp_path / "proj")     # free again once the first window closed
+    assert third.session.project.folder == tmp_path / "proj" and len(third.session.runs) == 1
+
+
+def test_a_crashed_windows_lock_is_taken_over(qtbot, make_window, tmp_path):
+    from core.run_lock import LOCK_FILE
+
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / LOCK_FILE).write_text(json.dumps(
+        {"pid": 999_999_999, "host": socket.gethostname(), "started": "2026-01-01T00:00:00", "command": "x"}))
+    window = make_window(project=tmp_path / "proj")
+    assert window.session.project.folder == tmp_path / "proj"
+    assert str(os.getpid()) in (tmp_path / "proj" / LOCK_FILE).read_text()
+
+
+def test_a_dropped_sweep_folder_shows_every_run(qtbot, make_window, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    from core.cli import main as cli
+
+    for seed in (0, 1):
+        assert cli(["train", "--family", "linear", "--iterations", "30", "--meta-batch", "2", "--seed", str(seed),
+                    "--out", str(tmp_path / "sweep" / "runs" / f"base-seed{seed}")]) == 0
+    window = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "sweep"))])
+    assert window.weights.drop_target(mime) == tmp_path / "sweep"
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path))])
+    assert window.weights.drop_target(mime) is None   # not a run or sweep folder: the CSV import's
+    assert window.weights.follow(tmp_path / "sweep")
+    runs = [window.session.runs.get(i) for i in window.run_list.run_ids()]
+    assert [r.name for r in runs] == ["base-seed0 (following)", "base-seed1 (following)"]
+    qtbot.waitUntil(lambda: all(r.status == "completed" and r.iteration == 30 for r in runs), timeout=20_000)
+    assert window.session.current is runs[0] and window.session.compared == [runs[1].run_id]
+    qtbot.waitUntil(lambda: len(window.plots.loss.data()["raw"][0]) == 30, timeout=5000)

@@ -1,6 +1,7 @@
 """A loaded model computes the engine's own numbers (scores, adaptation) and leaves torch's
 process-wide settings alone; every family answers the questions callers ask of it."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -169,14 +170,20 @@ def test_clicked_points_adapt_and_draw_a_curve_through_the_plot_span():
     assert np.allclose(model.predict(grid, adapted)[0, :, 0].numpy(), view.predictions[-1], atol=1e-5)
 
 
-def test_every_family_answers_the_same_questions():
+def test_every_family_answers_the_same_questions(tmp_path):
+    from .test_families import _spec
+
     for name in FAMILIES:
-        family = build_family(FamilySpec(name, GROWTH if name == "csv" else {}))
+        (tmp_path / name).mkdir()
+        family = build_family(FamilySpec(name, GROWTH) if name == "csv" else _spec(name, tmp_path / name))
         batch = family.sample_held_out(2, 3, family.held_out_query(3, 4), torch.Generator().manual_seed(0))
-        assert batch.n_tasks == 2 and batch.support_x.shape[-1] == family.input_dim
+        shape = tuple(family.input_shape or (family.input_dim,))
+        assert batch.n_tasks == 2 and tuple(batch.support_x.shape[2:]) == shape and math.prod(shape) == family.input_dim
         assert isinstance(family.warnings, list) and family.kind in ("regression", "classification")
         assert (family.x_range is not None) == (name in ("sinusoid", "linear", "polynomial", "step", "formula"))
-        assert (family.normalization is not None) == family.tabular == (name == "csv")
+        assert family.tabular == (name == "csv")
+        # statistics the inputs were standardised with: data read from files has them, generated data not
+        assert (family.normalization is not None) == (name in ("csv", "labelled_csv", "images", "glyphs"))
         x = np.array([[1.0], [2.0]])
         assert np.allclose(family.denormalize_y(family.normalize_y(x[:, 0])), x[:, 0])
     csv = build_family(FamilySpec("csv", GROWTH))

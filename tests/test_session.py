@@ -3,6 +3,7 @@ action uses, views told to clear when the family changes."""
 
 from __future__ import annotations
 
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,7 @@ from maml_gui.project import PROJECT_FILE
 from maml_gui.session import Session
 from maml_gui.training import WorkerOptions
 
+from .helpers import copy_as_crashed
 from .gui_support import no_dangling_threads, private_default_settings, tiny  # noqa: F401  (fixtures)
 
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.2)
@@ -92,6 +94,33 @@ def test_a_run_that_did_not_close_normally_comes_back_interrupted(qtbot, make_se
     assert again.runs.get(run.run_id).status == "interrupted"
 
 
+def test_an_interrupted_run_continues_exactly_from_its_last_checkpoint(qtbot, make_session, tmp_path):
+    straight = train(qtbot, make_session(tmp_path / "straight"), 40)
+    session = make_session()
+    run = session.start(tiny(40), paused=True, steps=15)
+    qtbot.waitUntil(lambda: run.checkpoint_iteration == 15, timeout=20_000)
+    session.save_run(run)
+    assert session.flush()
+    copy_as_crashed(tmp_path / "project", tmp_path / "crashed")   # what a kill -9 now leaves behind
+    session.stop()
+    qtbot.waitUntil(lambda: not session.is_training(), timeout=20_000)
+    metrics = tmp_path / "crashed" / run.folder / "metrics.csv"
+    last = metrics.read_text().splitlines()[-1]
+    assert last.startswith("15,")
+    with metrics.open("a") as f:   # rows written after the checkpoint, before the crash
+        f.write(last.replace("15,", "16,", 1) + "\n")
+
+    again = make_session(tmp_path / "crashed")
+    back = again.runs.get(run.run_id)
+    assert back.status == "interrupted" and again.continue_problem(back) is None
+    with qtbot.waitSignal(again.controller.running_changed, timeout=20_000, check_params_cb=lambda active: not active):
+        assert again.continue_run(back)
+    assert back.status == "completed" and again.runs.get(run.run_id) is back
+    np.testing.assert_array_equal(back.history.iterations, np.arange(1, 41))
+    assert all(torch.equal(back.weights[k], straight.weights[k]) for k in straight.weights)
+    assert again.continue_problem(back) is not None   # nothing left to continue
+
+
 def test_every_run_action_uses_the_current_run(qtbot, make_session, tmp_path):
     session = make_session()
     first = train(qtbot, session, 10)
@@ -160,6 +189,7 @@ def test_the_family_being_edited_persists(qtbot, make_session, tmp_path):
     edited = tiny(77).replace("family", name="linear", params={})
     session.set_editing(edited)
     session.write_index()
+    assert session.close()   # one window per project: the next one opens it once this one closed
     assert make_session(tmp_path / "project").editing == edited
     assert isinstance(edited.family, FamilySpec)
 
@@ -178,3 +208,39 @@ def test_the_pretrain_baseline_gets_as_many_updates_as_the_run(qtbot, make_sessi
     expected = LoadedModel(run.config, run.weights).adaptation(OPTIONS.eval_tasks, LoadedModel.of_trainer(baseline))
     np.testing.assert_allclose(run.adaptation.series["pretrain"][0], expected.series["pretrain"][0], rtol=1e-6)
     np.testing.assert_allclose(run.adaptation.series["meta-learned"][0], expected.series["meta-learned"][0], rtol=1e-6)
+
+
+def test_a_run_another_process_trains_is_followed_live(qtbot, make_session, tmp_path):
+    """``maml-gui train`` in a child process; the session shows its rows and weights as they come."""
+    import subprocess
+    import sys
+
+    from core.checkpoint import read_weights
+
+    out = tmp_path / "headless"
+    child = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--family", "linear", "--iterations", "4000",
+                              "--meta-batch", "2", "--shots", "5", "--query", "5", "--save-every", "0.3",
+                              "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        session = make_session()
+        qtbot.waitUntil(lambda: (out / "config.json").is_file(), timeout=30_000)
+        [run] = session.follow(out)
+        assert session.current is run and run.origin == "followed"
+        qtbot.waitUntil(lambda: len(run.history) > 0 and run.weights is not None, timeout=30_000)
+        assert run.status in ("following", "completed")
+        assert child.wait(timeout=60) == 0, child.stderr.read().decode()
+        qtbot.waitUntil(lambda: run.status == "completed", timeout=10_000)
+    finally:
+        child.kill()
+        child.wait()
+        child.stderr.close()
+    np.testing.assert_array_equal(run.history.iterations, np.arange(1, 4001))
+    _, saved = read_weights(out / "weights.safetensors")
+    assert all(torch.equal(run.weights[k], saved[k]) for k in saved)
+    qtbot.waitUntil(lambda: run.adaptation is not None, timeout=20_000)
+    assert session.close()
+    # it comes back with the project, followed from its own folder (never copied into the project)
+    again = make_session(tmp_path / "project")
+    back = again.runs.get(run.run_id)
+    assert back.origin == "followed" and again.follower.folder_of(back.run_id) == out
+    assert not any((tmp_path / "project" / "runs").glob("*")) if (tmp_path / "project" / "runs").exists() else True

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import AlgorithmSpec
+from ..config import PER_STEP_ALGORITHMS, AlgorithmSpec
+from ..errors import ConfigError
 from ..tasks import TaskBatch
 from .inner import InnerRates, Params, fine_tune
 
@@ -30,12 +31,17 @@ class Algorithm:
     rate_mode = "fixed"
     adapt_head_only = False
 
+    needs_inner_graph = True   # False: the inner loop is never differentiated (Reptile, pretrain)
+
     def __init__(self, spec: AlgorithmSpec, net, kind: str):
+        if not self.needs_inner_graph and getattr(net, "n_sets", 0):
+            raise ConfigError("model.batch_norm", PER_STEP_ALGORITHMS)
         self.spec, self.net, self.kind = spec, net, kind
 
     @property
     def adapt_names(self) -> list[str]:
-        return list(self.net.head_names if self.adapt_head_only else self.net.names)
+        fixed = set(getattr(self.net, "meta_only_names", ()))   # meta-learned, never adapted (per-step batch norm)
+        return [n for n in (self.net.head_names if self.adapt_head_only else self.net.names) if n not in fixed]
 
     def make_rates(self, params: Params) -> InnerRates:
         return InnerRates(self.rate_mode, self.spec.inner_lr, params, self.adapt_names, self.spec.inner_steps)

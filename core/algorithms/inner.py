@@ -97,13 +97,22 @@ def inner_step(net, params: Params, names: Sequence[str], x: torch.Tensor, y: to
             grads, peek = net.task_grads(params, x, y, kind, peek_x=peek_x)
         return {n: sgd_update(params[n], grads[n], rates.lr(n, step)) for n in params}, peek
     k = x.shape[1]
+    peek = None
+    if peek_x is not None and getattr(net, "batch_statistics", False):
+        # batch norm: the peeked points must not share the support's statistics, so their own pass
+        with torch.no_grad():
+            peek = net.forward(params, peek_x)
+        peek_x = None
     out = net.forward(params, x if peek_x is None else torch.cat([x, peek_x], 1))
     losses = task_losses(out[:, :k], y, kind)
     grads = torch.autograd.grad(losses.sum(), [params[n] for n in names], create_graph=create_graph)
     new = dict(params)
     for n, g in zip(names, grads):
         new[n] = sgd_update(params[n], g, rates.lr(n, step))
-    return new, None if peek_x is None else out[:, k:].detach()
+    advance = getattr(net, "advance", None)   # per-step weights (MAML++'s per-step batch norm) move on
+    if advance is not None:
+        new = advance(new)
+    return new, out[:, k:].detach() if peek_x is not None else peek
 
 
 def fine_tune(net, params: Params, names: Sequence[str], x: torch.Tensor, y: torch.Tensor, kind: str,

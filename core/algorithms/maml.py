@@ -39,11 +39,15 @@ class MAML(Algorithm):
         module = self._closed_form(params, rates)
         if module is not None:
             return "closed form, one-step kernels" if module is one_step else "closed form"
+        if getattr(self.net, "batch_statistics", False):
+            return "batched autograd, grouped convolutions"
         return "batched autograd" if hasattr(self.net, "n_layers") else "vmap autograd"
 
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         module = self._closed_form(params, rates)
         if module is not None:
+            if batch.support_x.dim() > 3:   # an MLP on images: the closed forms take flat points
+                batch = TaskBatch(batch.support_x.flatten(2), batch.support_y, batch.query_x.flatten(2), batch.query_y)
             return module.meta_step(self, params, rates, batch, iteration)
         fwd, kind, names = self.net.forward, self.kind, self.adapt_names
         n_steps = self.spec.inner_steps

@@ -16,6 +16,8 @@ class Pretrain(Algorithm):
     its curves are comparable with MAML's.
     """
 
+    needs_inner_graph = False   # per-step batch-norm sets would never be trained
+
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         fwd, kind = self.net.forward, self.kind
         x = torch.cat([batch.support_x, batch.query_x], 1)

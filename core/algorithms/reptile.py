@@ -13,6 +13,8 @@ class Reptile(Algorithm):
     """The meta-gradient is ``θ − mean_t φ_t`` (φ_t: θ after N SGD steps on task t's support),
     handed to the meta-optimiser like any gradient (the paper's Adam variant)."""
 
+    needs_inner_graph = False   # per-step batch-norm sets would never be trained
+
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         kind, classify = self.kind, self.kind == "classification"
         trajectory = self.adapt(params, rates, batch.support_x, batch.support_y, self.spec.inner_steps)

@@ -7,11 +7,15 @@ from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily
 from .blobs import BlobsFamily
 from .csv_family import CsvFamily, cached_family
+from .episodes import EpisodeFamily
+from .glyphs import GlyphsFamily
+from .image_folder import ImageFolderFamily, LoadCancelled, load_image_folder
+from .labelled_rows import LabelledRowsFamily
 from .regression import FormulaFamily, FunctionFamily, LinearFamily, PolynomialFamily, SinusoidFamily, StepFamily
 
 FAMILIES: dict[str, type[TaskFamily]] = {
     cls.name: cls for cls in (SinusoidFamily, LinearFamily, PolynomialFamily, StepFamily, FormulaFamily, BlobsFamily,
-                             CsvFamily)
+                             GlyphsFamily, ImageFolderFamily, CsvFamily, LabelledRowsFamily)
 }
 
 
@@ -26,4 +30,5 @@ def build_family(spec: FamilySpec) -> TaskFamily:
     return cls(spec.params)
 
 
-__all__ = ["FAMILIES", "FunctionFamily", "ParamField", "TaskBatch", "TaskFamily", "build_family"]
+__all__ = ["FAMILIES", "EpisodeFamily", "FunctionFamily", "LoadCancelled", "ParamField", "TaskBatch", "TaskFamily",
+           "build_family", "load_image_folder"]

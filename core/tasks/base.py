@@ -41,7 +41,9 @@ class ParamField:
     """One editable family setting, described so a form can be built without knowing the family.
 
     ``kind`` is one of ``range`` (a ``[low, high]`` pair), ``float``, ``int``, ``formula`` (text)
-    or ``ranges`` (a mapping of name to ``[low, high]``, used by the formula family).
+    or ``ranges`` (a mapping of name to ``[low, high]``, used by the formula family); data families'
+    ``data_fields`` also use ``path`` (text), ``bool``, ``fractions`` ([train, validation, test]),
+    ``column`` (a name or None) and ``columns`` (a list of names or None).
     """
 
     name: str
@@ -64,22 +66,25 @@ class TaskFamily:
     title: ClassVar[str] = ""
     kind: ClassVar[str] = "regression"
     fields: ClassVar[tuple[ParamField, ...]] = ()
+    data_fields: ClassVar[tuple[ParamField, ...]] = ()  # settings the generic form does not show (files, switches)
     tabular: ClassVar[bool] = False          # tasks are rows of files: task_points(), features, target (CsvFamily)
     input_dim: int = 1
     output_dim: int = 1
+    input_shape: tuple[int, int, int] | None = None   # (C, H, W) for image families (input_dim = C·H·W), else None
     features: list[str] | None = None        # input column names, where the data has them
     target: str | None = None                # the target column's name, likewise
     normalization: dict[str, Any] | None = None  # statistics the inputs (and target) were standardized with
 
     def __init__(self, params: Mapping[str, Any] | None = None):
         params = dict(params or {})
-        known = {f.name for f in self.fields}
+        every = self.fields + self.data_fields
+        known = {f.name for f in every}
         for key in params:
             if key not in known:
                 raise ConfigError(f"family.{key}", f"unknown setting for the {self.name} family")
-        self.params: dict[str, Any] = {f.name: _copy(f.default) for f in self.fields}
+        self.params: dict[str, Any] = {f.name: _copy(f.default) for f in every}
         self.params.update(params)
-        for f in self.fields:
+        for f in every:
             self.params[f.name] = _check_field(f, self.params[f.name])
         self._validate()
 
@@ -184,8 +189,39 @@ def _check_field(f: ParamField, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(name, "expected text")
         return value
+    if f.kind in ("path", "column", "columns", "bool", "fractions"):
+        return _check_data_field(name, f.kind, value)
     if f.kind == "ranges":
         if not isinstance(value, Mapping):
             raise ConfigError(name, "expected a mapping of parameter name to [low, high]")
         return {str(k): check_range(f"{name}.{k}", v) for k, v in value.items()}
     raise AssertionError(f.kind)
+
+
+def _check_data_field(name: str, kind: str, value: Any) -> Any:
+    """The kinds of :attr:`TaskFamily.data_fields`: a path, a column (or None), switches, split fractions."""
+    if kind == "path":
+        if not isinstance(value, str):
+            raise ConfigError(name, "expected a file or folder path")
+        return value
+    if kind == "column":
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(name, "expected a column name")
+        return value
+    if kind == "columns":
+        if value is None or value == []:
+            return None
+        if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) and c for c in value):
+            raise ConfigError(name, "expected a list of column names")
+        return list(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(name, "expected true or false")
+        return value
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+                       for v in value) or value[0] <= 0):
+        raise ConfigError(name, "expected three fractions [train, validation, test], train > 0")
+    if abs(sum(value) - 1.0) > 1e-6:
+        raise ConfigError(name, f"the fractions must add up to 1 (they add up to {sum(value):g})")
+    return [float(v) for v in value]

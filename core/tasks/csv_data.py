@@ -145,44 +145,76 @@ def _task_labels(files: list[Path]) -> list[str]:
 
 def _add_table(tasks: CsvTasks, table: CsvTable, label: str, task_column: str | None, classification: bool,
                drop_missing: bool, classes: dict[str, int], several: bool) -> None:
-    x = np.column_stack([table.numeric(c) for c in tasks.features])
+    """Group the rows into tasks with array operations only (a million rows in a fraction of a second):
+    tasks in order of first appearance, rows in file order within each task."""
+    columns = [table.numeric(c) for c in tasks.features]
     if classification:
-        text = table.text(tasks.target)
-        y_missing = np.array([not v for v in text], dtype=bool)
+        y_names, y_codes = table.labels(tasks.target)
+        y_missing = _empty(y_names)[y_codes]
     else:
         y = table.numeric(tasks.target)
         y_missing = np.isnan(y)
-    ids = table.text(task_column) if task_column else None
-    missing = np.isnan(x).any(1) | y_missing
-    if ids is not None:
-        missing |= np.array([not v for v in ids], dtype=bool)
-    keep = ~missing
+    missing = y_missing.copy()
+    for values in columns:
+        missing |= np.isnan(values)
+    if task_column:
+        id_names, id_codes = table.labels(task_column)
+        missing |= _empty(id_names)[id_codes]
     if missing.any():
+        x = np.column_stack(columns)
+        ids = table.text(task_column) if task_column else None
         _missing_rows(tasks, table, x, y_missing, ids, task_column, missing, drop_missing)
-    if not keep.any():
+    kept = np.flatnonzero(~missing) if missing.any() else None
+    if kept is not None and not len(kept):
         return
+    if task_column:
+        codes = id_codes if kept is None else id_codes[kept]
+        first = _first_appearance(codes, len(id_names))
+        order = np.argsort(first[1][codes], kind="stable")      # by task (first appearance), then file order
+        sizes = np.bincount(first[1][codes], minlength=len(first[0]))
+        names = [id_names[k] for k in first[0]]
+        names = [f"{label}/{n}" if several else n for n in names]
+    else:
+        order = np.arange(len(y_missing) if kept is None else len(kept))
+        sizes, names = np.array([len(order)]), [label]
+    rows = order if kept is None else kept[order]
+    x = np.empty((len(rows), len(columns)))
+    for j, values in enumerate(columns):
+        x[:, j] = values[rows]
     if classification:
-        codes = np.array([classes.setdefault(v, len(classes)) for v in np.asarray(text, dtype=object)[keep]],
-                         dtype=np.int64)
+        kept_codes = y_codes[rows]
+        seen = _first_appearance(y_codes if kept is None else y_codes[kept], len(y_names))[0]
+        to_class = np.zeros(len(y_names), dtype=np.int64)
+        for k in seen:                                        # classes numbered in order of first appearance
+            to_class[k] = classes.setdefault(y_names[k], len(classes))
+        y_rows = to_class[kept_codes]
     else:
-        codes = y[keep]
-    x, lines = x[keep], table.lines[keep]
-    if not (np.isfinite(x).all() and (classification or np.isfinite(codes).all())):
+        y_rows = y[rows]
+    if not (np.isfinite(x).all() and (classification or np.isfinite(y_rows).all())):
         raise CsvError(table.path, "non-finite values remained after reading; please report this file")  # guard
-    if ids is None:
-        groups = [(label, np.arange(len(x)))]
-    else:
-        kept_ids = np.asarray(ids, dtype=object)[keep]
-        uniq, first_index, inverse = np.unique(kept_ids.astype(str), return_index=True, return_inverse=True)
-        order = np.argsort(first_index, kind="stable")
-        by_task = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1])
-        groups = [(f"{label}/{uniq[k]}" if several else str(uniq[k]), by_task[k]) for k in order]  # O(n log n)
-    for name, rows in groups:
+    lines = table.lines[rows]
+    ends = np.cumsum(sizes).tolist()
+    for name, start, end in zip(names, [0] + ends[:-1], ends):  # views of the grouped arrays
         tasks.names.append(name)
         tasks.files.append(table.path)
-        tasks.x.append(x[rows])
-        tasks.y.append(codes[rows])
-        tasks.lines.append(lines[rows])
+        tasks.x.append(x[start:end])
+        tasks.y.append(y_rows[start:end])
+        tasks.lines.append(lines[start:end])
+
+
+def _empty(names: list[str]) -> np.ndarray:
+    return np.array([not n for n in names], dtype=bool)
+
+
+def _first_appearance(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes that occur, in order of first appearance, and each code's rank in that order."""
+    first = np.full(n, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    present = np.flatnonzero(first < len(codes))
+    seen = present[np.argsort(first[present], kind="stable")]
+    rank = np.zeros(n, dtype=np.int64)
+    rank[seen] = np.arange(len(seen))
+    return seen, rank
 
 
 def _missing_rows(tasks: CsvTasks, table: CsvTable, x, y_missing, ids, task_column, missing, drop_missing) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..config import FamilySpec
-from ..csv_reader import CsvError, Progress
+from ..csv_reader import CsvError, Progress, release_memory
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily, _check_field
 from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks
@@ -32,6 +32,7 @@ SPLIT_TITLES = {"train": "meta-train", "val": "meta-validation", "test": "meta-t
 EXAMPLE = Path(str(files("maml_explorer_assets") / "examples" / "growth.csv"))  # a plain file: wheel or editable
 EXAMPLE_PARAMS = {"task_column": "subject", "target": "height"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+TENSOR_BLOCK_ROWS = 20_000  # rows normalized and converted at a time (small: their temporaries reuse freed memory)
 
 DEFAULTS: dict[str, Any] = {
     "paths": [], "task_column": None, "features": None, "target": None, "classification": False,
@@ -83,6 +84,7 @@ class CsvFamily(TaskFamily):
         else:
             raise ConfigError("family.paths", "choose one or more CSV files or folders (Import CSV…, --csv)")
         data = load_tasks(paths, task_column, p["features"], target, p["classification"], p["drop_missing"], progress)
+        release_memory()  # the grouping's temporaries
         self.kind = "classification" if p["classification"] else "regression"
         self.features, self.target, self.classes = data.features, data.target, data.classes
         self.task_column = task_column
@@ -96,7 +98,9 @@ class CsvFamily(TaskFamily):
         self._load_warnings = list(data.warnings)
         self._size_warnings: list[str] = []
         self.normalization = self._normalization(data)
+        release_memory()  # the statistics' temporaries, before the tensors are made
         self._x, self._y = self._tensors(data)
+        release_memory()
         self._class_rows = [_rows_by_class(y) for y in self._raw_y] if self.kind == "classification" else []
         self._capacities = [self._capacity(t) for t in range(len(self._names))]
         self._usable_memo: dict[tuple[str, int], list[int]] = {}
@@ -306,34 +310,57 @@ class CsvFamily(TaskFamily):
         if stored is not None:
             return _check_stored(stored, self.features, None if self.classes is not None else self.target)
         train = self._split["train"]
-        mean, std, constant = _stats(np.concatenate([data.x[t] for t in train]))
+        mean, std, constant = _stats(np.concatenate([data.x[t] for t in train]), overwrite=True)
         for name in (f for f, c in zip(self.features, constant) if c):
             self._load_warnings.append(f"input column {name!r} is constant on the meta-training tasks; it carries "
                                        "no information (scaled by 1)")
         stats = {"features": list(self.features), "feature_mean": mean.tolist(), "feature_std": std.tolist(),
                  "target": None, "target_mean": None, "target_std": None}
         if self.classes is None:
-            y_mean, y_std, _ = _stats(np.concatenate([data.y[t] for t in train])[:, None])
+            y_mean, y_std, _ = _stats(np.concatenate([data.y[t] for t in train])[:, None], overwrite=True)
             stats.update(target=self.target, target_mean=float(y_mean[0]), target_std=float(y_std[0]))
         return stats
 
-    def _tensors(self, data: CsvTasks) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Normalized float tensors; refuses (naming task and column) anything that would not be finite."""
-        dtype = torch.get_default_dtype()
-        xs, ys = [], []
-        for t, (x, y) in enumerate(zip(data.x, data.y)):
-            x = self.normalize_x(x)
-            _check_fits(x, self.features, self._names[t], data.files[t])
-            xs.append(torch.as_tensor(x, dtype=dtype))
-            if self.classes is not None:
-                ys.append(torch.as_tensor(y, dtype=torch.long))
-            else:
-                y = self.normalize_y(y)
-                _check_fits(y[:, None], [self.target], self._names[t], data.files[t])
-                ys.append(torch.as_tensor(y, dtype=dtype).reshape(-1, 1))
-            if not (torch.isfinite(xs[-1]).all() and torch.isfinite(ys[-1].double()).all()):
-                raise CsvError(data.files[t], f"task {self._names[t]!r} holds non-finite values")  # never reached
-        return xs, ys
+    def _tensors(self, data: CsvTasks) -> tuple["_Rows", "_Rows"]:
+        """Normalized float tensors, one per task: views of one tensor filled a block of tasks at a time
+        (20,000 tasks cost a few conversions, and no second float64 copy of the data is made); refuses
+        (naming task and column) anything that would not be finite."""
+        dtype, classify = torch.get_default_dtype(), self.classes is not None
+        sizes, np_dtype = [len(y) for y in data.y], torch.empty(0, dtype=dtype).numpy().dtype
+        xs = np.empty((sum(sizes), self.input_dim), dtype=np_dtype)   # filled with numpy's casts: torch's
+        ys = np.empty(sum(sizes), dtype=np.int64 if classify else np_dtype)  # per-call overhead is 100x
+        blocks, start, rows = [], 0, 0
+        for t, n in enumerate(sizes):
+            rows += n
+            if rows >= TENSOR_BLOCK_ROWS or t == len(sizes) - 1:
+                blocks.append((start, t + 1))
+                start, rows = t + 1, 0
+        row = 0
+        for start, stop in blocks:
+            x = self.normalize_x(np.concatenate(data.x[start:stop]))
+            y = np.concatenate(data.y[start:stop])
+            y = y if classify else self.normalize_y(y)
+            self._refuse_too_large(data, x, None if classify else y, sizes[start:stop], start)
+            end = row + len(x)
+            xs[row:end], ys[row:end] = x, y
+            row = end
+        xs, ys = torch.from_numpy(xs), torch.from_numpy(ys)
+        ys = ys if classify else ys.reshape(-1, 1)
+        return _Rows(xs, sizes), _Rows(ys, sizes)  # finite: |values| < float32's max was checked, NaN included
+
+    def _refuse_too_large(self, data: CsvTasks, x: np.ndarray, y: np.ndarray | None, sizes: list[int],
+                          first: int) -> None:
+        """The first task (in order) with a value beyond float32, its inputs before its target: as a loop would.
+        ``x``, ``y`` hold the tasks ``first, first + 1, ...`` of ``sizes``."""
+        ends = np.cumsum(sizes)
+        bad_x = ~(np.abs(x) < FLOAT32_MAX).all(1)
+        bad_y = ~(np.abs(y) < FLOAT32_MAX) if y is not None else np.zeros(len(x), dtype=bool)
+        if not (bad_x.any() or bad_y.any()):
+            return
+        t = min(int(np.searchsorted(ends, np.flatnonzero(b)[0], side="right")) for b in (bad_x, bad_y) if b.any())
+        rows = slice(ends[t] - sizes[t], ends[t])
+        _check_fits(x[rows], self.features, self._names[first + t], data.files[first + t])
+        _check_fits(y[rows][:, None], [self.target], self._names[first + t], data.files[first + t])
 
 
 # -- re-use ---------------------------------------------------------------------------------------
@@ -379,6 +406,21 @@ def _built_key(params: Mapping[str, Any] | None) -> str | None:
     return json.dumps([checked, stamps], sort_keys=True, default=str)
 
 
+class _Rows:
+    """Per-task rows of one tensor, sliced when asked: 20,000 tasks need no 20,000 tensor objects (~1 KB each)."""
+
+    def __init__(self, values: torch.Tensor, sizes: list[int]):
+        self.values = values
+        self.ends = np.cumsum(sizes).tolist()
+        self.starts = [0] + self.ends[:-1]
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, t: int) -> torch.Tensor:
+        return self.values[self.starts[t]:self.ends[t]]
+
+
 def split_tasks(n: int, fractions: list[float], seed: int) -> dict[str, list[int]]:
     """Task indices per split: a seeded permutation cut by the fractions (each used split gets >= 1 task)."""
     _, f_val, f_test = fractions
@@ -403,12 +445,20 @@ def _source(files: list[Path]) -> str:
     return f"{folders.pop().name}/ ({len(unique)} files)" if len(folders) == 1 else f"{len(unique)} files"
 
 
-def _stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-column mean and std, computed on a rescaled copy so huge values do not overflow; std 0 -> 1."""
-    scale = np.abs(values).max(0)
+def _stats(values: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column mean and std, computed on rescaled values so huge values do not overflow; std 0 -> 1.
+
+    ``overwrite`` works in ``values`` itself (a concatenated copy of a million rows need not be copied
+    twice more); the arithmetic is numpy's ``mean(0)`` and ``std(0)``, step for step.
+    """
+    scale = np.maximum(values.max(0), -values.min(0))  # |values|.max(0) without an |values| copy
     scale[scale == 0] = 1.0
-    scaled = values / scale
-    mean, std = scaled.mean(0) * scale, scaled.std(0) * scale
+    scaled = np.divide(values, scale, out=values if overwrite else None)
+    n = len(scaled)
+    mean_scaled = scaled.sum(0) / n
+    np.subtract(scaled, mean_scaled, out=scaled)
+    np.multiply(scaled, scaled, out=scaled)
+    mean, std = mean_scaled * scale, np.sqrt(scaled.sum(0) / n) * scale
     constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
     std[constant] = 1.0
     return mean, std, constant

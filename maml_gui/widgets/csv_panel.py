@@ -17,10 +17,18 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from core.tasks.csv_family import DEFAULTS, CsvFamily
+from core.tasks.labelled_rows import LabelledRowsFamily
 
 from .plot_colors import PALETTE, class_colors
 
 TITLE = "Your CSV data…"   # the combo entry: choosing it imports a file unless data was imported before
+PANEL_FAMILIES = (CsvFamily, LabelledRowsFamily)   # families whose data the panel holds (set by the import dialog)
+
+
+def _defaults(cls) -> dict[str, Any]:
+    """The settings the panel holds for ``cls``: all of the CSV family's; a labelled CSV's data
+    fields (its ``n_way`` and ``split_seed`` stay in the form)."""
+    return copy.deepcopy(DEFAULTS) if cls is CsvFamily else {f.name: copy.deepcopy(f.default) for f in cls.data_fields}
 
 
 class CsvPanel(QWidget):
@@ -31,6 +39,7 @@ class CsvPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.params: dict[str, Any] = {}
+        self._cls: type = CsvFamily
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -47,25 +56,38 @@ class CsvPanel(QWidget):
         return bool(self.params)
 
     def register(self, getters: dict[str, Callable], setters: dict[str, Callable], widgets: dict[str, list],
-                 labels: dict[str, str], reset: bool) -> None:
-        """Stand in for the form: every CSV setting reads from and writes to ``params``.
+                 labels: dict[str, str], reset: bool, cls: type = CsvFamily) -> None:
+        """Stand in for the form: every CSV setting (for ``cls`` :class:`LabelledRowsFamily`, its
+        data fields) reads from and writes to ``params``.
 
         ``reset`` (a spec is being shown): start from the defaults, so settings the spec omits do
         not keep values of an earlier import.
         """
-        if reset or not self.params:
-            self.params = copy.deepcopy(DEFAULTS)
-        for name in DEFAULTS:
-            getters[name] = lambda name=name: copy.deepcopy(self.params.get(name, DEFAULTS[name]))
+        defaults = _defaults(cls)
+        if reset or not self.params or cls is not self._cls:
+            self.params = copy.deepcopy(defaults)
+        self._cls = cls
+        for name in defaults:
+            getters[name] = lambda name=name, d=defaults: copy.deepcopy(self.params.get(name, d[name]))
             setters[name] = lambda value, name=name: self.params.__setitem__(name, copy.deepcopy(value))
             widgets[f"family.{name}"] = [self]
             labels[f"family.{name}"] = "CSV data"
 
-    def show_family(self, family: CsvFamily | None) -> None:
-        """``growth.csv — 40 tasks (28 / 6 / 6), inputs: age, target: height``."""
-        source = _source(self.params.get("paths") or [])
+    def show_family(self, family: CsvFamily | LabelledRowsFamily | None) -> None:
+        """``growth.csv — 40 tasks (28 / 6 / 6), inputs: age, target: height``; for labelled rows
+        ``flowers.csv — 5-way episodes over 30 labels of 'species' (19 / 5 / 6), inputs: …``."""
+        source = _source(self.params.get("paths") or ([self.params["path"]] if self.params.get("path") else []))
         if family is None:
             self.summary.setText(f"<b>{source}</b> — cannot be used as it is (see below); Change… to fix it")
+            return
+        if isinstance(family, LabelledRowsFamily):
+            sizes = family.split_sizes()
+            self.summary.setText(
+                f"<b>{source}</b> — {family.params['n_way']}-way episodes over {len(family.classes)} labels of "
+                f"{family.target!r} ({sizes['train']} / {sizes['val']} / {sizes['test']} meta-train / validation / "
+                f"test), inputs: {', '.join(family.features)} <span style='color:#555'>(standardized; no task "
+                "column: each label is a class)</span>")
+            self.summary.setToolTip(self.params.get("path", ""))
             return
         sizes = family.split_sizes()
         kind = (f"classification, {len(family.classes or [])} classes" if family.kind == "classification"

@@ -3,10 +3,17 @@
 The form is built from the family's ``ParamField`` descriptions, so a new family needs no
 GUI code. Validation is the engine's (``build_family``): its ``ConfigError.field`` says which
 input to mark, so the rules live in one place and the form never evaluates a formula itself.
+
+Families of data chosen through an importer (CSV files, an image folder) are offered as "Your …"
+entries that open the importer; their files and columns are kept here, not shown as fields.
+Families whose building draws or decodes images (glyphs, an image folder) are built on a job
+thread, so the window never waits on them; until one is ready ``error()`` says it is being built.
 """
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -14,7 +21,7 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QPalette
-from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.config import FamilySpec
@@ -24,7 +31,9 @@ from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
 from core.tasks.csv_family import CsvFamily
 from core.tasks.formula import FormulaError, parse_formula
 
+from ..job_runner import JobRunner
 from .csv_panel import TITLE as CSV_TITLE, CsvPanel, draw_csv_preview
+from .image_grid import ImageGrid, ImagePanel, episode_rows
 from .plot_base import style_plot
 from .plot_colors import PALETTE, class_colors
 
@@ -35,6 +44,13 @@ DEBOUNCE_MS = 150
 INVALID_STYLE = 'QLineEdit[invalid="true"] { border: 1px solid #d62728; border-radius: 2px; padding: 1px; }'
 INVALID_BASE = "#fde3e3"
 NEW_RANGE = [0.0, 1.0]   # range offered for a parameter that first appears in a typed formula
+FORM_KINDS = ("range", "float", "int", "formula", "ranges", "bool")   # kinds the form has widgets for
+IMAGES_TITLE = "Your image folder…"   # the combo entry: choosing it imports a folder unless one was imported
+IMPORTED = ("images", "labelled_csv")   # built only from imported data: offered through their importer
+IMAGE_FAMILIES = ("glyphs", "images")   # previewed as a grid of example images
+DIALOG_ONLY = {"images": ("image_size", "channels")}   # changed in the import dialog (it reloads the images)
+BUILDING = {"glyphs": "drawing the glyphs…", "images": "reading the images…", "labelled_csv": "reading the file…"}
+CHEAP = ("n_way", "rotations", "split", "split_seed")   # glyphs changing only these are rebuilt from the cache
 
 
 class NumberBox(QDoubleSpinBox):
@@ -65,6 +81,8 @@ class FamilyEditor(QWidget):
     changed = Signal()
     validity_changed = Signal(bool)
     import_requested = Signal()   # "Your CSV data…" chosen with nothing imported yet, or CSV "Change…"
+    image_import_requested = Signal()   # "Your image folder…" likewise, or the image panel's "Change…"
+    built = Signal()   # a family built on the job thread is in place (or refused)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -78,13 +96,23 @@ class FamilyEditor(QWidget):
         self._family: TaskFamily | None = None
         self._preview_seed = 0
         self._updating = False
+        self._kept: dict[str, dict[str, Any]] = {}   # per family: settings not shown as fields (files, split)
+        self._built_spec: FamilySpec | None = None     # the spec of the last family built on the job thread
+        self._building = False                         # waiting for the job thread's family
+        self._runner = JobRunner(self, "maml-family")
+        self._runner.done.connect(self._on_built)
+        self._runner.failed.connect(self._on_build_failed)
 
         self._combo = QComboBox()
         for name, cls in FAMILIES.items():
-            self._combo.addItem(CSV_TITLE if cls is CsvFamily else cls.title, name)
+            if name not in IMPORTED:
+                self._combo.addItem(CSV_TITLE if cls is CsvFamily else cls.title, name)
+        self._combo.addItem(IMAGES_TITLE, "images")
         self._shown_name = self._combo.currentData()
         self.csv_panel = CsvPanel()   # stands in for the form when the family is imported CSV data
         self.csv_panel.change_requested.connect(self.import_requested)
+        self.image_panel = ImagePanel()   # says what an imported image folder holds
+        self.image_panel.change_requested.connect(self.image_import_requested)
         self._combo.setToolTip("Which family of tasks to meta-learn; each task is drawn from it at random.")
         self._form_host = QWidget()
         self._form = QFormLayout(self._form_host)
@@ -94,6 +122,9 @@ class FamilyEditor(QWidget):
         self._error_label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self._error_label.setWordWrap(True)
         self._error_label.hide()
+        self._status_label = QLabel()   # "drawing the glyphs…": not an error, only not ready yet
+        self._status_label.setStyleSheet("color: #555;")
+        self._status_label.hide()
 
         self.preview = pg.PlotWidget()
         style_plot(self.preview, "Sample tasks", "x", "y")
@@ -101,6 +132,12 @@ class FamilyEditor(QWidget):
         self._curves = [self.preview.plot(pen=pg.mkPen(PALETTE[i], width=2)) for i in range(PREVIEW_TASKS)]
         self._dots = pg.ScatterPlotItem(size=5, pen=None)
         self.preview.addItem(self._dots)
+        self.image_grid = ImageGrid(empty_text="…")   # image families: a few classes of one episode
+        self.image_grid.setMinimumHeight(180)   # as the plot: the side panel scrolls, so it gets its minimum
+        self.image_grid.setMaximumHeight(240)
+        self.image_grid.setToolTip("One sampled episode: a row per class (its label, then its name), a few examples "
+                                   "each")
+        self.image_grid.hide()
         self._new_tasks = QPushButton("New tasks")
         self._new_tasks.setToolTip("Draw different example tasks from the same family.")
         self._new_tasks.clicked.connect(self._on_new_tasks)
@@ -116,10 +153,13 @@ class FamilyEditor(QWidget):
         preview_bar.addWidget(self._new_tasks)
         layout = QVBoxLayout(self)
         layout.addLayout(header)
+        layout.addWidget(self.image_panel)   # what the folder holds, above its N-way / split fields
         layout.addWidget(self._form_host)
         layout.addWidget(self.csv_panel)
         layout.addWidget(self._error_label)
+        layout.addWidget(self._status_label)
         layout.addWidget(self.preview, 1)
+        layout.addWidget(self.image_grid, 1)
         layout.addLayout(preview_bar)
         self.setStyleSheet(INVALID_STYLE)
 
@@ -131,16 +171,23 @@ class FamilyEditor(QWidget):
     # ------------------------------------------------------------------ public API
     def spec(self) -> FamilySpec:
         """The family as edited, every field included (even when invalid: ``error()`` says why)."""
-        return FamilySpec(self._combo.currentData(), {name: get() for name, get in self._getters.items()})
+        name = self._combo.currentData()
+        params = {key: copy.deepcopy(value) for key, value in self._kept.get(name, {}).items()}
+        params.update({key: get() for key, get in self._getters.items()})
+        return FamilySpec(name, params)
 
     def set_spec(self, spec: FamilySpec) -> None:
         """Show ``spec``; settings it omits take the family's defaults, unknown ones are dropped."""
         index = self._combo.findData(spec.name)
+        if index < 0 and spec.name in FAMILIES:   # an imported family not offered in the list (labelled rows)
+            self._combo.addItem(FAMILIES[spec.name].title, spec.name)
+            index = self._combo.count() - 1
         if index < 0:
             raise ConfigError("family.name", f"unknown family {spec.name!r}")
         self._updating = True
         try:
             self._combo.setCurrentIndex(index)
+            self._kept.pop(spec.name, None)   # settings the spec omits take the defaults
             self._build_form(FAMILIES[spec.name])
             # the formula first: typing it rebuilds the range rows, which the ranges then fill
             for name, value in sorted(dict(spec.params).items(), key=lambda kv: kv[0] == "ranges"):
@@ -149,6 +196,8 @@ class FamilyEditor(QWidget):
                         self._setters[name](value)
                     except (TypeError, ValueError, IndexError, AttributeError):
                         raise ConfigError(f"family.{name}", f"cannot show {value!r} in the form") from None
+                elif name in self._kept.get(spec.name, {}):
+                    self._kept[spec.name][name] = copy.deepcopy(value)
         finally:
             self._updating = False
         self._on_edit()
@@ -167,7 +216,16 @@ class FamilyEditor(QWidget):
     def preview_data(self) -> dict[str, Any]:
         """What the preview draws: ``curves`` [(x, y)] and ``points`` (x, y) — for tests and export."""
         curves = [c.getData() for c in self._curves if c.isVisible() and c.getData()[0] is not None]
-        return {"curves": curves, "points": (self._dots.data["x"].copy(), self._dots.data["y"].copy())}
+        return {"curves": curves, "points": (self._dots.data["x"].copy(), self._dots.data["y"].copy()),
+                "images": self.image_grid.rows() if not self.image_grid.isHidden() else []}
+
+    def is_building(self) -> bool:
+        """A family is being built on the job thread (``built`` fires when it is in place)."""
+        return self._building
+
+    def has_images(self) -> bool:
+        """An image folder was imported (choosing "Your image folder…" shows it again)."""
+        return bool(self._kept.get("images", {}).get("path"))
 
     # ------------------------------------------------------------------ form
     def _build_form(self, cls: type[TaskFamily]) -> None:
@@ -179,9 +237,23 @@ class FamilyEditor(QWidget):
         self._field_widgets["family.name"] = [self._combo]
         self._shown_name = cls.name
         self.csv_panel.setVisible(cls is CsvFamily)
+        self.image_panel.setVisible(cls.name == "images")
+        images = cls.name in IMAGE_FAMILIES
+        self.preview.setVisible(not images)
+        self.image_grid.setVisible(images)
+        self.image_grid.clear()   # a new family's examples come once it is built
         if cls is CsvFamily:
             self.csv_panel.register(self._getters, self._setters, self._field_widgets, self._labels, self._updating)
-        for f in () if cls is CsvFamily else cls.fields:
+        shown = [] if cls is CsvFamily else [f for f in cls.fields + cls.data_fields
+                                              if f.kind in FORM_KINDS and f.name not in DIALOG_ONLY.get(cls.name, ())]
+        if cls is not CsvFamily:   # everything else (files, columns, split) is kept as imported
+            kept = self._kept.setdefault(cls.name, {})
+            for f in cls.fields + cls.data_fields:
+                if f not in shown:
+                    kept.setdefault(f.name, copy.deepcopy(f.default))
+                    self._labels[f"family.{f.name}"] = f.label
+                    self._field_widgets[f"family.{f.name}"] = []   # the error label names it
+        for f in shown:
             self._labels[f"family.{f.name}"] = f.label
             widget = getattr(self, f"_make_{f.kind}")(f)
             label = QLabel(f.label)
@@ -215,6 +287,14 @@ class FamilyEditor(QWidget):
         return box
 
     _make_int = _make_float
+
+    def _make_bool(self, f: ParamField) -> QWidget:
+        box = QCheckBox()
+        box.setChecked(bool(f.default))
+        box.toggled.connect(self._on_edit)
+        self._getters[f.name], self._setters[f.name] = box.isChecked, lambda v: box.setChecked(bool(v))
+        self._field_widgets[f"family.{f.name}"] = [box]
+        return box
 
     def _make_formula(self, f: ParamField) -> QWidget:
         edit = QLineEdit(str(f.default))
@@ -280,11 +360,14 @@ class FamilyEditor(QWidget):
 
     # ------------------------------------------------------------------ validation and preview
     def _on_family_chosen(self) -> None:
-        if not self._updating and self._combo.currentData() == CsvFamily.name and not self.csv_panel.has_data():
+        chosen = self._combo.currentData()
+        ask = {CsvFamily.name: (self.csv_panel.has_data, self.import_requested),
+               "images": (self.has_images, self.image_import_requested)}.get(chosen)
+        if not self._updating and ask is not None and not ask[0]():
             self._updating = True   # keep showing the current family until data is imported
             self._combo.setCurrentIndex(self._combo.findData(self._shown_name))
             self._updating = False
-            self.import_requested.emit()
+            ask[1].emit()
         elif not self._updating:
             self._build_form(FAMILIES[self._combo.currentData()])
             self._on_edit()
@@ -297,27 +380,61 @@ class FamilyEditor(QWidget):
         self._timer.start()
 
     def _validate(self) -> None:
+        spec = self.spec()
+        if self._in_background(spec):
+            self._runner.submit(spec, lambda: _build(spec))   # the latest edit wins; older results are dropped
+            self._set_result(None, ConfigError("family", f"{BUILDING[spec.name]} (a moment)"), building=True)
+            return
+        self._runner.cancel()   # a family built here supersedes one still being built
+        family, error = _build(spec)
+        self._set_result(family, error)
+
+    def _in_background(self, spec: FamilySpec) -> bool:
+        """Glyphs are drawn (seconds) unless only cheap settings changed; a folder or file is always read there."""
+        if spec.name not in BUILDING:
+            return False
+        last = self._built_spec
+        if spec.name != "glyphs" or last is None or last.name != spec.name:
+            return True
+        return any(v != last.params.get(k) for k, v in spec.params.items() if k not in CHEAP)
+
+    def _set_result(self, family: TaskFamily | None, error: ConfigError | None, building: bool = False) -> None:
         was_valid = self._error is None
-        try:
-            self._family, self._error = build_family(self.spec()), None
-        except ConfigError as exc:
-            self._error = exc
-        except CsvError as exc:  # an imported file moved or changed since
-            self._error = ConfigError("family.paths", str(exc))
-        except Exception as exc:  # a bug or torch error must not take the form down
-            self._error = ConfigError("family", f"cannot build this family: {exc}")
-        self._show_error()
+        self._family, self._error, self._building = family, error, building
+        self._status_label.setText(error.message if building else "")
+        self._status_label.setVisible(building)
+        self._show_error(shown=not building)
         if self._shown_name == CsvFamily.name:
             self.csv_panel.show_family(self.family())
+        if self._shown_name == "images" and not building:
+            self.image_panel.show_family(self.spec().params, self.family())
+        path = self._kept.get("images", {}).get("path")
+        self._combo.setItemText(self._combo.findData("images"),
+                                f"Image folder: {Path(path).name}/" if path else IMAGES_TITLE)
         if was_valid != (self._error is None):
             self.validity_changed.emit(self._error is None)
 
-    def _show_error(self) -> None:
-        bad = _widgets_for(self._field_widgets, self._error.field) if self._error else []
+    def _on_built(self, spec: FamilySpec, result: tuple) -> None:
+        if spec != self.spec():
+            return   # an edit since: its own build is on the way
+        self._built_spec = spec
+        self._set_result(*result)
+        self.changed.emit()   # the window reads the family (and whether it is valid) again
+        self._redraw_preview()
+        self.built.emit()
+
+    def _on_build_failed(self, spec: FamilySpec, message: str) -> None:
+        if spec == self.spec():
+            self._set_result(None, ConfigError("family", f"cannot build this family: {message}"))
+            self.changed.emit()
+            self.built.emit()
+
+    def _show_error(self, shown: bool = True) -> None:
+        bad = _widgets_for(self._field_widgets, self._error.field) if self._error and shown else []
         for widgets in self._field_widgets.values():
             for w in widgets:
                 mark_invalid(w, w in bad, self._error.message if w in bad else "")
-        if self._error is None:
+        if self._error is None or not shown:
             self._error_label.hide()
             return
         label = self._labels.get(self._error.field, self._error.field or "family")
@@ -335,7 +452,9 @@ class FamilyEditor(QWidget):
             return  # keep the last good preview; the error label says what is wrong
         try:
             generator = torch.Generator().manual_seed(self._preview_seed)
-            if family.tabular:
+            if family.input_shape is not None:
+                self.image_grid.set_rows(*episode_rows(family, self._preview_seed))
+            elif family.tabular:
                 draw_csv_preview(self.preview, self._curves, self._dots, family, self._preview_seed)
             elif family.x_range is not None:
                 self._draw_functions(family, generator)
@@ -373,6 +492,18 @@ class FamilyEditor(QWidget):
         colors = class_colors(family.output_dim)
         brushes = [pg.mkBrush(colors[int(k)]) for k in labels]
         self._dots.setData(points[:, 0], points[:, 1], brush=brushes, symbol="o", size=7)
+
+
+def _build(spec: FamilySpec) -> tuple[TaskFamily | None, ConfigError | None]:
+    """The family, or why it cannot be built, as plain values (this also runs on a job thread)."""
+    try:
+        return build_family(spec), None
+    except ConfigError as exc:
+        return None, exc
+    except CsvError as exc:  # an imported file moved or changed since
+        return None, ConfigError("family.path" if spec.name == "labelled_csv" else "family.paths", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug or torch error must not take the form down
+        return None, ConfigError("family", f"cannot build this family: {exc}")
 
 
 def _row(lo: QWidget, middle: QWidget, hi: QWidget, on_edit: Callable[[], None]) -> QWidget:

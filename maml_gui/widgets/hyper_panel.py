@@ -2,7 +2,8 @@
 
 The panel owns only presentation: its specs are validated by the engine's own ``validate()``
 so the rules are written once. Meta learning rate is the one setting that applies live, so it
-has its own signal and stays editable while training (``set_training``).
+has its own signal and stays editable while training (``set_training``). The model section shows
+only the fields of the chosen network (MLP or Conv-4).
 """
 
 from __future__ import annotations
@@ -12,14 +13,28 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFor
                                QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from core.algorithms import TITLES
-from core.config import ACTIVATIONS, COMPILE_MODES, AlgorithmSpec, ExperimentConfig, ModelSpec, TrainSpec
+from core.config import (ACTIVATIONS, COMPILE_MODES, PER_STEP_ALGORITHMS, AlgorithmSpec, ExperimentConfig, ModelSpec,
+                         TrainSpec)
 from core.device import available_devices
 from core.errors import ConfigError
 
 from .family_editor import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1
+MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)"}
+DOWNSAMPLE_TITLES = {"max": "2×2 max-pool", "stride": "stride-2 convolution"}
+BATCH_NORM_TITLES = {"batch": "per batch", "per_step": "per inner step (MAML++)", "off": "off"}
 HELP = {
+    "model": "The network: an MLP of fully connected layers (any family; images are flattened), or Conv-4, the "
+             "convolutional net of the MAML paper for image families (glyphs, an image folder).",
+    "conv_channels": "Filters of each 3×3 convolution block (64 in the MAML paper; 32 for miniImageNet).",
+    "conv_depth": "Convolution blocks (conv, batch norm, ReLU, downsampling); 4 in the MAML paper. Each halves the "
+                  "image, so small images allow fewer.",
+    "downsample": "How each block halves the image: a 2×2 max-pool (the paper's miniImageNet net) or a stride-2 "
+                  "convolution (its Omniglot net, a little faster).",
+    "batch_norm": "Batch normalization after each convolution: statistics of each task's batch (the paper's "
+                  "transductive setting), MAML++'s separate scale and shift learned for every inner step "
+                  "(needs an algorithm that differentiates through the inner loop), or none.",
     "hidden": "Hidden layer widths of the MLP, comma separated (e.g. 40,40 as in the MAML paper).",
     "activation": "Non-linearity applied after each hidden layer.",
     "algorithm": "How the initialisation is meta-learned; Pretrain is the plain multi-task baseline.",
@@ -63,9 +78,14 @@ class HyperPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._error: ConfigError | None = None
+        self.model = _combo(MODEL_TITLES)
         self.hidden = QLineEdit("40,40")
         self.hidden.setPlaceholderText("e.g. 40,40")
         self.activation = _combo({a: a for a in ACTIVATIONS})
+        self.conv_channels = _int_box(1, 1024)
+        self.conv_depth = _int_box(1, 8)
+        self.downsample = _combo(DOWNSAMPLE_TITLES)
+        self.batch_norm = _combo(BATCH_NORM_TITLES)
         self.algorithm = _combo(TITLES)
         self.inner_steps = _int_box(1, 100)
         self.inner_lr = _rate_box(100.0)
@@ -83,7 +103,15 @@ class HyperPanel(QWidget):
         for box in (self.msl_iterations, self.first_order_iterations):
             box.setSingleStep(100)
 
-        model = _group("Model", [("Hidden layers", self.hidden), ("Activation", self.activation)])
+        model = _group("Model", [("Network", self.model), ("Hidden layers", self.hidden),
+                                 ("Activation", self.activation), ("Conv channels", self.conv_channels),
+                                 ("Conv blocks", self.conv_depth), ("Downsampling", self.downsample),
+                                 ("Batch norm", self.batch_norm)])
+        self._model_form = model.layout()
+        self._field_widgets = {"model.hidden": self.hidden, "model.activation": self.activation,
+                               "model.conv_channels": self.conv_channels, "model.conv_depth": self.conv_depth,
+                               "model.downsample": self.downsample, "model.batch_norm": self.batch_norm,
+                               "model.name": self.model}
         algorithm = _group("Algorithm", [("Algorithm", self.algorithm), ("Inner steps", self.inner_steps),
                                          ("Inner learning rate", self.inner_lr)])
         self._mamlpp = _group("MAML++", [("Loss annealing iterations", self.msl_iterations),
@@ -105,9 +133,11 @@ class HyperPanel(QWidget):
         for name, text in HELP.items():
             getattr(self, name).setToolTip(text)
         for box in (self.inner_steps, self.inner_lr, self.meta_lr, self.meta_batch, self.shots, self.query,
-                    self.iterations, self.seed, self.msl_iterations, self.first_order_iterations):
+                    self.iterations, self.seed, self.msl_iterations, self.first_order_iterations,
+                    self.conv_channels, self.conv_depth):
             box.valueChanged.connect(self._on_edit)
-        for combo in (self.activation, self.algorithm, self.device, self.compile):
+        for combo in (self.model, self.activation, self.algorithm, self.device, self.compile, self.downsample,
+                      self.batch_norm):
             combo.currentIndexChanged.connect(self._on_edit)
         self.hidden.textChanged.connect(self._on_edit)
         self.meta_lr.valueChanged.connect(self.meta_lr_changed)
@@ -115,12 +145,14 @@ class HyperPanel(QWidget):
 
     # ------------------------------------------------------------------ public API
     def model_spec(self) -> ModelSpec:
-        """The model as edited; hidden layers that do not parse give ``()`` (``error()`` says why)."""
+        """The model as edited; hidden layers that do not parse give ``()`` (``error()`` says why), or
+        the default widths for Conv-4, which does not use them."""
         try:
             hidden = parse_hidden(self.hidden.text())
         except ConfigError:
-            hidden = ()
-        return ModelSpec(hidden, self.activation.currentData())
+            hidden = () if self.model.currentData() == "mlp" else ModelSpec().hidden
+        return ModelSpec(hidden, self.activation.currentData(), self.model.currentData(), self.conv_channels.value(),
+                         self.conv_depth.value(), self.downsample.currentData(), self.batch_norm.currentData())
 
     def algorithm_spec(self) -> AlgorithmSpec:
         return AlgorithmSpec(self.algorithm.currentData(), self.inner_steps.value(), self.inner_lr.value(),
@@ -137,8 +169,14 @@ class HyperPanel(QWidget):
         for w in widgets:
             w.blockSignals(True)
         try:
-            self.hidden.setText(",".join(str(h) for h in config.model.hidden))
-            _select(self.activation, config.model.activation)
+            m = config.model
+            self.hidden.setText(",".join(str(h) for h in m.hidden))
+            _select(self.activation, m.activation)
+            _select(self.model, m.name)
+            self.conv_channels.setValue(m.conv_channels)
+            self.conv_depth.setValue(m.conv_depth)
+            _select(self.downsample, m.downsample)
+            _select(self.batch_norm, m.batch_norm)
             a, t = config.algorithm, config.train
             _select(self.algorithm, a.name)
             self.inner_steps.setValue(a.inner_steps)
@@ -154,6 +192,11 @@ class HyperPanel(QWidget):
                 w.blockSignals(False)
         self._on_edit()
 
+    def suggest_model(self, name: str) -> None:
+        """Switch the network (an image family suggests Conv-4); every other field stays as it is."""
+        if self.model.currentData() != name:
+            _select(self.model, name)
+
     def error(self) -> str | None:
         """A readable reason the settings are invalid (first one found), or None."""
         return None if self._error is None else str(self._error)
@@ -167,17 +210,27 @@ class HyperPanel(QWidget):
     # ------------------------------------------------------------------ validation
     def _on_edit(self) -> None:
         self._mamlpp.setVisible(self.algorithm.currentData() == "mamlpp")
+        conv = self.model.currentData() == "conv4"
+        for widget in (self.hidden, self.activation):
+            self._model_form.setRowVisible(widget, not conv)
+        for widget in (self.conv_channels, self.conv_depth, self.downsample, self.batch_norm):
+            self._model_form.setRowVisible(widget, conv)
         was_valid = self._error is None
         try:
-            parse_hidden(self.hidden.text())
-            self.model_spec().validate()
+            if not conv:   # a conv net ignores the MLP's widths, which may be left half typed
+                parse_hidden(self.hidden.text())
+            model = self.model_spec()
+            model.validate()
+            if conv and model.batch_norm == "per_step" and self.algorithm.currentData() in ("reptile", "pretrain"):
+                raise ConfigError("model.batch_norm", PER_STEP_ALGORITHMS)
             self.algorithm_spec().validate()
             self.train_spec().validate()
             self._error = None
         except ConfigError as exc:
             self._error = exc
-        hidden_bad = self._error is not None and self._error.field == "model.hidden"
-        mark_invalid(self.hidden, hidden_bad, self._error.message if hidden_bad else "")
+        for field, widget in self._field_widgets.items():
+            bad = self._error is not None and self._error.field == field
+            mark_invalid(widget, bad, self._error.message if bad else "")
         self._error_label.setText(str(self._error) if self._error else "")
         self._error_label.setVisible(self._error is not None)
         self.changed.emit()

@@ -1,0 +1,298 @@
+"""Seed sweeps: the same experiment over several seeds (and a grid of settings), as parallel
+``maml-gui train`` processes, summarised as a mean with a 95% confidence interval across seeds.
+
+Each run is an ordinary run folder (``DIR/runs/<config>-seed<k>``) written by its own ``train``
+process, so a sweep inherits everything a run has — checkpoints, locks, resume — and the window
+can open or follow any of its runs. A run is finished once its ``eval.json`` exists; running the
+same sweep command again skips finished runs and resumes the others, so an interrupted sweep
+loses at most the time since each run's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .checkpoint import atomic_write
+from .errors import MamlError
+
+EVAL_FILE = "eval.json"
+SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
+# train options a grid may vary (CLI spelling with underscores); everything else is fixed per sweep
+GRID_KEYS = ("algorithm", "inner_steps", "inner_lr", "meta_lr", "meta_batch", "shots", "query", "iterations")
+
+# two-sided 95% Student t quantiles for 1..30 degrees of freedom; past 30 the normal 1.96 is within 2%
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+class SweepError(MamlError):
+    """Bad sweep syntax or a sweep folder that does not match the command; one readable line."""
+
+
+def t95(df: int) -> float:
+    return _T95[df - 1] if df <= len(_T95) else 1.96
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"``, ``"0,3,7"`` or a mix like ``"0-2,10"``; each seed once, in the order given."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise SweepError(f"--seeds: {part!r} is not a seed or a range like 0-4")
+        low, high = int(match[1]), int(match[2] if match[2] is not None else match[1])
+        if high < low:
+            raise SweepError(f"--seeds: the range {part!r} runs backwards")
+        seeds += [s for s in range(low, high + 1) if s not in seeds]
+    if len(seeds) > 1000:
+        raise SweepError(f"--seeds: {len(seeds)} seeds is more than the 1000 a sweep runs")
+    return seeds
+
+
+def parse_grid(items: Sequence[str], convert: Callable[[str, str], object] | None = None) -> list[dict[str, str]]:
+    """``["inner_lr=0.01,0.05", "inner_steps=1,5"]`` -> every combination, in order, as
+    ``{key: value text}``. ``convert(key, text)`` checks each value (raising ValueError)."""
+    axes: list[tuple[str, list[str]]] = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise SweepError(f"--grid: {item!r} is not KEY=VALUE,VALUE (e.g. inner_lr=0.01,0.05)")
+        if key not in GRID_KEYS:
+            raise SweepError(f"--grid: {key!r} cannot be varied; choose from {', '.join(GRID_KEYS)}")
+        if any(key == k for k, _ in axes):
+            raise SweepError(f"--grid: {key} is given twice")
+        texts = [v.strip() for v in values.split(",")]
+        if not texts or any(v == "" for v in texts):
+            raise SweepError(f"--grid: {item!r} has an empty value")
+        for text in texts:
+            try:
+                if convert is not None:
+                    convert(key, text)
+            except (ValueError, TypeError) as exc:
+                raise SweepError(f"--grid: {key}={text} is not valid ({exc})") from None
+        axes.append((key, texts))
+    return [dict(zip([k for k, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
+
+
+def config_label(params: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in params.items()) or "base"
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", label)
+
+
+@dataclass
+class SweepRun:
+    """One (configuration, seed) of a sweep and its run folder."""
+
+    label: str
+    params: dict[str, str]
+    seed: int
+    folder: Path
+
+    @property
+    def finished(self) -> bool:
+        return (self.folder / EVAL_FILE).is_file()
+
+    def train_args(self, base: Sequence[str]) -> list[str]:
+        """The ``train`` command line: resume when an earlier attempt left a checkpoint."""
+        if (self.folder / "weights.safetensors").is_file() and (self.folder / "training_state.safetensors").is_file():
+            return ["train", "--resume", str(self.folder)]
+        grid = [a for k, v in self.params.items() for a in (f"--{k.replace('_', '-')}", v)]
+        return ["train", *base, *grid, "--seed", str(self.seed), "--out", str(self.folder), "--force"]
+
+
+def plan(out: Path, seeds: Sequence[int], grid: list[dict[str, str]]) -> list[SweepRun]:
+    return [SweepRun(config_label(params), params, seed, out / "runs" / f"{_slug(config_label(params))}-seed{seed}")
+            for params in (grid or [{}]) for seed in seeds]
+
+
+@dataclass
+class Summary:
+    metric: str
+    configs: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"metric": self.metric, "configs": self.configs}, indent=1, allow_nan=False) + "\n"
+
+    def to_csv(self) -> str:
+        keys = sorted({k for c in self.configs for k in c["params"]})
+        lines = [",".join(["config", *keys, "step", "seeds", "mean", "ci95", "scratch_mean", "scratch_ci95"])]
+        for c in self.configs:
+            for step, row in c["steps"].items():
+                cells = [f'"{c["label"]}"', *(c["params"].get(k, "") for k in keys), step, str(row["n"]),
+                         _num(row["mean"]), _num(row["ci95"]), _num(row["scratch_mean"]), _num(row["scratch_ci95"])]
+                lines.append(",".join(cells))
+        return "\n".join(lines) + "\n"
+
+
+def _num(v) -> str:
+    return "" if v is None else repr(float(v))
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and the half-width of its 95% confidence interval (Student t; None for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, t95(n - 1) * sd / math.sqrt(n)
+
+
+def summarize(runs: Sequence[SweepRun]) -> Summary:
+    """Per configuration and adaptation step: the mean over seeds of each run's mean held-out
+    metric, with a 95% interval across seeds (the spread a reader of a paper table cares about)."""
+    results = {id(r): json.loads((r.folder / EVAL_FILE).read_text(encoding="utf-8")) for r in runs if r.finished}
+    metric = next((res["metric"] for res in results.values()), "")
+    summary = Summary(metric)
+    for label in dict.fromkeys(r.label for r in runs):
+        group = [r for r in runs if r.label == label and id(r) in results]
+        if not group:
+            continue
+        steps = results[id(group[0])]["steps"]
+        rows = {}
+        for step in steps:
+            key = str(step)
+            values = [results[id(r)]["mean"][key] for r in group]
+            scratch = [results[id(r)]["scratch"]["mean"][key] for r in group]
+            mean, ci = mean_ci(values)
+            s_mean, s_ci = mean_ci(scratch)
+            rows[key] = {"n": len(values), "mean": mean, "ci95": ci, "values": values, "scratch_mean": s_mean,
+                         "scratch_ci95": s_ci}
+        summary.configs.append({"label": label, "params": group[0].params, "seeds": [r.seed for r in group],
+                                "steps": rows})
+    return summary
+
+
+def write_summary(out: Path, runs: Sequence[SweepRun]) -> Summary:
+    summary = summarize(runs)
+    atomic_write(out / SUMMARY_JSON, summary.to_json().encode())
+    atomic_write(out / SUMMARY_CSV, summary.to_csv().encode())
+    return summary
+
+
+# -- running ---------------------------------------------------------------------------------------
+def _command(args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "core.cli", *args]
+
+
+def _child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    return env
+
+
+def last_iteration(folder: Path) -> int:
+    """The last iteration a run's metrics file holds (0 if none): read from its tail only."""
+    for name in ("metrics.csv", ".metrics.csv.partial"):
+        path = folder / name
+        try:
+            with path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 4096))
+                lines = f.read().split(b"\n")
+        except OSError:
+            continue
+        for line in reversed(lines[:-1] if lines and lines[-1] != b"" else lines):   # a partial last line is ignored
+            head = line.split(b",", 1)[0]
+            if head.isdigit():
+                return int(head)
+    return 0
+
+
+class Runner:
+    """Runs a sweep's runs as at most ``parallel`` child processes, each train then evaluate."""
+
+    def __init__(self, out: Path, runs: list[SweepRun], base_args: Sequence[str], eval_args: Sequence[str],
+                 parallel: int, threads: int, total_iterations: Callable[[SweepRun], int]):
+        self.out, self.runs, self.base, self.eval_args = out, runs, list(base_args), list(eval_args)
+        self.parallel, self.threads, self.total = parallel, threads, total_iterations
+        self.failed: list[tuple[SweepRun, str]] = []
+        self._children: dict[int, tuple[SweepRun, str, subprocess.Popen]] = {}
+        self._stop = False
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+
+    def stop(self) -> None:
+        """Ask every child to stop and save (they handle SIGTERM); unfinished runs resume next time."""
+        self._stop = True
+        for _run, _phase, proc in self._children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    def _log(self, run: SweepRun):
+        return (self.out / "logs" / f"{run.folder.name}.log").open("ab")
+
+    def _launch(self, run: SweepRun, phase: str) -> None:
+        if phase == "train":
+            args = run.train_args(self.base)
+        else:
+            args = ["evaluate", str(run.folder), "--json", *self.eval_args]
+        with self._log(run) as log:
+            log.write(f"$ maml-gui {' '.join(args)}\n".encode())
+            log.flush()
+            stdout = subprocess.PIPE if phase == "evaluate" else log
+            proc = subprocess.Popen(_command(args), stdout=stdout, stderr=log, env=_child_env(self.threads),
+                                    stdin=subprocess.DEVNULL)
+        self._children[proc.pid] = (run, phase, proc)
+
+    def _finish(self, run: SweepRun, phase: str, proc: subprocess.Popen) -> None:
+        if phase == "train":
+            if proc.returncode == 0:
+                self._launch(run, "evaluate")
+            elif not self._stop:
+                self.failed.append((run, f"train exited {proc.returncode}; see logs/{run.folder.name}.log"))
+            return
+        output = proc.stdout.read() if proc.stdout else b""
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.returncode == 0:
+            try:
+                json.loads(output)
+            except ValueError:
+                self.failed.append((run, "evaluate printed no JSON"))
+                return
+            atomic_write(run.folder / EVAL_FILE, output)
+        elif not self._stop:
+            self.failed.append((run, f"evaluate exited {proc.returncode}; see logs/{run.folder.name}.log"))
+
+    def progress(self) -> tuple[int, int]:
+        """(iterations done, iterations in all) over the sweep, finished runs counted whole."""
+        done = total = 0
+        for run in self.runs:
+            n = self.total(run)
+            total += n
+            done += n if run.finished else min(n, last_iteration(run.folder))
+        return done, total
+
+    def run(self, report: Callable[["Runner"], None] | None = None, poll: float = 0.2) -> None:
+        queue = [r for r in self.runs if not r.finished]
+        while (queue and not self._stop) or self._children:
+            while queue and not self._stop and len(self._children) < self.parallel:
+                self._launch(queue.pop(0), "train")
+            for pid, (run, phase, proc) in list(self._children.items()):
+                if phase == "evaluate":
+                    proc.wait()   # short; its output is read whole
+                if proc.poll() is not None:
+                    del self._children[pid]
+                    self._finish(run, phase, proc)
+            if report is not None:
+                report(self)
+            if self._children:
+                time.sleep(poll)

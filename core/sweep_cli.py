@@ -1,0 +1,185 @@
+"""``maml-gui sweep``: one experiment over several seeds (and a grid), as parallel train processes.
+
+Every option ``sweep`` does not know itself is a ``train`` option, checked by ``train``'s own
+parser before anything starts, so a typo costs one readable line (exit 2), not a sweep of
+failed runs. See :mod:`core.sweep` for the folder layout and how a sweep resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .sweep import Runner, SweepError, parse_grid, parse_seeds, plan, write_summary
+
+SWEEP_FILE = "sweep.json"
+FIXED = ("--out", "--resume", "--force", "--seed")   # per run, set by the sweep itself
+
+HELP = """the same training over several seeds (and a grid of settings) in parallel processes; writes
+summary.json / summary.csv: per setting and adaptation step, the mean over seeds with a 95%% confidence interval"""
+
+EPILOG = """Any other option is passed to every run's `maml-gui train` (e.g. --family, --algorithm,
+--iterations). Runs live in OUT/runs/<setting>-seed<k> (ordinary run folders: the window can open or
+follow them); logs in OUT/logs. Ctrl-C or SIGTERM stops every run after it saves; the same command
+again skips finished runs and resumes the others from their last checkpoint."""
+
+
+def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
+    sw = subparsers.add_parser("sweep", help=HELP, description=HELP, epilog=EPILOG)
+    sw.add_argument("--seeds", required=True, help="seeds to run, e.g. 0-4 or 0,3,7")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="a setting to vary (repeatable; every combination runs), e.g. inner_lr=0.01,0.05")
+    sw.add_argument("--parallel", type=int, default=1, metavar="P",
+                    help="runs at once, each with cores/P threads (default 1)")
+    sw.add_argument("--out", type=Path, required=True, metavar="DIR")
+    sw.add_argument("--tasks", type=int, default=100, help="held-out tasks each run is evaluated on (default 100)")
+    sw.add_argument("--steps", default="0,1,10", help="adaptation steps to summarise (default 0,1,10)")
+    return sw
+
+
+def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
+    """``argv`` after ``sweep``. Raises ``usage_error`` (exit 2) for bad syntax."""
+    from .cli import build_parser, config_from_args
+
+    parser = build_parser()
+    sweep_parser = parser._subparsers._group_actions[0].choices["sweep"]   # noqa: SLF001 - argparse has no getter
+    args, rest = sweep_parser.parse_known_args(argv)
+    for option in rest:
+        if option.split("=", 1)[0] in FIXED:
+            raise usage_error(f"maml-gui sweep: {option.split('=', 1)[0]} is set per run by the sweep; leave it out")
+    train_parser = parser._subparsers._group_actions[0].choices["train"]   # noqa: SLF001
+    try:
+        seeds = parse_seeds(args.seeds)
+        actions = {a.dest: a for a in train_parser._actions}   # noqa: SLF001
+
+        def convert(key: str, text: str):
+            action = actions[key]
+            value = action.type(text) if action.type else text
+            if action.choices is not None and value not in action.choices:
+                raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
+            return value
+
+        grid = parse_grid(args.grid, convert)
+    except SweepError as exc:
+        raise usage_error(f"maml-gui sweep: {exc}") from None
+    if args.parallel < 1:
+        raise usage_error("maml-gui sweep: --parallel must be 1 or more")
+    # every configuration must be a valid train command before any process starts
+    totals = {}
+    for params in grid:
+        extra = [a for k, v in params.items() for a in (f"--{k.replace('_', '-')}", v)]
+        train_args = train_parser.parse_args([*rest, *extra, "--out", str(args.out / "x")])
+        config = config_from_args(train_args)
+        totals[json.dumps(params, sort_keys=True)] = config.train.iterations
+    out = args.out
+    runs = plan(out, seeds, grid)
+    record = {"seeds": seeds, "grid": args.grid, "train_args": rest, "tasks": args.tasks, "steps": args.steps}
+    _claim(out, record)
+
+    from .run_lock import RunLock
+
+    lock = RunLock(out)
+    warning = lock.acquire("maml-gui sweep")
+    if warning:
+        print(f"maml-gui: warning: {warning}", file=sys.stderr)
+    try:
+        return _run(out, runs, rest, args, totals)
+    finally:
+        lock.release()
+
+
+def _claim(out: Path, record: dict) -> None:
+    """A new sweep folder, or the same sweep again (it resumes); never a different sweep's folder."""
+    path = out / SWEEP_FILE
+    if path.is_file():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            before = None
+        if before != record:
+            raise SweepError(f"{out} holds another sweep (see its {SWEEP_FILE}); choose another --out, or run the "
+                             "same command as before to resume it")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise SweepError(f"{out} exists and is not a sweep folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    from .checkpoint import atomic_write
+
+    atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
+
+
+def _run(out: Path, runs, rest, args, totals) -> int:
+    threads = max(1, (os.cpu_count() or 1) // args.parallel)
+    runner = Runner(out, runs, rest, ["--tasks", str(args.tasks), "--steps", args.steps], args.parallel, threads,
+                    lambda run: totals[json.dumps(run.params, sort_keys=True)])
+    already = sum(r.finished for r in runs)
+    stopped = {"by": None}
+
+    def on_signal(signum, _frame):
+        stopped["by"] = signal.Signals(signum).name
+        runner.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    bar = _Bar(len(runs))
+    start = time.monotonic()
+    try:
+        if already:
+            print(f"maml-gui sweep: {already} of {len(runs)} runs already finished; resuming the others",
+                  file=sys.stderr)
+        runner.run(report=bar.update)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        bar.close(runner)
+    summary = write_summary(out, runs)
+    finished = sum(r.finished for r in runs)
+    for run, why in runner.failed:
+        print(f"maml-gui sweep: {run.folder.name} failed: {why}", file=sys.stderr)
+    for config in summary.configs:
+        cells = "  ".join(f"step {s}: {row['mean']:.4g}" + (f" ± {row['ci95']:.2g}" if row["ci95"] is not None else "")
+                          for s, row in config["steps"].items())
+        print(f"{config['label']} ({len(config['seeds'])} seeds, {summary.metric}): {cells}")
+    took = time.monotonic() - start
+    if stopped["by"]:
+        print(f"sweep stopped by {stopped['by']} after {took:.0f} s: {finished} of {len(runs)} runs finished; run the "
+              f"same command again to resume; partial summary in {out / 'summary.json'}")
+        return 130 if stopped["by"] == "SIGINT" else 143
+    print(f"sweep: {finished} of {len(runs)} runs finished in {took:.0f} s; summary in {out / 'summary.json'} and "
+          f"{out / 'summary.csv'}")
+    return 0 if finished == len(runs) else 1
+
+
+class _Bar:
+    """One progress line for the whole sweep (iterations over all runs), redrawn in place on a
+    terminal and printed every 30 s otherwise (a log file then holds a readable history)."""
+
+    def __init__(self, n_runs: int):
+        self.n_runs = n_runs
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+        self._start = time.monotonic()
+
+    def update(self, runner: Runner) -> None:
+        now = time.monotonic()
+        if self._last and now - self._last < (0.5 if self.tty else 30.0):
+            return
+        self._last = now
+        done, total = runner.progress()
+        finished = sum(r.finished for r in runner.runs)
+        rate = done / max(now - self._start, 1e-9)
+        width = 30
+        filled = int(width * done / total) if total else width
+        line = (f"sweep [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} iterations, "
+                f"{finished}/{self.n_runs} runs done, {rate:,.0f} it/s")
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self, runner: Runner) -> None:
+        self._last = 0.0
+        self.update(runner)   # the final count, on a terminal and in a log alike
+        if self.tty:
+            print(file=sys.stderr)

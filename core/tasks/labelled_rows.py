@@ -1,0 +1,127 @@
+"""A CSV table with a label column as N-way K-shot episodes over its labels (no task column).
+
+Each distinct label is a class; classes (not rows) are split into meta-train / validation / test,
+so held-out episodes ask the network to tell apart classes it never saw. Inputs are standardized
+with the statistics of meta-train classes' rows only, kept in :attr:`normalization` (the CSV
+family's keys, so exports explain them the same way). Rows with a missing label or input are left
+out and counted in :attr:`warnings` with their line numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..csv_reader import CsvError, read_csv
+from ..errors import ConfigError
+from .base import ParamField
+from .episodes import EpisodeFamily, EpisodeSampler, listed, split_groups
+
+
+class LabelledRowsFamily(EpisodeFamily):
+    """N-way episodes over the label values of one CSV file (see the module docstring)."""
+
+    name, title = "labelled_csv", "Labelled CSV rows (N-way classes)"
+    fields = (
+        ParamField("n_way", "classes N (ways)", "int", 5, 2, 100, help="labels per episode"),
+        ParamField("split_seed", "split seed", "int", 0, 0, 2**31 - 1,
+                   help="which labels go to meta-train / validation / test"),
+    )
+    data_fields = (
+        ParamField("path", "CSV file", "path", "", help="one row per example, a label column and numeric inputs"),
+        ParamField("target", "label column", "column", None, help="text or integer class labels"),
+        ParamField("features", "input columns", "columns", None, help="default: every other numeric column"),
+        ParamField("split", "meta-train / validation / test", "fractions", [0.64, 0.16, 0.2],
+                   help="fractions of the labels (classes), not of the rows"),
+    )
+
+    def _validate(self) -> None:
+        p = self.params
+        if not p["path"]:
+            raise ConfigError("family.path", "choose a CSV file with a label column")
+        table = read_csv(p["path"])
+        path = Path(p["path"])
+        listed_columns = f"the columns of {path.name} are {listed(list(table.columns), 20)}"
+        target = p["target"]
+        if target is None:
+            raise ConfigError("family.target", f"choose the label column; {listed_columns}")
+        if target not in table.columns:
+            raise ConfigError("family.target", f"there is no label column {target!r}; {listed_columns}")
+        features = p["features"]
+        if features is None:
+            features = [c for c in table.columns if c != target and table.is_numeric(c)]
+            if not features:
+                raise CsvError(path, f"has no numeric input column besides the label {target!r}; {listed_columns}")
+        for name in features:
+            if name not in table.columns or name == target:
+                raise ConfigError("family.features", f"{name!r} is not an input column of {path.name}; "
+                                                     f"{listed_columns} (the label {target!r} cannot be an input)")
+        x = np.column_stack([table.numeric(c) for c in features])       # names line and column of a bad value
+        labels = np.asarray(table.text(target), dtype=object)
+        missing = np.isnan(x).any(1) | (labels == "")
+        if missing.any():
+            lines = [f"line {int(n)}" for n in table.lines[missing]]
+            self._load_warnings.append(f"{path.name}: left out {len(lines)} row(s) with a missing label or input: "
+                                       f"{listed(lines)}")
+        x, labels = x[~missing], labels[~missing]
+        names = sorted(set(labels.tolist()), key=_label_order)
+        if len(names) < 3:
+            raise CsvError(path, f"the label column {target!r} has {len(names)} distinct value(s); episodes need "
+                                 "classes for meta-train and meta-test, so choose a label column with more classes",
+                           column=target)
+        code = {n: i for i, n in enumerate(names)}
+        codes = np.fromiter((code[v] for v in labels), dtype=np.int64, count=len(labels))
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=len(names))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        x = x[order]
+        splits = self._final_splits(split_groups(len(names), p["split"], p["split_seed"], f"labels of {target!r}"))
+        train = np.concatenate([x[starts[c]:starts[c] + counts[c]] for c in splits["train"]])
+        mean, std = train.mean(0), train.std(0)
+        flat = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
+        std[flat] = 1.0
+        for name in (f for f, c in zip(features, flat) if c):
+            self._load_warnings.append(f"input column {name!r} is constant on the meta-train classes; it carries no "
+                                       "information (scaled by 1)")
+        scaled = (x - mean) / std
+        if not np.isfinite(scaled.astype(np.float32)).all():
+            raise CsvError(path, "values too large for the model's 32-bit numbers; rescale the inputs")
+        self.features, self.target, self.classes = list(features), target, [str(n) for n in names]
+        self.input_dim, self.input_shape = len(features), None
+        self.normalization = {"features": list(features), "feature_mean": mean.tolist(),
+                              "feature_std": std.tolist(), "target": None, "target_mean": None, "target_std": None}
+        self.sampler = EpisodeSampler(torch.as_tensor(scaled, dtype=torch.float32), starts, counts, self.classes,
+                                      splits, p["n_way"], unit="rows")
+        self._load_warnings += self.sampler.check_classes()
+
+    def normalize_x(self, x: np.ndarray) -> np.ndarray:
+        """Rows in the file's units -> what the network saw in training (adapting to a new file)."""
+        n = self.normalization
+        with np.errstate(over="ignore", invalid="ignore"):   # a wild value becomes inf and is refused by name
+            return (np.asarray(x, dtype=np.float64) - np.asarray(n["feature_mean"])) / np.asarray(n["feature_std"])
+
+    def every_class(self, like=None):
+        """As :meth:`EpisodeFamily.every_class`; the rows are re-standardised with ``like``'s statistics
+        (they are stored standardised with this file's own)."""
+        view = super().every_class(like)
+        if like is not None and like.normalization is not None:
+            mine, theirs = self.normalization, like.normalization
+            raw = view.sampler.data.double() * torch.tensor(mine["feature_std"]) + torch.tensor(mine["feature_mean"])
+            view.sampler.data = ((raw - torch.tensor(theirs["feature_mean"])) / torch.tensor(theirs["feature_std"])).float()
+        return view
+
+    def summary(self) -> str:
+        sizes = self.split_sizes()
+        return (f"{Path(self.params['path']).name}: {len(self.classes)} labels of {self.target!r}, "
+                f"{len(self.sampler.data)} rows, {self.input_dim} inputs; classes: {sizes['train']} meta-train, "
+                f"{sizes['val']} validation, {sizes['test']} meta-test")
+
+
+def _label_order(value: str) -> tuple:
+    """Numbers in numeric order (2 before 10), then text."""
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)

@@ -1,0 +1,177 @@
+"""Runs the window did not start: a ``maml-gui train``, a sweep's runs or a ``torchrun`` job
+writing a run folder, followed live.
+
+One poll a second, on a job thread: the new rows of ``metrics.csv`` (:class:`core.follow.MetricsTail`,
+a partial last line waits for its newline), the weights when their file changed (the run saves them
+at every checkpoint, atomically), and whether the lock's process still lives. The GUI thread only
+appends rows and swaps weights, so following costs what the new rows cost and never blocks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_weights
+from core.config import ExperimentConfig
+from core.errors import MamlError
+from core.follow import MetricsTail, TailUpdate, file_stamp
+from core.run_lock import lock_holder
+
+from .job_runner import JobRunner
+from .runs import History, RunRecord
+
+POLL_MS = 1000
+
+
+def is_run_folder(path: Path) -> bool:
+    return path.is_dir() and (path / CONFIG_FILE).is_file()
+
+
+def sweep_runs(path: Path) -> list[Path]:
+    """The run folders of a sweep folder (``DIR/runs/*``), in name order; [] when it is none."""
+    runs = path / "runs"
+    return sorted(p for p in runs.iterdir() if is_run_folder(p)) if runs.is_dir() else []
+
+
+@dataclass
+class Followed:
+    run: RunRecord
+    folder: Path
+    tail: MetricsTail
+    stamp: tuple | None = None           # the weights file's (mtime, size) when last read
+    alive: bool | None = True            # the writer: True, False (gone) or None (another host)
+    writer: str = ""
+    rate_marks: list = field(default_factory=list)   # (wall time, iteration) for iterations/s
+    ended_polls: int = 0
+
+
+@dataclass
+class Polled:
+    run_id: int
+    update: TailUpdate
+    weights: tuple | None                # (config, weights, stamp) when the file changed
+    holder: dict | None
+    problem: str | None = None
+
+
+class Follower(QObject):
+    """Owned by the session: ``follow(folder)`` adds a run whose curves grow as another process trains it."""
+
+    polled = Signal()   # a poll was applied (tests wait on it)
+
+    def __init__(self, session):
+        super().__init__(session)
+        self.session = session
+        self.followed: dict[int, Followed] = {}
+        self._jobs = JobRunner(self, "maml-follow")
+        self._jobs.done.connect(lambda _tag, results: self._apply(results))
+        self._jobs.failed.connect(lambda _tag, text: self.session.message.emit(f"Following stopped: {text}", 10_000))
+        self._timer = QTimer(self, interval=POLL_MS)
+        self._timer.timeout.connect(self.poll)
+
+    def follow(self, folder: str | Path, run_id: int | None = None, name: str | None = None) -> RunRecord:
+        """Add the run in ``folder`` (being written or finished); raises MamlError when it is no run folder."""
+        folder = Path(folder)
+        if not is_run_folder(folder):
+            raise MamlError(f"{folder} is not a run folder (it has no {CONFIG_FILE} yet)")
+        for f in self.followed.values():
+            if f.folder.resolve() == folder.resolve():
+                return f.run
+        try:
+            config = ExperimentConfig.from_json((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, MamlError) as exc:
+            raise MamlError(f"cannot read {folder / CONFIG_FILE}: {exc}") from None
+        registry = self.session.runs
+        run = registry.restore(run_id, name, config) if run_id is not None else registry.create(config)
+        run.name = name or f"{folder.name} (following)"
+        run.origin, run.status, run.total = "followed", "following", config.train.iterations
+        self.followed[run.run_id] = Followed(run, folder, MetricsTail(folder))
+        self.session.run_added.emit(run)
+        self.poll()
+        self._timer.start()
+        return run
+
+    def forget(self, run_id: int) -> None:
+        self.followed.pop(run_id, None)
+        if not self.followed:
+            self._timer.stop()
+
+    def folder_of(self, run_id: int) -> Path | None:
+        f = self.followed.get(run_id)
+        return f.folder if f is not None else None
+
+    def describe(self, run_id: int) -> str | None:
+        """``following (pid 812 on gpu-node)``, ``following (writer on another host)`` or the status it ended with."""
+        f = self.followed.get(run_id)
+        if f is None:
+            return None
+        if f.alive is False:
+            return f"{f.run.status} (its writer has ended)"
+        return f"following ({f.writer})" if f.writer else "following"
+
+    def poll(self) -> None:
+        """Read what every followed run added, on the job thread; skipped while a poll runs (a
+        dropped result would lose the rows its tail already consumed)."""
+        if self._jobs.is_busy() or not self.followed:
+            return
+        jobs = [(f.run.run_id, f.folder, f.tail, f.stamp) for f in self.followed.values() if f.ended_polls < 2]
+        if not jobs:
+            self._timer.stop()
+            return
+        self._jobs.submit("poll", lambda: [_poll_one(*job) for job in jobs])
+
+    def _apply(self, results: list[Polled]) -> None:
+        now = time.monotonic()
+        for p in results:
+            f = self.followed.get(p.run_id)
+            if f is None:
+                continue
+            run = f.run
+            if p.update.reset:
+                run.history = History()
+                if run is self.session.current:
+                    self.session.current_changed.emit(run)   # plots take the new history object
+            if len(p.update.rows):
+                run.history.extend(p.update.rows)
+                self.session.history_grew.emit(run)
+            if p.weights is not None:
+                config, weights, f.stamp = p.weights
+                run.config, run.weights, run.weights_iteration = config, weights, run.iteration
+                run.total = config.train.iterations
+                self.session.score(run)
+            f.rate_marks = [m for m in f.rate_marks if now - m[0] <= 10.0] + [(now, run.iteration)]
+            first = f.rate_marks[0]
+            run.rate = (run.iteration - first[1]) / (now - first[0]) if now > first[0] else 0.0
+            f.alive = p.holder.get("alive") if p.holder else False   # no live lock: the writer has ended
+            f.writer = f"pid {p.holder['pid']} on {p.holder['host']}" if p.holder and p.holder.get("pid") else ""
+            status = "following" if f.alive is not False else (
+                "completed" if run.iteration >= run.total else "stopped")
+            if f.alive is False:
+                f.ended_polls += 1   # one more poll after the writer went, for its last rows and weights
+                run.rate = 0.0
+            if status != run.status:
+                run.status = status
+            self.session.run_changed.emit(run)
+        self.polled.emit()
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        self._timer.stop()
+        return self._jobs.shutdown(timeout_ms)
+
+
+def _poll_one(run_id: int, folder: Path, tail: MetricsTail, stamp) -> Polled:
+    """On the job thread: new rows, changed weights, the writer."""
+    update = tail.read()
+    weights = None
+    now = file_stamp(folder / WEIGHTS_FILE)
+    if now is not None and now != stamp:
+        try:
+            config, tensors = read_weights(folder / WEIGHTS_FILE)
+            weights = (config, tensors, now)
+        except (MamlError, OSError):
+            weights = None   # caught mid-replace on a file system without atomic rename: next poll
+    return Polled(run_id, update, weights, lock_holder(folder))

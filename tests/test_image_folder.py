@@ -1,0 +1,164 @@
+"""Image-folder episodes: the three layouts, bad files named and counted, the decode cache, progress and cancel."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.config import FamilySpec
+from core.errors import ConfigError
+from core.tasks import build_family
+from core.tasks import image_folder
+from core.tasks.image_folder import LoadCancelled, load_image_folder
+
+
+def _png(path, value, size=12, mode="L"):
+    """A small image whose pixels encode ``value``, so a test can tell classes apart."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(value)
+    arr = (rng.integers(0, 60, (size, size)) + value).clip(0, 255).astype(np.uint8)
+    if mode == "RGB":
+        Image.fromarray(np.stack([arr, 255 - arr, arr // 2], -1), "RGB").save(path)
+    else:
+        Image.fromarray(arr, "L").save(path)
+
+
+def _classes(root, names, per=4, **kw):
+    for k, name in enumerate(names):
+        for i in range(per):
+            _png(root / name / f"{i}.png", 10 * k + i, **kw)
+
+
+def _family(path, **params):
+    return build_family(FamilySpec("images", {"path": str(path), "image_size": 8, "n_way": 3, **params}))
+
+
+def test_imagefolder_layout_episodes_and_normalisation_from_train_classes(tmp_path):
+    _classes(tmp_path, [f"c{k:02d}" for k in range(15)], per=5)
+    fam = _family(tmp_path)
+    assert fam.layout.startswith("ImageFolder") and fam.input_shape == (1, 8, 8) and fam.input_dim == 64
+    assert fam.nbytes == 15 * 5 * 64 and f"{fam.nbytes / 1e6:.1f} MB" in fam.summary()
+    splits = {s: set(fam.class_names(s)) for s in ("train", "val", "test")}
+    assert not (splits["train"] & splits["test"] or splits["train"] & splits["val"] or splits["val"] & splits["test"])
+    assert sum(map(len, splits.values())) == 15
+    train = [c for c in fam.data.classes if c.name in splits["train"]]
+    pixels = torch.cat([fam.data.images[c.start:c.start + c.count] for c in train]).double() / 255
+    assert fam.normalization["channel_mean"][0] == pytest.approx(float(pixels.mean()))
+    everything = fam.data.images.double() / 255
+    assert fam.normalization["channel_mean"][0] != pytest.approx(float(everything.mean()))
+    fam.check_sizes(2, 2)
+    batch = fam.sample(4, 2, 2, torch.Generator().manual_seed(0))
+    assert batch.support_x.shape == (4, 6, 1, 8, 8) and batch.query_x.dtype == torch.float32
+    assert set(sum(fam.episode_classes(batch), [])) <= splits["train"]
+    held = fam.sample_held_out(4, 2, 2, torch.Generator().manual_seed(0))
+    assert set(sum(fam.episode_classes(held), [])) <= splits["test"]
+
+
+def test_omniglot_layout_splits_by_alphabet(tmp_path):
+    for a in range(6):
+        _classes(tmp_path / f"alpha{a}", [f"char{c}" for c in range(3)], per=3)
+    fam = _family(tmp_path, split=[0.5, 0.0, 0.5])
+    assert fam.layout.startswith("Omniglot")
+    alphabets = {s: {n.split("/")[0] for n in fam.class_names(s)} for s in ("train", "test")}
+    assert len(alphabets["train"]) == 3 and not alphabets["train"] & alphabets["test"]
+    assert len(fam.class_names("train")) == 9
+
+
+def test_pre_split_layout_uses_its_folders_and_rgb(tmp_path):
+    for split, n in (("train", 4), ("validation", 3), ("test", 3)):
+        _classes(tmp_path / split, [f"{split}{k}" for k in range(n)], per=3, mode="RGB")
+    fam = _family(tmp_path, channels=3)
+    assert fam.layout.startswith("pre-split") and fam.input_shape == (3, 8, 8)
+    assert fam.split_sizes() == {"train": 4, "val": 3, "test": 3}
+    assert all(n.startswith("test/") for n in fam.class_names("test"))
+    assert len(fam.normalization["channel_mean"]) == 3
+    assert fam.sample_validation(2, 1, 1, torch.Generator()).support_x.shape == (2, 3, 3, 8, 8)
+
+
+def test_bad_files_are_skipped_named_and_counted(tmp_path):
+    _classes(tmp_path, ["a", "b", "c", "d"], per=4)
+    (tmp_path / "a" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    (tmp_path / "b" / "empty.png").write_bytes(b"")
+    (tmp_path / "c" / "text.png").write_text("not an image")
+    (tmp_path / "c" / "README.txt").write_text("notes")
+    (tmp_path / "d" / ".DS_Store").write_bytes(b"\0\0")
+    Image.fromarray(np.full((9, 9), 40000, dtype=np.uint16)).save(tmp_path / "d" / "deep.png")     # 16-bit
+    Image.fromarray(np.arange(81, dtype=np.uint8).reshape(9, 9) % 4, "L").convert("P").save(tmp_path / "a" / "pal.png")
+    Image.new("CMYK", (9, 9), (0, 0, 0, 255)).save(tmp_path / "b" / "cmyk.jpg")
+    fam = _family(tmp_path, split=[0.5, 0.0, 0.5], n_way=2)
+    text = " ".join(fam.warnings)
+    assert "skipped 3 of" in text and "a/corrupt.png" in text and "b/empty.png" in text and "c/text.png" in text
+    assert "ignored 1 file(s) that are not images" in text and "README.txt" in text and "DS_Store" not in text
+    counts = {c.name: c.count for c in fam.data.classes}
+    assert counts == {"a": 5, "b": 5, "c": 4, "d": 5}
+    deep = fam.data.images[fam.data.classes[3].start + 4]                       # 40000/65535 of white, not clipped
+    assert abs(int(deep.float().mean()) - round(40000 / 257)) <= 1
+
+
+def test_classes_too_small_warn_and_too_few_classes_raise(tmp_path):
+    _classes(tmp_path, [f"c{k}" for k in range(8)], per=6)
+    for i in range(3, 6):
+        (tmp_path / "c7" / f"{i}.png").unlink()
+    fam = _family(tmp_path, n_way=2, split=[0.5, 0.0, 0.5])
+    fam.check_sizes(3, 3)   # c7 has 3 images
+    assert len(fam.warnings) == 1 and "skipped 1 of 8 classes" in fam.warnings[0] and "'c7'" in fam.warnings[0]
+    fam.check_sizes(3, 0)
+    assert fam.warnings == []
+    batch = fam.sample(20, 3, 3, torch.Generator().manual_seed(0))
+    assert "c7" not in sum(fam.episode_classes(batch), [])
+    with pytest.raises(ConfigError) as info:
+        fam.check_sizes(4, 4)
+    assert info.value.field == "train.shots" and "has 0 of its 4 classes" in str(info.value)
+    assert "fewer ways, fewer shots" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        _family(tmp_path, n_way=5, split=[0.5, 0.0, 0.5])
+    assert info.value.field == "family.n_way" and "split has 4 classes" in str(info.value)
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda p: p, "is empty"),
+    (lambda p: (p / "x.txt").write_text("x") and p / "x.txt", "is a file"),
+    (lambda p: (_png(p / "loose.png", 1), p)[1], "no class folders"),
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: ((p / "a").mkdir(), (p / "a" / "n.txt").write_text("x"), p)[2], "no image files"),
+])
+def test_unusable_paths_say_what_to_do(tmp_path, make, words):
+    with pytest.raises(ConfigError) as info:
+        _family(make(tmp_path))
+    assert info.value.field == "family.path" and words in str(info.value)
+
+
+def test_rotations_are_new_classes_inside_their_split(tmp_path):
+    _classes(tmp_path, [f"c{k}" for k in range(6)], per=3)
+    plain = _family(tmp_path, split=[0.5, 0.0, 0.5])
+    fam = _family(tmp_path, split=[0.5, 0.0, 0.5], rotations=True)
+    assert len(fam.class_names("train")) == 4 * len(plain.class_names("train"))
+    assert {n.split(" ")[0] for n in fam.class_names("test")} == set(plain.class_names("test"))
+    batch = fam.sample(6, 1, 2, torch.Generator().manual_seed(1))
+    for t, names in enumerate(fam.episode_classes(batch)):
+        for label, name in enumerate(names):
+            if "↻90°" in name:
+                c = next(c for c in fam.data.classes if c.name == name.split(" ")[0])
+                raw = fam.sampler.to_float(fam.data.images[c.start:c.start + c.count])
+                turned = torch.rot90(raw, 1, dims=(-2, -1))
+                assert (turned - batch.support_x[t, label]).abs().flatten(1).max(1).values.min() < 1e-5
+
+
+def test_decoded_once_then_cached_and_progress_and_cancel(tmp_path, monkeypatch):
+    _classes(tmp_path, [f"c{k}" for k in range(5)], per=3)
+    image_folder.clear_cache()
+    calls = []
+    monkeypatch.setattr(image_folder, "CHUNK", 4)
+    first = load_image_folder(tmp_path, 8, 1, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (15, 15) and len(calls) == 4 and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    decoded = []
+    real = image_folder.decode_image
+    monkeypatch.setattr(image_folder, "decode_image", lambda *a: decoded.append(a) or real(*a))
+    assert load_image_folder(tmp_path, 8, 1) is first and not decoded
+    _family(tmp_path, n_way=2, split=[0.6, 0.0, 0.4])
+    assert not decoded
+    _png(tmp_path / "c0" / "0.png", 99)          # a changed file is read again
+    again = load_image_folder(tmp_path, 8, 1)
+    assert again is not first and decoded
+    with pytest.raises(LoadCancelled):
+        load_image_folder(tmp_path, 10, 1, cancelled=lambda: True)

@@ -332,9 +332,10 @@ def conv_lines(result: dict) -> list[str]:
     return lines
 
 
-ACTIVATION_COPIES = 4.5   # tensors of a block's output size kept per image (conv in/out, norm, ReLU, …), fitted
-# to step_peak_bytes at the Omniglot setting, meta-batch 8: MAML measured 172 MiB / estimated 207, first order 158 / 195,
-# ANIL 163 / 188 (the estimate errs high)
+ACTIVATION_COPIES = 3.5   # tensors of a block's output size kept per image (conv in/out, norm, ReLU, …), fitted
+# to step_peak_bytes at the Omniglot setting, meta-batch 8 (per-task loop formulation): MAML measured 102 MiB /
+# estimated 163, first order 91 / 154, ANIL 156 / 147 (high for MAML, about right for ANIL, whose shared body
+# runs every task's images in one batch)
 
 
 def estimate_peak_bytes(config: ExperimentConfig, family) -> int:

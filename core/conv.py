@@ -17,18 +17,23 @@ adapted in the inner loop (``meta_only_names``; MAML++'s default). Weights after
 MAML++; an intermediate query loss (multi-step loss) after ``s`` steps uses set ``s``, where MAML++'s
 code uses ``s-1``.
 
-Per-task weights: activations live in a *grouped* layout ``[M, T·C, H, W]`` (tasks folded into
-channels). A per-task convolution is then one grouped convolution (``groups=T``), per-task batch
-norm is one ``F.batch_norm`` (its per-channel statistics are per task and channel), and shared
-weights are repeated ``T`` times (their gradient sums over tasks), so one uniform path serves
-shared, per-task and mixed weights (ANIL) alike. Measured on one Omniglot query convolution
-(T=32, M=75, 64→64 channels, 14×14 input, stride 2; 2-core CPU shared with other jobs, torch
-2.13, ms forward / forward+backward): batched with shared weights ``[T·M, C, H, W]`` 184 / 703;
-grouped 203 / 676; a Python loop over tasks 235 / –; ``vmap`` over ``F.conv2d`` 144 / –; grouped
-channels-last 98 / 217. In the whole second-order meta-step, though, channels-last was slower
-(engine 0.45 vs 0.77 and 0.66 vs 0.75–1.30 it/s at meta-batch 8–16; the double backward of a
-grouped convolution loops over groups), so the layout stays contiguous (:data:`MEMORY_FORMAT`).
-These CPU numbers were taken on a busy machine and vary ±50 % between runs.
+Per-task weights, two exact formulations (:data:`FORMULATION`):
+
+* ``"loop"`` (the default): shared conv weights (every inner step 0, ANIL's body) run all tasks'
+  images as one ordinary convolution ``[T·M, C, H, W]`` with batch norm per task (one fused
+  ``F.batch_norm`` per task's slice); per-task weights run one ordinary convolution per task.
+* ``"grouped"``: activations in a grouped layout ``[M, T·C, H, W]`` (tasks folded into channels),
+  a per-task convolution is one grouped convolution (``groups=T``), per-task batch norm one
+  ``F.batch_norm``, shared weights repeated ``T`` times.
+
+Chosen by measurement at the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query
+per class, meta-batch 32, second order; ``maml-gui bench --conv``, engine vs the per-task autograd
+loop of :mod:`core.reference`, interleaved, 2-core CPU shared with other jobs): "loop" 0.95 vs
+1.20 it/s for the reference (0.79×) with 382 vs 376 MiB peak per meta-gradient; "grouped" 0.78 vs
+1.13 it/s (0.69×) with 689 MiB. PyTorch's double backward of a grouped convolution loops over the
+groups, so folding tasks into groups saves nothing in second-order MAML and costs memory; on a CPU
+the convolutions are compute-bound, and neither formulation beats the plain loop yet (what remains:
+hand-written per-task weight gradients at step 0, im2col-style, so the support pass runs batched).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from .errors import ConfigError
 Params = dict[str, torch.Tensor]
 EPS = 1e-5
 MEMORY_FORMAT = torch.contiguous_format   # see the measurements above
+FORMULATION = "loop"   # "loop" or "grouped": how per-task weights run (see the module docstring)
 _BASE_DIMS = {"conv.weight": 4, "conv.bias": 1, "norm.weight": 1, "norm.bias": 1}
 
 
@@ -131,6 +137,47 @@ class ConvNet:
         weights). Batch-norm statistics are those of each task's ``M`` images."""
         if x.dim() == 4:
             return self.forward(params, x.unsqueeze(0)).squeeze(0)
+        if FORMULATION == "loop":
+            return self._forward_loop(params, x)
+        return self._forward_grouped(params, x)
+
+    def _per_task(self, name: str, p: torch.Tensor) -> bool:
+        return p.dim() > self._base_dim(name)
+
+    def _forward_loop(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Shared conv weights: every task's images in one convolution ``[T·M, C, H, W]``, batch
+        norm per task by hand; per-task weights: one ordinary convolution per task. Both are the
+        kernels a CPU runs fastest, forwards and in the double backward of second-order MAML."""
+        t, m = x.shape[:2]
+        body = [n for n in params if not n.startswith("head.")]
+        if any(self._per_task(n, params[n]) for n in body):
+            feats = torch.stack([self._body({n: (params[n][k] if self._per_task(n, params[n]) else params[n])
+                                             for n in body}, x[k], 1) for k in range(t)])
+        else:
+            feats = self._body(params, x.reshape(t * m, *x.shape[2:]), t).reshape(t, m, -1)
+        w, b = params["head.weight"], params["head.bias"]
+        if w.dim() == 3:
+            return torch.baddbmm((b if b.dim() == 2 else b.expand(t, -1)).unsqueeze(1), feats, w.transpose(1, 2))
+        out = F.linear(feats, w)
+        return out + (b.unsqueeze(1) if b.dim() == 2 else b)
+
+    def _body(self, params: Params, h: torch.Tensor, t: int) -> torch.Tensor:
+        """The conv blocks on ``h [t·M, C, H, W]`` (``t`` tasks of ``M`` images each, shared weights),
+        flattened per image."""
+        for i in range(self.depth):
+            h = F.conv2d(h, params[f"blocks.{i}.conv.weight"], params.get(f"blocks.{i}.conv.bias"),
+                         stride=self.stride, padding=1)
+            if self.norm != "off":
+                gamma, beta = params[f"blocks.{i}.norm.weight"], params[f"blocks.{i}.norm.bias"]
+                if self.n_sets:
+                    gamma, beta = gamma[0], beta[0]
+                h = _task_batch_norm(h, t, gamma, beta)
+            h = torch.relu(h)
+            if self.stride == 1:
+                h = F.max_pool2d(h, 2)
+        return h.flatten(1)
+
+    def _forward_grouped(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         t, m = x.shape[:2]
         h = x.transpose(0, 1).reshape(m, t * x.shape[2], *x.shape[3:]).contiguous(memory_format=MEMORY_FORMAT)
         for i in range(self.depth):
@@ -165,6 +212,15 @@ class ConvNet:
     def module(self) -> "ConvNet4":
         return ConvNet4(self.input_shape, self.output_dim, self.channels, self.depth, self.spec.downsample,
                         self.norm, self.n_sets or 1)
+
+
+def _task_batch_norm(h: torch.Tensor, t: int, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Batch norm of ``h [t·M, C, H, W]`` with each of the ``t`` tasks' own statistics."""
+    if t == 1:
+        return F.batch_norm(h, None, None, gamma, beta, training=True, eps=EPS)
+    # one fused batch norm per task keeps only its input and statistics for the backward pass (the
+    # same normalisation written out in tensor ops kept twice the memory)
+    return torch.cat([F.batch_norm(c, None, None, gamma, beta, training=True, eps=EPS) for c in h.chunk(t)])
 
 
 class PerStepBatchNorm2d(nn.Module):

@@ -62,9 +62,18 @@ def engine_gradient(algo, params, rates, batch, iteration):
 CASES = [(norm, downsample) for norm in ("batch", "per_step", "off") for downsample in ("max", "stride")]
 
 
+@pytest.fixture(params=["loop", "grouped"])
+def formulation(request, monkeypatch):
+    """Both exact per-task formulations of core.conv (the engine runs the faster one)."""
+    import core.conv
+
+    monkeypatch.setattr(core.conv, "FORMULATION", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml", "metasgd", "mamlpp", "anil"])
 @pytest.mark.parametrize("norm,downsample", CASES)
-def test_meta_gradient_matches_per_task_loop(algorithm, norm, downsample):
+def test_meta_gradient_matches_per_task_loop(algorithm, norm, downsample, formulation):
     net, params, algo, rates, batch = setup(algorithm, norm, downsample)
     iteration = 600   # MAML++: second order, multi-step loss weights not yet annealed to the last step
     _, engine = engine_gradient(algo, params, rates, batch, iteration)
@@ -156,7 +165,7 @@ def test_per_step_batch_norm_is_refused_by_reptile_and_pretrain():
         assert err.value.field == "model.batch_norm"
 
 
-def test_batch_statistics_are_per_task_and_per_batch():
+def test_batch_statistics_are_per_task_and_per_batch(formulation):
     """A task's output does not change when another task's images do, but does when its own batch does."""
     net, params, _, _, batch = setup("maml")
     x = batch.query_x
@@ -170,7 +179,7 @@ def test_batch_statistics_are_per_task_and_per_batch():
     assert not torch.allclose(alone, out[0, :2], atol=1e-4)
 
 
-def test_shared_per_task_and_mixed_weights_agree():
+def test_shared_per_task_and_mixed_weights_agree(formulation):
     """Per-task copies of the shared weights give the shared forward; ANIL-style mixing too."""
     net, params, _, _, batch = setup("maml", "per_step")
     t = batch.n_tasks
@@ -221,7 +230,7 @@ def test_fast_paths_do_not_claim_conv_nets():
     net, params, algo, rates, _ = setup("maml", steps=1)
     assert not closed_form.applies(net, algo.adapt_names, params)
     assert not one_step.applies(algo, params, rates)
-    assert "grouped" in algo.gradient_path(params, rates)
+    assert "per task" in algo.gradient_path(params, rates)
 
 
 def test_build_net_and_config_errors():

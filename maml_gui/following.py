@@ -5,6 +5,9 @@ One poll a second, on a job thread: the new rows of ``metrics.csv`` (:class:`cor
 a partial last line waits for its newline), the weights when their file changed (the run saves them
 at every checkpoint, atomically), and whether the lock's process still lives. The GUI thread only
 appends rows and swaps weights, so following costs what the new rows cost and never blocks.
+
+A followed *sweep* folder is watched as well while its ``maml-gui sweep`` lives: each poll lists
+``runs/`` (on the job thread) and a run folder that appeared since is followed too (``sweep_grew``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.follow import MetricsTail, TailUpdate, file_stamp
 from core.run_lock import lock_holder
+from core.sweep_cli import SWEEP_FILE
 
 from .job_runner import JobRunner
 from .runs import History, RunRecord
@@ -29,6 +33,11 @@ POLL_MS = 1000
 
 def is_run_folder(path: Path) -> bool:
     return path.is_dir() and (path / CONFIG_FILE).is_file()
+
+
+def is_sweep_folder(path: Path) -> bool:
+    """A folder ``maml-gui sweep`` writes (it holds ``sweep.json`` before its first run starts)."""
+    return path.is_dir() and (path / SWEEP_FILE).is_file()
 
 
 def sweep_runs(path: Path) -> list[Path]:
@@ -50,6 +59,13 @@ class Followed:
 
 
 @dataclass
+class WatchedSweep:
+    folder: Path
+    known: set = field(default_factory=set)   # run folder names already handed over
+    ended_polls: int = 0                      # polls since its sweep process was last seen alive
+
+
+@dataclass
 class Polled:
     run_id: int
     update: TailUpdate
@@ -62,18 +78,21 @@ class Follower(QObject):
     """Owned by the session: ``follow(folder)`` adds a run whose curves grow as another process trains it."""
 
     polled = Signal()   # a poll was applied (tests wait on it)
+    sweep_grew = Signal(list)   # RunRecords newly followed because their folder appeared in a watched sweep
 
     def __init__(self, session):
         super().__init__(session)
         self.session = session
         self.followed: dict[int, Followed] = {}
+        self.sweeps: dict[Path, WatchedSweep] = {}
         self._jobs = JobRunner(self, "maml-follow")
         self._jobs.done.connect(lambda _tag, results: self._apply(results))
         self._jobs.failed.connect(lambda _tag, text: self.session.message.emit(f"Following stopped: {text}", 10_000))
         self._timer = QTimer(self, interval=POLL_MS)
         self._timer.timeout.connect(self.poll)
 
-    def follow(self, folder: str | Path, run_id: int | None = None, name: str | None = None) -> RunRecord:
+    def follow(self, folder: str | Path, run_id: int | None = None, name: str | None = None,
+               emit_poll: bool = True) -> RunRecord:
         """Add the run in ``folder`` (being written or finished); raises MamlError when it is no run folder."""
         folder = Path(folder)
         if not is_run_folder(folder):
@@ -91,14 +110,32 @@ class Follower(QObject):
         run.origin, run.status, run.total = "followed", "following", config.train.iterations
         self.followed[run.run_id] = Followed(run, folder, MetricsTail(folder))
         self.session.run_added.emit(run)
-        self.poll()
+        if emit_poll:
+            self.poll()
         self._timer.start()
         return run
 
+    def watch_sweep(self, folder: str | Path) -> None:
+        """Follow the run folders that appear in ``folder/runs`` from now on, while its sweep runs."""
+        folder = Path(folder)
+        if folder not in self.sweeps:
+            self.sweeps[folder] = WatchedSweep(folder, {f.folder.name for f in self.followed.values()
+                                                         if f.folder.parent == folder / "runs"})
+        self._timer.start()
+        self.poll()
+
+    def watched_sweeps(self) -> list[Path]:
+        return list(self.sweeps)
+
     def forget(self, run_id: int) -> None:
         self.followed.pop(run_id, None)
-        if not self.followed:
+        if not self.followed and not self.sweeps:
             self._timer.stop()
+
+    def forget_all(self) -> None:
+        self.followed.clear()
+        self.sweeps.clear()
+        self._timer.stop()
 
     def folder_of(self, run_id: int) -> Path | None:
         f = self.followed.get(run_id)
@@ -116,15 +153,40 @@ class Follower(QObject):
     def poll(self) -> None:
         """Read what every followed run added, on the job thread; skipped while a poll runs (a
         dropped result would lose the rows its tail already consumed)."""
-        if self._jobs.is_busy() or not self.followed:
+        if self._jobs.is_busy():
             return
         jobs = [(f.run.run_id, f.folder, f.tail, f.stamp) for f in self.followed.values() if f.ended_polls < 2]
-        if not jobs:
+        sweeps = [(w.folder, set(w.known)) for w in self.sweeps.values()]
+        if not jobs and not sweeps:
             self._timer.stop()
             return
-        self._jobs.submit("poll", lambda: [_poll_one(*job) for job in jobs])
+        self._jobs.submit("poll", lambda: ([_poll_one(*job) for job in jobs], [_scan_sweep(*s) for s in sweeps]))
 
-    def _apply(self, results: list[Polled]) -> None:
+    def _apply(self, results) -> None:
+        polled, scanned = results
+        self._apply_runs(polled)
+        self._apply_sweeps(scanned)
+        self.polled.emit()
+
+    def _apply_sweeps(self, scanned: list[tuple[Path, list[Path], bool]]) -> None:
+        grown = []
+        for folder, new, alive in scanned:
+            watch = self.sweeps.get(folder)
+            if watch is None:
+                continue
+            for run_folder in new:
+                watch.known.add(run_folder.name)
+                try:
+                    grown.append(self.follow(run_folder, emit_poll=False))
+                except MamlError as exc:
+                    self.session.message.emit(f"Cannot follow {run_folder.name}: {exc}", 10_000)
+            watch.ended_polls = 0 if alive else watch.ended_polls + 1
+            if watch.ended_polls >= 2:   # its sweep has ended and every run folder it made is followed
+                del self.sweeps[folder]
+        if grown:
+            self.sweep_grew.emit(grown)
+
+    def _apply_runs(self, results: list[Polled]) -> None:
         now = time.monotonic()
         for p in results:
             f = self.followed.get(p.run_id)
@@ -156,11 +218,16 @@ class Follower(QObject):
             if status != run.status:
                 run.status = status
             self.session.run_changed.emit(run)
-        self.polled.emit()
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         self._timer.stop()
         return self._jobs.shutdown(timeout_ms)
+
+
+def _scan_sweep(folder: Path, known: set) -> tuple[Path, list[Path], bool]:
+    """On the job thread: the sweep's run folders not handed over yet, and whether it still runs."""
+    holder = lock_holder(folder)
+    return folder, [p for p in sweep_runs(folder) if p.name not in known], holder is not None
 
 
 def _poll_one(run_id: int, folder: Path, tail: MetricsTail, stamp) -> Polled:

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from core.errors import MamlError
 
-from .overlays import run_color
+from .overlays import Band, Overlay, band_label, band_tip, group_by_config, run_color
 from .pacing import Pacer
 from .panels import PlotsArea, StatusReadout
 from .session import Session
@@ -201,8 +201,22 @@ class LiveViews(QObject):
         self._draw_overlays()
 
     def _draw_overlays(self) -> None:
+        """Compared runs on every plot, the seeds of a followed sweep's configuration as one band
+        (the current run counts among its seeds); every run in the scores table."""
         self._last_overlay = time.perf_counter()
-        self.plots.show_comparison(self.session.compared_runs(), self.session.current)
+        runs, current = self.session.compared_runs(), self.session.current
+        members = runs + ([current] if current is not None and current not in runs else [])
+        groups, singles = group_by_config(members, self.session.follower.folder_of)
+        bands = [Band(band_label(label, len(group)), run_color(group[0].run_id),
+                      tuple(r.history for r in group), tuple(r.adaptation for r in group), band_tip(label, len(group)))
+                 for label, group in groups]
+        p = self.plots
+        overlays = [Overlay(r.name, run_color(r.run_id), r.history, r.adaptation) for r in singles if r is not current]
+        for view in (p.loss, p.steps, p.adaptation):
+            view.set_overlays(overlays)
+            view.set_bands(bands)
+        p.scores.set_runs([Overlay(r.name, run_color(r.run_id), r.history, r.adaptation)
+                           for r in ([current] if current is not None else []) + [r for r in runs if r is not current]])
 
     # -- the task view ----------------------------------------------------------------------------
     def next_task(self) -> None:

@@ -26,6 +26,7 @@ from .csv_import import CsvImport
 from .file_actions import FileActions
 from .help_menu import build_help_menu
 from .image_import import ImageImport
+from .launch_actions import LaunchActions
 from .live_views import LiveViews
 from .menus import build_actions, build_menus, build_toolbar
 from .panels import BASELINE_HELP, ErrorBanner, PlotsArea, StatusReadout
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.weights = WeightsActions(self)
         self.csv = CsvImport(self)
         self.images = ImageImport(self)
+        self.launch = LaunchActions(self)   # sweeps and --nproc runs as child processes
         self.actions = build_actions(self)
         build_menus(self, self.actions)
         build_toolbar(self, self.actions)
@@ -355,6 +357,8 @@ class MainWindow(QMainWindow):
         """Stop training, finish every job and write the project; False when something would be lost."""
         self.csv.close_dialog()
         self.images.close_dialog()
+        if not self.launch.settle_on_close():   # launched children: stop them, or leave them running
+            return False
         if not self.session.close(timeout_ms):
             self.show_error("Training does not stop (a meta-iteration is still running); try closing again.")
             return False

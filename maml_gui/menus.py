@@ -42,6 +42,8 @@ class Actions:
     stop: QAction
     reset: QAction
     continue_run: QAction
+    run_sweep: QAction
+    run_processes: QAction
     adapt: QAction
     new: QAction
     open: QAction
@@ -92,6 +94,12 @@ def build_actions(window) -> Actions:
         reset=make("Reset", window.reset, "Ctrl+R", "reset", "Stop and clear the live plots for a fresh run"),
         continue_run=make("Continue run", window.continue_run, "Ctrl+Shift+Return", None,
                           "Carry the selected stopped or interrupted run on from its last checkpoint, exactly"),
+        run_sweep=make("Run as a sweep…", window.launch.choose_sweep, None, None,
+                       "Train the settings shown over several seeds (and a grid of settings) in separate processes; "
+                       "the window follows the runs and shows each setting as its mean across seeds"),
+        run_processes=make("Run in N processes…", window.launch.choose_processes, None, None,
+                           "Train the settings shown as one run, data-parallel over N local processes; the window "
+                           "follows it"),
         new=make("New experiment", window.files.new_experiment, QKeySequence.StandardKey.New, None, "Default settings"),
         open=make("Open experiment…", window.files.choose_open, QKeySequence.StandardKey.Open, "open",
                   "Open an experiment file (JSON)"),
@@ -160,6 +168,9 @@ def build_menus(window, actions: Actions) -> None:
     train = bar.addMenu("&Training")
     for action in (actions.start, actions.pause, actions.step, actions.stop, actions.reset, actions.continue_run):
         train.addAction(action)
+    train.addSeparator()
+    train.addAction(actions.run_sweep)
+    train.addAction(actions.run_processes)
     train.addSeparator()
     train.addAction(actions.adapt)
     window.view_menu = bar.addMenu("&View")

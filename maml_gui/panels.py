@@ -218,6 +218,7 @@ class PlotsArea(QSplitter):
         loss = "cross-entropy" if classification else "MSE"
         self.loss.set_y_label(f"query loss ({loss})")
         self.steps.set_y_label(f"query loss ({loss}, smoothed)")
+        self.adaptation.set_metric("accuracy" if classification else "mse")   # before any score arrives
 
     def show_preview(self, preview, source: str | None = None) -> None:
         """Draw a ``core.loaded_model.Preview``: the function view, decision regions for 2-D

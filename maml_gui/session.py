@@ -31,7 +31,7 @@ from core.trainer import MetaTrainer
 from core.weights_io import PT_SUFFIXES, check_names
 from core.weights_io import open_weights as read_weights_file
 
-from .following import Follower, is_run_folder, sweep_runs
+from .following import Follower, is_run_folder, is_sweep_folder, sweep_runs
 from .job_runner import JobRunner
 from .project import Project, RunSnapshot, run_folder_name
 from .runs import RunRecord, RunRegistry
@@ -100,9 +100,12 @@ class Session(QObject):
         self._baselines.failed.connect(
             lambda run, text: self.message.emit(f"The pretrain baseline of {run.name} stopped: {text}", 10_000))
         self._scores = JobRunner(self, "maml-score")
+        self._to_score: dict[int, RunRecord] = {}   # runs waiting to be scored, in turn
+        self._scores.busy_changed.connect(lambda busy: None if busy else self._score_next())
         self._scores.done.connect(self._on_scored)
         self._scores.failed.connect(lambda run, text: self.message.emit(f"Cannot score {run.name}: {text}", 10_000))
         self.follower = Follower(self)            # runs other processes write
+        self.follower.sweep_grew.connect(self._on_sweep_grew)
         self._index_timer = QTimer(self, singleShot=True, interval=INDEX_DELAY_MS)
         self._index_timer.timeout.connect(self.write_index)
         self._connect_controller()
@@ -115,8 +118,7 @@ class Session(QObject):
             raise MamlError("stop the training run before opening another project")
         if self._loaded:
             self.flush()
-        for run_id in list(self.follower.followed):
-            self.follower.forget(run_id)
+        self.follower.forget_all()
         same = folder is None or Path(folder).resolve() == self.project.folder.resolve()
         project = self.project if same else Project(folder)
         loaded = project.load()   # raises RunLocked (nothing changed) when another window has it open
@@ -153,6 +155,9 @@ class Session(QObject):
                 self.follower.follow(entry["external"], int(entry["id"]), str(entry["name"]))
             except (MamlError, KeyError, ValueError, TypeError) as exc:
                 loaded.problems.append(f"{entry.get('name', '?')}: {exc}")
+        for folder in loaded.index.get("sweeps", []):   # sweeps still running when the window closed
+            if isinstance(folder, str) and is_sweep_folder(Path(folder)):
+                self.follower.watch_sweep(folder)
         self.compared = [i for i in loaded.index.get("compared", []) if self.runs.get(i) is not None]
         self.compared_changed.emit(list(self.compared))
         self.set_current(loaded.index.get("current"))
@@ -170,7 +175,8 @@ class Session(QObject):
                     "origin": "followed"} for r in self.runs if self.follower.folder_of(r.run_id) is not None],
                  "current": self.current.run_id if self.current is not None and self.current.folder else None,
                  "compared": [i for i in self.compared if self.runs.get(i) is not None and self.runs.get(i).folder],
-                 "editing": self.editing.to_dict()}
+                 "editing": self.editing.to_dict(),
+                 "sweeps": [str(f) for f in self.follower.watched_sweeps()]}
         try:
             self.project.write_index(index)
         except MamlError as exc:
@@ -573,17 +579,31 @@ class Session(QObject):
     # -- runs other processes write -----------------------------------------------------------------
     def follow(self, folder: str | Path) -> list[RunRecord]:
         """Follow a run folder, or every run of a sweep folder, as live runs (the first becomes
-        current). Raises MamlError when the folder holds neither."""
+        current); a sweep that still runs is watched, so its later runs are followed (and compared)
+        as their folders appear. Raises MamlError when the folder holds neither."""
         folder = Path(folder)
+        sweep = is_sweep_folder(folder)
         folders = sweep_runs(folder) or ([folder] if is_run_folder(folder) else [])
-        if not folders:
+        if not folders and not sweep:
             raise MamlError(f"{folder} is neither a run folder nor a sweep folder")
         runs = [self.follower.follow(f) for f in folders]
-        self.set_current(runs[0].run_id)
+        if sweep:
+            self.follower.watch_sweep(folder)
+        if runs:
+            self.set_current(runs[0].run_id)
         if len(runs) > 1:
             self.set_compared([r.run_id for r in runs[1:]])
         self._index_timer.start()
         return runs
+
+    def _on_sweep_grew(self, runs: list) -> None:
+        """Runs that appeared in a watched sweep: compared with the others (the first becomes current
+        when none is)."""
+        if self.current is None:
+            self.set_current(runs[0].run_id)
+            runs = runs[1:]
+        self.set_compared(self.compared + [r.run_id for r in runs if r is not self.current])
+        self._index_timer.start()
 
     def is_followed(self, run: RunRecord | None) -> bool:
         return run is not None and run.run_id in self.follower.followed
@@ -661,8 +681,20 @@ class Session(QObject):
 
     # -- views computed from a run ---------------------------------------------------------------
     def score(self, run: RunRecord) -> None:
-        """The held-out adaptation curves of a run's weights, on a job thread (about a second)."""
+        """The held-out adaptation curves of a run's weights, on a job thread (about a second).
+        Runs wait their turn (a sweep's seeds all end at once), each scored with its latest weights."""
         if not run.weights:
+            return
+        self._to_score[run.run_id] = run
+        if not self._scores.is_busy():
+            self._score_next()
+
+    def _score_next(self) -> None:
+        if not self._to_score or self._scores.is_busy():
+            return
+        run = self._to_score.pop(next(iter(self._to_score)))
+        if not run.weights or self.runs.get(run.run_id) is not run:
+            self._score_next()
             return
         config, weights, family, tasks = run.config, run.weights, self._edited_family(run.config), self.options.eval_tasks
         self._scores.submit(run, lambda: LoadedModel(config, weights, family).adaptation(tasks))
@@ -734,6 +766,7 @@ class Session(QObject):
         if not self.controller.shutdown() and not self.controller.shutdown(timeout_ms=timeout_ms):
             return False
         self._baselines.shutdown()
+        self._to_score.clear()   # nothing new starts once closing
         self._scores.shutdown()
         self.follower.shutdown()
         self.flush()

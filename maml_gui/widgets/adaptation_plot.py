@@ -17,9 +17,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
 
-from ..overlays import Overlay
+from ..overlays import Band, Overlay, across_seeds
 from ..plot_math import value_bounds
-from .history_plot import OVERLAY_STYLE, set_pen
+from .history_plot import OVERLAY_STYLE, set_pen, tip_bands
 from .plot_base import PIXEL_CACHE, PlotBox, short_name
 from .plot_colors import PALETTE, SERIES_COLORS
 
@@ -129,6 +129,10 @@ class AdaptationPlot(PlotBox):
         self._overlays: list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
         self._overlay_notes: list[str] = []
         self._overlay_drawn: list[tuple[np.ndarray, np.ndarray]] = []
+        self._band_items: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem]] = []
+        self._bands: list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = []   # steps, mean, lo, hi
+        self._band_drawn: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._band_tips: dict[str, str] = {}
         self._log = QCheckBox("Log scale")
         self._log.setToolTip("Show the scores on a logarithmic axis (on by default for losses, which span "
                              "orders of magnitude across steps and runs).")
@@ -232,6 +236,57 @@ class AdaptationPlot(PlotBox):
         self._sync_legend()
         self.vb.refresh_auto_range()
 
+    def set_bands(self, bands: Sequence[Band]) -> None:
+        """Sweep configurations: per step, the mean over seeds of each seed's meta-learned score,
+        shaded from the lowest seed to the highest (min–max); seeds not yet scored, or scored at
+        other steps than the first, are left out, and a band needs two. [] removes them."""
+        shown = []
+        for band in bands:
+            series = [(np.asarray(a.steps, dtype=float), np.asarray(compared_series(a)[0], dtype=float))
+                      for a in band.adaptations if compared_series(a) is not None]
+            if len(series) < 2:
+                continue
+            steps = series[0][0]
+            stack = np.stack([mean for st, mean in series if np.array_equal(st, steps)])
+            if len(stack) >= 2:
+                shown.append((band, (steps, *across_seeds(stack))))
+        while len(self._band_items) < len(shown):
+            mean = self.plot.plot(symbol="o", symbolSize=5, symbolPen=None)
+            low, high = self.plot.plot(), self.plot.plot()
+            fill = pg.FillBetweenItem(low, high)
+            self.plot.addItem(fill)
+            self._band_items.append((mean, low, high, fill))
+        restyled = False
+        for items in self._band_items[len(shown):]:
+            for item in items[:3]:
+                item.setData([], [])
+            for item in items:
+                item.hide()
+        for (band, _), (mean, low, high, fill) in zip(shown, self._band_items):
+            if set_pen(mean, band.color, 2):
+                mean.setSymbolBrush(pg.mkBrush(band.color))
+                edge, shade = pg.mkColor(band.color), pg.mkColor(band.color)
+                edge.setAlpha(110)
+                shade.setAlpha(50)
+                for curve in (low, high):
+                    curve.setPen(pg.mkPen(edge, width=1))
+                fill.setBrush(shade)
+                restyled = True
+        if restyled:
+            self.legend.clear()
+        self._bands = [(band.name, data) for band, data in shown]
+        self._band_tips = {band.name: band.tip for band, _ in shown}
+        self._draw_bands()
+        self._sync_legend()
+        self.vb.refresh_auto_range()
+
+    def band_data(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """{band name: (steps, mean, min, max) across its seeds} as computed (before clipping for a log axis)."""
+        return dict(self._bands)
+
+    def band_items(self) -> dict[str, pg.FillBetweenItem]:
+        return {name: items[3] for (name, _), items in zip(self._bands, self._band_items)}
+
     def clear(self) -> None:
         """Empty the shown run's series (items are kept for the next evaluation); compared runs stay."""
         for line, bars in self._items.values():
@@ -285,11 +340,24 @@ class AdaptationPlot(PlotBox):
             curve.setData(steps[ok], mean[ok])
             curve.show()
 
+    def _draw_bands(self) -> None:
+        log = self.log_scale()
+        self._band_drawn = []
+        for (_, (steps, mean, low, high)), items in zip(self._bands, self._band_items):
+            ok = np.isfinite(mean) & np.isfinite(low) & np.isfinite(high) & ((low > 0) if log else True)
+            drawn = (steps[ok], mean[ok], low[ok], high[ok])
+            self._band_drawn.append(drawn)
+            for curve, y in zip(items[:3], drawn[1:]):
+                curve.setData(drawn[0], y)
+            for item in items:
+                item.show()
+
     def _data_range(self, axis: int, x_range):
         """The auto-range source: bounds of the finite values drawn (CI ends included), in the
         view's coordinates (log10 on a log axis), with room for the legend row above them."""
         drawn = [(x, (y, low, high)) for x, y, low, high in self._drawn.values()]
         drawn += [(x, (y,)) for x, y in self._overlay_drawn]
+        drawn += [(x, (y, low, high)) for x, y, low, high in self._band_drawn]
         if axis == 0:
             return value_bounds([x for x, _ in drawn])
         values = []
@@ -304,6 +372,7 @@ class AdaptationPlot(PlotBox):
         for name in self._data:
             self._draw_series(name)
         self._draw_overlays()
+        self._draw_bands()
         self.vb.refresh_auto_range()
 
     def _fit_note(self, text_height: float) -> None:
@@ -340,6 +409,8 @@ class AdaptationPlot(PlotBox):
     def _sync_legend(self) -> None:
         series = [(self._items[name][0], self._labels.get(name, name)) for name in self._data]
         overlays = [(curve, short_name(name)) for (name, _), curve in zip(self._overlays, self._overlay_curves)]
+        overlays += [(items[0], name) for (name, _), items in zip(self._bands, self._band_items)]
         self.legend.set_entries(series + overlays)
+        tip_bands(self.legend, self._band_tips)
         self.legend.set_wanted(bool(series or overlays))
         self._fit_legend()

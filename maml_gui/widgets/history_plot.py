@@ -25,7 +25,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
-from ..overlays import Overlay
+from ..overlays import Band, Overlay, align_common, across_seeds
 from ..plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, value_bounds
 from .plot_base import PIXEL_CACHE, PlotBox, set_curve, short_name
 
@@ -53,6 +53,12 @@ def set_pen(curve: pg.PlotDataItem, color, width: float = 2, style=Qt.PenStyle.S
     return True
 
 
+def tip_bands(legend, tips: dict[str, str]) -> None:
+    """Give the legend entries of bands their tooltip (what the shading spans)."""
+    for _sample, label in legend.items:
+        label.setToolTip(tips.get(label.text, ""))
+
+
 class _Trace:
     """One compared run on a history plot: its curve, and its smoothed values kept between redraws."""
 
@@ -62,6 +68,40 @@ class _Trace:
         self.smoother = SmoothedColumns()
         self.key = None
         self.shown = EMPTY
+
+
+class _BandTrace:
+    """One sweep configuration on a history plot: the mean across its seeds (solid) and the band
+    from the lowest to the highest seed (two thin edges and the fill between them)."""
+
+    def __init__(self, plot: pg.PlotWidget):
+        self.mean = plot.plot()
+        self.low, self.high = plot.plot(), plot.plot()
+        self.fill = pg.FillBetweenItem(self.low, self.high)
+        plot.addItem(self.fill)
+        self.band: Band | None = None
+        self.smoothers: dict[int, SmoothedColumns] = {}
+        self.key = None
+        self.shown = (np.empty(0), np.empty(0), np.empty(0), np.empty(0))
+
+    def curves(self) -> tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem]:
+        return self.mean, self.low, self.high
+
+    def style(self, color: str) -> bool:
+        changed = set_pen(self.mean, color, 2)
+        if changed:
+            edge = QColor(color)
+            edge.setAlpha(110)
+            for curve in (self.low, self.high):
+                curve.setPen(pg.mkPen(edge, width=1))
+            fill = QColor(color)
+            fill.setAlpha(50)
+            self.fill.setBrush(fill)
+        return changed
+
+    def set_visible(self, on: bool) -> None:
+        for item in (*self.curves(), self.fill):
+            item.setVisible(on)
 
 
 class HistoryPlot(PlotBox):
@@ -102,6 +142,7 @@ class HistoryPlot(PlotBox):
         self._main_key = None
         self._main = (np.empty(0), [], [])       # (x, raw columns, smoothed columns) as last handed over
         self._traces: list[_Trace] = []
+        self._bands: list[_BandTrace] = []
         # per curve: the arrays last handed to it (to skip unchanged ones), what they were with
         # non-finite values as NaN (``data()``), and the key of their per-pixel reduction
         self._sources: dict[pg.PlotDataItem, tuple[np.ndarray, np.ndarray]] = {}
@@ -174,6 +215,47 @@ class HistoryPlot(PlotBox):
         self._sync_legend()
         self._mark_dirty()
 
+    def set_bands(self, bands: Sequence[Band]) -> None:
+        """Sweep configurations, one curve each: the mean of their seeds' smoothed curves, solid in
+        the band's ``color``, shaded from the lowest seed to the highest (min–max, not a confidence
+        interval), on the iterations every seed has reached; [] removes them."""
+        bands = list(bands)
+        while len(self._bands) < len(bands):
+            self._bands.append(_BandTrace(self.plot))
+        restyled = False
+        for i, trace in enumerate(self._bands):
+            if i >= len(bands):
+                if trace.band is not None:
+                    trace.band, trace.key, trace.smoothers = None, None, {}
+                    for curve in trace.curves():
+                        self._forget(curve)
+                        curve.setData([], [])
+                    trace.set_visible(False)
+                continue
+            band = bands[i]
+            if trace.band is None or [id(h) for h in trace.band.histories] != [id(h) for h in band.histories]:
+                trace.smoothers = {id(h): trace.smoothers.get(id(h)) or SmoothedColumns() for h in band.histories}
+                trace.key = None
+            trace.band = band
+            restyled |= trace.style(band.color)
+            trace.set_visible(True)
+        if restyled:
+            self.legend.clear()
+        self._sync_legend()
+        self._mark_dirty()
+
+    def band_data(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """{band name: (iterations, mean, min, max) across its seeds} as handed to the plot."""
+        out = {}
+        for t in self._active_bands():
+            x, mean = self._series.get(t.mean, EMPTY)
+            out[t.band.name] = (x, mean, self._series.get(t.low, EMPTY)[1], self._series.get(t.high, EMPTY)[1])
+        return out
+
+    def band_items(self) -> dict[str, pg.FillBetweenItem]:
+        """{band name: its fill} (the shaded area between the lowest and the highest seed)."""
+        return {t.band.name: t.fill for t in self._active_bands()}
+
     def overlay_data(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{run name: (iterations, smoothed values)} of the compared runs, as handed to the plot."""
         return {t.overlay.name: self._series.get(t.curve, EMPTY) for t in self._active_traces()}
@@ -225,6 +307,9 @@ class HistoryPlot(PlotBox):
         x, raw, smooth = self._main_shown(weight)
         curves = self._main_draws(x, raw, smooth, mode)
         curves += [(t.curve, *self._trace_shown(t, weight), mode) for t in self._active_traces()]
+        for t in self._active_bands():
+            x, mean, low, high = self._band_shown(t, weight)
+            curves += [(t.mean, x, mean, mode), (t.low, x, low, mode), (t.high, x, high, mode)]
         self._draw(curves)
 
     def _main_shown(self, weight: float):
@@ -264,13 +349,37 @@ class HistoryPlot(PlotBox):
             trace.key = key
         return trace.shown
 
+    def _band_shown(self, trace: _BandTrace, weight: float):
+        """(x, mean, min, max) of a band's seeds, smoothed each like a compared run, decimated;
+        recomputed only when one of their histories changed."""
+        key = (tuple((len(h), h.stride) for h in trace.band.histories), weight)
+        if key != trace.key:
+            series = []
+            for h in trace.band.histories:
+                y = self._overlay_values(h) if len(h) else None
+                if y is not None:
+                    smooth = trace.smoothers.setdefault(id(h), SmoothedColumns()).update(y[:, None], weight, h.stride)
+                    series.append((h.iterations, smooth[:, 0]))
+            x, stack = align_common(series)
+            mean, low, high = across_seeds(stack)
+            index = display_index(len(x))
+            trace.shown = (x[index], mean[index], low[index], high[index]) if len(x) else \
+                (np.empty(0),) * 4
+            trace.key = key
+        return trace.shown
+
+    def _active_bands(self) -> list[_BandTrace]:
+        return [t for t in self._bands if t.band is not None]
+
     def _active_traces(self) -> list[_Trace]:
         return [t for t in self._traces if t.overlay is not None]
 
     def _sync_legend(self) -> None:
         """Run names only (and what the shown run's curves mean, where that is not obvious)."""
-        entries = self._legend_main() + [(t.curve, short_name(t.overlay.name)) for t in self._active_traces()]
+        entries = self._legend_main() + [(t.curve, short_name(t.overlay.name)) for t in self._active_traces()] \
+            + [(t.mean, t.band.name) for t in self._active_bands()]
         self.legend.set_entries(entries)
+        tip_bands(self.legend, {t.band.name: t.band.tip for t in self._active_bands()})
         self._fit_legend()
 
     def _forget(self, curve: pg.PlotDataItem) -> None:

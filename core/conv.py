@@ -150,9 +150,10 @@ class ConvNet:
         kernels a CPU runs fastest, forwards and in the double backward of second-order MAML."""
         t, m = x.shape[:2]
         body = [n for n in params if not n.startswith("head.")]
-        if any(self._per_task(n, params[n]) for n in body):
-            feats = torch.stack([self._body({n: (params[n][k] if self._per_task(n, params[n]) else params[n])
-                                             for n in body}, x[k], 1) for k in range(t)])
+        per_task = {n: params[n].unbind(0) for n in body if self._per_task(n, params[n])}
+        if per_task:   # unbind once: its backward stacks the T gradients (indexing would add T zero-padded copies)
+            feats = torch.stack([self._body({n: per_task[n][k] if n in per_task else params[n] for n in body},
+                                            x[k], 1) for k in range(t)])
         else:
             feats = self._body(params, x.reshape(t * m, *x.shape[2:]), t).reshape(t, m, -1)
         w, b = params["head.weight"], params["head.bias"]

@@ -117,7 +117,7 @@ class AdaptationPlot(PlotBox):
     """
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Adaptation on held-out tasks", "adaptation steps (gradient steps on the support set)", "", parent)
+        super().__init__("Adaptation on held-out tasks", "gradient steps on the support set", "", parent)
         self._items: dict[str, tuple[pg.PlotDataItem, pg.ErrorBarItem]] = {}
         self._data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._drawn: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}   # x, y, low, high

@@ -7,9 +7,10 @@ character is the prototype with a small random affine distortion (rotation, scal
 jittered anchors and stroke width, like one more person drawing it. Strokes are drawn with Pillow
 at three times the size and box-downsampled (anti-aliased), dark ink on white like Omniglot's scans.
 
-It is usually *easier* than Omniglot: the distortions are smooth and mild, there are no broken or
-reordered strokes and no scanning noise, so characters of one alphabet differ more than they vary.
-Raise ``distortion`` to make it harder. Tasks are split by alphabet, as Omniglot's background /
+It is probably *easier* than Omniglot: the distortions are smooth, there are no broken or reordered
+strokes and no scanning noise. The default ``distortion`` 2 was chosen so that a fresh network is
+not already good at it: fine-tuned from scratch for 5 steps on 5-way 1-shot episodes it scores about
+56% (at distortion 1: 82%; at 3, where examples stop looking alike: 42%; 100 episodes each). Tasks are split by alphabet, as Omniglot's background /
 evaluation sets are, so held-out episodes use alphabets (styles) never trained on.
 """
 
@@ -44,8 +45,8 @@ class GlyphsFamily(EpisodeFamily):
         ParamField("characters", "characters per alphabet", "int", 20, 1, 100),
         ParamField("examples", "examples per character", "int", 20, 2, 100, help="Omniglot has 20"),
         ParamField("image_size", "image size (pixels)", "int", 28, 8, 64),
-        ParamField("distortion", "distortion", "float", 1.0, 0.0, 3.0,
-                   help="scale of the per-example rotation, shear, shift and jitter (1 = handwriting-like)"),
+        ParamField("distortion", "distortion", "float", 2.0, 0.0, 3.0,
+                   help="scale of the per-example rotation, shear, shift and jitter (2 = handwriting-like)"),
         ParamField("seed", "seed", "int", 0, 0, 2**31 - 1, help="which glyphs are drawn, and the split"),
     )
     data_fields = (

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QFileDialog
 from core.tasks.csv_data import CSV_SUFFIXES
 
 from .csv_import_dialog import CsvImportDialog
+from .import_host import ImportHost
 
 DROP_SUFFIXES = (".csv", ".tsv")   # what a drop accepts; the file dialog also offers *.txt
 
@@ -39,9 +40,9 @@ def dropped_paths(mime: QMimeData) -> tuple[list[str], str | None]:
     return paths, None
 
 
-class CsvImport:
+class CsvImport(ImportHost):
     def __init__(self, window):
-        self.window = window
+        super().__init__(window)
         self.dialog: CsvImportDialog | None = None
         window.setAcceptDrops(True)
         window.family_editor.import_requested.connect(self._on_import_requested)
@@ -107,30 +108,12 @@ class CsvImport:
 
     def _on_accepted(self) -> None:
         w, dialog = self.window, self.dialog
-        spec = dialog.family_spec() if dialog is not None else None
+        spec = self.accepted_spec("data")
         if spec is None:
             return
-        if w.session.is_training():
-            if not w.confirm("Reset the run?", "Using the imported data stops the current run. Continue?"):
-                w.statusBar().showMessage("Import not applied: the run goes on with the previous data.", 8000)
-                return
-            w.reset()
-        shots, query = dialog.shots_query()   # chosen with the data: what it keeps depends on them
-        w.hyper_panel.shots.setValue(shots)
-        w.hyper_panel.query.setValue(query)
         w.family_editor.set_spec(spec)
         sizes = dialog.family().split_sizes()
         unit = "labels as classes of N-way episodes" if spec.name == "labelled_csv" else "tasks"
         paths = spec.params.get("paths") or [spec.params.get("path")]
         w.statusBar().showMessage(f"Imported {sum(sizes.values())} {unit} ({sizes['train']} / {sizes['val']} / "
                                   f"{sizes['test']}) from {', '.join(Path(p).name for p in paths)}", 8000)
-
-    def _on_finished(self, _result: int) -> None:
-        dialog, self.dialog = self.dialog, None
-        if dialog is not None:
-            dialog.deleteLater()
-
-    def close_dialog(self) -> None:
-        """The window is closing: an open import dialog stops its reading."""
-        if self.dialog is not None:
-            self.dialog.reject()

@@ -28,6 +28,7 @@ from .csv_choices import (Checked, Tables, check_choices, local_problem, read_ta
                           tasks_kept)
 from .csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept,
                            worth_proposing)
+from .import_host import side_by_side
 from .job_runner import JobRunner
 
 PREVIEW_ROWS = 50
@@ -271,13 +272,13 @@ class CsvImportDialog(QDialog):
         self.split_boxes[2].setValue(15)
 
         form = QFormLayout()
-        form.addRow("Layout", _row(self.layout_long, self.layout_files, self.layout_hint))
-        form.addRow("", _row(self.layout_labels))
+        form.addRow("Layout", side_by_side(self.layout_long, self.layout_files, self.layout_hint))
+        form.addRow("", side_by_side(self.layout_labels))
         form.addRow("Task column", self.task_column)
         form.addRow("Inputs", self.features)
         form.addRow("Target", self.target)
-        form.addRow("Task kind", _row(self.regression, self.classification, self.n_way))
-        form.addRow("Per episode", _row(self.shots, self.query))
+        form.addRow("Task kind", side_by_side(self.regression, self.classification, self.n_way))
+        form.addRow("Per episode", side_by_side(self.shots, self.query))
         form.addRow("", self.sizes_hint)
         form.addRow("", self.normalize)
         form.addRow("", self.drop_missing)
@@ -560,16 +561,6 @@ class CsvImportDialog(QDialog):
     def _on_ok(self) -> None:
         if self._problem is None and self.family() is not None:
             self.accept()
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    host = QWidget()
-    layout = QHBoxLayout(host)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        layout.addWidget(w)
-    layout.addStretch(1)
-    return host
 
 
 def _describe_paths(paths: list[str]) -> str:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog
 from core.tasks.image_folder import IMAGE_SUFFIXES
 
 from .image_import_dialog import ImageImportDialog
+from .import_host import ImportHost
 
 MAX_DEPTH = 3          # class folders sit at depth 1 (class/), 2 (alphabet/character/) or 3 (train/alphabet/character/)
 LOOK_AT = 40           # folders listed per level, and entries looked at per folder, at most
@@ -55,9 +56,9 @@ def _has_image(folder: Path) -> bool:
         return False
 
 
-class ImageImport:
+class ImageImport(ImportHost):
     def __init__(self, window):
-        self.window = window
+        super().__init__(window)
         self.dialog: ImageImportDialog | None = None
         window.setAcceptDrops(True)
         window.family_editor.image_import_requested.connect(self._on_import_requested)
@@ -102,30 +103,12 @@ class ImageImport:
 
     def _on_accepted(self) -> None:
         w, dialog = self.window, self.dialog
-        spec = dialog.family_spec() if dialog is not None else None
+        spec = self.accepted_spec("images")
         if spec is None:
             return
-        if w.session.is_training():
-            if not w.confirm("Reset the run?", "Using the imported images stops the current run. Continue?"):
-                w.statusBar().showMessage("Import not applied: the run goes on with the previous data.", 8000)
-                return
-            w.reset()
-        shots, query = dialog.shots_query()   # chosen with the data: which classes are used depends on them
-        w.hyper_panel.shots.setValue(shots)
-        w.hyper_panel.query.setValue(query)
         w.hyper_panel.suggest_model("conv4")   # before the family: the window checks both together
         w.family_editor.set_spec(spec)
         sizes = dialog.family().split_sizes()
         w.statusBar().showMessage(f"Imported {Path(spec.params['path']).name}/: {sum(sizes.values()):,} classes "
                                   f"({sizes['train']:,} / {sizes['val']:,} / {sizes['test']:,}); the model is now "
                                   "Conv-4 (Model → Network to change it)", 10_000)
-
-    def _on_finished(self, _result: int) -> None:
-        dialog, self.dialog = self.dialog, None
-        if dialog is not None:
-            dialog.deleteLater()
-
-    def close_dialog(self) -> None:
-        """The window is closing: an open import dialog stops its reading."""
-        if self.dialog is not None:
-            self.dialog.reject()

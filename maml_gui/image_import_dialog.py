@@ -26,6 +26,7 @@ from core.config import FamilySpec
 from core.errors import ConfigError
 from core.tasks.image_folder import ImageFolderData, ImageFolderFamily, load_image_folder
 
+from .import_host import side_by_side
 from .job_runner import JobRunner
 from .widgets.image_grid import ImageGrid, folder_rows
 
@@ -220,12 +221,12 @@ class ImageImportDialog(QDialog):
         settings = QGroupBox("How the images become episodes")
         form = QFormLayout(settings)
         form.addRow("Layout", self.layout_label)
-        form.addRow("Image size", _row(self.image_size))
-        form.addRow("Channels", _row(self.channels))
+        form.addRow("Image size", side_by_side(self.image_size))
+        form.addRow("Channels", side_by_side(self.channels))
         form.addRow("Rotations", self.rotations)
-        form.addRow("Classes per episode", _row(self.n_way))
-        form.addRow("Per class", _row(self.shots, self.query))
-        self.split_row = _row(self.split_val, self.split_test, self.split_seed)
+        form.addRow("Classes per episode", side_by_side(self.n_way))
+        form.addRow("Per class", side_by_side(self.shots, self.query))
+        self.split_row = side_by_side(self.split_val, self.split_test, self.split_seed)
         form.addRow("Split classes", self.split_row)
         form.addRow("Classes", self.splits_label)
         form.addRow("In memory", self.memory_label)
@@ -357,17 +358,6 @@ class ImageImportDialog(QDialog):
     def _on_ok(self) -> None:
         if self._problem is None and self.family() is not None:
             self.accept()
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    """Widgets side by side at their natural width (a spin box need not span the dialog)."""
-    host = QWidget()
-    layout = QHBoxLayout(host)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        layout.addWidget(w)
-    layout.addStretch(1)
-    return host
 
 
 def _readable(message: str) -> str:

@@ -26,6 +26,7 @@ from ..csv_reader import CsvError, Progress, release_memory
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily, _check_field
 from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks
+from .episodes import split_groups
 
 SPLITS = ("train", "val", "test")
 SPLIT_TITLES = {"train": "meta-train", "val": "meta-validation", "test": "meta-test"}
@@ -422,18 +423,8 @@ class _Rows:
 
 
 def split_tasks(n: int, fractions: list[float], seed: int) -> dict[str, list[int]]:
-    """Task indices per split: a seeded permutation cut by the fractions (each used split gets >= 1 task)."""
-    _, f_val, f_test = fractions
-    n_val = max(int(f_val > 0), math.floor(f_val * n + 0.5))
-    n_test = max(int(f_test > 0), math.floor(f_test * n + 0.5))
-    if n - n_val - n_test < 1:
-        needed = 1 + int(f_val > 0) + int(f_test > 0)
-        raise ConfigError("family.split", f"{n} task{'s' if n != 1 else ''} cannot be split into meta-train / "
-                                          f"validation / test {fractions}: at least {needed} tasks are needed "
-                                          "(or set the validation and test fractions to 0)")
-    perm = np.random.default_rng(seed).permutation(n).tolist()
-    return {"test": sorted(perm[:n_test]), "val": sorted(perm[n_test:n_test + n_val]),
-            "train": sorted(perm[n_test + n_val:])}
+    """Task indices per split (see :func:`~core.tasks.episodes.split_groups`)."""
+    return split_groups(n, fractions, seed, "tasks", zero_hint="the validation and test fractions")
 
 
 def _source(files: list[Path]) -> str:

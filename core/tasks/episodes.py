@@ -27,16 +27,20 @@ SHOW = 8                    # names a message lists before "and N more"
 KEY_BUDGET = 4_000_000      # random keys drawn at once when choosing examples (bounds memory for huge classes)
 
 
-def split_groups(n: int, fractions: Sequence[float], seed: int, unit: str = "classes") -> dict[str, list[int]]:
-    """Group indices per split: a seeded permutation cut by the fractions (each used split gets >= 1)."""
+def split_groups(n: int, fractions: Sequence[float], seed: int, unit: str = "classes",
+                 zero_hint: str = "the validation fraction") -> dict[str, list[int]]:
+    """Group indices per split: a seeded permutation cut by the fractions (each used split gets >= 1).
+    ``unit`` names the groups in the message ("tasks", "alphabets", …); ``zero_hint`` which fractions
+    may be set to 0 instead."""
     _, f_val, f_test = fractions
     n_val = max(int(f_val > 0), math.floor(f_val * n + 0.5))
     n_test = max(int(f_test > 0), math.floor(f_test * n + 0.5))
     if n - n_val - n_test < 1:
         needed = 1 + int(f_val > 0) + int(f_test > 0)
-        raise ConfigError("family.split", f"{n} {unit} cannot be split into meta-train / validation / test "
-                                          f"{list(fractions)}: at least {needed} are needed (or set the validation "
-                                          "fraction to 0)")
+        what = unit[:-1] if n == 1 and unit.endswith("s") else unit
+        raise ConfigError("family.split", f"{n} {what} cannot be split into meta-train / validation / test "
+                                          f"{list(fractions)}: at least {needed} {unit} are needed (or set "
+                                          f"{zero_hint} to 0)")
     perm = np.random.default_rng(seed).permutation(n).tolist()
     return {"test": sorted(perm[:n_test]), "val": sorted(perm[n_test:n_test + n_val]),
             "train": sorted(perm[n_test + n_val:])}

@@ -21,14 +21,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QListWidgetItem, QProgressBar, QPushButton, QRadioButton, QSpinBox, QTableView,
                                QVBoxLayout, QWidget)
 
-from core.config import FamilySpec
 from core.tasks.csv_family import CsvFamily
 
 from .csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
                           tasks_kept)
 from .csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept,
                            worth_proposing)
-from .import_host import side_by_side
+from .import_host import ImportDialogBase, side_by_side
 from .job_runner import JobRunner
 
 PREVIEW_ROWS = 50
@@ -38,7 +37,7 @@ ERROR_STYLE = "color: #b3261e;"
 
 
 # -- the dialog -------------------------------------------------------------------------------------
-class CsvImportDialog(QDialog):
+class CsvImportDialog(ImportDialogBase, QDialog):
     """Choose how CSV files become tasks. ``updated`` fires each time the verdict (or a read error) is shown."""
 
     updated = Signal()
@@ -91,25 +90,9 @@ class CsvImportDialog(QDialog):
     def _choices(self) -> dict[str, Any]:
         return self.episode_params() if self.episodes() else self.params()
 
-    def shots_query(self) -> tuple[int, int]:
-        """Shots and query as set here (the window's training settings take them on OK)."""
-        return self.shots.value(), self.query.value()
-
     def family(self) -> CsvFamily | None:
         """The family the current choices give, once checked and valid."""
         return self._checked.family if self._problem is None and self._checked else None
-
-    def family_spec(self) -> FamilySpec | None:
-        """What the window takes: the settings plus the normalization statistics."""
-        family = self.family()
-        return None if family is None else family.spec()
-
-    def problem(self) -> str | None:
-        """Why OK is disabled (None when it is enabled)."""
-        return self._problem
-
-    def is_settled(self) -> bool:
-        return not (self._runner.is_busy() or self._timer.isActive())
 
     def feature_names(self) -> list[str]:
         items = (self.features.item(i) for i in range(self.features.count()))
@@ -557,11 +540,6 @@ class CsvImportDialog(QDialog):
         self.error_label.setVisible(problem is not None and final)
         if final:
             self.updated.emit()
-
-    def _on_ok(self) -> None:
-        if self._problem is None and self.family() is not None:
-            self.accept()
-
 
 def _describe_paths(paths: list[str]) -> str:
     names = [Path(p).name + ("/" if Path(p).is_dir() else "") for p in paths]

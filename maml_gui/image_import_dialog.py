@@ -22,11 +22,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QLabel, QListWidget, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from core.config import FamilySpec
 from core.errors import ConfigError
 from core.tasks.image_folder import ImageFolderData, ImageFolderFamily, load_image_folder
 
-from .import_host import side_by_side
+from .import_host import ImportDialogBase, side_by_side
 from .job_runner import JobRunner
 from .widgets.image_grid import ImageGrid, folder_rows
 
@@ -70,7 +69,7 @@ def inspect_folder(params: dict[str, Any], shots: int, query: int, report: Calla
         return Inspected(params, data, family, exc)
 
 
-class ImageImportDialog(QDialog):
+class ImageImportDialog(ImportDialogBase, QDialog):
     """Choose how a folder of images becomes N-way episodes. ``updated`` fires each time a verdict is shown."""
 
     updated = Signal()
@@ -106,25 +105,10 @@ class ImageImportDialog(QDialog):
                 "n_way": self.n_way.value(), "split": [round(1 - val - test, 6), val, test],
                 "split_seed": self.split_seed.value()}
 
-    def shots_query(self) -> tuple[int, int]:
-        """Shots and query per class as set here (the window's training settings take them on OK)."""
-        return self.shots.value(), self.query.value()
-
     def family(self) -> ImageFolderFamily | None:
         """The family the current choices give, once checked and valid."""
         found = self._inspected
         return found.family if self._problem is None and found is not None else None
-
-    def family_spec(self) -> FamilySpec | None:
-        family = self.family()
-        return None if family is None else family.spec()
-
-    def problem(self) -> str | None:
-        """Why OK is disabled (None when it is enabled)."""
-        return self._problem
-
-    def is_settled(self) -> bool:
-        return not (self._runner.is_busy() or self._timer.isActive())
 
     def is_loading(self) -> bool:
         return self._runner.is_busy()
@@ -354,11 +338,6 @@ class ImageImportDialog(QDialog):
         self.folder_label.setToolTip(self.path)
         self._loaded_key = None
         self._on_choice()
-
-    def _on_ok(self) -> None:
-        if self._problem is None and self.family() is not None:
-            self.accept()
-
 
 def _readable(message: str) -> str:
     """The engine's ``family.path: …`` without the field name, which means nothing here."""

@@ -39,6 +39,31 @@ class ImportHost:
             self.dialog.reject()
 
 
+class ImportDialogBase:
+    """What both import dialogs answer the same way; each defines ``family()`` (the checked family,
+    or None), ``shots``/``query`` spin boxes, ``_problem``, a ``_runner`` job and a ``_timer``."""
+
+    def shots_query(self) -> tuple[int, int]:
+        """Shots and query as set here (the window's training settings take them on OK)."""
+        return self.shots.value(), self.query.value()
+
+    def family_spec(self):
+        """What the window takes: the settings (with what was computed from the data, e.g. statistics)."""
+        family = self.family()
+        return None if family is None else family.spec()
+
+    def problem(self) -> str | None:
+        """Why OK is disabled (None when it is enabled)."""
+        return self._problem
+
+    def is_settled(self) -> bool:
+        return not (self._runner.is_busy() or self._timer.isActive())
+
+    def _on_ok(self) -> None:
+        if self._problem is None and self.family() is not None:
+            self.accept()
+
+
 def side_by_side(*widgets: QWidget) -> QWidget:
     """Widgets in a row at their natural width (a spin box need not span the dialog)."""
     host = QWidget()

@@ -187,6 +187,8 @@ class LiveViews(QObject):
     def _on_adaptation_changed(self, run) -> None:
         if run is self.session.current:
             self._draw_adaptation(run)
+            if self.session.is_followed(run):   # new weights from its writer: the task view follows too
+                self._preview_timer.start()
         if run.run_id in self.session.compared:
             self._draw_overlays()
 

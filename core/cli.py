@@ -51,6 +51,20 @@ one writer per folder:
   train --resume or train --force on OUT exits 2 naming it. A lock left by a process that is gone
   (same host) is taken over with a warning; one from another host is kept: delete it by hand only
   when sure that run is over.
+
+several processes (data parallel, torch.distributed):
+  --nproc N starts N processes on this machine. Each takes its share of every meta-batch (the very
+  tasks one process would sample), the meta-gradients are summed over the processes with one
+  all-reduce (gloo on the CPU; nccl on CUDA, one GPU per process) and every process takes the same
+  Adam step, so the run follows the one-process run up to rounding; metrics are the global ones.
+  Rank 0 alone writes OUT. Threads per process: the cores divided by N. The same command runs under
+  torchrun (without --nproc), e.g. on one machine or on two (run on each, R = 0 or 1):
+    torchrun --nproc-per-node 2 -m core.cli train --out OUT ...
+    torchrun --nnodes 2 --node-rank R --nproc-per-node 4 --master-addr HOST0 --master-port 29500 \
+        -m core.cli train --out OUT ...
+  (OUT is written on the machine of rank 0, node 0; CSV or image data must exist on every machine.)
+  A process that dies stops the run within seconds, one that hangs within --rank-timeout; rank 0
+  saves the last completed iteration. --resume OUT continues with any number of processes.
 """
 
 
@@ -102,6 +116,11 @@ def build_parser() -> _Parser:
                        "folder); an existing run folder is refused unless --force or --resume")
     train.add_argument("--force", action="store_true", help="replace the run already in --out (its settings, "
                        "weights, training state and metrics are deleted first)")
+    train.add_argument("--nproc", type=int, metavar="N", help="meta-train with N processes on this machine, each on "
+                       "1/N of every meta-batch (see 'several processes' below; default 1)")
+    train.add_argument("--rank-timeout", type=float, metavar="SECONDS", help="with several processes: how long one "
+                       "waits for the others at a gradient exchange before the run stops as hung (default "
+                       "120)")
     train.add_argument("--save-every", type=float, default=SAVE_EVERY, metavar="SECONDS",
                        help=f"save a checkpoint this often (default {SAVE_EVERY:g}; stretched when saving would take "
                        "over 1%% of the time; 0: only when the run stops)")
@@ -200,10 +219,8 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
 
 
 def _train(args) -> int:
-    """Lock the run folder, then train; the lock is released on every way out (a SIGTERM sets a
-    flag from the moment the lock is taken, so even a stop during setup releases it)."""
-    from .checkpoint import remove_leftovers
-    from .run_lock import RunLock
+    """Check the flags, then train here, as one rank of several, or launch ``--nproc`` ranks."""
+    from .distributed import RANK_TIMEOUT, launch, launched_here, rank_from_env
 
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise UsageError("maml-gui train: --time-limit must be a positive number of seconds")
@@ -211,12 +228,33 @@ def _train(args) -> int:
         raise UsageError("maml-gui train: --save-every must be a number of seconds, 0 or more")
     if args.resume is None and args.out is None:
         raise UsageError("maml-gui train: the following arguments are required: --out")
+    if args.nproc is not None and not 1 <= args.nproc <= 1024:
+        raise UsageError("maml-gui train: --nproc must be a number of processes from 1 to 1024")
+    if args.rank_timeout is not None and not (math.isfinite(args.rank_timeout) and args.rank_timeout > 0):
+        raise UsageError("maml-gui train: --rank-timeout must be a positive number of seconds")
+    ranked = rank_from_env()
+    if ranked is not None:
+        if args.nproc not in (None, 1) and not launched_here():
+            raise UsageError("maml-gui train: --nproc starts its own processes; under torchrun leave it out")
+        return _train_rank(args, ranked, args.rank_timeout or RANK_TIMEOUT)
+    if args.nproc is not None and args.nproc > 1:
+        return launch(list(args.argv), args.nproc, args.out or args.resume, args.rank_timeout or RANK_TIMEOUT)
+    return _train_here(args)
+
+
+def _train_here(args, group=None) -> int:
+    """Lock the run folder, then train; the lock is released on every way out (a SIGTERM sets a
+    flag from the moment the lock is taken, so even a stop during setup releases it). With a
+    group (rank 0 of several), Ctrl-C sets the flag too: the ranks must stop together."""
+    from .checkpoint import remove_leftovers
+    from .run_lock import RunLock
+
     out = args.out = args.out or args.resume
     if out.exists() and not out.is_dir():
         raise UsageError(f"maml-gui train: {out} exists and is not a folder")
     continuing = args.resume is not None and out.resolve() == args.resume.resolve()
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    stop = {"flag": False, "signal": None}
+    previous = _on_stop_signals(stop, group is not None)
     lock = RunLock(out)
     try:
         warning = lock.acquire("maml-gui " + shlex.join(getattr(args, "argv", None) or ["train"]))
@@ -225,17 +263,82 @@ def _train(args) -> int:
         if not continuing:
             _claim_out(out, args.force)   # checks first, deletes only with --force, and only under the lock
         remove_leftovers(out)
-        return _train_locked(args, out, continuing, stop)
+        return _train_locked(args, out, continuing, stop, group)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         lock.release()
 
 
-def _train_locked(args, out: Path, continuing: bool, stop: dict) -> int:
-    from .checkpoint import Checkpointer
+def _on_stop_signals(stop: dict, ranked: bool) -> dict:
+    """SIGTERM (and, for a rank of several, SIGINT) sets ``stop``; returns the handlers replaced."""
+    def request(signum, _frame):
+        stop.update(flag=True, signal=signal.Signals(signum).name)
+
+    signals = (signal.SIGTERM, signal.SIGINT) if ranked else (signal.SIGTERM,)
+    return {s: signal.signal(s, request) for s in signals}
+
+
+def _train_rank(args, ranked, timeout: float) -> int:
+    """One process of a run of several: rank 0 trains as a lone run does (lock, checkpoints,
+    summary), the others follow it silently."""
+    from .distributed import Group
+
+    group = Group.join(ranked, timeout)
+    try:
+        return _train_here(args, group) if group.rank == 0 else _train_follower(group)
+    finally:
+        group.close()
+
+
+def _train_follower(group) -> int:
+    """A rank other than 0: rank 0's trainer, its share of each batch, no files and no output."""
+    from .config import ExperimentConfig
+    from .distributed import AGREED, PEER_FAILED, PeerFailed
     from .trainer import MetaTrainer
 
-    trainer = _resumed(args) if args.resume is not None else MetaTrainer(config_from_args(args))
+    stop = {"flag": False, "signal": None}
+    previous = _on_stop_signals(stop, True)
+    group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
+    try:
+        start = group.share(None)
+        trainer = MetaTrainer(ExperimentConfig.from_json(start["config"]), group=group)
+        trainer.load_weights(start["weights"])
+        trainer.load_training_state(*start["state"])
+        trainer.compile_step()
+        code = 0
+        try:
+            while trainer.iteration < trainer.config.train.iterations:
+                group.stop = stop["signal"]
+                trainer.step()
+                if group.agreed:
+                    break
+        except TrainingDiverged:
+            code = 1
+        group.mark(AGREED)
+        return _STOP_CODES.get(group.agreed, code)
+    except PeerFailed:
+        group.mark(PEER_FAILED)
+        return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_STOP_CODES = {"SIGTERM": 143, "SIGINT": 130, "time": 0}
+_STOP_WORDS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
+
+
+def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> int:
+    from .checkpoint import Checkpointer
+    from .distributed import AGREED, PEER_FAILED, PeerFailed
+    from .trainer import MetaTrainer
+
+    trainer = _resumed(args, group) if args.resume is not None else MetaTrainer(config_from_args(args), group=group)
+    if group is not None:
+        group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
+        group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),
+                     "state": trainer.training_state()})
     config = trainer.config
     for warning in trainer.family.warnings:
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
@@ -257,10 +360,13 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict) -> int:
     saves.progress = progress
     start = time.perf_counter()
     resume_hint = f"; continue with `maml-gui train --resume {out}`"
-    reason, code, last = "completed", 0, None
+    reason, code, last, ending = "completed", 0, None, AGREED   # ending: how a rank of several ended
     try:
-        while trainer.iteration < config.train.iterations and not stop["flag"]:
-            if args.time_limit is not None and time.perf_counter() - start >= args.time_limit:
+        while trainer.iteration < config.train.iterations and (group is not None or not stop["flag"]):
+            timed_out = args.time_limit is not None and time.perf_counter() - start >= args.time_limit
+            if group is not None:   # the ranks stop together: requests travel with the gradients
+                group.stop = stop["signal"] or ("time" if timed_out else None)
+            elif timed_out:
                 reason = f"time limit of {args.time_limit:g} s reached at iteration {trainer.iteration:,}{resume_hint}"
                 break
             last = trainer.step()
@@ -269,18 +375,28 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict) -> int:
                 saves.periodic()
             if progress:
                 progress.update(last, time.perf_counter() - start)
-        if stop["flag"]:
-            reason, code = f"stopped by SIGTERM at iteration {trainer.iteration:,}{resume_hint}", 143
+            if group is not None and group.agreed:
+                stop.update(flag=True, signal=group.agreed)
+                break
+        if stop["flag"] and stop["signal"] == "time":
+            reason = f"time limit of {args.time_limit:g} s reached at iteration {trainer.iteration:,}{resume_hint}"
+        elif stop["flag"]:
+            words, code = _STOP_WORDS[stop["signal"]], _STOP_CODES[stop["signal"]]
+            reason = f"stopped by {words} at iteration {trainer.iteration:,}{resume_hint}"
     except TrainingDiverged as exc:
         reason, code = f"stopped: {exc}; the last finite weights are saved", 1
     except KeyboardInterrupt:
         reason, code = f"stopped by Ctrl-C (SIGINT) at iteration {trainer.iteration:,}{resume_hint}", 130
     except _SavesStalled as exc:
-        reason, code = f"stopped: {exc}", 1
+        reason, code, ending = f"stopped: {exc}", 1, None   # alone: the others' next exchange fails
+    except PeerFailed as exc:
+        reason, code, ending = f"stopped after iteration {trainer.iteration:,}: {exc}{resume_hint}", 1, PEER_FAILED
     finally:
         if progress:
             progress.close()
         saved = saves.final()
+    if group is not None and ending is not None:
+        group.mark(ending)
     elapsed = time.perf_counter() - start
     if trainer.compile_failure:
         print(f"maml-gui: the compiled meta-step failed ({trainer.compile_failure}); the run continued eager",
@@ -288,8 +404,10 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict) -> int:
     loss = f"{last.meta_loss:.4f}" if last else "n/a"
     rate = trainer.iteration / elapsed if elapsed > 0 else 0.0
     where = f"saved to {out}" if saved else f"NOT saved (see the error above): {out} holds {saves.previous()}"
+    processes = f", {group.world} processes" if group is not None else ""
     print(f"{config.algorithm.name} on {config.family.name}: {trainer.iteration} iterations in {elapsed:.1f} s "
-          f"({rate:.0f} it/s, {trainer.device}, {trainer.gradient_path}), final meta-loss {loss}, {reason}; {where}")
+          f"({rate:.0f} it/s, {trainer.device}, {trainer.gradient_path}{processes}), final meta-loss {loss}, {reason}; "
+          f"{where}")
     return code if saved else (code or 1)
 
 
@@ -391,7 +509,7 @@ def _claim_out(out: Path, force: bool) -> None:
             raise UsageError(f"maml-gui train: cannot replace {path}: {exc.strerror or exc}") from None
 
 
-def _resumed(args):
+def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
     from .checkpoint import load_checkpoint
     from .trainer import MetaTrainer
@@ -402,7 +520,7 @@ def _resumed(args):
     if changed:
         raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
                          "meta learning rate, device and --compile can); start a new one instead")
-    trainer = MetaTrainer(config)
+    trainer = MetaTrainer(config, group=group)
     trainer.load_weights(weights)
     trainer.load_training_state(tensors, metadata)
     if args.meta_lr is not None:

@@ -36,13 +36,20 @@ class MetaTrainer:
     ``step()`` performs exactly one meta-iteration.
 
     A family can be passed in for data that is not described by the spec alone (CSV data).
+    With a :class:`~core.distributed.Group` this process meta-trains on its share of each
+    meta-batch and the meta-gradients of all processes are summed (see ``core/distributed.py``).
     """
 
-    def __init__(self, config: ExperimentConfig, family: TaskFamily | None = None):
+    def __init__(self, config: ExperimentConfig, family: TaskFamily | None = None, group=None):
         model = LoadedModel(config, family=family, device=config.train.device)   # validates, checks sizes
         self.config, self.family, self.device = config, model.family, model.device
         self.net, self.algorithm = model.net, model.algorithm
         self.task_generator = torch.Generator().manual_seed(config.train.seed)
+        self.group = group
+        if group is not None:
+            group.check_device(self.device)
+            self._tasks = group.shard(config.train.meta_batch)
+            self._share = (self._tasks.stop - self._tasks.start) / config.train.meta_batch
         self.params = {n: p.requires_grad_(True) for n, p in model.params.items()}
         tune_cpu_threads(sum(p.numel() for p in self.params.values()), self.device)   # training only: see device.py
         self.rates = model.rates
@@ -55,6 +62,7 @@ class MetaTrainer:
 
     # -- training -------------------------------------------------------------------------
     def sample_batch(self) -> TaskBatch:
+        """The whole meta-batch, also with a group (each process keeps its share in :meth:`step`)."""
         t = self.config.train
         return self.family.sample(t.meta_batch, t.shots, t.query, self.task_generator).to(self.device)
 
@@ -65,9 +73,34 @@ class MetaTrainer:
     def step(self, batch: TaskBatch | None = None) -> StepMetrics:
         """One meta-iteration. Raises :class:`TrainingDiverged` (weights untouched) on NaN/inf."""
         start = time.perf_counter()
+        if self.group is not None:
+            return self._group_step(start, batch)
         batch = batch if batch is not None else self.sample_batch()
         self.optimizer.zero_grad(set_to_none=True)
         numbers = self._meta_step(self.params, self.rates, batch, self.iteration).tolist()
+        return self._finish(start, numbers)
+
+    def _group_step(self, start: float, batch: TaskBatch | None) -> StepMetrics:
+        """This process's share of the batch, then the exchange. Raises
+        :class:`~core.distributed.PeerFailed` with the state of the last completed iteration
+        (the sampler rewound too), so rank 0 can save it and a resumed run stays exact."""
+        from .distributed import PeerFailed, shard_batch
+
+        sampler = self.task_generator.get_state() if batch is None else None
+        batch = shard_batch(batch if batch is not None else self.sample_batch(), self._tasks)
+        self.optimizer.zero_grad(set_to_none=True)
+        numbers = self._meta_step(self.params, self.rates, batch, self.iteration)
+        try:
+            numbers = self.group.reduce(self.meta_parameters(), numbers, self._share, self.iteration)
+        except PeerFailed:
+            self.optimizer.zero_grad(set_to_none=True)
+            if sampler is not None:
+                self.task_generator.set_state(sampler)
+            raise
+        return self._finish(start, self.group.settle(numbers.tolist()))
+
+    def _finish(self, start: float, numbers: list[float]) -> StepMetrics:
+        """Check the meta-step's numbers, then take the Adam step."""
         meta_loss, norm = numbers[0], numbers[1]
         step_losses, accuracy = numbers[2:2 + self._n_losses], numbers[2 + self._n_losses:] or None
         if not (math.isfinite(meta_loss) and math.isfinite(norm)):
@@ -93,6 +126,10 @@ class MetaTrainer:
         t = self.config.train
         # a throwaway batch of the run's shapes, drawn off the training stream so resuming stays exact
         probe = self.family.sample(t.meta_batch, t.shots, t.query, torch.Generator().manual_seed(t.seed + 1))
+        if self.group is not None:
+            from .distributed import shard_batch
+
+            probe = shard_batch(probe, self._tasks)
         probe = probe.to(self.device)
         if choice == "auto":
             seconds = (t.iterations - self.iteration) * self._meta_step.eager_seconds(

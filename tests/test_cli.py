@@ -220,3 +220,37 @@ def test_sigterm_stops_saves_and_says_how_to_continue(tmp_path):
     iteration = int(load_checkpoint(out)[3]["iteration"])
     assert read_metrics(out)[:, 0].tolist() == list(range(1, iteration + 1))
     assert f"at iteration {iteration:,}" in stdout and not (out / ".lock").exists()
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--nproc", "0"], "--nproc must be"),
+    (["--rank-timeout", "0"], "--rank-timeout must be"),
+])
+def test_bad_distributed_flags_exit_2_with_one_line(argv, words, tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_nproc_1_is_the_one_process_run(tmp_path, capsys):
+    import torch
+
+    from core.checkpoint import load_run
+
+    common = ["train", "--iterations", "5", "--meta-batch", "3", "--seed", "2"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--nproc", "1", "--out", str(tmp_path / "one")]) == 0
+    summaries = capsys.readouterr().out.strip().splitlines()
+    assert "processes" not in summaries[1]
+    plain, one = load_run(tmp_path / "plain")[1], load_run(tmp_path / "one")[1]
+    assert set(plain) == set(one) and all(torch.equal(plain[n], one[n]) for n in plain)
+
+
+def test_nproc_under_torchrun_is_refused_and_help_gives_the_torchrun_line(monkeypatch, tmp_path, capsys):
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["train", "--nproc", "2", "--out", str(tmp_path / "r")]) == 2
+    assert "under torchrun leave it out" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "torchrun --nproc-per-node 2 -m core.cli train --out OUT" in capsys.readouterr().out

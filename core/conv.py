@@ -28,12 +28,16 @@ Per-task weights, two exact formulations (:data:`FORMULATION`):
 
 Chosen by measurement at the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query
 per class, meta-batch 32, second order; ``maml-gui bench --conv``, engine vs the per-task autograd
-loop of :mod:`core.reference`, interleaved, 2-core CPU shared with other jobs): "loop" 0.95 vs
-1.20 it/s for the reference (0.79×) with 382 vs 376 MiB peak per meta-gradient; "grouped" 0.78 vs
-1.13 it/s (0.69×) with 689 MiB. PyTorch's double backward of a grouped convolution loops over the
-groups, so folding tasks into groups saves nothing in second-order MAML and costs memory; on a CPU
-the convolutions are compute-bound, and neither formulation beats the plain loop yet (what remains:
-hand-written per-task weight gradients at step 0, im2col-style, so the support pass runs batched).
+loop of :mod:`core.reference`, interleaved, 2-core CPU): "loop" 1.03 vs 1.10 it/s (0.94×; median
+meta-gradient 1.24 s vs 1.23 s in another interleaved run) with 378 vs 376 MiB peak; "grouped" 0.78
+vs 1.13 it/s (0.69×) with 689 MiB (on a busier moment). PyTorch's double backward of a grouped
+convolution loops over the groups, so folding tasks into groups saves nothing in second-order MAML
+and costs memory; running the copies of θ at step 0 as one batch of all tasks' images was slower
+still (1.63 s vs 1.24 s per meta-gradient: one convolution over 2,400 images used the caches worse
+than 32 over 75). Per-task weights are unbound once per pass: indexing them ``T`` times made the
+backward add ``T`` zero-padded gradient copies per weight, which cost more than the convolutions at
+meta-batch 16. On a CPU the convolutions are compute-bound and the engine runs at the plain loop's
+speed; batching over tasks is where a GPU gains, untested here.
 """
 
 from __future__ import annotations

@@ -131,4 +131,4 @@ def evaluation_family(args: argparse.Namespace, config: ExperimentConfig, family
                                            "n_way": params.get("n_way", family.output_dim)})
     from .tasks import FAMILIES
 
-    return FAMILIES[spec.name](spec.params, every_class=True).every_class(like=family)
+    return FAMILIES[spec.name](spec.params, every_class=True).normalised_like(family)

@@ -33,16 +33,9 @@ class MetricsTail:
         self._pending = b""                              # a last line without its newline yet
         self._columns: int | None = None
 
-    def _path(self) -> Path | None:
-        for name in (METRICS_FILE, PARTIAL_METRICS):
-            path = self.folder / name
-            if path.is_file():
-                return path
-        return None
-
     def read(self) -> TailUpdate:
         """Rows appended since the last call (a replaced file: all of it, with ``reset``)."""
-        path = self._path()
+        path = metrics_path(self.folder)
         empty = np.empty((0, self._columns or 0))
         if path is None:
             return TailUpdate(empty, False)
@@ -80,6 +73,34 @@ class MetricsTail:
         values = [v for v in values if len(v) == width]
         self._columns = width
         return np.asarray(values, dtype=np.float64).reshape(-1, width)
+
+
+def metrics_path(folder: Path) -> Path | None:
+    """The metrics file a run folder holds (or the one a run of an older version streams into)."""
+    for name in (METRICS_FILE, PARTIAL_METRICS):
+        path = Path(folder) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def last_iteration(folder: str | Path) -> int:
+    """The last complete row's iteration in a run's metrics (0 if none), read from the file's tail
+    only: a sweep's progress line asks this of every running run every poll."""
+    path = metrics_path(Path(folder))
+    if path is None:
+        return 0
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = f.read().split(b"\n")[:-1]   # the part after the last newline is not complete yet
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        head = line.split(b",", 1)[0]
+        if head.isdigit():
+            return int(head)
+    return 0
 
 
 def file_stamp(path: str | Path) -> tuple[int, int] | None:

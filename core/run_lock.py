@@ -155,9 +155,9 @@ def _me(command: str) -> dict:
     return me
 
 
-def _create(path: Path, content: bytes) -> bool:
-    """Create ``path`` holding ``content`` unless it exists; never visible half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{LOCK_FILE}.", suffix=".tmp", dir=path.parent)
+def _complete_temp(folder: Path, content: bytes) -> str:
+    """A temporary file in ``folder`` holding ``content``, flushed to disk and readable by all."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{LOCK_FILE}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
@@ -165,6 +165,23 @@ def _create(path: Path, content: bytes) -> bool:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
+    except OSError:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _create(path: Path, content: bytes) -> bool:
+    """Create ``path`` holding ``content`` unless it exists; never visible half-written."""
+    tmp = _complete_temp(path.parent, content)
+    try:
         try:
             os.link(tmp, path)
             return True
@@ -183,27 +200,15 @@ def _create(path: Path, content: bytes) -> bool:
             os.fsync(f.fileno())
         return True
     finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink(tmp)
 
 
 def _replace(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f"{LOCK_FILE}.", suffix=".tmp", dir=path.parent)
+    tmp = _complete_temp(path.parent, content)
     try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o644)   # anyone may read who holds the folder
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink(tmp)
         raise
 
 

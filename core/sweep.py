@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 from .checkpoint import atomic_write
 from .errors import MamlError
+from .follow import last_iteration
 
 EVAL_FILE = "eval.json"
 SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
@@ -196,25 +197,6 @@ def _child_env(threads: int) -> dict[str, str]:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     return env
-
-
-def last_iteration(folder: Path) -> int:
-    """The last iteration a run's metrics file holds (0 if none): read from its tail only."""
-    for name in ("metrics.csv", ".metrics.csv.partial"):
-        path = folder / name
-        try:
-            with path.open("rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - 4096))
-                lines = f.read().split(b"\n")
-        except OSError:
-            continue
-        for line in reversed(lines[:-1] if lines and lines[-1] != b"" else lines):   # a partial last line is ignored
-            head = line.split(b",", 1)[0]
-            if head.isdigit():
-                return int(head)
-    return 0
 
 
 class Runner:

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
                                QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
@@ -28,7 +28,6 @@ from .csv_choices import (Checked, Tables, check_choices, local_problem, read_ta
 from .csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept,
                            worth_proposing)
 from .import_host import ImportDialogBase, side_by_side
-from .job_runner import JobRunner
 
 PREVIEW_ROWS = 50
 CHECK_DEBOUNCE_MS = 120
@@ -54,12 +53,7 @@ class CsvImportDialog(ImportDialogBase, QDialog):
         self._problem: str | None = "reading the files…"
         self._filling = False
         self._reserved: set[str] = set()   # the task column and target, which cannot be inputs
-        self._runner = JobRunner(self, "maml-csv", reports_progress=True)
-        self._runner.progress.connect(self._on_progress)
-        self._runner.done.connect(self._on_done)
-        self._runner.failed.connect(self._on_failed)
-        self._timer = QTimer(self, singleShot=True, interval=CHECK_DEBOUNCE_MS)
-        self._timer.timeout.connect(self._check)
+        self._make_jobs("maml-csv", CHECK_DEBOUNCE_MS)
         self._build()
         self.resize(1000, 760)
         paths = list(self.paths)   # the job holds no reference to the dialog

@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QListWidget, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
                                QWidget)
@@ -26,7 +26,6 @@ from core.errors import ConfigError
 from core.tasks.image_folder import ImageFolderData, ImageFolderFamily, load_image_folder
 
 from .import_host import ImportDialogBase, side_by_side
-from .job_runner import JobRunner
 from .widgets.image_grid import ImageGrid, folder_rows
 
 CHECK_DEBOUNCE_MS = 150
@@ -86,12 +85,7 @@ class ImageImportDialog(ImportDialogBase, QDialog):
         self._inspected: Inspected | None = None
         self._problem: str | None = "reading the images…"
         self._loaded_key: tuple | None = None   # (size, channels) of the decoded images shown
-        self._runner = JobRunner(self, "maml-images", reports_progress=True)
-        self._runner.progress.connect(self._on_progress)
-        self._runner.done.connect(self._on_done)
-        self._runner.failed.connect(self._on_failed)
-        self._timer = QTimer(self, singleShot=True, interval=CHECK_DEBOUNCE_MS)
-        self._timer.timeout.connect(self._check)
+        self._make_jobs("maml-images", CHECK_DEBOUNCE_MS)
         self._build()
         self.resize(900, 680)
         self._check()

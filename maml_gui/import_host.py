@@ -3,7 +3,10 @@ chose only when the window may switch data (a training run stops first, if the u
 
 from __future__ import annotations
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+from .job_runner import JobRunner
 
 
 class ImportHost:
@@ -40,8 +43,18 @@ class ImportHost:
 
 
 class ImportDialogBase:
-    """What both import dialogs answer the same way; each defines ``family()`` (the checked family,
-    or None), ``shots``/``query`` spin boxes, ``_problem``, a ``_runner`` job and a ``_timer``."""
+    """What both import dialogs do the same way; each defines ``family()`` (the checked family,
+    or None), ``shots``/``query`` spin boxes, ``_problem``, and the slots ``_on_progress``,
+    ``_on_done``, ``_on_failed`` (the read job) and ``_check`` (the debounced re-check)."""
+
+    def _make_jobs(self, name: str, debounce_ms: int) -> None:
+        """The background read (reporting progress) and the timer that re-checks edited choices."""
+        self._runner = JobRunner(self, name, reports_progress=True)
+        self._runner.progress.connect(self._on_progress)
+        self._runner.done.connect(self._on_done)
+        self._runner.failed.connect(self._on_failed)
+        self._timer = QTimer(self, singleShot=True, interval=debounce_ms)
+        self._timer.timeout.connect(self._check)
 
     def shots_query(self) -> tuple[int, int]:
         """Shots and query as set here (the window's training settings take them on OK)."""

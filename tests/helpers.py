@@ -65,3 +65,25 @@ def copy_as_crashed(source, target) -> None:
     for lock in Path(target).rglob(".lock"):
         lock.write_text(json.dumps({"pid": 999_999_999, "host": socket.gethostname(),
                                     "started": "2026-01-01T00:00:00", "command": "killed"}))
+
+
+def assert_finite_differences(leaves: dict, analytic: dict, loss, per_tensor: int, seed: int,
+                              eps: float = 1e-6, tolerance: float = 1e-6) -> None:
+    """Central differences of ``loss()`` at ``per_tensor`` random elements of every leaf tensor agree
+    with the ``analytic`` gradient within ``tolerance`` (relative, at least absolute): float64 checks."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    for name, leaf in leaves.items():
+        for _ in range(per_tensor):
+            i = int(torch.randint(leaf.numel(), (1,), generator=gen))
+            with torch.no_grad():
+                leaf.view(-1)[i] += eps
+            up = loss()
+            with torch.no_grad():
+                leaf.view(-1)[i] -= 2 * eps
+            down = loss()
+            with torch.no_grad():
+                leaf.view(-1)[i] += eps
+            numeric = (up - down) / (2 * eps)
+            assert abs(numeric - float(analytic[name].view(-1)[i])) <= tolerance * max(1.0, abs(numeric)), (name, i)

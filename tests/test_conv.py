@@ -14,7 +14,7 @@ from core.models import ImageMLPNet, MLPNet, build_net
 from core.reference import loop_meta_gradient
 from core.tasks import TaskBatch
 
-from .helpers import max_rel_error
+from .helpers import assert_finite_differences, max_rel_error
 
 SHAPE = (2, 8, 8)
 WAYS = 3
@@ -103,8 +103,6 @@ def test_finite_differences_float64(algorithm, norm):
     iteration = 10**6   # MAML++: second order, the meta-loss is the last step's query loss
     result, analytic = engine_gradient(algo, params, rates, batch, iteration)
     leaves = {**params, **{f"inner_lr.{n}": t for n, t in rates.tensors.items()}}
-    gen = torch.Generator().manual_seed(3)
-    eps = 1e-6
 
     def meta_loss():
         with torch.enable_grad():
@@ -113,19 +111,7 @@ def test_finite_differences_float64(algorithm, norm):
             p.grad = None
         return value
 
-    for name, leaf in leaves.items():   # one random element of every tensor
-        for _ in range(1):
-            i = int(torch.randint(leaf.numel(), (1,), generator=gen))
-            with torch.no_grad():
-                leaf.view(-1)[i] += eps
-            up = meta_loss()
-            with torch.no_grad():
-                leaf.view(-1)[i] -= 2 * eps
-            down = meta_loss()
-            with torch.no_grad():
-                leaf.view(-1)[i] += eps
-            numeric = (up - down) / (2 * eps)
-            assert abs(numeric - float(analytic[name].view(-1)[i])) <= 1e-6 * max(1.0, abs(numeric)), (name, i)
+    assert_finite_differences(leaves, analytic, meta_loss, per_tensor=1, seed=3)   # one element of every tensor
 
 
 def test_reptile_and_pretrain_match_plain_loops():

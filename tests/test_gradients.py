@@ -10,7 +10,7 @@ from core.models import ModuleNet
 from core.reference import loop_meta_gradient
 from core.trainer import MetaTrainer
 
-from .helpers import max_rel_error, tiny_config
+from .helpers import assert_finite_differences, max_rel_error, tiny_config
 
 CASES = [
     ("sinusoid", "relu", (40, 40), 1),  # relu MLPs take the closed-form gradient by default
@@ -99,21 +99,7 @@ def test_finite_differences_float64(algorithm, activation, steps):
     meta_loss()
     leaves = {**params, **{f"inner_lr.{n}": t for n, t in rates.tensors.items()}}
     analytic = {n: p.grad.clone() for n, p in leaves.items()}
-    gen = torch.Generator().manual_seed(1)
-    eps = 1e-6
-    for name, leaf in leaves.items():
-        for _ in range(3):
-            i = int(torch.randint(leaf.numel(), (1,), generator=gen))
-            with torch.no_grad():
-                leaf.view(-1)[i] += eps
-            up = meta_loss()
-            with torch.no_grad():
-                leaf.view(-1)[i] -= 2 * eps
-            down = meta_loss()
-            with torch.no_grad():
-                leaf.view(-1)[i] += eps
-            numeric = (up - down) / (2 * eps)
-            assert abs(numeric - float(analytic[name].view(-1)[i])) <= 1e-6 * max(1.0, abs(numeric)), (name, i)
+    assert_finite_differences(leaves, analytic, meta_loss, per_tensor=3, seed=1)
 
 
 def test_anil_adapts_only_the_head():

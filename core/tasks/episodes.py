@@ -275,22 +275,19 @@ class EpisodeFamily(TaskFamily):
         return view
 
     def _final_splits(self, splits: dict[str, list[int]]) -> dict[str, list[int]]:
-        """``splits``, or with ``every_class`` all classes in meta-train and meta-test alike."""
+        """``splits``, or with ``every_class`` all classes in meta-train and meta-test alike (the
+        check that a split can fill an episode then holds for any split fractions)."""
         if not self._every_class:
             return splits
         everything = sorted({c for cs in splits.values() for c in cs})
         return {"train": everything, "val": [], "test": everything}
 
-    def every_class(self, like: "EpisodeFamily | None" = None) -> "EpisodeFamily":
-        """This data with every class in the meta-test split: scoring a run trained on other data
-        (a cross-domain check). ``like``: the family the network was trained on, whose input
-        statistics it expects (else this data's own meta-train statistics)."""
+    def normalised_like(self, like: "EpisodeFamily") -> "EpisodeFamily":
+        """This family (built with ``every_class=True`` to score a run trained on other data, a
+        cross-domain check) with inputs standardised as ``like``'s, the data the network was trained on."""
         view = copy.copy(self)
-        sampler = view.sampler = copy.copy(self.sampler)
-        sampler.splits = {**sampler.splits, "test": sorted({c for cs in self.sampler.splits.values() for c in cs})}
-        sampler._usable_memo = {}
-        if like is not None:
-            sampler.to_float, view.normalization = like.sampler.to_float, like.normalization
+        view.sampler = copy.copy(self.sampler)
+        view.sampler.to_float, view.normalization = like.sampler.to_float, like.normalization
         view.default_split = "test"
         return view
 

@@ -102,14 +102,13 @@ class LabelledRowsFamily(EpisodeFamily):
         with np.errstate(over="ignore", invalid="ignore"):   # a wild value becomes inf and is refused by name
             return (np.asarray(x, dtype=np.float64) - np.asarray(n["feature_mean"])) / np.asarray(n["feature_std"])
 
-    def every_class(self, like=None):
-        """As :meth:`EpisodeFamily.every_class`; the rows are re-standardised with ``like``'s statistics
-        (they are stored standardised with this file's own)."""
-        view = super().every_class(like)
-        if like is not None and like.normalization is not None:
-            mine, theirs = self.normalization, like.normalization
-            raw = view.sampler.data.double() * torch.tensor(mine["feature_std"]) + torch.tensor(mine["feature_mean"])
-            view.sampler.data = ((raw - torch.tensor(theirs["feature_mean"])) / torch.tensor(theirs["feature_std"])).float()
+    def normalised_like(self, like):
+        """As :meth:`EpisodeFamily.normalised_like`; the rows, stored standardised with this file's
+        statistics, are re-standardised with ``like``'s."""
+        view = super().normalised_like(like)
+        mine, theirs = self.normalization, like.normalization
+        raw = view.sampler.data.double() * torch.tensor(mine["feature_std"]) + torch.tensor(mine["feature_mean"])
+        view.sampler.data = ((raw - torch.tensor(theirs["feature_mean"])) / torch.tensor(theirs["feature_std"])).float()
         return view
 
     def summary(self) -> str:

@@ -3,8 +3,11 @@
 This is what meta-training is for: a few labeled points and a few SGD steps. It goes through
 :class:`~core.loaded_model.LoadedModel` + ``Algorithm.adapt`` (the code evaluation uses), so the
 losses here equal the in-app numbers for the same task, learned inner rates and ANIL's frozen
-body included. The task comes from a held-out draw, clicked points or the rows of a CSV file
-(K of them drawn at random, with a seed, as the support set; the rest score the adaptation).
+body included. The task comes from a held-out draw, clicked points, the rows of a CSV file
+(K of them drawn at random, with a seed, as the support set; the rest score the adaptation) or,
+for an image run, a folder of labelled images (one folder per class; K images of each drawn the
+same way). The window's adapt view and ``maml-gui adapt`` build their tasks here, so both draw the
+same support set for the same seed and refuse bad input with the same words.
 """
 
 from __future__ import annotations
@@ -156,6 +159,8 @@ class AdaptTask:
     title: str
     task_params: dict | None = None               # a generated function's parameters (to draw the truth)
     support_rows: tuple[int, ...] | None = None   # rows of a file: which ones (0 = its first data row) are the support
+    class_names: tuple[str, ...] | None = None    # the class behind each label 0, 1, … (a folder of images)
+    notes: tuple[str, ...] = ()                   # what was skipped on the way (unreadable files, …)
 
 
 def held_out_task(config: ExperimentConfig, family, index: int, shots: int) -> AdaptTask:
@@ -210,3 +215,60 @@ def csv_rows_task(path, target: str, features, shots: int, family, seed: int = 0
     return AdaptTask(task.x[support], task.y[support], task.x[query], task.y[query],
                      f"{name}: {k} of {n} rows drawn at random (seed {seed}) as support, the other {n - k} as query",
                      support_rows=rows)
+
+
+# -- a new task from a folder of labelled images ----------------------------------------------------
+def image_folder_task(path, family, shots: int | None = None, seed: int = 0) -> AdaptTask:
+    """One N-way task from a folder of class folders (``class/*.png``; Omniglot's
+    ``alphabet/character/*.png`` too): class ``i`` (folders in name order) gets label ``i``, the
+    network's N ways are the most classes it can take. Of each class, ``shots`` images drawn at
+    random (seeded by ``seed + label``, as :func:`support_rows` draws rows) are the support set and
+    the others the query set; ``shots=None`` puts every image in the support set. Images are decoded
+    at the run's size and channels and standardised as its training images were
+    (``family.sampler.to_float``). Unreadable files are skipped and counted in ``notes``.
+
+    Raises :class:`ConfigError` (field ``images``, or ``shots``) naming the folder or class: a run
+    not trained on images, fewer than 2 or more than N classes, a class with too few images for K.
+    """
+    from .tasks.image_folder import count_classes, load_image_folder
+
+    root = Path(path).expanduser()
+    shape = getattr(family, "input_shape", None)
+    if shape is None or not hasattr(family, "sampler"):
+        raise ConfigError("images", f"a folder of images adapts a run trained on images; this run learned "
+                                    f"{getattr(family, 'title', None) or family.name}")
+    ways = family.output_dim
+    try:
+        classes = count_classes(root)   # first: no decoding a whole data set by mistake
+        if classes > ways:
+            raise ConfigError("images", _too_many(root, classes, ways))
+        data = load_image_folder(root, shape[1], shape[0])
+    except ConfigError as exc:
+        raise ConfigError("images", exc.message) from None
+    if not 2 <= len(data.classes) <= ways:
+        raise ConfigError("images", _too_many(root, len(data.classes), ways))
+    xs, ys, qx, qy = [], [], [], []
+    for label, cls in enumerate(data.classes):
+        k = cls.count if shots is None else int(shots)
+        if not 1 <= k <= cls.count:
+            raise ConfigError("shots", f"class {cls.name!r} of {root.name} has {cls.count} image"
+                                       f"{'s' * (cls.count != 1)}; K (shots per class) must be 1..{cls.count}")
+        images = family.sampler.to_float(data.images[cls.start:cls.start + cls.count])
+        support, rest = support_rows(cls.count, k, seed + label)
+        xs.append(images[support])
+        ys += [label] * k
+        qx.append(images[rest])
+        qy += [label] * (cls.count - k)
+    names = tuple(c.name for c in data.classes)
+    n, s, q = len(names), len(ys), len(qy)
+    per_class = f"{shots} of each class's images" if shots is not None else "every image"
+    title = (f"{root.name}: {n} classes, {per_class} drawn at random (seed {seed}) as support ({s}), "
+             f"the other {q} as query" if q else f"{root.name}: {n} classes, all {s} images as support "
+                                                 "(no query images left)")
+    support_x, support_y = torch.cat(xs), torch.tensor(ys)
+    query = (torch.cat(qx), torch.tensor(qy)) if q else (None, None)
+    return AdaptTask(support_x, support_y, *query, title, class_names=names, notes=tuple(data.warnings))
+
+
+def _too_many(root: Path, n: int, ways: int) -> str:
+    return f"{root} holds {n} classes; the network tells apart 2 to {ways} (its N ways)"

@@ -5,9 +5,10 @@ tensor ops and most of its time is the fixed cost of dispatching each one. Trace
 graph, inductor fuses the elementwise ops into a few C++ (on CUDA, Triton) kernels and calls
 the matrix products straight from generated C++, which about doubles the iterations per
 second. What is compiled is :func:`meta_step_numbers`: the algorithm's ``meta_step`` (the
-meta-gradient into ``.grad``), the gradient norm and the numbers the trainer reports.
-Sampling, the Adam step, metrics and checkpoints stay as they are, so a resumed run may switch
-between compiled and eager.
+meta-gradient into ``.grad``), the gradient norm and the numbers the trainer reports, and then
+the Adam step (:meth:`~core.optim.MetaAdam.traced_step`, skipped on a non-finite meta-gradient).
+Sampling, metrics and checkpoints stay as they are, and the optimiser's state is the same
+tensors either way, so a resumed run may switch between compiled and eager.
 
 Never worse than eager: with no C++ compiler, on a platform ``torch.compile`` does not
 support, or on any compile error, :meth:`MetaStep.compile` says so in one line and the step
@@ -84,10 +85,13 @@ class MetaStep:
     rather than trace a graph per iteration, and no compile interrupts the run later.
     """
 
-    def __init__(self, algorithm, meta_parameters: list[torch.Tensor], device: torch.device):
+    def __init__(self, algorithm, meta_parameters: list[torch.Tensor], device: torch.device, optimizer=None):
         self.algorithm, self.meta_parameters, self.device = algorithm, meta_parameters, device
+        self.optimizer = optimizer   # a MetaAdam whose step the compiled graph takes too (None: the caller's job)
         self.failure: str | None = None   # why a compiled step fell back to eager mid-run
+        self.updated = False        # whether the last call took the optimiser's step as well
         self._fn: Callable | None = None
+        self._lr = torch.zeros((), device=device)
         self._final = _settings(algorithm, FAR)
         self._settled_from: int | None = None
 
@@ -96,9 +100,16 @@ class MetaStep:
         return self._fn is not None
 
     def __call__(self, params, rates, batch, iteration: int) -> torch.Tensor:
+        """The step's numbers; :attr:`updated` says whether the optimiser's step was taken too
+        (compiled with an optimiser, and only when the numbers are finite)."""
+        self.updated = False
         if self._fn is not None and self._settled(iteration):
             try:
-                return self._fn(params, rates, batch)
+                if self.optimizer is not None and float(self._lr) != self.optimizer.lr:
+                    self._lr.fill_(self.optimizer.lr)
+                numbers = self._fn(params, rates, batch, self._lr)
+                self.updated = self.optimizer is not None
+                return numbers
             except Exception as exc:  # noqa: BLE001 - a compile problem must never fail the run
                 self._fn, self.failure = None, _reason(exc)
                 self._clear_grads()
@@ -120,8 +131,8 @@ class MetaStep:
     def compile(self, params, rates, batch, backend="inductor",
                 announce: Callable[[str], None] | None = None) -> tuple[bool, str]:
         """Compile now, running the step once on a throwaway ``batch`` of the run's shapes;
-        returns ``(compiled, one line for the user)``. Gradients are cleared afterwards, so the
-        run's state is untouched. ``announce`` hears "compiling the meta-step…" once compiling
+        returns ``(compiled, one line for the user)``. Gradients are cleared and the weights and
+        optimiser state put back afterwards, so the run's state is untouched. ``announce`` hears "compiling the meta-step…" once compiling
         can start (it may take tens of seconds); ``backend`` is ``torch.compile``'s (tests pass
         a failing one)."""
         use_cache_folder()
@@ -134,22 +145,27 @@ class MetaStep:
         if announce is not None:
             announce("compiling the meta-step…")
         _configure_dynamo()
-        frozen, meta_parameters = _frozen(self.algorithm, *self._final), self.meta_parameters
+        frozen, meta_parameters, optimizer = _frozen(self.algorithm, *self._final), self.meta_parameters, self.optimizer
 
-        def step(params, rates, batch):
-            return meta_step_numbers(frozen, meta_parameters, params, rates, batch, 0, traced=True)
+        def step(params, rates, batch, lr):
+            numbers = meta_step_numbers(frozen, meta_parameters, params, rates, batch, 0, traced=True)
+            if optimizer is not None:
+                optimizer.traced_step(torch.isfinite(numbers[:2]).all(), lr)
+            return numbers
 
         start, reason = time.perf_counter(), ""
+        state = self._state()
         for options in _attempts(self.device, backend):
             fn = torch.compile(_own_code(step), backend=backend, dynamic=False, **options)
             try:
-                fn(params, rates, batch)
+                fn(params, rates, batch, self._lr)
             except Exception as exc:  # noqa: BLE001 - any failure means eager, never a failed run
                 reason = reason or _reason(exc)
                 _log.info("compiling the meta-step with %s failed: %s", options, _reason(exc))
                 continue
             finally:
                 self._clear_grads()
+                self._restore(state)
             self._fn = fn
             cached = f"; kernels cached in {cache_folder()}" if backend == "inductor" else ""
             return True, f"the meta-step is compiled ({time.perf_counter() - start:.1f} s{cached})"
@@ -166,6 +182,19 @@ class MetaStep:
     def _clear_grads(self) -> None:
         for p in self.meta_parameters:
             p.grad = None
+
+    def _changing(self) -> list[torch.Tensor]:
+        """What a compiled step changes besides gradients: the weights and Adam's state."""
+        opt = self.optimizer
+        return [*self.meta_parameters, *((*opt.exp_avg, *opt.exp_avg_sq, *opt.steps) if opt is not None else ())]
+
+    def _state(self) -> list[torch.Tensor]:
+        return [t.detach().clone() for t in self._changing()]
+
+    def _restore(self, state: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for t, saved in zip(self._changing(), state):
+                t.copy_(saved)
 
 
 def unsupported(device: torch.device) -> str | None:

@@ -182,7 +182,8 @@ class ExperimentConfig:
         from .tasks import FAMILIES  # the family owns its defaults
 
         family = FAMILIES.get(self.family.name)
-        params = {f.name: f.default for f in (family.fields if family is not None else ())}
+        fields = (*family.fields, *family.data_fields) if family is not None else ()
+        params = {f.name: f.default for f in fields}   # a setting left out means its default
         params.update(self.family.params)
         return _jsonable(params)
 

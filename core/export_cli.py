@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from .adapt import MAX_STEPS
 from .export import FORMATS, SUFFIXES, config_sidecar, export_weights, readme_sidecar
 
@@ -64,10 +62,11 @@ def add_adapt_parser(subparsers) -> None:
                     help="input columns by name (default: the run's, else every numeric column but the target)")
     ad.add_argument("--steps", type=_count, required=True, help="adaptation steps")
     ad.add_argument("--shots", type=_count, metavar="K",
-                    help="adapt on K rows drawn at random (see --seed) and score the other rows (default: all rows)")
+                    help="adapt on K rows (with --images: K images per class) drawn at random (see --seed) and "
+                         "score the others (default: all of them)")
     ad.add_argument("--seed", type=int, default=0,
-                    help="which K rows are drawn as the support set (default 0; the window's adapt view "
-                         "draws the same rows for the same seed)")
+                    help="which K rows (or images) are drawn as the support set (default 0; the window's adapt "
+                         "view draws the same ones for the same seed)")
     ad.add_argument("--lr", type=float, help="one fixed inner learning rate instead of the run's (learned) rates")
     ad.add_argument("--config", type=Path, help="the run's config.json, for a .pt file without its sidecar")
     ad.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to export the adapted weights")
@@ -120,34 +119,20 @@ def _export_adapted(args, config, result, family) -> int:
 
 
 def _adapt_images(args, config, weights, family) -> int:
-    """A new N-way task from a folder of class folders, normalised as the run's training images."""
-    from .adapt import adapt_weights, support_rows
-    from .errors import ConfigError
-    from .tasks.image_folder import load_image_folder
+    """A new N-way task from a folder of class folders (:func:`core.adapt.image_folder_task`, which
+    the window's adapt view uses too), normalised as the run's training images."""
+    from .adapt import adapt_weights, image_folder_task
 
-    if family.input_shape is None:
-        raise ConfigError("images", f"--images adapts a run trained on images; this run learned {config.family.name}")
-    channels, size = family.input_shape[0], family.input_shape[1]
-    data = load_image_folder(args.images, size, channels)
-    if not 2 <= len(data.classes) <= family.output_dim:
-        raise ConfigError("images", f"{args.images} holds {len(data.classes)} classes; the network tells apart "
-                                    f"2 to {family.output_dim} (its N ways)")
-    xs, ys, qx, qy = [], [], [], []
-    for label, cls in enumerate(data.classes):
-        images = family.sampler.to_float(data.images[cls.start:cls.start + cls.count])
-        k = cls.count if args.shots is None else args.shots
-        if not 1 <= k <= cls.count:
-            raise ConfigError("shots", f"class {cls.name!r} has {cls.count} images; --shots must be 1..{cls.count}")
-        support, rest = support_rows(cls.count, k, args.seed + label)
-        xs.append(images[support]); ys += [label] * k
-        qx.append(images[rest]); qy += [label] * (cls.count - k)
-    sx, sy = torch.cat(xs), torch.tensor(ys)
-    query = {"query_x": torch.cat(qx), "query_y": torch.tensor(qy)} if qy else {}
-    result = adapt_weights(config, weights, sx, sy, args.steps, args.lr, family=family, **query)
-    names = ", ".join(f"{i}={c.name}" for i, c in enumerate(data.classes))
-    print(f"adapting {config.algorithm.name} weights to {args.images.name}: {len(ys)} support images"
-          f"{f', {len(qy)} query images' if qy else ''}; labels {names}")
-    for warning in data.warnings:
+    task = image_folder_task(args.images, family, args.shots, args.seed)
+    query = {} if task.query_x is None else {"query_x": task.query_x, "query_y": task.query_y}
+    result = adapt_weights(config, weights, task.support_x, task.support_y, args.steps, args.lr, family=family, **query)
+    names = ", ".join(f"{i}={name}" for i, name in enumerate(task.class_names))
+    scored = f", {len(task.query_x)} query images" if query else ""
+    print(f"adapting {config.algorithm.name} weights to {args.images.name}: {len(task.support_x)} support images"
+          f"{scored}; labels {names}")
+    if query:
+        print(f"support images: {args.shots} per class, drawn at random (--seed {args.seed})")
+    for warning in task.notes:
         print(f"maml-gui: warning: {warning}")
     for s, value in enumerate(result.support_losses):
         scored = f"  query accuracy {result.query_accuracy[s]:.4f}" if result.query_accuracy else ""

@@ -185,7 +185,7 @@ class LoadedModel:
             batch = TaskBatch(*(t.to(self.device)[None] for t in (task.support_x.to(dtype), task.support_y,
                                                                    task.query_x.to(dtype), task.query_y)),
                               dict(task.task_params or {}))   # held-out tasks keep their [1, ...] params
-            return result, episode_view(self, batch, steps, lr)
+            return result, episode_view(self, batch, steps, lr, task.class_names)
         if has_curves(self.family):
             return result, self._curve(task, steps, lr, x_range if x_range is not None else self.family.x_range)
         if self.family.kind == "classification" and self.family.input_dim == 2:

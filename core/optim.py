@@ -52,6 +52,26 @@ class MetaAdam:
             denom = (b / (1 - beta2 ** t)).sqrt_().add_(self.eps)
             p.addcdiv_(a, denom, value=-self.lr / (1 - beta1 ** t))
 
+    @torch.no_grad()
+    def traced_step(self, apply: torch.Tensor, lr: torch.Tensor) -> None:
+        """The same Adam step as plain tensor ops, for a compiled meta-step to fuse into its last
+        kernels (inductor has no kernel for ``_fused_adam_``; as a separate call it is a twentieth of
+        a compiled sinusoid iteration). ``apply`` (0-d bool) false leaves every tensor as it was, so
+        a non-finite meta-gradient never reaches the weights; ``lr`` is a tensor so changing it
+        does not recompile."""
+        beta1, beta2 = self.betas
+        for p, m, v, s in zip(self.params, self.exp_avg, self.exp_avg_sq, self.steps):
+            g = p.grad
+            if g is None:
+                continue
+            step = s + 1
+            new_m = m.lerp(g, 1 - beta1)
+            new_v = v * beta2 + (1 - beta2) * g * g
+            denom = new_v.sqrt() / (1 - beta2 ** step).sqrt() + self.eps
+            new_p = p - (lr / (1 - beta1 ** step)) * new_m / denom
+            for old, new in ((p, new_p), (m, new_m), (v, new_v), (s, step)):
+                old.copy_(torch.where(apply, new, old))
+
     def state_dict(self) -> dict:
         state = {i: {"step": self.steps[i], "exp_avg": self.exp_avg[i], "exp_avg_sq": self.exp_avg_sq[i]}
                  for i in range(len(self.params)) if float(self.steps[i]) > 0}

@@ -180,19 +180,22 @@ def display_images(x: torch.Tensor, normalization: dict | None) -> np.ndarray:
     return np.ascontiguousarray(out[..., 0] if out.shape[-1] == 1 else out)
 
 
-def episode_view(model: "LoadedModel", batch, steps: int, lr: float | None = None) -> EpisodeView:
+def episode_view(model: "LoadedModel", batch, steps: int, lr: float | None = None,
+                 names: list[str] | tuple[str, ...] | None = None) -> EpisodeView:
     """Adapt to the first episode of ``batch`` for ``steps`` steps (with the run's inner rates, or
     one fixed ``lr``); the query labels predicted after
     each step (the network sees the whole query set at once, as the held-out scores do: its batch
-    norm uses that batch's statistics)."""
+    norm uses that batch's statistics). ``names``: the class behind each label when the episode
+    is not the family's own (a folder of images); else the family names them."""
     sx, sy, qx, qy = batch.support_x[:1], batch.support_y[:1], batch.query_x[:1], batch.query_y[:1]
     trajectory = model.trajectory(sx, sy, steps, lr)
     predictions = np.stack([model.predict(qx, p)[0].argmax(-1).cpu().numpy() for p in trajectory])
     truth = qy[0].cpu().numpy()
     accuracy = (predictions == truth[None]).mean(1) if truth.size else np.full(len(predictions), np.nan)
     family = model.family
-    names = family.episode_classes(batch)[0] if hasattr(family, "episode_classes") else \
-        [str(i) for i in range(family.output_dim)]
+    if names is None:
+        names = family.episode_classes(batch)[0] if hasattr(family, "episode_classes") else \
+            [str(i) for i in range(family.output_dim)]
     norm = family.normalization
     return EpisodeView(display_images(sx[0], norm), sy[0].cpu().numpy(), list(names), display_images(qx[0], norm),
                        truth, predictions, accuracy)

@@ -16,6 +16,7 @@ from .errors import TrainingDiverged
 from .loaded_model import LoadedModel, copy_weights, weights_of
 from .optim import MetaAdam
 from .tasks import TaskBatch, TaskFamily
+from .tasks.stream import TaskStream
 
 
 @dataclass(frozen=True)
@@ -44,27 +45,32 @@ class MetaTrainer:
         model = LoadedModel(config, family=family, device=config.train.device)   # validates, checks sizes
         self.config, self.family, self.device = config, model.family, model.device
         self.net, self.algorithm = model.net, model.algorithm
-        self.task_generator = torch.Generator().manual_seed(config.train.seed)
+        t = config.train
+        self.tasks = TaskStream(self.family, t.meta_batch, t.shots, t.query, t.seed)
         self.group = group
         if group is not None:
             group.check_device(self.device)
-            self._tasks = group.shard(config.train.meta_batch)
-            self._share = (self._tasks.stop - self._tasks.start) / config.train.meta_batch
+            self._shard = group.shard(config.train.meta_batch)
+            self._share = (self._shard.stop - self._shard.start) / config.train.meta_batch
         self.params = {n: p.requires_grad_(True) for n, p in model.params.items()}
         tune_cpu_threads(sum(p.numel() for p in self.params.values()), self.device)   # training only: see device.py
         self.rates = model.rates
         for t in self.rates.tensors.values():
             t.requires_grad_(True)
+        # trained beside the network, saved in the training state only (pretrain's class head)
+        self.extra_params = self.algorithm.start_training(self.family, self.params, config.train.seed)
         self.optimizer = MetaAdam(self.meta_parameters(), lr=config.train.meta_lr)
         self.iteration = 0
         self._n_losses = config.algorithm.inner_steps + 1
-        self._meta_step = MetaStep(self.algorithm, self.meta_parameters(), self.device)
+        # alone, the compiled step takes the Adam step too; a group exchanges gradients in between
+        self._meta_step = MetaStep(self.algorithm, self.meta_parameters(), self.device,
+                                   optimizer=self.optimizer if group is None else None)
 
     # -- training -------------------------------------------------------------------------
     def sample_batch(self) -> TaskBatch:
         """The whole meta-batch, also with a group (each process keeps its share in :meth:`step`)."""
-        t = self.config.train
-        return self.family.sample(t.meta_batch, t.shots, t.query, self.task_generator).to(self.device)
+        batch = self.tasks.next()
+        return batch if self.device.type == "cpu" else batch.to(self.device)
 
     def set_meta_lr(self, lr: float) -> None:
         """Applies from the next step; safe to change mid-run."""
@@ -86,8 +92,8 @@ class MetaTrainer:
         (the sampler rewound too), so rank 0 can save it and a resumed run stays exact."""
         from .distributed import PeerFailed, shard_batch
 
-        sampler = self.task_generator.get_state() if batch is None else None
-        batch = shard_batch(batch if batch is not None else self.sample_batch(), self._tasks)
+        sampler = self.tasks.position() if batch is None else None
+        batch = shard_batch(batch if batch is not None else self.sample_batch(), self._shard)
         self.optimizer.zero_grad(set_to_none=True)
         numbers = self._meta_step(self.params, self.rates, batch, self.iteration)
         try:
@@ -95,7 +101,7 @@ class MetaTrainer:
         except PeerFailed:
             self.optimizer.zero_grad(set_to_none=True)
             if sampler is not None:
-                self.task_generator.set_state(sampler)
+                self.tasks.rewind(sampler)
             raise
         return self._finish(start, self.group.settle(numbers.tolist()))
 
@@ -110,7 +116,8 @@ class MetaTrainer:
                 f"the {what} became {meta_loss if what == 'meta-loss' else norm} at iteration {self.iteration + 1}; "
                 f"training stopped and the weights from iteration {self.iteration} were kept. "
                 "Try a smaller inner or meta learning rate.")
-        self.optimizer.step()
+        if not self._meta_step.updated:
+            self.optimizer.step()
         self.iteration += 1
         return StepMetrics(self.iteration, meta_loss, tuple(step_losses), norm, time.perf_counter() - start,
                            tuple(accuracy) if accuracy is not None else None)
@@ -129,7 +136,7 @@ class MetaTrainer:
         if self.group is not None:
             from .distributed import shard_batch
 
-            probe = shard_batch(probe, self._tasks)
+            probe = shard_batch(probe, self._shard)
         probe = probe.to(self.device)
         if choice == "auto":
             seconds = (t.iterations - self.iteration) * self._meta_step.eager_seconds(
@@ -154,7 +161,7 @@ class MetaTrainer:
         return f"{path}, compiled" if self._meta_step.compiled else path
 
     def meta_parameters(self) -> list[torch.Tensor]:
-        return [*self.params.values(), *self.rates.tensors.values()]
+        return [*self.params.values(), *self.rates.tensors.values(), *self.extra_params.values()]
 
     # -- state ----------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
@@ -163,9 +170,11 @@ class MetaTrainer:
 
     def training_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """Everything beyond the weights needed to resume exactly: Adam moments, the task
-        sampler's generator state and the iteration count (tensors + string metadata)."""
+        sampler's generator state, the algorithm's extra parameters and the iteration count
+        (tensors + string metadata)."""
         state = self.optimizer.state_dict()
-        tensors = {"task_generator": self.task_generator.get_state()}
+        tensors = {"task_generator": self.tasks.get_state()}
+        tensors.update({n: t.detach().cpu().clone() for n, t in self.extra_params.items()})
         for index, slots in state["state"].items():
             for key, value in slots.items():
                 tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
@@ -180,7 +189,11 @@ class MetaTrainer:
                 slots.setdefault(int(index), {})[key] = value.to(self.device) if key != "step" else value
         state["state"] = slots
         self.optimizer.load_state_dict(state)
-        self.task_generator.set_state(tensors["task_generator"])
+        self.tasks.set_state(tensors["task_generator"])
+        with torch.no_grad():
+            for n, t in self.extra_params.items():
+                if n in tensors:   # a state saved before the algorithm had them keeps the fresh ones
+                    t.copy_(tensors[n])
         self.iteration = int(metadata["iteration"])
 
     def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.adapt import AdaptResult, AdaptTask, csv_rows_task, held_out_task, points_task
+from core.adapt import AdaptResult, AdaptTask, csv_rows_task, held_out_task, image_folder_task, points_task
 from core.config import ExperimentConfig
 from core.errors import ConfigError
 from core.evaluation import FunctionView
 from core.loaded_model import LoadedModel
 from core.task_views import RegionsView, has_curves
 
-SOURCES = ("held_out", "csv", "points")
+SOURCES = ("held_out", "csv", "points", "images")
 
 __all__ = ["AdaptOutcome", "AdaptRequest", "AdaptTask", "can_click", "make_task", "run_adaptation"]
 
@@ -34,13 +34,14 @@ class AdaptRequest:
     lr: float | None = None                       # None: the run's inner rates (learned where they are)
     source: str = "held_out"
     task_index: int = 0                           # held_out
-    shots: int = 10                               # held_out (K per task) and csv (K rows drawn at random)
+    shots: int = 10                               # held_out (K per task), csv (K rows), images (K per class)
     points: tuple[tuple[float, float], ...] = ()  # points: (x, y) clicked on the function view
     csv_path: str | None = None                   # csv
     target: str | None = None
     features: tuple[str, ...] | None = None
     x_range: tuple[float, float] | None = None    # points: the span the plot shows
-    seed: int = 0                                 # csv: which K rows are the support (as ``maml-gui adapt --seed``)
+    seed: int = 0                                 # csv, images: which K are the support (as ``maml-gui adapt --seed``)
+    image_folder: str | None = None               # images: one folder per class
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ def make_task(request: AdaptRequest) -> AdaptTask:
             raise ConfigError("csv", "choose a CSV file and its target column")
         return csv_rows_task(request.csv_path, request.target, request.features, request.shots, request.family,
                              request.seed)
+    if request.source == "images":
+        if not request.image_folder:
+            raise ConfigError("images", "choose a folder with one folder of images per class")
+        return image_folder_task(request.image_folder, request.family, request.shots, request.seed)
     raise ConfigError("source", f"unknown task source {request.source!r}; one of {', '.join(SOURCES)}")
 
 
@@ -81,4 +86,4 @@ def run_adaptation(request: AdaptRequest) -> AdaptOutcome:
     task = make_task(request)
     model = LoadedModel(request.config, request.weights, request.family)
     result, view = model.adapt_and_view(task, request.steps, request.lr, request.x_range)
-    return AdaptOutcome(request, task, result, view)
+    return AdaptOutcome(request, task, result, view, list(task.notes))

@@ -1,9 +1,12 @@
 """Adapt the learned initialisation to one new task and watch it happen, step by step.
 
-The task comes from one of three places: a held-out task of the family ("New task" draws
+The task comes from one of four places: a held-out task of the family ("New task" draws
 another), the labeled rows of a CSV file (target and inputs chosen by name; K of them drawn at
 random with the seed shown, as ``maml-gui adapt --seed`` draws them, adapt the network and the
-other rows, drawn as crosses, score it), or points clicked on the plot (1-D regression). Adapting runs on a job thread
+other rows, drawn as crosses, score it), points clicked on the plot (1-D regression), or, for an
+image run, a folder of labelled images (one folder per class, at most the run's N; K images of
+each drawn the same way adapt it, the others score it, shown as an episode, the folder read on
+the job thread, as ``maml-gui adapt --images`` reads it). Adapting runs on a job thread
 (:mod:`maml_gui.job_runner`) through :func:`maml_gui.adapt_task.run_adaptation`, which gets
 its losses and curves from :class:`core.loaded_model.LoadedModel` (the numbers of
 :func:`core.adapt.adapt_weights`); the view draws the prediction after each step and the loss
@@ -12,6 +15,7 @@ per step, and hands the adapted weights to the export dialog.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -33,10 +37,12 @@ from .widgets.episode_view import EpisodeWidget
 from .widgets.step_loss_view import StepLossView
 
 SOURCE_TITLES = {"held_out": "A held-out task of the family", "csv": "Labeled rows of a CSV file",
-                 "points": "Points clicked on the plot"}
+                 "points": "Points clicked on the plot", "images": "A folder of labelled images"}
 SOURCE_HINTS = {"held_out": "", "points": "Click on the plot to add support points.",
                 "csv": "Choose a CSV file with a few labeled rows: K of them, drawn at random, adapt the network; "
-                       "the other rows score it."}
+                       "the other rows score it.",
+                "images": "Choose a folder with one folder of images per class (at most the run's N classes): "
+                          "K images of each, drawn at random, adapt the network; the others score it."}
 MAX_SEED = 999_999
 
 
@@ -80,7 +86,8 @@ class AdaptView(QWidget):
         self.source.setToolTip("Where the new task comes from")
         # one page per source, only the current one shown (a stacked widget would keep the
         # tallest page's height and push the plots down)
-        self.pages = {"held_out": self._held_out_page(), "csv": self._csv_page(), "points": self._points_page()}
+        self.pages = {"held_out": self._held_out_page(), "csv": self._csv_page(), "points": self._points_page(),
+                      "images": self._images_page()}
         pages = QVBoxLayout()
         pages.setContentsMargins(0, 0, 0, 0)
         for page in self.pages.values():
@@ -201,6 +208,39 @@ class AdaptView(QWidget):
         self.csv_seed.valueChanged.connect(lambda _v: self.adapt(quiet=True))
         return page
 
+    def _images_page(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.image_folder = QLineEdit()
+        self.image_folder.setReadOnly(True)
+        self.image_folder.setPlaceholderText("a folder with one folder of images per class")
+        choose = self.choose_folder_button = QPushButton("Choose folder…")
+        choose.setToolTip("class/*.png (or .jpg, …): each class folder's name labels its images")
+        choose.clicked.connect(self.choose_image_folder)
+        row = QHBoxLayout()
+        row.addWidget(self.image_folder, 1)
+        row.addWidget(choose)
+        self.images_seed = QSpinBox()
+        self.images_seed.setRange(0, MAX_SEED)
+        self.images_seed.setToolTip("Which K images of each class are the support set: drawn at random with this "
+                                    "seed (maml-gui adapt --images --seed draws the same); the others score it")
+        self.images_new_draw = QPushButton("New draw")
+        self.images_new_draw.setToolTip("Draw other support images (the next seed)")
+        self.images_new_draw.clicked.connect(self.new_draw)
+        draw = QHBoxLayout()   # narrow: the panel shares a 1280-pixel window's left column
+        draw.addWidget(self.images_seed)
+        draw.addWidget(self.images_new_draw)
+        draw.addStretch(1)
+        self.images_info = QLabel()
+        self.images_info.setWordWrap(True)
+        self.images_info.setStyleSheet("color: #555;")
+        form.addRow("Folder", row)
+        form.addRow("Seed", draw)
+        form.addRow("", self.images_info)
+        self.images_seed.valueChanged.connect(lambda _v: self.adapt(quiet=True))
+        return page
+
     def _points_page(self) -> QWidget:
         page = QWidget()
         row = QHBoxLayout(page)
@@ -239,7 +279,11 @@ class AdaptView(QWidget):
         rows.setEnabled(not images)
         rows.setToolTip("Not for image families: the network takes images, not the columns of a table"
                         if images else "")
-        if (not clickable and self.source_kind() == "points") or (images and self.source_kind() == "csv"):
+        folders = self.source.model().item(self.source.findData("images"))
+        folders.setEnabled(images)
+        folders.setToolTip("" if images else "Only for runs trained on images (conv-4): the network takes images")
+        kind = self.source_kind()
+        if (not clickable and kind == "points") or (images and kind == "csv") or (not images and kind == "images"):
             self.set_source_kind("held_out")
         self._update_page()
         return source
@@ -278,8 +322,32 @@ class AdaptView(QWidget):
         return list(self._points)
 
     def new_draw(self) -> None:
-        """Other K support rows of the CSV file: the next seed (re-adapts)."""
-        self.csv_seed.setValue((self.csv_seed.value() + 1) % (MAX_SEED + 1))
+        """Other K support rows of the CSV file (images of the folder): the next seed (re-adapts)."""
+        box = self.images_seed if self.source_kind() == "images" else self.csv_seed
+        box.setValue((box.value() + 1) % (MAX_SEED + 1))
+
+    def choose_image_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "A task as a folder of labelled images (one folder per class)")
+        if path:
+            self.set_image_folder(path)
+
+    def set_image_folder(self, path) -> bool:
+        """Adapt to the images under ``path`` (one folder per class), read on the job thread; a
+        problem with the folder comes back as a message (and :attr:`failed`). False without weights."""
+        source = self.refresh()
+        if source is None:
+            return False
+        if getattr(source.family, "input_shape", None) is None:
+            self._say(f"A folder of images adapts a run trained on images; {source.label} was not "
+                      "(its network takes no images).", error=True)
+            return False
+        if str(path) != self.image_folder.text():
+            self.clear_result()   # another folder: the last one's episode must not stand for it
+        self.image_folder.setText(str(path))
+        if self.source_kind() != "images":
+            self.set_source_kind("images")   # shows the page and adapts
+            return True
+        return self.adapt()
 
     def choose_csv(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "A task as CSV", "", "CSV files (*.csv *.tsv *.txt);;All files (*)")
@@ -326,11 +394,16 @@ class AdaptView(QWidget):
             if not quiet:
                 self._say(SOURCE_HINTS["csv"])
             return False
+        if kind == "images" and not self.image_folder.text():
+            if not quiet:
+                self._say(SOURCE_HINTS["images"])
+            return False
         request = AdaptRequest(source.config, source.weights, source.family, self.steps.value(),
                                self.lr.value() or None, kind, self._task_index, self.shots.value(),
                                tuple(self._points), self.csv_path.text() or None, self.csv_target.currentText() or None,
                                tuple(self._checked_features()) or None, self._click_range(source),
-                               self.csv_seed.value())
+                               (self.images_seed if kind == "images" else self.csv_seed).value(),
+                               self.image_folder.text() or None)
         self._request_id += 1
         self._runner.submit(self._request_id, lambda: run_adaptation(request))
         return True
@@ -368,6 +441,7 @@ class AdaptView(QWidget):
         self.function_plot.clear_view()
         self.episode.clear()
         self.csv_rows.setText("")
+        self.images_info.setText("")
         self._say("")
 
     def _on_source(self) -> None:
@@ -465,12 +539,18 @@ class AdaptView(QWidget):
         classify = family.kind == "classification"
         view, task = outcome.view, outcome.task
         rows = outcome.request.source == "csv" and task.query_x is not None   # held-back rows to draw
+        folder = Path(outcome.request.image_folder).name if outcome.request.source == "images" else None
         episode = isinstance(view, EpisodeView)
-        self.episode.setVisible(episode)
-        self.function_plot.setVisible(not episode)
+        images = episode or getattr(family, "input_shape", None) is not None
+        self.episode.setVisible(images)
+        self.function_plot.setVisible(not images)
         if episode:
             shots = len(task.support_x) // max(view.n_way, 1)
-            self.episode.show_episode(view, f"{task.title}: {view.n_way}-way {shots}-shot")
+            self.episode.show_episode(view, f"{view.n_way}-way {shots}-shot: {folder or task.title}")
+            if folder is not None:
+                self.episode.title.setToolTip(f"The images of {outcome.request.image_folder}, one row per class folder")
+        elif images:
+            self.episode.clear()   # every image is in the support set: nothing to score or show
         elif isinstance(view, RegionsView):
             query = (task.query_x[:, 0], task.query_x[:, 1], task.query_y) if rows else None
             self.function_plot.show_regions(view.grid_x, view.grid_y, view.labels, view.points_x, view.points_y,
@@ -481,15 +561,19 @@ class AdaptView(QWidget):
         else:
             self.function_plot.clear_view()
         self.csv_rows.setText(self._rows_text(outcome))
+        self.images_info.setText(self._images_text(outcome))
         self.losses.show_result(outcome, "cross-entropy" if classify else "MSE")
         n, k = outcome.steps, len(outcome.task.support_x)
-        text = f"{outcome.task.title}, K = {k}: support loss {r.support_losses[0]:.4g} → {r.support_losses[-1]:.4g}"
+        text = f"{folder or outcome.task.title}, K = {k}: support loss {r.support_losses[0]:.4g} → " \
+               f"{r.support_losses[-1]:.4g}"
         if r.query_losses is not None:
             text += f"; query loss {r.query_losses[0]:.4g} → {r.query_losses[-1]:.4g}"
         if r.query_accuracy is not None:
             text += f", accuracy {r.query_accuracy[0]:.0%} → {r.query_accuracy[-1]:.0%}"
         text += f" after {n} step{'s' * (n != 1)}."
-        if view is None:
+        if view is None and images:
+            text += " Every image is in the support set: none is left to score the adaptation (lower K)."
+        elif view is None:
             text += (f" (No task view for {family.input_dim}-dimensional rows.)" if classify
                      else " (No function view: the network takes more than one input.)")
         elif episode:
@@ -504,6 +588,17 @@ class AdaptView(QWidget):
         if task.query_x is None:
             return "every row is in the support set: none left to score the adaptation (lower K)"
         return f"support rows {rows_text(task.support_rows)}; the other {len(task.query_x)} (crosses) score it"
+
+    @staticmethod
+    def _images_text(outcome: AdaptOutcome) -> str:
+        """The folder's classes behind the labels, the draw, and what was skipped reading it."""
+        task, request = outcome.task, outcome.request
+        if request.source != "images" or task.class_names is None:
+            return ""
+        names = " · ".join(f"{i} {name}" for i, name in enumerate(task.class_names))
+        scored = f"the other {len(task.query_x)} score it" if task.query_x is not None else "none left to score it"
+        text = f"{len(task.class_names)} classes: {names}; {request.shots} per class adapt (seed {request.seed}), {scored}"
+        return text + "".join(f"\nwarning: {note}" for note in outcome.notes)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #b00020;" if error else "color: #333;")

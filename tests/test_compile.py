@@ -79,12 +79,22 @@ def assert_same_step(trainer: MetaTrainer, iteration: int) -> None:
                 t.copy_(torch.rand(t.shape, generator=torch.Generator().manual_seed(1)) * 0.09 + 0.01)
     batch = trainer.sample_batch()
     calls = []
-    compiled_fn = trainer._meta_step._fn
-    trainer._meta_step._fn = lambda *args: calls.append(1) or compiled_fn(*args)
+    step = trainer._meta_step
+    compiled_fn = step._fn
+    step._fn = lambda *args: calls.append(1) or compiled_fn(*args)
     trainer.optimizer.zero_grad()
-    compiled = trainer._meta_step(trainer.params, trainer.rates, batch, iteration)
+    before = step._state()
+    compiled = step(trainer.params, trainer.rates, batch, iteration)
     assert calls, "the compiled step ran"
+    assert step.updated, "the compiled step took the Adam step"
     got = gradients(trainer)
+    after = step._state()
+    step._restore(before)   # Adam from the same state with the compiled gradients: the traced update is Adam's
+    trainer.optimizer.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, after)), "the weights moved"
+    for name, (want_t, got_t) in enumerate(zip(step._state(), after)):
+        torch.testing.assert_close(got_t, want_t, atol=TOLERANCE, rtol=TOLERANCE, msg=f"updated tensor {name}")
+    step._restore(before)
     trainer.optimizer.zero_grad()
     eager = meta_step_numbers(trainer.algorithm, trainer.meta_parameters(), trainer.params, trainer.rates, batch,
                               iteration)
@@ -201,8 +211,24 @@ def test_compiling_leaves_the_task_stream_and_weights_untouched():
     draws no training task and changes no weight."""
     compiled, eager = MetaTrainer(config(compile="on")), MetaTrainer(config(compile="off"))
     compiled.compile_step(backend="aot_eager")
-    assert torch.equal(compiled.task_generator.get_state(), eager.task_generator.get_state())
+    assert torch.equal(compiled.tasks.get_state(), eager.tasks.get_state())
     assert all(torch.equal(compiled.params[n], eager.params[n]) for n in eager.params)
+
+
+def test_a_non_finite_compiled_step_leaves_weights_and_adam_untouched():
+    """The compiled step takes Adam's step in the same graph, guarded: a NaN meta-loss changes nothing."""
+    from core.errors import TrainingDiverged
+
+    trainer = MetaTrainer(config(compile="on"))
+    trainer.compile_step(backend="aot_eager")
+    trainer.step()
+    before = trainer._meta_step._state()
+    batch = trainer.sample_batch()
+    batch.query_y[0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match="weights from iteration 1 were kept"):
+        trainer.step(batch)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer._meta_step._state()))
+    assert trainer.iteration == 1 and trainer.step().iteration == 2
 
 
 def test_cache_folder_is_the_users_cache_unless_chosen(monkeypatch, tmp_path):

@@ -53,6 +53,9 @@ def test_changes_name_each_setting_with_family_defaults_filled_in():
              .replace("train", shots=3, meta_lr=0.01))
     assert other.changes(base) == ["family.amplitude", "model.hidden", "train.meta_lr", "train.shots"]
     assert ExperimentConfig(FamilySpec("linear")).changes(base) == ["family.name"]
+    glyphs = ExperimentConfig(FamilySpec("glyphs", {"rotations": False, "split": [0.64, 0.16, 0.2]}))
+    assert glyphs.changes(ExperimentConfig(FamilySpec("glyphs"))) == []   # data settings' defaults count too
+    assert glyphs.changes(ExperimentConfig(FamilySpec("glyphs", {"rotations": True}))) == ["family.rotations"]
 
 
 def test_a_continued_run_takes_iterations_meta_lr_and_device_only_a_running_one_not_the_device():

@@ -490,3 +490,75 @@ def test_conv_export_round_trips_through_the_readme_code(tmp_path, monkeypatch, 
         monkeypatch.chdir(tmp_path)
         exec(compile(code, "readme", "exec"), scope)
         assert torch.allclose(scope["y"], expected, atol=1e-5), fmt
+
+
+# -- ONNX of a conv net ------------------------------------------------------------------------
+GLYPHS = {"image_size": 12, "n_alphabets": 6, "characters": 4, "examples": 6, "n_way": 3}
+
+
+def glyph_trainer(downsample: str, norm: str) -> MetaTrainer:
+    """A few meta-iterations of a small conv-4 on 3-way glyphs (per-step batch norm comes with MAML++)."""
+    from core.config import AlgorithmSpec, ExperimentConfig, ModelSpec, TrainSpec
+
+    config = ExperimentConfig(family=FamilySpec("glyphs", GLYPHS),
+                              model=ModelSpec(name="conv4", conv_channels=4, conv_depth=2, downsample=downsample,
+                                              batch_norm=norm),
+                              algorithm=AlgorithmSpec("mamlpp" if norm == "per_step" else "maml", inner_steps=2,
+                                                      inner_lr=0.4),
+                              train=TrainSpec(meta_batch=2, shots=1, query=2, iterations=3, device="cpu"))
+    trainer = MetaTrainer(config)
+    for _ in range(3):
+        trainer.step()
+    return trainer
+
+
+def onnx_dims(value) -> list:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+@pytest.mark.skipif(not HAS_ONNX_EXPORT, reason="onnx/onnxscript not installed: bash install.sh --test installs them")
+@pytest.mark.parametrize("downsample, norm", [("max", "batch"), ("stride", "batch"), ("stride", "per_step")])
+def test_conv_onnx_is_valid_and_computes_what_the_engine_does(tmp_path, downsample, norm):
+    """A conv-4 run exported as ONNX passes the checker, declares ``x [batch, 1, 12, 12]`` -> ``y [batch, 3]``,
+    carries the settings and image statistics, and gives the engine's logits (onnx's reference evaluator;
+    onnxruntime too where installed) for any batch, batch norm on that batch's statistics; adapted
+    weights (per-step batch norm moved on to the last step's set) give the adaptation's query loss."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    trainer = glyph_trainer(downsample, norm)
+    save_run(tmp_path / "run", trainer.config, trainer.weights(), [])
+    out = export_weights(tmp_path / "run", "onnx", tmp_path / "w.onnx")
+    model = onnx.load(out)
+    onnx.checker.check_model(model, full_check=True)
+    assert [onnx_dims(i) for i in model.graph.input] == [["batch", 1, 12, 12]]
+    assert [i.name for i in model.graph.input] == ["x"] and [o.name for o in model.graph.output] == ["y"]
+    assert [onnx_dims(o) for o in model.graph.output] == [["batch", 3]]
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["maml_explorer.config"])["model"]["batch_norm"] == norm
+    assert json.loads(props["maml_explorer.normalization"])["channel_mean"] == trainer.family.normalization["channel_mean"]
+    assert "[batch, 1, 12, 12]" in readme_sidecar(out).read_text()
+    runners = [lambda m, x: ReferenceEvaluator(m).run(None, {"x": x})[0]]
+    if HAS_ORT:
+        import onnxruntime
+
+        runners.append(lambda m, x: onnxruntime.InferenceSession(
+            m.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], {"x": x})[0])
+    for n in (1, 4, 9):   # the batch axis is dynamic
+        x = torch.randn(n, 1, 12, 12, generator=torch.Generator().manual_seed(n))
+        with torch.no_grad():
+            expected = trainer.net.forward(trainer.params, x[None])[0]
+        for run in runners:
+            y = run(model, x.numpy())
+            assert y.shape == (n, 3)
+            torch.testing.assert_close(torch.from_numpy(y), expected, atol=1e-4, rtol=1e-4)
+
+    batch = held_out_tasks(trainer.family, 1, 2, 3, seed=0)
+    config, weights = open_weights(tmp_path / "run")
+    r = adapt_weights(config, weights, batch.support_x[0], batch.support_y[0], 2, family=trainer.family,
+                      query_x=batch.query_x[0], query_y=batch.query_y[0])
+    adapted = onnx.load(export_weights((config, r.weights), "onnx", tmp_path / "adapted.onnx", family=trainer.family))
+    logits = torch.from_numpy(runners[0](adapted, batch.query_x[0].numpy()))
+    loss = torch.nn.functional.cross_entropy(logits, batch.query_y[0]).item()
+    assert loss == pytest.approx(r.query_losses[-1], rel=1e-4, abs=1e-5)
+    assert (logits.argmax(-1) == batch.query_y[0]).double().mean().item() == pytest.approx(r.query_accuracy[-1])

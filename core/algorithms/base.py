@@ -46,6 +46,11 @@ class Algorithm:
     def make_rates(self, params: Params) -> InnerRates:
         return InnerRates(self.rate_mode, self.spec.inner_lr, params, self.adapt_names, self.spec.inner_steps)
 
+    def start_training(self, family, params: Params, seed: int) -> Params:
+        """Called once by the trainer before its optimiser exists; returns meta-parameters trained beside
+        the network (pretrain's class head), kept in the training state, never in the weights. None here."""
+        return {}
+
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         raise NotImplementedError
 

@@ -86,6 +86,11 @@ def _is_image(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_SUFFIXES
 
 
+def count_classes(root: Path) -> int:
+    """Classes (with at least one image file) a folder holds, found without decoding anything."""
+    return sum(1 for _, files in _scan(Path(root))[1] if files)
+
+
 def _scan(root: Path) -> tuple[str, list[tuple[ImageClass, list[Path]]], list[str], list[Path]]:
     """Layout, classes with their image files, notes, and the non-image files seen (never read)."""
     if not root.exists():

@@ -94,7 +94,9 @@ class EpisodeCanvas(QWidget):
         if pos.x() < label_w + support_w + GAP or not 0 <= column < len(query):
             return f"support image of label {row}: {v.class_names[row]}"
         predicted = int(v.predictions[self.step][query[column]])
-        verdict = "right" if predicted == row else f"wrong: predicted {predicted} ({v.class_names[predicted]})"
+        # a task of fewer classes than the network's N ways (a folder of images) leaves labels without a class
+        name = v.class_names[predicted] if predicted < v.n_way else "no class of this task"
+        verdict = "right" if predicted == row else f"wrong: predicted {predicted} ({name})"
         return f"query image of label {row} ({v.class_names[row]}), {verdict}"
 
     def event(self, event) -> bool:
@@ -150,6 +152,31 @@ class EpisodeCanvas(QWidget):
         painter.end()
 
 
+class _ElidedLabel(QLabel):
+    """One line that shows as much of its text as fits, ending in "…": a long title never makes the
+    episode wider than the panel it is in (the Adapt panel shares a narrow column)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self._fit()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 1)))
+
+
 class EpisodeWidget(QWidget):
     """The canvas, a step slider and the accuracy after each step."""
 
@@ -164,18 +191,18 @@ class EpisodeWidget(QWidget):
         self.slider.setToolTip("Which adaptation step the predicted labels are shown after (0: before adapting)")
         self.slider.valueChanged.connect(self._on_slider)
         self.step_label = QLabel()
-        self.title = QLabel()
+        self.title = _ElidedLabel()
         self.title.setStyleSheet("font-weight: bold;")
         self.accuracy_label = QLabel()
         self.accuracy_label.setWordWrap(True)
         self.accuracy_label.setStyleSheet("color: #444;")
         self.accuracy_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         bar = QHBoxLayout()
-        bar.addWidget(self.title)
-        bar.addStretch(1)
+        bar.addWidget(self.title, 1)   # takes what the step label and slider leave, eliding its text
         bar.addWidget(self.step_label)
-        bar.addWidget(self.slider, 1)
-        self.slider.setMinimumWidth(120)
+        bar.addWidget(self.slider)
+        self.slider.setMinimumWidth(80)
+        self.slider.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)   # the title gets the rest
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 2)
         layout.setSpacing(3)
@@ -188,7 +215,7 @@ class EpisodeWidget(QWidget):
         self.view = view
         self.canvas.set_view(view)
         shots = len(view.support_labels) // max(view.n_way, 1)
-        self.title.setText(title or f"{view.n_way}-way {shots}-shot episode")
+        self.title.set_full_text(title or f"{view.n_way}-way {shots}-shot episode")
         self.title.setToolTip("One episode over meta-test classes, never trained on")
         step = view.steps if self._follow_last else min(self.slider.value(), view.steps)
         self.slider.blockSignals(True)
@@ -217,7 +244,7 @@ class EpisodeWidget(QWidget):
     def clear(self) -> None:
         self.view = None
         self.canvas.set_view(None)
-        self.title.setText("")
+        self.title.set_full_text("")
         self.step_label.setText("")
         self.accuracy_label.setText("")
 

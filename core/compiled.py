@@ -137,8 +137,9 @@ class MetaStep:
         a failing one)."""
         use_cache_folder()
         if getattr(self.algorithm.net, "batch_statistics", False):
-            return False, ("the meta-step runs eager: conv nets are not compiled "
-                           "(their time is in the convolutions, which compiling does not shorten)")
+            return False, ("the meta-step runs eager: conv nets are not compiled (their time is in the "
+                           "convolutions: measured 1.16x faster after a 3.5-minute compile for just 2 tasks, "
+                           "and the compile grows with the meta-batch)")
         problem = unsupported(self.device) if backend == "inductor" else None
         if problem:
             return False, f"the meta-step runs eager: {problem}"

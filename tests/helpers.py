@@ -87,3 +87,13 @@ def assert_finite_differences(leaves: dict, analytic: dict, loss, per_tensor: in
                 leaf.view(-1)[i] += eps
             numeric = (up - down) / (2 * eps)
             assert abs(numeric - float(analytic[name].view(-1)[i])) <= tolerance * max(1.0, abs(numeric)), (name, i)
+
+
+def spawn_two_ranks(worker, folder, monkeypatch) -> None:
+    """Run ``worker(rank, folder)`` in two processes joined as one torch.distributed group (a local
+    TCP store, as torchrun's agent would give them); returns when both have finished."""
+    store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "WORLD_SIZE": "2",
+                        "TORCHELASTIC_USE_AGENT_STORE": "True"}.items():
+        monkeypatch.setenv(name, value)
+    torch.multiprocessing.spawn(worker, args=(str(folder),), nprocs=2, join=True)

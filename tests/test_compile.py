@@ -231,6 +231,16 @@ def test_a_non_finite_compiled_step_leaves_weights_and_adam_untouched():
     assert trainer.iteration == 1 and trainer.step().iteration == 2
 
 
+def test_conv_nets_run_eager_and_say_why():
+    glyphs = {"n_alphabets": 5, "characters": 4, "examples": 4, "image_size": 12, "n_way": 2}
+    config = (tiny_config("glyphs", params=glyphs, meta_batch=2, shots=1, query=1)
+              .replace("model", name="conv4", conv_channels=4, conv_depth=2).replace("train", compile="on"))
+    trainer = MetaTrainer(config)
+    note = trainer.compile_step()
+    assert note.startswith("the meta-step runs eager: conv nets are not compiled") and not trainer.compiled
+    assert trainer.step().iteration == 1
+
+
 def test_cache_folder_is_the_users_cache_unless_chosen(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

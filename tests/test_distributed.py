@@ -17,7 +17,7 @@ import torch
 
 from core.checkpoint import load_checkpoint, load_run, read_metrics
 from core.cli import main
-from tests.helpers import tiny_config
+from tests.helpers import spawn_two_ranks, tiny_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,11 +57,7 @@ def test_two_processes_compute_the_one_process_meta_gradient(tmp_path, monkeypat
 
     for i, config in enumerate(CONFIGS.values()):
         (tmp_path / f"{i}.json").write_text(config.to_json())
-    store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "WORLD_SIZE": "2",
-                        "TORCHELASTIC_USE_AGENT_STORE": "True"}.items():
-        monkeypatch.setenv(name, value)
-    torch.multiprocessing.spawn(_gradients_worker, args=(str(tmp_path),), nprocs=2, join=True)
+    spawn_two_ranks(_gradients_worker, tmp_path, monkeypatch)
     results = torch.load(tmp_path / "results.pt", weights_only=True)
     for name, config in CONFIGS.items():
         trainer = MetaTrainer(config)

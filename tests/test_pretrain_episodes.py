@@ -21,7 +21,7 @@ from core.tasks import TaskBatch
 from core.trainer import MetaTrainer
 from core.weights_io import open_weights
 
-from .helpers import max_rel_error, tiny_config
+from .helpers import max_rel_error, spawn_two_ranks, tiny_config
 
 WAYS = 5
 
@@ -220,11 +220,7 @@ def _two_ranks(rank: int, folder: str) -> None:
 def test_two_processes_sum_the_class_head_gradient_too(rows, tmp_path, monkeypatch):
     config = rows_config(rows, hidden=(16, 16), meta_batch=5)   # shares of 3 and 2 episodes
     (tmp_path / "config.json").write_text(config.to_json())
-    store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "WORLD_SIZE": "2",
-                        "TORCHELASTIC_USE_AGENT_STORE": "True"}.items():
-        monkeypatch.setenv(name, value)
-    torch.multiprocessing.spawn(_two_ranks, args=(str(tmp_path),), nprocs=2, join=True)
+    spawn_two_ranks(_two_ranks, tmp_path, monkeypatch)
     grads = torch.load(tmp_path / "grads.pt", weights_only=True)
     trainer = MetaTrainer(config)
     trainer.step(trainer.sample_batch())

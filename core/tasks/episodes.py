@@ -124,7 +124,7 @@ class EpisodeSampler:
                 raise ConfigError("family.split", f"the {SPLIT_TITLES[split]} split has no classes; give it a "
                                                   "fraction above 0 (or more classes)")
             if 0 < n < self.n_way:
-                message = (f"the {SPLIT_TITLES[split]} split has {n} classes, fewer than the {self.n_way} ways "
+                message = (f"the {SPLIT_TITLES[split]} split has {n} class{'es' * (n != 1)}, fewer than the {self.n_way} ways "
                            f"(classes per episode); use fewer ways, {self.advice}")
                 if split != "val":
                     raise ConfigError("family.n_way", message)

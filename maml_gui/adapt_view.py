@@ -20,15 +20,16 @@ from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from core.adapt import MAX_STEPS, rows_text
+from core.adapt import MAX_STEPS
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.loaded_model import adaptation_steps
 from core.task_views import EpisodeView, RegionsView
 
+from .adapt_pages import CsvRowsPage, ImageFolderPage
 from .adapt_task import AdaptOutcome, AdaptRequest, can_click, run_adaptation
 from .job_runner import JobRunner
 from .session import WeightsSource
@@ -43,7 +44,6 @@ SOURCE_HINTS = {"held_out": "", "points": "Click on the plot to add support poin
                        "the other rows score it.",
                 "images": "Choose a folder with one folder of images per class (at most the run's N classes): "
                           "K images of each, drawn at random, adapt the network; the others score it."}
-MAX_SEED = 999_999
 
 
 class AdaptView(QWidget):
@@ -70,7 +70,6 @@ class AdaptView(QWidget):
         self._defaults_for: ExperimentConfig | None = None
         self._points: list[tuple[float, float]] = []
         self._task_index = 0
-        self._csv_columns: list[str] = []
         self._user_shots = 10   # K as chosen for held-out / CSV tasks (points mode shows the point count)
         self._build()
         self.refresh()
@@ -86,8 +85,11 @@ class AdaptView(QWidget):
         self.source.setToolTip("Where the new task comes from")
         # one page per source, only the current one shown (a stacked widget would keep the
         # tallest page's height and push the plots down)
-        self.pages = {"held_out": self._held_out_page(), "csv": self._csv_page(), "points": self._points_page(),
-                      "images": self._images_page()}
+        self.csv_page, self.images_page = CsvRowsPage(self.choose_csv), ImageFolderPage(self.choose_image_folder)
+        for page in (self.csv_page, self.images_page):
+            page.changed.connect(lambda: self.adapt(quiet=True))
+        self.pages = {"held_out": self._held_out_page(), "csv": self.csv_page, "points": self._points_page(),
+                      "images": self.images_page}
         pages = QVBoxLayout()
         pages.setContentsMargins(0, 0, 0, 0)
         for page in self.pages.values():
@@ -164,81 +166,6 @@ class AdaptView(QWidget):
         self.new_task_button.clicked.connect(self.new_task)
         row.addWidget(self.task_label, 1)
         row.addWidget(self.new_task_button)
-        return page
-
-    def _csv_page(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        form.setContentsMargins(0, 0, 0, 0)
-        self.csv_path = QLineEdit()
-        self.csv_path.setReadOnly(True)
-        self.csv_path.setPlaceholderText("a CSV file with a few labeled rows")
-        choose = QPushButton("Choose…")
-        choose.clicked.connect(self.choose_csv)
-        row = QHBoxLayout()
-        row.addWidget(self.csv_path, 1)
-        row.addWidget(choose)
-        self.csv_target = QComboBox()
-        self.csv_target.setToolTip("The column to predict")
-        self.csv_features = QListWidget()
-        self.csv_features.setToolTip("The input columns, as many as the network takes")
-        self.csv_features.setMaximumHeight(80)
-        self.csv_seed = QSpinBox()
-        self.csv_seed.setRange(0, MAX_SEED)
-        self.csv_seed.setToolTip("Which K rows are the support set: drawn at random with this seed "
-                                 "(maml-gui adapt --seed draws the same rows); the other rows score the adaptation")
-        self.new_draw_button = QPushButton("New draw")
-        self.new_draw_button.setToolTip("Draw other support rows (the next seed)")
-        self.new_draw_button.clicked.connect(self.new_draw)
-        self.csv_rows = QLabel()
-        self.csv_rows.setWordWrap(True)
-        self.csv_rows.setStyleSheet("color: #555;")
-        draw = QHBoxLayout()
-        draw.addWidget(QLabel("drawn at random, seed"))
-        draw.addWidget(self.csv_seed)
-        draw.addWidget(self.new_draw_button)
-        draw.addStretch(1)
-        form.addRow("File", row)
-        form.addRow("Target", self.csv_target)
-        form.addRow("Inputs", self.csv_features)
-        form.addRow("Support", draw)
-        form.addRow("", self.csv_rows)
-        self.csv_target.currentIndexChanged.connect(self._on_csv_target)
-        self.csv_features.itemChanged.connect(lambda _item: self.adapt(quiet=True))
-        self.csv_seed.valueChanged.connect(lambda _v: self.adapt(quiet=True))
-        return page
-
-    def _images_page(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        form.setContentsMargins(0, 0, 0, 0)
-        self.image_folder = QLineEdit()
-        self.image_folder.setReadOnly(True)
-        self.image_folder.setPlaceholderText("a folder with one folder of images per class")
-        choose = self.choose_folder_button = QPushButton("Choose folder…")
-        choose.setToolTip("class/*.png (or .jpg, …): each class folder's name labels its images")
-        choose.clicked.connect(self.choose_image_folder)
-        row = QHBoxLayout()
-        row.addWidget(self.image_folder, 1)
-        row.addWidget(choose)
-        self.images_seed = QSpinBox()
-        self.images_seed.setRange(0, MAX_SEED)
-        self.images_seed.setToolTip("Which K images of each class are the support set: drawn at random with this "
-                                    "seed (maml-gui adapt --images --seed draws the same); the others score it")
-        self.images_new_draw = QPushButton("New draw")
-        self.images_new_draw.setToolTip("Draw other support images (the next seed)")
-        self.images_new_draw.clicked.connect(self.new_draw)
-        draw = QHBoxLayout()   # narrow: the panel shares a 1280-pixel window's left column
-        draw.addWidget(self.images_seed)
-        draw.addWidget(self.images_new_draw)
-        draw.addStretch(1)
-        self.images_info = QLabel()
-        self.images_info.setWordWrap(True)
-        self.images_info.setStyleSheet("color: #555;")
-        form.addRow("Folder", row)
-        form.addRow("Seed", draw)
-        form.addRow("", self.images_info)
-        self.images_seed.valueChanged.connect(lambda _v: self.adapt(quiet=True))
         return page
 
     def _points_page(self) -> QWidget:
@@ -323,8 +250,7 @@ class AdaptView(QWidget):
 
     def new_draw(self) -> None:
         """Other K support rows of the CSV file (images of the folder): the next seed (re-adapts)."""
-        box = self.images_seed if self.source_kind() == "images" else self.csv_seed
-        box.setValue((box.value() + 1) % (MAX_SEED + 1))
+        (self.images_page if self.source_kind() == "images" else self.csv_page).new_draw()
 
     def choose_image_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "A task as a folder of labelled images (one folder per class)")
@@ -341,9 +267,9 @@ class AdaptView(QWidget):
             self._say(f"A folder of images adapts a run trained on images; {source.label} was not "
                       "(its network takes no images).", error=True)
             return False
-        if str(path) != self.image_folder.text():
+        if str(path) != self.images_page.path.text():
             self.clear_result()   # another folder: the last one's episode must not stand for it
-        self.image_folder.setText(str(path))
+        self.images_page.path.setText(str(path))
         if self.source_kind() != "images":
             self.set_source_kind("images")   # shows the page and adapts
             return True
@@ -363,18 +289,11 @@ class AdaptView(QWidget):
         except MamlError as exc:
             self._say(str(exc), error=True)
             return False
-        self._csv_columns = list(table.columns)
         family = self._weights.family if self._weights is not None else None
         known_target, known_features = (family.target, family.features) if family is not None else (None, None)
         target = target or (known_target if known_target in table.columns else table.columns[-1])
         wanted = features or known_features or [c for c in table.columns if c != target and table.is_numeric(c)]
-        self.csv_path.setText(str(path))
-        self.csv_target.blockSignals(True)
-        self.csv_target.clear()
-        self.csv_target.addItems(self._csv_columns)
-        self.csv_target.setCurrentText(target)
-        self.csv_target.blockSignals(False)
-        self._fill_features(set(wanted) - {target})
+        self.csv_page.load(path, table.columns, target, wanted)
         self.set_source_kind("csv")
         self.adapt()
         return True
@@ -390,20 +309,20 @@ class AdaptView(QWidget):
             if not quiet:
                 self._say(SOURCE_HINTS["points"])
             return False
-        if kind == "csv" and not self.csv_path.text():
+        csv, folder = self.csv_page, self.images_page
+        if kind == "csv" and not csv.path.text():
             if not quiet:
                 self._say(SOURCE_HINTS["csv"])
             return False
-        if kind == "images" and not self.image_folder.text():
+        if kind == "images" and not folder.path.text():
             if not quiet:
                 self._say(SOURCE_HINTS["images"])
             return False
         request = AdaptRequest(source.config, source.weights, source.family, self.steps.value(),
                                self.lr.value() or None, kind, self._task_index, self.shots.value(),
-                               tuple(self._points), self.csv_path.text() or None, self.csv_target.currentText() or None,
-                               tuple(self._checked_features()) or None, self._click_range(source),
-                               (self.images_seed if kind == "images" else self.csv_seed).value(),
-                               self.image_folder.text() or None)
+                               tuple(self._points), csv.path.text() or None, csv.target.currentText() or None,
+                               tuple(csv.checked_features()) or None, self._click_range(source),
+                               (folder if kind == "images" else csv).seed.value(), folder.path.text() or None)
         self._request_id += 1
         self._runner.submit(self._request_id, lambda: run_adaptation(request))
         return True
@@ -440,8 +359,8 @@ class AdaptView(QWidget):
         self.losses.clear()
         self.function_plot.clear_view()
         self.episode.clear()
-        self.csv_rows.setText("")
-        self.images_info.setText("")
+        self.csv_page.info.setText("")
+        self.images_page.info.setText("")
         self._say("")
 
     def _on_source(self) -> None:
@@ -494,28 +413,6 @@ class AdaptView(QWidget):
             self.function_plot.clear_view()
             self._say(SOURCE_HINTS["points"])
 
-    def _on_csv_target(self) -> None:
-        target = self.csv_target.currentText()
-        self._fill_features(set(self._checked_features()) - {target})
-        self.adapt(quiet=True)
-
-    def _fill_features(self, checked: set[str]) -> None:
-        target = self.csv_target.currentText()
-        self.csv_features.blockSignals(True)
-        self.csv_features.clear()
-        for name in self._csv_columns:
-            if name == target:
-                continue
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if name in checked else Qt.CheckState.Unchecked)
-            self.csv_features.addItem(item)
-        self.csv_features.blockSignals(False)
-
-    def _checked_features(self) -> list[str]:
-        items = (self.csv_features.item(i) for i in range(self.csv_features.count()))
-        return [item.text() for item in items if item.checkState() == Qt.CheckState.Checked]
-
     def _on_busy(self, busy: bool) -> None:
         if busy:
             self._say("Adapting…")
@@ -560,8 +457,8 @@ class AdaptView(QWidget):
             self.function_plot.show_function(view, keep_range=outcome.request.source == "points", query=query)
         else:
             self.function_plot.clear_view()
-        self.csv_rows.setText(self._rows_text(outcome))
-        self.images_info.setText(self._images_text(outcome))
+        self.csv_page.show_outcome(outcome)
+        self.images_page.show_outcome(outcome)
         self.losses.show_result(outcome, "cross-entropy" if classify else "MSE")
         n, k = outcome.steps, len(outcome.task.support_x)
         text = f"{folder or outcome.task.title}, K = {k}: support loss {r.support_losses[0]:.4g} → " \
@@ -579,26 +476,6 @@ class AdaptView(QWidget):
         elif episode:
             text += f" K = {k} images: {k // max(view.n_way, 1)} per class."
         self._say(text)
-
-    @staticmethod
-    def _rows_text(outcome: AdaptOutcome) -> str:
-        task = outcome.task
-        if outcome.request.source != "csv" or task.support_rows is None:
-            return ""
-        if task.query_x is None:
-            return "every row is in the support set: none left to score the adaptation (lower K)"
-        return f"support rows {rows_text(task.support_rows)}; the other {len(task.query_x)} (crosses) score it"
-
-    @staticmethod
-    def _images_text(outcome: AdaptOutcome) -> str:
-        """The folder's classes behind the labels, the draw, and what was skipped reading it."""
-        task, request = outcome.task, outcome.request
-        if request.source != "images" or task.class_names is None:
-            return ""
-        names = " · ".join(f"{i} {name}" for i, name in enumerate(task.class_names))
-        scored = f"the other {len(task.query_x)} score it" if task.query_x is not None else "none left to score it"
-        text = f"{len(task.class_names)} classes: {names}; {request.shots} per class adapt (seed {request.seed}), {scored}"
-        return text + "".join(f"\nwarning: {note}" for note in outcome.notes)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #b00020;" if error else "color: #333;")

@@ -99,7 +99,7 @@ def test_the_panel_adapts_to_a_folder_of_labelled_images_and_shows_the_episode(q
     assert len(adapt.episode.cells()) == 9
     assert f"query accuracy after 0..{outcome.steps} steps" in adapt.episode.accuracy_label.text()
     assert "accuracy" in adapt.message.text() and "pets, K = 6" in adapt.message.text()
-    info = adapt.images_info.text()
+    info = adapt.images_page.info.text()
     assert "3 classes: 0 cat · 1 dog · 2 owl" in info and "the other 9 score it" in info
     assert "skipped 1 of 16 image files" in info and "dog/broken.png" in info and "notes.txt" in info
     # the numbers are maml-gui adapt --images's, for the same K and seed
@@ -111,14 +111,14 @@ def test_the_panel_adapts_to_a_folder_of_labelled_images_and_shows_the_episode(q
     assert outcome.result.support_losses == pytest.approx(ref.support_losses, rel=1e-6)
     # New draw: the next seed, other support images
     adapt.new_draw()
-    assert adapt.images_seed.value() == 1
+    assert adapt.images_page.seed.value() == 1
     qtbot.waitUntil(lambda: not adapt.is_busy() and adapt.result().request.seed == 1, timeout=30_000)
     assert not np.array_equal(adapt.result().view.support_images, view.support_images)
     # another folder that does not fit: its message, and the last folder's episode is gone
     with qtbot.waitSignal(adapt.failed, timeout=30_000):
         adapt.set_image_folder(class_folders(tmp_path / "zoo", ["a", "b", "c", "d"]))
     assert "zoo holds 4 classes" in adapt.message.text()
-    assert adapt.result() is None and adapt.episode.view is None and adapt.images_info.text() == ""
+    assert adapt.result() is None and adapt.episode.view is None and adapt.images_page.info.text() == ""
     adapt.shutdown()
 
 

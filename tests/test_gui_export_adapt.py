@@ -388,7 +388,7 @@ def test_a_few_labeled_csv_rows_are_a_task(qtbot, make_window, tmp_path):
     (tmp_path / "task.csv").write_text("dose,response,row\n" + rows + "\n")   # sorted by dose
     view.shots.setValue(4)
     view.steps.setValue(3)
-    assert view.csv_seed.value() == 0
+    assert view.csv_page.seed.value() == 0
     outcome = wait_adapted(qtbot, view, lambda: view.set_csv(tmp_path / "task.csv", target="response",
                                                              features=["dose"]))
     # K rows drawn at random with the seed shown (as maml-gui adapt --seed 0), not the first K
@@ -405,11 +405,11 @@ def test_a_few_labeled_csv_rows_are_a_task(qtbot, make_window, tmp_path):
     assert sorted(qx.tolist()) == pytest.approx(task.x[query, 0].tolist()) and len(qy) == 8
     assert sorted(view.function_plot.data()["points"][0].tolist()) == pytest.approx(task.x[support, 0].tolist())
     assert "held-back rows (query)" in [name for _, name in view.function_plot.legend.entries()]
-    assert view.csv_rows.text().startswith(f"support rows {', '.join(str(i + 1) for i in support.tolist())};")
+    assert view.csv_page.info.text().startswith(f"support rows {', '.join(str(i + 1) for i in support.tolist())};")
     # another draw: other rows, the same again for the same seed
     again = wait_adapted(qtbot, view, view.new_draw)
-    assert view.csv_seed.value() == 1 and again.task.support_rows != outcome.task.support_rows
-    back = wait_adapted(qtbot, view, lambda: view.csv_seed.setValue(0))
+    assert view.csv_page.seed.value() == 1 and again.task.support_rows != outcome.task.support_rows
+    back = wait_adapted(qtbot, view, lambda: view.csv_page.seed.setValue(0))
     assert back.task.support_rows == outcome.task.support_rows
     assert back.result.query_losses == outcome.result.query_losses
     # a held-out task has no held-back rows to draw
@@ -417,7 +417,7 @@ def test_a_few_labeled_csv_rows_are_a_task(qtbot, make_window, tmp_path):
     assert view.function_plot.query_data()[0].size == 0
     wait_adapted(qtbot, view, lambda: view.set_source_kind("csv"))
     with qtbot.waitSignal(view.failed, timeout=10_000) as blocker:
-        view.csv_features.item(1).setCheckState(Qt.CheckState.Checked)    # two inputs for a 1-input network
+        view.csv_page.features.item(1).setCheckState(Qt.CheckState.Checked)    # two inputs for a 1-input network
     message = blocker.args[0]
     assert "the network takes 1 input(s)" in message and message in view.message.text()
 

@@ -91,7 +91,8 @@ class MetaStep:
         self.failure: str | None = None   # why a compiled step fell back to eager mid-run
         self.updated = False        # whether the last call took the optimiser's step as well
         self._fn: Callable | None = None
-        self._lr = torch.zeros((), device=device)
+        self._lr = torch.zeros((), device=device)   # the optimiser's rate as a graph input
+        self._lr_value: float | None = None
         self._final = _settings(algorithm, FAR)
         self._settled_from: int | None = None
 
@@ -105,8 +106,9 @@ class MetaStep:
         self.updated = False
         if self._fn is not None and self._settled(iteration):
             try:
-                if self.optimizer is not None and float(self._lr) != self.optimizer.lr:
-                    self._lr.fill_(self.optimizer.lr)
+                if self.optimizer is not None and self._lr_value != self.optimizer.lr:
+                    self._lr_value = self.optimizer.lr
+                    self._lr.fill_(self._lr_value)
                 numbers = self._fn(params, rates, batch, self._lr)
                 self.updated = self.optimizer is not None
                 return numbers
@@ -132,9 +134,9 @@ class MetaStep:
                 announce: Callable[[str], None] | None = None) -> tuple[bool, str]:
         """Compile now, running the step once on a throwaway ``batch`` of the run's shapes;
         returns ``(compiled, one line for the user)``. Gradients are cleared and the weights and
-        optimiser state put back afterwards, so the run's state is untouched. ``announce`` hears "compiling the meta-step…" once compiling
-        can start (it may take tens of seconds); ``backend`` is ``torch.compile``'s (tests pass
-        a failing one)."""
+        optimiser state put back afterwards, so the run's state is untouched. ``announce`` hears
+        "compiling the meta-step…" once compiling can start (it may take tens of seconds);
+        ``backend`` is ``torch.compile``'s (tests pass a failing one)."""
         use_cache_folder()
         if getattr(self.algorithm.net, "batch_statistics", False):
             return False, ("the meta-step runs eager: conv nets are not compiled (their time is in the "

@@ -231,6 +231,19 @@ def test_a_non_finite_compiled_step_leaves_weights_and_adam_untouched():
     assert trainer.iteration == 1 and trainer.step().iteration == 2
 
 
+def test_a_new_meta_lr_reaches_the_compiled_adam_step():
+    trainer = MetaTrainer(config(compile="on"))
+    trainer.compile_step(backend="aot_eager")
+    trainer.step()
+    trainer.set_meta_lr(0.0)
+    before = {n: p.detach().clone() for n, p in trainer.params.items()}
+    trainer.step()
+    assert trainer._meta_step.updated and all(torch.equal(before[n], p) for n, p in trainer.params.items())
+    trainer.set_meta_lr(0.01)
+    trainer.step()
+    assert trainer.compiled and any(not torch.equal(before[n], p) for n, p in trainer.params.items())
+
+
 def test_conv_nets_run_eager_and_say_why():
     glyphs = {"n_alphabets": 5, "characters": 4, "examples": 4, "image_size": 12, "n_way": 2}
     config = (tiny_config("glyphs", params=glyphs, meta_batch=2, shots=1, query=1)

@@ -301,6 +301,44 @@ def bench_conv(rounds: int = 2, steps: int = 2, n_batches: int = 2, device: str 
     return out
 
 
+CONV_COMPILE_META_BATCH = 2   # the per-task loop is unrolled into the graph: compiling 32 tasks takes far too long
+
+
+def bench_conv_compile(rounds: int = 2, steps: int = 2, n_batches: int = 2, device: str = "cpu",
+                       backend: str = "inductor", **overrides) -> dict:
+    """Why conv nets train eager: the Omniglot setting's second-order meta-gradient (at
+    :data:`CONV_COMPILE_META_BATCH` tasks unless ``overrides`` say otherwise) eager and compiled,
+    interleaved on the same batches, and the seconds the first compiled call took (tracing and
+    compiling; with a warm kernel cache, less)."""
+    from .compiled import meta_step_numbers, traced_meta_gradient
+
+    setting = {**OMNIGLOT, "meta_batch": CONV_COMPILE_META_BATCH, **overrides}
+    where = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    _, params, algo, rates = _conv_setup("maml", setting, where, gen)
+    batches = image_batches(setting, n_batches, where, gen)
+    metas = [*params.values(), *rates.tensors.values()]
+    traced = traced_meta_gradient(algo, metas, where, backend)
+
+    def eager(batch):
+        for p in metas:
+            p.grad = None
+        meta_step_numbers(algo, metas, params, rates, batch, 0)
+
+    def compiled(batch):
+        for p in metas:
+            p.grad = None
+        traced(params, rates, batch)
+
+    start = time.perf_counter()
+    compiled(batches[0])
+    compile_s = time.perf_counter() - start
+    eager_s, compiled_s = interleaved_seconds([(eager, steps), (compiled, steps)], batches, rounds)
+    return {"setting": setting, "device": str(where), "backend": backend, "compile_s": compile_s,
+            "eager_it_s": rounds * steps / eager_s, "compiled_it_s": rounds * steps / compiled_s,
+            "speedup": eager_s / compiled_s}
+
+
 def conv_peak_mib(algorithms=("maml", "fomaml", "anil"), device: str = "cpu", **overrides) -> dict[str, float]:
     """Peak MiB of one meta-gradient per algorithm at the Omniglot setting (``overrides`` change it)."""
     setting = {**OMNIGLOT, **overrides}
@@ -330,6 +368,16 @@ def conv_lines(result: dict) -> list[str]:
         lines.append(f"peak memory per meta-gradient: engine {m['engine']:.0f} MiB, loop {m['loop']:.0f} MiB; "
                      f"first order {m['fomaml']:.0f} MiB, ANIL {m['anil']:.0f} MiB ({result['memory_measured_by']})")
     return lines
+
+
+def conv_compile_lines(result: dict) -> list[str]:
+    """``bench_conv_compile``'s result as lines for a terminal."""
+    s = result["setting"]
+    return [f"conv-4 ({s['channels']} channels, {s['image'][1]}×{s['image'][2]}), {s['ways']}-way {s['shots']}-shot, "
+            f"{s['query']} query per class, meta-batch {s['meta_batch']}, second order, {result['device']}",
+            f"eager {result['eager_it_s']:.2f} it/s, compiled {result['compiled_it_s']:.2f} it/s: "
+            f"{result['speedup']:.2f}x, after {result['compile_s']:.1f} s of compiling (the first call); "
+            "training keeps conv nets eager"]
 
 
 ACTIVATION_COPIES = 3.5   # tensors of a block's output size kept per image (conv in/out, norm, ReLU, …), fitted

@@ -152,7 +152,8 @@ def build_parser() -> _Parser:
     bench.add_argument("--seconds", type=float, default=10.0, help="duration of each half of --gui")
     bench.add_argument("--memory", type=int, metavar="ITERATIONS", help="report RSS over a long run instead")
     bench.add_argument("--compile", action="store_true", help="eager vs compiled meta-steps side by side, and the "
-                       "compile time with a cold and a warm kernel cache")
+                       "compile time with a cold and a warm kernel cache; with --conv, the conv-4 meta-gradient at "
+                       "meta-batch 2 (compiling takes minutes, and more with more tasks)")
     bench.add_argument("--conv", action="store_true",
                        help="the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query per class, "
                             "meta-batch 32, second order): engine vs per-task loop, and peak memory per meta-gradient "
@@ -610,6 +611,13 @@ def _bench(args, gui_bench: Callable[[float], dict] | None = None) -> int:
         else:
             for r in rows:
                 print(f"iteration {r['iteration']:>7}  rss {r['rss_mib']:8.1f} MiB  peak {r['peak_rss_mib']:8.1f} MiB")
+        return 0
+    if args.compile and args.conv:
+        from .bench import bench_conv_compile, conv_compile_lines
+
+        given = {"meta_batch": args.meta_batch} if "--meta-batch" in args.argv else {}
+        result = bench_conv_compile(rounds=args.rounds if "--rounds" in args.argv else 2, device=args.device, **given)
+        print(json.dumps(result) if args.json else "\n".join(conv_compile_lines(result)))
         return 0
     if args.compile:
         return _bench_compile(args, config)

@@ -351,3 +351,16 @@ def test_the_settings_panel_has_the_compile_switch(qtbot):
     assert "first start compiles for 20-30 s" in panel.compile.toolTip()
     panel.set_training(True)
     assert not panel.compile.isEnabled()
+
+
+def test_bench_measures_the_conv_step_eager_and_compiled_side_by_side():
+    """``bench --compile --conv``'s plumbing (traced with aot_eager here: inductor takes minutes on conv nets)."""
+    from core.bench import bench_conv_compile, conv_compile_lines
+
+    tiny = {"channels": 4, "depth": 2, "image": (1, 12, 12), "ways": 2, "query": 2}
+    result = bench_conv_compile(rounds=1, steps=1, backend="aot_eager", **tiny)
+    assert result["setting"]["meta_batch"] == 2 and result["backend"] == "aot_eager"
+    assert result["eager_it_s"] > 0 and result["compiled_it_s"] > 0 and result["compile_s"] > 0
+    assert result["speedup"] == pytest.approx(result["compiled_it_s"] / result["eager_it_s"])
+    lines = conv_compile_lines(result)
+    assert "meta-batch 2" in lines[0] and "training keeps conv nets eager" in lines[1]

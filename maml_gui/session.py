@@ -13,8 +13,6 @@ task family that the current run was not trained on clears it, so no view keeps 
 from __future__ import annotations
 
 import copy
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,18 @@ from core.checkpoint import CONFIG_FILE, check_shapes, read_metrics, read_traini
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.export import config_sidecar, export_weights
-from core.loaded_model import LoadedModel, preview_from_weights
+from core.loaded_model import preview_from_weights
 from core.tasks import build_family
-from core.trainer import MetaTrainer
 from core.weights_io import PT_SUFFIXES, check_names
 from core.weights_io import open_weights as read_weights_file
 
 from .following import Follower, is_run_folder, is_sweep_folder, sweep_runs
-from .job_runner import JobRunner
 from .project import Project, RunSnapshot, run_folder_name
+from .run_saver import RunSaver
+from .run_scoring import RunScorer
 from .runs import RunRecord, RunRegistry
 from .training import TrainingController, WorkerOptions
 
-SAVE_INTERVAL = 15.0      # s at least between writes of a training run's folder (and at every pause, stop, end)
-SAVE_SHARE = 0.01         # ... stretched so that writing takes at most this share of the time
 INDEX_DELAY_MS = 500      # edits are written to project.json at most this often
 
 
@@ -88,22 +84,14 @@ class Session(QObject):
         self.preview_index = 0
         self.save_problem: str | None = None      # the last write that failed, until one succeeds
         self._loaded = False                      # nothing is written before the project was read
-        self._pending: dict[int, RunSnapshot] = {}
-        self._pending_lock = threading.Lock()
-        self._last_save: dict[int, float] = {}
-        self._save_cost = 0.0                     # s the last folder write took (it holds the GIL)
-        self._saves = JobRunner(self, "maml-save")
-        self._saves.failed.connect(self._on_save_failed)
-        self._saves.done.connect(lambda _tag, _result: self._save_ok())
-        self._baselines = JobRunner(self, "maml-baseline", reports_progress=True)
-        self._baselines.done.connect(self._on_baseline_done)
-        self._baselines.failed.connect(
-            lambda run, text: self.message.emit(f"The pretrain baseline of {run.name} stopped: {text}", 10_000))
-        self._scores = JobRunner(self, "maml-score")
-        self._to_score: dict[int, RunRecord] = {}   # runs waiting to be scored, in turn
-        self._scores.busy_changed.connect(lambda busy: None if busy else self._score_next())
-        self._scores.done.connect(self._on_scored)
-        self._scores.failed.connect(lambda run, text: self.message.emit(f"Cannot score {run.name}: {text}", 10_000))
+        self._saver = RunSaver(self, lambda: self.project)
+        self._saver.failed.connect(self._save_failed)
+        self._saver.written.connect(self._save_ok)
+        self._scorer = RunScorer(self, self._edited_family, lambda: self.options.eval_tasks,
+                                 lambda run: self.runs.get(run.run_id) is run)
+        self._scorer.scored.connect(self._on_scored)
+        self._scorer.baseline_done.connect(self._on_baseline_done)
+        self._scorer.message.connect(self.message)
         self.follower = Follower(self)            # runs other processes write
         self.follower.sweep_grew.connect(self._on_sweep_grew)
         self._index_timer = QTimer(self, singleShot=True, interval=INDEX_DELAY_MS)
@@ -184,8 +172,7 @@ class Session(QObject):
 
     def unsaved_runs(self) -> list[RunRecord]:
         """Runs whose latest state is not on disk yet (a write is pending or failed)."""
-        with self._pending_lock:
-            pending = set(self._pending)
+        pending = self._saver.pending()
         return [r for r in self.runs if r.run_id in pending]
 
     def save_run(self, run: RunRecord) -> None:
@@ -194,31 +181,14 @@ class Session(QObject):
         if not run.folder:
             run.folder = run_folder_name(run.run_id, run.name)
         snap = RunSnapshot(run.folder, run.config, run.weights, run.training_state, run.history.table(), run.adaptation)
-        with self._pending_lock:
-            self._pending[run.run_id] = snap
-        self._last_save[run.run_id] = time.perf_counter()
-        self._saves.submit("save", self._drain)
+        self._saver.queue(run.run_id, snap)
         self._index_timer.start()
-
-    def _drain(self) -> None:
-        """Write every pending snapshot (runs on the save job's thread, or on the GUI thread when closing)."""
-        while True:
-            with self._pending_lock:
-                if not self._pending:
-                    return
-                run_id, snap = next(iter(self._pending.items()))
-            start = time.perf_counter()
-            self.project.write_run(snap)   # raises: the snapshot stays pending, the caller reports it
-            self._save_cost = time.perf_counter() - start
-            with self._pending_lock:
-                if self._pending.get(run_id) is snap:
-                    del self._pending[run_id]
 
     def flush(self, timeout_ms: int = 30_000) -> bool:
         """Write everything now (closing, switching projects); False if something could not be written."""
-        self._saves.shutdown(timeout_ms)
+        self._saver.shutdown(timeout_ms)
         try:
-            self._drain()
+            self._saver.drain()
         except MamlError as exc:
             self._save_failed(str(exc))
             return False
@@ -226,16 +196,13 @@ class Session(QObject):
         self._save_ok()
         return self.save_problem is None
 
-    def _on_save_failed(self, _tag, text: str) -> None:
-        self._save_failed(text)
-
     def _save_failed(self, text: str) -> None:
         self.save_problem = text
         self.error.emit(f"Cannot save to the project folder {self.project.folder}: {text}. The runs stay open here; "
                         "File → Save project as… writes them elsewhere.")
 
     def _save_ok(self) -> None:
-        if self.save_problem is not None and not self._pending:
+        if self.save_problem is not None and not self._saver.pending():
             self.save_problem = None
 
     def save_project_as(self, folder: str | Path) -> bool:
@@ -244,7 +211,7 @@ class Session(QObject):
         if (folder / "project.json").exists() and folder.resolve() != self.project.folder.resolve():
             self.error.emit(f"{folder} already holds a project: choose an empty folder")
             return False
-        self._saves.shutdown()
+        self._saver.shutdown()
         project = Project(folder)
         try:
             project.lock()
@@ -315,12 +282,11 @@ class Session(QObject):
         if run is self.current:
             self.set_current(None)
         self.runs.remove(run_id)
-        with self._pending_lock:
-            self._pending.pop(run_id, None)
+        self._saver.forget(run_id)
         if run_id in self.compared:
             self.set_compared([i for i in self.compared if i != run_id])
         if run.folder:
-            self._saves.shutdown()
+            self._saver.shutdown()
             self.project.remove_run(run.folder)
         self.follower.forget(run_id)   # a followed run's folder belongs to its writer: never deleted
         self.run_removed.emit(run_id)
@@ -345,7 +311,7 @@ class Session(QObject):
             self.message.emit(f"{opened.name} already ran {opened.weights_iteration:,} iterations: raise Iterations "
                               "to continue it", 10_000)
             return None
-        self._baselines.cancel()   # a new run needs the CPU more than a finished run's baseline
+        self._scorer.cancel_baseline()
         run = self.runs.create(config)
         run.total = config.train.iterations
         if state is not None:   # the continued run carries the opened run's history on
@@ -415,7 +381,7 @@ class Session(QObject):
         run.history = run.history.truncated(at)
         run.weights_iteration, run.status, run.error = at, "starting", None
         run.total = run.config.train.iterations
-        self._baselines.cancel()
+        self._scorer.cancel_baseline()
         self.active, self.stopping = run, False
         if run is self.current:
             self.current_changed.emit(run)   # its plots redraw from the shortened history
@@ -533,8 +499,7 @@ class Session(QObject):
         run = self.active
         if run is not None and int(state[1]["iteration"]) == run.weights_iteration:
             run.training_state = state
-            interval = max(SAVE_INTERVAL, self._save_cost / SAVE_SHARE)
-            if time.perf_counter() - self._last_save.get(run.run_id, 0.0) >= interval:
+            if self._saver.due(run.run_id):
                 self.save_run(run)
 
     def _on_paused_changed(self, paused: bool) -> None:
@@ -681,23 +646,8 @@ class Session(QObject):
 
     # -- views computed from a run ---------------------------------------------------------------
     def score(self, run: RunRecord) -> None:
-        """The held-out adaptation curves of a run's weights, on a job thread (about a second).
-        Runs wait their turn (a sweep's seeds all end at once), each scored with its latest weights."""
-        if not run.weights:
-            return
-        self._to_score[run.run_id] = run
-        if not self._scores.is_busy():
-            self._score_next()
-
-    def _score_next(self) -> None:
-        if not self._to_score or self._scores.is_busy():
-            return
-        run = self._to_score.pop(next(iter(self._to_score)))
-        if not run.weights or self.runs.get(run.run_id) is not run:
-            self._score_next()
-            return
-        config, weights, family, tasks = run.config, run.weights, self._edited_family(run.config), self.options.eval_tasks
-        self._scores.submit(run, lambda: LoadedModel(config, weights, family).adaptation(tasks))
+        """The held-out adaptation curves of a run's weights, on a job thread (``adaptation_changed`` follows)."""
+        self._scorer.score(run)
 
     def _on_scored(self, run: RunRecord, snapshot) -> None:
         if self.runs.get(run.run_id) is run:
@@ -707,34 +657,9 @@ class Session(QObject):
                 self.save_run(run)
 
     def finish_baseline(self, run: RunRecord) -> bool:
-        """Give the run's pretrain baseline as many updates as the run had, in the background.
-
-        While training, the baseline only gets a small share of the time (so the run keeps its
-        speed) and so far fewer updates: compared like that, pretraining looks worse than it is.
-        Once the run ends, a pretrain network with the run's seed and task stream is trained to the
-        run's iteration count and both are scored again on the same held-out tasks. True if started.
-        """
-        snapshot = run.adaptation
-        target = run.weights_iteration
-        if (not run.weights or snapshot is None or "pretrain" not in snapshot.series
-                or snapshot.baseline_iterations >= target):
-            return False
-        config, weights, tasks = run.config, run.weights, self.options.eval_tasks
-        edited = self._edited_family(config)
-
-        def train(report):
-            family = edited or build_family(config.family)
-            baseline = MetaTrainer(config.replace("algorithm", name="pretrain"), family)
-            while baseline.iteration < target:
-                baseline.step()
-                if baseline.iteration % 100 == 0 and report(baseline.iteration / target):
-                    return None   # cancelled: the run keeps the scores it has
-            return LoadedModel(config, weights, family).adaptation(tasks, LoadedModel.of_trainer(baseline))
-
-        self._baselines.submit(run, train)
-        self.message.emit(f"Training the pretrain baseline of {run.name} to {target:,} updates, as many as the run "
-                          "had (in the background)…", 8000)
-        return True
+        """Train the run's pretrain baseline to the run's number of updates in the background
+        (:meth:`RunScorer.finish_baseline`); True if started."""
+        return self._scorer.finish_baseline(run)
 
     def _on_baseline_done(self, run: RunRecord, snapshot) -> None:
         if snapshot is None or self.runs.get(run.run_id) is not run:
@@ -765,9 +690,7 @@ class Session(QObject):
         could not be written is in ``save_problem`` (and ``unsaved_runs()``)."""
         if not self.controller.shutdown() and not self.controller.shutdown(timeout_ms=timeout_ms):
             return False
-        self._baselines.shutdown()
-        self._to_score.clear()   # nothing new starts once closing
-        self._scores.shutdown()
+        self._scorer.shutdown()
         self.follower.shutdown()
         self.flush()
         self._loaded = False   # nothing more is written: the locks go, another window may open it

@@ -1,5 +1,7 @@
 """Few-shot classification with the command line, as a Markdown table: MAML vs the pretrain
-baseline (and a fresh network) on 5-way 1-shot episodes of meta-test classes.
+baseline (pre-trained on every meta-train class with a class head, then fine-tuned from a zero
+N-way head; see core/algorithms/pretrain.py) and a fresh network, on 5-way 1-shot episodes of
+meta-test classes.
 
     python scripts/fewshot_table.py [--minutes 10] [--out runs/fewshot]
 

@@ -348,7 +348,7 @@ def test_the_settings_panel_has_the_compile_switch(qtbot):
     assert panel.train_spec().compile == "auto" and panel.error() is None
     panel.compile.setCurrentIndex(panel.compile.findData("on"))
     assert panel.train_spec().compile == "on"
-    assert "first start compiles for 20-30 s" in panel.compile.toolTip()
+    assert "first start compiles for 20-40 s" in panel.compile.toolTip()
     panel.set_training(True)
     assert not panel.compile.isEnabled()
 

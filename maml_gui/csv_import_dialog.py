@@ -526,15 +526,6 @@ class CsvImportDialog(ImportDialogBase, QDialog):
             item.setBackground(QColor("#f4b4ae"))
             self.table.scrollTo(item.index())
 
-    def _set_problem(self, problem: str | None, final: bool = True) -> None:
-        self._problem = problem
-        self.ok_button.setEnabled(problem is None)
-        self.ok_button.setToolTip("" if problem is None else f"Cannot import yet: {problem}")
-        self.error_label.setText("" if problem is None or not final else problem)
-        self.error_label.setVisible(problem is not None and final)
-        if final:
-            self.updated.emit()
-
 def _describe_paths(paths: list[str]) -> str:
     names = [Path(p).name + ("/" if Path(p).is_dir() else "") for p in paths]
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -311,15 +311,6 @@ class ImageImportDialog(ImportDialogBase, QDialog):
         self.progress_bar.hide()
         self.cancel_read_button.hide()
 
-    def _set_problem(self, problem: str | None, final: bool = True) -> None:
-        self._problem = problem
-        self.ok_button.setEnabled(problem is None)
-        self.ok_button.setToolTip("" if problem is None else f"Cannot import yet: {problem}")
-        self.error_label.setText("" if problem is None or not final else problem)
-        self.error_label.setVisible(problem is not None and final)
-        if final:
-            self.updated.emit()
-
     def _choose_folder(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Import an image folder", str(Path(self.path).parent))
         if chosen:

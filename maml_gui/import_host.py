@@ -44,8 +44,9 @@ class ImportHost:
 
 class ImportDialogBase:
     """What both import dialogs do the same way; each defines ``family()`` (the checked family,
-    or None), ``shots``/``query`` spin boxes, ``_problem``, and the slots ``_on_progress``,
-    ``_on_done``, ``_on_failed`` (the read job) and ``_check`` (the debounced re-check)."""
+    or None), ``shots``/``query`` spin boxes, ``ok_button``, ``error_label``, an ``updated`` signal,
+    and the slots ``_on_progress``, ``_on_done``, ``_on_failed`` (the read job) and ``_check``
+    (the debounced re-check)."""
 
     def _make_jobs(self, name: str, debounce_ms: int) -> None:
         """The background read (reporting progress) and the timer that re-checks edited choices."""
@@ -75,6 +76,17 @@ class ImportDialogBase:
     def _on_ok(self) -> None:
         if self._problem is None and self.family() is not None:
             self.accept()
+
+    def _set_problem(self, problem: str | None, final: bool = True) -> None:
+        """OK is enabled exactly while there is no problem; a ``final`` one is shown (a provisional
+        one, while reading, only in OK's tooltip)."""
+        self._problem = problem
+        self.ok_button.setEnabled(problem is None)
+        self.ok_button.setToolTip("" if problem is None else f"Cannot import yet: {problem}")
+        self.error_label.setText("" if problem is None or not final else problem)
+        self.error_label.setVisible(problem is not None and final)
+        if final:
+            self.updated.emit()
 
 
 def side_by_side(*widgets: QWidget) -> QWidget:

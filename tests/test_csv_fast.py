@@ -159,18 +159,23 @@ def test_a_token_late_in_a_number_column_reads_as_the_precise_reader_reads_it(tm
     assert_same(outcome(path, monkeypatch), precise(path, monkeypatch))
 
 
+def both_readers(params, monkeypatch) -> tuple[CsvFamily, CsvFamily]:
+    """The family ``params`` describe, read by the fast reader and by the precise one."""
+    families = []
+    for limit in (0, float("inf")):
+        clear_cache()
+        monkeypatch.setattr(csv_fast, "FAST_MIN_BYTES", limit)
+        families.append(CsvFamily(params))
+    return families[0], families[1]
+
+
 def test_families_from_both_readers_are_identical(tmp_path, monkeypatch):
     """Same task names and order, rows, split, statistics and tensors, whichever reader read the file."""
     path = bench_csv.generate(tmp_path / "long.csv", n_tasks=60, seed=3)
     text = path.read_text().replace("t00007,", "007,").replace("t00008,", "7,")  # ids that look like numbers
     path.write_text(text.replace("\n", "\r\n"))
     params = {"paths": [str(path)], "task_column": "task", "target": "y"}
-    families = []
-    for limit in (0, float("inf")):
-        clear_cache()
-        monkeypatch.setattr(csv_fast, "FAST_MIN_BYTES", limit)
-        families.append(CsvFamily(params))
-    a, b = families
+    a, b = both_readers(params, monkeypatch)
     assert a.normalization == b.normalization and a.features == b.features == ["x1", "x2", "x3"]
     for split in ("train", "val", "test"):
         assert a.task_names(split) == b.task_names(split)
@@ -188,12 +193,7 @@ def test_families_from_both_readers_are_identical(tmp_path, monkeypatch):
 def test_classification_labels_and_tasks_match(monkeypatch):
     params = {"paths": [str(CORPUS / "classification.csv")], "task_column": "writer", "target": "letter",
               "classification": True, "split": [0.6, 0.2, 0.2]}
-    families = []
-    for limit in (0, float("inf")):
-        clear_cache()
-        monkeypatch.setattr(csv_fast, "FAST_MIN_BYTES", limit)
-        families.append(CsvFamily(params))
-    a, b = families
+    a, b = both_readers(params, monkeypatch)
     assert a.classes == b.classes and a.normalization == b.normalization
     for t in range(len(a._names)):
         assert a._names[t] == b._names[t] and torch.equal(a._y[t], b._y[t]) and torch.equal(a._x[t], b._x[t])

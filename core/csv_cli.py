@@ -15,7 +15,7 @@ from .config import FamilySpec
 from .errors import ConfigError
 
 _CSV_FLAGS = ("task_column", "target", "features", "classification", "drop_missing", "split", "split_seed",
-              "no_normalize")   # --ways (n_way) also serves the other classification families
+              "no_normalize", "split_by")   # --ways (n_way) also serves the other classification families
 
 
 def add_csv_arguments(train: argparse.ArgumentParser) -> None:
@@ -35,6 +35,10 @@ def add_csv_arguments(train: argparse.ArgumentParser) -> None:
     group.add_argument("--split", type=_fractions, metavar="TRAIN,VAL,TEST",
                        help="fractions of the tasks for meta-train, validation and test (default 0.7,0.15,0.15)")
     group.add_argument("--split-seed", type=int, metavar="S", help="which tasks land in which split (default 0)")
+    group.add_argument("--split-by", choices=("labels", "rows"),
+                       help="labelled rows: split the labels (default; meta-test episodes tell apart labels never "
+                            "trained on) or each label's rows (for a file with few labels: every episode uses the "
+                            "same labels, meta-test episodes only held-out rows)")
     group.add_argument("--no-normalize", action="store_true", help="do not standardize inputs and target")
 
 
@@ -56,6 +60,9 @@ def family_spec_from_args(args: argparse.Namespace) -> FamilySpec | None:
         raise ConfigError("family.name", "give either --family or --csv, not both")
     if args.classification and args.task_column is None and len(args.csv) == 1 and not Path(args.csv[0]).is_dir():
         return _labelled_rows_spec(args)
+    if args.split_by is not None:
+        raise ConfigError("family.split_rows", "--split-by applies to one labelled file (--classification and "
+                                               "--target, no --task-column)")
     params = {"paths": [str(Path(p).expanduser().resolve()) for p in args.csv], "task_column": args.task_column,
               "target": args.target, "features": args.features, "classification": args.classification,
               "drop_missing": args.drop_missing, "normalize": not args.no_normalize}
@@ -80,9 +87,21 @@ def _labelled_rows_spec(args: argparse.Namespace) -> FamilySpec:
     for key in ("features", "split", "split_seed", "n_way"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
+    if args.split_by == "rows":
+        params["split_rows"] = True
+        if args.n_way is None:   # every episode can use every label: as many ways as labels, at most 5
+            params["n_way"] = max(2, min(5, _label_count(params["path"], args.target)))
     spec = FamilySpec("labelled_csv", params)
     build_family(spec)   # read and checked now: a bad file is one line before training starts
     return spec
+
+
+def _label_count(path: str, target: str) -> int:
+    """Distinct non-empty values of ``target`` (0 when there is no such column: the family says why)."""
+    from .csv_reader import read_csv
+
+    table = read_csv(path)
+    return sum(1 for name in table.labels(target)[0] if name) if target in table.columns else 0
 
 
 def _names(text: str) -> list[str]:

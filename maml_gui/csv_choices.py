@@ -27,6 +27,7 @@ CLASS_WORDS = {"label", "labels", "class", "classes", "species", "category", "ca
 MAX_CLASSES = 50   # a text column with at most this many values (and repeats) can be a class label
 MIN_GROUP = 2      # rows a typical task needs: a column whose values rarely repeat names no tasks
 MIN_TASKS = 5      # values a column needs to name tasks unless its name says so ('site', 'subject_id')
+DECIMAL_MARK = re.compile(r"\.|\d[eE]")   # '3750.0', '1e3': written as measurements, even when whole
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,11 @@ def suggest(table: CsvTable, numeric: dict[str, bool], one_file: bool = True) ->
     """
     columns = [_describe(table, c, numeric[c]) for c in table.columns]
     n = table.n_rows
-    candidates = [c for c in columns if c.may_name_tasks(n)]
+    class_named = any(c.words & CLASS_WORDS and c.may_be_label(n) for c in columns)
+    # beside a column named like a class label, whole numbers are counts (num_convex_points), not task ids,
+    # unless their name says so ('subject')
+    candidates = [c for c in columns if c.may_name_tasks(n)
+                  and not (class_named and c.kind == "integer" and not c.words & TASK_WORDS)]
     task = max(candidates, key=lambda c: (bool(c.words & TASK_WORDS), c.kind == "text", c.distinct), default=None)
     labels = [c for c in columns if c is not task and c.may_be_label(n)]
     named = [c for c in labels if c.words & CLASS_WORDS]
@@ -128,19 +133,14 @@ def suggest(table: CsvTable, numeric: dict[str, bool], one_file: bool = True) ->
     else:
         target, classification = (numbers[-1] if numbers else table.columns[-1]), False
     features = [c for c in numbers if c != target]
-    reason = None if task is not None else _no_task_column(columns, label)
+    reason = None if task is not None else _no_task_column(columns, label, n)
     return Suggestion(task.name if task else None, target, classification, features, reason)
 
 
 def _describe(table: CsvTable, name: str, numeric: bool) -> _Column:
     kind = "text"
-    if numeric:
-        try:
-            values = table.numeric(name)
-            values = values[~np.isnan(values)]
-            kind = "integer" if np.array_equal(values, np.round(values)) else "decimal"
-        except CsvError:
-            kind = "decimal"   # numbers with a few typos: a measurement, reported when used
+    if numeric:   # numbers with a few typos count as decimals: a measurement, reported when used
+        kind = "integer" if whole_numbers(table, name) else "decimal"
     if kind == "decimal":
         return _Column(name, kind, 0, 0.0)   # never a task or a label: no need to count
     names, codes = table.labels(name)   # codes, not a string per row: fast on big files
@@ -153,7 +153,21 @@ def _describe(table: CsvTable, name: str, numeric: bool) -> _Column:
     return _Column(name, kind, len(sizes), float(sizes[median_row]))
 
 
-def _no_task_column(columns: list[_Column], label: _Column | None) -> str:
+def whole_numbers(table: CsvTable, name: str) -> bool:
+    """Whether ``name`` holds whole numbers written as such: '3750.0' (as pandas writes a float
+    column) or '1e3' is a measurement, even when every value is whole."""
+    try:
+        values = table.numeric(name)
+    except CsvError:
+        return False
+    values = values[~np.isnan(values)]
+    if not len(values) or not np.array_equal(values, np.round(values)):
+        return False
+    comma = (table.number_note(name) or "").endswith("the decimal mark")
+    return not any(DECIMAL_MARK.search(n) or (comma and "," in n) for n in table.labels(name)[0])
+
+
+def _no_task_column(columns: list[_Column], label: _Column | None, n_rows: int) -> str:
     """Why no column can name the tasks, column by column."""
     groups: dict[str, list[str]] = {}
     for c in columns:
@@ -165,6 +179,8 @@ def _no_task_column(columns: list[_Column], label: _Column | None) -> str:
             why = "a single value"
         elif c.words & CLASS_WORDS:
             why = "class labels"
+        elif c.may_name_tasks(n_rows):   # left out by suggest(): counts beside a class label
+            why = "whole numbers beside a class label (counts or measurements, not names of tasks)"
         elif c.distinct < MIN_TASKS and c.typical >= MIN_GROUP:
             why = "too few different values to name tasks"
         else:

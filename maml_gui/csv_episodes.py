@@ -14,16 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from core.csv_reader import CsvError, CsvTable
+from core.csv_reader import CsvTable
 from core.errors import ConfigError, MamlError
 from core.tasks.episodes import SPLITS
 from core.tasks.labelled_rows import LabelledRowsFamily
 
-from .csv_choices import CLASS_WORDS, Checked, _words
+from .csv_choices import CLASS_WORDS, Checked, _words, whole_numbers
 
 MIN_LABELS, MAX_LABELS = 3, 1000   # the family needs classes for meta-train and meta-test; more is not "few"
 MIN_ROWS = 2                       # rows a typical label needs to give a support and a query example
 AUTO_WAYS = 5                      # N when "auto": as in the few-shot benchmarks, fewer when the split has fewer
+FIELD_LABELS = {"family.n_way": "classes per episode", "family.split": "split", "family.split_rows": "split",
+                "family.target": "label column", "family.features": "inputs", "family.path": "file"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def label_column(table: CsvTable, numeric: dict[str, bool], prefer: str | None =
     target) first, then names like 'label' or 'species', then text, then more labels."""
     found = []
     for name in table.columns:
-        if numeric.get(name) and not _whole(table, name):
+        if numeric.get(name) and not whole_numbers(table, name):
             continue
         if not any(numeric.get(c) for c in table.columns if c != name):
             continue
@@ -64,40 +66,46 @@ def label_column(table: CsvTable, numeric: dict[str, bool], prefer: str | None =
     return max(found, key=rank, default=None)
 
 
-def _whole(table: CsvTable, name: str) -> bool:
-    try:
-        values = table.numeric(name)
-    except CsvError:
-        return False
-    values = values[~np.isnan(values)]
-    return bool(len(values)) and np.array_equal(values, np.round(values))
-
-
-def auto_ways(labels: int, split: list[float]) -> int:
-    """N for "auto": 5, or fewer when meta-train or meta-test would get fewer labels than that."""
+def _label_split(labels: int, split: list[float]) -> tuple[int, int]:
+    """Labels meta-train and meta-test get when the labels themselves are split (as ``split_groups``)."""
     _, f_val, f_test = split
     n_test = max(int(f_test > 0), math.floor(f_test * labels + 0.5))
     n_val = max(int(f_val > 0), math.floor(f_val * labels + 0.5))
-    n_train = labels - n_test - n_val
-    return max(2, min(AUTO_WAYS, n_test, n_train))
+    return labels - n_test - n_val, n_test
 
 
-def worth_proposing(label: LabelColumn | None, split: list[float]) -> bool:
-    """Propose episodes over ``label`` (rather than only offer them) when its labels fill 2-way
-    episodes in meta-train and meta-test with the default split, so OK can work as proposed."""
-    if label is None:
-        return False
+def auto_ways(labels: int, split: list[float], split_rows: bool = False) -> int:
+    """N for "auto": 5, or fewer when meta-train or meta-test would get fewer labels than that
+    (split by rows, every split holds every label)."""
+    if split_rows:
+        return max(2, min(AUTO_WAYS, labels))
+    return max(2, min(AUTO_WAYS, *_label_split(labels, split)))
+
+
+def rows_split_needed(label: LabelColumn, split: list[float]) -> bool:
+    """Whether splitting the labels leaves meta-train or meta-test without 2 labels (3 penguin
+    species): then only episodes over held-out rows of the same labels work."""
+    return min(_label_split(label.labels, split)) < 2
+
+
+def rows_fitting(label: LabelColumn, split: list[float], shots: int, query: int) -> tuple[int, int]:
+    """Shots and query per label that the smallest label's meta-train and meta-test rows fill when
+    each label's rows are split (``shots`` halved first): what the proposal of a row split offers."""
     _, f_val, f_test = split
-    n_test = max(int(f_test > 0), math.floor(f_test * label.labels + 0.5))
-    n_val = max(int(f_val > 0), math.floor(f_val * label.labels + 0.5))
-    return n_test >= 2 and label.labels - n_test - n_val >= 2
+    n_test = math.floor(f_test * label.smallest + 0.5)
+    room = min(n_test, label.smallest - n_test - math.floor(f_val * label.smallest + 0.5))
+    if shots + query <= room or room < 2:
+        return shots, query
+    shots = max(1, min(shots, room // 2))
+    return shots, room - shots
 
 
 def episode_params(path: str, target: str | None, features: list[str], n_way: int, split: list[float],
-                   split_seed: int, labels: int = 0) -> dict[str, Any]:
+                   split_seed: int, labels: int = 0, split_rows: bool = False) -> dict[str, Any]:
     """The ``labelled_csv`` family's settings (``n_way`` 0: :func:`auto_ways` of ``labels``)."""
     return {"path": path, "target": target, "features": list(features) or None,
-            "n_way": n_way or auto_ways(labels, split), "split": list(split), "split_seed": split_seed}
+            "n_way": n_way or auto_ways(labels, split, split_rows), "split": list(split), "split_seed": split_seed,
+            "split_rows": split_rows}
 
 
 def episode_problem(params: dict[str, Any], split_percent: list[int]) -> str | None:
@@ -109,7 +117,8 @@ def episode_problem(params: dict[str, Any], split_percent: list[int]) -> str | N
     if sum(split_percent) != 100:
         return f"the split adds up to {sum(split_percent)} %; make meta-train + validation + test 100 %"
     if split_percent[0] == 0 or split_percent[2] == 0:
-        return "give meta-train and test a share above 0 %: held-out episodes need labels never trained on"
+        never = "rows" if params.get("split_rows") else "labels"
+        return f"give meta-train and test a share above 0 %: held-out episodes need {never} never trained on"
     return None
 
 
@@ -117,10 +126,11 @@ def check_episodes(params: dict[str, Any], table: CsvTable, shots: int, query: i
     """Build the family as the window will, and check that shots + query rows per label fill episodes."""
     try:
         family = LabelledRowsFamily(params)
+    except ConfigError as exc:   # named as the dialog labels the field, not by its key
+        return Checked(params, None, f"{FIELD_LABELS.get(exc.field, 'settings')}: {exc.message}")
     except MamlError as exc:
         return Checked(params, None, str(exc))
-    counts = label_counts(table, params["target"])
-    capacities = {s: [counts.get(family.sampler.names[c], 0) for c in family.sampler.splits[s]] for s in SPLITS}
+    capacities = {s: family.sampler.sizes(s) for s in SPLITS}
     try:
         family.check_sizes(shots, query)
     except ConfigError as exc:
@@ -130,19 +140,27 @@ def check_episodes(params: dict[str, Any], table: CsvTable, shots: int, query: i
 
 
 def episodes_summary(family: LabelledRowsFamily) -> str:
-    """'52 labels of 'species': 33 / 8 / 11 (meta-train / validation / test), 5-way episodes'."""
-    sizes = family.split_sizes()
-    return (f"{len(family.classes)} labels of {family.target!r}: {sizes['train']} / {sizes['val']} / {sizes['test']} "
-            f"(meta-train / validation / test), {family.params['n_way']}-way episodes over {family.input_dim} "
-            f"input{'s' * (family.input_dim != 1)}")
+    """'52 labels of 'species': 33 / 8 / 11 (meta-train / validation / test), 5-way episodes'; split
+    by rows: '3 labels of 'species', rows 236 / 50 / 56 (…)'."""
+    if family.params["split_rows"]:
+        rows = family.split_rows()
+        sizes = f"{len(family.classes)} labels of {family.target!r} in every split, rows {rows['train']} / " \
+                f"{rows['val']} / {rows['test']}"
+    else:
+        n = family.split_sizes()
+        sizes = f"{len(family.classes)} labels of {family.target!r}: {n['train']} / {n['val']} / {n['test']}"
+    return (f"{sizes} (meta-train / validation / test), {family.params['n_way']}-way episodes over "
+            f"{family.input_dim} input{'s' * (family.input_dim != 1)}")
 
 
-def labels_kept(capacities: dict[str, list[int]], need: int) -> str:
-    """'shots + query = 6 keeps 40 of 52 labels (28 of 33 meta-train) · labels have 3–60 rows'."""
+def labels_kept(capacities: dict[str, list[int]], need: int, split_rows: bool = False) -> str:
+    """'shots + query = 6 keeps 40 of 52 labels (28 of 33 meta-train) · labels have 3–60 rows'
+    (split by rows, a label counts once per split: 'label splits', rows per split)."""
     every = sorted(c for caps in capacities.values() for c in caps)
     if not every:
         return ""
     train = capacities.get("train", [])
     spread = f"{every[0]}" if every[0] == every[-1] else f"{every[0]}–{every[-1]}"
-    return (f"shots + query = {need} keeps {sum(c >= need for c in every)} of {len(every)} labels "
-            f"({sum(c >= need for c in train)} of {len(train)} meta-train) · labels have {spread} rows")
+    unit, per = ("label splits", " per split") if split_rows else ("labels", "")
+    return (f"shots + query = {need} keeps {sum(c >= need for c in every)} of {len(every)} {unit} "
+            f"({sum(c >= need for c in train)} of {len(train)} meta-train) · labels have {spread} rows{per}")

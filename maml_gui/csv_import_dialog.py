@@ -26,7 +26,7 @@ from core.tasks.csv_family import CsvFamily
 from .csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
                           tasks_kept)
 from .csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept,
-                           worth_proposing)
+                           rows_fitting, rows_split_needed)
 from .import_host import ImportDialogBase, side_by_side
 
 PREVIEW_ROWS = 50
@@ -79,7 +79,8 @@ class CsvImportDialog(ImportDialogBase, QDialog):
         label = self._tables.label if self._tables is not None else None
         return episode_params(self.paths[0], self.target.currentText() or None, self.feature_names(),
                               self.n_way.value(), [b.value() / 100 for b in self.split_boxes], self.split_seed.value(),
-                              label.labels if label is not None and label.name == self.target.currentText() else 0)
+                              label.labels if label is not None and label.name == self.target.currentText() else 0,
+                              self.split_by.currentIndex() == 1)
 
     def _choices(self) -> dict[str, Any]:
         return self.episode_params() if self.episodes() else self.params()
@@ -237,6 +238,12 @@ class CsvImportDialog(ImportDialogBase, QDialog):
         self.split_seed.setRange(0, 2**31 - 1)
         self.split_seed.setPrefix("seed ")
         self.split_seed.setToolTip("Which tasks go to which split")
+        self.split_by = QComboBox()
+        self.split_by.addItems(["by label", "by rows"])
+        self.split_by.setToolTip("By label: meta-test episodes tell apart labels never trained on (needs enough labels "
+                                 "for N-way episodes in meta-train and in test).\nBy rows: each label's rows are split; "
+                                 "every episode uses the same labels, meta-test episodes only held-out rows (the "
+                                 "choice for a file with few labels)")
         for group in ((self.layout_long, self.layout_files, self.layout_labels), (self.regression, self.classification)):
             buttons = QButtonGroup(self)
             for b in group:
@@ -266,12 +273,14 @@ class CsvImportDialog(ImportDialogBase, QDialog):
             grid.addWidget(QLabel(text), 0, col)
             grid.addWidget(box, 1, col)
         grid.addWidget(self.split_seed, 1, 3)
-        form.addRow("Split by task", split)
+        grid.addWidget(self.split_by, 1, 4)
+        self.split_title = QLabel("Split by task")
+        form.addRow(self.split_title, split)
 
         for button in (self.layout_long, self.layout_files, self.layout_labels, self.regression, self.classification,
                        self.normalize, self.drop_missing):
             button.toggled.connect(self._on_choice)
-        for combo in (self.task_column, self.target):
+        for combo in (self.task_column, self.target, self.split_by):
             combo.currentIndexChanged.connect(self._on_choice)
         self.features.itemChanged.connect(self._on_choice)
         for box in (self.n_way, self.split_seed):
@@ -369,8 +378,14 @@ class CsvImportDialog(ImportDialogBase, QDialog):
             box.setValue(round(100 * value))
         self.split_seed.setValue(int(p.get("split_seed", 0)))
         label = tables.label
-        proposed = not p and not guess.task_column and worth_proposing(label, [b.value() / 100 for b in self.split_boxes])
+        proposed = not p and not guess.task_column and label is not None
         if p.get("path") or proposed:   # a labelled_csv spec being changed, or the proposal
+            split = [b.value() / 100 for b in self.split_boxes]
+            rows = p.get("split_rows") if p else rows_split_needed(label, split)
+            self.split_by.setCurrentIndex(int(bool(rows)))   # by rows where too few labels to split them
+            if rows and not p:   # as many shots + query as the smallest label's held-out rows hold
+                for box, value in zip((self.shots, self.query), rows_fitting(label, split, *self.shots_query())):
+                    box.setValue(value)
             self.layout_labels.setChecked(True)
             self.classification.setChecked(True)
             target = p.get("target") or label.name
@@ -449,6 +464,11 @@ class CsvImportDialog(ImportDialogBase, QDialog):
             f"\nproposed label column: {label.name!r} ({label.labels} labels)" if label is not None else
             "\nno text or whole-number column here has 3..1000 repeated values (needs one file)"))
         self.n_way.setVisible(self.classification.isChecked())
+        self.split_by.setVisible(episodes)
+        self.split_title.setText("Split" if episodes else "Split by task")
+        unit = ("each label's rows" if self.split_by.currentIndex() else "the labels") if episodes else "the tasks"
+        for box, name in zip(self.split_boxes, ("meta-train", "validation", "test")):
+            box.setToolTip(f"share of {unit} for {name}")
         reserved = {self.target.currentText()} | ({self.task_column.currentText()} if long else set())
         released, self._reserved = self._reserved - reserved, reserved
         self.features.blockSignals(True)
@@ -505,7 +525,7 @@ class CsvImportDialog(ImportDialogBase, QDialog):
         checked = self._checked
         fresh = checked is not None and checked.family is not None and checked.params == self._choices()
         need = sum(self.shots_query())
-        self.sizes_hint.setText("" if not fresh else labels_kept(checked.capacities, need) if self.episodes()
+        self.sizes_hint.setText("" if not fresh else labels_kept(checked.capacities, need, self.split_by.currentIndex() == 1) if self.episodes()
                                 else tasks_kept(checked.capacities, need, checked.family.kind))
         self.sizes_hint.setVisible(fresh)
 

@@ -141,6 +141,8 @@ class RunRecord:
 
 def data_name(config: ExperimentConfig) -> str:
     """What a run learned from, for its name: the family, or a CSV data set's file (or folder) name."""
+    if config.family.name == "labelled_csv" and config.family.params.get("path"):
+        return Path(config.family.params["path"]).stem
     paths = config.family.params.get("paths") or []
     if config.family.name == "csv" and paths:
         first = Path(paths[0])

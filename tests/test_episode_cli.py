@@ -85,3 +85,24 @@ def test_bad_few_shot_options_are_one_line(tmp_path, capsys, argv, says):
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_file_with_few_labels_trains_on_episodes_over_held_out_rows(tmp_path, capsys):
+    from .csv_fixtures import penguins_csv
+
+    path = str(penguins_csv(tmp_path))
+    base = ["train", "--csv", path, "--target", "species", "--classification", "--shots", "2", "--query", "3",
+            "--iterations", "3", "--meta-batch", "2"]
+    assert cli([*base, "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "penguins.csv has 3 labels of 'species'" in err and "split by rows" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+    assert cli([*base, "--split-by", "rows", "--out", str(tmp_path / "run")]) == 0
+    params = json.loads((tmp_path / "run" / "config.json").read_text())["family"]["params"]
+    assert params["split_rows"] is True and params["n_way"] == 3   # as many ways as labels
+    capsys.readouterr()
+    assert cli(["evaluate", str(tmp_path / "run"), "--tasks", "4", "--steps", "0,1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metric"] == "accuracy"
+    assert cli(["train", "--csv", path, "--task-column", "species", "--split-by", "rows", "--out",
+                str(tmp_path / "x")]) == 2
+    assert "--split-by applies to one labelled file" in capsys.readouterr().err

@@ -137,3 +137,66 @@ def test_labelled_csv_with_text_labels(tmp_path):
         build_family(FamilySpec("labelled_csv", {"path": str(path), "target": "kind"}))
     with pytest.raises(ConfigError, match="choose the label column"):
         build_family(FamilySpec("labelled_csv", {"path": str(path)}))
+
+
+# -- labelled rows split by rows (a file with few labels) ----------------------------------------------
+def _rows(x: torch.Tensor) -> set:
+    return {tuple(r) for r in x.reshape(-1, x.shape[-1]).tolist()}
+
+
+def test_a_file_with_three_labels_is_refused_by_label_split_with_what_works(tmp_path):
+    from .csv_fixtures import penguins_csv
+
+    path = str(penguins_csv(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        build_family(FamilySpec("labelled_csv", {"path": path, "target": "species"}))
+    assert caught.value.field == "family.n_way"
+    message = caught.value.message
+    assert message.startswith("penguins.csv has 3 labels of 'species'; split by label, meta-train gets 1 and "
+                              "meta-test 1, and 5-way episodes need at least 5 in each")
+    assert "split by rows instead of by label" in message and "family." not in message
+    with pytest.raises(ConfigError, match="choose 3 classes per episode or fewer"):
+        build_family(FamilySpec("labelled_csv", {"path": path, "target": "species", "split_rows": True}))
+
+
+def test_split_by_rows_draws_meta_test_episodes_from_held_out_rows_only(tmp_path):
+    from .csv_fixtures import penguins_csv
+
+    path = str(penguins_csv(tmp_path))
+    params = {"path": path, "target": "species", "n_way": 3, "split_rows": True, "split": [0.7, 0.15, 0.15]}
+    fam = build_family(FamilySpec("labelled_csv", params))
+    assert fam.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    assert fam.split_rows() == {"train": 240, "val": 51, "test": 51}   # 342 rows with values, per label 70/15/15
+    assert len(_rows(fam.sampler.data)) == len(fam.sampler.data)        # every row distinct: sets compare rows
+    fam.check_sizes(5, 5)
+    g = torch.Generator().manual_seed(0)
+    train = fam.sample(200, 5, 5, g)
+    val = fam.sample_validation(50, 5, 5, g)
+    test = fam.sample_held_out(200, 5, 5, g)
+    seen = _rows(train.support_x) | _rows(train.query_x)
+    held = _rows(test.support_x) | _rows(test.query_x)
+    assert not seen & held and not (_rows(val.support_x) | _rows(val.query_x)) & (seen | held)
+    assert len(held) == 51 and len(seen) == 240          # every held-out row is drawn, and only those
+    assert {n for names in fam.episode_classes(test) for n in names} == set(fam.classes)
+    mean = fam.normalization["feature_mean"]
+    train_raw = fam.sampler.data[torch.cat([torch.arange(int(s), int(s) + int(n)) for s, n in
+                                            zip(fam.sampler._starts[0::3], fam.sampler._counts[0::3])])]
+    assert torch.allclose(train_raw.mean(0), torch.zeros(4), atol=1e-5) and mean[3] > 3000   # meta-train rows' stats
+    again = build_family(FamilySpec("labelled_csv", params))
+    assert torch.equal(again.sampler.data, fam.sampler.data)                                   # seeded split
+    other = build_family(FamilySpec("labelled_csv", {**params, "split_seed": 1}))
+    assert not torch.equal(other.sampler.data, fam.sampler.data)
+
+
+def test_split_by_rows_scores_every_row_of_another_file(tmp_path):
+    from .csv_fixtures import penguins_csv
+
+    path = str(penguins_csv(tmp_path))
+    params = {"path": path, "target": "species", "n_way": 3, "split_rows": True}
+    trained = build_family(FamilySpec("labelled_csv", params))
+    from core.tasks.labelled_rows import LabelledRowsFamily
+
+    other = LabelledRowsFamily(params, every_class=True).normalised_like(trained)
+    assert other.sampler.sizes("test") == [151, 68, 123]
+    batch = other.sample_held_out(4, 2, 3, torch.Generator().manual_seed(0))
+    assert batch.support_x.shape == (4, 6, 4)

@@ -408,6 +408,9 @@ def test_iris_like_file_proposes_the_text_label_as_target_and_says_no_column_nam
                                                                                          tmp_path):
     window = make_window()
     dialog = settled(qtbot, window.csv.import_csv([str(iris_like(tmp_path))]))
+    assert dialog.layout_labels.isChecked() and dialog.split_by.currentText() == "by rows"   # 3 labels: proposed
+    assert dialog.ok_button.isEnabled()
+    drive(qtbot, dialog, lambda: dialog.layout_long.setChecked(True))
     assert dialog.task_column.currentIndex() == -1   # no float column of mostly unique values
     assert dialog.target.currentText() == "label" and dialog.classification.isChecked()
     assert dialog.feature_names() == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -460,3 +463,75 @@ def test_guesses_without_the_window(tmp_path):
     guess = read_tables([str(colours)], lambda f: None).suggestion
     assert guess.task_column is None and guess.target == "colour" and guess.classification
     assert guess.features == ["a", "b"] and "'colour' looks like the class label (3 classes)" in guess.no_task_column
+
+
+def test_labelled_row_files_get_no_task_column(tmp_path):
+    """Issue 20: '3750.0' is a decimal even when every value is whole, and a count such as
+    num_convex_points beside a class label names no tasks: both files are labelled rows."""
+    from maml_gui.csv_choices import read_tables
+
+    from .csv_fixtures import leaf_csv, penguins_csv
+
+    penguins = read_tables([str(penguins_csv(tmp_path))], lambda f: None)
+    guess = penguins.suggestion
+    assert guess.task_column is None and guess.target == "species" and guess.classification
+    assert guess.features == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    assert guess.no_task_column.startswith("'bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g' "
+                                           "hold decimal numbers")
+    assert penguins.label.name == "species" and penguins.label.labels == 3
+    leaf = read_tables([str(leaf_csv(tmp_path))], lambda f: None)
+    assert leaf.suggestion.task_column is None and leaf.suggestion.target == "species"
+    assert "num_convex_points" in leaf.suggestion.features
+    assert "'num_convex_points' holds whole numbers beside a class label" in leaf.suggestion.no_task_column
+    assert leaf.label.name == "species" and leaf.label.labels == 32
+    whole = tmp_path / "whole.csv"   # the same values written without '.0' are whole numbers
+    whole.write_text("species,mass\n" + "".join(f"s{i % 3},{3000 + 50 * (i % 7)}\n" for i in range(60)))
+    from maml_gui.csv_choices import whole_numbers
+
+    table = read_tables([str(whole)], lambda f: None).tables[0]
+    assert whole_numbers(table, "mass") and not whole_numbers(penguins.tables[0], "body_mass_g")
+
+
+def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_panel(qtbot, make_window,
+                                                                                   tmp_path):
+    """Issue 20, items 3, 6 and 11: a file of 3 species is proposed as 3-way episodes over rows (3 labels
+    cannot be split by label: the dialog says so in its own words), the family panel names the file
+    with a Change… button and previews the rows on principal components, and the run is named after it."""
+    from .csv_fixtures import penguins_csv
+
+    window = make_window(tiny().replace("train", shots=10, query=10))
+    dialog = settled(qtbot, window.csv.import_csv([str(penguins_csv(tmp_path))]))
+    assert dialog.layout_labels.isChecked() and dialog.split_by.currentText() == "by rows"
+    assert dialog.target.currentText() == "species" and len(dialog.feature_names()) == 4
+    assert dialog.shots_query() == (5, 5)   # the smallest species keeps 10 held-out rows
+    assert dialog.problem() is None and dialog.ok_button.isEnabled()
+    assert dialog.split_label.text().startswith("3 labels of 'species' in every split, rows 240 / 51 / 51")
+    assert "3-way episodes over 4 inputs" in dialog.split_label.text()
+    drive(qtbot, dialog, lambda: dialog.split_by.setCurrentIndex(0))
+    message = dialog.error_label.text()
+    assert message.startswith("classes per episode: penguins.csv has 3 labels of 'species'; split by label, "
+                              "meta-train gets 1 and meta-test 1, and 2-way episodes need at least 2 in each")
+    assert "split by rows instead of by label" in message and "family." not in message
+    assert not dialog.ok_button.isEnabled()
+    drive(qtbot, dialog, lambda: dialog.split_by.setCurrentIndex(1))
+    dialog.ok_button.click()
+    editor = window.family_editor
+    spec = editor.spec()
+    assert spec.name == "labelled_csv" and spec.params["split_rows"] is True and spec.params["n_way"] == 3
+    qtbot.waitUntil(lambda: window.start_problem() is None, timeout=20_000)
+    panel = editor.csv_panel
+    assert not panel.isHidden() and not panel.change.isHidden()
+    assert panel.summary.text().startswith("<b>penguins.csv</b> — 3-way episodes over 3 labels of 'species'")
+    with qtbot.waitSignal(editor.import_requested, timeout=2_000):
+        panel.change.click()
+    window.csv.dialog.reject()
+    qtbot.waitUntil(lambda: len(editor.preview_data()["points"][0]) > 0, timeout=10_000)
+    plot = editor.preview.getPlotItem()
+    assert plot.getAxis("bottom").labelText == "principal component 1 of 4 inputs"
+    assert all(name in plot.titleLabel.text for name in ("Adelie", "Chinstrap", "Gentoo"))
+    x, y = editor.preview_data()["points"]
+    assert len(x) == 60 + 48 + 60 and np.std(x) > np.std(y) > 0.1   # at most 60 meta-train rows a species
+    window.session.start(window.panel_config().replace("train", iterations=2, meta_batch=2))
+    qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=60_000)
+    assert window.session.current.status == "completed", window.error_banner.text()
+    assert window.session.current.name.endswith("· penguins")

@@ -114,6 +114,10 @@ class EpisodeSampler:
     def class_names(self, split: str) -> list[str]:
         return [self.class_name(c) for c in self.classes(split)]
 
+    def sizes(self, split: str) -> list[int]:
+        """Examples each class of ``split`` holds (rotated copies not repeated)."""
+        return [int(self._counts[c]) for c in self.splits[_split(split)]]
+
     def check_classes(self) -> list[str]:
         """Refuse when meta-train or meta-test cannot fill one episode whatever the shots; a validation
         split that cannot is only a warning (returned), as nothing but :meth:`sample` of it needs one."""

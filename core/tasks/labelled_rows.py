@@ -1,14 +1,18 @@
 """A CSV table with a label column as N-way K-shot episodes over its labels (no task column).
 
-Each distinct label is a class; classes (not rows) are split into meta-train / validation / test,
-so held-out episodes ask the network to tell apart classes it never saw. Inputs are standardized
-with the statistics of meta-train classes' rows only, kept in :attr:`normalization` (the CSV
-family's keys, so exports explain them the same way). Rows with a missing label or input are left
-out and counted in :attr:`warnings` with their line numbers.
+Each distinct label is a class. By default classes (not rows) are split into meta-train /
+validation / test, so held-out episodes ask the network to tell apart classes it never saw. A file
+with few labels (3 penguin species) cannot fill episodes that way; with ``split_rows`` each label's
+rows are split instead (a seeded permutation per label), every split holds every label, and
+meta-test episodes draw only held-out rows. Inputs are standardized with the statistics of
+meta-train rows only, kept in :attr:`normalization` (the CSV family's keys, so exports explain them
+the same way). Rows with a missing label or input are left out and counted in :attr:`warnings`
+with their line numbers.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,9 @@ import torch
 from ..csv_reader import CsvError, read_csv
 from ..errors import ConfigError
 from .base import ParamField
-from .episodes import EpisodeFamily, EpisodeSampler, listed, split_groups
+from .episodes import SPLITS, EpisodeFamily, EpisodeSampler, listed, split_groups
+
+ROWS_ADVICE = "or give that split a larger fraction of each label's rows (split)"
 
 
 class LabelledRowsFamily(EpisodeFamily):
@@ -34,7 +40,10 @@ class LabelledRowsFamily(EpisodeFamily):
         ParamField("target", "label column", "column", None, help="text or integer class labels"),
         ParamField("features", "input columns", "columns", None, help="default: every other numeric column"),
         ParamField("split", "meta-train / validation / test", "fractions", [0.64, 0.16, 0.2],
-                   help="fractions of the labels (classes), not of the rows"),
+                   help="fractions of the labels (classes), or of each label's rows with split_rows"),
+        ParamField("split_rows", "split by rows", "bool", False,
+                   help="split each label's rows rather than the labels: every episode can use every label, and "
+                        "meta-test episodes draw rows never trained on (the choice for a file with few labels)"),
     )
 
     def _validate(self) -> None:
@@ -67,17 +76,28 @@ class LabelledRowsFamily(EpisodeFamily):
                                        f"{listed(lines)}")
         x, labels = x[~missing], labels[~missing]
         names = sorted(set(labels.tolist()), key=_label_order)
-        if len(names) < 3:
+        if len(names) < (2 if p["split_rows"] else 3):
+            need = ("two labels" if p["split_rows"] else "classes for meta-train and meta-test (or split by rows: "
+                    "two labels)")
             raise CsvError(path, f"the label column {target!r} has {len(names)} distinct value(s); episodes need "
-                                 "classes for meta-train and meta-test, so choose a label column with more classes",
-                           column=target)
+                                 f"{need}, so choose a label column with more classes", column=target)
+        if p["split_rows"] and p["n_way"] > len(names):
+            raise ConfigError("family.n_way", f"{path.name} has {len(names)} labels of {target!r}, so an episode "
+                                              f"can tell at most {len(names)} apart; choose {len(names)} classes "
+                                              f"per episode or fewer (now {p['n_way']})")
         code = {n: i for i, n in enumerate(names)}
         codes = np.fromiter((code[v] for v in labels), dtype=np.int64, count=len(labels))
         order = np.argsort(codes, kind="stable")
         counts = np.bincount(codes, minlength=len(names))
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         x = x[order]
-        splits = self._final_splits(split_groups(len(names), p["split"], p["split_seed"], f"labels of {target!r}"))
+        if p["split_rows"]:
+            x, starts, counts, splits, group_names = _split_rows(x, starts, counts, names, p["split"],
+                                                                 p["split_seed"], self._every_class)
+        else:
+            splits = self._final_splits(split_groups(len(names), p["split"], p["split_seed"], f"labels of {target!r}"))
+            group_names = names
+            _check_label_split(path.name, target, len(names), splits, p["n_way"])
         train = np.concatenate([x[starts[c]:starts[c] + counts[c]] for c in splits["train"]])
         mean, std = train.mean(0), train.std(0)
         flat = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
@@ -92,8 +112,9 @@ class LabelledRowsFamily(EpisodeFamily):
         self.input_dim, self.input_shape = len(features), None
         self.normalization = {"features": list(features), "feature_mean": mean.tolist(),
                               "feature_std": std.tolist(), "target": None, "target_mean": None, "target_std": None}
-        self.sampler = EpisodeSampler(torch.as_tensor(scaled, dtype=torch.float32), starts, counts, self.classes,
-                                      splits, p["n_way"], unit="rows")
+        self.sampler = EpisodeSampler(torch.as_tensor(scaled, dtype=torch.float32), starts, counts,
+                                      [str(n) for n in group_names], splits, p["n_way"], unit="rows",
+                                      advice=ROWS_ADVICE if p["split_rows"] else "")
         self._load_warnings += self.sampler.check_classes()
 
     def normalize_x(self, x: np.ndarray) -> np.ndarray:
@@ -111,11 +132,61 @@ class LabelledRowsFamily(EpisodeFamily):
         view.sampler.data = ((raw - torch.tensor(theirs["feature_mean"])) / torch.tensor(theirs["feature_std"])).float()
         return view
 
+    def split_rows(self) -> dict[str, int]:
+        """Rows each split's episodes draw from."""
+        counts = self.sampler._counts
+        return {s: int(sum(int(counts[c]) for c in self.sampler.splits[s])) for s in SPLITS}
+
     def summary(self) -> str:
+        if self.params["split_rows"]:
+            rows = self.split_rows()
+            return (f"{Path(self.params['path']).name}: {len(self.classes)} labels of {self.target!r}, "
+                    f"{len(self.sampler.data)} rows, {self.input_dim} inputs; split by rows: {rows['train']} "
+                    f"meta-train, {rows['val']} validation, {rows['test']} meta-test")
         sizes = self.split_sizes()
         return (f"{Path(self.params['path']).name}: {len(self.classes)} labels of {self.target!r}, "
                 f"{len(self.sampler.data)} rows, {self.input_dim} inputs; classes: {sizes['train']} meta-train, "
                 f"{sizes['val']} validation, {sizes['test']} meta-test")
+
+
+def _split_rows(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, names: list, fractions, seed: int,
+                every_class: bool):
+    """Each label's rows (``x`` sorted by label) shuffled with ``seed`` and cut by ``fractions`` into
+    meta-train / validation / test ranges: groups ``3 * label + split``, every split holding every label.
+    ``every_class`` (scoring another file): every row is meta-test data, in one group per label."""
+    if every_class:
+        everything = list(range(len(names)))
+        return x, starts, counts, {"train": everything, "val": [], "test": everything}, names
+    _, f_val, f_test = fractions
+    rng = np.random.default_rng(seed)
+    blocks, group_counts, splits = [], [], {s: [] for s in SPLITS}
+    for c, (start, count) in enumerate(zip(starts, counts)):
+        rows = x[start + rng.permutation(count)]
+        n_test = math.floor(f_test * count + 0.5) if f_test > 0 else 0
+        n_val = math.floor(f_val * count + 0.5) if f_val > 0 else 0
+        cuts = [0, count - n_test - n_val, count - n_test, count]   # meta-train, validation, test
+        for i, split in enumerate(SPLITS):
+            blocks.append(rows[cuts[i]:cuts[i + 1]])
+            group_counts.append(cuts[i + 1] - cuts[i])
+            if split != "val" or f_val > 0:
+                splits[split].append(3 * c + i)
+    group_counts = np.asarray(group_counts, dtype=np.int64)
+    group_starts = np.concatenate([[0], np.cumsum(group_counts)[:-1]])
+    return np.concatenate(blocks), group_starts, group_counts, splits, [n for n in names for _ in range(3)]
+
+
+def _check_label_split(file: str, target: str, labels: int, splits: dict[str, list[int]], n_way: int) -> None:
+    """Split by label, meta-train and meta-test must each hold N labels: say what the file has and what works."""
+    train, test = len(splits["train"]), len(splits["test"])
+    if min(train, test) >= n_way:
+        return
+    fits = min(train, test)
+    other = f"choose {fits} classes per episode, " if fits >= 2 else ""
+    raise ConfigError("family.n_way",
+                      f"{file} has {labels} labels of {target!r}; split by label, meta-train gets {train} and "
+                      f"meta-test {test}, and {n_way}-way episodes need at least {n_way} in each: {other}split by rows "
+                      f"instead of by label (every episode draws rows of the same labels, meta-test episodes only "
+                      f"held-out rows), or use a file with more labels")
 
 
 def _label_order(value: str) -> tuple:

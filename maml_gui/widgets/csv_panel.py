@@ -8,6 +8,7 @@ gives them to the editor's ``spec()``; "Change…" asks for the dialog again.
 from __future__ import annotations
 
 import copy
+from html import escape
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ from core.tasks.labelled_rows import LabelledRowsFamily
 
 from .plot_colors import PALETTE, class_colors
 
+PREVIEW_ROWS = 60         # rows per label the labelled-rows preview draws
 TITLE = "Your CSV data…"   # the combo entry: choosing it imports a file unless data was imported before
 PANEL_FAMILIES = (CsvFamily, LabelledRowsFamily)   # families whose data the panel holds (set by the import dialog)
 
@@ -73,21 +75,30 @@ class CsvPanel(QWidget):
             widgets[f"family.{name}"] = [self]
             labels[f"family.{name}"] = "CSV data"
 
-    def show_family(self, family: CsvFamily | LabelledRowsFamily | None) -> None:
+    def show_family(self, family: CsvFamily | LabelledRowsFamily | None, params: dict[str, Any] | None = None,
+                    building: bool = False) -> None:
         """``growth.csv — 40 tasks (28 / 6 / 6), inputs: age, target: height``; for labelled rows
-        ``flowers.csv — 5-way episodes over 30 labels of 'species' (19 / 5 / 6), inputs: …``."""
-        source = _source(self.params.get("paths") or ([self.params["path"]] if self.params.get("path") else []))
+        ``flowers.csv — 5-way episodes over 30 labels of 'species' (19 / 5 / 6), inputs: …``
+        (``params``: a labelled CSV's settings, which the editor keeps rather than this panel)."""
+        params = self.params if params is None else params
+        source = _source(params.get("paths") or ([params["path"]] if params.get("path") else []))
+        self.summary.setToolTip("\n".join(params.get("paths") or [params.get("path") or ""]))
         if family is None:
-            self.summary.setText(f"<b>{source}</b> — cannot be used as it is (see below); Change… to fix it")
+            self.summary.setText(f"<b>{source}</b> — reading the file…" if building else
+                                 f"<b>{source}</b> — cannot be used as it is (see below); Change… to fix it")
             return
         if isinstance(family, LabelledRowsFamily):
-            sizes = family.split_sizes()
+            if family.params["split_rows"]:
+                rows = family.split_rows()
+                split = (f"every label in each split, rows {rows['train']} / {rows['val']} / {rows['test']} "
+                         "meta-train / validation / test")
+            else:
+                sizes = family.split_sizes()
+                split = f"{sizes['train']} / {sizes['val']} / {sizes['test']} meta-train / validation / test"
             self.summary.setText(
                 f"<b>{source}</b> — {family.params['n_way']}-way episodes over {len(family.classes)} labels of "
-                f"{family.target!r} ({sizes['train']} / {sizes['val']} / {sizes['test']} meta-train / validation / "
-                f"test), inputs: {', '.join(family.features)} <span style='color:#555'>(standardized; no task "
-                "column: each label is a class)</span>")
-            self.summary.setToolTip(self.params.get("path", ""))
+                f"{family.target!r} ({split}), inputs: {', '.join(family.features)} <span style='color:#555'>"
+                "(standardized; no task column: each label is a class)</span>")
             return
         sizes = family.split_sizes()
         kind = (f"classification, {len(family.classes or [])} classes" if family.kind == "classification"
@@ -97,7 +108,6 @@ class CsvPanel(QWidget):
             f"<b>{source or 'example: growth.csv'}</b> — {sum(sizes.values())} tasks "
             f"({sizes['train']} / {sizes['val']} / {sizes['test']}), inputs: {', '.join(family.features)}, "
             f"target: {family.target} <span style='color:#555'>({kind}{scaled})</span>")
-        self.summary.setToolTip("\n".join(self.params.get("paths") or []))
 
 
 def _source(paths: list[str]) -> str:
@@ -136,3 +146,38 @@ def draw_csv_preview(plot: pg.PlotWidget, curves: list, dots: pg.ScatterPlotItem
     dots.setData(np.concatenate(xs), np.concatenate(ys), brush=brushes, symbol="o", size=5)
     plot.setLabel("bottom", first)
     plot.setLabel("left", family.target)
+
+
+def draw_labelled_preview(plot: pg.PlotWidget, curves: list, dots: pg.ScatterPlotItem, family: LabelledRowsFamily,
+                          seed: int) -> None:
+    """The meta-train rows of one episode's N labels on the first two principal components of all
+    meta-train rows (x against x₂ says little of 50 inputs), one colour per label, named in the title."""
+    for curve in curves:
+        curve.hide()
+    sampler = family.sampler
+    data = sampler.data.numpy().astype(np.float64)
+    groups = sampler.splits["train"]
+    ranges = [np.arange(int(sampler._starts[g]), int(sampler._starts[g] + sampler._counts[g])) for g in groups]
+    train = data[np.concatenate(ranges)]
+    _, _, vt = np.linalg.svd(train - train.mean(0), full_matrices=False)
+    axes = vt[:2].T if family.input_dim > 1 else np.ones((1, 1))
+    rng = np.random.default_rng(seed)
+    shown = sorted(rng.choice(len(groups), size=min(family.params["n_way"], len(groups)), replace=False))
+    colors = class_colors(len(shown))
+    xs, ys, brushes = [], [], []
+    for i, g in enumerate(shown):
+        rows = rng.permutation(ranges[g])[:PREVIEW_ROWS]
+        projected = data[rows] @ axes
+        xs.append(projected[:, 0])
+        ys.append(projected[:, 1] if family.input_dim > 1 else np.full(len(rows), float(i)))
+        brushes += [pg.mkBrush(colors[i])] * len(rows)
+    dots.setData(np.concatenate(xs), np.concatenate(ys), brush=brushes, symbol="o", size=7)
+    names = ", ".join(f"<span style='color:{colors[i].name()}'>{escape(sampler.class_name(groups[g]))}</span>"
+                      for i, g in enumerate(shown))
+    plot.setTitle(f"Meta-train rows of {names}", size="10pt")
+    if family.input_dim > 1:
+        plot.setLabel("bottom", f"principal component 1 of {family.input_dim} inputs")
+        plot.setLabel("left", "principal component 2")
+    else:
+        plot.setLabel("bottom", family.features[0])
+        plot.setLabel("left", "label")

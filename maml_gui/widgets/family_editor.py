@@ -30,14 +30,16 @@ from core.errors import ConfigError
 from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
 from core.tasks.csv_family import CsvFamily
 from core.tasks.formula import FormulaError, parse_formula
+from core.tasks.labelled_rows import LabelledRowsFamily
 
 from ..job_runner import JobRunner
-from .csv_panel import TITLE as CSV_TITLE, CsvPanel, draw_csv_preview
+from .csv_panel import PANEL_FAMILIES, TITLE as CSV_TITLE, CsvPanel, draw_csv_preview, draw_labelled_preview
 from .image_grid import ImageGrid, ImagePanel, episode_rows
 from .plot_base import style_plot
 from .plot_colors import PALETTE, class_colors
 
 PREVIEW_TASKS = 5
+PREVIEW_TITLE = "Sample tasks"
 PREVIEW_POINTS = 200     # grid points per true-function curve
 PREVIEW_SAMPLES = 20     # noisy sample points per task (regression) or per class (blobs)
 DEBOUNCE_MS = 150
@@ -127,7 +129,7 @@ class FamilyEditor(QWidget):
         self._status_label.hide()
 
         self.preview = pg.PlotWidget()
-        style_plot(self.preview, "Sample tasks", "x", "y")
+        style_plot(self.preview, PREVIEW_TITLE, "x", "y")
         self.preview.setMinimumHeight(180)
         self._curves = [self.preview.plot(pen=pg.mkPen(PALETTE[i], width=2)) for i in range(PREVIEW_TASKS)]
         self._dots = pg.ScatterPlotItem(size=5, pen=None)
@@ -236,7 +238,8 @@ class FamilyEditor(QWidget):
         self._ranges_grid = None
         self._field_widgets["family.name"] = [self._combo]
         self._shown_name = cls.name
-        self.csv_panel.setVisible(cls is CsvFamily)
+        self.csv_panel.setVisible(cls in PANEL_FAMILIES)   # labelled rows: the file and Change…
+        self.preview.setTitle(PREVIEW_TITLE, size="11pt")
         self.image_panel.setVisible(cls.name == "images")
         images = cls.name in IMAGE_FAMILIES
         self.preview.setVisible(not images)
@@ -406,6 +409,8 @@ class FamilyEditor(QWidget):
         self._show_error(shown=not building)
         if self._shown_name == CsvFamily.name:
             self.csv_panel.show_family(self.family())
+        elif self._shown_name == LabelledRowsFamily.name:
+            self.csv_panel.show_family(self.family(), self.spec().params, building)
         if self._shown_name == "images" and not building:
             self.image_panel.show_family(self.spec().params, self.family())
         path = self._kept.get("images", {}).get("path")
@@ -456,6 +461,8 @@ class FamilyEditor(QWidget):
                 self.image_grid.set_rows(*episode_rows(family, self._preview_seed))
             elif family.tabular:
                 draw_csv_preview(self.preview, self._curves, self._dots, family, self._preview_seed)
+            elif isinstance(family, LabelledRowsFamily):
+                draw_labelled_preview(self.preview, self._curves, self._dots, family, self._preview_seed)
             elif family.x_range is not None:
                 self._draw_functions(family, generator)
             else:

@@ -88,12 +88,14 @@ def rows_split_needed(label: LabelColumn, split: list[float]) -> bool:
     return min(_label_split(label.labels, split)) < 2
 
 
-def rows_fitting(label: LabelColumn, split: list[float], shots: int, query: int) -> tuple[int, int]:
-    """Shots and query per label that the smallest label's meta-train and meta-test rows fill when
-    each label's rows are split (``shots`` halved first): what the proposal of a row split offers."""
-    _, f_val, f_test = split
-    n_test = math.floor(f_test * label.smallest + 0.5)
-    room = min(n_test, label.smallest - n_test - math.floor(f_val * label.smallest + 0.5))
+def fitting_sizes(label: LabelColumn, split: list[float], split_rows: bool, shots: int, query: int) -> tuple[int, int]:
+    """Shots and query per label that the smallest label fills (split by rows: its meta-train and
+    meta-test rows), ``shots`` halved first: what the proposal offers when the window's do not fit."""
+    room = label.smallest
+    if split_rows:
+        _, f_val, f_test = split
+        n_test = math.floor(f_test * room + 0.5)
+        room = min(n_test, room - n_test - math.floor(f_val * room + 0.5))
     if shots + query <= room or room < 2:
         return shots, query
     shots = max(1, min(shots, room // 2))

@@ -112,8 +112,13 @@ class CsvImport(ImportHost):
         if spec is None:
             return
         w.family_editor.set_spec(spec)
-        sizes = dialog.family().split_sizes()
-        unit = "labels as classes of N-way episodes" if spec.name == "labelled_csv" else "tasks"
+        family = dialog.family()
         paths = spec.params.get("paths") or [spec.params.get("path")]
+        if spec.params.get("split_rows"):   # every split holds every label: count rows, not labels
+            sizes, unit = family.split_rows(), (f"rows of {len(family.classes)} labels for "
+                                                f"{spec.params['n_way']}-way episodes")
+        else:
+            sizes = family.split_sizes()
+            unit = "labels as classes of N-way episodes" if spec.name == "labelled_csv" else "tasks"
         w.statusBar().showMessage(f"Imported {sum(sizes.values())} {unit} ({sizes['train']} / {sizes['val']} / "
                                   f"{sizes['test']}) from {', '.join(Path(p).name for p in paths)}", 8000)

@@ -26,7 +26,7 @@ from core.tasks.csv_family import CsvFamily
 from .csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
                           tasks_kept)
 from .csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept,
-                           rows_fitting, rows_split_needed)
+                           fitting_sizes, rows_split_needed)
 from .import_host import ImportDialogBase, side_by_side
 
 PREVIEW_ROWS = 50
@@ -383,8 +383,8 @@ class CsvImportDialog(ImportDialogBase, QDialog):
             split = [b.value() / 100 for b in self.split_boxes]
             rows = p.get("split_rows") if p else rows_split_needed(label, split)
             self.split_by.setCurrentIndex(int(bool(rows)))   # by rows where too few labels to split them
-            if rows and not p:   # as many shots + query as the smallest label's held-out rows hold
-                for box, value in zip((self.shots, self.query), rows_fitting(label, split, *self.shots_query())):
+            if not p:   # as many shots + query as the smallest label (its held-out rows) holds
+                for box, value in zip((self.shots, self.query), fitting_sizes(label, split, rows, *self.shots_query())):
                     box.setValue(value)
             self.layout_labels.setChecked(True)
             self.classification.setChecked(True)

@@ -500,6 +500,9 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     from .csv_fixtures import penguins_csv
 
     window = make_window(tiny().replace("train", shots=10, query=10))
+    window.resize(1280, 800)
+    window.show()   # laid out, so the preview's axis titles are placed as on screen
+    qtbot.waitExposed(window)
     dialog = settled(qtbot, window.csv.import_csv([str(penguins_csv(tmp_path))]))
     assert dialog.layout_labels.isChecked() and dialog.split_by.currentText() == "by rows"
     assert dialog.target.currentText() == "species" and len(dialog.feature_names()) == 4
@@ -518,6 +521,8 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     editor = window.family_editor
     spec = editor.spec()
     assert spec.name == "labelled_csv" and spec.params["split_rows"] is True and spec.params["n_way"] == 3
+    assert window.statusBar().currentMessage() == ("Imported 342 rows of 3 labels for 3-way episodes (240 / 51 / 51) "
+                                                   "from penguins.csv")
     qtbot.waitUntil(lambda: window.start_problem() is None, timeout=20_000)
     panel = editor.csv_panel
     assert not panel.isHidden() and not panel.change.isHidden()
@@ -527,7 +532,9 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     window.csv.dialog.reject()
     qtbot.waitUntil(lambda: len(editor.preview_data()["points"][0]) > 0, timeout=10_000)
     plot = editor.preview.getPlotItem()
-    assert plot.getAxis("bottom").labelText == "principal component 1 of 4 inputs"
+    axis = plot.getAxis("bottom")
+    assert axis.labelText == "principal component 1 of 4 inputs"
+    assert 0 <= axis.label.pos().x() and axis.label.pos().x() + axis.label.boundingRect().width() <= axis.width()
     assert all(name in plot.titleLabel.text for name in ("Adelie", "Chinstrap", "Gentoo"))
     x, y = editor.preview_data()["points"]
     assert len(x) == 60 + 48 + 60 and np.std(x) > np.std(y) > 0.1   # at most 60 meta-train rows a species

@@ -37,6 +37,13 @@ def episode(predictions) -> EpisodeView:
                        (predictions == truth).mean(1))
 
 
+def drive(qtbot, dialog, change) -> None:
+    """Make a change through a widget and wait for the dialog's verdict on it."""
+    with qtbot.waitSignal(dialog.updated, timeout=20_000):
+        change()
+    qtbot.waitUntil(dialog.is_settled, timeout=20_000)
+
+
 def wait_idle(qtbot, window) -> None:
     qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=60_000)
 
@@ -139,8 +146,10 @@ def test_a_labelled_csv_is_imported_as_episodes_over_its_labels(qtbot, make_wind
     assert "'species' (12 labels)" in dialog.layout_labels.toolTip()
     assert not dialog.regression.isEnabled() and dialog.classification.isChecked()
     assert "12 labels of 'species'" in dialog.split_label.text()
-    assert not dialog.ok_button.isEnabled() and "shots 5 + query 5 per label" in dialog.problem()   # 8 rows a label
-    assert "labels have 8 rows" in dialog.sizes_hint.text()
+    assert dialog.shots_query() == (4, 4) and dialog.ok_button.isEnabled()   # 8 rows a label: 5 + 5 would not fit
+    assert "keeps 12 of 12 labels" in dialog.sizes_hint.text() and "labels have 8 rows" in dialog.sizes_hint.text()
+    drive(qtbot, dialog, lambda: dialog.query.setValue(5))
+    assert not dialog.ok_button.isEnabled() and "shots 4 + query 5 per label" in dialog.problem()
     dialog.shots.setValue(1)
     dialog.query.setValue(2)
     qtbot.waitUntil(lambda: dialog.is_settled() and dialog.ok_button.isEnabled(), timeout=20_000)

@@ -23,6 +23,7 @@ from core.tasks.labelled_rows import LabelledRowsFamily
 from .plot_colors import PALETTE, class_colors
 
 PREVIEW_ROWS = 60         # rows per label the labelled-rows preview draws
+TITLE_CHARS = 26          # label names its title lists before "+N more" (fits the side panel)
 TITLE = "Your CSV data…"   # the combo entry: choosing it imports a file unless data was imported before
 PANEL_FAMILIES = (CsvFamily, LabelledRowsFamily)   # families whose data the panel holds (set by the import dialog)
 
@@ -128,8 +129,7 @@ def draw_csv_preview(plot: pg.PlotWidget, curves: list, dots: pg.ScatterPlotItem
         colors = class_colors(int(codes.max()) + 1)
         y = x[:, 1] if family.input_dim > 1 else codes.astype(float)
         dots.setData(x[:, 0], y, brush=[pg.mkBrush(colors[c]) for c in codes], symbol="o", size=7)
-        plot.setLabel("bottom", family.features[0])
-        plot.setLabel("left", family.features[1] if family.input_dim > 1 else f"{family.target} (class)")
+        _axis_labels(plot, family.features[0], family.features[1] if family.input_dim > 1 else f"{family.target} (class)")
         return
     xs, ys, brushes = [], [], []
     for i, curve in enumerate(curves):
@@ -144,8 +144,7 @@ def draw_csv_preview(plot: pg.PlotWidget, curves: list, dots: pg.ScatterPlotItem
         ys.append(y)
         brushes += [pg.mkBrush(PALETTE[i % len(PALETTE)])] * len(y)
     dots.setData(np.concatenate(xs), np.concatenate(ys), brush=brushes, symbol="o", size=5)
-    plot.setLabel("bottom", first)
-    plot.setLabel("left", family.target)
+    _axis_labels(plot, first, family.target)
 
 
 def draw_labelled_preview(plot: pg.PlotWidget, curves: list, dots: pg.ScatterPlotItem, family: LabelledRowsFamily,
@@ -172,12 +171,27 @@ def draw_labelled_preview(plot: pg.PlotWidget, curves: list, dots: pg.ScatterPlo
         ys.append(projected[:, 1] if family.input_dim > 1 else np.full(len(rows), float(i)))
         brushes += [pg.mkBrush(colors[i])] * len(rows)
     dots.setData(np.concatenate(xs), np.concatenate(ys), brush=brushes, symbol="o", size=7)
-    names = ", ".join(f"<span style='color:{colors[i].name()}'>{escape(sampler.class_name(groups[g]))}</span>"
-                      for i, g in enumerate(shown))
-    plot.setTitle(f"Meta-train rows of {names}", size="10pt")
+    plot.setTitle(f"Rows of {_named(colors, [sampler.class_name(groups[g]) for g in shown])}", size="10pt")
     if family.input_dim > 1:
-        plot.setLabel("bottom", f"principal component 1 of {family.input_dim} inputs")
-        plot.setLabel("left", "principal component 2")
+        _axis_labels(plot, f"principal component 1 of {family.input_dim} inputs", "principal component 2")
     else:
-        plot.setLabel("bottom", family.features[0])
-        plot.setLabel("left", "label")
+        _axis_labels(plot, family.features[0], "label")
+
+
+def _named(colors: list, names: list[str]) -> str:
+    """The labels in their colours, as many as fit the side panel (a long title would widen it)."""
+    shown, used = [], 0
+    for color, name in zip(colors, names):
+        if shown and used + len(name) > TITLE_CHARS:
+            return ", ".join(shown) + f" +{len(names) - len(shown)} more"
+        shown.append(f"<span style='color:{color.name()}'>{escape(name)}</span>")
+        used += len(name) + 2
+    return ", ".join(shown)
+
+
+def _axis_labels(plot: pg.PlotWidget, bottom: str, left: str) -> None:
+    """Set both axis titles, centred again: pyqtgraph places a title only on resize, so a longer
+    one would start where the last one did and run off the plot."""
+    for side, text in (("bottom", bottom), ("left", left)):
+        plot.setLabel(side, text)
+        plot.getPlotItem().getAxis(side).resizeEvent()

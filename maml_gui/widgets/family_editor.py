@@ -156,8 +156,8 @@ class FamilyEditor(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addWidget(self.image_panel)   # what the folder holds, above its N-way / split fields
+        layout.addWidget(self.csv_panel)     # likewise the CSV file (a labelled file's N-way fields follow)
         layout.addWidget(self._form_host)
-        layout.addWidget(self.csv_panel)
         layout.addWidget(self._error_label)
         layout.addWidget(self._status_label)
         layout.addWidget(self.preview, 1)

@@ -7,7 +7,6 @@ the engine's, message for message.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,12 @@ from core.errors import ConfigError, MamlError
 from core.tasks.csv_data import SHOW, expand_paths
 from core.tasks.csv_family import SPLITS, CsvFamily, cached_family
 
-TASK_WORDS = {"task", "subject", "subj", "id", "site", "group", "patient", "participant", "person", "machine",
-              "unit", "tree", "plant", "animal", "station", "batch", "sample", "cell", "user", "school", "region",
-              "writer", "speaker", "device", "well", "farm", "store", "customer", "chick", "individual", "pid"}
-CLASS_WORDS = {"label", "labels", "class", "classes", "species", "category", "categories", "outcome", "diagnosis",
-               "letter", "digit", "variety", "genre", "breed", "cls"}
+from .csv_columns import CLASS_WORDS, TASK_WORDS, LabelColumn, label_column, whole_numbers, words
+
 MAX_CLASSES = 50   # a text column with at most this many values (and repeats) can be a class label
 MIN_GROUP = 2      # rows a typical task needs: a column whose values rarely repeat names no tasks
 MIN_TASKS = 5      # values a column needs to name tasks unless its name says so ('site', 'subject_id')
-DECIMAL_MARK = re.compile(r"\.|\d[eE]")   # '3750.0', '1e3': written as measurements, even when whole
+
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class Tables:
     tables: list[CsvTable]
     numeric: dict[str, bool]
     suggestion: Suggestion
-    label: Any = None   # csv_episodes.LabelColumn: one file's column whose values can be episode classes
+    label: LabelColumn | None = None   # one file's column whose values can be episode classes
 
 
 @dataclass(frozen=True)
@@ -70,8 +66,6 @@ def read_tables(paths: list[str], report) -> Tables:
     """Read every file (progress spans them all); raises CsvError / CsvCancelled."""
     files = expand_paths(paths)
     tables = [read_csv(p, progress=lambda f, i=i: report((i + f) / len(files))) for i, p in enumerate(files)]
-    from .csv_episodes import label_column   # (it builds on this module)
-
     first = tables[0]
     numeric = {c: first.is_numeric(c) for c in first.columns}
     suggestion = suggest(first, numeric, one_file=len(files) == 1)
@@ -91,7 +85,7 @@ class _Column:
 
     @property
     def words(self) -> set[str]:
-        return _words(self.name)
+        return words(self.name)
 
     def may_name_tasks(self, n_rows: int) -> bool:
         """Text or whole numbers whose values repeat, forming groups of several rows — never decimals;
@@ -153,20 +147,6 @@ def _describe(table: CsvTable, name: str, numeric: bool) -> _Column:
     return _Column(name, kind, len(sizes), float(sizes[median_row]))
 
 
-def whole_numbers(table: CsvTable, name: str) -> bool:
-    """Whether ``name`` holds whole numbers written as such: '3750.0' (as pandas writes a float
-    column) or '1e3' is a measurement, even when every value is whole."""
-    try:
-        values = table.numeric(name)
-    except CsvError:
-        return False
-    values = values[~np.isnan(values)]
-    if not len(values) or not np.array_equal(values, np.round(values)):
-        return False
-    comma = (table.number_note(name) or "").endswith("the decimal mark")
-    return not any(DECIMAL_MARK.search(n) or (comma and "," in n) for n in table.labels(name)[0])
-
-
 def _no_task_column(columns: list[_Column], label: _Column | None, n_rows: int) -> str:
     """Why no column can name the tasks, column by column."""
     groups: dict[str, list[str]] = {}
@@ -195,12 +175,6 @@ def _no_task_column(columns: list[_Column], label: _Column | None, n_rows: int) 
 
 def _listed(names: list[str], limit: int = 4) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _words(name: str) -> set[str]:
-    """'SubjectID', 'subject_id' and 'subject id' all give {'subject', 'id'}."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
-    return set(re.findall(r"[a-z]+", spaced.lower()))
 
 
 def local_problem(p: dict[str, Any], tables: Tables, long: bool, split_percent: list[int]) -> str | None:

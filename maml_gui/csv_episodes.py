@@ -1,69 +1,27 @@
 """The CSV import's third layout: no task column, N-way episodes over the values of a label column.
 
-Qt-free, like :mod:`maml_gui.csv_choices`: which column can be the label (counted with
-``CsvTable.labels``, one pass over codes rather than a string per row), the ``labelled_csv``
-family's settings from the dialog's choices, and the engine's verdict on them
+Qt-free, like :mod:`maml_gui.csv_choices` (which column can be the label is in
+:mod:`maml_gui.csv_columns`): by label or by rows, the shots and ways that fit, the
+``labelled_csv`` family's settings from the dialog's choices, and the engine's verdict on them
 (:class:`core.tasks.labelled_rows.LabelledRowsFamily` built exactly as the window will build it).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from core.csv_reader import CsvTable
 from core.errors import ConfigError, MamlError
 from core.tasks.episodes import SPLITS
 from core.tasks.labelled_rows import LabelledRowsFamily
 
-from .csv_choices import CLASS_WORDS, Checked, _words, whole_numbers
+from .csv_choices import Checked
+from .csv_columns import LabelColumn
 
-MIN_LABELS, MAX_LABELS = 3, 1000   # the family needs classes for meta-train and meta-test; more is not "few"
-MIN_ROWS = 2                       # rows a typical label needs to give a support and a query example
 AUTO_WAYS = 5                      # N when "auto": as in the few-shot benchmarks, fewer when the split has fewer
 FIELD_LABELS = {"family.n_way": "classes per episode", "family.split": "split", "family.split_rows": "split",
                 "family.target": "label column", "family.features": "inputs", "family.path": "file"}
-
-
-@dataclass(frozen=True)
-class LabelColumn:
-    """A column whose values can be the classes of episodes."""
-
-    name: str
-    labels: int        # distinct non-empty values
-    typical: int       # rows of the median label
-    smallest: int
-
-
-def label_counts(table: CsvTable, column: str) -> dict[str, int]:
-    """Rows per non-empty value of ``column``."""
-    names, codes = table.labels(column)
-    counts = np.bincount(np.asarray(codes, dtype=np.int64), minlength=len(names))
-    return {n: int(c) for n, c in zip(names, counts) if n != "" and c}
-
-
-def label_column(table: CsvTable, numeric: dict[str, bool], prefer: str | None = None) -> LabelColumn | None:
-    """The column to propose as the label: text, or whole numbers, with 3..1000 values that repeat
-    (a typical value on at least 2 rows), leaving a numeric input; ``prefer`` (the suggested
-    target) first, then names like 'label' or 'species', then text, then more labels."""
-    found = []
-    for name in table.columns:
-        if numeric.get(name) and not whole_numbers(table, name):
-            continue
-        if not any(numeric.get(c) for c in table.columns if c != name):
-            continue
-        counts = sorted(label_counts(table, name).values())
-        if not MIN_LABELS <= len(counts) <= MAX_LABELS:
-            continue
-        typical = counts[len(counts) // 2]
-        if typical < MIN_ROWS:
-            continue
-        found.append(LabelColumn(name, len(counts), typical, counts[0]))
-    rank = (lambda c: (c.name == prefer, bool(_words(c.name) & CLASS_WORDS), not numeric.get(c.name), c.labels))
-    return max(found, key=rank, default=None)
 
 
 def _label_split(labels: int, split: list[float]) -> tuple[int, int]:

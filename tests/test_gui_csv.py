@@ -486,7 +486,7 @@ def test_labelled_row_files_get_no_task_column(tmp_path):
     assert leaf.label.name == "species" and leaf.label.labels == 32
     whole = tmp_path / "whole.csv"   # the same values written without '.0' are whole numbers
     whole.write_text("species,mass\n" + "".join(f"s{i % 3},{3000 + 50 * (i % 7)}\n" for i in range(60)))
-    from maml_gui.csv_choices import whole_numbers
+    from maml_gui.csv_columns import whole_numbers
 
     table = read_tables([str(whole)], lambda f: None).tables[0]
     assert whole_numbers(table, "mass") and not whole_numbers(penguins.tables[0], "body_mass_g")

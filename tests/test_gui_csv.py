@@ -529,7 +529,9 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     assert panel.summary.text().startswith("<b>penguins.csv</b> — 3-way episodes over 3 labels of 'species'")
     with qtbot.waitSignal(editor.import_requested, timeout=2_000):
         panel.change.click()
-    window.csv.dialog.reject()
+    again = settled(qtbot, window.csv.dialog)   # Change… reopens the dialog on the same choices
+    assert again.layout_labels.isChecked() and again.split_by.currentText() == "by rows"
+    again.reject()
     qtbot.waitUntil(lambda: len(editor.preview_data()["points"][0]) > 0, timeout=10_000)
     plot = editor.preview.getPlotItem()
     axis = plot.getAxis("bottom")

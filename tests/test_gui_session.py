@@ -363,3 +363,21 @@ def test_the_run_list_scrolls_to_a_new_current_run(qtbot, make_window, tmp_path)
     row = table.rowCount() - 1
     rect = table.visualItemRect(table.item(row, 0))
     assert table.viewport().rect().contains(rect.center()), "the new current run's row is in view"
+
+
+def test_a_followed_runs_task_view_names_the_iteration_of_the_weights_it_draws(qtbot, make_window, tmp_path):
+    """Its metrics run ahead of its last checkpoint: the task view draws the checkpoint and says so."""
+    from core.checkpoint import atomic_write, read_weights, weights_bytes
+
+    folder = tmp_path / "cli-run"
+    cli_run(folder, iterations=40)
+    config, _ = read_weights(folder / "weights.safetensors")
+    untrained = MetaTrainer(config).weights()   # the weights a run writes before its first checkpoint
+    atomic_write(folder / "weights.safetensors", weights_bytes(config, untrained, 0))
+    window = make_window()
+    run, = window.session.follow(folder)
+    qtbot.waitUntil(lambda: run.weights is not None and run.iteration == 40, timeout=20_000)
+    assert run.weights_iteration == 0
+    caption = window.plots.task_caption
+    qtbot.waitUntil(lambda: "iteration 0" in caption.text(), timeout=20_000)
+    assert "iteration 40" not in caption.text() and "trained further" in caption.text()

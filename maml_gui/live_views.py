@@ -55,6 +55,7 @@ class LiveViews(QObject):
         s.adaptation_changed.connect(self._on_adaptation_changed)
         s.preview_changed.connect(self.plots.show_preview)
         s.family_changed.connect(self._on_family_changed)
+        s.editing_changed.connect(self._on_editing_changed)
         s.training_changed.connect(self._on_training_changed)
         s.started.connect(lambda info: self.status.set_device(info.device, info.gradient_path))
         run_list.overlay_changed.connect(s.set_compared)
@@ -137,6 +138,12 @@ class LiveViews(QObject):
         state = "running" if run is self.session.active and self._training and not self.session.is_paused() \
             else self.session.follower.describe(run.run_id) or run.status
         self.status.show(run.iteration, run.total or run.config.train.iterations, run.rate, state)
+
+    def _on_editing_changed(self) -> None:
+        """With no run selected the task view shows a fresh network on the settings being edited:
+        K, N or the network changed, so does the view ("10-shot" never outlives K = 1)."""
+        if self.session.current is None and not self.session.is_training():
+            self._preview_timer.start()
 
     def _on_family_changed(self) -> None:
         if self.session.current is None:

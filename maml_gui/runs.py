@@ -153,8 +153,8 @@ class RunRecord:
 def hyperparameters(config: ExperimentConfig) -> dict[str, float | int]:
     """The settings a run list compares runs by, as TensorBoard's hyper-parameter table does."""
     a, t = config.algorithm, config.train
-    return {"inner lr": a.inner_lr, "inner steps": a.inner_steps, "meta lr": t.meta_lr, "K": t.shots,
-            "meta-batch": t.meta_batch, "seed": t.seed}
+    return {"inner lr": a.inner_lr, "steps": a.inner_steps, "meta lr": t.meta_lr, "K": t.shots, "batch": t.meta_batch,
+            "seed": t.seed}
 
 
 def data_name(config: ExperimentConfig) -> str:

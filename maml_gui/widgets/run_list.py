@@ -20,7 +20,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMen
 from ..overlays import run_color
 
 NAME, ALGORITHM, ITERATIONS, LOSS, HELD_OUT, STATUS = range(6)
-HYPER = ("inner lr", "inner steps", "meta lr", "K", "meta-batch", "seed")   # keys of runs.hyperparameters
+HYPER = ("inner lr", "steps", "meta lr", "K", "batch", "seed")   # keys of runs.hyperparameters
+TIPS = {"Held-out": "After adapting to held-out tasks (the last step): query accuracy, or query MSE",
+        "Status": "running, paused, following (another process writes it), completed, stopped, interrupted…",
+        "inner lr": "Inner learning rate", "steps": "Inner steps (adaptation steps while training)",
+        "meta lr": "Meta learning rate", "K": "Shots: support examples per task (per class for classification)",
+        "batch": "Meta-batch: tasks per meta-iteration", "seed": "Random seed",
+        "Note": "Your note about the run (double-click to write); saved with the project"}
+NAME_WIDTH = (140, 280)   # px the name column takes: fitted to the names, within these bounds
 NOTE = STATUS + 1 + len(HYPER)
 HEADERS = ["Run", "Algorithm", "Iterations", "Final loss", "Held-out", "Status", *HYPER, "Note"]
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -61,11 +68,13 @@ class RunList(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Interactive)
         for column in range(ALGORITHM, NOTE):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(NOTE, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(NOTE, 160)
+        header.setStretchLastSection(True)   # the note takes what is left
+        for column, title in enumerate(HEADERS):
+            if title in TIPS:
+                self.table.horizontalHeaderItem(column).setToolTip(TIPS[title])
         header.setSectionsMovable(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)   # creation order until a header is clicked
         self.table.setSortingEnabled(True)
@@ -132,6 +141,11 @@ class RunList(QWidget):
         self._names[run_id] = name
         self._notes[run_id] = note
         self.table.setSortingEnabled(True)
+        self._fit_names()
+
+    def _fit_names(self) -> None:
+        self.table.resizeColumnToContents(NAME)
+        self.table.setColumnWidth(NAME, min(max(self.table.columnWidth(NAME), NAME_WIDTH[0]), NAME_WIDTH[1]))
 
     def update_run(self, run_id: Hashable, iterations: int, final_loss: float | None,
                    held_out: tuple[float, str] | None = None, status: str | None = None) -> None:
@@ -195,7 +209,10 @@ class RunList(QWidget):
     def rename_run(self, run_id: Hashable, name: str) -> None:
         """Show ``name`` (the owner's, perhaps made unique: no ``renamed``)."""
         self._names[run_id] = name
-        self.table.item(self._row(run_id), NAME).setText(name)
+        item = self.table.item(self._row(run_id), NAME)
+        if item.text() != name:
+            item.setText(name)
+            self._fit_names()
 
     def remove_run(self, run_id: Hashable, notify: bool = True) -> None:
         """Drop a row; ``notify=False`` when the owner removed the run already (no ``deleted``)."""

@@ -207,8 +207,7 @@ class RunList(QWidget):
         self.table.item(self._row(run_id), NAME).setCheckState(state)
 
     def rename_run(self, run_id: Hashable, name: str) -> None:
-        """Show ``name`` (the owner's, perhaps made unique: no ``renamed``)."""
-        self._names[run_id] = name
+        """Show ``name``; ``renamed`` follows, as after an edit (the owner's own name: it ignores it)."""
         item = self.table.item(self._row(run_id), NAME)
         if item.text() != name:
             item.setText(name)

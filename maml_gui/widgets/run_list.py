@@ -27,6 +27,7 @@ TIPS = {"Held-out": "After adapting to held-out tasks (the last step): query acc
         "meta lr": "Meta learning rate", "K": "Shots: support examples per task (per class for classification)",
         "batch": "Meta-batch: tasks per meta-iteration", "seed": "Random seed",
         "Note": "Your note about the run (double-click to write); saved with the project"}
+NOTE_WIDTH = 220
 NAME_WIDTH = (140, 280)   # px the name column takes: fitted to the names, within these bounds
 NOTE = STATUS + 1 + len(HYPER)
 HEADERS = ["Run", "Algorithm", "Iterations", "Final loss", "Held-out", "Status", *HYPER, "Note"]
@@ -71,7 +72,9 @@ class RunList(QWidget):
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Interactive)
         for column in range(ALGORITHM, NOTE):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)   # the note takes what is left
+        header.setStretchLastSection(True)   # the note takes what is left, and at least NOTE_WIDTH
+        header.resizeSection(NOTE, NOTE_WIDTH)
+        self.table.setWordWrap(False)   # one line a run: a long note ends in "…" (its tooltip has it all)
         for column, title in enumerate(HEADERS):
             if title in TIPS:
                 self.table.horizontalHeaderItem(column).setToolTip(TIPS[title])

@@ -9,7 +9,8 @@ import socket
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
 
 from core.trainer import MetaTrainer
 from core.checkpoint import save_run
@@ -308,10 +309,17 @@ def test_runs_list_sorts_by_settings_and_a_rename_and_note_are_saved_with_the_pr
     assert runs_list.cell(fast.run_id, "Iterations") == "30"
     column = runs_list.table.horizontalHeaderItem
     meta_lr = next(c for c in range(runs_list.table.columnCount()) if column(c).text() == "meta lr")
-    runs_list.table.sortItems(meta_lr, Qt.SortOrder.DescendingOrder)
-    assert runs_list.run_ids() == [fast.run_id, slow.run_id]
-    runs_list.table.sortItems(meta_lr, Qt.SortOrder.AscendingOrder)
-    assert runs_list.run_ids() == [slow.run_id, fast.run_id]
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    header = runs_list.table.horizontalHeader()
+    runs_list.table.scrollTo(runs_list.table.model().index(0, meta_lr))
+    click = QPoint(header.sectionViewportPosition(meta_lr) + 5, header.height() // 2)
+    orders = []
+    for _ in range(2):   # a click on the header sorts by it, a second click the other way round
+        QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=click)
+        orders.append(runs_list.run_ids())
+    assert {tuple(o) for o in orders} == {(fast.run_id, slow.run_id), (slow.run_id, fast.run_id)}
 
     # the current run renamed by a double-click edit: its legend, the compare table and curves.csv follow
     assert s.current is fast

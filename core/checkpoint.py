@@ -378,6 +378,14 @@ def read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Te
     return config, tensors
 
 
+def read_weights_at(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor], int | None]:
+    """:func:`read_weights` and the iteration the weights are from (None when the file does not say):
+    a run's metrics can be far ahead of its last checkpoint."""
+    config, tensors, metadata = _read_weights(path)
+    iteration = str(metadata.get("iteration", ""))
+    return config, tensors, int(iteration) if iteration.isdigit() else None
+
+
 def _read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     try:

@@ -461,7 +461,9 @@ class AdaptView(QWidget):
         self.images_page.show_outcome(outcome)
         self.losses.show_result(outcome, "cross-entropy" if classify else "MSE")
         n, k = outcome.steps, len(outcome.task.support_x)
-        text = f"{folder or outcome.task.title}, K = {k}: support loss {r.support_losses[0]:.4g} → " \
+        # K as the K box means it: per class in an episode, with the number of support images beside it
+        shots = f"K = {k // max(view.n_way, 1)} per class ({k} support images)" if episode else f"K = {k}"
+        text = f"{folder or outcome.task.title}, {shots}: support loss {r.support_losses[0]:.4g} → " \
                f"{r.support_losses[-1]:.4g}"
         if r.query_losses is not None:
             text += f"; query loss {r.query_losses[0]:.4g} → {r.query_losses[-1]:.4g}"
@@ -473,8 +475,6 @@ class AdaptView(QWidget):
         elif view is None:
             text += (f" (No task view for {family.input_dim}-dimensional rows.)" if classify
                      else " (No function view: the network takes more than one input.)")
-        elif episode:
-            text += f" K = {k} images: {k // max(view.n_way, 1)} per class."
         self._say(text)
 
     def _say(self, text: str, error: bool = False) -> None:

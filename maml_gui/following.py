@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_weights
+from core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_weights_at
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.follow import MetricsTail, TailUpdate, file_stamp
@@ -46,6 +46,18 @@ def sweep_runs(path: Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if is_run_folder(p)) if runs.is_dir() else []
 
 
+def followed_name(folder: Path) -> str:
+    """A followed run's name: its folder's, after its sweep's (``001-sinusoid-maml/base-seed1``)
+    when it is one of a sweep's runs, as two sweeps' seeds share folder names. Its state
+    ("following") is shown beside it in the run list, never in its name."""
+    return f"{folder.parent.parent.name}/{folder.name}" if folder.parent.name == "runs" else folder.name
+
+
+def _without_state(name: str) -> str:
+    """A name saved by an older version, which wrote the state into it."""
+    return name[:-len(" (following)")] if name.endswith(" (following)") else name
+
+
 @dataclass
 class Followed:
     run: RunRecord
@@ -69,7 +81,7 @@ class WatchedSweep:
 class Polled:
     run_id: int
     update: TailUpdate
-    weights: tuple | None                # (config, weights, stamp) when the file changed
+    weights: tuple | None                # (config, weights, stamp, iteration or None) when the file changed
     holder: dict | None
     problem: str | None = None
 
@@ -105,8 +117,8 @@ class Follower(QObject):
         except (OSError, MamlError) as exc:
             raise MamlError(f"cannot read {folder / CONFIG_FILE}: {exc}") from None
         registry = self.session.runs
-        run = registry.restore(run_id, name, config) if run_id is not None else registry.create(config)
-        run.name = name or f"{folder.name} (following)"
+        name = _without_state(name) if name else followed_name(folder)
+        run = registry.restore(run_id, name, config) if run_id is not None else registry.create(config, name)
         run.origin, run.status, run.total = "followed", "following", config.train.iterations
         self.followed[run.run_id] = Followed(run, folder, MetricsTail(folder))
         self.session.run_added.emit(run)
@@ -201,8 +213,10 @@ class Follower(QObject):
                 run.history.extend(p.update.rows)
                 self.session.history_grew.emit(run)
             if p.weights is not None:
-                config, weights, f.stamp = p.weights
-                run.config, run.weights, run.weights_iteration = config, weights, run.iteration
+                config, weights, f.stamp, at = p.weights
+                # the file's own iteration: the metrics run ahead of the last checkpoint
+                run.config, run.weights = config, weights
+                run.weights_iteration = at if at is not None else run.iteration
                 run.total = config.train.iterations
                 self.session.score(run)
             f.rate_marks = [m for m in f.rate_marks if now - m[0] <= 10.0] + [(now, run.iteration)]
@@ -237,8 +251,8 @@ def _poll_one(run_id: int, folder: Path, tail: MetricsTail, stamp) -> Polled:
     now = file_stamp(folder / WEIGHTS_FILE)
     if now is not None and now != stamp:
         try:
-            config, tensors = read_weights(folder / WEIGHTS_FILE)
-            weights = (config, tensors, now)
+            config, tensors, iteration = read_weights_at(folder / WEIGHTS_FILE)
+            weights = (config, tensors, now, iteration)
         except (MamlError, OSError):
             weights = None   # caught mid-replace on a file system without atomic rename: next poll
     return Polled(run_id, update, weights, lock_holder(folder))

@@ -97,8 +97,9 @@ class LaunchActions(QObject):
     # -- the menu actions -----------------------------------------------------------------------------
     def default_out(self, kind: str) -> Path:
         config = self.window.panel_config()
-        parent = self.session.project.folder / ("sweeps" if kind == "sweep" else "external")
-        return next_folder(parent, f"{config.family.name}-{config.algorithm.name}")
+        folders = [self.session.project.folder / name for name in ("sweeps", "external")]
+        parent = folders[0] if kind == "sweep" else folders[1]
+        return next_folder(parent, f"{config.family.name}-{config.algorithm.name}", tuple(folders))
 
     def choose_sweep(self) -> None:
         dialog = SweepDialog(self.default_out("sweep"), self.window)

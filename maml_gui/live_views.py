@@ -21,6 +21,7 @@ from core.errors import MamlError
 from .overlays import Band, Overlay, band_label, band_tip, group_by_config, run_color
 from .pacing import Pacer
 from .panels import PlotsArea, StatusReadout
+from .runs import hyperparameters
 from .session import Session
 from .widgets.run_list import RunList
 
@@ -54,14 +55,17 @@ class LiveViews(QObject):
         s.adaptation_changed.connect(self._on_adaptation_changed)
         s.preview_changed.connect(self.plots.show_preview)
         s.family_changed.connect(self._on_family_changed)
+        s.editing_changed.connect(self._on_editing_changed)
         s.training_changed.connect(self._on_training_changed)
         s.started.connect(lambda info: self.status.set_device(info.device, info.gradient_path))
         run_list.overlay_changed.connect(s.set_compared)
         run_list.renamed.connect(s.rename)
+        run_list.noted.connect(s.set_note)
         run_list.deleted.connect(s.delete)
         run_list.selected.connect(s.set_current)
         plots.new_task.connect(self.next_task)
         self._training = self._was_paused = False
+        self._shown_name: str | None = None   # the current run's name in the plots' legends
         self._label_current(None)
 
     # -- the run list -------------------------------------------------------------------------
@@ -70,9 +74,12 @@ class LiveViews(QObject):
             self.run_list.remove_run(run_id, notify=False)
 
     def _on_run_added(self, run) -> None:
-        self.run_list.add_run(run.run_id, run.name, run.config.algorithm.name)
-        if len(run.history):
-            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+        self.run_list.add_run(run.run_id, run.name, run.config.algorithm.name, hyper=hyperparameters(run.config),
+                              note=run.note)
+        self._update_row(run)
+
+    def _update_row(self, run) -> None:
+        self.run_list.update_run(run.run_id, run.iteration, run.final_loss, run.held_out, run.status)
 
     def _on_run_removed(self, run_id) -> None:
         if run_id in self.run_list.run_ids():
@@ -81,11 +88,18 @@ class LiveViews(QObject):
     def _on_run_changed(self, run) -> None:
         if run.run_id in self.run_list.run_ids():
             self.run_list.rename_run(run.run_id, run.name)
-            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+            if run.note != self.run_list.note(run.run_id):
+                self.run_list.set_note(run.run_id, run.note)
+            self._update_row(run)
+        renamed = run.name != self._shown_name
         if run is self.session.current:
             self._show_status(run)
             self._label_current(run)
-        if run.run_id in self.session.compared:
+            if renamed:   # its legend entries and its row in the compare table take the new name
+                self._shown_name = run.name
+                self.plots.loss.set_history(run.history, run.name, run_color(run.run_id))
+                self.plots.steps.set_history(run.history, run.name, run_color(run.run_id))
+        if run.run_id in self.session.compared or (renamed and run is self.session.current):
             self._draw_overlays()
 
     # -- the current run ------------------------------------------------------------------------
@@ -95,6 +109,7 @@ class LiveViews(QObject):
         self.run_list.select_run(run.run_id if run is not None else None)
         self._label_current(run)
         self.plots.set_loss_label(self.session.is_classification(run))
+        self._shown_name = run.name if run is not None else None
         if run is None:
             self.plots.loss.set_history(None)
             self.plots.steps.set_history(None)
@@ -124,6 +139,12 @@ class LiveViews(QObject):
             else self.session.follower.describe(run.run_id) or run.status
         self.status.show(run.iteration, run.total or run.config.train.iterations, run.rate, state)
 
+    def _on_editing_changed(self) -> None:
+        """With no run selected the task view shows a fresh network on the settings being edited:
+        K, N or the network changed, so does the view ("10-shot" never outlives K = 1)."""
+        if self.session.current is None and not self.session.is_training():
+            self._preview_timer.start()
+
     def _on_family_changed(self) -> None:
         if self.session.current is None:
             self.plots.set_loss_label(self.session.is_classification(None))
@@ -142,7 +163,7 @@ class LiveViews(QObject):
                 self._show_status(run)
         if now - self._last_row >= ROW_INTERVAL:
             self._last_row = now
-            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+            self._update_row(run)
         if run.run_id in self.session.compared and now - self._last_overlay >= OVERLAY_INTERVAL:
             self._draw_overlays()
 
@@ -177,7 +198,7 @@ class LiveViews(QObject):
         run = self.session.current
         if run is not None:
             self._show_status(run)
-            self.run_list.update_run(run.run_id, run.iteration, run.final_loss)
+            self._update_row(run)
         if not training:
             self._draw_overlays()
             if run is None or run is not self.session.active:
@@ -185,6 +206,8 @@ class LiveViews(QObject):
 
     # -- held-out scores and comparison ---------------------------------------------------------
     def _on_adaptation_changed(self, run) -> None:
+        if run.run_id in self.run_list.run_ids():
+            self._update_row(run)   # its held-out score
         if run is self.session.current:
             self._draw_adaptation(run)
             if self.session.is_followed(run):   # new weights from its writer: the task view follows too
@@ -241,6 +264,10 @@ class LiveViews(QObject):
             source = "a fresh network (no run selected)"
         elif run.origin == "opened" and not run.weights_iteration:
             source = f"the weights of {run.name}"   # a weights file does not say how long it trained
+        elif session.is_followed(run) and not run.weights:
+            source = "an untrained network: its writer has saved no weights yet"
+        elif session.is_followed(run) and run.weights_iteration < run.iteration:
+            source = f"iteration {run.weights_iteration:,}: its last checkpoint (it has trained further since)"
         else:
             source = None
         self.plots.show_preview(preview, source)

@@ -41,7 +41,7 @@ from .widgets.wheel_guard import guard_wheel
 
 PROJECT_KEY = "project/folder"
 EXPERIMENT_MIN_WIDTH = 300
-RUNS_DOCK_HEIGHT = 190    # five rows of the run list at 1280×800
+RUNS_DOCK_HEIGHT = 206    # five rows of the run list at 1280×800, above the scroll bar of its many columns
 
 
 def default_project(settings: QSettings) -> Path:

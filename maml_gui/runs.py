@@ -122,6 +122,7 @@ class RunRecord:
     adaptation: object = None         # the latest held-out scores (AdaptationSnapshot), for plots and the table
     rate: float = 0.0                 # recent meta-iterations per second while training
     total: int = 0                    # the iteration count it trains to
+    note: str = ""                    # the user's free text about it (saved in project.json)
 
     @property
     def iteration(self) -> int:
@@ -137,6 +138,23 @@ class RunRecord:
     @property
     def final_loss(self) -> float | None:
         return None if self.history.last is None else float(self.history.last[1])
+
+    @property
+    def held_out(self) -> tuple[float, str] | None:
+        """The meta-learned network's held-out score after its last adaptation step and the metric
+        ("mse" or "accuracy"), or None before it was scored."""
+        a = self.adaptation
+        series = None if a is None else a.series.get("meta-learned")
+        if series is None or not len(series[0]) or not np.isfinite(series[0][-1]):
+            return None
+        return float(series[0][-1]), a.metric
+
+
+def hyperparameters(config: ExperimentConfig) -> dict[str, float | int]:
+    """The settings a run list compares runs by, as TensorBoard's hyper-parameter table does."""
+    a, t = config.algorithm, config.train
+    return {"inner lr": a.inner_lr, "steps": a.inner_steps, "meta lr": t.meta_lr, "K": t.shots, "batch": t.meta_batch,
+            "seed": t.seed}
 
 
 def data_name(config: ExperimentConfig) -> str:
@@ -157,15 +175,26 @@ class RunRegistry:
         self._runs: dict[int, RunRecord] = {}
         self._ids = itertools.count(1)
 
-    def create(self, config: ExperimentConfig) -> RunRecord:
+    def create(self, config: ExperimentConfig, name: str | None = None) -> RunRecord:
+        """A new run, named ``name`` (made unique) or after its number, algorithm and data."""
         run_id = next(self._ids)
-        record = RunRecord(run_id, f"run {run_id} · {config.algorithm.name} · {data_name(config)}", config)
+        name = self.unique_name(name or f"run {run_id} · {config.algorithm.name} · {data_name(config)}")
+        record = RunRecord(run_id, name, config)
         self._runs[run_id] = record
         return record
 
+    def unique_name(self, name: str, run_id: int | None = None) -> str:
+        """``name``, or ``name (2)``, ``name (3)``… when another run (not ``run_id``) has it: legends,
+        the compare table and ``curves.csv`` tell runs apart by name."""
+        taken = {r.name for r in self._runs.values() if r.run_id != run_id}
+        candidate, n = name, 2
+        while candidate in taken:
+            candidate, n = f"{name} ({n})", n + 1
+        return candidate
+
     def restore(self, run_id: int, name: str, config: ExperimentConfig) -> RunRecord:
         """A run read back from the project, under its own id; new runs are numbered after it."""
-        record = RunRecord(run_id, name, config)
+        record = RunRecord(run_id, self.unique_name(name, run_id), config)
         self._runs[run_id] = record
         self._ids = itertools.count(max(self._runs) + 1)
         return record

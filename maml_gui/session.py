@@ -53,6 +53,10 @@ def same_family(a: ExperimentConfig, b: ExperimentConfig) -> bool:
     return not any(name.startswith("family.") for name in a.changes(b))
 
 
+def _note(run: RunRecord) -> dict:
+    return {"note": run.note} if run.note else {}
+
+
 class Session(QObject):
     project_changed = Signal(object)     # Project: every run was replaced
     run_added = Signal(object)           # RunRecord
@@ -64,6 +68,7 @@ class Session(QObject):
     adaptation_changed = Signal(object)  # RunRecord whose held-out scores changed
     preview_changed = Signal(object)     # a Preview of the current run (or of a fresh network)
     family_changed = Signal()            # the task family or data being edited changed
+    editing_changed = Signal()           # any setting being edited changed (a fresh network's task view)
     training_changed = Signal()          # a run started, paused, resumed, is stopping or ended
     started = Signal(object)             # training.RunStarted of the active run
     message = Signal(str, int)           # text for the status bar, milliseconds
@@ -128,6 +133,7 @@ class Session(QObject):
             run.weights_iteration = int(entry.get("weights_iteration", run.iteration))
             run.training_state = stored.training_state
             run.total = run.config.train.iterations
+            run.note = str(entry.get("note", ""))
         editing = loaded.index.get("editing")
         if editing:
             try:
@@ -140,7 +146,10 @@ class Session(QObject):
             self.run_added.emit(run)
         for entry in loaded.external:   # followed runs: read from where their writer keeps them
             try:
-                self.follower.follow(entry["external"], int(entry["id"]), str(entry["name"]))
+                run = self.follower.follow(entry["external"], int(entry["id"]), str(entry["name"]))
+                run.note = str(entry.get("note", ""))
+                if run.note:
+                    self.run_changed.emit(run)
             except (MamlError, KeyError, ValueError, TypeError) as exc:
                 loaded.problems.append(f"{entry.get('name', '?')}: {exc}")
         for folder in loaded.index.get("sweeps", []):   # sweeps still running when the window closed
@@ -158,17 +167,21 @@ class Session(QObject):
         if not self._loaded:
             return
         index = {"runs": [{"id": r.run_id, "name": r.name, "folder": r.folder, "status": r.status, "origin": r.origin,
-                           "weights_iteration": r.weights_iteration} for r in self.runs if r.folder]
+                           "weights_iteration": r.weights_iteration, **_note(r)} for r in self.runs if r.folder]
                 + [{"id": r.run_id, "name": r.name, "external": str(self.follower.folder_of(r.run_id)),
-                    "origin": "followed"} for r in self.runs if self.follower.folder_of(r.run_id) is not None],
-                 "current": self.current.run_id if self.current is not None and self.current.folder else None,
-                 "compared": [i for i in self.compared if self.runs.get(i) is not None and self.runs.get(i).folder],
+                    "origin": "followed", **_note(r)} for r in self.runs if self.follower.folder_of(r.run_id) is not None],
+                 "current": self.current.run_id if self._stored(self.current) else None,
+                 "compared": [i for i in self.compared if self._stored(self.runs.get(i))],
                  "editing": self.editing.to_dict(),
                  "sweeps": [str(f) for f in self.follower.watched_sweeps()]}
         try:
             self.project.write_index(index)
         except MamlError as exc:
             self._save_failed(str(exc))
+
+    def _stored(self, run: RunRecord | None) -> bool:
+        """Whether the project's index names ``run``: a run folder of its own, or one it follows."""
+        return run is not None and (bool(run.folder) or self.follower.folder_of(run.run_id) is not None)
 
     def unsaved_runs(self) -> list[RunRecord]:
         """Runs whose latest state is not on disk yet (a write is pending or failed)."""
@@ -233,12 +246,15 @@ class Session(QObject):
         that was trained on something else."""
         family_moved = not same_family(config, self.editing) or (family is not self.editing_family
                                                                    and config.family.name == "csv")
+        edited = config != self.editing
         self.editing, self.editing_family = config, family
         if family_moved:
             run = self.current
             if run is not None and run is not self.active and not same_family(run.config, config):
                 self.set_current(None)
             self.family_changed.emit()
+        if edited or family_moved:
+            self.editing_changed.emit()
         self._index_timer.start()
 
     def set_current(self, run_id) -> None:
@@ -265,9 +281,19 @@ class Session(QObject):
         return [r for r in (self.runs.get(i) for i in self.compared) if r is not None]
 
     def rename(self, run_id, name: str) -> None:
+        """A new name (made unique), shown everywhere the run is: legends, tables, exports."""
         run = self.runs.get(run_id)
+        name = name.strip()
         if run is not None and name and name != run.name:
-            run.name = name
+            run.name = self.runs.unique_name(name, run.run_id)
+            self.run_changed.emit(run)
+            self._index_timer.start()
+
+    def set_note(self, run_id, note: str) -> None:
+        """The user's free text about a run, kept in the project's index."""
+        run = self.runs.get(run_id)
+        if run is not None and note != run.note:
+            run.note = note
             self.run_changed.emit(run)
             self._index_timer.start()
 
@@ -587,8 +613,8 @@ class Session(QObject):
         except (MamlError, OSError) as exc:
             hint = " (it has no settings file next to it, and the settings shown do not fit it)" if bare else ""
             raise MamlError(f"Cannot open {path.name}{hint}: {exc}") from None
-        run = self.runs.create(config)
-        run.name, run.origin, run.status, run.weights = f"{path.name} (opened)", "opened", "opened", weights
+        run = self.runs.create(config, f"{path.name} (opened)")
+        run.origin, run.status, run.weights = "opened", "opened", weights
         run.total = config.train.iterations
         metrics = read_metrics(path) if path.is_dir() else None
         if metrics is not None:

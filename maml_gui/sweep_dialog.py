@@ -81,10 +81,11 @@ def parse_sweep(seeds: str, grid_text: str, parallel: int, tasks: int, out: str)
                         check_out(out))
 
 
-def next_folder(parent: Path, name: str) -> Path:
-    """``parent/NNN-name``, numbered one past the highest number there (001 in a new folder)."""
+def next_folder(parent: Path, name: str, also: tuple[Path, ...] = ()) -> Path:
+    """``parent/NNN-name``, numbered one past the highest number in ``parent`` and the folders
+    ``also`` (001 in new folders): a sweep and an N-process run never share a number."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
-    taken = [int(m[1]) for p in (parent.iterdir() if parent.is_dir() else [])
+    taken = [int(m[1]) for folder in (parent, *also) for p in (folder.iterdir() if folder.is_dir() else [])
              if (m := re.match(r"(\d{3,})-", p.name))]
     return parent / f"{max(taken, default=0) + 1:03d}-{slug}"
 

@@ -98,7 +98,7 @@ def test_the_panel_adapts_to_a_folder_of_labelled_images_and_shows_the_episode(q
     assert adapt.episode.title.full_text() == "3-way 2-shot: pets"
     assert len(adapt.episode.cells()) == 9
     assert f"query accuracy after 0..{outcome.steps} steps" in adapt.episode.accuracy_label.text()
-    assert "accuracy" in adapt.message.text() and "pets, K = 6" in adapt.message.text()
+    assert "accuracy" in adapt.message.text() and "pets, K = 2 per class (6 support images)" in adapt.message.text()
     info = adapt.images_page.info.text()
     assert "3 classes: 0 cat · 1 dog · 2 owl" in info and "the other 9 score it" in info
     assert "skipped 1 of 16 image files" in info and "dog/broken.png" in info and "notes.txt" in info
@@ -176,7 +176,7 @@ def test_a_label_without_a_class_is_named_so_in_the_tooltip(qtbot):
     """A 2-class folder on a 3-way run: the network may predict label 2, which no folder has."""
     from PySide6.QtCore import QPoint
 
-    from maml_gui.widgets.episode_view import GAP, EpisodeWidget
+    from maml_gui.widgets.episode_view import EpisodeWidget
 
     images = np.zeros((4, 8, 8), dtype=np.uint8)
     truth = np.array([0, 0, 1, 1])
@@ -189,8 +189,8 @@ def test_a_label_without_a_class_is_named_so_in_the_tooltip(qtbot):
     widget.show_episode(view, "a title far too long to fit in the bar beside the step and its slider " * 3)
     widget.show()
     qtbot.waitExposed(widget)
-    label_w, cell, top, support_w = widget.canvas._layout()
-    assert widget.canvas.hit(QPoint(label_w + support_w + GAP + 1, top + 1)) == \
+    first_query = next(t.rect for t in widget.canvas.tiles() if t.kind == "query")
+    assert widget.canvas.hit(first_query.topLeft() + QPoint(1, 1)) == \
         "query image of label 0 (cat), wrong: predicted 2 (no class of this task)"
     title = widget.title
     assert title.text().endswith("…") and len(title.text()) < len(title.full_text())

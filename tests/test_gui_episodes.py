@@ -63,11 +63,10 @@ def test_the_episode_widget_marks_right_green_and_wrong_red_at_the_chosen_step(q
     assert widget.accuracy_label.text() == "query accuracy after 0..2 steps: 25% · 75% · 100%"
     # the drawn frames carry the colours: a wrong image's frame is red, a right one's green
     image = widget.canvas.grab().toImage()
-    label_w, cell, top, support_w = widget.canvas._layout()
-    x0 = label_w + support_w + 14
-    frame = lambda x, y: image.pixelColor(x - 1, y + cell // 2).name()   # noqa: E731
-    assert frame(x0, top) == WRONG and frame(x0, top + cell + 4) == RIGHT
-    assert "wrong: predicted 1 (square)" in widget.canvas.hit(QPoint(x0 + 2, top + 2))
+    queries = [t.rect for t in widget.canvas.tiles() if t.kind == "query"]
+    frame = lambda r: image.pixelColor(r.left() - 1, r.center().y()).name()   # noqa: E731
+    assert frame(queries[0]) == WRONG and frame(queries[2]) == RIGHT
+    assert "wrong: predicted 1 (square)" in widget.canvas.hit(queries[0].topLeft() + QPoint(2, 2))
     # a new episode keeps the step the user chose
     widget.show_episode(episode([[0, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]))
     assert widget.step() == 0 and widget.cells()[3]["color"] == WRONG
@@ -167,3 +166,53 @@ def test_a_labelled_csv_is_imported_as_episodes_over_its_labels(qtbot, make_wind
     qtbot.waitUntil(lambda: len(window.plots.loss.data()["raw"][0]) == 4, timeout=5_000)
     qtbot.waitUntil(lambda: window.plots.task_page() == "note", timeout=10_000)
     assert "4-dimensional rows" in window.plots.no_view.text()
+
+
+def test_a_narrow_episode_keeps_its_images_readable_its_names_whole_and_labels_off_the_images(qtbot):
+    """The Adapt panel's column: 5-way 1-shot with 15 queries a class and long class names."""
+    from maml_gui.widgets.episode_view import MIN_CELL
+
+    n, q = 5, 15
+    names = [f"alphabet_{i:02d}/character_{14 + i}" for i in range(n)]
+    support = np.full((n, 12, 12), 255, dtype=np.uint8)          # white images: a badge on one would show
+    truth = np.repeat(np.arange(n), q)
+    predictions = np.stack([truth, (truth + 1) % n])              # every query right, then every one wrong
+    view = EpisodeView(support, np.arange(n), names, np.full((n * q, 12, 12), 255, dtype=np.uint8), truth,
+                       predictions, (predictions == truth).mean(1))
+    widget = EpisodeWidget()
+    qtbot.addWidget(widget)
+    widget.resize(370, 330)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.show_episode(view)
+    canvas = widget.canvas
+    tiles = canvas.tiles()
+    assert len(tiles) == n + n * q
+    assert all(t.rect.width() >= MIN_CELL and t.rect.height() >= MIN_CELL for t in tiles)
+    assert all(t.rect.right() < canvas.width() for t in tiles), "nothing is cut off at the right"
+    rects = [t.rect for t in tiles]
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    assert [canvas.name_text(c) for c in range(n)] == [f"{c}  {names[c]}" for c in range(n)]
+    # the predicted label is written below each query image: the image itself stays as it is, corners included
+    image = canvas.grab().toImage()
+    for t in tiles:
+        r = t.rect
+        for x, y in ((r.right() - 2, r.bottom() - 2), (r.center().x(), r.center().y()), (r.left() + 2, r.top() + 2)):
+            assert image.pixelColor(x, y).name() == "#ffffff", (t, x, y)
+    assert "wrong: predicted 1" in canvas.hit(QPoint(tiles[n].rect.center().x(), tiles[n].rect.bottom() + 6))
+    # the episode needs more height than it has here: it scrolls rather than shrinking the images
+    assert canvas.height() > widget.scroll.viewport().height()
+
+
+def test_the_fresh_networks_episode_follows_k_as_it_is_edited(qtbot, make_window):
+    """No run selected: the task view shows an untrained network on the settings shown, so its
+    episode has the K of the panel ("10-shot" does not stay after K is set to 1)."""
+    window = make_window()
+    window.set_config(glyph_config().replace("train", shots=3))
+    qtbot.waitUntil(lambda: window.start_problem() is None, timeout=20_000)
+    episode_widget = window.plots.episode
+    qtbot.waitUntil(lambda: episode_widget.view is not None and episode_widget.title.full_text().startswith(
+        "3-way 3-shot"), timeout=20_000)
+    window.hyper_panel.shots.setValue(1)
+    qtbot.waitUntil(lambda: episode_widget.title.full_text().startswith("3-way 1-shot"), timeout=20_000)
+    assert len(episode_widget.view.support_labels) == 3

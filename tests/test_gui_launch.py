@@ -169,7 +169,7 @@ def test_a_sweep_launched_from_the_window_is_followed_to_its_end(qtbot, make_win
         r.status == "completed" and r.iteration == 30 for r in (f.run for f in s.follower.followed.values())),
         timeout=20_000)
     runs = sorted((f.run for f in s.follower.followed.values()), key=lambda r: r.name)
-    assert [r.name for r in runs] == ["base-seed0 (following)", "base-seed1 (following)"]
+    assert [r.name for r in runs] == ["001-sinusoid-maml/base-seed0", "001-sinusoid-maml/base-seed1"]
     assert {s.current.run_id, *s.compared} == {r.run_id for r in runs}
     # one configuration, two seeds: one mean curve with its band, no dashed line per seed
     loss = window.plots.loss
@@ -182,6 +182,17 @@ def test_a_sweep_launched_from_the_window_is_followed_to_its_end(qtbot, make_win
     assert np.all(low <= mean) and np.all(mean <= high) and np.any(low < high)
     qtbot.waitUntil(lambda: len(window.plots.adaptation.band_data()) == 1, timeout=30_000)   # both seeds scored
     assert window.error_banner.isHidden()
+
+
+def test_a_sweep_and_an_n_process_run_never_share_a_folder_number(qtbot, make_window):
+    window = make_window(tiny(20))
+    sweep = window.launch.default_out("sweep")
+    sweep.mkdir(parents=True)
+    train = window.launch.default_out("train")
+    assert (sweep.name, train.name) == ("001-sinusoid-maml", "002-sinusoid-maml")
+    assert train.parent.name == "external"
+    train.mkdir(parents=True)
+    assert window.launch.default_out("sweep").name == "003-sinusoid-maml"
 
 
 def test_run_in_n_processes_is_followed(qtbot, make_window):
@@ -226,17 +237,23 @@ def test_closing_with_a_running_child_asks_and_stop_saves_it(qtbot, make_window)
 def test_leave_running_keeps_the_child_and_the_project_follows_it_again(qtbot, make_window, tmp_path):
     project = tmp_path / "proj"
     window = make_window(tiny(10**6), project=project)
-    child = window.launch.run_sweep(parse_sweep("0", "", 1, 8, str(window.launch.default_out("sweep"))))
+    child = window.launch.run_sweep(parse_sweep("0-1", "", 2, 8, str(window.launch.default_out("sweep"))))
     s = window.session
     try:
-        qtbot.waitUntil(lambda: len(s.follower.followed) == 1, timeout=CHILD_TIMEOUT)
+        qtbot.waitUntil(lambda: len(s.follower.followed) == 2, timeout=CHILD_TIMEOUT)
+        current, compared = s.current.run_id, list(s.compared)
+        assert compared and current not in compared
         window.confirm = lambda title, text: False                     # No: leave them running
         assert window.shutdown() and child.proc.poll() is None
         window.close()
         again = make_window(project=project)
         followed = list(again.session.follower.followed.values())
-        assert [f.run.name for f in followed] == ["base-seed0 (following)"]
+        assert sorted(f.run.name for f in followed) == ["001-sinusoid-maml/base-seed0", "001-sinusoid-maml/base-seed1"]
+        # the run shown and the runs ticked come back, the state in its own column
+        assert again.session.current.run_id == current and again.session.compared == compared
+        assert again.run_list.checked() == compared
         qtbot.waitUntil(lambda: followed[0].alive is True and followed[0].run.iteration > 0, timeout=20_000)
+        assert again.run_list.status(followed[0].run.run_id) == "following"
         assert not again.launch.live()   # not this window's child: closing it asks nothing
     finally:
         child.proc.terminate()

@@ -8,10 +8,14 @@ import os
 import socket
 
 import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
 
 from core.trainer import MetaTrainer
 from core.checkpoint import save_run
 from maml_gui.overlays import run_color
+from maml_gui.runs import curves_csv
 
 from .helpers import copy_as_crashed
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
@@ -233,7 +237,155 @@ def test_a_dropped_sweep_folder_shows_every_run(qtbot, make_window, tmp_path):
     assert window.weights.drop_target(mime) is None   # not a run or sweep folder: the CSV import's
     assert window.weights.follow(tmp_path / "sweep")
     runs = [window.session.runs.get(i) for i in window.run_list.run_ids()]
-    assert [r.name for r in runs] == ["base-seed0 (following)", "base-seed1 (following)"]
+    assert [r.name for r in runs] == ["sweep/base-seed0", "sweep/base-seed1"]   # its state has a column
     qtbot.waitUntil(lambda: all(r.status == "completed" and r.iteration == 30 for r in runs), timeout=20_000)
+    qtbot.waitUntil(lambda: window.run_list.status(runs[1].run_id) == "completed", timeout=5000)
     assert window.session.current is runs[0] and window.session.compared == [runs[1].run_id]
     qtbot.waitUntil(lambda: len(window.plots.loss.data()["raw"][0]) == 30, timeout=5000)
+
+
+def cli_run(folder, seed: int = 0, iterations: int = 30, **flags) -> None:
+    from core.cli import main as cli
+
+    extra = [a for key, value in flags.items() for a in (f"--{key.replace('_', '-')}", str(value))]
+    assert cli(["train", "--family", "linear", "--iterations", str(iterations), "--meta-batch", "2",
+                "--seed", str(seed), *extra, "--out", str(folder)]) == 0
+
+
+def test_followed_runs_come_back_current_and_compared_under_unique_names(qtbot, make_window, tmp_path):
+    """Two sweeps' seeds share folder names, as do two run folders: every run still gets a name of
+    its own, without its state in it, and relaunching brings back the current and ticked runs."""
+    for sweep in ("sweep-a", "sweep-b"):
+        cli_run(tmp_path / sweep / "runs" / "base-seed1", seed=1)
+    for parent in ("x", "y"):
+        cli_run(tmp_path / parent / "run")
+    window = make_window(project=tmp_path / "proj")
+    s = window.session
+    for folder in ("sweep-a", "sweep-b", "x/run", "y/run"):
+        s.follow(tmp_path / folder)
+    runs = [s.runs.get(i) for i in window.run_list.run_ids()]
+    names = ["sweep-a/base-seed1", "sweep-b/base-seed1", "run", "run (2)"]
+    assert [r.name for r in runs] == names
+    qtbot.waitUntil(lambda: all(window.run_list.status(r.run_id) == "completed" for r in runs), timeout=20_000)
+    s.set_current(runs[1].run_id)
+    window.run_list.set_checked(runs[0].run_id, True)
+    window.run_list.set_checked(runs[3].run_id, True)
+    qtbot.waitUntil(lambda: list(window.plots.loss.overlay_data()) == [names[0], names[3]], timeout=5000)
+    assert [label.text for _, label in window.plots.loss.legend.items][0] == names[1]
+    assert {line.split(",")[0] for line in curves_csv([runs[1], runs[3]]).splitlines()[1:]} == {names[1], names[3]}
+    window.close()
+
+    again = make_window(project=tmp_path / "proj")
+    back = again.session
+    assert [back.runs.get(i).name for i in again.run_list.run_ids()] == names
+    assert back.current.run_id == runs[1].run_id
+    assert back.compared == [runs[0].run_id, runs[3].run_id]
+    assert again.run_list.checked() == [runs[0].run_id, runs[3].run_id]
+    qtbot.waitUntil(lambda: again.run_list.status(runs[3].run_id) == "completed", timeout=20_000)
+
+
+def test_an_older_projects_following_suffix_is_not_part_of_the_name(qtbot, make_window, tmp_path):
+    cli_run(tmp_path / "run")
+    index = {"format": 1, "runs": [{"id": 4, "name": "base-seed1 (following)", "external": str(tmp_path / "run"),
+                                    "origin": "followed"}], "current": 4, "compared": []}
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "project.json").write_text(json.dumps(index))
+    window = make_window(project=tmp_path / "proj")
+    assert window.session.current.name == "base-seed1" and window.session.current.run_id == 4
+
+
+def test_runs_list_sorts_by_settings_and_a_rename_and_note_are_saved_with_the_project(qtbot, make_window, tmp_path):
+    cli_run(tmp_path / "slow", meta_lr=0.0005)
+    cli_run(tmp_path / "fast", meta_lr=0.02)
+    window = make_window(project=tmp_path / "proj")
+    s, runs_list = window.session, window.run_list
+    slow, = s.follow(tmp_path / "slow")
+    fast, = s.follow(tmp_path / "fast")
+    qtbot.waitUntil(lambda: slow.adaptation is not None and fast.adaptation is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: runs_list.cell(fast.run_id, "Held-out") != "–", timeout=5000)
+    assert runs_list.cell(slow.run_id, "meta lr") == "0.0005" and runs_list.cell(fast.run_id, "meta lr") == "0.02"
+    assert runs_list.cell(fast.run_id, "K") == str(fast.config.train.shots)
+    assert float(runs_list.cell(fast.run_id, "Held-out")) == pytest.approx(fast.held_out[0], rel=1e-3)
+    assert runs_list.cell(fast.run_id, "Iterations") == "30"
+    column = runs_list.table.horizontalHeaderItem
+    meta_lr = next(c for c in range(runs_list.table.columnCount()) if column(c).text() == "meta lr")
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    header = runs_list.table.horizontalHeader()
+    runs_list.table.scrollTo(runs_list.table.model().index(0, meta_lr))
+    click = QPoint(header.sectionViewportPosition(meta_lr) + 5, header.height() // 2)
+    orders = []
+    for _ in range(2):   # a click on the header sorts by it, a second click the other way round
+        QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=click)
+        orders.append(runs_list.run_ids())
+    assert {tuple(o) for o in orders} == {(fast.run_id, slow.run_id), (slow.run_id, fast.run_id)}
+
+    # the current run renamed by a double-click edit: its legend, the compare table and curves.csv follow
+    assert s.current is fast
+    name_item = runs_list.table.item(runs_list.run_ids().index(fast.run_id), 0)
+    name_item.setText("high meta lr")
+    assert fast.name == "high meta lr"
+    qtbot.waitUntil(lambda: [label.text for _, label in window.plots.loss.legend.items][:1] == ["high meta lr"],
+                    timeout=5000)
+    assert window.plots.scores.rows()[1][0] == "high meta lr"
+    assert curves_csv([fast]).splitlines()[1].startswith("high meta lr,")
+    note_column = runs_list.table.columnCount() - 1
+    runs_list.table.item(runs_list.run_ids().index(fast.run_id), note_column).setText("diverges past 0.05?")
+    assert fast.note == "diverges past 0.05?"
+    window.session.flush()
+    stored = json.loads((tmp_path / "proj" / "project.json").read_text())["runs"]
+    assert {r["name"]: r.get("note") for r in stored}["high meta lr"] == "diverges past 0.05?"
+    assert not any(p.name == "project.json" for p in (tmp_path / "fast").iterdir()), "never in the writer's folder"
+    window.close()
+
+    again = make_window(project=tmp_path / "proj")
+    back = again.session.runs.get(fast.run_id)
+    assert back.name == "high meta lr" and back.note == "diverges past 0.05?"
+    assert again.run_list.note(fast.run_id) == "diverges past 0.05?"
+    assert again.run_list.name(fast.run_id) == "high meta lr"
+
+
+def test_a_renamed_run_keeps_a_name_of_its_own(qtbot, make_window, tmp_path):
+    cli_run(tmp_path / "a")
+    cli_run(tmp_path / "b")
+    window = make_window()
+    a, = window.session.follow(tmp_path / "a")
+    b, = window.session.follow(tmp_path / "b")
+    window.session.rename(b.run_id, "a")
+    assert b.name == "a (2)" and window.run_list.name(b.run_id) == "a (2)"
+
+
+def test_the_run_list_scrolls_to_a_new_current_run(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    for i in range(14):
+        cli_run(tmp_path / f"r{i:02d}", iterations=3)
+    for i in range(14):
+        window.session.follow(tmp_path / f"r{i:02d}")
+    table = window.run_list.table
+    last = window.run_list.run_ids()[-1]
+    assert window.session.current.run_id == last
+    row = table.rowCount() - 1
+    rect = table.visualItemRect(table.item(row, 0))
+    assert table.viewport().rect().contains(rect.center()), "the new current run's row is in view"
+
+
+def test_a_followed_runs_task_view_names_the_iteration_of_the_weights_it_draws(qtbot, make_window, tmp_path):
+    """Its metrics run ahead of its last checkpoint: the task view draws the checkpoint and says so."""
+    from core.checkpoint import atomic_write, read_weights, weights_bytes
+
+    folder = tmp_path / "cli-run"
+    cli_run(folder, iterations=40)
+    config, _ = read_weights(folder / "weights.safetensors")
+    untrained = MetaTrainer(config).weights()   # the weights a run writes before its first checkpoint
+    atomic_write(folder / "weights.safetensors", weights_bytes(config, untrained, 0))
+    window = make_window()
+    run, = window.session.follow(folder)
+    qtbot.waitUntil(lambda: run.weights is not None and run.iteration == 40, timeout=20_000)
+    assert run.weights_iteration == 0
+    caption = window.plots.task_caption
+    qtbot.waitUntil(lambda: "iteration 0" in caption.text(), timeout=20_000)
+    assert "iteration 40" not in caption.text() and "trained further" in caption.text()

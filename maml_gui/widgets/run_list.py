@@ -1,8 +1,11 @@
-"""The runs of this session: a table to compare, rename and drop them.
+"""The runs of this session: a table to compare, rename, annotate, sort and drop them.
 
 Ticking a run compares it on every plot; the list only reports *which* runs are ticked
 (``overlay_changed``) and leaves the data to its owner, so it stays a plain view. Each name
-carries a swatch of the run's colour on the plots.
+carries a swatch of the run's colour on the plots. Beside the scores stand the settings runs
+differ by (TensorBoard's hyper-parameter table); any column sorts on a click of its header, by
+value, and a run's state ("following", "completed"…) has a column of its own, so it is never
+part of the run's name.
 """
 
 from __future__ import annotations
@@ -16,32 +19,71 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMen
 
 from ..overlays import run_color
 
-NAME, ALGORITHM, ITERATIONS, LOSS = range(4)
+NAME, ALGORITHM, ITERATIONS, LOSS, HELD_OUT, STATUS = range(6)
+HYPER = ("inner lr", "steps", "meta lr", "K", "batch", "seed")   # keys of runs.hyperparameters
+TIPS = {"Held-out": "After adapting to held-out tasks (the last step): query accuracy, or query MSE",
+        "Status": "running, paused, following (another process writes it), completed, stopped, interrupted…",
+        "inner lr": "Inner learning rate", "steps": "Inner steps (adaptation steps while training)",
+        "meta lr": "Meta learning rate", "K": "Shots: support examples per task (per class for classification)",
+        "batch": "Meta-batch: tasks per meta-iteration", "seed": "Random seed",
+        "Note": "Your note about the run (double-click to write); saved with the project"}
+NOTE_WIDTH = 220
+NAME_WIDTH = (140, 280)   # px the name column takes: fitted to the names, within these bounds
+NOTE = STATUS + 1 + len(HYPER)
+HEADERS = ["Run", "Algorithm", "Iterations", "Final loss", "Held-out", "Status", *HYPER, "Note"]
 ID_ROLE = Qt.ItemDataRole.UserRole
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1   # what a column sorts by (numbers as numbers)
+
+
+class _Cell(QTableWidgetItem):
+    """Sorts by its ``SORT_ROLE`` value (else its text): "1,500" after "900", empty cells last."""
+
+    def __lt__(self, other) -> bool:
+        mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if mine is None or theirs is None or isinstance(mine, str) != isinstance(theirs, str):
+            mine, theirs = self.text().lower(), other.text().lower()
+            return (mine == "–", mine) < (theirs == "–", theirs)
+        return mine < theirs
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 class RunList(QWidget):
-    """Table of runs (name, algorithm, iterations, final loss); names are checkable and editable."""
+    """Table of runs (name, algorithm, iterations, scores, state, settings, note); names are
+    checkable, names and notes editable."""
 
     overlay_changed = Signal(list)   # run ids ticked for overlay, in table order
     renamed = Signal(object, str)    # run id, new name
+    noted = Signal(object, str)      # run id, its new note
     deleted = Signal(object)         # run id
     selected = Signal(object)        # run id chosen by the user (it becomes the current run)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Run", "Algorithm", "Iterations", "Final loss"])
+        self.table = QTableWidget(0, len(HEADERS))
+        self.table.setHorizontalHeaderLabels(HEADERS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        for column in (ALGORITHM, ITERATIONS, LOSS):
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Interactive)
+        for column in range(ALGORITHM, NOTE):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)   # the note takes what is left, and at least NOTE_WIDTH
+        header.resizeSection(NOTE, NOTE_WIDTH)
+        self.table.setWordWrap(False)   # one line a run: a long note ends in "…" (its tooltip has it all)
+        for column, title in enumerate(HEADERS):
+            if title in TIPS:
+                self.table.horizontalHeaderItem(column).setToolTip(TIPS[title])
+        header.setSectionsMovable(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)   # creation order until a header is clicked
+        self.table.setSortingEnabled(True)
         self.table.setToolTip("Tick runs to compare them on every plot (each in the colour of its swatch); "
-                                 "double-click a name to rename it.")
+                              "double-click a name to rename it or a note to write one; click a column's "
+                              "header to sort by it.")
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._on_context_menu)
         self.table.itemChanged.connect(self._on_item_changed)
@@ -63,36 +105,91 @@ class RunList(QWidget):
         layout.addLayout(buttons)
         self._checked: list[Hashable] = []
         self._names: dict[Hashable, str] = {}
+        self._notes: dict[Hashable, str] = {}
 
     # ------------------------------------------------------------------ public API
-    def add_run(self, run_id: Hashable, name: str, algorithm: str, color: str | None = None) -> None:
+    def add_run(self, run_id: Hashable, name: str, algorithm: str, color: str | None = None,
+                hyper: dict | None = None, note: str = "") -> None:
         """Append a run (unticked); adding an existing id only renames it. Its name shows a swatch of
-        ``color``, by default its :func:`~maml_gui.overlays.run_color` (the colour it has on the plots)."""
+        ``color``, by default its :func:`~maml_gui.overlays.run_color` (the colour it has on the plots);
+        ``hyper`` holds its settings by the names in :data:`HYPER`."""
         if run_id in self._names:
             self.rename_run(run_id, name)
             return
+        self.table.setSortingEnabled(False)   # or the row moves while its cells are filled in
         row = self.table.rowCount()
         self.table.blockSignals(True)
         self.table.insertRow(row)
-        item = QTableWidgetItem(name)
+        item = _Cell(name)
         item.setData(ID_ROLE, run_id)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
         item.setCheckState(Qt.CheckState.Unchecked)
         item.setData(Qt.ItemDataRole.DecorationRole, QColor(color or _default_color(run_id, row)))
         self.table.setItem(row, NAME, item)
-        for column, text in ((ALGORITHM, algorithm), (ITERATIONS, "0"), (LOSS, "–")):
-            cell = QTableWidgetItem(text)
+        hyper = hyper or {}
+        cells = [(ALGORITHM, algorithm, None), (ITERATIONS, "0", 0), (LOSS, "–", None), (HELD_OUT, "–", None),
+                 (STATUS, "", None)]
+        cells += [(STATUS + 1 + i, _number(hyper.get(key)), hyper.get(key)) for i, key in enumerate(HYPER)]
+        for column, text, value in cells:
+            cell = _Cell(text)
+            cell.setData(SORT_ROLE, value)
             cell.setFlags(cell.flags() & ~Qt.ItemFlag.ItemIsEditable)
-            if column != ALGORITHM:
+            if column not in (ALGORITHM, STATUS):
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table.setItem(row, column, cell)
+        note_cell = _Cell(note)
+        note_cell.setToolTip(note)
+        self.table.setItem(row, NOTE, note_cell)
         self.table.blockSignals(False)
         self._names[run_id] = name
+        self._notes[run_id] = note
+        self.table.setSortingEnabled(True)
+        self._fit_names()
 
-    def update_run(self, run_id: Hashable, iterations: int, final_loss: float | None) -> None:
-        row = self._row(run_id)
-        self.table.item(row, ITERATIONS).setText(f"{int(iterations):,}")
-        self.table.item(row, LOSS).setText("–" if final_loss is None else f"{final_loss:.4g}")
+    def _fit_names(self) -> None:
+        self.table.resizeColumnToContents(NAME)
+        self.table.setColumnWidth(NAME, min(max(self.table.columnWidth(NAME), NAME_WIDTH[0]), NAME_WIDTH[1]))
+
+    def update_run(self, run_id: Hashable, iterations: int, final_loss: float | None,
+                   held_out: tuple[float, str] | None = None, status: str | None = None) -> None:
+        """The row's numbers; ``held_out`` is (score, "mse" | "accuracy") after adapting to held-out tasks."""
+        row = self._row(run_id)   # every cell first: a sorted table moves the row as soon as one changes
+        cells = {c: self.table.item(row, c) for c in (ITERATIONS, LOSS, HELD_OUT, STATUS)}
+        self.table.blockSignals(True)
+        try:
+            cells[ITERATIONS].setData(SORT_ROLE, int(iterations))
+            cells[ITERATIONS].setText(f"{int(iterations):,}")
+            cells[LOSS].setData(SORT_ROLE, final_loss)
+            cells[LOSS].setText("–" if final_loss is None else f"{final_loss:.4g}")
+            if held_out is not None:
+                score, metric = held_out
+                cells[HELD_OUT].setData(SORT_ROLE, score)
+                cells[HELD_OUT].setText(f"{score:.1%}" if metric == "accuracy" else f"{score:.4g}")
+                cells[HELD_OUT].setToolTip("query accuracy" if metric == "accuracy" else "query MSE"
+                                           " after the last adaptation step, on held-out tasks")
+            if status is not None:
+                cells[STATUS].setText(status)
+        finally:
+            self.table.blockSignals(False)
+
+    def set_note(self, run_id: Hashable, note: str) -> None:
+        """Show ``note`` (without emitting ``noted``)."""
+        item = self.table.item(self._row(run_id), NOTE)
+        self.table.blockSignals(True)
+        item.setText(note)
+        item.setToolTip(note)
+        self.table.blockSignals(False)
+        self._notes[run_id] = note
+
+    def note(self, run_id: Hashable) -> str:
+        return self._notes[run_id]
+
+    def status(self, run_id: Hashable) -> str:
+        return self.table.item(self._row(run_id), STATUS).text()
+
+    def cell(self, run_id: Hashable, header: str) -> str:
+        """The text in ``run_id``'s row under the column titled ``header``."""
+        return self.table.item(self._row(run_id), HEADERS.index(header)).text()
 
     def set_color(self, run_id: Hashable, color: str) -> None:
         """The swatch of a run, when the plots give it another colour than its default."""
@@ -113,7 +210,11 @@ class RunList(QWidget):
         self.table.item(self._row(run_id), NAME).setCheckState(state)
 
     def rename_run(self, run_id: Hashable, name: str) -> None:
-        self.table.item(self._row(run_id), NAME).setText(name)
+        """Show ``name``; ``renamed`` follows, as after an edit (the owner's own name: it ignores it)."""
+        item = self.table.item(self._row(run_id), NAME)
+        if item.text() != name:
+            item.setText(name)
+            self._fit_names()
 
     def remove_run(self, run_id: Hashable, notify: bool = True) -> None:
         """Drop a row; ``notify=False`` when the owner removed the run already (no ``deleted``)."""
@@ -121,6 +222,7 @@ class RunList(QWidget):
         was_checked = run_id in self._checked
         self.table.removeRow(row)
         del self._names[run_id]
+        self._notes.pop(run_id, None)
         if notify:
             self.deleted.emit(run_id)
         if was_checked:
@@ -134,6 +236,13 @@ class RunList(QWidget):
 
     # ------------------------------------------------------------------ events
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if item.column() == NOTE:
+            run_id = self.table.item(item.row(), NAME).data(ID_ROLE)
+            if item.text() != self._notes.get(run_id):
+                self._notes[run_id] = item.text()
+                item.setToolTip(item.text())
+                self.noted.emit(run_id, item.text())
+            return
         if item.column() != NAME:
             return
         run_id, text = item.data(ID_ROLE), item.text().strip()
@@ -161,7 +270,9 @@ class RunList(QWidget):
             self.table.clearSelection()
             self.table.setCurrentIndex(QModelIndex())   # or removing a row would select its neighbour
             if run_id is not None and run_id in self._names:
-                self.table.selectRow(self._row(run_id))
+                row = self._row(run_id)
+                self.table.selectRow(row)
+                self.table.scrollToItem(self.table.item(row, NAME))   # a new current run is seen
         finally:
             self.table.blockSignals(False)
         self._delete.setEnabled(self._selected() is not None)
@@ -184,6 +295,7 @@ class RunList(QWidget):
         name_item = self.table.item(item.row(), NAME)
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.table.editItem(name_item))
+        menu.addAction("Edit note", lambda: self.table.editItem(self.table.item(name_item.row(), NOTE)))
         menu.addAction("Delete", lambda: self.remove_run(name_item.data(ID_ROLE)))
         menu.exec(self.table.viewport().mapToGlobal(pos))
 

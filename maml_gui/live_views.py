@@ -54,6 +54,7 @@ class LiveViews(QObject):
         s.adaptation_changed.connect(self._on_adaptation_changed)
         s.preview_changed.connect(self.plots.show_preview)
         s.family_changed.connect(self._on_family_changed)
+        s.network_changed.connect(self._on_network_changed)
         s.training_changed.connect(self._on_training_changed)
         s.started.connect(lambda info: self.status.set_device(info.device, info.gradient_path))
         run_list.overlay_changed.connect(s.set_compared)
@@ -127,6 +128,12 @@ class LiveViews(QObject):
     def _on_family_changed(self) -> None:
         if self.session.current is None:
             self.plots.set_loss_label(self.session.is_classification(None))
+            self._preview_timer.start()
+
+    def _on_network_changed(self) -> None:
+        """With no run selected the task view draws a fresh network of the edited settings: redraw it
+        (a Conv-4 on non-image data could not be drawn; the MLP chosen instead can)."""
+        if self.session.current is None:
             self._preview_timer.start()
 
     # -- live training ------------------------------------------------------------------------

@@ -34,13 +34,14 @@ from .session import Session
 from .threads import shutdown_all
 from .training import WorkerOptions
 from .weights_actions import WeightsActions
-from .widgets.family_editor import FamilyEditor
+from .widgets.family_editor import IMAGE_FAMILIES, FamilyEditor
 from .widgets.hyper_panel import HyperPanel
 from .widgets.run_list import RunList
 from .widgets.wheel_guard import guard_wheel
 
 PROJECT_KEY = "project/folder"
 EXPERIMENT_MIN_WIDTH = 300
+NETWORK_NAMES = {"conv4": "Conv-4", "mlp": "the MLP"}
 RUNS_DOCK_HEIGHT = 190    # five rows of the run list at 1280×800
 
 
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self._syncing = False
         self._closed = False
         self._problem: str | None = None
+        self.network_note = ""   # the last switch of network that followed the family
 
         self.family_editor = FamilyEditor()
         # its pyqtgraph preview asks for ~480 px; in the scrolling side panel that squeezed the form
@@ -215,7 +217,29 @@ class MainWindow(QMainWindow):
         self.problem_banner.setVisible(problem is not None)
         self._update_actions()
 
+    def _follow_data(self) -> bool:
+        """The network follows the data: switching the family to images selects Conv-4, switching
+        away from images the MLP (the status bar says so). True when it switched: the panel's own
+        edit signal has then handled the edit already."""
+        before, now = self.session.editing.family.name, self.family_editor.spec().name
+        images = now in IMAGE_FAMILIES
+        wanted = "conv4" if images else "mlp"
+        if images == (before in IMAGE_FAMILIES) or self.hyper_panel.model_spec().name == wanted:
+            return False
+        self.network_note = (f"{'Image data' if images else 'Not image data'}: the network is now "
+                             f"{NETWORK_NAMES[wanted]} (Model → Network changes it)")
+        self.statusBar().showMessage(self.network_note, 10_000)
+        self.hyper_panel.suggest_model(wanted)
+        return True
+
+    def take_network_note(self) -> str:
+        """What the last family switch did to the network ("" if nothing), for an import's own message."""
+        note, self.network_note = self.network_note, ""
+        return note
+
     def _on_config_edited(self) -> None:
+        if not self._syncing and self._follow_data():
+            return
         self._refresh_validity()
         config = self.panel_config()
         if not self._syncing and self.session.is_training() and not self.session.stopping:

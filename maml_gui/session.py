@@ -64,6 +64,7 @@ class Session(QObject):
     adaptation_changed = Signal(object)  # RunRecord whose held-out scores changed
     preview_changed = Signal(object)     # a Preview of the current run (or of a fresh network)
     family_changed = Signal()            # the task family or data being edited changed
+    network_changed = Signal()           # the network being edited changed (a fresh network's task view too)
     training_changed = Signal()          # a run started, paused, resumed, is stopping or ended
     started = Signal(object)             # training.RunStarted of the active run
     message = Signal(str, int)           # text for the status bar, milliseconds
@@ -233,12 +234,15 @@ class Session(QObject):
         that was trained on something else."""
         family_moved = not same_family(config, self.editing) or (family is not self.editing_family
                                                                    and config.family.name == "csv")
+        network_moved = config.model != self.editing.model
         self.editing, self.editing_family = config, family
         if family_moved:
             run = self.current
             if run is not None and run is not self.active and not same_family(run.config, config):
                 self.set_current(None)
             self.family_changed.emit()
+        elif network_moved:
+            self.network_changed.emit()
         self._index_timer.start()
 
     def set_current(self, run_id) -> None:

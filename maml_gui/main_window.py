@@ -9,6 +9,7 @@ methods are the training controls, which read the panels and hand the settings t
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +30,7 @@ from .image_import import ImageImport
 from .launch_actions import LaunchActions
 from .live_views import LiveViews
 from .menus import build_actions, build_menus, build_toolbar
-from .panels import BASELINE_HELP, ErrorBanner, PlotsArea, StatusReadout
+from .panels import BASELINE_HELP, BannerOverlay, ErrorBanner, PlotsArea, StatusReadout
 from .session import Session
 from .threads import shutdown_all
 from .training import WorkerOptions
@@ -42,6 +43,8 @@ from .widgets.wheel_guard import guard_wheel
 PROJECT_KEY = "project/folder"
 EXPERIMENT_MIN_WIDTH = 300
 NETWORK_NAMES = {"conv4": "Conv-4", "mlp": "the MLP"}
+PANEL_SOURCE_HELP = ("Selecting a run in the Runs list loads its settings here; Start trains a new run with what "
+                     "the panel shows (Training → Continue run carries a stopped run on instead).")
 RUNS_DOCK_HEIGHT = 190    # five rows of the run list at 1280×800
 
 
@@ -66,6 +69,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._problem: str | None = None
         self.network_note = ""   # the last switch of network that followed the family
+        self._panel_width: int | None = None   # the Experiment panel's width before a wide form widened it
 
         self.family_editor = FamilyEditor()
         # its pyqtgraph preview asks for ~480 px; in the scrolling side panel that squeezed the form
@@ -125,16 +129,18 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 0)
-        layout.addWidget(self.error_banner)
-        layout.addWidget(self.problem_banner)
-        layout.addWidget(self.resume_banner)
         layout.addWidget(self.plots, 1)
+        self.banners = BannerOverlay(central, [self.error_banner, self.problem_banner, self.resume_banner])
         self.setCentralWidget(central)
         self.plots.adaptation.setToolTip(BASELINE_HELP.format(tasks=options.eval_tasks, share=options.baseline_share,
                                                               interval=options.inspect_interval))
         panel = QWidget()
         column = QVBoxLayout(panel)
         column.setContentsMargins(0, 0, 0, 0)
+        self.panel_source = QLabel()   # whose settings these are: the selected run's, or new ones
+        self.panel_source.setContentsMargins(9, 4, 9, 0)
+        self.panel_source.setStyleSheet("color: #444;")
+        column.addWidget(self.panel_source)
         column.addWidget(self.family_editor)
         column.addWidget(self.hyper_panel)
         column.addStretch(1)   # spare height goes below the form, not into the family preview
@@ -165,12 +171,19 @@ class MainWindow(QMainWindow):
         guard_wheel(scroll.widget())   # a new family brings new fields
         need = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() \
             + 2 * scroll.frameWidth()
+        dock = self.findChild(QDockWidget, "experiment_dock")
+        frame = dock.width() - scroll.width()   # the dock's own margins around the scroll area
+        if need > scroll.width() and self._panel_width is None:
+            self._panel_width = dock.width()   # widened for this form: narrowed again after it
         scroll.setMinimumWidth(max(EXPERIMENT_MIN_WIDTH, need))
+        if self._panel_width is not None and need + frame <= self._panel_width:
+            self.resizeDocks([dock], [self._panel_width], Qt.Orientation.Horizontal)
+            self._panel_width = None
 
     def _connect(self) -> None:
         s = self.session
         s.training_changed.connect(self._update_actions)
-        s.current_changed.connect(lambda _run: self._update_actions())
+        s.current_changed.connect(self._on_current_changed)
         s.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         s.error.connect(self.show_error)
         s.project_changed.connect(lambda project: (self.settings.setValue(PROJECT_KEY, str(project.folder)),
@@ -196,6 +209,34 @@ class MainWindow(QMainWindow):
         finally:
             self._syncing = False
         self._on_config_edited()
+
+    def _on_current_changed(self, run) -> None:
+        """Selecting a run loads its settings into the panels, so Start trains a new run with what
+        they show; while a run trains they keep the training run's settings."""
+        self._update_actions()
+        s = self.session
+        if run is None or run is s.active or s.is_training():
+            if run is not None and s.is_training() and run is not s.active:
+                self.statusBar().showMessage(f"The settings panel keeps those of {s.active.name}, which is training",
+                                             8000)
+            self._label_panel()
+            return
+        if self.panel_config().changes(run.config):
+            try:
+                self.files.show_settings(run.config)
+            except MamlError as exc:
+                self.show_error(f"Cannot show the settings of {run.name}: {exc}")
+                return
+            self.statusBar().showMessage(f"Settings of {run.name} loaded: Start trains a new run with them", 8000)
+        self._label_panel()
+
+    def _label_panel(self) -> None:
+        """The Experiment panel's title says whose settings it shows: a run's, or new ones."""
+        config, s = self.panel_config(), self.session
+        source = next((r for r in (s.current, s.active) if r is not None and not config.changes(r.config)), None)
+        self.panel_source.setText(f"Settings of <b>{html.escape(source.name)}</b>" if source is not None
+                                  else "New settings (no run has them yet)")
+        self.panel_source.setToolTip(PANEL_SOURCE_HELP)
 
     def start_problem(self) -> str | None:
         """Why Start is disabled, or None."""
@@ -252,6 +293,7 @@ class MainWindow(QMainWindow):
                                                        iterations=config.train.iterations))
                     return
         self.session.set_editing(config, self.family_editor.family())
+        self._label_panel()
 
     def _ask(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)

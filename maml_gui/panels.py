@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QTabWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -80,6 +80,41 @@ class ErrorBanner(QWidget):
 
     def text(self) -> str:
         return self.label.text()
+
+
+class BannerOverlay(QWidget):
+    """The banners float over the top of the plots instead of taking a row of the layout: showing
+    or hiding one moves nothing under the mouse (the plots and the side panels keep their places)."""
+
+    MARGIN = 4
+
+    def __init__(self, host: QWidget, banners: Sequence[ErrorBanner]):
+        super().__init__(host)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        for banner in banners:
+            layout.addWidget(banner)
+        host.installEventFilter(self)
+        self._place()
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
+            self._place()
+        return False
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:   # a banner was shown, hidden or got new text
+            self._place()
+        return super().event(event)
+
+    def _place(self) -> None:
+        width = max(0, self.parentWidget().width() - 2 * self.MARGIN)
+        layout = self.layout()
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        shown = any(not layout.itemAt(i).widget().isHidden() for i in range(layout.count()))
+        self.setGeometry(self.MARGIN, self.MARGIN, width, height if shown else 0)
+        self.raise_()
 
 
 def _duration(seconds: float) -> str:

@@ -7,7 +7,11 @@ Windows get a temporary QSettings file and tiny configs; tests wait on signals o
 
 from __future__ import annotations
 
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import QApplication, QDockWidget
+
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
+from maml_gui.widgets.family_editor import BUILDING, IMPORTED
 
 from .gui_support import tiny
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
@@ -59,3 +63,99 @@ def test_the_task_view_drops_the_conv4_error_once_the_mlp_is_chosen(qtbot, make_
     window.hyper_panel.suggest_model("mlp")
     qtbot.waitUntil(lambda: window.plots.task_page() == "plot", timeout=10_000)
     assert window.start_problem() is None
+
+
+# -- item 10: selecting a run loads its settings ---------------------------------------------------
+def run_to_end(qtbot, window, algorithm: str):
+    window.set_config(tiny(iterations=3).replace("algorithm", name=algorithm))
+    window.start()
+    qtbot.waitUntil(lambda: not window.session.is_training(), timeout=20_000)
+    return window.session.current
+
+
+def test_selecting_a_run_loads_its_settings_and_start_uses_them(qtbot, make_window):
+    window = make_window()
+    maml = run_to_end(qtbot, window, "maml")
+    reptile = run_to_end(qtbot, window, "reptile")
+    assert window.hyper_panel.algorithm_spec().name == "reptile"
+    assert reptile.name in window.panel_source.text()
+
+    window.run_list.selected.emit(maml.run_id)   # as clicking its row does
+    assert window.session.current is maml
+    assert window.hyper_panel.algorithm_spec().name == "maml"
+    assert not window.panel_config().changes(maml.config)
+    assert f"Settings of {maml.name} loaded" in window.statusBar().currentMessage()
+    assert maml.name in window.panel_source.text()
+
+    window.hyper_panel.inner_steps.setValue(3)   # an edit: the panel no longer shows a run's settings
+    assert "New settings" in window.panel_source.text()
+    window.hyper_panel.inner_steps.setValue(1)
+    window.start()
+    new = window.session.current
+    assert new not in (maml, reptile) and new.config.algorithm.name == "maml"
+    qtbot.waitUntil(lambda: not window.session.is_training(), timeout=20_000)
+
+
+# -- item 12: the layout holds still ---------------------------------------------------------------
+def shown_at_1280(qtbot, window):
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    settle()
+    return window
+
+
+def settle() -> None:
+    for _ in range(3):   # layout requests post further events; a few rounds reach a fixed point
+        QApplication.sendPostedEvents()
+        QApplication.processEvents()
+
+
+def places(window) -> dict[str, QRect]:
+    """Where the plots, the side panel and the run list are, in window coordinates."""
+    widgets = {"plots": window.plots, "loss": window.plots.loss, "panel": window.experiment_scroll,
+               "runs": window.run_list}
+    return {name: QRect(w.mapTo(window, QPoint(0, 0)), w.size()) for name, w in widgets.items()}
+
+
+def test_banners_float_over_the_plots_and_move_nothing(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    before = places(window)
+    window.show_error("Training failed: " + "a long and detailed reason " * 20)
+    window.hyper_panel.hidden.setText("40,x")   # and why Start is disabled, in the amber banner
+    settle()
+    assert window.error_banner.isVisible() and window.problem_banner.isVisible()
+    assert places(window) == before
+    banner = QRect(window.error_banner.mapTo(window, QPoint(0, 0)), window.error_banner.size())
+    assert banner.height() > 20 and before["plots"].contains(banner.topLeft())   # drawn over the plots' top
+    assert window.error_banner.label.height() >= window.error_banner.label.heightForWidth(
+        window.error_banner.label.width())   # the whole text is readable
+    window.error_banner.hide()
+    window.hyper_panel.hidden.setText("40")
+    settle()
+    assert places(window) == before and window.banners.height() == 0
+
+
+def test_the_settings_panel_keeps_its_width_whichever_family_is_shown(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    dock = window.findChild(QDockWidget, "experiment_dock")
+    width = dock.width()
+    combo = window.family_editor._combo
+    for index in range(combo.count()):
+        name = combo.itemData(index)
+        if name in BUILDING or name in IMPORTED or name == "csv":
+            continue
+        combo.setCurrentIndex(index)
+        settle()
+        assert dock.width() == width, name
+    # a form that needs more room widens the panel, and it narrows again after it
+    window.family_editor.setMinimumWidth(width + 150)
+    settle()
+    window.fit_experiment_panel()
+    settle()
+    assert dock.width() >= width + 150
+    window.family_editor.setMinimumWidth(0)
+    settle()
+    window.fit_experiment_panel()
+    settle()
+    assert dock.width() == width

@@ -19,10 +19,11 @@ from typing import Any, Callable
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QSize, QTimer, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QPalette
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from core.config import FamilySpec
 from core.csv_reader import CsvError
@@ -41,6 +42,7 @@ PREVIEW_TASKS = 5
 PREVIEW_POINTS = 200     # grid points per true-function curve
 PREVIEW_SAMPLES = 20     # noisy sample points per task (regression) or per class (blobs)
 DEBOUNCE_MS = 150
+COMPACT_EXTRA = 28   # px a spin box needs beside its text (arrows, frame)
 INVALID_STYLE = 'QLineEdit[invalid="true"] { border: 1px solid #d62728; border-radius: 2px; padding: 1px; }'
 INVALID_BASE = "#fde3e3"
 NEW_RANGE = [0.0, 1.0]   # range offered for a parameter that first appears in a typed formula
@@ -63,6 +65,13 @@ class NumberBox(QDoubleSpinBox):
         self.setSingleStep(0.1)
         self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.setKeyboardTracking(False)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, self.sizePolicy().verticalPolicy())   # may shrink to its minimum
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for a value like -12.3456, not for the widest number the range allows: two boxes of a
+        range row then fit the side panel at its usual width, whichever family is shown."""
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("-12.3456") + COMPACT_EXTRA), hint.height())
 
     def textFromValue(self, value: float) -> str:
         text = f"{value:.6f}".rstrip("0").rstrip(".")

@@ -8,6 +8,7 @@ Windows get a temporary QSettings file and tiny configs; tests wait on signals o
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QDockWidget
 
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
@@ -159,3 +160,35 @@ def test_the_settings_panel_keeps_its_width_whichever_family_is_shown(qtbot, mak
     window.fit_experiment_panel()
     settle()
     assert dock.width() == width
+
+
+# -- item 15: an invalid field is marked at the field, whatever kind of input it is -------------
+def red_ring(widget) -> float:
+    """The share of the field's outer two-pixel ring drawn in the invalid red."""
+    image = widget.grab().toImage()
+    w, h = image.width(), image.height()
+    ring = [(x, y) for x in range(w) for y in range(h) if min(x, y, w - 1 - x, h - 1 - y) < 2]
+    red = sum(1 for x, y in ring if _near_red(QColor(image.pixel(x, y))))
+    return red / len(ring)
+
+
+def _near_red(c) -> bool:
+    return c.red() > 150 and c.green() < 120 and c.blue() < 120
+
+
+def test_min_above_max_and_bad_hidden_layers_are_marked_alike(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    lo, hi = window.family_editor._field_widgets["family.amplitude"]
+    assert red_ring(lo) < 0.1
+    lo.setValue(hi.value() + 1)
+    settle()
+    assert window.family_editor.error_field() == "family.amplitude"
+    assert red_ring(lo) > 0.6 and red_ring(hi) > 0.6   # both ends of the range, not only the text below
+    hidden = window.hyper_panel.hidden
+    hidden.setText("40,x")
+    settle()
+    assert red_ring(hidden) > 0.6
+    lo.setValue(hi.value() - 1)
+    hidden.setText("40")
+    settle()
+    assert red_ring(lo) < 0.1 and red_ring(hi) < 0.1 and red_ring(hidden) < 0.1

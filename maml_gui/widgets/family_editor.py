@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QSize, QTimer, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QPalette
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
@@ -43,8 +43,11 @@ PREVIEW_POINTS = 200     # grid points per true-function curve
 PREVIEW_SAMPLES = 20     # noisy sample points per task (regression) or per class (blobs)
 DEBOUNCE_MS = 150
 COMPACT_EXTRA = 28   # px a spin box needs beside its text (arrows, frame)
-INVALID_STYLE = 'QLineEdit[invalid="true"] { border: 1px solid #d62728; border-radius: 2px; padding: 1px; }'
+INVALID_COLOR = "#d62728"
 INVALID_BASE = "#fde3e3"
+# a pink ground from the style sheet (a style-sheet border would replace the native spin-box arrows);
+# the red border is an InvalidFrame drawn over the field, the same on every kind of input
+INVALID_STYLE = (f'QLineEdit[invalid="true"], QAbstractSpinBox[invalid="true"] {{ background: {INVALID_BASE}; }}')
 NEW_RANGE = [0.0, 1.0]   # range offered for a parameter that first appears in a typed formula
 FORM_KINDS = ("range", "float", "int", "formula", "ranges", "bool")   # kinds the form has widgets for
 IMAGES_TITLE = "Your image folder…"   # the combo entry: choosing it imports a folder unless one was imported
@@ -535,25 +538,46 @@ def _widgets_for(widgets: dict[str, list[QWidget]], field: str) -> list[QWidget]
     return []
 
 
-def mark_invalid(widget: QWidget, invalid: bool, reason: str = "") -> None:
-    """Tint the field and put the reason in its tooltip (its help text comes back once fixed).
+class InvalidFrame(QWidget):
+    """A red border drawn over an invalid field, on top of its own frame; clicks go through."""
 
-    A pink base colour keeps the native spin-box arrows (a style-sheet border would replace
-    them); line edits also get a red border through ``INVALID_STYLE``.
-    """
+    def __init__(self, field: QWidget):
+        super().__init__(field)
+        self.setObjectName("invalid-frame")
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        field.installEventFilter(self)
+        self.setGeometry(field.rect())
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self.setGeometry(watched.rect())
+            self.raise_()
+        return False
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setPen(QPen(QColor(INVALID_COLOR), 1.5))
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.75, 0.75, -0.75, -0.75), 2, 2)
+
+
+def mark_invalid(widget: QWidget, invalid: bool, reason: str = "") -> None:
+    """Mark the field (red border, pink ground where the style allows) and put the reason in its
+    tooltip (its help text comes back once fixed)."""
     if bool(widget.property("invalid")) == invalid:
         if invalid:
             widget.setToolTip(reason)
         return
+    frame = widget.findChild(InvalidFrame, "invalid-frame", Qt.FindChildOption.FindDirectChildrenOnly)
     if invalid:
         widget.setProperty("help", widget.toolTip())
         widget.setToolTip(reason)
-        palette = widget.palette()
-        palette.setColor(QPalette.ColorRole.Base, QColor(INVALID_BASE))
-        widget.setPalette(palette)
+        frame = frame or InvalidFrame(widget)
+        frame.raise_()
+        frame.show()
     else:
         widget.setToolTip(widget.property("help") or "")
-        widget.setPalette(QPalette())
+        if frame is not None:
+            frame.hide()
     widget.setProperty("invalid", invalid)
     widget.style().unpolish(widget)
     widget.style().polish(widget)

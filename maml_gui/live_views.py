@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from core.errors import MamlError
 
+from .field_names import readable
 from .overlays import Band, Overlay, band_label, band_tip, group_by_config, run_color
 from .pacing import Pacer
 from .panels import PlotsArea, StatusReadout
@@ -241,7 +242,7 @@ class LiveViews(QObject):
             preview = session.idle_preview()
         except (MamlError, RuntimeError) as exc:
             self.plots.task.clear()
-            self.plots.show_note(f"No task view: {exc}")
+            self.plots.show_note(f"No task view: {readable(str(exc), session.editing.family.name)}")
             return
         run = session.current
         if run is None:

@@ -24,13 +24,14 @@ from core.run_lock import LOCK_FILE, RunLocked
 
 from . import experiment_io as io
 from .csv_import import CsvImport
+from .field_names import readable
 from .file_actions import FileActions
 from .help_menu import build_help_menu
 from .image_import import ImageImport
 from .launch_actions import LaunchActions
 from .live_views import LiveViews
 from .menus import build_actions, build_menus, build_toolbar
-from .panels import BASELINE_HELP, BannerOverlay, ErrorBanner, PlotsArea, StatusReadout
+from .panels import BASELINE_HELP, BannerOverlay, ErrorBanner, PlotsArea, StatusBar, StatusReadout
 from .session import Session
 from .threads import shutdown_all
 from .training import WorkerOptions
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
     def __init__(self, config: ExperimentConfig | None = None, settings: QSettings | None = None,
                  options: WorkerOptions | None = None, project: str | Path | None = None):
         super().__init__()
+        self.setStatusBar(StatusBar())   # long messages end in "…", with the whole text on hover
         self.settings = settings if settings is not None else QSettings()
         self.recent = io.RecentFiles(self.settings)
         self.confirm: Callable[[str, str], bool] = self._ask   # tests replace it to answer prompts
@@ -140,6 +142,7 @@ class MainWindow(QMainWindow):
         self.panel_source = QLabel()   # whose settings these are: the selected run's, or new ones
         self.panel_source.setContentsMargins(9, 4, 9, 0)
         self.panel_source.setStyleSheet("color: #444;")
+        self.panel_source.setWordWrap(True)
         column.addWidget(self.panel_source)
         column.addWidget(self.family_editor)
         column.addWidget(self.hyper_panel)
@@ -183,8 +186,10 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         s = self.session
         s.training_changed.connect(self._update_actions)
-        s.current_changed.connect(self._on_current_changed)
-        s.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        s.current_changed.connect(lambda _run: (self._update_actions(), self._label_panel()))
+        s.training_changed.connect(self._label_panel)
+        self.run_list.selected.connect(self._on_run_selected)   # after the views made it current
+        s.message.connect(lambda text, ms: self.statusBar().showMessage(readable(text, s.editing.family.name), ms))
         s.error.connect(self.show_error)
         s.project_changed.connect(lambda project: (self.settings.setValue(PROJECT_KEY, str(project.folder)),
                                                    self.files.update_title()))
@@ -210,32 +215,38 @@ class MainWindow(QMainWindow):
             self._syncing = False
         self._on_config_edited()
 
-    def _on_current_changed(self, run) -> None:
-        """Selecting a run loads its settings into the panels, so Start trains a new run with what
-        they show; while a run trains they keep the training run's settings."""
-        self._update_actions()
-        s = self.session
-        if run is None or run is s.active or s.is_training():
-            if run is not None and s.is_training() and run is not s.active:
-                self.statusBar().showMessage(f"The settings panel keeps those of {s.active.name}, which is training",
-                                             8000)
-            self._label_panel()
+    def _on_run_selected(self, run_id) -> None:
+        """Selecting a run in the Runs list loads its settings into the panels, so Start trains a new
+        run with what they show. While a run trains they keep the training run's settings; settings
+        edited for no run or file are replaced only when the user agrees."""
+        s, run = self.session, self.session.runs.get(run_id)
+        if run is None or run is not s.current or not self.panel_config().changes(run.config):
             return
-        if self.panel_config().changes(run.config):
-            try:
-                self.files.show_settings(run.config)
-            except MamlError as exc:
-                self.show_error(f"Cannot show the settings of {run.name}: {exc}")
-                return
-            self.statusBar().showMessage(f"Settings of {run.name} loaded: Start trains a new run with them", 8000)
-        self._label_panel()
+        if s.is_training():
+            self.statusBar().showMessage(f"The settings panel keeps those of {s.active.name}, which is training", 8000)
+            return
+        if self.files.edited() and not self.confirm(
+                "Load the run's settings?", f"The settings being edited are held by no run or experiment file. "
+                f"Replace them with those of {run.name}?"):
+            self.statusBar().showMessage(f"{run.name} is shown; the panel keeps the edited settings", 8000)
+            return
+        try:
+            self.files.show_settings(run.config)
+        except MamlError as exc:
+            self.show_error(f"Cannot show the settings of {run.name}: {exc}")
+            return
+        self.statusBar().showMessage(f"Settings of {run.name} loaded: Start trains a new run with them", 8000)
 
     def _label_panel(self) -> None:
-        """The Experiment panel's title says whose settings it shows: a run's, or new ones."""
+        """The line atop the Experiment panel says whose settings it shows: a run's, or new ones."""
         config, s = self.panel_config(), self.session
         source = next((r for r in (s.current, s.active) if r is not None and not config.changes(r.config)), None)
-        self.panel_source.setText(f"Settings of <b>{html.escape(source.name)}</b>" if source is not None
-                                  else "New settings (no run has them yet)")
+        if source is None:
+            text = "New settings (no run has them yet)"
+        else:
+            training = source is s.active and s.is_training()
+            text = f"Settings of <b>{html.escape(source.name)}</b>" + ("" if training else " · Start trains a new run")
+        self.panel_source.setText(text)
         self.panel_source.setToolTip(PANEL_SOURCE_HELP)
 
     def start_problem(self) -> str | None:
@@ -253,8 +264,8 @@ class MainWindow(QMainWindow):
                     problem = fit_problem(config, self.session.family_for(config))
             except MamlError as exc:
                 problem = str(exc)
-        self._problem = problem
-        self.problem_banner.label.setText(f"Cannot start: {problem}" if problem else "")
+        self._problem = None if problem is None else readable(problem, self.family_editor.spec().name)
+        self.problem_banner.label.setText(f"Cannot start: {self._problem}" if problem else "")
         self.problem_banner.setVisible(problem is not None)
         self._update_actions()
 
@@ -301,6 +312,7 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str) -> None:
         """Readable, non-blocking: a banner above the plots and the status bar."""
+        message = readable(message, self.session.editing.family.name)   # fields as the panels name them
         self.error_banner.show_message(message)
         self.statusBar().showMessage(message, 15_000)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QTabWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QRect, Qt, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QStatusBar, QStyle,
+                               QStyleOption, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from core.task_views import DataView, EpisodeView, RegionsView
 from .overlays import Overlay, run_color
@@ -115,6 +116,47 @@ class BannerOverlay(QWidget):
         shown = any(not layout.itemAt(i).widget().isHidden() for i in range(layout.count()))
         self.setGeometry(self.MARGIN, self.MARGIN, width, height if shown else 0)
         self.raise_()
+
+
+class StatusBar(QStatusBar):
+    """A status bar whose passing messages are never cut mid-word: a message longer than the room
+    left of the permanent readouts ends in "…", and hovering the bar shows all of it."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.messageChanged.connect(lambda _text: self._update_tip())
+
+    def message_room(self) -> QRect:
+        """Where the message is drawn: from the left edge to the first permanent readout (as Qt does)."""
+        readouts = [w.x() for w in self.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly)
+                    if w.isVisible() and w.x() > 0]
+        right = min(readouts, default=self.width() - 12) - 2
+        return QRect(6, 0, max(0, right - 6), self.height())
+
+    def shown_message(self) -> str:
+        """The message as drawn: whole when it fits, else elided with "…"."""
+        return self.fontMetrics().elidedText(self.currentMessage(), Qt.TextElideMode.ElideRight,
+                                             self.message_room().width())
+
+    def _update_tip(self) -> None:
+        text = self.currentMessage()
+        self.setToolTip(text if text and self.shown_message() != text else "")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def paintEvent(self, event) -> None:
+        if not self.currentMessage():
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        option = QStyleOption()
+        option.initFrom(self)
+        self.style().drawPrimitive(QStyle.PrimitiveElement.PE_PanelStatusBar, option, painter, self)
+        painter.setPen(self.palette().windowText().color())
+        painter.drawText(self.message_room(), Qt.AlignmentFlag.AlignLeading | Qt.AlignmentFlag.AlignVCenter
+                         | Qt.TextFlag.TextSingleLine, self.shown_message())
 
 
 def _duration(seconds: float) -> str:

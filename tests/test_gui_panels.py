@@ -7,11 +7,16 @@ Windows get a temporary QSettings file and tiny configs; tests wait on signals o
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import QPoint, QRect
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QApplication, QDockWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel
 
-from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
+from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
+from core.tasks import FAMILIES
+from maml_gui.field_names import readable
+from maml_gui.widgets.hyper_panel import HyperPanel
 from maml_gui.widgets.family_editor import BUILDING, IMPORTED
 
 from .gui_support import tiny
@@ -95,6 +100,23 @@ def test_selecting_a_run_loads_its_settings_and_start_uses_them(qtbot, make_wind
     new = window.session.current
     assert new not in (maml, reptile) and new.config.algorithm.name == "maml"
     qtbot.waitUntil(lambda: not window.session.is_training(), timeout=20_000)
+
+
+def test_selecting_a_run_asks_before_replacing_settings_no_run_holds(qtbot, make_window):
+    window = make_window()
+    reptile = run_to_end(qtbot, window, "reptile")
+    window.set_config(tiny(iterations=3).replace("algorithm", name="fomaml"))   # edited, held by no run or file
+    window.session.set_current(None)
+    asked = []
+    window.confirm = lambda title, text: asked.append(text) or False
+    window.run_list.selected.emit(reptile.run_id)
+    assert len(asked) == 1 and reptile.name in asked[0]
+    assert window.session.current is reptile and window.hyper_panel.algorithm_spec().name == "fomaml"
+    assert "New settings" in window.panel_source.text()
+    window.session.set_current(None)
+    window.confirm = lambda title, text: True
+    window.run_list.selected.emit(reptile.run_id)
+    assert window.hyper_panel.algorithm_spec().name == "reptile" and reptile.name in window.panel_source.text()
 
 
 # -- item 12: the layout holds still ---------------------------------------------------------------
@@ -192,3 +214,58 @@ def test_min_above_max_and_bad_hidden_layers_are_marked_alike(qtbot, make_window
     hidden.setText("40")
     settle()
     assert red_ring(lo) < 0.1 and red_ring(hi) < 0.1 and red_ring(hidden) < 0.1
+
+
+# -- item 6 (part): messages name fields as the panels label them ------------------------------------
+def test_every_setting_has_the_label_the_panels_show(qtbot):
+    """Every field of every family, and every model, algorithm and training setting, reads as its
+    panel label in a message; the hyper-parameter panel's rows carry the same words."""
+    for name, cls in FAMILIES.items():
+        for f in cls.fields + cls.data_fields:
+            text = readable(f"Cannot start: family.{f.name}: too small", name)
+            assert text == f"Cannot start: {f.label}: too small", (name, f.name)
+    panel = HyperPanel()
+    qtbot.addWidget(panel)
+    shown = {label.buddy(): label.text() for label in panel.findChildren(QLabel) if label.buddy() is not None}
+    for section, spec in (("model", ModelSpec), ("algorithm", AlgorithmSpec), ("train", TrainSpec)):
+        for f in dataclasses.fields(spec):
+            key = f"{section}.{f.name}"
+            text = readable(f"{key}: bad")
+            assert "." not in text.split(":")[0], key
+            assert text == f"{shown[panel._field_widgets[key]]}: bad", key
+    assert readable("cannot read model.safetensors or train.csv; pick another family") == \
+        "cannot read model.safetensors or train.csv; pick another family"   # file names and prose stay
+
+
+def test_banners_and_the_panel_never_show_internal_keys(qtbot, make_window):
+    window = make_window()
+    window.hyper_panel.suggest_model("conv4")   # Conv-4 on sinusoids: Start is disabled, and says why
+    assert window.problem_banner.text().startswith("Cannot start: Network: the conv4 model needs image inputs")
+    assert "model.name" not in window.actions.start.toolTip()
+    window.hyper_panel.suggest_model("mlp")
+    window.hyper_panel.hidden.setText("40,x")
+    assert "Hidden layers:" in window.hyper_panel._error_label.text() and "model." not in window.problem_banner.text()
+    window.hyper_panel.hidden.setText("40")
+    window.family_editor.set_spec(FamilySpec("blobs", {}))
+    window.show_error("Training failed: family.n_way: the meta-train split has 1 class")
+    assert window.error_banner.text() == "Training failed: classes N (ways): the meta-train split has 1 class"
+    assert window.statusBar().currentMessage() == window.error_banner.text()
+
+
+# -- item 16 (part): status messages are never cut mid-word ---------------------------------------
+def test_a_long_status_message_is_elided_with_the_whole_text_on_hover(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    bar = window.statusBar()
+    short = "Started run 1"
+    bar.showMessage(short, 5000)
+    assert bar.shown_message() == short and bar.toolTip() == ""
+    long = ("Scoring the pretrain baseline again after training it to as many updates as the run had "
+            "(in the background)… " * 3).strip()
+    bar.showMessage(long, 5000)
+    shown = bar.shown_message()
+    assert shown.endswith("…") and long.startswith(shown[:-1])
+    assert bar.fontMetrics().horizontalAdvance(shown) <= bar.message_room().width()
+    assert bar.message_room().right() < window.current_label.mapTo(bar, QPoint(0, 0)).x()   # the readouts stay clear
+    assert bar.toolTip() == long and bar.currentMessage() == long
+    bar.clearMessage()
+    assert bar.toolTip() == ""

@@ -32,6 +32,7 @@ from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
 from core.tasks.csv_family import CsvFamily
 from core.tasks.formula import FormulaError, parse_formula
 
+from ..field_names import label as field_label
 from ..job_runner import JobRunner
 from .csv_panel import TITLE as CSV_TITLE, CsvPanel, draw_csv_preview
 from .image_grid import ImageGrid, ImagePanel, episode_rows
@@ -449,7 +450,8 @@ class FamilyEditor(QWidget):
         if self._error is None or not shown:
             self._error_label.hide()
             return
-        label = self._labels.get(self._error.field, self._error.field or "family")
+        field = self._error.field
+        label = self._labels.get(field) or field_label(field, self._shown_name) or field or "family"
         self._error_label.setText(f"{label}: {self._error.message}")
         self._error_label.show()
 

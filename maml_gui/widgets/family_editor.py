@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPen
+from PySide6.QtCore import QSize, QTimer, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
@@ -36,6 +36,7 @@ from ..field_names import label as field_label
 from ..job_runner import JobRunner
 from .csv_panel import TITLE as CSV_TITLE, CsvPanel, draw_csv_preview
 from .image_grid import ImageGrid, ImagePanel, episode_rows
+from .invalid_mark import INVALID_STYLE, mark_invalid
 from .plot_base import style_plot
 from .plot_colors import PALETTE, class_colors
 
@@ -44,11 +45,6 @@ PREVIEW_POINTS = 200     # grid points per true-function curve
 PREVIEW_SAMPLES = 20     # noisy sample points per task (regression) or per class (blobs)
 DEBOUNCE_MS = 150
 COMPACT_EXTRA = 28   # px a spin box needs beside its text (arrows, frame)
-INVALID_COLOR = "#d62728"
-INVALID_BASE = "#fde3e3"
-# a pink ground from the style sheet (a style-sheet border would replace the native spin-box arrows);
-# the red border is an InvalidFrame drawn over the field, the same on every kind of input
-INVALID_STYLE = (f'QLineEdit[invalid="true"], QAbstractSpinBox[invalid="true"] {{ background: {INVALID_BASE}; }}')
 NEW_RANGE = [0.0, 1.0]   # range offered for a parameter that first appears in a typed formula
 FORM_KINDS = ("range", "float", "int", "formula", "ranges", "bool")   # kinds the form has widgets for
 IMAGES_TITLE = "Your image folder…"   # the combo entry: choosing it imports a folder unless one was imported
@@ -69,7 +65,7 @@ class NumberBox(QDoubleSpinBox):
         self.setSingleStep(0.1)
         self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.setKeyboardTracking(False)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, self.sizePolicy().verticalPolicy())   # may shrink to its minimum
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, self.sizePolicy().verticalPolicy())   # shrinks to its minimum
 
     def minimumSizeHint(self) -> QSize:
         """Room for a value like -12.3456, not for the widest number the range allows: two boxes of a
@@ -538,48 +534,3 @@ def _widgets_for(widgets: dict[str, list[QWidget]], field: str) -> list[QWidget]
             return widgets[field]
         field = field.rpartition(".")[0]
     return []
-
-
-class InvalidFrame(QWidget):
-    """A red border drawn over an invalid field, on top of its own frame; clicks go through."""
-
-    def __init__(self, field: QWidget):
-        super().__init__(field)
-        self.setObjectName("invalid-frame")
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        field.installEventFilter(self)
-        self.setGeometry(field.rect())
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Type.Resize:
-            self.setGeometry(watched.rect())
-            self.raise_()
-        return False
-
-    def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        painter.setPen(QPen(QColor(INVALID_COLOR), 1.5))
-        painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.75, 0.75, -0.75, -0.75), 2, 2)
-
-
-def mark_invalid(widget: QWidget, invalid: bool, reason: str = "") -> None:
-    """Mark the field (red border, pink ground where the style allows) and put the reason in its
-    tooltip (its help text comes back once fixed)."""
-    if bool(widget.property("invalid")) == invalid:
-        if invalid:
-            widget.setToolTip(reason)
-        return
-    frame = widget.findChild(InvalidFrame, "invalid-frame", Qt.FindChildOption.FindDirectChildrenOnly)
-    if invalid:
-        widget.setProperty("help", widget.toolTip())
-        widget.setToolTip(reason)
-        frame = frame or InvalidFrame(widget)
-        frame.raise_()
-        frame.show()
-    else:
-        widget.setToolTip(widget.property("help") or "")
-        if frame is not None:
-            frame.hide()
-    widget.setProperty("invalid", invalid)
-    widget.style().unpolish(widget)
-    widget.style().polish(widget)

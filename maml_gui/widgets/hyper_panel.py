@@ -19,7 +19,7 @@ from core.device import available_devices
 from core.errors import ConfigError
 
 from ..field_names import LABELS, readable
-from .family_editor import INVALID_STYLE, mark_invalid
+from .invalid_mark import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1
 MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)"}

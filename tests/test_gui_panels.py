@@ -84,7 +84,6 @@ def test_selecting_a_run_loads_its_settings_and_start_uses_them(qtbot, make_wind
     maml = run_to_end(qtbot, window, "maml")
     reptile = run_to_end(qtbot, window, "reptile")
     assert window.hyper_panel.algorithm_spec().name == "reptile"
-    assert reptile.name in window.panel_source.text()
 
     window.run_list.selected.emit(maml.run_id)   # as clicking its row does
     assert window.session.current is maml
@@ -93,6 +92,9 @@ def test_selecting_a_run_loads_its_settings_and_start_uses_them(qtbot, make_wind
     assert f"Settings of {maml.name} loaded" in window.statusBar().currentMessage()
     assert maml.name in window.panel_source.text()
 
+    window.run_list.selected.emit(reptile.run_id)
+    assert window.hyper_panel.algorithm_spec().name == "reptile" and reptile.name in window.panel_source.text()
+    window.run_list.selected.emit(maml.run_id)
     window.hyper_panel.inner_steps.setValue(3)   # an edit: the panel no longer shows a run's settings
     assert "New settings" in window.panel_source.text()
     window.hyper_panel.inner_steps.setValue(1)

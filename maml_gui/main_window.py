@@ -311,7 +311,7 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def show_error(self, message: str) -> None:
-        """Readable, non-blocking: a banner above the plots and the status bar."""
+        """Readable, non-blocking: a banner over the top of the plots (nothing moves) and the status bar."""
         message = readable(message, self.session.editing.family.name)   # fields as the panels name them
         self.error_banner.show_message(message)
         self.statusBar().showMessage(message, 15_000)

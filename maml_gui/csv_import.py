@@ -120,5 +120,7 @@ class CsvImport(ImportHost):
         else:
             sizes = family.split_sizes()
             unit = "labels as classes of N-way episodes" if spec.name == "labelled_csv" else "tasks"
+        note = w.take_network_note()   # coming from images, the network switched to the MLP
         w.statusBar().showMessage(f"Imported {sum(sizes.values())} {unit} ({sizes['train']} / {sizes['val']} / "
-                                  f"{sizes['test']}) from {', '.join(Path(p).name for p in paths)}", 8000)
+                                  f"{sizes['test']}) from {', '.join(Path(p).name for p in paths)}"
+                                  + (f". {note}" if note else ""), 10_000 if note else 8000)

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from core.errors import MamlError
 
+from .field_names import readable
 from .overlays import Band, Overlay, band_label, band_tip, group_by_config, run_color
 from .pacing import Pacer
 from .panels import PlotsArea, StatusReadout
@@ -141,7 +142,8 @@ class LiveViews(QObject):
 
     def _on_editing_changed(self) -> None:
         """With no run selected the task view shows a fresh network on the settings being edited:
-        K, N or the network changed, so does the view ("10-shot" never outlives K = 1)."""
+        K, N or the network changed, so does the view ("10-shot" never outlives K = 1; the MLP chosen
+        after a Conv-4 on non-image data can be drawn)."""
         if self.session.current is None and not self.session.is_training():
             self._preview_timer.start()
 
@@ -257,7 +259,7 @@ class LiveViews(QObject):
             preview = session.idle_preview()
         except (MamlError, RuntimeError) as exc:
             self.plots.task.clear()
-            self.plots.show_note(f"No task view: {exc}")
+            self.plots.show_note(f"No task view: {readable(str(exc), session.editing.family.name)}")
             return
         run = session.current
         if run is None:

@@ -9,6 +9,7 @@ methods are the training controls, which read the panels and hand the settings t
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Callable
 
@@ -23,24 +24,28 @@ from core.run_lock import LOCK_FILE, RunLocked
 
 from . import experiment_io as io
 from .csv_import import CsvImport
+from .field_names import readable
 from .file_actions import FileActions
 from .help_menu import build_help_menu
 from .image_import import ImageImport
 from .launch_actions import LaunchActions
 from .live_views import LiveViews
 from .menus import build_actions, build_menus, build_toolbar
-from .panels import BASELINE_HELP, ErrorBanner, PlotsArea, StatusReadout
+from .panels import BASELINE_HELP, BannerOverlay, ErrorBanner, PlotsArea, StatusBar, StatusReadout
 from .session import Session
 from .threads import shutdown_all
 from .training import WorkerOptions
 from .weights_actions import WeightsActions
-from .widgets.family_editor import FamilyEditor
+from .widgets.family_editor import IMAGE_FAMILIES, FamilyEditor
 from .widgets.hyper_panel import HyperPanel
 from .widgets.run_list import RunList
 from .widgets.wheel_guard import guard_wheel
 
 PROJECT_KEY = "project/folder"
 EXPERIMENT_MIN_WIDTH = 300
+NETWORK_NAMES = {"conv4": "Conv-4", "mlp": "the MLP"}
+PANEL_SOURCE_HELP = ("Selecting a run in the Runs list loads its settings here; Start trains a new run with what "
+                     "the panel shows (Training → Continue run carries a stopped run on instead).")
 RUNS_DOCK_HEIGHT = 206    # five rows of the run list at 1280×800, above the scroll bar of its many columns
 
 
@@ -57,6 +62,7 @@ class MainWindow(QMainWindow):
     def __init__(self, config: ExperimentConfig | None = None, settings: QSettings | None = None,
                  options: WorkerOptions | None = None, project: str | Path | None = None):
         super().__init__()
+        self.setStatusBar(StatusBar())   # long messages end in "…", with the whole text on hover
         self.settings = settings if settings is not None else QSettings()
         self.recent = io.RecentFiles(self.settings)
         self.confirm: Callable[[str, str], bool] = self._ask   # tests replace it to answer prompts
@@ -64,6 +70,8 @@ class MainWindow(QMainWindow):
         self._syncing = False
         self._closed = False
         self._problem: str | None = None
+        self.network_note = ""   # the last switch of network that followed the family
+        self._panel_width: int | None = None   # the Experiment panel's width before a wide form widened it
 
         self.family_editor = FamilyEditor()
         # its pyqtgraph preview asks for ~480 px; in the scrolling side panel that squeezed the form
@@ -123,16 +131,19 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 0)
-        layout.addWidget(self.error_banner)
-        layout.addWidget(self.problem_banner)
-        layout.addWidget(self.resume_banner)
         layout.addWidget(self.plots, 1)
+        self.banners = BannerOverlay(central, [self.error_banner, self.problem_banner, self.resume_banner])
         self.setCentralWidget(central)
         self.plots.adaptation.setToolTip(BASELINE_HELP.format(tasks=options.eval_tasks, share=options.baseline_share,
                                                               interval=options.inspect_interval))
         panel = QWidget()
         column = QVBoxLayout(panel)
         column.setContentsMargins(0, 0, 0, 0)
+        self.panel_source = QLabel()   # whose settings these are: the selected run's, or new ones
+        self.panel_source.setContentsMargins(9, 4, 9, 0)
+        self.panel_source.setStyleSheet("color: #444;")
+        self.panel_source.setWordWrap(True)
+        column.addWidget(self.panel_source)
         column.addWidget(self.family_editor)
         column.addWidget(self.hyper_panel)
         column.addStretch(1)   # spare height goes below the form, not into the family preview
@@ -163,13 +174,22 @@ class MainWindow(QMainWindow):
         guard_wheel(scroll.widget())   # a new family brings new fields
         need = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() \
             + 2 * scroll.frameWidth()
+        dock = self.findChild(QDockWidget, "experiment_dock")
+        frame = dock.width() - scroll.width()   # the dock's own margins around the scroll area
+        if need > scroll.width() and self._panel_width is None:
+            self._panel_width = dock.width()   # widened for this form: narrowed again after it
         scroll.setMinimumWidth(max(EXPERIMENT_MIN_WIDTH, need))
+        if self._panel_width is not None and need + frame <= self._panel_width:
+            self.resizeDocks([dock], [self._panel_width], Qt.Orientation.Horizontal)
+            self._panel_width = None
 
     def _connect(self) -> None:
         s = self.session
         s.training_changed.connect(self._update_actions)
-        s.current_changed.connect(lambda _run: self._update_actions())
-        s.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        s.current_changed.connect(lambda _run: (self._update_actions(), self._label_panel()))
+        s.training_changed.connect(self._label_panel)
+        self.run_list.selected.connect(self._on_run_selected)   # after the views made it current
+        s.message.connect(lambda text, ms: self.statusBar().showMessage(readable(text, s.editing.family.name), ms))
         s.error.connect(self.show_error)
         s.project_changed.connect(lambda project: (self.settings.setValue(PROJECT_KEY, str(project.folder)),
                                                    self.files.update_title()))
@@ -195,6 +215,40 @@ class MainWindow(QMainWindow):
             self._syncing = False
         self._on_config_edited()
 
+    def _on_run_selected(self, run_id) -> None:
+        """Selecting a run in the Runs list loads its settings into the panels, so Start trains a new
+        run with what they show. While a run trains they keep the training run's settings; settings
+        edited for no run or file are replaced only when the user agrees."""
+        s, run = self.session, self.session.runs.get(run_id)
+        if run is None or run is not s.current or not self.panel_config().changes(run.config):
+            return
+        if s.is_training():
+            self.statusBar().showMessage(f"The settings panel keeps those of {s.active.name}, which is training", 8000)
+            return
+        if self.files.edited() and not self.confirm(
+                "Load the run's settings?", f"The settings being edited are held by no run or experiment file. "
+                f"Replace them with those of {run.name}?"):
+            self.statusBar().showMessage(f"{run.name} is shown; the panel keeps the edited settings", 8000)
+            return
+        try:
+            self.files.show_settings(run.config)
+        except MamlError as exc:
+            self.show_error(f"Cannot show the settings of {run.name}: {exc}")
+            return
+        self.statusBar().showMessage(f"Settings of {run.name} loaded: Start trains a new run with them", 8000)
+
+    def _label_panel(self) -> None:
+        """The line atop the Experiment panel says whose settings it shows: a run's, or new ones."""
+        config, s = self.panel_config(), self.session
+        source = next((r for r in (s.current, s.active) if r is not None and not config.changes(r.config)), None)
+        if source is None:
+            text = "New settings (no run has them yet)"
+        else:
+            training = source is s.active and s.is_training()
+            text = f"Settings of <b>{html.escape(source.name)}</b>" + ("" if training else " · Start trains a new run")
+        self.panel_source.setText(text)
+        self.panel_source.setToolTip(PANEL_SOURCE_HELP)
+
     def start_problem(self) -> str | None:
         """Why Start is disabled, or None."""
         return self._problem
@@ -210,12 +264,34 @@ class MainWindow(QMainWindow):
                     problem = fit_problem(config, self.session.family_for(config))
             except MamlError as exc:
                 problem = str(exc)
-        self._problem = problem
-        self.problem_banner.label.setText(f"Cannot start: {problem}" if problem else "")
+        self._problem = None if problem is None else readable(problem, self.family_editor.spec().name)
+        self.problem_banner.label.setText(f"Cannot start: {self._problem}" if problem else "")
         self.problem_banner.setVisible(problem is not None)
         self._update_actions()
 
+    def _follow_data(self) -> bool:
+        """The network follows the data: switching the family to images selects Conv-4, switching
+        away from images the MLP (the status bar says so). True when it switched: the panel's own
+        edit signal has then handled the edit already."""
+        before, now = self.session.editing.family.name, self.family_editor.spec().name
+        images = now in IMAGE_FAMILIES
+        wanted = "conv4" if images else "mlp"
+        if images == (before in IMAGE_FAMILIES) or self.hyper_panel.model_spec().name == wanted:
+            return False
+        self.network_note = (f"{'Image data' if images else 'Not image data'}: the network is now "
+                             f"{NETWORK_NAMES[wanted]} (Model → Network changes it)")
+        self.statusBar().showMessage(self.network_note, 10_000)
+        self.hyper_panel.suggest_model(wanted)
+        return True
+
+    def take_network_note(self) -> str:
+        """What the last family switch did to the network ("" if nothing), for an import's own message."""
+        note, self.network_note = self.network_note, ""
+        return note
+
     def _on_config_edited(self) -> None:
+        if not self._syncing and self._follow_data():
+            return
         self._refresh_validity()
         config = self.panel_config()
         if not self._syncing and self.session.is_training() and not self.session.stopping:
@@ -228,13 +304,15 @@ class MainWindow(QMainWindow):
                                                        iterations=config.train.iterations))
                     return
         self.session.set_editing(config, self.family_editor.family())
+        self._label_panel()
 
     def _ask(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
     def show_error(self, message: str) -> None:
-        """Readable, non-blocking: a banner above the plots and the status bar."""
+        """Readable, non-blocking: a banner over the top of the plots (nothing moves) and the status bar."""
+        message = readable(message, self.session.editing.family.name)   # fields as the panels name them
         self.error_banner.show_message(message)
         self.statusBar().showMessage(message, 15_000)
 

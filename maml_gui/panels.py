@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QTabWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QRect, Qt, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QStatusBar, QStyle,
+                               QStyleOption, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from core.task_views import DataView, EpisodeView, RegionsView
 from .overlays import Overlay, run_color
@@ -80,6 +81,82 @@ class ErrorBanner(QWidget):
 
     def text(self) -> str:
         return self.label.text()
+
+
+class BannerOverlay(QWidget):
+    """The banners float over the top of the plots instead of taking a row of the layout: showing
+    or hiding one moves nothing under the mouse (the plots and the side panels keep their places)."""
+
+    MARGIN = 4
+
+    def __init__(self, host: QWidget, banners: Sequence[ErrorBanner]):
+        super().__init__(host)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        for banner in banners:
+            layout.addWidget(banner)
+        host.installEventFilter(self)
+        self._place()
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
+            self._place()
+        return False
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:   # a banner was shown, hidden or got new text
+            self._place()
+        return super().event(event)
+
+    def _place(self) -> None:
+        width = max(0, self.parentWidget().width() - 2 * self.MARGIN)
+        layout = self.layout()
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        shown = any(not layout.itemAt(i).widget().isHidden() for i in range(layout.count()))
+        self.setGeometry(self.MARGIN, self.MARGIN, width, height if shown else 0)
+        self.raise_()
+
+
+class StatusBar(QStatusBar):
+    """A status bar whose passing messages are never cut mid-word: a message longer than the room
+    left of the permanent readouts ends in "…", and hovering the bar shows all of it."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.messageChanged.connect(lambda _text: self._update_tip())
+
+    def message_room(self) -> QRect:
+        """Where the message is drawn: from the left edge to the first permanent readout (as Qt does)."""
+        readouts = [w.x() for w in self.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly)
+                    if w.isVisible() and w.x() > 0]
+        right = min(readouts, default=self.width() - 12) - 2
+        return QRect(6, 0, max(0, right - 6), self.height())
+
+    def shown_message(self) -> str:
+        """The message as drawn: whole when it fits, else elided with "…"."""
+        return self.fontMetrics().elidedText(self.currentMessage(), Qt.TextElideMode.ElideRight,
+                                             self.message_room().width())
+
+    def _update_tip(self) -> None:
+        text = self.currentMessage()
+        self.setToolTip(text if text and self.shown_message() != text else "")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def paintEvent(self, event) -> None:
+        if not self.currentMessage():
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        option = QStyleOption()
+        option.initFrom(self)
+        self.style().drawPrimitive(QStyle.PrimitiveElement.PE_PanelStatusBar, option, painter, self)
+        painter.setPen(self.palette().windowText().color())
+        painter.drawText(self.message_room(), Qt.AlignmentFlag.AlignLeading | Qt.AlignmentFlag.AlignVCenter
+                         | Qt.TextFlag.TextSingleLine, self.shown_message())
 
 
 def _duration(seconds: float) -> str:

@@ -206,6 +206,8 @@ def test_glyphs_preview_is_an_image_grid_built_off_the_gui_thread(qtbot, make_wi
     with qtbot.waitSignal(editor.built, timeout=30_000):
         editor.set_spec(FamilySpec("glyphs", SMALL_GLYPHS))
         assert editor.is_building() and "drawing the glyphs" in window.start_problem()   # Start waits for it
+    assert window.hyper_panel.model_spec().name == "conv4"   # the network followed the data
+    window.hyper_panel.conv_depth.setValue(3)   # 12×12 glyphs allow three blocks
     assert editor.error() is None and window.start_problem() is None
     rows = editor.preview_data()["images"]
     assert len(rows) == 3 and all(shape == (4, 1, 12, 12) for _, shape in rows)

@@ -101,7 +101,7 @@ def test_invalid_fields_disable_start_with_the_reason(qtbot, make_window):
     window = make_window()
     window.hyper_panel.hidden.setText("40,x")
     assert not window.actions.start.isEnabled() and not window.actions.step.isEnabled()
-    assert "model.hidden" in window.start_problem()
+    assert "Hidden layers" in window.start_problem()   # named as the panel labels it
     assert window.problem_banner.label.text().startswith("Cannot start")
     window.hyper_panel.hidden.setText("8")
     assert window.actions.start.isEnabled() and window.start_problem() is None and window.problem_banner.isHidden()
@@ -141,7 +141,7 @@ def test_a_bad_experiment_file_changes_nothing(qtbot, make_window, tmp_path):
     assert "cannot read" in window.error_banner.text()
     window.hyper_panel.hidden.setText("40,x")
     assert window.files.save_experiment(tmp_path / "invalid.json") is None and not (tmp_path / "invalid.json").exists()
-    assert "model.hidden" in window.error_banner.text()
+    assert "Hidden layers" in window.error_banner.text()
 
 
 def run_to_end(qtbot, window: MainWindow, iterations: int) -> None:

@@ -19,10 +19,11 @@ from typing import Any, Callable
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QPalette
+from PySide6.QtCore import QSize, QTimer, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from core.config import FamilySpec
 from core.csv_reader import CsvError
@@ -32,9 +33,11 @@ from core.tasks.csv_family import CsvFamily
 from core.tasks.formula import FormulaError, parse_formula
 from core.tasks.labelled_rows import LabelledRowsFamily
 
+from ..field_names import label as field_label
 from ..job_runner import JobRunner
 from .csv_panel import PANEL_FAMILIES, TITLE as CSV_TITLE, CsvPanel, draw_csv_preview, draw_labelled_preview
 from .image_grid import ImageGrid, ImagePanel, episode_rows
+from .invalid_mark import INVALID_STYLE, mark_invalid
 from .plot_base import style_plot
 from .plot_colors import PALETTE, class_colors
 
@@ -43,8 +46,7 @@ PREVIEW_TITLE = "Sample tasks"
 PREVIEW_POINTS = 200     # grid points per true-function curve
 PREVIEW_SAMPLES = 20     # noisy sample points per task (regression) or per class (blobs)
 DEBOUNCE_MS = 150
-INVALID_STYLE = 'QLineEdit[invalid="true"] { border: 1px solid #d62728; border-radius: 2px; padding: 1px; }'
-INVALID_BASE = "#fde3e3"
+COMPACT_EXTRA = 28   # px a spin box needs beside its text (arrows, frame)
 NEW_RANGE = [0.0, 1.0]   # range offered for a parameter that first appears in a typed formula
 FORM_KINDS = ("range", "float", "int", "formula", "ranges", "bool")   # kinds the form has widgets for
 IMAGES_TITLE = "Your image folder…"   # the combo entry: choosing it imports a folder unless one was imported
@@ -65,6 +67,13 @@ class NumberBox(QDoubleSpinBox):
         self.setSingleStep(0.1)
         self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.setKeyboardTracking(False)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, self.sizePolicy().verticalPolicy())   # shrinks to its minimum
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for a value like -12.3456, not for the widest number the range allows: two boxes of a
+        range row then fit the side panel at its usual width, whichever family is shown."""
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("-12.3456") + COMPACT_EXTRA), hint.height())
 
     def textFromValue(self, value: float) -> str:
         text = f"{value:.6f}".rstrip("0").rstrip(".")
@@ -442,7 +451,8 @@ class FamilyEditor(QWidget):
         if self._error is None or not shown:
             self._error_label.hide()
             return
-        label = self._labels.get(self._error.field, self._error.field or "family")
+        field = self._error.field
+        label = self._labels.get(field) or field_label(field, self._shown_name) or field or "family"
         self._error_label.setText(f"{label}: {self._error.message}")
         self._error_label.show()
 
@@ -531,27 +541,3 @@ def _widgets_for(widgets: dict[str, list[QWidget]], field: str) -> list[QWidget]
             return widgets[field]
         field = field.rpartition(".")[0]
     return []
-
-
-def mark_invalid(widget: QWidget, invalid: bool, reason: str = "") -> None:
-    """Tint the field and put the reason in its tooltip (its help text comes back once fixed).
-
-    A pink base colour keeps the native spin-box arrows (a style-sheet border would replace
-    them); line edits also get a red border through ``INVALID_STYLE``.
-    """
-    if bool(widget.property("invalid")) == invalid:
-        if invalid:
-            widget.setToolTip(reason)
-        return
-    if invalid:
-        widget.setProperty("help", widget.toolTip())
-        widget.setToolTip(reason)
-        palette = widget.palette()
-        palette.setColor(QPalette.ColorRole.Base, QColor(INVALID_BASE))
-        widget.setPalette(palette)
-    else:
-        widget.setToolTip(widget.property("help") or "")
-        widget.setPalette(QPalette())
-    widget.setProperty("invalid", invalid)
-    widget.style().unpolish(widget)
-    widget.style().polish(widget)

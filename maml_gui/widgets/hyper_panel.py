@@ -18,7 +18,8 @@ from core.config import (ACTIVATIONS, COMPILE_MODES, PER_STEP_ALGORITHMS, Algori
 from core.device import available_devices
 from core.errors import ConfigError
 
-from .family_editor import INVALID_STYLE, mark_invalid
+from ..field_names import LABELS, readable
+from .invalid_mark import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1
 MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)"}
@@ -104,23 +105,22 @@ class HyperPanel(QWidget):
         for box in (self.msl_iterations, self.first_order_iterations):
             box.setSingleStep(100)
 
-        model = _group("Model", [("Network", self.model), ("Hidden layers", self.hidden),
-                                 ("Activation", self.activation), ("Conv channels", self.conv_channels),
-                                 ("Conv blocks", self.conv_depth), ("Downsampling", self.downsample),
-                                 ("Batch norm", self.batch_norm)])
+        # every setting's input, by its dotted key (its row label is field_names.LABELS[key])
+        self._field_widgets = {
+            "model.name": self.model, "model.hidden": self.hidden, "model.activation": self.activation,
+            "model.conv_channels": self.conv_channels, "model.conv_depth": self.conv_depth,
+            "model.downsample": self.downsample, "model.batch_norm": self.batch_norm,
+            "algorithm.name": self.algorithm, "algorithm.inner_steps": self.inner_steps,
+            "algorithm.inner_lr": self.inner_lr, "algorithm.msl_iterations": self.msl_iterations,
+            "algorithm.first_order_iterations": self.first_order_iterations,
+            **{f"train.{name}": getattr(self, name) for name in ("meta_lr", "meta_batch", "shots", "query",
+                                                                  "iterations", "seed", "device", "compile")}}
+        fields = self._field_widgets
+        model = _group("Model", fields, [k for k in fields if k.startswith("model.")])
         self._model_form = model.layout()
-        self._field_widgets = {"model.hidden": self.hidden, "model.activation": self.activation,
-                               "model.conv_channels": self.conv_channels, "model.conv_depth": self.conv_depth,
-                               "model.downsample": self.downsample, "model.batch_norm": self.batch_norm,
-                               "model.name": self.model}
-        algorithm = _group("Algorithm", [("Algorithm", self.algorithm), ("Inner steps", self.inner_steps),
-                                         ("Inner learning rate", self.inner_lr)])
-        self._mamlpp = _group("MAML++", [("Loss annealing iterations", self.msl_iterations),
-                                          ("First-order iterations", self.first_order_iterations)])
-        train = _group("Training", [("Meta learning rate", self.meta_lr), ("Meta-batch (tasks)", self.meta_batch),
-                                    ("Shots K (support)", self.shots), ("Query examples", self.query),
-                                    ("Iterations", self.iterations), ("Seed", self.seed), ("Device", self.device),
-                                    ("Compile", self.compile)])
+        algorithm = _group("Algorithm", fields, ["algorithm.name", "algorithm.inner_steps", "algorithm.inner_lr"])
+        self._mamlpp = _group("MAML++", fields, ["algorithm.msl_iterations", "algorithm.first_order_iterations"])
+        train = _group("Training", fields, [k for k in fields if k.startswith("train.")])
         self._error_label = QLabel()
         self._error_label.setStyleSheet("color: #d62728;")
         self._error_label.setWordWrap(True)
@@ -232,7 +232,7 @@ class HyperPanel(QWidget):
         for field, widget in self._field_widgets.items():
             bad = self._error is not None and self._error.field == field
             mark_invalid(widget, bad, self._error.message if bad else "")
-        self._error_label.setText(str(self._error) if self._error else "")
+        self._error_label.setText(readable(str(self._error)) if self._error else "")
         self._error_label.setVisible(self._error is not None)
         self.changed.emit()
         if was_valid != (self._error is None):
@@ -273,11 +273,11 @@ def _rate_box(high: float) -> QDoubleSpinBox:
     return box
 
 
-def _group(title: str, rows: list[tuple[str, QWidget]]) -> QGroupBox:
+def _group(title: str, widgets: dict[str, QWidget], keys: list[str]) -> QGroupBox:
     box = QGroupBox(title)
     form = QFormLayout(box)
-    for label, widget in rows:
-        text = QLabel(label)
-        text.setBuddy(widget)
-        form.addRow(text, widget)
+    for key in keys:
+        text = QLabel(LABELS[key])
+        text.setBuddy(widgets[key])
+        form.addRow(text, widgets[key])
     return box

@@ -176,8 +176,8 @@ class AdaptationPlot(PlotBox):
             self.legend.clear()
         diverged = getattr(snapshot, "diverged", None) or {}
         # the baseline's legend says how far it trained: a reader sees when it had fewer updates
-        self._labels = {"pretrain": f"pretrain ({snapshot.baseline_iterations:,} updates)"} \
-            if snapshot.baseline_iterations else {}
+        updates = snapshot.baseline_iterations
+        self._labels = {"pretrain": f"pretrain ({updates:,} update{'s' * (updates != 1)})"} if updates else {}
         if own:   # the run's own series, when "meta-learned" would not be true (a pretrain run)
             self._labels[COMPARED_SERIES] = own
         for name, (mean, ci) in snapshot.series.items():

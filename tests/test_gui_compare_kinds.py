@@ -37,7 +37,7 @@ def test_runs_of_another_family_kind_leave_the_axes_and_the_table_says_so(qtbot,
     assert list(plots.adaptation.overlay_data()) == names
 
     session.set_editing(tiny(family="glyphs"))   # "Procedural glyphs" picked: cross-entropy and accuracy axes
-    assert plots.loss.plot.getPlotItem().getAxis("left").labelText == "query loss (cross-entropy)"
+    assert plots.loss.y_label() == "query loss (cross-entropy)"
     qtbot.waitUntil(lambda: plots.loss.overlay_data() == {} and plots.steps.overlay_data() == {})
     assert plots.adaptation.overlay_data() == {}
     assert plots.scores.not_plotted() == names

@@ -3,7 +3,7 @@ user can move, a one-click reset of zoom and pan."""
 
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 
 from core.loaded_model import AdaptationSnapshot
@@ -59,3 +59,44 @@ def test_a_pretrain_baseline_of_one_update_is_singular(qtbot):
     assert [n for _, n in plots.adaptation.legend.entries()] == ["meta-learned", "pretrain (1 update)"]
     plots.show_adaptation(AdaptationSnapshot(1, "mse", STEPS, series, baseline_iterations=1200))
     assert [n for _, n in plots.adaptation.legend.entries()] == ["meta-learned", "pretrain (1,200 updates)"]
+
+
+def text_rects(axis):
+    """The rectangles of the tick labels the axis draws (empty labels take no room)."""
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [rect for rect, _, text in texts if text]
+
+
+def test_log_axis_tick_labels_never_overlap_in_a_short_plot(qtbot):
+    plots = area(qtbot, 1000, 520)   # a held-out plot about 130 px high, as at 1280x800
+    view = plots.adaptation
+    for hi, lo in ((0.6, 0.05), (0.9, 0.3), (2.5, 0.4), (30, 0.2)):
+        mean = np.geomspace(hi, lo, 11)
+        view.show_snapshot(AdaptationSnapshot(10, "mse", STEPS, {"meta-learned": (mean, mean * 0.05)}))
+        assert view.log_scale()
+        axis = view.plot.getPlotItem().getAxis("left")
+        qtbot.waitUntil(lambda: len(text_rects(axis)) >= 2)
+        rects = sorted(text_rects(axis), key=lambda r: r.top())
+        assert view.vb.height() < 200
+        for upper, lower in zip(rects, rects[1:]):
+            assert upper.bottom() <= lower.top() + 1, f"labels overlap for scores {lo}..{hi}"
+
+
+def test_a_y_label_too_long_for_a_short_plot_is_shortened_not_cut(qtbot):
+    plots = area(qtbot, 1000, 520)   # a held-out plot about 130 px high, as at 1280x800
+    view = plots.adaptation
+    view.set_metric("accuracy")
+    axis = view.plot.getPlotItem().getAxis("left")
+    qtbot.waitUntil(lambda: 110 < view.vb.height() < 180)
+    shown = axis.labelText
+    assert axis.label.boundingRect().width() <= view.vb.height(), f"{shown!r} is cut"
+    assert view.y_label() == "query accuracy (fraction correct)"
+    assert shown == "query accuracy" and axis.toolTip() == "query accuracy (fraction correct)"
+    plots.resize(1000, 1400)   # tall enough: the label in full again
+    qtbot.waitUntil(lambda: axis.labelText == "query accuracy (fraction correct)")
+    assert axis.toolTip() == ""

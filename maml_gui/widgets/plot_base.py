@@ -19,13 +19,14 @@ calls), so every millisecond spent drawing is taken from training. Hence:
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QRectF, Qt
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor, QFontMetricsF, QPen, QTextDocument
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QVBoxLayout, QWidget
 
 from ..plot_math import keep_or_snap, value_bounds
@@ -36,6 +37,47 @@ PIXEL_CACHE = QGraphicsItem.CacheMode.DeviceCoordinateCache
 LEGEND_MARGIN = 8    # px between a legend and the edges of its view
 LEGEND_COLUMNS = 4   # at most, as many as fit
 NAME_LENGTH = 28     # legend names are cut to this many characters
+
+
+MANTISSA_ORDER = (1, 5, 2, 3, 4, 6, 7, 8, 9)   # which minor log ticks get a label first, room allowing
+
+
+class LogAxis(pg.AxisItem):
+    """An axis whose log-scale labels never print over one another.
+
+    pyqtgraph labels every minor tick of a log axis (2, 3, … 9 × 10ⁿ) in a range of a decade or
+    two: in a short plot they pile up. Here a minor tick keeps its label only where it has a text
+    line of room from every label kept before it, taken in the order 1, 5, 2, 3, 4, 6, … (the
+    decades first); the ticks and the grid stay. Linear axes are pyqtgraph's.
+    """
+
+    _length = 0.0
+
+    def tickValues(self, minVal, maxVal, size):
+        self._length = size   # the axis' length in pixels, which the labels are placed along
+        return super().tickValues(minVal, maxVal, size)
+
+    def logTickStrings(self, values, scale, spacing):
+        strings = super().logTickStrings(values, scale, spacing)
+        lo, hi = sorted(self.range)
+        if spacing is not None or len(values) < 2 or hi <= lo or self._length <= 0:
+            return strings   # a level of whole decades: pyqtgraph spaces those itself
+        per_unit = self._length / (hi - lo)
+        room = QFontMetricsF(self.style.get("tickFont") or self.font()).height() + 2
+        listed = {round(v, 6) for v in values}
+        kept = [d for d in range(math.ceil(lo), math.floor(hi) + 1) if round(d, 6) not in listed]   # other levels' decades
+
+        def mantissa(v: float) -> int:
+            return round(10 ** (v - math.floor(v + 1e-9)))
+
+        order = sorted(range(len(values)), key=lambda i: (MANTISSA_ORDER.index(mantissa(values[i]))
+                                                          if mantissa(values[i]) in MANTISSA_ORDER else 9, values[i]))
+        shown = set()
+        for i in order:
+            if all(abs(values[i] - k) * per_unit >= room for k in kept):
+                kept.append(values[i])
+                shown.add(i)
+        return [text if i in shown else "" for i, text in enumerate(strings)]
 
 
 def style_plot(widget: pg.PlotWidget, title: str, x_label: str, y_label: str) -> None:
@@ -346,10 +388,12 @@ class PlotBox(QWidget):
 
     def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget(viewBox=PlotViewBox())
+        self.plot = pg.PlotWidget(viewBox=PlotViewBox(), axisItems={"left": LogAxis("left")})
         self.vb: PlotViewBox = self.plot.getPlotItem().getViewBox()
         style_plot(self.plot, title, x_label, y_label)
         self.legend = add_legend(self.plot)
+        self._y_label = y_label
+        self.vb.sigResized.connect(self._fit_y_label)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.addWidget(self.plot, 1)
@@ -386,12 +430,58 @@ class PlotBox(QWidget):
         """E.g. "query loss (cross-entropy)" for classification families."""
         self._set_label("left", label)
 
+    def y_label(self) -> str:
+        """The y axis' label in full (the axis shows a shorter form when the plot is too short for it)."""
+        return self._y_label
+
     def _set_label(self, axis: str, text: str) -> None:
-        if self.plot.getPlotItem().getAxis(axis).labelText != text:   # re-laying out text is not free
+        if axis == "left":
+            self._y_label = text
+            text = self._fitting_label(text)
+        item = self.plot.getPlotItem().getAxis(axis)
+        if item.labelText != text:   # re-laying out text is not free
             self.plot.setLabel(axis, text)
+        if axis == "left":
+            item.setToolTip(self._y_label if text != self._y_label else "")
+
+    def _fit_y_label(self, *_) -> None:
+        self._set_label("left", self._y_label)
+
+    def _fitting_label(self, text: str) -> str:
+        """The longest of ``text``'s forms that fits along the y axis: in full, without the last
+        clause in its parentheses, without the parentheses ("query loss (MSE, smoothed)" →
+        "query loss (MSE)" → "query loss"); never cut off at the plot's top."""
+        axis = self.plot.getPlotItem().getAxis("left")
+        room = self.vb.height() - 4
+        if room <= 0:
+            return text
+        forms = [text]
+        if " (" in text and text.endswith(")"):
+            inner = text[text.index(" (") + 2:-1]
+            if ", " in inner:
+                forms.append(text[:text.index(" (") + 2] + inner[:inner.rindex(", ")] + ")")
+            forms.append(text[:text.index(" (")])
+        fits = next((f for f in forms if _label_width(axis, f) <= room), None)
+        if fits is not None:
+            return fits
+        shortest = forms[-1]   # a tiny plot: elided, but never cut off mid-letter at the edge
+        while len(shortest) > 1 and _label_width(axis, shortest + "…") > room:
+            shortest = shortest[:-1]
+        return shortest.rstrip() + "…"
 
     def _set_axes(self, title: str, x_label: str, y_label: str) -> None:
         if self.plot.getPlotItem().titleLabel.text != title:
             self.plot.setTitle(title, size="11pt")
         self._set_label("bottom", x_label)
         self._set_label("left", y_label)
+
+
+def _label_width(axis: pg.AxisItem, text: str) -> float:
+    """The width ``axis`` would give its label ``text`` (as pyqtgraph lays it out: styled HTML in a
+    text item with the document's margins)."""
+    style = ";".join(f"{k}: {v}" for k, v in axis.labelStyle.items())
+    doc = QTextDocument()
+    doc.setDefaultFont(axis.label.font())
+    doc.setDocumentMargin(axis.label.document().documentMargin())
+    doc.setHtml(f"<span style='{style}'>{html.escape(text)}</span>")
+    return doc.size().width()

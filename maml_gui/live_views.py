@@ -111,11 +111,9 @@ class LiveViews(QObject):
         self._label_current(run)
         self.plots.set_loss_label(self.session.is_classification(run))
         if run is None:
-            self.plots.loss.set_history(None)
-            self.plots.steps.set_history(None)
+            self.plots.set_history(None)
         else:   # in the run's own colour, the one it has in the run list and when compared
-            self.plots.loss.set_history(run.history, run.name, self._color(run))
-            self.plots.steps.set_history(run.history, run.name, self._color(run))
+            self.plots.set_history(run.history, run.name, self._color(run))
         self.plots.adaptation.clear()
         if run is not None and run.adaptation is not None:
             self._draw_adaptation(run)
@@ -165,8 +163,7 @@ class LiveViews(QObject):
     def flush_plots(self) -> None:
         """Redraw the history plots from the current run's history (one store, read in place)."""
         self._plot_timer.stop()
-        self.plots.loss.refresh()
-        self.plots.steps.refresh()
+        self.plots.refresh()
 
     def plot_interval(self) -> int:
         """Milliseconds between history redraws now (the pacer stretches it under load)."""
@@ -239,7 +236,7 @@ class LiveViews(QObject):
                  for label, group in groups]
         p = self.plots
         overlays = [Overlay(r.name, colors[r.run_id], r.history, r.adaptation) for r in singles if r is not current]
-        for view in (p.loss, p.steps, p.adaptation):
+        for view in (*p.history_plots(), p.adaptation):
             view.set_overlays(overlays)
             view.set_bands(bands)
         shown = ([current] if current is not None else []) + [r for r in compared if r is not current]

@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 
 from core.loaded_model import AdaptationSnapshot
+from maml_gui.overlays import Overlay
 from maml_gui.panels import PlotsArea
 from maml_gui.runs import History
 
@@ -61,15 +62,19 @@ def test_a_pretrain_baseline_of_one_update_is_singular(qtbot):
     assert [n for _, n in plots.adaptation.legend.entries()] == ["meta-learned", "pretrain (1,200 updates)"]
 
 
-def text_rects(axis):
-    """The rectangles of the tick labels the axis draws (empty labels take no room)."""
+def tick_labels(axis) -> list:
+    """(rectangle, text) of each tick label the axis draws (empty labels take no room)."""
     image = QImage(10, 10, QImage.Format.Format_ARGB32)
     painter = QPainter(image)
     try:
         _, _, texts = axis.generateDrawSpecs(painter)
     finally:
         painter.end()
-    return [rect for rect, _, text in texts if text]
+    return [(rect, text) for rect, _, text in texts if text]
+
+
+def text_rects(axis):
+    return [rect for rect, _ in tick_labels(axis)]
 
 
 def test_log_axis_tick_labels_never_overlap_in_a_short_plot(qtbot):
@@ -100,3 +105,72 @@ def test_a_y_label_too_long_for_a_short_plot_is_shortened_not_cut(qtbot):
     plots.resize(1000, 1400)   # tall enough: the label in full again
     qtbot.waitUntil(lambda: axis.labelText == "query accuracy (fraction correct)")
     assert axis.toolTip() == ""
+
+
+def drag(widget, start: QPoint, by: QPoint, steps: int = 8) -> None:
+    view = widget.viewport()
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for k in range(1, steps + 1):
+        QTest.mouseMove(view, start + by * (k / steps))
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start + by)
+
+
+def test_a_dragged_legend_stays_where_the_user_put_it_and_reset_view_undoes_zoom_and_drag(qtbot):
+    plots = area(qtbot)
+    view = plots.loss
+    view.set_history(history(200), "run 1", "#1f77b4")
+    qtbot.waitUntil(lambda: view.legend.isVisible() and len(view.data()["smoothed"][0]) == 200)
+    assert not view.reset_button.isEnabled()   # nothing to reset yet
+    full_x, full_y = (list(r) for r in view.vb.viewRange())
+    top = max(view.data()["raw"][1])
+    assert full_y[1] > top * 1.1   # room for the legend row above the data
+    start = view.plot.mapFromScene(view.legend.sceneBoundingRect().center())
+    drag(view.plot, start, QPoint(-150, 60))
+    qtbot.waitUntil(lambda: view.legend.moved)
+    assert view.legend.pos().x() < view.vb.width() - view.legend.width() - 100   # it moved left
+    assert view.reset_button.isEnabled()
+    view.vb.scaleBy((0.5, 0.5))   # zoom in, as the mouse wheel does
+    qtbot.waitUntil(lambda: view.is_zoomed())
+    assert view.vb.viewRange()[0][1] < full_x[1]
+    view.reset_button.click()
+    qtbot.waitUntil(lambda: not view.is_zoomed() and not view.legend.moved)
+    assert not view.reset_button.isEnabled()
+    x, y = view.vb.viewRange()
+    assert x == full_x and y == full_y   # the whole data again, the legend's row above it
+    right = view.legend.mapRectToParent(view.legend.boundingRect()).right()
+    assert abs(right - (view.vb.width() - 8)) <= 2   # back at the top right
+
+
+def test_the_gradient_norm_is_plotted_beside_the_loss(qtbot):
+    plots = area(qtbot)
+    h = history(120)
+    plots.set_history(h, "run 1", "#1f77b4")
+    assert plots.loss_tabs.tabText(1) == "Gradient norm"
+    plots.loss_tabs.setCurrentWidget(plots.grad)
+    qtbot.waitUntil(lambda: len(plots.grad.data()["raw"][0]) == 120)
+    x, y = plots.grad.data()["raw"]
+    np.testing.assert_allclose(y, 2 / np.sqrt(np.arange(1, 121)))
+    assert plots.grad.y_label() == "gradient norm (L2)" and plots.grad.log_scale()
+
+
+def test_history_plots_can_be_drawn_against_training_time(qtbot):
+    plots = area(qtbot)
+    h = history(100)   # every meta-iteration took 0.5 s
+    compared = history(40)
+    plots.set_history(h, "run 1", "#1f77b4")
+    plots.set_overlays([Overlay("run 2", "#2ca02c", compared)])
+    qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 100)
+    np.testing.assert_array_equal(plots.loss.data()["raw"][0], np.arange(1, 101))
+    plots.loss._x_choice.setCurrentIndex(1)
+    plots.loss._x_choice.activated.emit(1)   # the user picks "time" on one plot: all of them follow
+    for view in plots.history_plots():
+        assert view.x_axis() == "time"
+        assert view.plot.getPlotItem().getAxis("bottom").labelText.startswith("training time")
+    qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][-1] == 50.0 and plots.steps.data()[0][0][-1] == 50.0)
+    np.testing.assert_allclose(plots.loss.data()["raw"][0], 0.5 * np.arange(1, 101))
+    np.testing.assert_allclose(plots.loss.overlay_data()["run 2"][0], 0.5 * np.arange(1, 41))
+    axis = plots.loss.plot.getPlotItem().getAxis("bottom")
+    texts = [t for _, t in tick_labels(axis)]
+    assert texts and all(t.endswith(" s") or ":" in t for t in texts), texts
+    plots.set_x_axis("iteration")
+    qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][-1] == 100)

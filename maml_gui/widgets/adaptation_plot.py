@@ -140,6 +140,7 @@ class AdaptationPlot(PlotBox):
         controls.setContentsMargins(8, 2, 8, 4)
         controls.addStretch(1)
         controls.addWidget(self._log)
+        controls.addWidget(self.reset_button)
         self._layout.addLayout(controls)
         self._note = NoteLabel(self._fit_note)
         item = self.plot.getPlotItem()

@@ -25,11 +25,11 @@ from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QRectF, Qt
+from PySide6.QtCore import QLineF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QPen, QTextDocument
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QToolButton, QVBoxLayout, QWidget
 
-from ..plot_math import keep_or_snap, value_bounds
+from ..plot_math import format_duration, keep_or_snap, time_tick_spacing, value_bounds
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")
 
@@ -78,6 +78,23 @@ class LogAxis(pg.AxisItem):
                 kept.append(values[i])
                 shown.add(i)
         return [text if i in shown else "" for i, text in enumerate(strings)]
+
+
+class TimeAxis(pg.AxisItem):
+    """A bottom axis that, with ``durations`` on, labels seconds as "45 s", "2:30", "1:05:00" at
+    clock-friendly spacings (30 s, 5 min, 1 h …); otherwise pyqtgraph's own."""
+
+    durations = False
+
+    def tickSpacing(self, minVal, maxVal, size):
+        if not self.durations or self.logMode or not maxVal > minVal:
+            return super().tickSpacing(minVal, maxVal, size)
+        return [(time_tick_spacing(minVal, maxVal, size), 0.0)]
+
+    def tickStrings(self, values, scale, spacing):
+        if not self.durations or self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [format_duration(v * scale) for v in values]
 
 
 def style_plot(widget: pg.PlotWidget, title: str, x_label: str, y_label: str) -> None:
@@ -191,16 +208,35 @@ class Legend(pg.LegendItem):
     """A compact legend on a translucent white card, painted from pixmap caches.
 
     It hides itself while it has no entries, or while its plot says there is nothing to label
-    (``set_wanted(False)``), so empty plots show no empty box.
+    (``set_wanted(False)``), so empty plots show no empty box. The user can drag it off the data
+    (``dragged``; ``moved`` then says so) and :meth:`put_back` returns it to the top right.
     """
+
+    dragged = Signal()
+    moved = False
 
     def __init__(self, offset=(-LEGEND_MARGIN, LEGEND_MARGIN)):
         super().__init__(offset=offset, brush=(255, 255, 255, 200), pen=(200, 200, 200),
                          labelTextSize="8pt", horSpacing=2, verSpacing=-7)
         self.layout.setContentsMargins(4, 0, 6, 0)
         self.setCacheMode(PIXEL_CACHE)
+        self.setToolTip("Drag the legend to move it; Reset view puts it back")
         self._wanted = True
         self._sync()
+
+    def mouseDragEvent(self, ev):
+        super().mouseDragEvent(ev)
+        if ev.button() == Qt.MouseButton.LeftButton:
+            self.moved = True
+            if ev.isFinish():
+                self.dragged.emit()
+
+    def put_back(self) -> None:
+        """At the top right of the view again (where the plots leave room for it above the data)."""
+        self.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-LEGEND_MARGIN, LEGEND_MARGIN))
+        if self.moved:
+            self.moved = False
+            self.dragged.emit()
 
     def addItem(self, item, name):
         super().addItem(item, name)
@@ -384,19 +420,48 @@ def items_bounds(vb: pg.ViewBox, axis: int, x_range=None):
 
 
 class PlotBox(QWidget):
-    """A styled plot with a legend filling the widget; subclasses create their items once."""
+    """A styled plot with a legend filling the widget; subclasses create their items once.
+
+    The mouse zooms (wheel) and pans (drag) as in any pyqtgraph plot; ``reset_button`` (placed
+    by subclasses in their row of controls) fits the view to the data again and puts a dragged
+    legend back, in one click."""
 
     def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget(viewBox=PlotViewBox(), axisItems={"left": LogAxis("left")})
+        self.plot = pg.PlotWidget(viewBox=PlotViewBox(), axisItems={"left": LogAxis("left"), "bottom": TimeAxis("bottom")})
         self.vb: PlotViewBox = self.plot.getPlotItem().getViewBox()
         style_plot(self.plot, title, x_label, y_label)
         self.legend = add_legend(self.plot)
         self._y_label = y_label
         self.vb.sigResized.connect(self._fit_y_label)
+        self.reset_button = QToolButton()
+        self.reset_button.setText("Reset view")
+        self.reset_button.setToolTip("Fit the view to the data again after zooming (mouse wheel, or right-drag) or "
+                                     "panning (drag), and put a moved legend back")
+        self.reset_button.clicked.connect(self.reset_view)
+        self.vb.sigStateChanged.connect(self._sync_reset)
+        self.legend.dragged.connect(self._on_legend_dragged)
+        self._sync_reset()
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.addWidget(self.plot, 1)
+
+    def reset_view(self) -> None:
+        """The whole data in view (auto-range on both axes) and the legend at its place."""
+        self.legend.put_back()
+        self.vb.enableAutoRange()
+        self.vb.refresh_auto_range()
+
+    def is_zoomed(self) -> bool:
+        """Whether the user zoomed or panned (the view no longer follows the data)."""
+        return not all(self.vb.state["autoRange"])
+
+    def _sync_reset(self, *_) -> None:
+        self.reset_button.setEnabled(self.is_zoomed() or self.legend.moved)
+
+    def _on_legend_dragged(self) -> None:
+        self._sync_reset()
+        self.vb.refresh_auto_range()   # a legend moved off the top row needs no room there
 
     def _use_legend_row(self) -> None:
         """Auto-range from :func:`items_bounds`, raised at the top so the legend (in a row, top
@@ -415,7 +480,7 @@ class PlotBox(QWidget):
 
     def _room_for_legend(self, bounds):
         """Raise the top of y ``bounds`` so that the legend row fits above the data."""
-        if bounds is None or bounds is NotImplemented or not self.legend.isVisible():
+        if bounds is None or bounds is NotImplemented or not self.legend.isVisible() or self.legend.moved:
             return bounds
         self._fit_legend()   # entries may have been added by a subclass
         height = self.vb.height()

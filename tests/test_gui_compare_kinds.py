@@ -41,7 +41,7 @@ def test_runs_of_another_family_kind_leave_the_axes_and_the_table_says_so(qtbot,
     qtbot.waitUntil(lambda: plots.loss.overlay_data() == {} and plots.steps.overlay_data() == {})
     assert plots.adaptation.overlay_data() == {}
     assert plots.scores.not_plotted() == names
-    assert all(n in plots.scores.caption.text() for n in names) and "Not plotted" in plots.scores.caption.text()
+    assert "Grey rows: regression runs (MSE), not drawn on the plots' accuracy" in plots.scores.caption.text()
     assert plots.score_tabs.tabText(1) == "Compared runs (3 not plotted)"
     assert [r[0] for r in plots.scores.rows()[1:]] == names   # their numbers stay in the table, greyed
     assert plots.scores.table.item(0, 0).foreground().color() != QColor("black")
@@ -60,6 +60,10 @@ def test_runs_of_another_family_kind_leave_the_axes_and_the_table_says_so(qtbot,
     session.set_current(sines[0].run_id)   # back on a sine: the glyph run is the one left out
     qtbot.waitUntil(lambda: list(plots.loss.overlay_data()) == names[1:])
     assert plots.scores.not_plotted() == [other.name]
+    unscored = add_run(window, "glyphs", 0.3, scored=False)   # no row in the table: the caption names it
+    session.set_compared([*(r.run_id for r in sines), other.run_id, unscored.run_id])
+    qtbot.waitUntil(lambda: plots.scores.not_plotted() == [other.name, unscored.name])
+    assert unscored.name in plots.scores.caption.text() and other.name not in plots.scores.caption.text()
 
 
 def test_a_sweeps_seeds_have_the_swatch_of_the_colour_they_are_drawn_in(qtbot, make_window, tmp_path, monkeypatch):

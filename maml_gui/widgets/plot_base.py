@@ -27,7 +27,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QPen, QTextDocument
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyle, QToolButton, QVBoxLayout, QWidget
 
 from ..plot_math import format_duration, keep_or_snap, time_tick_spacing, value_bounds
 
@@ -37,6 +37,7 @@ PIXEL_CACHE = QGraphicsItem.CacheMode.DeviceCoordinateCache
 LEGEND_MARGIN = 8    # px between a legend and the edges of its view
 LEGEND_COLUMNS = 4   # at most, as many as fit
 NAME_LENGTH = 28     # legend names are cut to this many characters
+EMPTY_RANGE = (0.0, 1.0)   # what an empty plot's axes span
 
 
 MANTISSA_ORDER = (1, 5, 2, 3, 4, 6, 7, 8, 9)   # which minor log ticks get a label first, room allowing
@@ -343,6 +344,8 @@ class PlotViewBox(pg.ViewBox):
             bounds = source(ax, visible)
             if bounds is NotImplemented:
                 return super().updateAutoRange()
+            if bounds is None:   # nothing drawn: a neutral range, not the last data's (another metric's)
+                bounds = EMPTY_RANGE
             if bounds is not None and all(map(math.isfinite, bounds)):
                 anchored = ax == 0 and self.anchor_x
                 ranges[key] = keep_or_snap(self.state["targetRange"][ax], bounds, self.suggestPadding(ax), anchored)
@@ -436,8 +439,11 @@ class PlotBox(QWidget):
         self.vb.sigResized.connect(self._fit_y_label)
         self.reset_button = QToolButton()
         self.reset_button.setText("Reset view")
-        self.reset_button.setToolTip("Fit the view to the data again after zooming (mouse wheel, or right-drag) or "
-                                     "panning (drag), and put a moved legend back")
+        self.reset_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload))
+        self.reset_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)   # the row is narrow
+        self.reset_button.setAutoRaise(True)
+        self.reset_button.setToolTip("Reset view: fit it to the data again after zooming (mouse wheel, or "
+                                     "right-drag) or panning (drag), and put a moved legend back")
         self.reset_button.clicked.connect(self.reset_view)
         self.vb.sigStateChanged.connect(self._sync_reset)
         self.legend.dragged.connect(self._on_legend_dragged)

@@ -159,13 +159,17 @@ class ScoresTable(QWidget):
         self.export_button.setEnabled(bool(self._rows))
 
     def _apart_text(self) -> str:
+        """Which compared runs the plots leave out, and why, in a line."""
         if not self._apart:
             return ""
-        kind, metric = KINDS.get(self._plotted, ("", ""))
-        other = next((k for k in KINDS if k != self._plotted), "")
-        plots = f"the plots show {kind} runs ({metric}); " if kind else ""
-        return (f"Not plotted: {', '.join(self._apart)} — {plots}{'these are' if len(self._apart) > 1 else 'it is a'} "
-                f"{other} run{'s' * (len(self._apart) > 1)}, scored by another metric.")
+        listed = {name for name, *_ in self._rows}
+        other = "classification runs (accuracy)" if self._plotted == "regression" else "regression runs (MSE)"
+        axes = {"regression": "the plots' MSE axes", "classification": "the plots' accuracy and cross-entropy axes"}
+        text = f"Grey rows: {other}, not drawn on {axes.get(self._plotted, 'the plots')}."
+        unscored = [n for n in self._apart if n not in listed]
+        if unscored:
+            text += f" Not plotted either (another kind of task, not scored yet): {', '.join(unscored)}."
+        return text
 
     def _mark_apart(self, row: int) -> None:
         """Grey italic: this run is listed but drawn on no plot."""
@@ -175,4 +179,4 @@ class ScoresTable(QWidget):
             font = QFont(item.font())
             font.setItalic(True)
             item.setFont(font)
-            item.setToolTip("Not plotted: another kind of task than the plots show (another metric)")
+            item.setToolTip("Not plotted: another kind of task than the plots show, scored by another metric")

@@ -129,7 +129,8 @@ class StatusReadout:
 
 
 class PlotsArea(QSplitter):
-    """The four live views in a 2×2 grid of splitters: the history plots on top, the held-out
+    """The four live views in a 2×2 grid of splitters: the history plots on top (the meta-loss
+    with the gradient norm behind a tab, and the loss after each inner step), the held-out
     scores (plot, and a table behind a tab) and the task view with its 'New task' button below.
     Compared runs appear on all three score and loss views, each run in its own colour."""
 
@@ -163,6 +164,7 @@ class PlotsArea(QSplitter):
         self.task_caption = QLabel()
         self.task_caption.setStyleSheet("color: #555;")
         row.addWidget(self.task_caption, 1)
+        row.addWidget(self.task.reset_button)
         row.addWidget(self.new_task_button)
         box.addLayout(row)
         self.score_tabs = QTabWidget()

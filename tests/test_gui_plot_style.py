@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 
 from core.loaded_model import AdaptationSnapshot
+from maml_gui.experiment_io import export_plot
 from maml_gui.overlays import Overlay
 from maml_gui.panels import PlotsArea
 from maml_gui.runs import History
@@ -142,7 +143,7 @@ def test_a_dragged_legend_stays_where_the_user_put_it_and_reset_view_undoes_zoom
     assert abs(right - (view.vb.width() - 8)) <= 2   # back at the top right
 
 
-def test_the_gradient_norm_is_plotted_beside_the_loss(qtbot):
+def test_the_gradient_norm_is_plotted_beside_the_loss(qtbot, tmp_path):
     plots = area(qtbot)
     h = history(120)
     plots.set_history(h, "run 1", "#1f77b4")
@@ -152,6 +153,8 @@ def test_the_gradient_norm_is_plotted_beside_the_loss(qtbot):
     x, y = plots.grad.data()["raw"]
     np.testing.assert_allclose(y, 2 / np.sqrt(np.arange(1, 121)))
     assert plots.grad.y_label() == "gradient norm (L2)" and plots.grad.log_scale()
+    path = export_plot(plots.plot_item("grad"), tmp_path / "grad.png")   # File ▸ Export plot has it too
+    assert QImage(str(path)).width() > 0
 
 
 def test_history_plots_can_be_drawn_against_training_time(qtbot):

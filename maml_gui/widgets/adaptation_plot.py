@@ -19,9 +19,9 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
 
 from ..overlays import Band, Overlay, across_seeds
 from ..plot_math import value_bounds
-from .history_plot import OVERLAY_STYLE, set_pen, tip_bands
+from .history_plot import OVERLAY_STYLE, tip_bands
 from .plot_base import PIXEL_CACHE, PlotBox, short_name
-from .plot_colors import PALETTE, SERIES_COLORS
+from .plot_colors import PALETTE, SERIES_COLORS, set_pen
 
 COMPARED_SERIES = "meta-learned"   # what a compared run shows: its meta-learned initialisation
 CI_FLOOR = 0.01                    # a loss's CI is drawn down to this fraction of its mean at most (never to 0)

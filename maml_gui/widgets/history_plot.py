@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 from ..overlays import Band, Overlay, align_common, across_seeds
 from ..plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time, value_bounds
 from .plot_base import PIXEL_CACHE, PlotBox, set_curve, short_name
+from .plot_colors import set_pen
 
 REDRAW_MS = 33
 DEFAULT_SMOOTHING = 0.9
@@ -37,24 +38,6 @@ X_AXES = {"iteration": "meta-iteration", "time": "training time (meta-steps only
 X_TIPS = {"iteration": "Meta-iterations on the x axis",
           "time": "Training time on the x axis: the sum of the meta-iterations' durations recorded in metrics.csv "
                   "(pauses, held-out scoring and saving are not counted; the file records no clock time)"}
-
-
-def light(color, amount: float = 0.6) -> QColor:
-    """``color`` mixed with white (opaque: cheaper to paint than a translucent pen)."""
-    c = QColor(color)
-    mix = lambda v: round(v + (255 - v) * amount)   # noqa: E731
-    return QColor(mix(c.red()), mix(c.green()), mix(c.blue()))
-
-
-def set_pen(curve: pg.PlotDataItem, color, width: float = 2, style=Qt.PenStyle.SolidLine) -> bool:
-    """Give ``curve`` this pen unless it has it already; returns whether it changed (a legend
-    then has to redraw its sample, a cached picture of the old pen)."""
-    pen = curve.opts["pen"]
-    color = QColor(color)
-    if hasattr(pen, "color") and pen.color() == color and pen.widthF() == width and pen.style() == style:
-        return False
-    curve.setPen(pg.mkPen(color, width=width, style=style))
-    return True
 
 
 def tip_bands(legend, tips: dict[str, str]) -> None:

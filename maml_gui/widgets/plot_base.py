@@ -19,17 +19,17 @@ calls), so every millisecond spent drawing is taken from training. Hence:
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetricsF, QPen, QTextDocument
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyle, QToolButton, QVBoxLayout, QWidget
 
-from ..plot_math import format_duration, keep_or_snap, time_tick_spacing, value_bounds
+from ..plot_math import keep_or_snap, value_bounds
+from .plot_axes import LogAxis, TimeAxis, label_width
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")
 
@@ -38,64 +38,6 @@ LEGEND_MARGIN = 8    # px between a legend and the edges of its view
 LEGEND_COLUMNS = 4   # at most, as many as fit
 NAME_LENGTH = 28     # legend names are cut to this many characters
 EMPTY_RANGE = (0.0, 1.0)   # what an empty plot's axes span
-
-
-MANTISSA_ORDER = (1, 5, 2, 3, 4, 6, 7, 8, 9)   # which minor log ticks get a label first, room allowing
-
-
-class LogAxis(pg.AxisItem):
-    """An axis whose log-scale labels never print over one another.
-
-    pyqtgraph labels every minor tick of a log axis (2, 3, … 9 × 10ⁿ) in a range of a decade or
-    two: in a short plot they pile up. Here a minor tick keeps its label only where it has a text
-    line of room from every label kept before it, taken in the order 1, 5, 2, 3, 4, 6, … (the
-    decades first); the ticks and the grid stay. Linear axes are pyqtgraph's.
-    """
-
-    _length = 0.0
-
-    def tickValues(self, minVal, maxVal, size):
-        self._length = size   # the axis' length in pixels, which the labels are placed along
-        return super().tickValues(minVal, maxVal, size)
-
-    def logTickStrings(self, values, scale, spacing):
-        strings = super().logTickStrings(values, scale, spacing)
-        lo, hi = sorted(self.range)
-        if spacing is not None or len(values) < 2 or hi <= lo or self._length <= 0:
-            return strings   # a level of whole decades: pyqtgraph spaces those itself
-        per_unit = self._length / (hi - lo)
-        room = QFontMetricsF(self.style.get("tickFont") or self.font()).height() + 2
-        listed = {round(v, 6) for v in values}
-        kept = [d for d in range(math.ceil(lo), math.floor(hi) + 1) if round(d, 6) not in listed]   # other levels' decades
-
-        def mantissa(v: float) -> int:
-            return round(10 ** (v - math.floor(v + 1e-9)))
-
-        order = sorted(range(len(values)), key=lambda i: (MANTISSA_ORDER.index(mantissa(values[i]))
-                                                          if mantissa(values[i]) in MANTISSA_ORDER else 9, values[i]))
-        shown = set()
-        for i in order:
-            if all(abs(values[i] - k) * per_unit >= room for k in kept):
-                kept.append(values[i])
-                shown.add(i)
-        return [text if i in shown else "" for i, text in enumerate(strings)]
-
-
-class TimeAxis(pg.AxisItem):
-    """A bottom axis that, with ``durations`` on, labels seconds as "45 s", "2:30", "1:05:00" at
-    clock-friendly spacings (30 s, 5 min, 1 h …); otherwise pyqtgraph's own."""
-
-    durations = False
-
-    def tickSpacing(self, minVal, maxVal, size):
-        if not self.durations or self.logMode or not maxVal > minVal:
-            return super().tickSpacing(minVal, maxVal, size)
-        return [(time_tick_spacing(minVal, maxVal, size), 0.0)]
-
-    def tickStrings(self, values, scale, spacing):
-        if not self.durations or self.logMode:
-            return super().tickStrings(values, scale, spacing)
-        return [format_duration(v * scale) for v in values]
 
 
 def style_plot(widget: pg.PlotWidget, title: str, x_label: str, y_label: str) -> None:
@@ -221,7 +163,7 @@ class Legend(pg.LegendItem):
                          labelTextSize="8pt", horSpacing=2, verSpacing=-7)
         self.layout.setContentsMargins(4, 0, 6, 0)
         self.setCacheMode(PIXEL_CACHE)
-        self.setToolTip("Drag the legend to move it; Reset view puts it back")
+        self.setToolTip("Drag the legend off the data; Reset view puts it back")
         self._wanted = True
         self._sync()
 
@@ -532,11 +474,11 @@ class PlotBox(QWidget):
             if ", " in inner:
                 forms.append(text[:text.index(" (") + 2] + inner[:inner.rindex(", ")] + ")")
             forms.append(text[:text.index(" (")])
-        fits = next((f for f in forms if _label_width(axis, f) <= room), None)
+        fits = next((f for f in forms if label_width(axis, f) <= room), None)
         if fits is not None:
             return fits
         shortest = forms[-1]   # a tiny plot: elided, but never cut off mid-letter at the edge
-        while len(shortest) > 1 and _label_width(axis, shortest + "…") > room:
+        while len(shortest) > 1 and label_width(axis, shortest + "…") > room:
             shortest = shortest[:-1]
         return shortest.rstrip() + "…"
 
@@ -546,13 +488,3 @@ class PlotBox(QWidget):
         self._set_label("bottom", x_label)
         self._set_label("left", y_label)
 
-
-def _label_width(axis: pg.AxisItem, text: str) -> float:
-    """The width ``axis`` would give its label ``text`` (as pyqtgraph lays it out: styled HTML in a
-    text item with the document's margins)."""
-    style = ";".join(f"{k}: {v}" for k, v in axis.labelStyle.items())
-    doc = QTextDocument()
-    doc.setDefaultFont(axis.label.font())
-    doc.setDocumentMargin(axis.label.document().documentMargin())
-    doc.setHtml(f"<span style='{style}'>{html.escape(text)}</span>")
-    return doc.size().width()

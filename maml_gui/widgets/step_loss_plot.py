@@ -7,8 +7,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
-from .history_plot import EMPTY, HistoryPlot, light, set_pen
-from .plot_colors import PALETTE
+from .history_plot import EMPTY, HistoryPlot
+from .plot_colors import PALETTE, light, set_pen
 
 BEFORE_STYLE = Qt.PenStyle.DotLine   # compared runs are dashed: "before adaptation" must not look like one
 

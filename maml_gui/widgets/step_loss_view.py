@@ -9,7 +9,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHeaderView, QTableWidget, QTableWidgetItem, QTabWidget, QWidget
 
-from .plot_base import LogAxis, add_legend, style_plot
+from .plot_axes import LogAxis
+from .plot_base import add_legend, style_plot
 from .plot_colors import PALETTE
 
 if TYPE_CHECKING:

@@ -129,6 +129,9 @@ def test_a_dragged_legend_stays_where_the_user_put_it_and_reset_view_undoes_zoom
     drag(view.plot, start, QPoint(-150, 60))
     qtbot.waitUntil(lambda: view.legend.moved)
     assert view.legend.pos().x() < view.vb.width() - view.legend.width() - 100   # it moved left
+    drag(view.plot, view.plot.mapFromScene(view.legend.sceneBoundingRect().center()), QPoint(-2000, 0))
+    inside = view.legend.mapRectToParent(view.legend.boundingRect())
+    assert inside.left() >= -0.5 and inside.right() <= view.vb.width() + 0.5   # never dropped off the view
     assert view.reset_button.isEnabled()
     view.vb.scaleBy((0.5, 0.5))   # zoom in, as the mouse wheel does
     qtbot.waitUntil(lambda: view.is_zoomed())

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyle, QToolButton, QVBoxLayout, QWidget
 
@@ -172,7 +172,19 @@ class Legend(pg.LegendItem):
         if ev.button() == Qt.MouseButton.LeftButton:
             self.moved = True
             if ev.isFinish():
+                self._keep_inside()
                 self.dragged.emit()
+
+    def _keep_inside(self) -> None:
+        """Never dropped (partly) outside its view, which clips it."""
+        parent = self.parentItem()
+        if parent is None:
+            return
+        rect, room = self.mapRectToParent(self.boundingRect()), parent.boundingRect()
+        dx = max(room.left() - rect.left(), 0.0) + min(room.right() - rect.right(), 0.0)
+        dy = max(room.top() - rect.top(), 0.0) + min(room.bottom() - rect.bottom(), 0.0)
+        if dx or dy:
+            self.autoAnchor(self.pos() + QPointF(dx, dy))
 
     def put_back(self) -> None:
         """At the top right of the view again (where the plots leave room for it above the data)."""

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer
 from core.errors import MamlError
 
 from .field_names import readable
-from .overlays import Band, Overlay, band_label, band_tip, group_by_config, run_color
+from .overlays import Band, Overlay, band_label, band_tip, classifies, group_by_config, run_color, run_colors
 from .pacing import Pacer
 from .panels import PlotsArea, StatusReadout
 from .runs import hyperparameters
@@ -75,12 +75,26 @@ class LiveViews(QObject):
             self.run_list.remove_run(run_id, notify=False)
 
     def _on_run_added(self, run) -> None:
-        self.run_list.add_run(run.run_id, run.name, run.config.algorithm.name, hyper=hyperparameters(run.config),
-                              note=run.note)
+        self.run_list.add_run(run.run_id, run.name, run.config.algorithm.name, self._color(run),
+                              hyper=hyperparameters(run.config), note=run.note)
         self._update_row(run)
+        self._sync_swatches()
 
     def _update_row(self, run) -> None:
         self.run_list.update_run(run.run_id, run.iteration, run.final_loss, run.held_out, run.status)
+
+    def _color(self, run) -> str:
+        """The colour ``run`` is drawn in everywhere (a sweep's seeds: their configuration's)."""
+        return run_colors(self.session.runs, self.session.follower.folder_of).get(run.run_id) or run_color(run.run_id)
+
+    def _sync_swatches(self) -> None:
+        """Each row's swatch in the colour its run is drawn in (a followed sweep's seeds become known
+        as seeds after their rows are added)."""
+        colors = run_colors(self.session.runs, self.session.follower.folder_of)
+        for run_id in self.run_list.run_ids():
+            color = colors.get(run_id)
+            if color is not None and self.run_list.color(run_id) != color:
+                self.run_list.set_color(run_id, color)
 
     def _on_run_removed(self, run_id) -> None:
         if run_id in self.run_list.run_ids():
@@ -92,14 +106,14 @@ class LiveViews(QObject):
             if run.note != self.run_list.note(run.run_id):
                 self.run_list.set_note(run.run_id, run.note)
             self._update_row(run)
+            self._sync_swatches()
         renamed = run.name != self._shown_name
         if run is self.session.current:
             self._show_status(run)
             self._label_current(run)
             if renamed:   # its legend entries and its row in the compare table take the new name
                 self._shown_name = run.name
-                self.plots.loss.set_history(run.history, run.name, run_color(run.run_id))
-                self.plots.steps.set_history(run.history, run.name, run_color(run.run_id))
+                self.plots.set_history(run.history, run.name, self._color(run))
         if run.run_id in self.session.compared or (renamed and run is self.session.current):
             self._draw_overlays()
 
@@ -112,11 +126,9 @@ class LiveViews(QObject):
         self.plots.set_loss_label(self.session.is_classification(run))
         self._shown_name = run.name if run is not None else None
         if run is None:
-            self.plots.loss.set_history(None)
-            self.plots.steps.set_history(None)
+            self.plots.set_history(None)
         else:   # in the run's own colour, the one it has in the run list and when compared
-            self.plots.loss.set_history(run.history, run.name, run_color(run.run_id))
-            self.plots.steps.set_history(run.history, run.name, run_color(run.run_id))
+            self.plots.set_history(run.history, run.name, self._color(run))
         self.plots.adaptation.clear()
         if run is not None and run.adaptation is not None:
             self._draw_adaptation(run)
@@ -151,6 +163,7 @@ class LiveViews(QObject):
         if self.session.current is None:
             self.plots.set_loss_label(self.session.is_classification(None))
             self._preview_timer.start()
+            self._draw_overlays()   # compared runs of the other kind leave the new axes
 
     # -- live training ------------------------------------------------------------------------
     def _on_history_grew(self, run) -> None:
@@ -172,8 +185,7 @@ class LiveViews(QObject):
     def flush_plots(self) -> None:
         """Redraw the history plots from the current run's history (one store, read in place)."""
         self._plot_timer.stop()
-        self.plots.loss.refresh()
-        self.plots.steps.refresh()
+        self.plots.refresh()
 
     def plot_interval(self) -> int:
         """Milliseconds between history redraws now (the pacer stretches it under load)."""
@@ -219,7 +231,7 @@ class LiveViews(QObject):
 
     def _draw_adaptation(self, run) -> None:
         own = f"{run.config.algorithm.name} (this run)" if run.config.algorithm.name == "pretrain" else None
-        self.plots.adaptation.show_snapshot(run.adaptation, run_color(run.run_id), own)
+        self.plots.adaptation.show_snapshot(run.adaptation, self._color(run), own)
 
     def _on_compared_changed(self, ids) -> None:
         for run_id in self.run_list.run_ids():
@@ -229,21 +241,33 @@ class LiveViews(QObject):
 
     def _draw_overlays(self) -> None:
         """Compared runs on every plot, the seeds of a followed sweep's configuration as one band
-        (the current run counts among its seeds); every run in the scores table."""
+        (the current run counts among its seeds); every run in the scores table.
+
+        Only runs of the current run's kind (else the edited family's) are drawn: a regression's MSE
+        and a classifier's cross-entropy or accuracy on one axis would squash one or the other. The
+        scores table lists the rest and says they are not plotted."""
         self._last_overlay = time.perf_counter()
-        runs, current = self.session.compared_runs(), self.session.current
+        session = self.session
+        compared, current = session.compared_runs(), session.current
+        kind = classifies(current.config, current.adaptation) if current is not None else classifies(session.editing)
+        runs = [r for r in compared if classifies(r.config, r.adaptation) == kind]
+        apart = [r for r in compared if r not in runs and r is not current]
+        colors = run_colors(session.runs, session.follower.folder_of)
         members = runs + ([current] if current is not None and current not in runs else [])
-        groups, singles = group_by_config(members, self.session.follower.folder_of)
-        bands = [Band(band_label(label, len(group)), run_color(group[0].run_id),
+        groups, singles = group_by_config(members, session.follower.folder_of)
+        bands = [Band(band_label(label, len(group)), colors[group[0].run_id],
                       tuple(r.history for r in group), tuple(r.adaptation for r in group), band_tip(label, len(group)))
                  for label, group in groups]
         p = self.plots
-        overlays = [Overlay(r.name, run_color(r.run_id), r.history, r.adaptation) for r in singles if r is not current]
-        for view in (p.loss, p.steps, p.adaptation):
+        overlays = [Overlay(r.name, colors[r.run_id], r.history, r.adaptation) for r in singles if r is not current]
+        for view in (*p.history_plots(), p.adaptation):
             view.set_overlays(overlays)
             view.set_bands(bands)
-        p.scores.set_runs([Overlay(r.name, run_color(r.run_id), r.history, r.adaptation)
-                           for r in ([current] if current is not None else []) + [r for r in runs if r is not current]])
+        shown = ([current] if current is not None else []) + [r for r in compared if r is not current]
+        p.scores.set_runs([Overlay(r.name, colors[r.run_id], r.history, r.adaptation) for r in shown],
+                          apart=[r.name for r in apart], plotted="classification" if kind else "regression")
+        p.score_tabs.setTabText(1, f"Compared runs ({len(apart)} not plotted)" if apart else "Compared runs")
+        self._sync_swatches()
 
     # -- the task view ----------------------------------------------------------------------------
     def next_task(self) -> None:

@@ -64,7 +64,7 @@ class Actions:
     recent: QMenu
 
 
-PLOT_TITLES = {"loss": "Meta-training loss", "steps": "Per-step query loss",
+PLOT_TITLES = {"loss": "Meta-training loss", "grad": "Meta-gradient norm", "steps": "Per-step query loss",
                "adaptation": "Adaptation on held-out tasks", "task": "Held-out task view"}
 
 

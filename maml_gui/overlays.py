@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from core.tasks import FAMILIES
+
 if TYPE_CHECKING:
+    from core.config import ExperimentConfig
     from core.loaded_model import AdaptationSnapshot
     from .runs import History
 
@@ -44,6 +47,18 @@ class Overlay:
     color: str
     history: History | None = None
     adaptation: AdaptationSnapshot | None = None
+
+
+def classifies(config: ExperimentConfig, adaptation: AdaptationSnapshot | None = None) -> bool:
+    """Whether a run learns classes (its plots show cross-entropy and accuracy) rather than a regression
+    (MSE): from its held-out scores when it has them, else from its family's kind, without building the
+    family (an image folder's would be read again). Runs of the two kinds are never drawn on one axis."""
+    if adaptation is not None:
+        return adaptation.metric == "accuracy"
+    family = config.family
+    if family.name == "csv":   # one family, either kind: its settings say which
+        return bool(family.params.get("classification"))
+    return getattr(FAMILIES.get(family.name), "kind", "regression") == "classification"
 
 
 # -- a sweep's seeds as one curve with a band ---------------------------------------------------------
@@ -84,6 +99,18 @@ def group_by_config(runs: Sequence, folder_of: Callable[[int], Path | None]) -> 
     named = [(f"{Path(k[0]).name}/{k[1]}" if several else k[1], v) for k, v in banded.items()]
     singles = [r for r in runs if not any(r in v for v in banded.values())]
     return named, singles
+
+
+def run_colors(runs: Sequence, folder_of: Callable[[int], Path | None]) -> dict[int, str]:
+    """{run id: its colour on every plot and in the run list}: :func:`run_color` of its id, except
+    that the seeds of one sweep configuration share the colour of the first of them, the colour
+    of their band (a seed drawn alone, when only one is compared, keeps that colour too)."""
+    first: dict[tuple[str, str], int] = {}
+    colors = {}
+    for run in sorted(runs, key=lambda r: r.run_id):
+        key = sweep_config(folder_of(run.run_id))
+        colors[run.run_id] = run_color(first.setdefault(key, run.run_id) if key else run.run_id)
+    return colors
 
 
 def band_label(label: str, seeds: int) -> str:

@@ -15,6 +15,7 @@ from .overlays import Overlay, run_color
 from .widgets.adaptation_plot import AdaptationPlot
 from .widgets.data_plot import TaskPlot
 from .widgets.episode_view import EpisodeWidget
+from .widgets.grad_norm_plot import GradNormPlot
 from .widgets.loss_plot import LossPlot
 from .widgets.scores_table import ScoresTable
 from .widgets.step_loss_plot import StepLossPlot
@@ -205,7 +206,8 @@ class StatusReadout:
 
 
 class PlotsArea(QSplitter):
-    """The four live views in a 2×2 grid of splitters: the history plots on top, the held-out
+    """The four live views in a 2×2 grid of splitters: the history plots on top (the meta-loss
+    with the gradient norm behind a tab, and the loss after each inner step), the held-out
     scores (plot, and a table behind a tab) and the task view with its 'New task' button below.
     Compared runs appear on all three score and loss views, each run in its own colour."""
 
@@ -214,6 +216,7 @@ class PlotsArea(QSplitter):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(Qt.Orientation.Vertical, parent)
         self.loss = LossPlot()
+        self.grad = GradNormPlot()
         self.steps = StepLossPlot()
         self.adaptation = AdaptationPlot()
         self.scores = ScoresTable()
@@ -238,6 +241,7 @@ class PlotsArea(QSplitter):
         self.task_caption = QLabel()
         self.task_caption.setStyleSheet("color: #555;")
         row.addWidget(self.task_caption, 1)
+        row.addWidget(self.task.reset_button)
         row.addWidget(self.new_task_button)
         box.addLayout(row)
         self.score_tabs = QTabWidget()
@@ -246,9 +250,17 @@ class PlotsArea(QSplitter):
         self.score_tabs.addTab(self.adaptation, "Plot")
         self.score_tabs.addTab(self.scores, "Compared runs")
         self.score_tabs.setTabToolTip(1, "Held-out scores of the runs ticked in the Runs list, as numbers")
+        self.loss_tabs = QTabWidget()   # TensorBoard users look for the gradient norm beside the loss
+        self.loss_tabs.setDocumentMode(True)
+        self.loss_tabs.setTabPosition(QTabWidget.TabPosition.South)
+        self.loss_tabs.addTab(self.loss, "Meta-loss")
+        self.loss_tabs.addTab(self.grad, "Gradient norm")
+        self.loss_tabs.setTabToolTip(1, "The norm of each meta-iteration's meta-gradient (metrics.csv's grad_norm)")
+        for plot in self.history_plots():   # one x axis (iteration or training time) for all of them
+            plot.x_axis_changed.connect(self.set_x_axis)
         self.top = QSplitter(Qt.Orientation.Horizontal)
         self.bottom = QSplitter(Qt.Orientation.Horizontal)
-        self.top.addWidget(self.loss)
+        self.top.addWidget(self.loss_tabs)
         self.top.addWidget(self.steps)
         self.bottom.addWidget(self.score_tabs)
         self.bottom.addWidget(task_box)
@@ -258,15 +270,24 @@ class PlotsArea(QSplitter):
         self.addWidget(self.bottom)
         self.setChildrenCollapsible(False)
 
+    def history_plots(self) -> tuple:
+        """The plots over meta-iterations: meta-loss, gradient norm, loss after each inner step."""
+        return self.loss, self.grad, self.steps
+
+    def set_x_axis(self, mode: str) -> None:
+        """"iteration" or "time" on the x axis of every history plot."""
+        for plot in self.history_plots():
+            plot.set_x_axis(mode)
+
     def set_history(self, history, name: str = "", color: str | None = None) -> None:
-        """The shown run's ``History`` on both history plots (None empties them)."""
-        self.loss.set_history(history, name, color)
-        self.steps.set_history(history, name, color)
+        """The shown run's ``History`` on the history plots (None empties them)."""
+        for plot in self.history_plots():
+            plot.set_history(history, name, color)
 
     def refresh(self) -> None:
         """Redraw the history plots from the histories they hold (cheap; at most ~30 times a second)."""
-        self.loss.refresh()
-        self.steps.refresh()
+        for plot in self.history_plots():
+            plot.refresh()
 
     def show_adaptation(self, snapshot, color: str | None = None) -> None:
         """The shown run's held-out scores (an ``AdaptationSnapshot``; None clears them)."""
@@ -279,7 +300,7 @@ class PlotsArea(QSplitter):
         """Compared runs on the loss, per-step and adaptation plots (the ``current`` run is drawn
         there already), and every one of them in the scores table, the current run first."""
         overlays = [o for o in overlays if current is None or o.name != current.name]
-        for view in (self.loss, self.steps, self.adaptation):
+        for view in (*self.history_plots(), self.adaptation):
             view.set_overlays(overlays)
         self.scores.set_runs(([current] if current is not None else []) + overlays)
 
@@ -333,5 +354,5 @@ class PlotsArea(QSplitter):
 
     def plot_item(self, key: str):
         """The pyqtgraph PlotItem behind a view, for image/SVG export."""
-        widget = {"loss": self.loss, "steps": self.steps, "adaptation": self.adaptation, "task": self.task}[key]
+        widget = {"loss": self.loss, "grad": self.grad, "steps": self.steps, "adaptation": self.adaptation, "task": self.task}[key]
         return widget.plot.getPlotItem()

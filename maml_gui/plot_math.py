@@ -202,3 +202,42 @@ class SmoothedColumns:
                 new[:, c], self._states[c] = ema_debiased(values[done:, c], weight, self._states[c])
             self._buffer.extend(new)
         return self._buffer.view() if values.shape[1] else np.empty((len(values), 0))
+
+
+# -- a time x axis -------------------------------------------------------------------------------
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def training_time(iterations: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Seconds of training up to each kept row: the sum of the meta-iterations' own durations
+    (``metrics.csv`` records no clock time, so pauses, scoring and saving are not counted). A
+    thinned history keeps every ``stride``-th row: each kept row stands for the iterations since
+    the previous one, at its own duration."""
+    iterations = np.asarray(iterations, dtype=float)
+    if not len(iterations):
+        return np.empty(0)
+    gaps = np.diff(iterations, prepend=iterations[0] - 1)
+    gaps[gaps < 0] = 1   # a continued run's rows start again: one iteration each
+    durations = np.nan_to_num(np.asarray(seconds, dtype=float), nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
+    return np.cumsum(durations * gaps)
+
+
+def time_tick_spacing(lo: float, hi: float, pixels: float, per_label: float = 70.0) -> float:
+    """A clock-friendly tick spacing in seconds (1, 2, 5, 10, 15, 30 s, 1, 2, 5 … min, 1, 2, 3 … h)
+    leaving about ``per_label`` pixels between labels."""
+    wanted = (hi - lo) / max(pixels / per_label, 1.0)
+    for step in TIME_STEPS:
+        if step >= wanted:
+            return float(step)
+    return float(86400 * math.ceil(wanted / 86400))
+
+
+def format_duration(seconds: float) -> str:
+    """"45 s", "2:30" (min:s), "1:05:00" (h:min:s)."""
+    if not math.isfinite(seconds):
+        return ""
+    sign, total = ("-" if seconds < 0 else ""), int(round(abs(seconds)))
+    if total < 60:
+        return f"{sign}{total} s"
+    hours, rest = divmod(total, 3600)
+    return f"{sign}{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{sign}{rest // 60}:{rest % 60:02d}"

@@ -74,6 +74,15 @@ class History:
         return self._column(1)
 
     @property
+    def grad_norms(self) -> np.ndarray:
+        return self._column(2)
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """How long each kept meta-iteration took (``metrics.csv``'s ``seconds``: the step alone)."""
+        return self._column(3)
+
+    @property
     def step_losses(self) -> np.ndarray:
         return np.empty((0, 0)) if self._data is None else self._data[:self._n, 4:]
 

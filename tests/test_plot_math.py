@@ -122,3 +122,20 @@ def test_run_colours_are_distinct_and_stable():
     assert len(set(colors)) == 24 and colors[:len(RUN_COLORS)] == list(RUN_COLORS)
     assert all(len(c) == 7 and c.startswith("#") for c in colors)
     assert run_color(3) == run_color(3)
+
+
+def test_training_time_adds_up_the_steps_durations_also_for_a_thinned_history():
+    from maml_gui.plot_math import training_time
+    np.testing.assert_allclose(training_time([1, 2, 3], [0.5, 1.0, 0.5]), [0.5, 1.5, 2.0])
+    # every 4th row kept: each stands for the 4 iterations since the previous one
+    np.testing.assert_allclose(training_time([4, 8, 12], [1.0, 2.0, 1.0]), [1.0, 9.0, 13.0])
+    np.testing.assert_allclose(training_time([1, 2], [np.nan, 1.0]), [0.0, 1.0])   # an unknown duration adds nothing
+    assert training_time([], []).shape == (0,)
+
+
+def test_time_ticks_fall_on_clock_friendly_steps_and_read_as_durations():
+    from maml_gui.plot_math import format_duration, time_tick_spacing
+    assert time_tick_spacing(0, 100, 700) == 10
+    assert time_tick_spacing(0, 3000, 700) == 300
+    assert time_tick_spacing(0, 7 * 3600, 700) == 3600
+    assert [format_duration(v) for v in (0, 45, 150, 3900)] == ["0 s", "45 s", "2:30", "1:05:00"]

@@ -19,9 +19,9 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
 
 from ..overlays import Band, Overlay, across_seeds
 from ..plot_math import value_bounds
-from .history_plot import OVERLAY_STYLE, set_pen, tip_bands
+from .history_plot import OVERLAY_STYLE, tip_bands
 from .plot_base import PIXEL_CACHE, PlotBox, short_name
-from .plot_colors import PALETTE, SERIES_COLORS
+from .plot_colors import PALETTE, SERIES_COLORS, set_pen
 
 COMPARED_SERIES = "meta-learned"   # what a compared run shows: its meta-learned initialisation
 CI_FLOOR = 0.01                    # a loss's CI is drawn down to this fraction of its mean at most (never to 0)
@@ -140,6 +140,7 @@ class AdaptationPlot(PlotBox):
         controls.setContentsMargins(8, 2, 8, 4)
         controls.addStretch(1)
         controls.addWidget(self._log)
+        controls.addWidget(self.reset_button)
         self._layout.addLayout(controls)
         self._note = NoteLabel(self._fit_note)
         item = self.plot.getPlotItem()
@@ -176,8 +177,8 @@ class AdaptationPlot(PlotBox):
             self.legend.clear()
         diverged = getattr(snapshot, "diverged", None) or {}
         # the baseline's legend says how far it trained: a reader sees when it had fewer updates
-        self._labels = {"pretrain": f"pretrain ({snapshot.baseline_iterations:,} updates)"} \
-            if snapshot.baseline_iterations else {}
+        updates = snapshot.baseline_iterations
+        self._labels = {"pretrain": f"pretrain ({updates:,} update{'s' * (updates != 1)})"} if updates else {}
         if own:   # the run's own series, when "meta-learned" would not be true (a pretrain run)
             self._labels[COMPARED_SERIES] = own
         for name, (mean, ci) in snapshot.series.items():

@@ -21,36 +21,23 @@ from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from ..overlays import Band, Overlay, align_common, across_seeds
-from ..plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, value_bounds
+from ..plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time, value_bounds
 from .plot_base import PIXEL_CACHE, PlotBox, set_curve, short_name
+from .plot_colors import set_pen
 
 REDRAW_MS = 33
 DEFAULT_SMOOTHING = 0.9
 OVERLAY_STYLE = Qt.PenStyle.DashLine
 EMPTY = (np.empty(0), np.empty(0))
-
-
-def light(color, amount: float = 0.6) -> QColor:
-    """``color`` mixed with white (opaque: cheaper to paint than a translucent pen)."""
-    c = QColor(color)
-    mix = lambda v: round(v + (255 - v) * amount)   # noqa: E731
-    return QColor(mix(c.red()), mix(c.green()), mix(c.blue()))
-
-
-def set_pen(curve: pg.PlotDataItem, color, width: float = 2, style=Qt.PenStyle.SolidLine) -> bool:
-    """Give ``curve`` this pen unless it has it already; returns whether it changed (a legend
-    then has to redraw its sample, a cached picture of the old pen)."""
-    pen = curve.opts["pen"]
-    color = QColor(color)
-    if hasattr(pen, "color") and pen.color() == color and pen.widthF() == width and pen.style() == style:
-        return False
-    curve.setPen(pg.mkPen(color, width=width, style=style))
-    return True
+X_AXES = {"iteration": "meta-iteration", "time": "training time (meta-steps only)"}   # x-axis choice: its label
+X_TIPS = {"iteration": "Meta-iterations on the x axis",
+          "time": "Training time on the x axis: the sum of the meta-iterations' durations recorded in metrics.csv "
+                  "(pauses, held-out scoring and saving are not counted; the file records no clock time)"}
 
 
 def tip_bands(legend, tips: dict[str, str]) -> None:
@@ -112,8 +99,10 @@ class HistoryPlot(PlotBox):
     their curves (:meth:`_columns_changed`) and hand them to :meth:`_draw` (:meth:`_main_draws`).
     """
 
+    x_axis_changed = Signal(str)   # "iteration" | "time", chosen by the user
+
     def __init__(self, title: str, y_label: str, parent: QWidget | None = None):
-        super().__init__(title, "meta-iteration", y_label, parent)
+        super().__init__(title, X_AXES["iteration"], y_label, parent)
         self.legend.set_wanted(False)
         self._slider = QSlider(Qt.Orientation.Horizontal)
         self._slider.setRange(0, 99)
@@ -122,18 +111,30 @@ class HistoryPlot(PlotBox):
         self._slider_text = QLabel()
         self._log = QCheckBox("Log scale")
         self._log.setToolTip("Show the loss on a logarithmic axis (losses span orders of magnitude).")
+        self._x_choice = QComboBox()
+        self._x_choice.addItem("iteration", "iteration")
+        self._x_choice.addItem("time", "time")
+        for i, mode in enumerate(X_AXES):
+            self._x_choice.setItemData(i, X_TIPS[mode], Qt.ItemDataRole.ToolTipRole)
+        self._x_choice.setToolTip("What the x axis shows: meta-iterations, or training time (the sum of the "
+                                  "meta-iterations' durations; metrics.csv records no clock time)")
+        self._x_mode = "iteration"
         controls = QHBoxLayout()
         controls.setContentsMargins(8, 2, 8, 4)
         controls.addWidget(QLabel("Smoothing"))
         controls.addWidget(self._slider, 1)
         controls.addWidget(self._slider_text)
-        controls.addSpacing(12)
+        controls.addSpacing(8)
         controls.addWidget(self._log)
+        controls.addWidget(QLabel("x:"))
+        controls.addWidget(self._x_choice)
+        controls.addWidget(self.reset_button)
         self._layout.addLayout(controls)
         self._timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
         self._timer.timeout.connect(self._redraw)
         self._slider.valueChanged.connect(self._on_smoothing)
         self._log.toggled.connect(self._on_log)
+        self._x_choice.activated.connect(lambda i: self._on_x_choice(self._x_choice.itemData(i)))
         self._history = None
         self._name = ""
         self._color: str | None = None
@@ -150,6 +151,7 @@ class HistoryPlot(PlotBox):
         self._reduced: dict[pg.PlotDataItem, tuple] = {}
         self._bounds: dict[tuple[pg.PlotDataItem, bool], tuple[float, float] | None] = {}   # (curve, log): y bounds
         self._follow_x = True
+        self._stale = False
         self.vb.range_source = self._data_range
         self.vb.anchor_x = True
         self.vb.sigResized.connect(self._fit_legend)
@@ -273,6 +275,27 @@ class HistoryPlot(PlotBox):
     def set_log_scale(self, on: bool) -> None:
         self._log.setChecked(on)
 
+    def log_scale(self) -> bool:
+        return self._log.isChecked()
+
+    def x_axis(self) -> str:
+        return self._x_mode
+
+    def set_x_axis(self, mode: str) -> None:
+        """Draw against "iteration" or "time" (training time in seconds, see :func:`training_time`)."""
+        if mode not in X_AXES or mode == self._x_mode:
+            return
+        self._x_mode = mode
+        self._x_choice.setCurrentIndex(list(X_AXES).index(mode))
+        axis = self.plot.getPlotItem().getAxis("bottom")
+        axis.durations = mode == "time"
+        self._set_label("bottom", X_AXES[mode])
+        self._main_key = None   # every curve's x changes
+        for trace in [*self._traces, *self._bands]:
+            trace.key = None
+        self.vb.enableAutoRange()   # the old x range means nothing on the new axis
+        self._mark_dirty()
+
     def reset(self) -> None:
         """Show no run (the curves stay, emptied); compared runs stay."""
         self.set_history(None, self._name, self._color)
@@ -303,6 +326,9 @@ class HistoryPlot(PlotBox):
 
     # ------------------------------------------------------------------ drawing
     def _redraw(self) -> None:
+        if not self.isVisible() and self.window().isVisible():
+            self._stale = True   # behind another tab: drawn when shown, not in the GIL's busiest time
+            return
         weight, mode = self.smoothing(), self._smooth_mode()
         x, raw, smooth = self._main_shown(weight)
         curves = self._main_draws(x, raw, smooth, mode)
@@ -316,7 +342,7 @@ class HistoryPlot(PlotBox):
         """(x, raw columns, smoothed columns) of the shown run, decimated; the very same arrays
         while its history has neither grown nor been thinned (so their curves are not redrawn)."""
         h = self._history
-        key = None if h is None else (len(h), h.stride, weight)
+        key = None if h is None else (len(h), h.stride, weight, self._x_mode)
         if key is not None and key == self._main_key:
             return self._main
         values = None if h is None else self._values(h)
@@ -329,7 +355,7 @@ class HistoryPlot(PlotBox):
             smooth = self._smoother.update(values, weight, h.stride)
             index = display_index(len(values))
             shown_raw, shown_smooth = values[index], smooth[index]
-            main = (h.iterations[index], [shown_raw[:, c] for c in range(self._columns)],
+            main = (self._x_of(h)[index], [shown_raw[:, c] for c in range(self._columns)],
                     [shown_smooth[:, c] for c in range(self._columns)])
         self._main_key, self._main = key, main
         return main
@@ -337,7 +363,7 @@ class HistoryPlot(PlotBox):
     def _trace_shown(self, trace: _Trace, weight: float) -> tuple[np.ndarray, np.ndarray]:
         """A compared run's (x, smoothed y), decimated; recomputed only when its history changed."""
         h = trace.overlay.history
-        key = None if h is None else (len(h), h.stride, weight)
+        key = None if h is None else (len(h), h.stride, weight, self._x_mode)
         if key is None or key != trace.key:
             y = None if h is None or not len(h) else self._overlay_values(h)
             if y is None:
@@ -345,28 +371,37 @@ class HistoryPlot(PlotBox):
             else:
                 smooth = trace.smoother.update(y[:, None], weight, h.stride)[:, 0]
                 index = display_index(len(y))
-                trace.shown = (h.iterations[index], smooth[index])
+                trace.shown = (self._x_of(h)[index], smooth[index])
             trace.key = key
         return trace.shown
 
     def _band_shown(self, trace: _BandTrace, weight: float):
         """(x, mean, min, max) of a band's seeds, smoothed each like a compared run, decimated;
         recomputed only when one of their histories changed."""
-        key = (tuple((len(h), h.stride) for h in trace.band.histories), weight)
+        key = (tuple((len(h), h.stride) for h in trace.band.histories), weight, self._x_mode)
         if key != trace.key:
-            series = []
+            series, seeds = [], []
             for h in trace.band.histories:
                 y = self._overlay_values(h) if len(h) else None
                 if y is not None:
                     smooth = trace.smoothers.setdefault(id(h), SmoothedColumns()).update(y[:, None], weight, h.stride)
                     series.append((h.iterations, smooth[:, 0]))
+                    seeds.append(h)
             x, stack = align_common(series)
+            if self._x_mode == "time" and len(x):   # at each iteration, the seeds' mean training time
+                x = np.mean([self._x_of(h)[np.searchsorted(h.iterations, x)] for h in seeds], axis=0)
             mean, low, high = across_seeds(stack)
             index = display_index(len(x))
             trace.shown = (x[index], mean[index], low[index], high[index]) if len(x) else \
                 (np.empty(0),) * 4
             trace.key = key
         return trace.shown
+
+    def _x_of(self, history) -> np.ndarray:
+        """The x of each kept row of ``history``: its iteration, or its training time in seconds."""
+        if self._x_mode == "time":
+            return training_time(history.iterations, history.seconds)
+        return history.iterations
 
     def _active_bands(self) -> list[_BandTrace]:
         return [t for t in self._bands if t.band is not None]
@@ -440,6 +475,12 @@ class HistoryPlot(PlotBox):
         return self._room_for_legend((min(lo for lo, _ in bounds), max(hi for _, hi in bounds)))
 
     # ------------------------------------------------------------------ events
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self._mark_dirty()
+
     def _mark_dirty(self, *_) -> None:
         if not self._timer.isActive():
             self._timer.start()
@@ -451,6 +492,10 @@ class HistoryPlot(PlotBox):
     def _on_log(self, on: bool) -> None:
         self.plot.setLogMode(y=on)
         self.vb.refresh_auto_range()
+
+    def _on_x_choice(self, mode: str) -> None:
+        self.set_x_axis(mode)
+        self.x_axis_changed.emit(mode)
 
     def _on_x_range(self, *_) -> None:
         if self.vb.state["autoRange"][0] is False:

@@ -6,9 +6,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
-from .history_plot import EMPTY, HistoryPlot, light, set_pen
+from .history_plot import EMPTY, HistoryPlot
 from .plot_base import short_name
-from .plot_colors import PALETTE
+from .plot_colors import PALETTE, light, set_pen
 
 
 class LossPlot(HistoryPlot):

@@ -24,11 +24,12 @@ from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QRectF, Qt
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyle, QToolButton, QVBoxLayout, QWidget
 
 from ..plot_math import keep_or_snap, value_bounds
+from .plot_axes import LogAxis, TimeAxis, label_width
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")
 
@@ -36,6 +37,7 @@ PIXEL_CACHE = QGraphicsItem.CacheMode.DeviceCoordinateCache
 LEGEND_MARGIN = 8    # px between a legend and the edges of its view
 LEGEND_COLUMNS = 4   # at most, as many as fit
 NAME_LENGTH = 28     # legend names are cut to this many characters
+EMPTY_RANGE = (0.0, 1.0)   # what an empty plot's axes span
 
 
 def style_plot(widget: pg.PlotWidget, title: str, x_label: str, y_label: str) -> None:
@@ -149,16 +151,47 @@ class Legend(pg.LegendItem):
     """A compact legend on a translucent white card, painted from pixmap caches.
 
     It hides itself while it has no entries, or while its plot says there is nothing to label
-    (``set_wanted(False)``), so empty plots show no empty box.
+    (``set_wanted(False)``), so empty plots show no empty box. The user can drag it off the data
+    (``dragged``; ``moved`` then says so) and :meth:`put_back` returns it to the top right.
     """
+
+    dragged = Signal()
+    moved = False
 
     def __init__(self, offset=(-LEGEND_MARGIN, LEGEND_MARGIN)):
         super().__init__(offset=offset, brush=(255, 255, 255, 200), pen=(200, 200, 200),
                          labelTextSize="8pt", horSpacing=2, verSpacing=-7)
         self.layout.setContentsMargins(4, 0, 6, 0)
         self.setCacheMode(PIXEL_CACHE)
+        self.setToolTip("Drag the legend off the data; Reset view puts it back")
         self._wanted = True
         self._sync()
+
+    def mouseDragEvent(self, ev):
+        super().mouseDragEvent(ev)
+        if ev.button() == Qt.MouseButton.LeftButton:
+            self.moved = True
+            if ev.isFinish():
+                self._keep_inside()
+                self.dragged.emit()
+
+    def _keep_inside(self) -> None:
+        """Never dropped (partly) outside its view, which clips it."""
+        parent = self.parentItem()
+        if parent is None:
+            return
+        rect, room = self.mapRectToParent(self.boundingRect()), parent.boundingRect()
+        dx = max(room.left() - rect.left(), 0.0) + min(room.right() - rect.right(), 0.0)
+        dy = max(room.top() - rect.top(), 0.0) + min(room.bottom() - rect.bottom(), 0.0)
+        if dx or dy:
+            self.autoAnchor(self.pos() + QPointF(dx, dy))
+
+    def put_back(self) -> None:
+        """At the top right of the view again (where the plots leave room for it above the data)."""
+        self.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-LEGEND_MARGIN, LEGEND_MARGIN))
+        if self.moved:
+            self.moved = False
+            self.dragged.emit()
 
     def addItem(self, item, name):
         super().addItem(item, name)
@@ -265,6 +298,8 @@ class PlotViewBox(pg.ViewBox):
             bounds = source(ax, visible)
             if bounds is NotImplemented:
                 return super().updateAutoRange()
+            if bounds is None:   # nothing drawn: a neutral range, not the last data's (another metric's)
+                bounds = EMPTY_RANGE
             if bounds is not None and all(map(math.isfinite, bounds)):
                 anchored = ax == 0 and self.anchor_x
                 ranges[key] = keep_or_snap(self.state["targetRange"][ax], bounds, self.suggestPadding(ax), anchored)
@@ -342,17 +377,51 @@ def items_bounds(vb: pg.ViewBox, axis: int, x_range=None):
 
 
 class PlotBox(QWidget):
-    """A styled plot with a legend filling the widget; subclasses create their items once."""
+    """A styled plot with a legend filling the widget; subclasses create their items once.
+
+    The mouse zooms (wheel) and pans (drag) as in any pyqtgraph plot; ``reset_button`` (placed
+    by subclasses in their row of controls) fits the view to the data again and puts a dragged
+    legend back, in one click."""
 
     def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget(viewBox=PlotViewBox())
+        self.plot = pg.PlotWidget(viewBox=PlotViewBox(), axisItems={"left": LogAxis("left"), "bottom": TimeAxis("bottom")})
         self.vb: PlotViewBox = self.plot.getPlotItem().getViewBox()
         style_plot(self.plot, title, x_label, y_label)
         self.legend = add_legend(self.plot)
+        self._y_label = y_label
+        self.vb.sigResized.connect(self._fit_y_label)
+        self.reset_button = QToolButton()
+        self.reset_button.setText("Reset view")
+        self.reset_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload))
+        self.reset_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)   # the row is narrow
+        self.reset_button.setAutoRaise(True)
+        self.reset_button.setToolTip("Reset view: fit it to the data again after zooming (mouse wheel, or "
+                                     "right-drag) or panning (drag), and put a moved legend back")
+        self.reset_button.clicked.connect(self.reset_view)
+        self.vb.sigStateChanged.connect(self._sync_reset)
+        self.legend.dragged.connect(self._on_legend_dragged)
+        self._sync_reset()
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.addWidget(self.plot, 1)
+
+    def reset_view(self) -> None:
+        """The whole data in view (auto-range on both axes) and the legend at its place."""
+        self.legend.put_back()
+        self.vb.enableAutoRange()
+        self.vb.refresh_auto_range()
+
+    def is_zoomed(self) -> bool:
+        """Whether the user zoomed or panned (the view no longer follows the data)."""
+        return not all(self.vb.state["autoRange"])
+
+    def _sync_reset(self, *_) -> None:
+        self.reset_button.setEnabled(self.is_zoomed() or self.legend.moved)
+
+    def _on_legend_dragged(self) -> None:
+        self._sync_reset()
+        self.vb.refresh_auto_range()   # a legend moved off the top row needs no room there
 
     def _use_legend_row(self) -> None:
         """Auto-range from :func:`items_bounds`, raised at the top so the legend (in a row, top
@@ -371,7 +440,7 @@ class PlotBox(QWidget):
 
     def _room_for_legend(self, bounds):
         """Raise the top of y ``bounds`` so that the legend row fits above the data."""
-        if bounds is None or bounds is NotImplemented or not self.legend.isVisible():
+        if bounds is None or bounds is NotImplemented or not self.legend.isVisible() or self.legend.moved:
             return bounds
         self._fit_legend()   # entries may have been added by a subclass
         height = self.vb.height()
@@ -386,12 +455,48 @@ class PlotBox(QWidget):
         """E.g. "query loss (cross-entropy)" for classification families."""
         self._set_label("left", label)
 
+    def y_label(self) -> str:
+        """The y axis' label in full (the axis shows a shorter form when the plot is too short for it)."""
+        return self._y_label
+
     def _set_label(self, axis: str, text: str) -> None:
-        if self.plot.getPlotItem().getAxis(axis).labelText != text:   # re-laying out text is not free
+        if axis == "left":
+            self._y_label = text
+            text = self._fitting_label(text)
+        item = self.plot.getPlotItem().getAxis(axis)
+        if item.labelText != text:   # re-laying out text is not free
             self.plot.setLabel(axis, text)
+        if axis == "left":
+            item.setToolTip(self._y_label if text != self._y_label else "")
+
+    def _fit_y_label(self, *_) -> None:
+        self._set_label("left", self._y_label)
+
+    def _fitting_label(self, text: str) -> str:
+        """The longest of ``text``'s forms that fits along the y axis: in full, without the last
+        clause in its parentheses, without the parentheses ("query loss (MSE, smoothed)" →
+        "query loss (MSE)" → "query loss"); never cut off at the plot's top."""
+        axis = self.plot.getPlotItem().getAxis("left")
+        room = self.vb.height() - 4
+        if room <= 0:
+            return text
+        forms = [text]
+        if " (" in text and text.endswith(")"):
+            inner = text[text.index(" (") + 2:-1]
+            if ", " in inner:
+                forms.append(text[:text.index(" (") + 2] + inner[:inner.rindex(", ")] + ")")
+            forms.append(text[:text.index(" (")])
+        fits = next((f for f in forms if label_width(axis, f) <= room), None)
+        if fits is not None:
+            return fits
+        shortest = forms[-1]   # a tiny plot: elided, but never cut off mid-letter at the edge
+        while len(shortest) > 1 and label_width(axis, shortest + "…") > room:
+            shortest = shortest[:-1]
+        return shortest.rstrip() + "…"
 
     def _set_axes(self, title: str, x_label: str, y_label: str) -> None:
         if self.plot.getPlotItem().titleLabel.text != title:
             self.plot.setTitle(title, size="11pt")
         self._set_label("bottom", x_label)
         self._set_label("left", y_label)
+

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 SERIES_COLORS = {"meta-learned": PALETTE[0], "pretrain": PALETTE[1], "scratch": "#7f7f7f"}
@@ -28,3 +30,21 @@ def step_colors(n: int) -> list:
     """A light-to-dark ramp so later adaptation steps read as 'further along'."""
     ramp = _colormap("viridis")
     return [ramp.map(0.85 * (1 - i / max(n - 1, 1)), mode="qcolor") for i in range(n)]
+
+
+def light(color, amount: float = 0.6) -> QColor:
+    """``color`` mixed with white (opaque: cheaper to paint than a translucent pen)."""
+    c = QColor(color)
+    mix = lambda v: round(v + (255 - v) * amount)   # noqa: E731
+    return QColor(mix(c.red()), mix(c.green()), mix(c.blue()))
+
+
+def set_pen(curve: pg.PlotDataItem, color, width: float = 2, style=Qt.PenStyle.SolidLine) -> bool:
+    """Give ``curve`` this pen unless it has it already; returns whether it changed (a legend
+    then has to redraw its sample, a cached picture of the old pen)."""
+    pen = curve.opts["pen"]
+    color = QColor(color)
+    if hasattr(pen, "color") and pen.color() == color and pen.widthF() == width and pen.style() == style:
+        return False
+    curve.setPen(pg.mkPen(color, width=width, style=style))
+    return True

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtGui import QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -22,6 +22,8 @@ from ..overlays import Overlay
 from .adaptation_plot import compared_series
 
 EMPTY_HINT = "Tick runs in the Runs list to compare their held-out scores here."
+KINDS = {"regression": ("regression", "MSE"), "classification": ("classification", "cross-entropy and accuracy")}
+APART_COLOR = "#777"
 
 
 def _cell(mean: float, ci: float, metric: str) -> str:
@@ -66,10 +68,15 @@ class ScoresTable(QWidget):
         layout.addLayout(row)
         self._rows: list[tuple[str, str, str, dict[int, tuple[float, float]]]] = []   # name, color, metric, {step: (mean, ci)}
         self._steps: list[int] = []
+        self._apart: list[str] = []
+        self._plotted = ""
         self.set_runs([])
 
-    def set_runs(self, overlays: Sequence[Overlay]) -> None:
-        """One row per run with an ``adaptation`` snapshot (others are left out), in the given order."""
+    def set_runs(self, overlays: Sequence[Overlay], apart: Sequence[str] = (), plotted: str = "") -> None:
+        """One row per run with an ``adaptation`` snapshot (others are left out), in the given order.
+        ``apart``: names of compared runs the plots leave out, being of another kind than ``plotted``
+        ("regression" or "classification"): their rows are greyed and the caption names them all."""
+        self._apart, self._plotted = list(apart), plotted
         rows = []
         for overlay in overlays:
             series = compared_series(overlay.adaptation)
@@ -81,6 +88,10 @@ class ScoresTable(QWidget):
         self._rows = rows
         self._steps = sorted({s for *_, values in rows for s in values})
         self._fill()
+
+    def not_plotted(self) -> list[str]:
+        """The compared runs listed here but drawn on no plot (another kind of task)."""
+        return list(self._apart)
 
     def rows(self) -> list[list[str]]:
         """The table as text, header first (what Copy puts on the clipboard)."""
@@ -132,13 +143,40 @@ class ScoresTable(QWidget):
                 cell = QTableWidgetItem(_cell(*values[s], metric) if s in values else "–")
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 table.setItem(r, c, cell)
+            if name in self._apart:
+                self._mark_apart(r)
         table.resizeColumnsToContents()
         metrics = {metric for _, _, metric, _ in self._rows}
         if not self._rows:
-            self.caption.setText(EMPTY_HINT)
+            text = EMPTY_HINT if not self._apart else ""
         else:
             what = "query accuracy" if metrics == {"accuracy"} else "query loss" if metrics == {"mse"} else "score"
-            self.caption.setText(f"Meta-learned initialisation: {what} on held-out tasks after each number of "
-                                 "adaptation steps, mean ± 95% CI over the tasks")
+            text = (f"Meta-learned initialisation: {what} on held-out tasks after each number of "
+                    "adaptation steps, mean ± 95% CI over the tasks.")
+        self.caption.setText(" ".join(t for t in (text, self._apart_text()) if t))
         self.copy_button.setEnabled(bool(self._rows))
+        self.caption.setToolTip(self._apart_text())
         self.export_button.setEnabled(bool(self._rows))
+
+    def _apart_text(self) -> str:
+        """Which compared runs the plots leave out, and why, in a line."""
+        if not self._apart:
+            return ""
+        listed = {name for name, *_ in self._rows}
+        other = "classification runs (accuracy)" if self._plotted == "regression" else "regression runs (MSE)"
+        axes = {"regression": "the plots' MSE axes", "classification": "the plots' accuracy and cross-entropy axes"}
+        text = f"Grey rows: {other}, not drawn on {axes.get(self._plotted, 'the plots')}."
+        unscored = [n for n in self._apart if n not in listed]
+        if unscored:
+            text += f" Not plotted either (another kind of task, not scored yet): {', '.join(unscored)}."
+        return text
+
+    def _mark_apart(self, row: int) -> None:
+        """Grey italic: this run is listed but drawn on no plot."""
+        for c in range(self.table.columnCount()):
+            item = self.table.item(row, c)
+            item.setForeground(QColor(APART_COLOR))
+            font = QFont(item.font())
+            font.setItalic(True)
+            item.setFont(font)
+            item.setToolTip("Not plotted: another kind of task than the plots show, scored by another metric")

@@ -8,16 +8,30 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from .history_plot import EMPTY, HistoryPlot
-from .plot_colors import step_colors
+from .plot_colors import PALETTE, light, set_pen
+
+BEFORE_STYLE = Qt.PenStyle.DotLine   # compared runs are dashed: "before adaptation" must not look like one
 
 
 def step_name(s: int) -> str:
     return "before adaptation" if s == 0 else f"after {s} step{'s' * (s > 1)}"
 
 
+def step_pens(color: str, columns: int) -> list[tuple[object, Qt.PenStyle]]:
+    """(colour, style) of the curves after 0..N inner steps of a run drawn in ``color``: dotted before
+    adaptation, then solid from a light shade of the colour to the colour itself after the last step,
+    so every curve of the run is in its run-list colour and the darkest is the adapted one."""
+    pens = [(light(color, 0.0), BEFORE_STYLE)]
+    for s in range(1, columns):
+        amount = 0.55 * (columns - 1 - s) / max(columns - 2, 1)
+        pens.append((light(color, amount), Qt.PenStyle.SolidLine))
+    return pens[:columns]
+
+
 class StepLossPlot(HistoryPlot):
-    """Smoothed query loss after inner step s = 0..N of the shown run's ``History`` (a light-to-dark
-    ramp); a compared run is one dashed curve in its colour: its loss after all its inner steps."""
+    """Smoothed query loss after inner step s = 0..N of the shown run's ``History``, all in the run's
+    colour (dotted before adaptation, solid and darker with each step); a compared run is one dashed
+    curve in its colour: its loss after all its inner steps."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Query loss after each inner step", "query loss (MSE, smoothed)", parent)
@@ -38,12 +52,16 @@ class StepLossPlot(HistoryPlot):
         for curve in self._curves:
             self.plot.removeItem(curve)
             self._forget(curve)
-        colors = step_colors(columns)
-        self._curves = []
-        for s in range(columns):
-            pen = pg.mkPen(colors[s], width=2, style=Qt.PenStyle.DashLine if s == 0 else Qt.PenStyle.SolidLine)
-            self._curves.append(self.plot.plot(pen=pen))
+        self._curves = [self.plot.plot() for _ in range(columns)]
+        self._style_main(self._color)
+        self.legend.clear()   # its samples are pictures of the old pens
         self._sync_legend()
+
+    def _style_main(self, color: str | None) -> bool:
+        changed = False
+        for curve, (shade, style) in zip(self._curves, step_pens(color or PALETTE[0], len(self._curves))):
+            changed |= set_pen(curve, shade, 2, style)
+        return changed
 
     def _legend_main(self) -> list:
         # a legend for 100 steps would hide the plot: the first, second and last, the ramp implies the rest

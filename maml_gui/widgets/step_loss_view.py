@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHeaderView, QTableWidget, QTableWidgetItem, QTabWidget, QWidget
 
+from .plot_axes import LogAxis
 from .plot_base import add_legend, style_plot
 from .plot_colors import PALETTE
 
@@ -16,24 +17,12 @@ if TYPE_CHECKING:
     from ..adapt_task import AdaptOutcome
 
 
-class LogLossAxis(pg.AxisItem):
-    """A log axis that labels only 1, 2 and 5 × 10ⁿ once the range spans a decade: in a short
-    plot pyqtgraph's labels for every minor tick (2, 3, … 9) print over one another."""
-
-    def logTickStrings(self, values, scale, spacing):
-        strings = super().logTickStrings(values, scale, spacing)
-        if len(values) < 2 or max(values) - min(values) < 1:
-            return strings
-        mantissa = [round(float(10 ** (v - np.floor(v + 1e-9))), 3) for v in values]
-        return [text if m in (1.0, 2.0, 5.0) else "" for text, m in zip(strings, mantissa)]
-
-
 class StepLossView(QTabWidget):
     """The loss after each step: a small plot and the exact numbers in a table."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget(axisItems={"left": LogLossAxis("left")})
+        self.plot = pg.PlotWidget(axisItems={"left": LogAxis("left")})
         style_plot(self.plot, "", "adaptation steps", "loss")
         self.plot.setMinimumHeight(140)
         self._legend = add_legend(self.plot)

@@ -28,7 +28,13 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so the caller prints one line and exits 2."""
+    """argparse that raises instead of printing usage, so the caller prints one line and exits 2.
+    No prefix matching (here and in every sub-parser, which argparse builds from this class): it
+    would silently read ``sweep --seed 7`` as ``--seeds 7``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D401 - argparse override
         raise UsageError(f"{self.prog}: {message} (see --help)")

@@ -576,6 +576,8 @@ def _evaluate(args) -> int:
     query = args.query or family.held_out_query(shots, 100)   # CSV: what every meta-test task can give
     result = evaluate(trainer.algorithm, trainer.params, trainer.rates, family, tasks=args.tasks, shots=shots,
                       steps=args.steps, query=query, seed=args.seed, device=trainer.device)
+    for warning in family.warnings:   # skipped files and classes: said wherever a folder is read, as train does
+        print(f"maml-gui: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

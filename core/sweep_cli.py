@@ -150,7 +150,7 @@ def _run(out: Path, runs, rest, args, totals) -> int:
         runner.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    bar = _Bar(len(runs))
+    bar = _Bar(runner)
     start = time.monotonic()
     try:
         if already:
@@ -183,20 +183,23 @@ class _Bar:
     """One progress line for the whole sweep (iterations over all runs), redrawn in place on a
     terminal and printed every 30 s otherwise (a log file then holds a readable history)."""
 
-    def __init__(self, n_runs: int):
-        self.n_runs = n_runs
+    def __init__(self, runner: Runner, clock=time.monotonic):
+        self.n_runs = len(runner.runs)
         self.tty = sys.stderr.isatty()
+        self.clock = clock
         self._last = 0.0
-        self._start = time.monotonic()
+        self._start = clock()
+        self._before = runner.progress()[0]   # finished or resumed runs' iterations: not this sweep's speed
 
     def update(self, runner: Runner) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self._last and now - self._last < (0.5 if self.tty else 30.0):
             return
         self._last = now
         done, total = runner.progress()
         finished = sum(r.finished for r in runner.runs)
-        rate = done / max(now - self._start, 1e-9)
+        seconds = now - self._start
+        rate = max(0, done - self._before) / seconds if seconds > 0 else 0.0
         width = 30
         filled = int(width * done / total) if total else width
         line = (f"sweep [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} iterations, "

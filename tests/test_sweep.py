@@ -227,3 +227,23 @@ def test_a_huge_sweep_is_refused_in_little_memory(tmp_path, argv, says):
     assert result.returncode == 2, result.stderr
     assert says in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "sweep").exists()
+
+
+def test_the_sweep_rate_counts_only_iterations_done_since_it_started(tmp_path, capsys):
+    """A resumed sweep with finished runs: their iterations were done before; the bar's it/s is the
+    new iterations over the time taken (it showed 269,744,754 it/s)."""
+    from types import SimpleNamespace
+
+    from core.sweep_cli import _Bar
+
+    done = {"n": 9000}   # 9000 of 10000 iterations were done by an earlier sweep
+    runner = SimpleNamespace(runs=plan(tmp_path, [0, 1], []), progress=lambda: (done["n"], 10000))
+    now = {"t": 100.0}
+    bar = _Bar(runner, clock=lambda: now["t"])
+    now["t"] += 1e-6
+    bar.update(runner)
+    assert " 0 it/s" in capsys.readouterr().err
+    done["n"], now["t"] = 9500, now["t"] + 50.0
+    bar.close(runner)
+    line = capsys.readouterr().err.strip()
+    assert "9,500/10,000 iterations" in line and line.endswith(" 10 it/s")

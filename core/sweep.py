@@ -111,7 +111,8 @@ def parse_grid(items: Sequence[str], convert: Callable[[str, str], object] | Non
         seen: dict[object, str] = {}
         for text in texts:
             try:
-                value = convert(key, text) if convert is not None else text
+                value = convert(key, text) if convert is not None else None
+                value = text if value is None else value   # a checker that returns nothing: compare the texts
             except (ValueError, TypeError) as exc:
                 raise SweepError(f"--grid: {key}={text} is not valid ({exc})") from None
             if value in seen:

@@ -165,6 +165,7 @@ def test_duplicate_grid_values_are_refused():
         parse_grid(["meta_lr=0.001,0.001,0.001"])
     with pytest.raises(SweepError, match=r"twice \(0.001 and 1e-3\)"):   # one value, two spellings
         parse_grid(["meta_lr=0.001,1e-3"], convert=lambda key, text: float(text))
+    assert len(parse_grid(["meta_lr=0.1,0.2"], convert=lambda key, text: None)) == 2   # a check that returns nothing
 
 
 def test_a_summary_never_counts_a_run_twice(tmp_path, capsys):

@@ -681,4 +681,8 @@ def _bench_compile(args, config: ExperimentConfig) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the importable module's main: modules it imports (the sweep) raise core.cli.UsageError,
+    # which this __main__ copy of the module would not catch
+    from core.cli import main as _main
+
+    sys.exit(_main())

@@ -248,3 +248,18 @@ def test_the_sweep_rate_counts_only_iterations_done_since_it_started(tmp_path, c
     bar.close(runner)
     line = capsys.readouterr().err.strip()
     assert "9,500/10,000 iterations" in line and line.endswith(" 10 it/s")
+
+
+def test_python_m_core_cli_gives_the_same_one_line(tmp_path):
+    """The sweep launches its runs as `python -m core.cli`; run that way, an error raised inside an
+    imported module (core.cli.UsageError, not __main__'s copy) must still be one line, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "core.cli", "sweep", "--seeds", "0", "--steps", "5000",
+                             "--family", "linear", "--out", str(tmp_path / "s")], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2
+    assert result.stderr == "maml-gui sweep: argument --steps: invalid step list '5000'; steps must be in 0..1000 " \
+                            "(see --help)\n"

@@ -171,7 +171,7 @@ def test_decompression_bombs_are_refused_by_name_before_decoding(tmp_path):
     count, *warnings = result.stdout.splitlines()
     assert count == "12"
     [skipped] = [w for w in warnings if w.startswith("skipped 3 of 15")]
-    assert "a/bomb30k.png (900.0 megapixels, more than the 24 a 28×28 input needs (refused unread" in skipped
+    assert "a/bomb30k.png (900.0 megapixels, more than the 24 megapixels a 28×28 input needs (refused unread" in skipped
     assert "b/bomb13k.png (169.0 megapixels" in skipped
     assert "c/big6k.png (6000×5000 = 30.0 megapixels, more than the 24" in skipped
 

@@ -201,7 +201,7 @@ class _TooLarge(ValueError):
 
 def _too_large(pixels: int, size: int, dims: str = "") -> ValueError:
     return _TooLarge(f"{dims}{' = ' if dims else ''}{pixels / 1e6:.1f} megapixels, more than the "
-                      f"{pixel_limit(size) / 1e6:.0f} a {size}×{size} input needs (refused unread: a guard against "
+                      f"{pixel_limit(size) / 1e6:.0f} megapixels a {size}×{size} input needs (refused unread: a guard against "
                       "decompression bombs); shrink the file")
 
 

@@ -246,10 +246,18 @@ def test_a_huge_header_is_refused_in_little_memory(tmp_path):
     assert says in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
-def test_too_many_columns_and_long_lines_name_the_line(tmp_path, monkeypatch):
-    from core import csv_reader
+@pytest.mark.parametrize("fast_first", [False, True])
+def test_too_many_columns_and_long_lines_name_the_line(tmp_path, monkeypatch, fast_first):
+    from core import csv_fast, csv_reader
 
+    monkeypatch.setattr(csv_fast, "FAST_MIN_BYTES", 0 if fast_first else float("inf"))
+    clear_cache()
     path = tmp_path / "cols.csv"
+    path.write_text(",".join(["a"] * 100_001) + "\n" + ",".join(["3"] * 100_001) + "\n")
+    with pytest.raises(CsvError) as info:
+        read_csv(path)
+    assert info.value.line == 1 and "this record has 100,001 values, more than the 100,000 columns" in str(info.value)
+    clear_cache()
     path.write_text("a,b\n1,2\n" + ",".join(["3"] * 100_001) + "\n")
     with pytest.raises(CsvError) as info:
         read_csv(path)

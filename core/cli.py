@@ -28,7 +28,13 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so the caller prints one line and exits 2."""
+    """argparse that raises instead of printing usage, so the caller prints one line and exits 2.
+    No prefix matching (here and in every sub-parser, which argparse builds from this class): it
+    would silently read ``sweep --seed 7`` as ``--seeds 7``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D401 - argparse override
         raise UsageError(f"{self.prog}: {message} (see --help)")
@@ -357,7 +363,8 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     note = trainer.compile_step(announce=lambda text: print(f"maml-gui: {text}", file=sys.stderr, flush=True))
     if note:
         print(f"maml-gui: {note}", file=sys.stderr)
-    progress = _Progress(config.train.iterations) if sys.stderr.isatty() else None
+    first = trainer.iteration   # rates count this process's iterations, not those before a --resume
+    progress = _Progress(config.train.iterations, first) if sys.stderr.isatty() else None
     saves.progress = progress
     start = time.perf_counter()
     resume_hint = f"; continue with `maml-gui train --resume {out}`"
@@ -403,12 +410,10 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
         print(f"maml-gui: the compiled meta-step failed ({trainer.compile_failure}); the run continued eager",
               file=sys.stderr)
     loss = f"{last.meta_loss:.4f}" if last else "n/a"
-    rate = trainer.iteration / elapsed if elapsed > 0 else 0.0
     where = f"saved to {out}" if saved else f"NOT saved (see the error above): {out} holds {saves.previous()}"
     processes = f", {group.world} processes" if group is not None else ""
-    print(f"{config.algorithm.name} on {config.family.name}: {trainer.iteration} iterations in {elapsed:.1f} s "
-          f"({rate:.0f} it/s, {trainer.device}, {trainer.gradient_path}{processes}), final meta-loss {loss}, {reason}; "
-          f"{where}")
+    print(f"{config.algorithm.name} on {config.family.name}: {iterations_done(first, trainer.iteration, elapsed)} "
+          f"({trainer.device}, {trainer.gradient_path}{processes}), final meta-loss {loss}, {reason}; {where}")
     return code if saved else (code or 1)
 
 
@@ -529,17 +534,26 @@ def _resumed(args, group=None):
     return trainer
 
 
+def iterations_done(first: int, last: int, elapsed: float) -> str:
+    """``"2000 iterations (34000 to 36000) in 3.4 s, 588 it/s"``: what this process did; a resumed
+    run's earlier iterations took their time in another process."""
+    done = last - first
+    span = f" ({first} to {last})" if first else ""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    return f"{done} iterations{span} in {elapsed:.1f} s, {rate:.0f} it/s"
+
+
 class _Progress:
     """A one-line progress bar on stderr, redrawn at most 10 times a second."""
 
-    def __init__(self, total: int):
-        self.total, self._last = total, 0.0
+    def __init__(self, total: int, first: int = 0):
+        self.total, self.first, self._last = total, first, 0.0
 
     def update(self, m, elapsed: float) -> None:
         if elapsed - self._last < 0.1:
             return
         self._last = elapsed
-        rate = m.iteration / elapsed if elapsed > 0 else 0.0
+        rate = (m.iteration - self.first) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - m.iteration) / rate if rate > 0 else 0.0
         filled = int(30 * m.iteration / self.total)
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {m.iteration}/{self.total} "
@@ -570,6 +584,8 @@ def _evaluate(args) -> int:
     query = args.query or family.held_out_query(shots, 100)   # CSV: what every meta-test task can give
     result = evaluate(trainer.algorithm, trainer.params, trainer.rates, family, tasks=args.tasks, shots=shots,
                       steps=args.steps, query=query, seed=args.seed, device=trainer.device)
+    for warning in family.warnings:   # skipped files and classes: said wherever a folder is read, as train does
+        print(f"maml-gui: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -665,4 +681,8 @@ def _bench_compile(args, config: ExperimentConfig) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the importable module's main: modules it imports (the sweep) raise core.cli.UsageError,
+    # which this __main__ copy of the module would not catch
+    from core.cli import main as _main
+
+    sys.exit(_main())

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .csv_reader import (HEAD_ROWS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, _detect_header, _name_columns,
-                         _refuse_binary, _Reporter, _sniff_delimiter)
+from .csv_reader import (HEAD_ROWS, MAX_COLUMNS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, LineLengths,
+                         _detect_header, _name_columns, _refuse_binary, _Reporter, _sniff_delimiter)
 
 FAST_MIN_BYTES = 1_000_000     # below this the precise reader is as quick (and pandas' import is skipped)
 SCAN_BYTES = 1024 * 1024       # read at a time while checking encoding, line ends and quotes (small: see _parse)
@@ -58,6 +58,8 @@ def _read(path: Path, report: _Reporter, header: bool | None) -> CsvTable | None
         return None
     has_header = _detect_header(head) if header is None else header
     width = len(head[0])
+    if width > MAX_COLUMNS:
+        return None   # the precise reader says so, naming the line
     if has_header and not all(head[0]):
         return None  # an unnamed column (maybe a trailing delimiter): the precise reader names or drops it
     body = head[1:] if has_header else head
@@ -92,6 +94,7 @@ def _scan(path: Path, report: _Reporter):
     size, stamp = stat.st_size, (stat.st_size, stat.st_mtime_ns)
     decoder = codecs.getincrementaldecoder("utf-8")()
     n_quotes, n_lf, prev, head, done = 0, 0, b"", b"", 0
+    lines = LineLengths()
     with open(path, "rb") as f:
         while chunk := f.read(SCAN_BYTES):
             if not done:
@@ -101,8 +104,8 @@ def _scan(path: Path, report: _Reporter):
                 _refuse_binary(path, chunk[:SNIFF_CHARS])  # a CsvError here: the precise reader says it again
                 head = chunk + f.read(HEAD_BYTES - len(chunk)) if len(chunk) < HEAD_BYTES else chunk
                 chunk = head
-            if b"\x00" in chunk:
-                return None
+            if b"\x00" in chunk or lines.too_long(chunk) is not None:
+                return None   # a line too long to parse safely: the precise reader refuses it by number
             if not chunk.isascii() or decoder.getstate()[0]:
                 decoder.decode(chunk)  # raises on bytes that are not UTF-8 (the precise reader falls back to cp1252)
             if b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n") + (chunk[-1:] == b"\r"):

@@ -37,6 +37,9 @@ SHARE_LIMIT = 5_000      # distinct values per column worth sharing one string o
 COMPACT_WIDTH = 32       # ASCII cells up to this length are stored as bytes (8x smaller than str)
 HEAD_ROWS = 51           # records kept for header detection
 CACHE_BYTES = 300_000_000  # tables kept for re-use, counted by the size of their files
+MAX_LINE_BYTES = 8 << 20   # one line: a 50 MB header of 25 million columns took 9 GB before this
+MAX_COLUMNS = 100_000      # values in one record
+FIELD_LIMIT = csv.field_size_limit()   # characters in one cell (the csv module's own limit, 128 KiB)
 
 Progress = Callable[[float], object]  # called with a fraction in [0, 1]; returning True cancels
 
@@ -314,6 +317,7 @@ class _Reporter:
 
 def _read_bytes(path: Path, max_bytes: int, report: _Reporter) -> bytes:
     chunks, total = [], 0
+    lines = LineLengths()
     try:
         size = max(1, path.stat().st_size)
         with open(path, "rb") as f:
@@ -322,10 +326,52 @@ def _read_bytes(path: Path, max_bytes: int, report: _Reporter) -> bytes:
                 total += len(chunk)
                 if total > max_bytes:  # the file grew while we read it
                     raise CsvError(path, f"is larger than {human_size(max_bytes)}; use a subset of the rows or columns")
+                long_line = lines.too_long(chunk)
+                if long_line is not None:
+                    raise CsvError(path, f"this line is longer than {MAX_LINE_BYTES >> 20} MB, the most a line may "
+                                         "hold (the table is held in memory); is it a CSV file with one record per "
+                                         "line? Use fewer columns", line=long_line)
                 report(0.2 * min(1.0, total / size))
     except OSError as exc:
         raise CsvError(path, f"cannot read the file: {exc.strerror or exc}") from None
     return b"".join(chunks)
+
+
+class LineLengths:
+    """Watches the bytes of a file chunk by chunk for a line longer than :data:`MAX_LINE_BYTES`
+    (CR or LF ends a line), so a one-line 50 MB header is refused before it is parsed."""
+
+    def __init__(self):
+        self.run = 0            # bytes of the line still open at the end of the last chunk
+        self.newlines = 0       # LFs seen before this chunk
+        self.run_line = 1       # the line number of the open line
+
+    def too_long(self, chunk: bytes) -> int | None:
+        """The 1-based number of a line over the limit, else None."""
+        if self.run + len(chunk) <= MAX_LINE_BYTES:   # the common case: no line can be too long yet
+            self._advance(chunk)
+            return None
+        a = np.frombuffer(chunk, dtype=np.uint8)
+        ends = np.flatnonzero((a == 10) | (a == 13))
+        if not len(ends):
+            self.run += len(chunk)
+            return self.run_line if self.run > MAX_LINE_BYTES else None
+        lengths = np.diff(ends, prepend=-1) - 1
+        lengths[0] += self.run
+        over = np.flatnonzero(lengths > MAX_LINE_BYTES)
+        if len(over):
+            k = int(over[0])
+            return self.run_line if k == 0 else self.newlines + int(np.count_nonzero(a[:ends[k - 1] + 1] == 10)) + 1
+        self._advance(chunk)
+        return self.run_line if self.run > MAX_LINE_BYTES else None
+
+    def _advance(self, chunk: bytes) -> None:
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        self.newlines += chunk.count(b"\n")
+        if end < 0:
+            self.run += len(chunk)
+        else:
+            self.run, self.run_line = len(chunk) - end - 1, self.newlines + 1
 
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
@@ -439,6 +485,9 @@ def _parse(path: Path, text: str, delimiter: str, report: _Reporter) -> _Raw:
 
     try:
         for row in reader:
+            if len(row) > MAX_COLUMNS:
+                raise CsvError(path, f"this record has {len(row):,} values, more than the {MAX_COLUMNS:,} columns a "
+                                     "table may have; use fewer columns", line=reader.line_num)
             if row and (row[0].strip() or any(c.strip() for c in row)):  # also skips ",,,"
                 chunk.append(row)
                 lines.append(start)
@@ -451,20 +500,58 @@ def _parse(path: Path, text: str, delimiter: str, report: _Reporter) -> _Raw:
                 report(0.2 + 0.75 * start / total_lines)
                 next_report += PROGRESS_LINES
     except csv.Error as exc:
-        raise CsvError(path, _quote_problem(str(exc)), line=start) from None
+        raise CsvError(path, _record_problem(str(exc), text, start, delimiter), line=start) from None
     if chunk:
         flush()
     return _Raw(columns, np.asarray(lines, dtype=np.int64), len(head[0]) if head else 0, head)
 
 
-def _quote_problem(message: str) -> str:
-    if "end of data" in message or "field larger" in message:
-        return ('a quoted value starts in this record and its closing quote (") is missing; fix the quoting '
-                '(a quote inside a quoted value is written twice: "")')
+_MISSING_QUOTE = ('a quoted value starts in this record and its closing quote (") is missing; fix the quoting '
+                  '(a quote inside a quoted value is written twice: "")')
+
+
+def _record_problem(message: str, text: str, line: int, delimiter: str) -> str:
+    if "field larger" in message:
+        return _long_field(text, line, delimiter)
+    if "end of data" in message:
+        return _MISSING_QUOTE
     if "expected after" in message:
         return ('text follows a closing quote (") in this record; quote the whole value, '
                 'and write a quote inside it twice ("")')
     return f"the record cannot be read ({message}); check its quotes and delimiters"
+
+
+def _long_field(text: str, line: int, delimiter: str) -> str:
+    """Why a cell of the record starting at ``line`` outgrew the csv module's limit: a quoted value
+    that never closes (it swallows the rest of the file), or a cell that really is that long."""
+    lines = io.StringIO(text, newline="")
+    pos = sum(len(lines.readline()) for _ in range(line - 1))
+    while pos < len(text):
+        if text[pos] == '"':
+            end = pos + 1
+            while (end := text.find('"', end)) >= 0 and text.startswith('""', end):
+                end += 2
+            if end < 0:
+                return _MISSING_QUOTE
+            if end - pos - 1 > FIELD_LIMIT:
+                value = text[pos + 1:end]
+                return _MISSING_QUOTE if "\n" in value or "\r" in value else _too_long()
+            pos = end + 1
+        else:
+            ends = [i for i in (text.find(c, pos) for c in (delimiter, "\n", "\r")) if i >= 0]
+            end = min(ends, default=len(text))
+            if end - pos > FIELD_LIMIT:
+                return _too_long()
+            pos = end
+        if pos >= len(text) or text[pos] != delimiter:
+            break
+        pos += 1
+    return _too_long()
+
+
+def _too_long() -> str:
+    return (f"a value in this record is longer than {FIELD_LIMIT:,} characters ({FIELD_LIMIT >> 10} KiB), the most a "
+            "cell may hold; shorten it, or leave that column out of the file")
 
 
 def _detect_header(head: list[list[str]]) -> bool:

@@ -19,6 +19,7 @@ from .tasks import TaskBatch, TaskFamily
 EVAL_SEED_OFFSET = 1_000_003  # keeps held-out tasks off the training stream (which uses the seed itself)
 DIVERGED_FACTOR = 100.0       # a task loss this many times above its starting level has blown up
 LOSS_FLOOR = 1e-6             # the starting level is never taken below this (a perfect start is not a scale)
+EVAL_CHUNK = 64               # held-out tasks adapted at a time (a few MB each for a 40-40 MLP and 100 query points)
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,27 @@ def held_out_tasks(family: TaskFamily, n_tasks: int, shots: int, query: int, see
 
 
 def per_step_scores(algorithm: Algorithm, params: Params, rates: InnerRates, batch: TaskBatch,
-                    steps: int) -> torch.Tensor:
-    """``[steps + 1, T]``: each task's query MSE (or accuracy) after 0..steps adaptation steps."""
-    trajectory = algorithm.adapt(params, rates, batch.support_x, batch.support_y, steps)
-    rows = []
-    with torch.no_grad():
-        for p in trajectory:
-            out = algorithm.net.forward(p, batch.query_x)
-            rows.append(task_accuracy(out, batch.query_y) if algorithm.kind == "classification"
-                        else task_losses(out, batch.query_y, "regression"))
-    return torch.stack(rows)
+                    steps: int, chunk: int | None = None) -> torch.Tensor:
+    """``[steps + 1, T]``: each task's query MSE (or accuracy) after 0..steps adaptation steps.
+
+    Tasks are adapted ``chunk`` at a time (default :data:`EVAL_CHUNK`): each task adapts on its own,
+    so the scores are those of one batch, and the memory (every step's adapted weights and their
+    graph, per task) stays that of one chunk whatever the number of tasks (``evaluate --tasks
+    20000`` asked for one 6 GB tensor)."""
+    chunk = chunk or EVAL_CHUNK
+    parts = []
+    for start in range(0, max(batch.n_tasks, 1), chunk):
+        part = slice(start, start + chunk)
+        trajectory = algorithm.adapt(params, rates, batch.support_x[part], batch.support_y[part], steps)
+        rows = []
+        with torch.no_grad():
+            for p in trajectory:
+                out = algorithm.net.forward(p, batch.query_x[part])
+                rows.append(task_accuracy(out, batch.query_y[part]) if algorithm.kind == "classification"
+                            else task_losses(out, batch.query_y[part], "regression"))
+        del trajectory
+        parts.append(torch.stack(rows))
+    return torch.cat(parts, dim=1)
 
 
 def diverged_tasks(scores: torch.Tensor, metric: str = "mse") -> torch.Tensor:

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -206,11 +207,27 @@ def _source(source) -> tuple[ExperimentConfig, Weights]:
     return config, weights
 
 
+_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def _check_targets(files: Mapping[Path, Any], force: bool) -> None:
+    """``force`` replaces regular files only: a FIFO or device node in the way is refused, not
+    swapped for a file (its reader would never see the export)."""
     for path in files:
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise CheckpointError(f"cannot check {path}: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(mode):
             raise CheckpointError(f"{path} is a folder; give a file name to export to")
-        if path.exists() and not force:
+        kind = next((name for test, name in _SPECIAL if test(mode)), None)
+        if kind is not None:
+            raise CheckpointError(f"{path} is {kind}, not a regular file; --force replaces regular files only: "
+                                  "give a file name to export to")
+        if not force:
             raise CheckpointError(f"{path} exists; use --force to overwrite")
 
 

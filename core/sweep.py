@@ -30,6 +30,9 @@ from .follow import last_iteration
 EVAL_FILE = "eval.json"
 SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
 # train options a grid may vary (CLI spelling with underscores); everything else is fixed per sweep
+MAX_SEEDS = 1000        # seeds per sweep
+MAX_RUNS = 10_000       # runs per sweep (settings × seeds): each is a process and a run folder
+MAX_SEED = 2**63 - 1    # torch.Generator.manual_seed takes a signed 64-bit seed
 GRID_KEYS = ("algorithm", "inner_steps", "inner_lr", "meta_lr", "meta_batch", "shots", "query", "iterations")
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom; past 30 the normal 1.96 is within 2%
@@ -46,8 +49,10 @@ def t95(df: int) -> float:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-4"``, ``"0,3,7"`` or a mix like ``"0-2,10"``; each seed once, in the order given."""
-    seeds: list[int] = []
+    """``"0-4"``, ``"0,3,7"`` or a mix like ``"0-2,10"``; each seed once, in the order given.
+    The count is worked out from the ranges before any list is built, so ``0-99999999999`` is
+    refused at once rather than filling the memory."""
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
@@ -56,15 +61,33 @@ def parse_seeds(text: str) -> list[int]:
         low, high = int(match[1]), int(match[2] if match[2] is not None else match[1])
         if high < low:
             raise SweepError(f"--seeds: the range {part!r} runs backwards")
-        seeds += [s for s in range(low, high + 1) if s not in seeds]
-    if len(seeds) > 1000:
-        raise SweepError(f"--seeds: {len(seeds)} seeds is more than the 1000 a sweep runs")
-    return seeds
+        if high > MAX_SEED:
+            raise SweepError(f"--seeds: {high} is above the largest seed, {MAX_SEED}")
+        ranges.append((low, high))
+    count = _union_size(ranges)
+    if count > MAX_SEEDS:
+        raise SweepError(f"--seeds: {count:,} seeds is more than the {MAX_SEEDS} a sweep runs")
+    seeds = dict.fromkeys(s for low, high in ranges for s in range(low, high + 1))
+    return list(seeds)
 
 
-def parse_grid(items: Sequence[str], convert: Callable[[str, str], object] | None = None) -> list[dict[str, str]]:
+def _union_size(ranges: Sequence[tuple[int, int]]) -> int:
+    """How many integers the inclusive ranges cover together, overlaps counted once."""
+    count, end = 0, -1
+    for low, high in sorted(ranges):
+        if high > end:
+            count += high - max(low, end + 1) + 1
+            end = high
+    return count
+
+
+def parse_grid(items: Sequence[str], convert: Callable[[str, str], object] | None = None,
+               seeds: int = 1) -> list[dict[str, str]]:
     """``["inner_lr=0.01,0.05", "inner_steps=1,5"]`` -> every combination, in order, as
-    ``{key: value text}``. ``convert(key, text)`` checks each value (raising ValueError)."""
+    ``{key: value text}``. ``convert(key, text)`` checks each value (raising ValueError) and
+    returns it; two texts of one value (``0.001`` and ``1e-3``) would run the same experiment
+    twice and count it twice in the summary, so they are refused. The number of runs (with
+    ``seeds`` seeds each) is checked against :data:`MAX_RUNS` before any combination is built."""
     axes: list[tuple[str, list[str]]] = []
     for item in items:
         key, sep, values = item.partition("=")
@@ -78,13 +101,25 @@ def parse_grid(items: Sequence[str], convert: Callable[[str, str], object] | Non
         texts = [v.strip() for v in values.split(",")]
         if not texts or any(v == "" for v in texts):
             raise SweepError(f"--grid: {item!r} has an empty value")
+        axes.append((key, texts))
+    runs = math.prod(len(texts) for _, texts in axes) * seeds
+    if runs > MAX_RUNS:
+        shape = " × ".join(str(len(texts)) for _, texts in axes)
+        raise SweepError(f"--grid: {shape} settings × {seeds} seed(s) is {runs:,} runs, more than the "
+                         f"{MAX_RUNS:,} a sweep runs")
+    for key, texts in axes:
+        seen: dict[object, str] = {}
         for text in texts:
             try:
-                if convert is not None:
-                    convert(key, text)
+                value = convert(key, text) if convert is not None else None
+                value = text if value is None else value   # a checker that returns nothing: compare the texts
             except (ValueError, TypeError) as exc:
                 raise SweepError(f"--grid: {key}={text} is not valid ({exc})") from None
-        axes.append((key, texts))
+            if value in seen:
+                same = "twice" if seen[value] == text else f"twice ({seen[value]} and {text})"
+                raise SweepError(f"--grid: {key} lists the value {text} {same}: the same runs would be counted "
+                                 "twice in the summary; give each value once")
+            seen[value] = text
     return [dict(zip([k for k, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
 
 
@@ -118,8 +153,13 @@ class SweepRun:
 
 
 def plan(out: Path, seeds: Sequence[int], grid: list[dict[str, str]]) -> list[SweepRun]:
-    return [SweepRun(config_label(params), params, seed, out / "runs" / f"{_slug(config_label(params))}-seed{seed}")
-            for params in (grid or [{}]) for seed in seeds]
+    """One run per (setting, seed); a run folder named twice is planned once."""
+    runs = (SweepRun(config_label(params), params, seed, out / "runs" / f"{_slug(config_label(params))}-seed{seed}")
+            for params in (grid or [{}]) for seed in seeds)
+    unique: dict[Path, SweepRun] = {}
+    for run in runs:
+        unique.setdefault(run.folder, run)
+    return list(unique.values())
 
 
 @dataclass
@@ -158,6 +198,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
 def summarize(runs: Sequence[SweepRun]) -> Summary:
     """Per configuration and adaptation step: the mean over seeds of each run's mean held-out
     metric, with a 95% interval across seeds (the spread a reader of a paper table cares about)."""
+    runs = list({r.folder: r for r in runs}.values())   # a run listed twice is still one result
     results = {id(r): json.loads((r.folder / EVAL_FILE).read_text(encoding="utf-8")) for r in runs if r.finished}
     metric = next((res["metric"] for res in results.values()), "")
     summary = Summary(metric)

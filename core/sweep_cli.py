@@ -19,6 +19,7 @@ from .sweep import Runner, SweepError, parse_grid, parse_seeds, plan, write_summ
 
 SWEEP_FILE = "sweep.json"
 FIXED = ("--out", "--resume", "--force", "--seed")   # per run, set by the sweep itself
+MAX_PARALLEL = 256   # runs at once; each is a process
 
 HELP = """the same training over several seeds (and a grid of settings) in parallel processes; writes
 summary.json / summary.csv: per setting and adaptation step, the mean over seeds with a 95%% confidence interval"""
@@ -49,9 +50,6 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     parser = build_parser()
     sweep_parser = parser._subparsers._group_actions[0].choices["sweep"]   # noqa: SLF001 - argparse has no getter
     args, rest = sweep_parser.parse_known_args(argv)
-    for option in rest:
-        if option.split("=", 1)[0] in FIXED:
-            raise usage_error(f"maml-gui sweep: {option.split('=', 1)[0]} is set per run by the sweep; leave it out")
     train_parser = parser._subparsers._group_actions[0].choices["train"]   # noqa: SLF001
     try:
         seeds = parse_seeds(args.seeds)
@@ -64,16 +62,19 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
                 raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
             return value
 
-        grid = parse_grid(args.grid, convert)
+        grid = parse_grid(args.grid, convert, seeds=len(seeds))
     except SweepError as exc:
         raise usage_error(f"maml-gui sweep: {exc}") from None
-    if args.parallel < 1:
-        raise usage_error("maml-gui sweep: --parallel must be 1 or more")
-    # every configuration must be a valid train command before any process starts
+    _check_rest(rest, grid, usage_error)
+    if not 1 <= args.parallel <= MAX_PARALLEL:
+        raise usage_error(f"maml-gui sweep: --parallel must be from 1 to {MAX_PARALLEL}")
+    _check_evaluate(parser, args, usage_error)
+    # every configuration must be a valid train command before any process starts (with the
+    # largest seed: train checks its range too)
     totals = {}
     for params in grid:
         extra = [a for k, v in params.items() for a in (f"--{k.replace('_', '-')}", v)]
-        train_args = train_parser.parse_args([*rest, *extra, "--out", str(args.out / "x")])
+        train_args = train_parser.parse_args([*rest, *extra, "--seed", str(max(seeds)), "--out", str(args.out / "x")])
         config = config_from_args(train_args)
         totals[json.dumps(params, sort_keys=True)] = config.train.iterations
     out = args.out
@@ -91,6 +92,30 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
         return _run(out, runs, rest, args, totals)
     finally:
         lock.release()
+
+
+def _check_rest(rest: list[str], grid: list[dict[str, str]], usage_error: type[Exception]) -> None:
+    """Refuse train options the sweep sets itself: per run (``--seed``, ``--out``…) or by ``--grid``
+    (the grid's value would silently win over the one typed)."""
+    varied = {f"--{k.replace('_', '-')}" for k in (grid[0] if grid else {})}
+    for option in rest:
+        name = option.split("=", 1)[0]
+        if name in FIXED:
+            raise usage_error(f"maml-gui sweep: {name} is set per run by the sweep; leave it out")
+        if name in varied:
+            raise usage_error(f"maml-gui sweep: {name} is varied by --grid; leave it out or drop it from the grid")
+
+
+def _check_evaluate(parser, args, usage_error: type[Exception]) -> None:
+    """What every run's ``evaluate`` will be given, checked by evaluate's own parser now: a bad
+    ``--tasks`` or ``--steps`` must not surface only after every run has trained."""
+    evaluate_parser = parser._subparsers._group_actions[0].choices["evaluate"]   # noqa: SLF001
+    try:
+        evaluate_parser.parse_args([str(args.out), "--json", "--tasks", str(args.tasks), "--steps", args.steps])
+    except usage_error as exc:
+        raise usage_error(str(exc).replace("maml-gui evaluate:", "maml-gui sweep:")) from None
+    if args.tasks < 1:
+        raise usage_error("maml-gui sweep: --tasks must be at least 1 (held-out tasks each run is evaluated on)")
 
 
 def _claim(out: Path, record: dict) -> None:
@@ -125,7 +150,7 @@ def _run(out: Path, runs, rest, args, totals) -> int:
         runner.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    bar = _Bar(len(runs))
+    bar = _Bar(runner)
     start = time.monotonic()
     try:
         if already:
@@ -158,20 +183,23 @@ class _Bar:
     """One progress line for the whole sweep (iterations over all runs), redrawn in place on a
     terminal and printed every 30 s otherwise (a log file then holds a readable history)."""
 
-    def __init__(self, n_runs: int):
-        self.n_runs = n_runs
+    def __init__(self, runner: Runner, clock=time.monotonic):
+        self.n_runs = len(runner.runs)
         self.tty = sys.stderr.isatty()
+        self.clock = clock
         self._last = 0.0
-        self._start = time.monotonic()
+        self._start = clock()
+        self._before = runner.progress()[0]   # finished or resumed runs' iterations: not this sweep's speed
 
     def update(self, runner: Runner) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self._last and now - self._last < (0.5 if self.tty else 30.0):
             return
         self._last = now
         done, total = runner.progress()
         finished = sum(r.finished for r in runner.runs)
-        rate = done / max(now - self._start, 1e-9)
+        seconds = now - self._start
+        rate = max(0, done - self._before) / seconds if seconds > 0 else 0.0
         width = 30
         filled = int(width * done / total) if total else width
         line = (f"sweep [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} iterations, "

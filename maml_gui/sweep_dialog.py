@@ -39,8 +39,9 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def _grid_value(key: str, text: str) -> None:
-    """Raise ValueError when ``text`` is no value ``train`` takes for ``key`` (its own parser's types)."""
+def _grid_value(key: str, text: str):
+    """``text`` as ``train`` reads it for ``key`` (so ``0.001`` and ``1e-3`` are one value); raise
+    ValueError when it is no value train takes (its own parser's types)."""
     from core.cli import build_parser
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]   # noqa: SLF001 - argparse has no getter
@@ -48,6 +49,7 @@ def _grid_value(key: str, text: str) -> None:
     value = action.type(text) if action.type else text
     if action.choices is not None and value not in action.choices:
         raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
+    return value
 
 
 def check_out(text: str) -> Path:
@@ -70,7 +72,7 @@ def parse_sweep(seeds: str, grid_text: str, parallel: int, tasks: int, out: str)
         raise SweepError(str(exc).replace("--seeds: ", "Seeds: ")) from None
     lines = [line.strip() for line in grid_text.splitlines() if line.strip()]
     try:
-        combos = parse_grid(lines, _grid_value)
+        combos = parse_grid(lines, _grid_value, seeds=len(seed_list))
     except SweepError as exc:
         raise SweepError(str(exc).replace("--grid: ", "Grid: ")) from None
     if parallel < 1:

@@ -134,7 +134,9 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path, capsys):
     common = ["--meta-batch", "3", "--inner-steps", "2", "--seed", "4"]
     assert main(["train", *common, "--iterations", "12", "--out", str(tmp_path / "straight")]) == 0
     assert main(["train", *common, "--iterations", "5", "--out", str(tmp_path / "split")]) == 0
+    capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "split"), "--iterations", "12"]) == 0
+    assert ": 7 iterations (5 to 12) in " in capsys.readouterr().out   # this process's, not the run's 12
     straight, split = load_run(tmp_path / "straight")[1], load_run(tmp_path / "split")[1]
     assert all(torch.equal(straight[n], split[n]) for n in straight)
     assert len((tmp_path / "split" / "metrics.csv").read_text().splitlines()) == 13
@@ -254,3 +256,11 @@ def test_nproc_under_torchrun_is_refused_and_help_gives_the_torchrun_line(monkey
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "torchrun --nproc-per-node 2 -m core.cli train --out OUT" in capsys.readouterr().out
+
+
+def test_rates_count_only_this_process_iterations():
+    from core.cli import iterations_done
+
+    assert iterations_done(34000, 36000, 4.0) == "2000 iterations (34000 to 36000) in 4.0 s, 500 it/s"
+    assert iterations_done(0, 300, 2.0) == "300 iterations in 2.0 s, 150 it/s"
+    assert iterations_done(5, 5, 0.0) == "0 iterations (5 to 5) in 0.0 s, 0 it/s"

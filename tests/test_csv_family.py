@@ -132,6 +132,38 @@ def test_values_too_large_for_float32_are_refused_without_normalization(tmp_path
     assert CsvFamily({"paths": [str(path)], "task_column": "t", "target": "y"}).input_dim == 1
 
 
+@pytest.mark.parametrize("extreme", ["1e308", "1e25"])
+def test_an_extreme_value_that_flattens_a_column_is_named(tmp_path, extreme):
+    """One target of 1e308 among values near 1: standardised in float32 every other target became the
+    same number and the meta-loss read 0.005 instead of 0.36, without a word."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "outlier.csv"
+    rows = [(f"t{t}", float(x), 0.3 * float(rng.standard_normal())) for t in range(10)
+            for x in np.linspace(-1, 1, 30)]
+    lines = ["task,x,y"] + [f"{t},{x!r},{y!r}" for t, x, y in rows]
+    lines[1 + 30 * 4 + 7] = f"t4,0.5,{extreme}"   # line 129 of the file: task t4's eighth row
+    path.write_text("\n".join(lines) + "\n")
+    family = CsvFamily({"paths": [str(path)], "task_column": "task", "target": "y", "split": [1.0, 0.0, 0.0]})
+    [warning] = [w for w in family.warnings if "standardising" in w]
+    assert warning.startswith(f"target column 'y': the value {float(extreme):.6g} at outlier.csv line 129 sets the "
+                              "column's scale")
+    assert "all become the same number after standardising" in warning
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines[:128] + lines[129:]) + "\n")
+    assert not any("standardising" in w for w in CsvFamily({"paths": [str(plain)], "task_column": "task",
+                                                            "target": "y", "split": [1.0, 0.0, 0.0]}).warnings)
+
+
+def test_a_flattened_input_column_is_named_too(tmp_path):
+    path = tmp_path / "wide.csv"
+    rows = [f"t{t},{x!r},{1e20 if (t, i) == (2, 3) else x / 7!r},{x!r}" for t in range(6)
+            for i, x in enumerate(np.linspace(0, 1, 12).tolist())]
+    path.write_text("task,a,b,y\n" + "\n".join(rows) + "\n")
+    family = CsvFamily({"paths": [str(path)], "task_column": "task", "target": "y", "split": [1.0, 0.0, 0.0]})
+    [warning] = [w for w in family.warnings if "standardising" in w]
+    assert warning.startswith("input column 'b': the value 1e+20 at wide.csv line 29 ")
+
+
 # -- sampling -----------------------------------------------------------------------------------------
 def test_regression_batches_hold_distinct_rows_of_one_task():
     family = CsvFamily(GROWTH)

@@ -222,3 +222,65 @@ def test_no_raw_error_escapes_on_mangled_files(tmp_path):
                     table.numeric(column)
         except CsvError as exc:
             assert str(exc).startswith(f"m{i}.csv") and "\n" not in str(exc)
+
+
+# -- sizes that would take the memory, and cells past the csv module's limit ------------------------
+def test_a_huge_header_is_refused_in_little_memory(tmp_path):
+    """A 50 MB header of 25 million columns reached 9.2 GB before MemoryError; in a child process
+    capped at 1.5 GiB of address space it is one line naming the line, from read_csv and from train."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "wide.csv"
+    path.write_bytes(b"a," * 25_000_000 + b"\n" + b"1," * 10 + b"\n")
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29)); "
+            "from core.csv_reader import CsvError, read_csv\n"
+            "try:\n    read_csv(sys.argv[1])\nexcept CsvError as exc:\n    print(exc)\n"
+            "from core.cli import main\nsys.exit(main(['train', '--csv', sys.argv[1], '--target', 'a', '--out', "
+            "sys.argv[2]]))")
+    result = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "run")], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    says = "wide.csv, line 1: this line is longer than 8 MB, the most a line may hold"
+    assert result.stdout.startswith(says) and result.returncode == 2
+    assert says in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("fast_first", [False, True])
+def test_too_many_columns_and_long_lines_name_the_line(tmp_path, monkeypatch, fast_first):
+    from core import csv_fast, csv_reader
+
+    monkeypatch.setattr(csv_fast, "FAST_MIN_BYTES", 0 if fast_first else float("inf"))
+    clear_cache()
+    path = tmp_path / "cols.csv"
+    path.write_text(",".join(["a"] * 100_001) + "\n" + ",".join(["3"] * 100_001) + "\n")
+    with pytest.raises(CsvError) as info:
+        read_csv(path)
+    assert info.value.line == 1 and "this record has 100,001 values, more than the 100,000 columns" in str(info.value)
+    clear_cache()
+    path.write_text("a,b\n1,2\n" + ",".join(["3"] * 100_001) + "\n")
+    with pytest.raises(CsvError) as info:
+        read_csv(path)
+    assert info.value.line == 3 and "this record has 100,001 values, more than the 100,000 columns" in str(info.value)
+    monkeypatch.setattr(csv_reader, "MAX_LINE_BYTES", 1000)   # a long line past the first chunk's first line
+    clear_cache()
+    path.write_text("a,b\n" * 600 + "1," * 600 + "\n")
+    with pytest.raises(CsvError) as info:
+        read_csv(path)
+    assert info.value.line == 601 and "longer than" in str(info.value)
+
+
+def test_a_long_unquoted_cell_is_not_called_a_missing_quote(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("a,b\n1,2\n3," + "x" * 200_000 + "\n")
+    with pytest.raises(CsvError) as info:
+        read_csv(path)
+    assert info.value.line == 3 and "closing quote" not in str(info.value)
+    assert "a value in this record is longer than 131,072 characters (128 KiB)" in str(info.value)
+    path.write_text('a,b\n1,2\n3,"' + "x" * 200_000 + '"\n')   # quoted, closed, just as long
+    with pytest.raises(CsvError, match="longer than 131,072 characters"):
+        read_csv(path)
+    path.write_text('a,b\n1,"2\n' + "3,4\n" * 40_000)          # the quote never closes: it swallows the rest
+    with pytest.raises(CsvError) as info:
+        read_csv(path)
+    assert info.value.line == 2 and 'closing quote (") is missing' in str(info.value)

@@ -106,3 +106,22 @@ def test_a_file_with_few_labels_trains_on_episodes_over_held_out_rows(tmp_path, 
     assert cli(["train", "--csv", path, "--task-column", "species", "--split-by", "rows", "--out",
                 str(tmp_path / "x")]) == 2
     assert "--split-by applies to one labelled file" in capsys.readouterr().err
+
+
+def test_evaluate_on_another_folder_says_what_it_skipped(tmp_path, capsys):
+    """`train` reports unreadable files and classes; `evaluate --images` must say the same, not drop them."""
+    data = image_folder(tmp_path / "data", 15)
+    assert cli(["train", "--images", str(data), "--ways", "3", *TINY, "--iterations", "2",
+                "--out", str(tmp_path / "run")]) == 0
+    other = image_folder(tmp_path / "other", 3, seed=1)
+    (other / "class00" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 8)
+    (other / "class09").mkdir()
+    (other / "class09" / "empty.png").write_bytes(b"")
+    capsys.readouterr()
+    assert cli(["evaluate", str(tmp_path / "run"), "--images", str(other), "--tasks", "2", "--steps", "0",
+                "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["tasks"] == 2   # stdout stays one JSON object
+    assert "maml-gui: warning: skipped 2 of 20 image files that could not be read: class00/broken.png" in captured.err
+    assert "class09/empty.png (the file is empty)" in captured.err
+    assert "left out 1 class folder(s) with no readable image: class09" in captured.err

@@ -230,6 +230,35 @@ def test_existing_files_are_overwritten_only_with_force(run, tmp_path):
         export_weights(path, "safetensors", out)
 
 
+def test_force_replaces_regular_files_only(run, tmp_path, capsys):
+    """A FIFO in the way stays what it is, with or without --force, on the command line too (export
+    and adapt); a sidecar's name is checked as well. (Device nodes go the same way: never tested on
+    a real one, which a failing run would replace.)"""
+    from core.cli import main as cli
+
+    path, trainer = run
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    for force in (False, True):
+        with pytest.raises(CheckpointError, match=r"pipe.safetensors is a named pipe \(FIFO\), not a regular file; "
+                                                  r"--force replaces regular files only"):
+            export_weights(path, "safetensors", fifo, force=force)
+    assert cli(["export", str(path), "--out", str(fifo), "--force"]) == 2
+    assert "is a named pipe (FIFO), not a regular file" in capsys.readouterr().err
+    batch = held_out_tasks(trainer.family, 1, 4, 0, seed=2)
+    csv = tmp_path / "task.csv"
+    csv.write_text("x,y\n" + "".join(f"{a!r},{b!r}\n" for a, b in zip(batch.support_x[0, :, 0].tolist(),
+                                                                     batch.support_y[0, :, 0].tolist())))
+    assert cli(["adapt", str(path), "--csv", str(csv), "--target", "y", "--steps", "1", "--out", str(fifo),
+                "--force"]) == 2
+    assert "is a named pipe (FIFO), not a regular file" in capsys.readouterr().err
+    assert fifo.is_fifo() and not readme_sidecar(fifo).exists()
+    os.mkfifo(readme_sidecar(tmp_path / "w.safetensors"))   # a sidecar in the way counts too
+    with pytest.raises(CheckpointError, match="README.txt is a named pipe"):
+        export_weights(path, "safetensors", tmp_path / "w.safetensors", force=True)
+    assert not (tmp_path / "w.safetensors").exists()
+
+
 @pytest.mark.parametrize("target,errno,text", [("os.replace", 28, "No space left on device"),
                                                ("os.fsync", 28, "No space left on device"),
                                                ("tempfile.mkstemp", 30, "Read-only file system")])

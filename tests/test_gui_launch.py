@@ -44,6 +44,9 @@ def wait_ended(qtbot, window, timeout=CHILD_TIMEOUT) -> None:
     ("0-1", "inner_lr=0.1,fast", "Grid: inner_lr=fast is not valid"),
     ("0-1", "algorithm=maml,magic", "Grid: algorithm=magic is not valid"),
     ("0-1", "inner_lr", "Grid: 'inner_lr' is not KEY=VALUE"),
+    ("0-1", "meta_lr=0.001,1e-3", "Grid: meta_lr lists the value 1e-3 twice (0.001 and 1e-3)"),
+    ("0-9", "shots=" + ",".join(map(str, range(1, 101))) + "\nquery=" + ",".join(map(str, range(1, 101))),
+     "Grid: 100 × 100 settings × 10 seed(s) is 100,000 runs"),
 ])
 def test_the_sweep_dialog_says_what_is_wrong_and_keeps_ok_disabled(qtbot, tmp_path, seeds, grid, message):
     dialog = SweepDialog(tmp_path / "sweeps" / "001-x")

@@ -95,6 +95,87 @@ def test_bad_files_are_skipped_named_and_counted(tmp_path):
     assert abs(int(deep.float().mean()) - round(40000 / 257)) <= 1
 
 
+def test_unusual_modes_are_converted_with_a_note_naming_them(tmp_path):
+    _classes(tmp_path, ["a", "b", "c", "d"], per=3)
+    Image.fromarray(np.full((9, 9), 40000, dtype=np.uint16)).save(tmp_path / "d" / "deep.png")     # 16-bit
+    Image.fromarray(np.arange(81, dtype=np.uint8).reshape(9, 9) % 4, "L").convert("P").save(tmp_path / "a" / "pal.png")
+    Image.new("CMYK", (9, 9), (0, 0, 0, 255)).save(tmp_path / "b" / "cmyk.jpg")
+    Image.new("RGBA", (9, 9), (0, 0, 0, 0)).save(tmp_path / "c" / "clear.png")                     # transparent
+    fam = _family(tmp_path, split=[0.5, 0.0, 0.5], n_way=2)
+    [note] = [w for w in fam.warnings if "unusual mode" in w]
+    assert note.startswith("converted 4 image(s) in an unusual mode to grey")
+    for says in ("a/pal.png (palette)", "b/cmyk.jpg (CMYK)", "d/deep.png (16-bit)",
+                 "c/clear.png (transparency, laid over white)"):
+        assert says in note
+    clear = fam.data.images[fam.data.classes[2].start + 3]   # after 0-2.png in name order; white, not black
+    assert int(clear.min()) == 255
+
+
+def test_plain_images_get_no_mode_note(tmp_path):
+    _classes(tmp_path, ["a", "b", "c", "d"], per=3)
+    Image.new("1", (9, 9), 1).save(tmp_path / "a" / "bits.png")                 # Omniglot's 1-bit PNGs are plain
+    _classes(tmp_path, ["e"], per=3, mode="RGB")
+    assert not any("unusual" in w for w in _family(tmp_path, split=[0.5, 0.0, 0.5], n_way=2).warnings)
+
+
+def test_top_level_files_are_counted_once_and_a_loose_png_is_called_an_image(tmp_path):
+    _classes(tmp_path, ["a", "b", "c", "d"], per=3)
+    _png(tmp_path / "loose.png", 5)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "a" / "labels.csv").write_text("x")
+    fam = _family(tmp_path, split=[0.5, 0.0, 0.5], n_way=2)
+    text = " | ".join(fam.warnings)
+    assert "ignored 1 image file(s) outside any class folder (a class is a folder of images): loose.png" in text
+    assert "ignored 2 file(s) that are not images by their extension: notes.txt, a/labels.csv" in text
+    assert text.count("loose.png") == 1 and text.count("notes.txt") == 1
+
+
+def _png_header(path, width, height):
+    """A PNG whose header claims ``width``×``height`` RGBA pixels and whose data is a few bytes: what
+    a decompression bomb looks like before it is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def test_the_pixel_limit_follows_the_image_size():
+    assert image_folder.pixel_limit(28) == image_folder.pixel_limit(84) == 24_000_000
+    assert image_folder.pixel_limit(256) == 1024 * 256 * 256
+    assert image_folder.pixel_limit(256) < Image.MAX_IMAGE_PIXELS   # ours refuses before Pillow's check
+
+
+def test_decompression_bombs_are_refused_by_name_before_decoding(tmp_path):
+    """In a child process capped at 1.5 GiB: a 13000² RGBA PNG would take 3.7 GB to decode. Three
+    headers (past Pillow's error, past its warning, past only our limit) are refused by name, with
+    no raw DecompressionBombWarning on stderr; the ordinary images are read."""
+    import subprocess
+    import sys
+
+    _classes(tmp_path, ["a", "b", "c", "d"], per=3)
+    _png_header(tmp_path / "a" / "bomb30k.png", 30000, 30000)
+    _png_header(tmp_path / "b" / "bomb13k.png", 13000, 13000)
+    _png_header(tmp_path / "c" / "big6k.png", 6000, 5000)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29)); "
+            "from core.tasks.image_folder import load_image_folder; "
+            "data = load_image_folder(sys.argv[1], 28, 1); print(len(data.images)); print('\\n'.join(data.warnings))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    count, *warnings = result.stdout.splitlines()
+    assert count == "12"
+    [skipped] = [w for w in warnings if w.startswith("skipped 3 of 15")]
+    assert "a/bomb30k.png (900.0 megapixels, more than the 24 megapixels a 28×28 input needs (refused unread" in skipped
+    assert "b/bomb13k.png (169.0 megapixels" in skipped
+    assert "c/big6k.png (6000×5000 = 30.0 megapixels, more than the 24" in skipped
+
+
 def test_classes_too_small_warn_and_too_few_classes_raise(tmp_path):
     _classes(tmp_path, [f"c{k}" for k in range(8)], per=6)
     for i in range(3, 6):

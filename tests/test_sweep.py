@@ -127,3 +127,139 @@ def test_a_sweep_of_real_processes_summarises_and_resumes(tmp_path, capsys):
     # a different sweep into the same folder is refused, one line, exit 2
     assert cli([*argv[:-2], "--iterations", "50", "--out", str(out)]) == 2
     assert "holds another sweep" in capsys.readouterr().err
+
+
+# -- options the sweep must not misread (issue 26 items 1-3, 10) -----------------------------------
+def _sweep_exit(argv, capsys):
+    from core.cli import main as cli
+
+    code = cli(["sweep", *argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--seed", "7"], "--seed is set per run by the sweep"),
+    (["--seed=7"], "--seed is set per run by the sweep"),
+    (["--grid", "meta_lr=0.1,0.2", "--meta-lr", "0.3"], "--meta-lr is varied by --grid"),
+    (["--iter", "5"], "unrecognized arguments: --iter"),   # no prefix of --iterations either
+])
+def test_a_per_run_option_or_a_prefix_is_refused_before_anything_runs(tmp_path, capsys, extra, says):
+    out = tmp_path / "sweep"
+    code, err = _sweep_exit(["--seeds", "0-2", "--family", "linear", "--iterations", "5", *extra, "--out", str(out)],
+                            capsys)
+    assert code == 2 and says in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_no_command_takes_a_prefix_of_an_option(capsys):
+    from core.cli import build_parser, main as cli
+
+    parsers = build_parser()._subparsers._group_actions[0].choices   # noqa: SLF001
+    assert parsers and all(not p.allow_abbrev for p in parsers.values())
+    assert cli(["evaluate", "runs/x", "--task", "5"]) == 2   # not --tasks
+    assert "unrecognized arguments: --task" in capsys.readouterr().err
+
+
+def test_duplicate_grid_values_are_refused():
+    with pytest.raises(SweepError, match="meta_lr lists the value 0.001 twice"):
+        parse_grid(["meta_lr=0.001,0.001,0.001"])
+    with pytest.raises(SweepError, match=r"twice \(0.001 and 1e-3\)"):   # one value, two spellings
+        parse_grid(["meta_lr=0.001,1e-3"], convert=lambda key, text: float(text))
+    assert len(parse_grid(["meta_lr=0.1,0.2"], convert=lambda key, text: None)) == 2   # a check that returns nothing
+
+
+def test_a_summary_never_counts_a_run_twice(tmp_path, capsys):
+    # the command line refuses the duplicates outright, before creating anything
+    out = tmp_path / "sweep"
+    code, err = _sweep_exit(["--grid", "meta_lr=0.001,0.001,0.001", "--seeds", "0-1", "--family", "linear",
+                             "--out", str(out)], capsys)
+    assert code == 2 and "lists the value 0.001 twice" in err and not out.exists()
+    # a grid with duplicates that reaches plan/summarize directly still yields each run once: n = 2
+    grid = [{"meta_lr": "0.001"}] * 3
+    runs = plan(tmp_path, [0, 1, 0], grid)
+    assert [r.folder.name for r in runs] == ["meta_lr=0.001-seed0", "meta_lr=0.001-seed1"]
+    _fake_eval(runs[0], {0: 1.0}, {0: 2.0})
+    _fake_eval(runs[1], {0: 3.0}, {0: 2.0})
+    [config] = summarize(runs + runs + runs).configs
+    assert config["seeds"] == [0, 1] and config["steps"]["0"]["n"] == 2
+    assert config["steps"]["0"]["ci95"] == pytest.approx(12.706 * 2.0 / 2)
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--tasks", "0"], "--tasks must be at least 1"),
+    (["--tasks", "-1"], "--tasks must be at least 1"),
+    (["--steps", "abc"], "invalid step list 'abc'"),
+    (["--steps", "5000"], "steps must be in 0..1000"),
+])
+def test_what_evaluate_gets_is_checked_before_the_first_run(tmp_path, capsys, extra, says):
+    out = tmp_path / "sweep"
+    code, err = _sweep_exit(["--seeds", "0", "--family", "linear", "--iterations", "5", *extra, "--out", str(out)],
+                            capsys)
+    assert code == 2 and says in err and err.startswith("maml-gui sweep:") and err.count("\n") == 1
+    assert not out.exists()   # no run folder, no sweep folder: nothing trained
+
+
+def test_seed_counts_are_worked_out_from_the_ranges():
+    assert len(parse_seeds("0-600,300-900")) == 901
+    with pytest.raises(SweepError, match="100,000,000,000 seeds is more than the 1000"):
+        parse_seeds("0-99999999999")
+    with pytest.raises(SweepError, match="1,001 seeds"):
+        parse_seeds("0-500,400-1000")
+    with pytest.raises(SweepError, match="27,000,000 runs"):
+        parse_grid([f"{k}={','.join(str(i) for i in range(1, 301))}" for k in ("meta_batch", "shots", "query")])
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--seeds", "0-99999999999"], "100,000,000,000 seeds is more than the 1000"),
+    ([f"--grid={k}={','.join(str(i) for i in range(1, 301))}" for k in ("meta_batch", "shots", "query")]
+     + ["--seeds", "0"], "300 × 300 × 300 settings × 1 seed(s) is 27,000,000 runs"),
+])
+def test_a_huge_sweep_is_refused_in_little_memory(tmp_path, argv, says):
+    """In a child process capped at 1 GiB of address space: a plan built before the check (3.4 GB
+    of seeds) would end in MemoryError; the refusal is one line and exit 2."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from core.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", code, "sweep", *argv, "--family", "linear",
+                             "--out", str(tmp_path / "sweep")], capture_output=True, text=True, timeout=60,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_the_sweep_rate_counts_only_iterations_done_since_it_started(tmp_path, capsys):
+    """A resumed sweep with finished runs: their iterations were done before; the bar's it/s is the
+    new iterations over the time taken (it showed 269,744,754 it/s)."""
+    from types import SimpleNamespace
+
+    from core.sweep_cli import _Bar
+
+    done = {"n": 9000}   # 9000 of 10000 iterations were done by an earlier sweep
+    runner = SimpleNamespace(runs=plan(tmp_path, [0, 1], []), progress=lambda: (done["n"], 10000))
+    now = {"t": 100.0}
+    bar = _Bar(runner, clock=lambda: now["t"])
+    now["t"] += 1e-6
+    bar.update(runner)
+    assert " 0 it/s" in capsys.readouterr().err
+    done["n"], now["t"] = 9500, now["t"] + 50.0
+    bar.close(runner)
+    line = capsys.readouterr().err.strip()
+    assert "9,500/10,000 iterations" in line and line.endswith(" 10 it/s")
+
+
+def test_python_m_core_cli_gives_the_same_one_line(tmp_path):
+    """The sweep launches its runs as `python -m core.cli`; run that way, an error raised inside an
+    imported module (core.cli.UsageError, not __main__'s copy) must still be one line, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "core.cli", "sweep", "--seeds", "0", "--steps", "5000",
+                             "--family", "linear", "--out", str(tmp_path / "s")], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2
+    assert result.stderr == "maml-gui sweep: argument --steps: invalid step list '5000'; steps must be in 0..1000 " \
+                            "(see --help)\n"

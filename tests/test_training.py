@@ -118,3 +118,39 @@ def test_diverged_tasks_are_counted_and_json_stays_valid():
     result = EvalResult("mse", 5, 3, (0, 1), summary, summarise(scores[:, :1], (0, 1)))
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["mean"] == {"0": 2.0, "1": None} and data["diverged"] == {"0": 0, "1": 1}
+
+
+@pytest.mark.parametrize("family, kw, algorithm", [("sinusoid", {}, "maml"), ("polynomial", {}, "metasgd"),
+                                                   ("blobs", {"shots": 2, "query": 3}, "maml")])
+def test_evaluation_in_chunks_equals_one_batch(family, kw, algorithm):
+    """Held-out tasks adapt a chunk at a time (memory bounded whatever --tasks is) with the very
+    scores of one batch: each task adapts on its own."""
+    from core.evaluation import held_out_tasks, per_step_scores
+
+    trainer = MetaTrainer(tiny_config(family, algorithm, steps=2, **kw))
+    batch = held_out_tasks(trainer.family, 10, 4 if family != "blobs" else 2, 5, seed=3)
+    whole = per_step_scores(trainer.algorithm, trainer.params, trainer.rates, batch, 3, chunk=1000)
+    chunked = per_step_scores(trainer.algorithm, trainer.params, trainer.rates, batch, 3, chunk=3)
+    assert whole.shape == chunked.shape == (4, 10)
+    assert torch.equal(chunked, whole)
+
+
+def test_evaluate_memory_does_not_grow_with_tasks(tmp_path):
+    """`evaluate --tasks 20000` in a child process capped at 1 GiB of address space: one batch of
+    20000 adapted tasks asked for 1.7 GB (and 6 GB with more steps); in chunks it fits."""
+    import os
+    import subprocess
+    import sys
+
+    from core.cli import main
+
+    assert main(["train", "--iterations", "1", "--meta-batch", "2", "--out", str(tmp_path / "run")]) == 0
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from core.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", code, "evaluate", str(tmp_path / "run"), "--tasks", "20000",
+                             "--steps", "0,1", "--json"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-500:]
+    import json
+
+    assert json.loads(result.stdout)["tasks"] == 20000

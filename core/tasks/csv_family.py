@@ -311,14 +311,20 @@ class CsvFamily(TaskFamily):
         if stored is not None:
             return _check_stored(stored, self.features, None if self.classes is not None else self.target)
         train = self._split["train"]
-        mean, std, constant = _stats(np.concatenate([data.x[t] for t in train]), overwrite=True)
+        x = np.concatenate([data.x[t] for t in train])
+        flattened = _Flattened(x, data, train)
+        mean, std, constant = _stats(x, overwrite=True)
         for name in (f for f, c in zip(self.features, constant) if c):
             self._load_warnings.append(f"input column {name!r} is constant on the meta-training tasks; it carries "
                                        "no information (scaled by 1)")
+        self._load_warnings += flattened.warnings(mean, std, [f"input column {f!r}" for f in self.features])
         stats = {"features": list(self.features), "feature_mean": mean.tolist(), "feature_std": std.tolist(),
                  "target": None, "target_mean": None, "target_std": None}
         if self.classes is None:
-            y_mean, y_std, _ = _stats(np.concatenate([data.y[t] for t in train])[:, None], overwrite=True)
+            y = np.concatenate([data.y[t] for t in train])[:, None]
+            flattened = _Flattened(y, data, train)
+            y_mean, y_std, _ = _stats(y, overwrite=True)
+            self._load_warnings += flattened.warnings(y_mean, y_std, [f"target column {self.target!r}"])
             stats.update(target=self.target, target_mean=float(y_mean[0]), target_std=float(y_std[0]))
         return stats
 
@@ -434,6 +440,42 @@ def _source(files: list[Path]) -> str:
         return unique.pop().name
     folders = {p.parent for p in unique}
     return f"{folders.pop().name}/ ({len(unique)} files)" if len(folders) == 1 else f"{len(unique)} files"
+
+
+class _Flattened:
+    """Columns whose bulk standardising flattens: a few extreme values set the scale, and in float32
+    the other values all become one number (the meta-loss then looks fine and means nothing).
+    Built from the raw meta-training values before :func:`_stats` overwrites them: a sample of at
+    most :data:`SAMPLE` rows for the bulk's spread, and the most extreme row of each column."""
+
+    SAMPLE = 100_000
+
+    def __init__(self, values: np.ndarray, data: CsvTasks, train: list[int]):
+        self.sample = values[::max(1, len(values) // self.SAMPLE)].copy()
+        high, low = values.argmax(0), values.argmin(0)
+        rows = np.arange(values.shape[1])
+        self.extreme = np.where(np.abs(values[high, rows]) >= np.abs(values[low, rows]), high, low)
+        self.values = values[self.extreme, rows]
+        self.data, self.train = data, train
+
+    def warnings(self, mean: np.ndarray, std: np.ndarray, names: list[str]) -> list[str]:
+        raw = np.percentile(self.sample, [5, 95], axis=0, method="nearest")
+        z = np.percentile(((self.sample - mean) / std).astype(np.float32), [5, 95], axis=0, method="nearest")
+        out = []
+        for j in np.flatnonzero((raw[1] > raw[0]) & (z[1] == z[0])):
+            out.append(f"{names[j]}: the value {self.values[j]:.6g} at {self._where(int(self.extreme[j]))} sets the "
+                       f"column's scale, so its other values (spread {raw[1, j] - raw[0, j]:.3g}) all become the same "
+                       "number after standardising and training cannot tell them apart; correct or remove the "
+                       "extreme values, or rescale the column")
+        return out
+
+    def _where(self, index: int) -> str:
+        """``file.csv line N`` of a row of the concatenated meta-training tasks."""
+        sizes = np.cumsum([len(self.data.y[t]) for t in self.train])
+        k = int(np.searchsorted(sizes, index, side="right"))
+        row = index - (int(sizes[k - 1]) if k else 0)
+        task = self.train[k]
+        return f"{self.data.files[task].name} line {int(self.data.lines[task][row])}"
 
 
 def _stats(values: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,17 +13,21 @@ images centre-cropped, resized with a Lanczos filter), kept in a module cache ke
 names, sizes and modification times, so building the family again costs no decoding.
 Normalisation statistics (per channel) come from meta-train classes only.
 
-Nothing bad is half-used in silence: unreadable, empty or corrupt image files are skipped and
-counted in :attr:`warnings` with the file and reason; hidden files (``.DS_Store``) are ignored;
-other files that are not images by their extension (``README.txt``, ``labels.csv``) are not read
-and are counted in one warning; classes left with too few images are reported when the shots are
-known (:meth:`check_sizes`).
+Nothing bad is half-used in silence: unreadable, empty, corrupt or far too large image files
+(:func:`pixel_limit`, checked from the header: decompression bombs) are skipped and counted in
+:attr:`warnings` with the file and reason; images in unusual modes (palette, CMYK, 16-bit,
+transparency) are converted and named in one warning; hidden files (``.DS_Store``) are ignored;
+images outside any class folder, and files that are not images by their extension
+(``README.txt``, ``labels.csv``), are not read and are counted in one warning each; classes left
+with too few images are reported when the shots are known (:meth:`check_sizes`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
+from warnings import filterwarnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,9 +114,10 @@ def _scan(root: Path) -> tuple[str, list[tuple[ImageClass, list[Path]]], list[st
         raise ConfigError("family.path", f"{root.name} {what} (layouts: class/*.png, alphabet/character/*.png, "
                                          "or train/ val/ test/ holding those)")
     notes: list[str] = []
-    non_images = list(others)
+    non_images: list[Path] = []
     named = {SPLIT_NAMES.get(d.name.lower()) for d in dirs}
     if "train" in named and None not in named:
+        non_images += others   # the class scans below start one level down
         classes: list[tuple[ImageClass, list[Path]]] = []
         inner = set()
         for d in dirs:
@@ -175,28 +180,78 @@ def _note_shared_names(classes, notes: list[str]) -> None:
 
 
 # -- decoding ----------------------------------------------------------------------------------------
-def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """One file as ``uint8 [C, size, size]``; raises ValueError with a reason a person can act on."""
+MIN_PIXEL_LIMIT = 24_000_000    # a camera photo; smaller inputs never need a larger file
+PIXELS_PER_INPUT_PIXEL = 1024   # a 32× reduction each way is the most any input size needs
+
+# Pillow's own bomb check only warns (two raw lines on stderr) up to twice its limit and then errors;
+# every image here is first held to :func:`pixel_limit`, far below it, so the warning can only mean
+# an image to refuse: raising it lets :func:`decode_image` refuse by name instead of printing it.
+filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def pixel_limit(size: int) -> int:
+    """The most pixels a file may have to make one ``size``×``size`` input; a larger one is refused
+    from its header, before decoding (a 657 KB PNG can decode to gigabytes)."""
+    return max(MIN_PIXEL_LIMIT, PIXELS_PER_INPUT_PIXEL * size * size)
+
+
+class _TooLarge(ValueError):
+    pass
+
+
+def _too_large(pixels: int, size: int, dims: str = "") -> ValueError:
+    return _TooLarge(f"{dims}{' = ' if dims else ''}{pixels / 1e6:.1f} megapixels, more than the "
+                      f"{pixel_limit(size) / 1e6:.0f} megapixels a {size}×{size} input needs (refused unread: a guard against "
+                      "decompression bombs); shrink the file")
+
+
+def decode_image(path: Path, size: int, channels: int) -> tuple[np.ndarray, str | None]:
+    """One file as ``uint8 [C, size, size]``, and what an unusual mode (palette, CMYK, 16-bit,
+    transparency) was converted from, else None; raises ValueError with a reason a person can act on."""
     if path.stat().st_size == 0:
         raise ValueError("the file is empty")
     try:
         with Image.open(path) as img:
+            w, h = img.size   # from the header: nothing decoded yet
+            if w * h > pixel_limit(size):
+                raise _too_large(w * h, size, f"{w}×{h}")
             if img.format == "JPEG":
                 img.draft("L" if channels == 1 else "RGB", (size, size))   # decode at a reduced scale: faster
             img.load()
             img = ImageOps.exif_transpose(img) or img
+            unusual = _unusual_mode(img)
             img = _to_mode(img, channels)
             w, h = img.size
             side = min(w, h)
             box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
             img = img.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        if found:
+            raise _too_large(int(found[1]), size) from None
+        raise ValueError(f"too large to decode safely ({exc})") from None
+    except UnidentifiedImageError as exc:
         raise ValueError("not an image Pillow can read (corrupt, or another format under an image extension)") \
             from exc
+    except _TooLarge:
+        raise
     except (OSError, SyntaxError, ValueError, TypeError, EOFError) as exc:
         raise ValueError(f"cannot decode it ({exc}); the file may be truncated or corrupt") from exc
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+    return (arr[None] if channels == 1 else arr.transpose(2, 0, 1)), unusual
+
+
+_MODE_NAMES = {"P": "palette", "PA": "palette", "CMYK": "CMYK", "I": "32-bit", "F": "floating-point",
+               "LAB": "Lab", "HSV": "HSV", "YCbCr": "YCbCr"}
+
+
+def _unusual_mode(img: Image.Image) -> str | None:
+    """What a plain grey or RGB conversion would not say: None for 1-bit, grey and RGB images."""
+    words = ["16-bit" if img.mode.startswith("I;16") else _MODE_NAMES.get(img.mode, "")]
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        words.append("transparency, laid over white")
+    words = [w for w in words if w]
+    return ", ".join(words) or None
 
 
 def _to_mode(img: Image.Image, channels: int) -> Image.Image:
@@ -253,13 +308,17 @@ def _decode_all(root, layout, found, notes, non_images, size, channels, progress
     out = np.empty((len(files), channels, size, size), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
     skipped: list[tuple[str, str]] = []
+    converted: list[tuple[str, str]] = []
 
     def one(i: int) -> None:
         try:
-            out[i] = decode_image(files[i], size, channels)
+            out[i], unusual = decode_image(files[i], size, channels)
             ok[i] = True
         except (ValueError, OSError) as exc:
             skipped.append((str(files[i].relative_to(root)), str(exc)))
+            return
+        if unusual:
+            converted.append((str(files[i].relative_to(root)), unusual))
 
     with ThreadPoolExecutor(WORKERS) as pool:
         for lo in range(0, len(files), CHUNK):
@@ -281,17 +340,28 @@ def _decode_all(root, layout, found, notes, non_images, size, channels, progress
         classes.append(c)
         keep.append(good)
     warnings = list(notes)
+    unread = ""
     if skipped:
         skipped.sort()
-        warnings.append(f"skipped {len(skipped)} of {len(files)} image files that could not be read: "
-                        + listed([f"{f} ({why})" for f, why in skipped], 5))
+        unread = (f"skipped {len(skipped)} of {len(files)} image files that could not be read: "
+                  + listed([f"{f} ({why})" for f, why in skipped], 5))
+        warnings.append(unread)
     if empty:
         warnings.append(f"left out {len(empty)} class folder(s) with no readable image: {listed(empty)}")
-    if non_images:
-        warnings.append(f"ignored {len(non_images)} file(s) that are not images by their extension: "
-                        f"{listed([str(p.relative_to(root)) for p in non_images], 5)}")
+    if converted:
+        converted.sort()
+        target = "grey" if channels == 1 else "RGB"
+        warnings.append(f"converted {len(converted)} image(s) in an unusual mode to {target}; check that they look "
+                        f"right: {listed([f'{f} ({mode})' for f, mode in converted], 5)}")
+    loose = [str(p.relative_to(root)) for p in non_images if _is_image(p)]
+    others = [str(p.relative_to(root)) for p in non_images if not _is_image(p)]
+    if loose:
+        warnings.append(f"ignored {len(loose)} image file(s) outside any class folder (a class is a folder of "
+                        f"images): {listed(loose, 5)}")
+    if others:
+        warnings.append(f"ignored {len(others)} file(s) that are not images by their extension: {listed(others, 5)}")
     if not classes:
-        raise ConfigError("family.path", f"no image in {root.name} could be read; " + warnings[-1 if not skipped else 0])
+        raise ConfigError("family.path", f"no image in {root.name} could be read; {unread}")
     images = torch.from_numpy(out[np.concatenate(keep)] if not ok.all() else out)
     return ImageFolderData(images, classes, layout, warnings, skipped)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.checkpoint import CONFIG_FILE, check_shapes, read_metrics, read_training_state, save_run
@@ -87,6 +88,11 @@ class Session(QObject):
         self._saver = RunSaver(self, lambda: self.project)
         self._saver.failed.connect(self._save_failed)
         self._saver.written.connect(self._save_ok)
+        self._fresh: dict[int, list[np.ndarray]] = {}   # metrics rows of a run not handed to the saver yet
+        self._saved_at: dict[int, int] = {}               # the iteration of the last checkpoint queued per run
+        self._checkpoint_wanted = False
+        self._checkpoint_timer = QTimer(self, singleShot=True)   # the training run's periodic save
+        self._checkpoint_timer.timeout.connect(self._request_checkpoint)
         self._scorer = RunScorer(self, self._edited_family, lambda: self.options.eval_tasks,
                                  lambda run: self.runs.get(run.run_id) is run)
         self._scorer.scored.connect(self._on_scored)
@@ -115,6 +121,8 @@ class Session(QObject):
         for warning in loaded.warnings:
             self.message.emit(warning, 10_000)
         self.project, self.runs, self.current, self.compared = project, RunRegistry(), None, []
+        self._fresh.clear()
+        self._saved_at.clear()
         for stored in loaded.runs:
             entry = stored.entry
             run = self.runs.restore(int(entry["id"]), str(entry["name"]), stored.config)
@@ -175,14 +183,23 @@ class Session(QObject):
         pending = self._saver.pending()
         return [r for r in self.runs if r.run_id in pending]
 
-    def save_run(self, run: RunRecord) -> None:
+    def save_run(self, run: RunRecord, *, whole: bool = False) -> None:
         """Queue a write of ``run``'s folder (weights, training state, metrics, held-out scores) on
-        the save job's thread; :meth:`flush` waits for it."""
-        if not run.folder:
-            run.folder = run_folder_name(run.run_id, run.name)
-        snap = RunSnapshot(run.folder, run.config, run.weights, run.training_state, run.history.table(), run.adaptation)
+        the save job's thread; :meth:`flush` waits for it. Its ``metrics.csv`` only gets the rows
+        trained since the last write appended (every row, whatever the run's length), unless the
+        folder is new or ``whole`` (another project): then it is written from the run's history."""
+        fresh = self._fresh.pop(run.run_id, [])
+        if whole or not run.folder:
+            run.folder = run.folder or run_folder_name(run.run_id, run.name)
+            metrics, append = run.history.table(), False
+        else:
+            metrics, append = (np.concatenate(fresh) if fresh else np.empty((0, 0))), True
+        if run.weights and run.training_state is not None:
+            self._saved_at[run.run_id] = int(run.training_state[1]["iteration"])
+        snap = RunSnapshot(run.folder, run.config, run.weights, run.training_state, metrics, run.adaptation, append)
         self._saver.queue(run.run_id, snap)
-        self._index_timer.start()
+        if not self._index_timer.isActive():   # not restarted: saves more often than its delay must not starve it
+            self._index_timer.start()
 
     def flush(self, timeout_ms: int = 30_000) -> bool:
         """Write everything now (closing, switching projects); False if something could not be written."""
@@ -222,7 +239,7 @@ class Session(QObject):
         self.project, self._loaded = project, True
         for run in self.runs:
             if run.weights or len(run.history):
-                self.save_run(run)
+                self.save_run(run, whole=True)
         ok = self.flush()
         self.project_changed.emit(self.project)
         return ok
@@ -283,6 +300,7 @@ class Session(QObject):
             self.set_current(None)
         self.runs.remove(run_id)
         self._saver.forget(run_id)
+        self._fresh.pop(run_id, None)
         if run_id in self.compared:
             self.set_compared([i for i in self.compared if i != run_id])
         if run.folder:
@@ -319,6 +337,7 @@ class Session(QObject):
         self.active, self.stopping = run, False
         self.run_added.emit(run)
         self.set_current(run.run_id)
+        self.save_run(run)   # its folder (settings and any carried history) exists from the start
         self.controller.start(config, paused=paused, steps=steps, preview_index=self.preview_index,
                               initial_weights=initial, initial_state=state)
         self.message.emit(f"Continuing {opened.name} from iteration {opened.weights_iteration:,} as {run.name}"
@@ -476,6 +495,8 @@ class Session(QObject):
         if run is None:
             return
         run.history.append(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses)
+        self._fresh.setdefault(run.run_id, []).append(np.column_stack(
+            [chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses]).astype(np.float64))
         run.rate, run.total = chunk.rate, chunk.total
         self.history_grew.emit(run)
 
@@ -496,11 +517,23 @@ class Session(QObject):
             run.training_state = None   # until the matching state arrives (it follows at once)
 
     def _on_state(self, state) -> None:
+        """The first state of a run is saved at once, later ones when the periodic save asked for them."""
         run = self.active
         if run is not None and int(state[1]["iteration"]) == run.weights_iteration:
             run.training_state = state
-            if self._saver.due(run.run_id):
+            if self._checkpoint_wanted or run.run_id not in self._saved_at:
+                self._checkpoint_wanted = False
                 self.save_run(run)
+
+    def _request_checkpoint(self) -> None:
+        """Every ``save_interval`` s while a run trains: its weights and state after the current
+        meta-iteration are sent and saved (:meth:`_on_state`), so a crash loses at most that much."""
+        run = self.active
+        if run is None or not self.controller.is_active():
+            return
+        self._checkpoint_timer.start(int(1000 * self._saver.interval(self.options.save_interval)))
+        if not self.controller.is_paused() and not self.stopping and run.iteration > self._saved_at.get(run.run_id, -1):
+            self._checkpoint_wanted = self.controller.request_checkpoint()
 
     def _on_paused_changed(self, paused: bool) -> None:
         run = self.active
@@ -528,7 +561,11 @@ class Session(QObject):
         self.error.emit(f"{run.name}: {text}{kept}")
 
     def _on_running_changed(self, active: bool) -> None:
-        if not active:
+        if active:
+            self._checkpoint_wanted = False
+            self._checkpoint_timer.start(int(1000 * self._saver.interval(self.options.save_interval)))
+        else:
+            self._checkpoint_timer.stop()
             run, self.active, self.stopping = self.active, None, False
             if run is not None:
                 run.rate = 0.0

@@ -60,6 +60,7 @@ class WorkerOptions:
     eval_tasks: int = 50
     baseline: bool = True
     baseline_share: float = 0.03
+    save_interval: float = 15.0     # s between writes of the training run's folder (a crash loses at most this)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class TrainingWorker(QObject):
         self._total = config.train.iterations
         self._inspect_interval = self._options.inspect_interval
         self._preview_request: int | None = None
+        self._checkpoint_request = False
         self._preview_index = preview_index
         self._buffer: list[StepMetrics] = []
         self._trainer: MetaTrainer | None = None
@@ -175,6 +177,12 @@ class TrainingWorker(QObject):
     def request_preview(self, task_index: int) -> None:
         with self._lock:
             self._preview_request = int(task_index)
+        self._wake.set()
+
+    def request_checkpoint(self) -> None:
+        """Send the weights and training state after the current meta-iteration (to be saved)."""
+        with self._lock:
+            self._checkpoint_request = True
         self._wake.set()
 
     # -- the thread's work -------------------------------------------------------------------
@@ -291,12 +299,15 @@ class TrainingWorker(QObject):
 
     def _has_requests(self) -> bool:
         with self._lock:
-            return self._pending_lr is not None or self._preview_request is not None
+            return self._pending_lr is not None or self._preview_request is not None or self._checkpoint_request
 
     def _apply_requests(self, trainer: MetaTrainer, inspector: LoadedModel) -> None:
         with self._lock:
             lr, self._pending_lr = self._pending_lr, None
             preview, self._preview_request = self._preview_request, None
+            checkpoint, self._checkpoint_request = self._checkpoint_request, False
+        if checkpoint:
+            self._emit_weights()
         if lr is not None:
             trainer.set_meta_lr(lr)
         if preview is not None:
@@ -323,6 +334,9 @@ class TrainingWorker(QObject):
         self._inspect_cost = self._last_inspect - start
 
     def _emit_weights(self) -> None:
+        """Weights and training state; the metrics rows up to them go first, so a save of the state
+        never lacks the rows it resumes after."""
+        self._flush(0.0)
         if self._trainer is not None:
             weights = self._trainer.weights()
             if all(bool(torch.isfinite(t).all()) for t in weights.values()):
@@ -444,6 +458,13 @@ class TrainingController(QObject):
         if self._worker is None:
             return False
         self._worker.request_preview(task_index)
+        return True
+
+    def request_checkpoint(self) -> bool:
+        """Ask the worker for its weights and state after the current meta-iteration; False when no run is active."""
+        if self._worker is None:
+            return False
+        self._worker.request_checkpoint()
         return True
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:

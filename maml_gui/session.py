@@ -479,6 +479,7 @@ class Session(QObject):
         c.state.connect(self._on_state)
         c.paused_changed.connect(self._on_paused_changed)
         c.notice.connect(lambda text: self.message.emit(text, 60_000))   # until replaced: a cold compile takes ~30 s
+        c.activity.connect(lambda text: self.message.emit(text, 0 if text else 1))   # until done ("": clear)
         c.finished.connect(self._on_finished)
         c.failed.connect(self._on_failed)
         c.running_changed.connect(self._on_running_changed)
@@ -574,8 +575,8 @@ class Session(QObject):
                 self.run_changed.emit(run)
                 if run.weights or len(run.history):
                     self.save_run(run)
-                if run.status != "failed":
-                    self.finish_baseline(run)
+                if run.status != "failed" and not self.finish_baseline(run):
+                    self.score(run)   # its final scores, in the background: Stop does not wait for them
         self.training_changed.emit()
 
     # -- runs other processes write -----------------------------------------------------------------
@@ -696,7 +697,7 @@ class Session(QObject):
     def finish_baseline(self, run: RunRecord) -> bool:
         """Train the run's pretrain baseline to the run's number of updates in the background
         (:meth:`RunScorer.finish_baseline`); True if started."""
-        return self._scorer.finish_baseline(run)
+        return self._scorer.finish_baseline(run, self.options.baseline)
 
     def _on_baseline_done(self, run: RunRecord, snapshot) -> None:
         if snapshot is None or self.runs.get(run.run_id) is not run:

@@ -107,6 +107,7 @@ class TrainingWorker(QObject):
     state = Signal(object)           # MetaTrainer.training_state() of the same iteration, right after weights
     paused_changed = Signal(bool)    # the loop really is (not) waiting
     notice = Signal(str)             # a non-fatal problem (the baseline diverged ...)
+    activity = Signal(str)           # what runs besides meta-steps, with progress ("" once it is done)
     finished = Signal(object)        # RunEnd
     failed = Signal(str)             # a readable message; the last good weights were emitted first
 
@@ -218,6 +219,7 @@ class TrainingWorker(QObject):
 
     def _run(self) -> str:
         opts = self._options
+        self.activity.emit("Building the task family…")
         trainer = self._trainer = MetaTrainer(self._config)
         if self._initial_weights:   # continue from opened weights (shapes checked by the window)
             trainer.load_weights(self._initial_weights)
@@ -238,14 +240,16 @@ class TrainingWorker(QObject):
         self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None, trainer.gradient_path))
         inspector = self._inspector = LoadedModel.of_trainer(trainer)
         self._baseline = baseline
-        self._last_emit = self._rate_time = time.perf_counter()
-        self._inspect(inspector, baseline)
+        # no held-out scoring before the first meta-step: the first inspection follows after inspect_interval
+        self._emit_weights()
+        self.activity.emit("")
+        self.preview.emit(inspector.preview(self._preview_index))
+        self._last_emit = self._rate_time = self._last_inspect = time.perf_counter()
         announced_pause = False
         while not self._stop.is_set():
             self._apply_requests(trainer, inspector)
             if trainer.iteration >= self._total:
-                self._flush(0.0)
-                self._inspect(inspector, baseline)
+                self._emit_weights()   # the window scores them in the background (Stop never waits for that)
                 return "completed"
             single = False
             if self._paused.is_set():
@@ -273,8 +277,7 @@ class TrainingWorker(QObject):
                 self._flush(opts.emit_interval)
                 if self._inspect_due():
                     self._inspect(inspector, baseline)
-        self._flush(0.0)
-        self._inspect(inspector, baseline)
+        self._emit_weights()
         return "stopped"
 
     def _train_once(self, trainer: MetaTrainer, baseline: MetaTrainer | None) -> None:
@@ -322,13 +325,27 @@ class TrainingWorker(QObject):
         return time.perf_counter() - self._last_inspect >= interval
 
     def _inspect(self, inspector: LoadedModel, baseline: MetaTrainer | None) -> None:
-        """Adaptation scores, the preview task and a weights snapshot, all at the current iteration."""
+        """Adaptation scores, the preview task and a weights snapshot, all at the current iteration.
+        A Stop cancels the scoring between parts (:meth:`LoadedModel.adaptation`'s ``report``)."""
         start = time.perf_counter()
         if not self._options.baseline:
             baseline = None
         reference = LoadedModel.of_trainer(baseline) if baseline is not None else None
-        self.adaptation.emit(inspector.adaptation(self._options.eval_tasks, reference))
-        self.preview.emit(inspector.preview(self._preview_index))
+        tasks, shown = self._options.eval_tasks, []
+
+        def report(fraction: float) -> bool:
+            now = time.perf_counter()
+            if now - start > SCORING_QUIET and (not shown or now - shown[-1] >= 0.5):   # only slow scoring is announced
+                shown.append(now)
+                self.activity.emit(f"Scoring the run on {tasks:,} held-out tasks… {fraction:.0%}")
+            return self._stop.is_set()
+
+        snapshot = inspector.adaptation(tasks, reference, report)
+        if shown:
+            self.activity.emit("")
+        if snapshot is not None:
+            self.adaptation.emit(snapshot)
+            self.preview.emit(inspector.preview(self._preview_index))
         self._emit_weights()
         self._last_inspect = time.perf_counter()
         self._inspect_cost = self._last_inspect - start
@@ -366,12 +383,15 @@ class TrainingWorker(QObject):
             now, self._rate, self._total))
 
 
+SCORING_QUIET = 1.0   # s of held-out scoring before the status bar says that it runs
+
+
 def _without_baseline(options: WorkerOptions) -> WorkerOptions:
     return replace(options, baseline=False)
 
 
 _RELAYED = ("started", "progress", "adaptation", "preview", "weights", "state", "paused_changed", "notice",
-            "finished", "failed")
+            "activity", "finished", "failed")
 
 
 class TrainingController(QObject):
@@ -389,6 +409,7 @@ class TrainingController(QObject):
     state = Signal(object)
     paused_changed = Signal(bool)
     notice = Signal(str)
+    activity = Signal(str)
     finished = Signal(object)
     failed = Signal(str)
     running_changed = Signal(bool)   # a training thread exists (running or paused)

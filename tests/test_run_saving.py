@@ -166,3 +166,27 @@ def test_the_save_interval_is_the_sessions_setting(qtbot, tmp_path, every):
     assert saver.interval(every) == every
     saver.cost = 2 * SAVE_SHARE * every   # writing took twice its share: the next write waits twice as long
     assert saver.interval(every) == pytest.approx(2 * every)
+
+
+def test_stop_does_not_wait_for_held_out_scoring_which_says_what_it_does(qtbot, tmp_path):
+    """Scoring half a million held-out tasks takes a minute; Stop answers within a part of it."""
+    slow = WorkerOptions(eval_tasks=500_000, inspect_interval=0.05, baseline=False)
+    session = Session(tmp_path / "project", slow)
+    session.load_project()
+    messages = []
+    session.message.connect(lambda text, ms: messages.append(text))
+    said = lambda start: any(m.startswith(start) for m in messages)  # noqa: E731
+    try:
+        run = session.start(tiny())
+        qtbot.waitUntil(lambda: said("Scoring the run on 500,000 held-out tasks… "), timeout=30_000)
+        assert "Building the task family…" in messages and run.iteration > 0   # it trained before scoring
+        with qtbot.waitSignal(session.controller.running_changed, timeout=10_000, check_params_cb=lambda on: not on):
+            session.stop()
+        assert run.status == "stopped" and run.adaptation is None   # the scoring was cancelled, not waited for
+        # the final scores are computed in the background, with their progress in the status bar
+        qtbot.waitUntil(lambda: said(f"Scoring {run.name} on 500,000 held-out tasks (in the background)… "),
+                        timeout=30_000)
+        assert run.weights is not None and (tmp_path / "project" / run.folder / "weights.safetensors").is_file()
+    finally:
+        assert session.close()   # closing cancels the background scoring too
+    assert run.adaptation is None

@@ -20,7 +20,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from .job_runner import JobRunner
-from .project import Project, RunSnapshot
+from .project import Project, RunSnapshot, run_folder_name
+from .runs import RunRecord
 
 SAVE_SHARE = 0.01         # writing a training run takes at most this share of the time
 
@@ -43,12 +44,38 @@ class RunSaver(QObject):
         self._project = project   # where to write: the session's project at the time of writing
         self._pending: dict[int, RunSnapshot] = {}
         self._writing: set[int] = set()
+        self._fresh: dict[int, list[np.ndarray]] = {}   # metrics rows of a training run not in a snapshot yet
+        self._saved_at: dict[int, int] = {}             # the iteration of each run's last checkpoint queued
         self._lock = threading.Lock()
         self.cost = 0.0           # CPU seconds the last folder write took on its thread
         self.seconds = 0.0        # ... and wall-clock seconds (fsync included)
         self._job = JobRunner(self, "maml-save")
         self._job.failed.connect(lambda _tag, text: self.failed.emit(text))
         self._job.done.connect(lambda _tag, _result: self.written.emit())
+
+    def add_rows(self, run_id: int, rows: np.ndarray) -> None:
+        """Metrics rows a training run just made (``metrics.csv``'s columns), for its next write."""
+        self._fresh.setdefault(run_id, []).append(rows)
+
+    def save(self, run: RunRecord, whole: bool = False) -> None:
+        """Queue a write of ``run``'s folder. Its ``metrics.csv`` only gets the rows made since the
+        last write appended (every row, whatever the run's length, while the plots keep a decimated
+        history), unless the folder is new or ``whole`` (another project): then it is written from
+        the run's history."""
+        fresh = self._fresh.pop(run.run_id, [])
+        if whole or not run.folder:
+            run.folder = run.folder or run_folder_name(run.run_id, run.name)
+            metrics, append = run.history.table(), False
+        else:
+            metrics, append = (np.concatenate(fresh) if fresh else np.empty((0, 0))), True
+        if run.weights and run.training_state is not None:
+            self._saved_at[run.run_id] = int(run.training_state[1]["iteration"])
+        self.queue(run.run_id, RunSnapshot(run.folder, run.config, run.weights, run.training_state, metrics,
+                                           run.adaptation, append))
+
+    def saved_at(self, run_id: int) -> int | None:
+        """The iteration of the last checkpoint of ``run_id`` queued for writing (None: none yet)."""
+        return self._saved_at.get(run_id)
 
     def queue(self, run_id: int, snapshot: RunSnapshot) -> None:
         """Add ``snapshot`` to ``run_id``'s pending one and have the save job write it."""
@@ -66,9 +93,13 @@ class RunSaver(QObject):
         with self._lock:
             return set(self._pending) | self._writing
 
-    def forget(self, run_id: int) -> None:
+    def forget(self, run_id: int | None = None) -> None:
+        """Drop what waits to be written of one run (None: of every run, another project is opened)."""
         with self._lock:
-            self._pending.pop(run_id, None)
+            for key in list(self._pending) if run_id is None else [run_id]:
+                self._pending.pop(key, None)
+        for held in (self._fresh, self._saved_at):
+            held.pop(run_id, None) if run_id is not None else held.clear()
 
     def drain(self) -> None:
         """Write every pending snapshot (on the save job's thread, or on the GUI thread when

@@ -36,7 +36,8 @@ class RunScorer(QObject):
         super().__init__(parent)
         self._family_for, self._tasks, self._alive = family_for, tasks, alive
         self._waiting: dict[int, RunRecord] = {}
-        self._scoring = self._training = ""    # the status lines of the jobs running, shown with their progress                 # the status line of the job running, with its progress
+        self._scoring = self._training = ""    # the status lines of the jobs running, shown with their progress
+        self._baseline_run: RunRecord | None = None                 # the status line of the job running, with its progress
         self._scores = JobRunner(self, "maml-score", reports_progress=True)
         self._scores.busy_changed.connect(lambda busy: None if busy else self._next())
         self._scores.done.connect(self._on_scored)
@@ -108,6 +109,7 @@ class RunScorer(QObject):
                                                                    lambda f: report(0.8 + 0.2 * f))
 
         self._baselines.submit(run, train)
+        self._baseline_run = run
         self._training = (f"Training the pretrain baseline of {run.name} to {target:,} updates, as many as the run "
                           "had, and scoring both (in the background)…")
         self.message.emit(self._training, 8000)
@@ -118,6 +120,9 @@ class RunScorer(QObject):
         if self._baselines.is_busy():
             self._baselines.cancel()
             self._end("")
+            run, self._baseline_run = self._baseline_run, None
+            if run is not None and run.adaptation is None:
+                self.score(run)   # a short run was never scored while it trained: at least its own scores
 
     def shutdown(self) -> None:
         self._baselines.shutdown()

@@ -30,7 +30,7 @@ from core.weights_io import PT_SUFFIXES, check_names
 from core.weights_io import open_weights as read_weights_file
 
 from .following import Follower, is_run_folder, is_sweep_folder, sweep_runs
-from .project import Project, RunSnapshot, run_folder_name
+from .project import Project
 from .run_saver import RunSaver
 from .run_scoring import RunScorer
 from .runs import RunRecord, RunRegistry
@@ -88,8 +88,6 @@ class Session(QObject):
         self._saver = RunSaver(self, lambda: self.project)
         self._saver.failed.connect(self._save_failed)
         self._saver.written.connect(self._save_ok)
-        self._fresh: dict[int, list[np.ndarray]] = {}   # metrics rows of a run not handed to the saver yet
-        self._saved_at: dict[int, int] = {}               # the iteration of the last checkpoint queued per run
         self._checkpoint_wanted = False
         self._checkpoint_timer = QTimer(self, singleShot=True)   # the training run's periodic save
         self._checkpoint_timer.timeout.connect(self._request_checkpoint)
@@ -121,8 +119,7 @@ class Session(QObject):
         for warning in loaded.warnings:
             self.message.emit(warning, 10_000)
         self.project, self.runs, self.current, self.compared = project, RunRegistry(), None, []
-        self._fresh.clear()
-        self._saved_at.clear()
+        self._saver.forget()   # flushed above: only rows and checkpoints of the old project's runs
         for stored in loaded.runs:
             entry = stored.entry
             run = self.runs.restore(int(entry["id"]), str(entry["name"]), stored.config)
@@ -185,19 +182,9 @@ class Session(QObject):
 
     def save_run(self, run: RunRecord, *, whole: bool = False) -> None:
         """Queue a write of ``run``'s folder (weights, training state, metrics, held-out scores) on
-        the save job's thread; :meth:`flush` waits for it. Its ``metrics.csv`` only gets the rows
-        trained since the last write appended (every row, whatever the run's length), unless the
-        folder is new or ``whole`` (another project): then it is written from the run's history."""
-        fresh = self._fresh.pop(run.run_id, [])
-        if whole or not run.folder:
-            run.folder = run.folder or run_folder_name(run.run_id, run.name)
-            metrics, append = run.history.table(), False
-        else:
-            metrics, append = (np.concatenate(fresh) if fresh else np.empty((0, 0))), True
-        if run.weights and run.training_state is not None:
-            self._saved_at[run.run_id] = int(run.training_state[1]["iteration"])
-        snap = RunSnapshot(run.folder, run.config, run.weights, run.training_state, metrics, run.adaptation, append)
-        self._saver.queue(run.run_id, snap)
+        the save job's thread (:meth:`RunSaver.save`: new metrics rows are appended); :meth:`flush`
+        waits for it. ``whole``: rewrite its ``metrics.csv`` from the history (another project)."""
+        self._saver.save(run, whole)
         if not self._index_timer.isActive():   # not restarted: saves more often than its delay must not starve it
             self._index_timer.start()
 
@@ -300,7 +287,6 @@ class Session(QObject):
             self.set_current(None)
         self.runs.remove(run_id)
         self._saver.forget(run_id)
-        self._fresh.pop(run_id, None)
         if run_id in self.compared:
             self.set_compared([i for i in self.compared if i != run_id])
         if run.folder:
@@ -496,7 +482,7 @@ class Session(QObject):
         if run is None:
             return
         run.history.append(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses)
-        self._fresh.setdefault(run.run_id, []).append(np.column_stack(
+        self._saver.add_rows(run.run_id, np.column_stack(
             [chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses]).astype(np.float64))
         run.rate, run.total = chunk.rate, chunk.total
         self.history_grew.emit(run)
@@ -522,7 +508,7 @@ class Session(QObject):
         run = self.active
         if run is not None and int(state[1]["iteration"]) == run.weights_iteration:
             run.training_state = state
-            if self._checkpoint_wanted or run.run_id not in self._saved_at:
+            if self._checkpoint_wanted or self._saver.saved_at(run.run_id) is None:
                 self._checkpoint_wanted = False
                 self.save_run(run)
 
@@ -533,7 +519,7 @@ class Session(QObject):
         if run is None or not self.controller.is_active():
             return
         self._checkpoint_timer.start(int(1000 * self._saver.interval(self.options.save_interval)))
-        if not self.controller.is_paused() and not self.stopping and run.iteration > self._saved_at.get(run.run_id, -1):
+        if not self.controller.is_paused() and not self.stopping and run.iteration > (self._saver.saved_at(run.run_id) or 0):
             self._checkpoint_wanted = self.controller.request_checkpoint()
 
     def _on_paused_changed(self, paused: bool) -> None:

@@ -65,7 +65,7 @@ class RunScorer(QObject):
             self._next()
             return
         config, weights, family, tasks = run.config, run.weights, self._family_for(run.config), self._tasks()
-        self._scoring = f"Scoring {run.name} on {tasks:,} held-out tasks (in the background)…"
+        self._scoring = f"{run.name}: scoring {tasks:,} held-out tasks (in the background)…"
         self._scores.submit(run, lambda report: LoadedModel(config, weights, family).adaptation(tasks, None, report))
 
     def _on_scored(self, run: RunRecord, snapshot) -> None:
@@ -110,8 +110,8 @@ class RunScorer(QObject):
 
         self._baselines.submit(run, train)
         self._baseline_run = run
-        self._training = (f"Training the pretrain baseline of {run.name} to {target:,} updates, as many as the run "
-                          "had, and scoring both (in the background)…")
+        updates = f"{target:,} update{'s' if target != 1 else ''}"
+        self._training = f"{run.name}: training its pretrain baseline to {updates}, then scoring (in the background)…"
         self.message.emit(self._training, 8000)
         return True
 

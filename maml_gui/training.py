@@ -131,6 +131,7 @@ class TrainingWorker(QObject):
         self._inspect_interval = self._options.inspect_interval
         self._preview_request: int | None = None
         self._checkpoint_request = False
+        self._first = False   # the first meta-iteration is announced until it is done
         self._preview_index = preview_index
         self._buffer: list[StepMetrics] = []
         self._trainer: MetaTrainer | None = None
@@ -242,8 +243,10 @@ class TrainingWorker(QObject):
         self._baseline = baseline
         # no held-out scoring before the first meta-step: the first inspection follows after inspect_interval
         self._emit_weights()
-        self.activity.emit("")
+        self.activity.emit("Drawing a held-out task for the task view…")
         self.preview.emit(inspector.preview(self._preview_index))
+        self._first = not self._paused.is_set()
+        self.activity.emit("Running the first meta-iteration…" if self._first else "")
         self._last_emit = self._rate_time = self._last_inspect = time.perf_counter()
         announced_pause = False
         while not self._stop.is_set():
@@ -284,6 +287,9 @@ class TrainingWorker(QObject):
         start = time.perf_counter()
         self._buffer.append(trainer.step())
         mid = time.perf_counter()
+        if self._first:   # a conv net's first meta-iteration can take many seconds: the status bar said so
+            self._first = False
+            self.activity.emit("")
         self._meta_time += mid - start
         if baseline is not None and self._baseline_time < self._options.baseline_share * self._meta_time:
             try:

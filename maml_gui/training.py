@@ -287,17 +287,21 @@ class TrainingWorker(QObject):
         start = time.perf_counter()
         self._buffer.append(trainer.step())
         mid = time.perf_counter()
-        if self._first:   # a conv net's first meta-iteration can take many seconds: the status bar said so
-            self._first = False
-            self.activity.emit("")
+        first, self._first = self._first, False
+        if first:   # a conv net's first meta-iteration can take many seconds: the status bar said so
+            self._flush(0.0)
         self._meta_time += mid - start
         if baseline is not None and self._baseline_time < self._options.baseline_share * self._meta_time:
+            if first:
+                self.activity.emit("The pretrain baseline's first update…")
             try:
                 baseline.step()
             except TrainingDiverged as exc:
                 self.notice.emit(f"the pretrain baseline stopped: {exc}")
                 self._options = _without_baseline(self._options)
             self._baseline_time += time.perf_counter() - mid
+        if first:
+            self.activity.emit("")
 
     def _take_single_step(self) -> bool:
         with self._lock:

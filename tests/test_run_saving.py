@@ -115,7 +115,8 @@ def test_a_periodic_write_appends_to_metrics_csv_instead_of_rewriting_it(qtbot, 
     try:
         run = session.start(tiny())
         path = lambda: tmp_path / "project" / run.folder / "metrics.csv"  # noqa: E731
-        qtbot.waitUntil(lambda: path().is_file() and len(read_metrics(path().parent)) > 5, timeout=30_000)
+        rows = lambda: read_metrics(path().parent) if run.folder else None  # noqa: E731 - None while being created
+        qtbot.waitUntil(lambda: rows() is not None and len(rows()) > 5, timeout=30_000)
         before, inode = path().read_bytes(), path().stat().st_ino
         qtbot.waitUntil(lambda: path().stat().st_size > len(before), timeout=30_000)
         assert path().stat().st_ino == inode, "appended in place, not replaced by a rewrite"

@@ -37,7 +37,7 @@ class RunScorer(QObject):
         self._family_for, self._tasks, self._alive = family_for, tasks, alive
         self._waiting: dict[int, RunRecord] = {}
         self._scoring = self._training = ""    # the status lines of the jobs running, shown with their progress
-        self._baseline_run: RunRecord | None = None                 # the status line of the job running, with its progress
+        self._baseline_run: RunRecord | None = None   # whose baseline the baseline job trains
         self._scores = JobRunner(self, "maml-score", reports_progress=True)
         self._scores.busy_changed.connect(lambda busy: None if busy else self._next())
         self._scores.done.connect(self._on_scored)

@@ -482,8 +482,8 @@ class Session(QObject):
         if run is None:
             return
         run.history.append(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses)
-        self._saver.add_rows(run.run_id, np.column_stack(
-            [chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses]).astype(np.float64))
+        rows = [chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses]
+        self._saver.add_rows(run.run_id, np.column_stack(rows).astype(np.float64))   # metrics.csv: every row
         run.rate, run.total = chunk.rate, chunk.total
         self.history_grew.emit(run)
 
@@ -519,7 +519,8 @@ class Session(QObject):
         if run is None or not self.controller.is_active():
             return
         self._checkpoint_timer.start(int(1000 * self._saver.interval(self.options.save_interval)))
-        if not self.controller.is_paused() and not self.stopping and run.iteration > (self._saver.saved_at(run.run_id) or 0):
+        trained = run.iteration > (self._saver.saved_at(run.run_id) or 0)
+        if trained and not self.controller.is_paused() and not self.stopping:
             self._checkpoint_wanted = self.controller.request_checkpoint()
 
     def _on_paused_changed(self, paused: bool) -> None:

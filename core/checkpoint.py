@@ -154,6 +154,32 @@ def metrics_table_csv(table: np.ndarray) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
+    """Append the rows of a ``[rows, 4 + steps]`` table to ``metrics.csv`` and fsync, as a checkpoint's
+    first file: rows from the table's first iteration on that the file already holds (left by a crash
+    or a failed save, or past the checkpoint a run continues from) are cut first, so none repeats. A
+    missing or empty file gets the header. Costs what the new rows cost, not the run's whole history."""
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim != 2 or not len(table):
+        return
+    path = Path(run_dir) / METRICS_FILE
+    header = b""
+    try:
+        if path.is_file() and path.stat().st_size:
+            cut_metrics(path, int(table[0, 0]) - 1)
+        else:
+            header = (",".join(_header(table.shape[1] - len(METRIC_COLUMNS))) + "\n").encode()
+        lines = "".join(f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:]) + "\n"
+                        for r in table.tolist())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as f:
+            f.write(header + lines.encode())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {_reason(exc)}", _reason(exc)) from None
+
+
 def read_metrics(run_dir: str | Path) -> np.ndarray | None:
     """A run folder's ``metrics.csv`` as ``[rows, 4 + steps]`` (the columns :func:`metrics_csv`
     writes), or None when there is none or it is not one of ours: the metrics are optional. A last

@@ -9,7 +9,9 @@ process-wide settings: the thread count is the trainer's business, not a reader'
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -223,19 +225,31 @@ class LoadedModel:
         fixed = InnerRates("fixed", self.algorithm.spec.inner_lr, params, self.algorithm.adapt_names, 1)
         return per_step_scores(self.algorithm, params, fixed, batch, steps)
 
-    def adaptation(self, tasks: int = EVAL_TASKS, baseline: "LoadedModel | None" = None) -> AdaptationSnapshot:
+    def adaptation(self, tasks: int = EVAL_TASKS, baseline: "LoadedModel | None" = None,
+                   report: Callable[[float], bool] | None = None) -> AdaptationSnapshot | None:
         """Mean and 95% CI per adaptation step on ``tasks`` held-out tasks, for these weights,
         ``baseline``'s (the pretrain reference) and a fresh network's (series "meta-learned",
-        "pretrain", "scratch")."""
+        "pretrain", "scratch"). With ``report``, the tasks are scored a few at a time and
+        ``report(fraction done)`` is called in between: True cancels (None is returned), so a
+        caller that must stop (a Stop, a window closing) never waits for the whole batch."""
         steps = adaptation_steps(self.config)
         metric = self.family.metric
-        if self._scored is None or self._scored[0].n_tasks != tasks:
+        models = {"meta-learned": self} | ({"pretrain": baseline} if baseline is not None else {})
+        fresh = self._scored is None or self._scored[0].n_tasks != tasks
+        parts = _Parts(report, tasks * (len(models) + fresh))
+        if fresh:
             batch = self.held_out(tasks)
-            self._scored = batch, mean_and_ci(self.scratch_scores(batch, steps), metric)
+            scratch = parts.scores(lambda b: self.scratch_scores(b, steps), batch)
+            if scratch is None:
+                return None
+            self._scored = batch, mean_and_ci(scratch, metric)
         batch, scratch = self._scored
-        scored = {"meta-learned": mean_and_ci(self.scores(batch, steps), metric)}
-        if baseline is not None:
-            scored["pretrain"] = mean_and_ci(baseline.scores(batch, steps), metric)
+        scored = {}
+        for name, model in models.items():
+            scores = parts.scores(lambda b, model=model: model.scores(b, steps), batch)
+            if scores is None:
+                return None
+            scored[name] = mean_and_ci(scores, metric)
         scored["scratch"] = scratch
         return AdaptationSnapshot(self.iteration, metric, np.arange(steps + 1),
                                   {name: (mean, ci) for name, (mean, ci, _) in scored.items()},
@@ -283,6 +297,40 @@ class LoadedModel:
             accuracy = (self.net.forward(adapted, batch.query_x).argmax(-1) == batch.query_y).double().mean()
         return regions_view(self.net, adapted, (gx, gy, grid.to(batch.support_x)), batch.support_x[0],
                             batch.support_y[0], float(accuracy), steps)
+
+
+class _Parts:
+    """Scores held-out tasks a few at a time between ``report`` calls: parts grow while they take
+    under :data:`PART_SECONDS`, so fast models keep their batching and slow ones report often."""
+
+    PART_SECONDS = 0.2
+
+    def __init__(self, report: Callable[[float], bool] | None, total: int):
+        self.report, self.total, self.done, self.size = report, max(1, total), 0, 1
+
+    def scores(self, score: Callable[[TaskBatch], torch.Tensor], batch: TaskBatch) -> torch.Tensor | None:
+        if self.report is None:
+            return score(batch)
+        parts, start = [], 0
+        while start < batch.n_tasks:
+            if self.report(min(1.0, self.done / self.total)):
+                return None
+            end = min(batch.n_tasks, start + self.size)
+            began = time.perf_counter()
+            parts.append(score(_tasks(batch, start, end)))
+            if time.perf_counter() - began < self.PART_SECONDS / 2:
+                self.size *= 2
+            self.done += end - start
+            start = end
+        return torch.cat(parts, dim=1)
+
+
+def _tasks(batch: TaskBatch, start: int, end: int) -> TaskBatch:
+    """Tasks ``start:end`` of a batch (each task is scored on its own data only)."""
+    params = {k: v[start:end] for k, v in batch.task_params.items()
+              if isinstance(v, torch.Tensor) and v.dim() and len(v) == batch.n_tasks}
+    return TaskBatch(batch.support_x[start:end], batch.support_y[start:end], batch.query_x[start:end],
+                     batch.query_y[start:end], params)
 
 
 def preview_from_weights(config: ExperimentConfig, weights: Weights | None, task_index: int, iteration: int = 0,

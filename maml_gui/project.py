@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.checkpoint import (METRICS_FILE, atomic_write, load_run, load_training_state, metrics_table_csv, read_metrics,
-                             read_training_state, save_run)
+from core.checkpoint import (METRICS_FILE, append_metrics_table, atomic_write, load_run, load_training_state,
+                             metrics_table_csv, read_metrics, read_training_state, save_run)
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.loaded_model import AdaptationSnapshot
@@ -52,6 +52,7 @@ class RunSnapshot:
     training_state: tuple | None
     metrics: np.ndarray              # [rows, 4 + steps]: iteration, meta_loss, grad_norm, seconds, step losses
     adaptation: AdaptationSnapshot | None
+    append: bool = False             # ``metrics`` holds only the rows since the last write: appended, not rewritten
 
 
 @dataclass
@@ -123,11 +124,15 @@ class Project:
         atomic_write(self.folder / PROJECT_FILE, data.encode())
 
     def write_run(self, snap: RunSnapshot) -> None:
-        """The run folder, each file atomically (metrics first, settings last)."""
+        """The run folder as ``maml-gui train`` writes a checkpoint: metrics first (appended, or the
+        whole table), then the training state (the commit), weights and settings, each atomically."""
         self.lock(snap.folder)
         folder = self.folder / snap.folder
-        if snap.weights:
+        if snap.append:
+            append_metrics_table(folder, snap.metrics)
+        elif len(snap.metrics):
             atomic_write(folder / METRICS_FILE, metrics_table_csv(snap.metrics))
+        if snap.weights:
             save_run(folder, snap.config, snap.weights, None, training_state=snap.training_state)
         else:
             folder.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.checkpoint import CONFIG_FILE, check_shapes, read_metrics, read_training_state, save_run
@@ -29,7 +30,7 @@ from core.weights_io import PT_SUFFIXES, check_names
 from core.weights_io import open_weights as read_weights_file
 
 from .following import Follower, is_run_folder, is_sweep_folder, sweep_runs
-from .project import Project, RunSnapshot, run_folder_name
+from .project import Project
 from .run_saver import RunSaver
 from .run_scoring import RunScorer
 from .runs import RunRecord, RunRegistry
@@ -92,6 +93,9 @@ class Session(QObject):
         self._saver = RunSaver(self, lambda: self.project)
         self._saver.failed.connect(self._save_failed)
         self._saver.written.connect(self._save_ok)
+        self._checkpoint_wanted = False
+        self._checkpoint_timer = QTimer(self, singleShot=True)   # the training run's periodic save
+        self._checkpoint_timer.timeout.connect(self._request_checkpoint)
         self._scorer = RunScorer(self, self._edited_family, lambda: self.options.eval_tasks,
                                  lambda run: self.runs.get(run.run_id) is run)
         self._scorer.scored.connect(self._on_scored)
@@ -120,6 +124,7 @@ class Session(QObject):
         for warning in loaded.warnings:
             self.message.emit(warning, 10_000)
         self.project, self.runs, self.current, self.compared = project, RunRegistry(), None, []
+        self._saver.forget()   # flushed above: only rows and checkpoints of the old project's runs
         for stored in loaded.runs:
             entry = stored.entry
             run = self.runs.restore(int(entry["id"]), str(entry["name"]), stored.config)
@@ -188,14 +193,13 @@ class Session(QObject):
         pending = self._saver.pending()
         return [r for r in self.runs if r.run_id in pending]
 
-    def save_run(self, run: RunRecord) -> None:
+    def save_run(self, run: RunRecord, *, whole: bool = False) -> None:
         """Queue a write of ``run``'s folder (weights, training state, metrics, held-out scores) on
-        the save job's thread; :meth:`flush` waits for it."""
-        if not run.folder:
-            run.folder = run_folder_name(run.run_id, run.name)
-        snap = RunSnapshot(run.folder, run.config, run.weights, run.training_state, run.history.table(), run.adaptation)
-        self._saver.queue(run.run_id, snap)
-        self._index_timer.start()
+        the save job's thread (:meth:`RunSaver.save`: new metrics rows are appended); :meth:`flush`
+        waits for it. ``whole``: rewrite its ``metrics.csv`` from the history (another project)."""
+        self._saver.save(run, whole)
+        if not self._index_timer.isActive():   # not restarted: saves more often than its delay must not starve it
+            self._index_timer.start()
 
     def flush(self, timeout_ms: int = 30_000) -> bool:
         """Write everything now (closing, switching projects); False if something could not be written."""
@@ -235,7 +239,7 @@ class Session(QObject):
         self.project, self._loaded = project, True
         for run in self.runs:
             if run.weights or len(run.history):
-                self.save_run(run)
+                self.save_run(run, whole=True)
         ok = self.flush()
         self.project_changed.emit(self.project)
         return ok
@@ -345,6 +349,7 @@ class Session(QObject):
         self.active, self.stopping = run, False
         self.run_added.emit(run)
         self.set_current(run.run_id)
+        self.save_run(run)   # its folder (settings and any carried history) exists from the start
         self.controller.start(config, paused=paused, steps=steps, preview_index=self.preview_index,
                               initial_weights=initial, initial_state=state)
         self.message.emit(f"Continuing {opened.name} from iteration {opened.weights_iteration:,} as {run.name}"
@@ -486,6 +491,7 @@ class Session(QObject):
         c.state.connect(self._on_state)
         c.paused_changed.connect(self._on_paused_changed)
         c.notice.connect(lambda text: self.message.emit(text, 60_000))   # until replaced: a cold compile takes ~30 s
+        c.activity.connect(lambda text: self.message.emit(text, 0 if text else 1))   # until done ("": clear)
         c.finished.connect(self._on_finished)
         c.failed.connect(self._on_failed)
         c.running_changed.connect(self._on_running_changed)
@@ -502,6 +508,8 @@ class Session(QObject):
         if run is None:
             return
         run.history.append(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses)
+        rows = [chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses]
+        self._saver.add_rows(run.run_id, np.column_stack(rows).astype(np.float64))   # metrics.csv: every row
         run.rate, run.total = chunk.rate, chunk.total
         self.history_grew.emit(run)
 
@@ -522,11 +530,24 @@ class Session(QObject):
             run.training_state = None   # until the matching state arrives (it follows at once)
 
     def _on_state(self, state) -> None:
+        """The first state of a run is saved at once, later ones when the periodic save asked for them."""
         run = self.active
         if run is not None and int(state[1]["iteration"]) == run.weights_iteration:
             run.training_state = state
-            if self._saver.due(run.run_id):
+            if self._checkpoint_wanted or self._saver.saved_at(run.run_id) is None:
+                self._checkpoint_wanted = False
                 self.save_run(run)
+
+    def _request_checkpoint(self) -> None:
+        """Every ``save_interval`` s while a run trains: its weights and state after the current
+        meta-iteration are sent and saved (:meth:`_on_state`), so a crash loses at most that much."""
+        run = self.active
+        if run is None or not self.controller.is_active():
+            return
+        self._checkpoint_timer.start(int(1000 * self._saver.interval(self.options.save_interval)))
+        trained = run.iteration > (self._saver.saved_at(run.run_id) or 0)
+        if trained and not self.controller.is_paused() and not self.stopping:
+            self._checkpoint_wanted = self.controller.request_checkpoint()
 
     def _on_paused_changed(self, paused: bool) -> None:
         run = self.active
@@ -554,7 +575,11 @@ class Session(QObject):
         self.error.emit(f"{run.name}: {text}{kept}")
 
     def _on_running_changed(self, active: bool) -> None:
-        if not active:
+        if active:
+            self._checkpoint_wanted = False
+            self._checkpoint_timer.start(int(1000 * self._saver.interval(self.options.save_interval)))
+        else:
+            self._checkpoint_timer.stop()
             run, self.active, self.stopping = self.active, None, False
             if run is not None:
                 run.rate = 0.0
@@ -563,8 +588,8 @@ class Session(QObject):
                 self.run_changed.emit(run)
                 if run.weights or len(run.history):
                     self.save_run(run)
-                if run.status != "failed":
-                    self.finish_baseline(run)
+                if run.status != "failed" and not self.finish_baseline(run):
+                    self.score(run)   # its final scores, in the background: Stop does not wait for them
         self.training_changed.emit()
 
     # -- runs other processes write -----------------------------------------------------------------
@@ -685,7 +710,7 @@ class Session(QObject):
     def finish_baseline(self, run: RunRecord) -> bool:
         """Train the run's pretrain baseline to the run's number of updates in the background
         (:meth:`RunScorer.finish_baseline`); True if started."""
-        return self._scorer.finish_baseline(run)
+        return self._scorer.finish_baseline(run, self.options.baseline)
 
     def _on_baseline_done(self, run: RunRecord, snapshot) -> None:
         if snapshot is None or self.runs.get(run.run_id) is not run:

@@ -60,6 +60,7 @@ class WorkerOptions:
     eval_tasks: int = 50
     baseline: bool = True
     baseline_share: float = 0.03
+    save_interval: float = 15.0     # s between writes of the training run's folder (a crash loses at most this)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class TrainingWorker(QObject):
     state = Signal(object)           # MetaTrainer.training_state() of the same iteration, right after weights
     paused_changed = Signal(bool)    # the loop really is (not) waiting
     notice = Signal(str)             # a non-fatal problem (the baseline diverged ...)
+    activity = Signal(str)           # what runs besides meta-steps, with progress ("" once it is done)
     finished = Signal(object)        # RunEnd
     failed = Signal(str)             # a readable message; the last good weights were emitted first
 
@@ -128,6 +130,8 @@ class TrainingWorker(QObject):
         self._total = config.train.iterations
         self._inspect_interval = self._options.inspect_interval
         self._preview_request: int | None = None
+        self._checkpoint_request = False
+        self._first = False   # the first meta-iteration is announced until it is done
         self._preview_index = preview_index
         self._buffer: list[StepMetrics] = []
         self._trainer: MetaTrainer | None = None
@@ -177,6 +181,12 @@ class TrainingWorker(QObject):
             self._preview_request = int(task_index)
         self._wake.set()
 
+    def request_checkpoint(self) -> None:
+        """Send the weights and training state after the current meta-iteration (to be saved)."""
+        with self._lock:
+            self._checkpoint_request = True
+        self._wake.set()
+
     # -- the thread's work -------------------------------------------------------------------
     @Slot()
     def run(self) -> None:
@@ -210,6 +220,7 @@ class TrainingWorker(QObject):
 
     def _run(self) -> str:
         opts = self._options
+        self.activity.emit("Building the task family…")
         trainer = self._trainer = MetaTrainer(self._config)
         if self._initial_weights:   # continue from opened weights (shapes checked by the window)
             trainer.load_weights(self._initial_weights)
@@ -230,14 +241,18 @@ class TrainingWorker(QObject):
         self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None, trainer.gradient_path))
         inspector = self._inspector = LoadedModel.of_trainer(trainer)
         self._baseline = baseline
-        self._last_emit = self._rate_time = time.perf_counter()
-        self._inspect(inspector, baseline)
+        # no held-out scoring before the first meta-step: the first inspection follows after inspect_interval
+        self._emit_weights()
+        self.activity.emit("Drawing a held-out task for the task view…")
+        self.preview.emit(inspector.preview(self._preview_index))
+        self._first = not self._paused.is_set()
+        self.activity.emit("Running the first meta-iteration…" if self._first else "")
+        self._last_emit = self._rate_time = self._last_inspect = time.perf_counter()
         announced_pause = False
         while not self._stop.is_set():
             self._apply_requests(trainer, inspector)
             if trainer.iteration >= self._total:
-                self._flush(0.0)
-                self._inspect(inspector, baseline)
+                self._emit_weights()   # the window scores them in the background (Stop never waits for that)
                 return "completed"
             single = False
             if self._paused.is_set():
@@ -265,22 +280,28 @@ class TrainingWorker(QObject):
                 self._flush(opts.emit_interval)
                 if self._inspect_due():
                     self._inspect(inspector, baseline)
-        self._flush(0.0)
-        self._inspect(inspector, baseline)
+        self._emit_weights()
         return "stopped"
 
     def _train_once(self, trainer: MetaTrainer, baseline: MetaTrainer | None) -> None:
         start = time.perf_counter()
         self._buffer.append(trainer.step())
         mid = time.perf_counter()
+        first, self._first = self._first, False
+        if first:   # a conv net's first meta-iteration can take many seconds: the status bar said so
+            self._flush(0.0)
         self._meta_time += mid - start
         if baseline is not None and self._baseline_time < self._options.baseline_share * self._meta_time:
+            if first:
+                self.activity.emit("The pretrain baseline's first update…")
             try:
                 baseline.step()
             except TrainingDiverged as exc:
                 self.notice.emit(f"the pretrain baseline stopped: {exc}")
                 self._options = _without_baseline(self._options)
             self._baseline_time += time.perf_counter() - mid
+        if first:
+            self.activity.emit("")
 
     def _take_single_step(self) -> bool:
         with self._lock:
@@ -291,12 +312,15 @@ class TrainingWorker(QObject):
 
     def _has_requests(self) -> bool:
         with self._lock:
-            return self._pending_lr is not None or self._preview_request is not None
+            return self._pending_lr is not None or self._preview_request is not None or self._checkpoint_request
 
     def _apply_requests(self, trainer: MetaTrainer, inspector: LoadedModel) -> None:
         with self._lock:
             lr, self._pending_lr = self._pending_lr, None
             preview, self._preview_request = self._preview_request, None
+            checkpoint, self._checkpoint_request = self._checkpoint_request, False
+        if checkpoint:
+            self._emit_weights()
         if lr is not None:
             trainer.set_meta_lr(lr)
         if preview is not None:
@@ -311,18 +335,35 @@ class TrainingWorker(QObject):
         return time.perf_counter() - self._last_inspect >= interval
 
     def _inspect(self, inspector: LoadedModel, baseline: MetaTrainer | None) -> None:
-        """Adaptation scores, the preview task and a weights snapshot, all at the current iteration."""
+        """Adaptation scores, the preview task and a weights snapshot, all at the current iteration.
+        A Stop cancels the scoring between parts (:meth:`LoadedModel.adaptation`'s ``report``)."""
         start = time.perf_counter()
         if not self._options.baseline:
             baseline = None
         reference = LoadedModel.of_trainer(baseline) if baseline is not None else None
-        self.adaptation.emit(inspector.adaptation(self._options.eval_tasks, reference))
-        self.preview.emit(inspector.preview(self._preview_index))
+        tasks, shown = self._options.eval_tasks, []
+
+        def report(fraction: float) -> bool:
+            now = time.perf_counter()
+            if now - start > SCORING_QUIET and (not shown or now - shown[-1] >= 0.5):   # only slow scoring is announced
+                shown.append(now)
+                self.activity.emit(f"Scoring the run on {tasks:,} held-out tasks… {fraction:.0%}")
+            return self._stop.is_set()
+
+        snapshot = inspector.adaptation(tasks, reference, report)
+        if shown:
+            self.activity.emit("")
+        if snapshot is not None:
+            self.adaptation.emit(snapshot)
+            self.preview.emit(inspector.preview(self._preview_index))
         self._emit_weights()
         self._last_inspect = time.perf_counter()
         self._inspect_cost = self._last_inspect - start
 
     def _emit_weights(self) -> None:
+        """Weights and training state; the metrics rows up to them go first, so a save of the state
+        never lacks the rows it resumes after."""
+        self._flush(0.0)
         if self._trainer is not None:
             weights = self._trainer.weights()
             if all(bool(torch.isfinite(t).all()) for t in weights.values()):
@@ -352,12 +393,15 @@ class TrainingWorker(QObject):
             now, self._rate, self._total))
 
 
+SCORING_QUIET = 1.0   # s of held-out scoring before the status bar says that it runs
+
+
 def _without_baseline(options: WorkerOptions) -> WorkerOptions:
     return replace(options, baseline=False)
 
 
 _RELAYED = ("started", "progress", "adaptation", "preview", "weights", "state", "paused_changed", "notice",
-            "finished", "failed")
+            "activity", "finished", "failed")
 
 
 class TrainingController(QObject):
@@ -375,6 +419,7 @@ class TrainingController(QObject):
     state = Signal(object)
     paused_changed = Signal(bool)
     notice = Signal(str)
+    activity = Signal(str)
     finished = Signal(object)
     failed = Signal(str)
     running_changed = Signal(bool)   # a training thread exists (running or paused)
@@ -444,6 +489,13 @@ class TrainingController(QObject):
         if self._worker is None:
             return False
         self._worker.request_preview(task_index)
+        return True
+
+    def request_checkpoint(self) -> bool:
+        """Ask the worker for its weights and state after the current meta-iteration; False when no run is active."""
+        if self._worker is None:
+            return False
+        self._worker.request_checkpoint()
         return True
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:

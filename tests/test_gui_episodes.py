@@ -101,7 +101,8 @@ def test_an_image_run_updates_every_view_and_adapts(qtbot, make_window, tmp_path
                     and [len(sx) for sx, _ in window.plots.steps.data()] == [6] * 2, timeout=5_000)
     assert np.isfinite(window.plots.loss.data()["raw"][1]).all()
     assert "cross-entropy" in window.plots.loss.plot.getPlotItem().getAxis("left").labelText
-    assert set(window.plots.adaptation.data()) >= {"meta-learned", "scratch"}
+    qtbot.waitUntil(lambda: set(window.plots.adaptation.data()) >= {"meta-learned", "scratch"},
+                    timeout=20_000)   # the final scores are computed in the background
     assert "accuracy" in window.plots.adaptation.plot.getPlotItem().getAxis("left").labelText
     first = view.query_images.copy()
     window.plots.new_task_button.click()   # another episode

@@ -72,7 +72,7 @@ def test_start_progress_stop(qtbot, controller):
     rec = Recorder(controller)
     controller.start(tiny())
     assert controller.is_active()
-    qtbot.waitUntil(lambda: rec.iteration >= 20, timeout=10_000)
+    qtbot.waitUntil(lambda: rec.iteration >= 20 and bool(rec.adaptations), timeout=10_000)   # scored after inspect_interval
     finish(qtbot, controller)
     assert rec.ends and rec.ends[-1].reason == "stopped"
     its = rec.iterations()
@@ -86,12 +86,13 @@ def test_start_progress_stop(qtbot, controller):
 
 
 def test_completes_at_the_planned_iteration(qtbot, controller):
-    rec = Recorder(controller)
+    rec, states = Recorder(controller), []
+    controller.state.connect(states.append)
     with qtbot.waitSignal(controller.finished, timeout=10_000):
         controller.start(tiny(iterations=25))
     qtbot.waitUntil(lambda: not controller.is_active(), timeout=5000)
     assert rec.ends[-1].reason == "completed" and rec.ends[-1].iteration == 25 == rec.iteration
-    assert rec.adaptations[-1].iteration == 25, "a final snapshot is taken at the end"
+    assert int(states[-1][1]["iteration"]) == 25, "the final weights and state are sent (the window scores them)"
 
 
 def test_pause_step_resume(qtbot, controller):
@@ -119,9 +120,9 @@ def test_step_while_paused_does_exactly_one_iteration(qtbot, controller):
     qtbot.waitUntil(lambda: rec.iteration == 1, timeout=10_000)
     controller.step()
     qtbot.waitUntil(lambda: rec.iteration == 2, timeout=5000)
+    qtbot.waitUntil(lambda: rec.adaptations[-1].iteration == 2, timeout=5000)   # views are refreshed after a single step
     finish(qtbot, controller)
     assert rec.ends[-1].iteration == 2, "no iteration beyond the two requested steps"
-    assert rec.adaptations[-1].iteration == 2, "views are refreshed after a single step"
 
 
 def test_meta_lr_applies_live(qtbot, controller, monkeypatch):

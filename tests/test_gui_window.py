@@ -51,7 +51,9 @@ def test_start_stop_and_the_plots_hold_every_iteration(qtbot, make_window):
     assert np.array_equal(x, its) and np.isfinite(y).all()
     run = window.session.runs.get(window.run_list.run_ids()[0])
     assert run.status == "stopped" and run.iteration == len(its) and run.weights
-    assert set(window.plots.adaptation.data()) == {"meta-learned", "pretrain", "scratch"}
+    # the final scores come from the background once Stop has answered
+    qtbot.waitUntil(lambda: set(window.plots.adaptation.data()) == {"meta-learned", "pretrain", "scratch"},
+                    timeout=20_000)
     assert window.plots.task.data()["truth"] is not None
     assert window.status.iteration.text().startswith(f"iteration {len(its):,}")
     assert window.actions.start.isEnabled() and not window.actions.stop.isEnabled()

@@ -199,7 +199,6 @@ def test_the_pretrain_baseline_gets_as_many_updates_as_the_run(qtbot, make_sessi
 
     session = make_session()
     run = train(qtbot, session, 60)
-    assert run.adaptation.baseline_iterations < 60, "while training it only gets a small share of the time"
     qtbot.waitUntil(lambda: run.adaptation.baseline_iterations == 60, timeout=30_000)
     # the same as a pretrain network trained on its own for 60 updates, scored on the same tasks
     baseline = MetaTrainer(run.config.replace("algorithm", name="pretrain"))

@@ -33,7 +33,7 @@ from safetensors.torch import save as st_save
 
 from .config import FORMAT_VERSION, ExperimentConfig
 from .errors import CheckpointError, ConfigError
-from .models import build_net
+from .run_files import RunFileError, check_training_state, config_json_note, expected_tensors, regular_file
 
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.csv"
 STATE_FILE = "training_state.safetensors"  # optimizer moments + sampler state, for --resume
@@ -379,7 +379,7 @@ def read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Te
 
 
 def _read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor], dict[str, str]]:
-    path = Path(path)
+    path = regular_file(path, "weights file")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -401,25 +401,33 @@ def _stored_config(path: Path, metadata: dict[str, str]) -> ExperimentConfig:
     if int(version) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {version}; this app reads up to {FORMAT_VERSION}: update the app")
     try:
-        return ExperimentConfig.from_json(metadata.get("config", ""))
+        config = ExperimentConfig.from_json(metadata.get("config", ""))
+        for section in (config.model, config.algorithm, config.train):   # the family: when it is built
+            section.validate()
     except ConfigError as exc:
-        raise CheckpointError(f"{path}: the stored configuration is invalid: {exc}") from None
+        raise RunFileError(path, exc.field, f"the stored configuration is invalid: {exc.message}") from None
+    return config
 
 
 def check_shapes(path, config: ExperimentConfig, tensors: dict[str, torch.Tensor]) -> None:
     from .tasks import build_family
 
-    family = build_family(config.family)
-    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
-                    inner_steps=config.algorithm.inner_steps)
-    expected = net.init(torch.Generator().manual_seed(0))
-    for name, ref in expected.items():
-        got = tensors.get(f"model.{name}")
-        if got is None:
-            raise CheckpointError(f"{path}: missing tensor model.{name}")
-        if tuple(got.shape) != tuple(ref.shape):
-            raise CheckpointError(f"{path}: model.{name} has shape {tuple(got.shape)}, the model needs {tuple(ref.shape)}")
+    try:
+        expected = expected_tensors(config, build_family(config.family))
+    except ConfigError as exc:
+        raise RunFileError(path, exc.field, f"the stored configuration is invalid: {exc.message}") from None
+    for name, shape in expected.items():   # learned inner rates may be missing (a .pt file has none)
+        got = tensors.get(name)
+        if got is None and name.startswith("model."):
+            raise CheckpointError(f"{path}: missing tensor {name}")
+        if got is not None and tuple(got.shape) != tuple(shape):
+            raise CheckpointError(f"{path}: {name} has shape {tuple(got.shape)}, the model needs {tuple(shape)}")
     for name, t in tensors.items():
+        if name not in expected:
+            raise CheckpointError(f"{path}: unexpected tensor {name}; it is not a {config.algorithm.name} "
+                                  f"{config.model.name} network of this run's shape")
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: {name} holds {t.dtype} values, not floating point weights")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{path}: tensor {name} holds NaN or inf")
 
@@ -434,13 +442,14 @@ def _metadata(data: bytes) -> dict[str, str]:
 
 def load_training_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(run_dir) / STATE_FILE
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed")
+    regular_file(path, "training state")
     try:
         data = path.read_bytes()
         return st_load(data), _metadata(data)
-    except FileNotFoundError:
-        raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed") from None
     except (OSError, SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"{path} cannot be read (truncated or corrupted?): {exc}") from None
+        raise RunFileError(path, "", f"cannot be read (truncated or corrupted?): {exc}") from None
 
 
 def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
@@ -450,9 +459,14 @@ def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, 
         return None
     try:
         tensors, metadata = load_training_state(run_dir)
-    except CheckpointError:
+        if metadata.get("iteration") != str(iteration):
+            return None
+        config = _stored_config(Path(run_dir) / STATE_FILE, metadata)
+        check_training_state(Path(run_dir) / STATE_FILE, tensors, metadata, list(expected_tensors(config).values()),
+                             extra=None, skip=EMBEDDED)
+    except (CheckpointError, ConfigError):
         return None
-    return (tensors, metadata) if metadata.get("iteration") == str(iteration) else None
+    return tensors, metadata
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
@@ -492,25 +506,57 @@ def load_checkpoint(run_dir: str | Path):
     weights (every checkpoint since crash-safe saving), else from a weights file of the same iteration."""
     run_dir = Path(run_dir)
     state_path = run_dir / STATE_FILE
-    if not state_path.is_file():
+    if not os.path.lexists(state_path):
         if run_dir.is_dir() and not (run_dir / WEIGHTS_FILE).exists():
             raise CheckpointError(f"{run_dir} holds no checkpoint to resume (no {STATE_FILE}): the run stopped before "
                                   "its first save, or this is not a run folder; start it again with --force")
         load_run(run_dir)   # the clearer message when it is not a run folder at all
         raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed")
-    tensors, metadata = load_training_state(run_dir)
-    if not str(metadata.get("iteration", "")).isdigit():
-        raise CheckpointError(f"{state_path} has no iteration count; it was not written by this app")
-    embedded = _embedded(tensors)
-    if embedded and "config" in metadata:
-        config, weights = _stored_config(state_path, metadata), embedded
-        check_shapes(state_path, config, weights)
-    else:
+    try:
+        tensors, metadata = load_training_state(run_dir)
+        if not str(metadata.get("iteration", "")).isdigit():
+            raise RunFileError(state_path, "iteration", "no iteration count; it was not written by this app")
+        embedded = _embedded(tensors)
+        if embedded and "config" in metadata:
+            config, weights = _stored_config(state_path, metadata), embedded
+            check_shapes(state_path, config, weights)
+    except CheckpointError as exc:
+        raise with_resume_hint(exc, run_dir) from None
+    if not (embedded and "config" in metadata):
         config, weights, weights_meta = _read_weights(run_dir / WEIGHTS_FILE)
         if weights_meta.get("iteration", metadata["iteration"]) != metadata["iteration"]:
             raise CheckpointError(f"{run_dir}: {WEIGHTS_FILE} is from iteration {weights_meta['iteration']} but "
                                   f"{STATE_FILE} from iteration {metadata['iteration']}; they cannot be resumed together")
     return config, weights, {k: v for k, v in tensors.items() if not k.startswith(EMBEDDED)}, metadata
+
+
+def with_resume_hint(exc: CheckpointError, run_dir) -> CheckpointError:
+    """``exc`` (about a run's training state) completed with what the run still offers when its
+    weights file is intact: refusing to resume is not the end of the run."""
+    try:
+        _read_weights(Path(run_dir) / WEIGHTS_FILE)
+    except (CheckpointError, ConfigError):
+        return exc
+    exc.args = (f"{exc}; the run cannot be resumed exactly, but its weights are intact: `maml-gui evaluate "
+                f"{run_dir}`, export and adapt still work, and the window's Open continues training from them "
+                "(with a fresh Adam state)",)
+    return exc
+
+
+def folder_notes(run_dir, config: ExperimentConfig, weights_file: bool = False) -> list[str]:
+    """Warnings about a run folder's other files when the one a command reads is intact: a damaged
+    or edited ``config.json`` (the weights' own settings are used) and, with ``weights_file`` (a
+    resume, which takes the checkpoint's copy of the weights), a damaged weights file."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    notes = [n for n in (config_json_note(run_dir, config),) if n]
+    if weights_file:
+        try:
+            _read_weights(run_dir / WEIGHTS_FILE)
+        except (CheckpointError, ConfigError) as exc:
+            notes.append(f"{exc}; the checkpoint's own copy of the weights is used (its next save writes the file again)")
+    return notes
 
 
 def remove_leftovers(run_dir: str | Path) -> None:

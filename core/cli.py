@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from . import ranges
 from .config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec
 from .errors import MamlError, TrainingDiverged
 
@@ -94,15 +95,15 @@ def build_parser() -> _Parser:
     train.add_argument("--config", type=Path, help="experiment JSON (as saved by the window); flags override it")
     train.add_argument("--family", choices=sorted(FAMILIES))
     train.add_argument("--algorithm", choices=ALGORITHMS)
-    train.add_argument("--inner-steps", type=int)
-    train.add_argument("--inner-lr", type=float)
-    train.add_argument("--meta-lr", type=float)
-    train.add_argument("--meta-batch", type=int)
-    train.add_argument("--shots", type=int, help="support examples per task (per class for N-way episodes)")
-    train.add_argument("--query", type=int, help="query examples per task (per class for N-way episodes)")
-    train.add_argument("--iterations", type=int)
+    train.add_argument("--inner-steps", type=ranges.integer(1, 100))
+    train.add_argument("--inner-lr", type=ranges.number(0, 100))
+    train.add_argument("--meta-lr", type=ranges.number(0, 10))
+    train.add_argument("--meta-batch", type=ranges.integer(1, 4096))
+    train.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS), help="support examples per task (per class for N-way episodes)")
+    train.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS), help="query examples per task (per class for N-way episodes)")
+    train.add_argument("--iterations", type=ranges.integer(1, ranges.MAX_ITERATIONS))
     train.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly and save after this long")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--seed", type=ranges.seed, help=f"0..{ranges.MAX_SEED}")
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--compile", nargs="?", const="on", choices=COMPILE_MODES,
                        help="run the meta-step through torch.compile: about 2x the iterations/s, after a first "
@@ -127,13 +128,13 @@ def build_parser() -> _Parser:
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
-    ev.add_argument("--tasks", type=int, default=100)
-    ev.add_argument("--shots", type=int, help="support points per task, per class for N-way episodes (default: "
+    ev.add_argument("--tasks", type=ranges.integer(1, ranges.MAX_EVAL_TASKS), default=100)
+    ev.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS), help="support points per task, per class for N-way episodes (default: "
                                               "the run's)")
-    ev.add_argument("--query", type=int, help="query points per task for scoring (default 100, or what the "
+    ev.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS), help="query points per task for scoring (default 100, or what the "
                     "smallest held-out CSV task allows)")
     ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=ranges.seed, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
     add_evaluate_arguments(ev)
@@ -165,6 +166,9 @@ def build_parser() -> _Parser:
 def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | None = None) -> int:
     """Run one command; ``gui_bench(seconds) -> dict`` serves ``bench --gui`` (given by the launcher)."""
     argv = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):   # a file name that is not UTF-8 is shown escaped, never a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         if argv and argv[0] == "sweep":   # its unknown options are train's: parsed by the sweep itself
             from .sweep_cli import run_sweep
@@ -512,10 +516,13 @@ def _claim_out(out: Path, force: bool) -> None:
 
 def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
+    from .errors import CheckpointError
     from .trainer import MetaTrainer
 
     saved, weights, tensors, metadata = load_checkpoint(args.resume)
+    for note in folder_notes(args.resume, saved, weights_file=True):
+        print(f"maml-gui: warning: {note}", file=sys.stderr)
     config = config_from_args(args, base=saved)
     changed = config.continue_changes(saved)
     if changed:
@@ -523,7 +530,10 @@ def _resumed(args, group=None):
                          "meta learning rate, device and --compile can); start a new one instead")
     trainer = MetaTrainer(config, group=group)
     trainer.load_weights(weights)
-    trainer.load_training_state(tensors, metadata)
+    try:
+        trainer.load_training_state(tensors, metadata, source=args.resume / STATE_FILE)
+    except CheckpointError as exc:
+        raise with_resume_hint(exc, args.resume) from None
     if args.meta_lr is not None:
         trainer.set_meta_lr(args.meta_lr)
     return trainer
@@ -552,6 +562,7 @@ class _Progress:
 
 # -- evaluate ---------------------------------------------------------------------------------
 def _evaluate(args) -> int:
+    from .checkpoint import folder_notes
     from .episode_cli import evaluation_family
     from .evaluation import evaluate
     from .trainer import MetaTrainer
@@ -563,6 +574,8 @@ def _evaluate(args) -> int:
     if args.shots is not None and args.shots < 1:
         raise UsageError("maml-gui evaluate: --shots must be at least 1")
     config, weights = open_weights(args.run)
+    for note in folder_notes(args.run, config):
+        print(f"maml-gui: warning: {note}", file=sys.stderr)
     trainer = MetaTrainer(config.replace("train", device=args.device))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots

@@ -73,12 +73,14 @@ def atomic_write(path: Path, data: bytes, sync_dir: bool = True) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:   # Ctrl-C or SIGTERM's exception mid-write too: never leave the temporary
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise StorageError(f"cannot write {path}: {_reason(exc)}", _reason(exc)) from None
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write {path}: {_reason(exc)}", _reason(exc)) from None
+        raise
     if sync_dir:
         _fsync_dir(path.parent)
 
@@ -173,10 +175,13 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
     return data if data.ndim == 2 and data.shape[1] == len(header) else None
 
 
-def cut_metrics(path: str | Path, iteration: int | None) -> None:
-    """Drop the rows of ``metrics.csv`` past ``iteration`` (None: only a half-written last line),
+def cut_metrics(path: str | Path, iteration: int | None) -> int | None:
+    """Drop the rows of ``metrics.csv`` past ``iteration`` (None: only a half-written last line) and
+    return the iteration of the last row left (None: none),
     reading from the end: a crash between appending rows and committing their checkpoint leaves a
-    few, and the resumed run writes them again."""
+    few, and the resumed run writes them again. Everything after the last row up to ``iteration``
+    goes, whatever it is (rows, text, a NUL-filled block a crash left): rows are cut by their
+    iteration number, so a resumed run never writes a row twice."""
     with open(path, "r+b") as f:
         size = pos = f.seek(0, os.SEEK_END)
         buf = b""
@@ -193,6 +198,11 @@ def cut_metrics(path: str | Path, iteration: int | None) -> None:
             f.truncate(cut)
             f.flush()
             os.fsync(f.fileno())
+        start = max(0, cut - 4096)   # the last row kept: its iteration, for a caller that checks for a gap
+        f.seek(start)
+        lines = f.read(cut - start).rsplit(b"\n", 2)
+        first = lines[-2].split(b",", 1)[0].strip() if len(lines) >= 2 else b""
+        return int(first) if first.isdigit() and len(first) <= 12 else None
 
 
 def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
@@ -202,11 +212,28 @@ def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
         start = buf.rfind(b"\n", 0, end) + 1
         if start == 0 and pos > 0:
             return None   # this line may begin before buf: read further back
-        first = buf[start:end].split(b",", 1)[0]
-        if iteration is None or not first.strip().isdigit() or int(first) <= iteration:
+        if iteration is None or pos + start == 0:   # the header line stays
             return pos + end + 1
-        end = start - 1
+        first = buf[start:end].split(b",", 1)[0].strip()
+        if first.isdigit() and len(first) <= 12 and int(first) <= iteration:
+            return pos + end + 1
+        end = start - 1   # past the checkpoint, or not a row at all (a crash's garbage): cut
     return pos if pos == 0 else None
+
+
+def _check_header(path: Path, n_steps: int) -> None:
+    """Refuse to append to a file that does not start with this run's header (an empty one is
+    started again): rows after someone else's first line would make a table no reader takes."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(1 << 16).split(b"\n", 1)[0]
+    except OSError as exc:
+        raise RunFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
+    expected = ",".join(_header(n_steps)).encode()
+    if first and first.rstrip(b"\r") != expected:
+        raise RunFileError(path, "header", f"the first line is not this run's header ({expected[:40].decode()}…), so "
+                                           "the resumed rows cannot be appended; move the file away to resume "
+                                           "without the earlier rows")
 
 
 class MetricsLog:
@@ -222,9 +249,12 @@ class MetricsLog:
     def __init__(self, run_dir: str | Path, n_steps: int, resume: bool = False, upto: int | None = None,
                  clock=time.monotonic):
         self.path = Path(run_dir) / METRICS_FILE
+        self.last_row: int | None = None   # on resume: the iteration of the last row kept
+        if resume and os.path.lexists(self.path):
+            _check_header(regular_file(self.path, "metrics table"), n_steps)
         try:
             if resume and self.path.is_file():
-                cut_metrics(self.path, upto)
+                self.last_row = cut_metrics(self.path, upto)
             if not (resume and self.path.is_file() and self.path.stat().st_size):
                 atomic_write(self.path, (",".join(_header(n_steps)) + "\n").encode())
             self._committed = self._written = self.path.stat().st_size

@@ -258,7 +258,7 @@ def _train_here(args, group=None) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"maml-gui train: {out} exists and is not a folder")
     continuing = args.resume is not None and out.resolve() == args.resume.resolve()
-    stop = {"flag": False, "signal": None}
+    stop = {"flag": False, "signal": None, "setup": group is None}
     previous = _on_stop_signals(stop, group is not None)
     lock = RunLock(out)
     try:
@@ -269,16 +269,30 @@ def _train_here(args, group=None) -> int:
             _claim_out(out, args.force)   # checks first, deletes only with --force, and only under the lock
         remove_leftovers(out)
         return _train_locked(args, out, continuing, stop, group)
+    except _StoppedInSetup as exc:
+        print(f"maml-gui: stopped by {exc} before training started; nothing was written to {out}", file=sys.stderr)
+        return _STOP_CODES.get(str(exc), 143)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if lock.held:
+            remove_leftovers(out)   # whatever ended the run (Ctrl-C in a save included) leaves no temporaries
         lock.release()
 
 
+class _StoppedInSetup(BaseException):
+    """SIGTERM while the run is still being set up (reading data, building the network): nothing is
+    saved yet, so the command ends at once instead of finishing a long read first."""
+
+
 def _on_stop_signals(stop: dict, ranked: bool) -> dict:
-    """SIGTERM (and, for a rank of several, SIGINT) sets ``stop``; returns the handlers replaced."""
+    """SIGTERM (and, for a rank of several, SIGINT) sets ``stop``; returns the handlers replaced.
+    While ``stop["setup"]`` holds, SIGTERM ends the command at once (:class:`_StoppedInSetup`)."""
     def request(signum, _frame):
         stop.update(flag=True, signal=signal.Signals(signum).name)
+        if stop.get("setup"):
+            stop["setup"] = False
+            raise _StoppedInSetup(signal.Signals(signum).name)
 
     signals = (signal.SIGTERM, signal.SIGINT) if ranked else (signal.SIGTERM,)
     return {s: signal.signal(s, request) for s in signals}
@@ -337,9 +351,14 @@ _STOP_WORDS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
 def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> int:
     from .checkpoint import Checkpointer
     from .distributed import AGREED, PEER_FAILED, PeerFailed
+    from .memory import memory_tips
     from .trainer import MetaTrainer
 
-    trainer = _resumed(args, group) if args.resume is not None else MetaTrainer(config_from_args(args), group=group)
+    if args.resume is not None:
+        trainer = _resumed(args, group)
+    else:
+        config = config_from_args(args)
+        trainer = MetaTrainer(config, family=_fitting_family(config), group=group)
     if group is not None:
         group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
         group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),
@@ -347,14 +366,13 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     config = trainer.config
     for warning in trainer.family.warnings:
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
-    if config.model.name == "conv4":
-        from .memory import fit_problem
-
-        tight = fit_problem(config, trainer.family)
-        if tight:
-            print(f"maml-gui: warning: {tight}", file=sys.stderr)
+    stop["setup"] = False   # from the first file written, a stop saves a checkpoint
     saver = Checkpointer(out, config.algorithm.inner_steps + 1, args.save_every,
                          resume_from=trainer.iteration if continuing else None)
+    if continuing and (saver.log.last_row or 0) != trainer.iteration:
+        print(f"maml-gui: warning: {saver.log.path} ends at iteration {saver.log.last_row or 0:,}, the checkpoint is "
+              f"at {trainer.iteration:,}: the rows in between are missing (damaged or deleted); the resumed rows "
+              "follow", file=sys.stderr)
     saves = _Saves(saver, trainer, out)
     if not continuing:
         saves.periodic()   # iteration 0 (or the resumed one): resumable from the first second
@@ -390,6 +408,10 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
             reason = f"stopped by {words} at iteration {trainer.iteration:,}{resume_hint}"
     except TrainingDiverged as exc:
         reason, code = f"stopped: {exc}; the last finite weights are saved", 1
+    except (MemoryError, RuntimeError) as exc:   # torch's CPU allocator raises RuntimeError
+        if not isinstance(exc, MemoryError) and "alloc" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        reason, code = f"stopped: out of memory at iteration {trainer.iteration:,}; {memory_tips(config)}{resume_hint}", 1
     except KeyboardInterrupt:
         reason, code = f"stopped by Ctrl-C (SIGINT) at iteration {trainer.iteration:,}{resume_hint}", 130
     except _SavesStalled as exc:
@@ -514,6 +536,19 @@ def _claim_out(out: Path, force: bool) -> None:
             raise UsageError(f"maml-gui train: cannot replace {path}: {exc.strerror or exc}") from None
 
 
+def _fitting_family(config: ExperimentConfig):
+    """The run's family, once one meta-iteration is known to fit in memory: refused before anything
+    large is allocated (exit 2, with what to change), as the window refuses it."""
+    from .memory import fit_problem
+    from .tasks import build_family
+
+    family = build_family(config.family)
+    tight = fit_problem(config, family)
+    if tight:
+        raise MamlError(f"{tight}; nothing was started")
+    return family
+
+
 def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
     from .checkpoint import STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
@@ -528,7 +563,7 @@ def _resumed(args, group=None):
     if changed:
         raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
                          "meta learning rate, device and --compile can); start a new one instead")
-    trainer = MetaTrainer(config, group=group)
+    trainer = MetaTrainer(config, family=_fitting_family(config), group=group)
     trainer.load_weights(weights)
     try:
         trainer.load_training_state(tensors, metadata, source=args.resume / STATE_FILE)

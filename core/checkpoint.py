@@ -33,6 +33,7 @@ from safetensors.torch import save as st_save
 
 from .config import FORMAT_VERSION, ExperimentConfig
 from .errors import CheckpointError, ConfigError
+from .ranges import MAX_ITERATIONS
 from .run_files import RunFileError, check_training_state, config_json_note, expected_tensors, regular_file
 
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.csv"
@@ -162,6 +163,8 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
     line without its newline is a row being appended by a running ``train``: it is left out."""
     path = Path(run_dir) / METRICS_FILE
     try:
+        if not path.is_file():   # a FIFO would block the reader
+            return None
         text = path.read_text(encoding="utf-8")
         if not text.endswith("\n"):
             text = text[:text.rfind("\n") + 1]
@@ -172,7 +175,13 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
         data = np.array(body, dtype=float)
     except (OSError, ValueError, IndexError, UnicodeDecodeError):
         return None
-    return data if data.ndim == 2 and data.shape[1] == len(header) else None
+    if data.ndim != 2 or data.shape[1] != len(header):
+        return None
+    it = data[:, 0]
+    whole = np.isfinite(it) & (it >= 0) & (it <= MAX_ITERATIONS) & (it == np.floor(it))
+    if not whole.all():   # the rows before the first that is no iteration (garbage a crash or an edit left)
+        data = data[:int(np.argmin(whole))]
+    return data if len(data) else None
 
 
 def cut_metrics(path: str | Path, iteration: int | None) -> int | None:

@@ -202,10 +202,9 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
     from .episode_cli import apply_episode_arguments
 
     if args.config is not None:
-        try:
-            config = ExperimentConfig.from_json(args.config.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"maml-gui train: cannot read {args.config}: {exc.strerror}") from None
+        from .run_files import read_config_file
+
+        config = read_config_file(args.config, validate=False)   # validated below, with the flags applied
     else:
         config = base or ExperimentConfig()
     if args.family is not None and args.family != config.family.name:
@@ -351,14 +350,14 @@ _STOP_WORDS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
 def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> int:
     from .checkpoint import Checkpointer
     from .distributed import AGREED, PEER_FAILED, PeerFailed
-    from .memory import memory_tips
+    from .memory import fitting_family, memory_tips
     from .trainer import MetaTrainer
 
     if args.resume is not None:
         trainer = _resumed(args, group)
     else:
         config = config_from_args(args)
-        trainer = MetaTrainer(config, family=_fitting_family(config), group=group)
+        trainer = MetaTrainer(config, family=fitting_family(config), group=group)
     if group is not None:
         group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
         group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),
@@ -536,23 +535,11 @@ def _claim_out(out: Path, force: bool) -> None:
             raise UsageError(f"maml-gui train: cannot replace {path}: {exc.strerror or exc}") from None
 
 
-def _fitting_family(config: ExperimentConfig):
-    """The run's family, once one meta-iteration is known to fit in memory: refused before anything
-    large is allocated (exit 2, with what to change), as the window refuses it."""
-    from .memory import fit_problem
-    from .tasks import build_family
-
-    family = build_family(config.family)
-    tight = fit_problem(config, family)
-    if tight:
-        raise MamlError(f"{tight}; nothing was started")
-    return family
-
-
 def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
     from .checkpoint import STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
     from .errors import CheckpointError
+    from .memory import fitting_family
     from .trainer import MetaTrainer
 
     saved, weights, tensors, metadata = load_checkpoint(args.resume)
@@ -563,7 +550,7 @@ def _resumed(args, group=None):
     if changed:
         raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
                          "meta learning rate, device and --compile can); start a new one instead")
-    trainer = MetaTrainer(config, family=_fitting_family(config), group=group)
+    trainer = MetaTrainer(config, family=fitting_family(config), group=group)
     trainer.load_weights(weights)
     try:
         trainer.load_training_state(tensors, metadata, source=args.resume / STATE_FILE)

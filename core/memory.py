@@ -9,6 +9,7 @@ import torch
 
 from .config import ExperimentConfig
 from .device import resolve_device
+from .errors import MamlError
 
 SHARE = 0.8   # of the available memory a run may plan to take (the rest: Python, the window, the data)
 
@@ -72,6 +73,18 @@ def fit_problem(config: ExperimentConfig, family, available: int | None = None) 
         return None
     return (f"one meta-iteration needs about {need / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB is free; "
             f"{memory_tips(config)}")
+
+
+def fitting_family(config: ExperimentConfig):
+    """The run's family, once one meta-iteration is known to fit: a run that would not is refused
+    (:class:`MamlError`, with what to change) before anything large is allocated, as the window refuses it."""
+    from .tasks import build_family
+
+    family = build_family(config.family)
+    tight = fit_problem(config, family)
+    if tight:
+        raise MamlError(f"{tight}; nothing was started")
+    return family
 
 
 def memory_tips(config: ExperimentConfig) -> str:

@@ -56,8 +56,9 @@ def regular_file(path, what: str = "file") -> Path:
     return path
 
 
-def read_config_file(path) -> ExperimentConfig:
-    """A ``config.json`` (a run's, or ``--config``), fully validated: types, ranges and the family's fields."""
+def read_config_file(path, validate: bool = True) -> ExperimentConfig:
+    """A ``config.json`` (a run's, or ``--config``): JSON and types, and with ``validate`` the ranges
+    and the family's fields too (without: the caller validates once its flags are applied)."""
     path = regular_file(path, "settings file")
     try:
         if path.stat().st_size > CONFIG_LIMIT:
@@ -71,7 +72,8 @@ def read_config_file(path) -> ExperimentConfig:
         raise RunFileError(path, "", "is empty")
     try:
         config = ExperimentConfig.from_json(text)
-        config.validate()
+        if validate:
+            config.validate()
     except ConfigError as exc:
         raise RunFileError(path, exc.field, exc.message) from None
     return config

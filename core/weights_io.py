@@ -18,8 +18,9 @@ import torch
 
 from .checkpoint import check_shapes, load_run
 from .config import ExperimentConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError
 from .export import config_sidecar
+from .run_files import read_config_file
 
 PT_SUFFIXES = (".pt", ".pth")
 Weights = dict[str, torch.Tensor]
@@ -93,9 +94,4 @@ def _pt_config(path: Path, config) -> ExperimentConfig:
     if not source.exists():
         raise CheckpointError(f"{path} holds weights only; its settings file {source.name} is missing. "
                               "Give the run's config.json (--config)")
-    try:
-        return ExperimentConfig.from_json(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except ConfigError as exc:
-        raise CheckpointError(f"{source}: the stored configuration is invalid: {exc}") from None
+    return read_config_file(source, validate=False)   # the shapes are checked against it next

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from core.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, _metadata, read_metrics
+from core.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, _metadata
 from core.cli import main
 from core.run_lock import LOCK_FILE
 

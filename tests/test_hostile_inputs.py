@@ -85,8 +85,8 @@ CAP = 6 << 30   # bytes of address space the child may map: torch itself takes a
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("argv,tip", [
     (["--family", "sinusoid", "--meta-batch", "4096", "--shots", "10000", "--query", "10000"], "meta-batch (now 4096)"),
-    (["--family", "glyphs", "--model", "conv4", "--conv-channels", "256", "--meta-batch", "512", "--shots", "1", "--query", "15"],
-     "conv channels (now 256)"),
+    (["--family", "glyphs", "--model", "conv4", "--conv-channels", "256", "--meta-batch", "512", "--shots", "1",
+      "--query", "15"], "conv channels (now 256)"),
 ])
 def test_a_run_too_large_for_memory_is_refused_before_allocating(tmp_path, argv, tip):
     """In a child process whose address space is capped: exit 2 with what to change, not a crash."""

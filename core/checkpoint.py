@@ -497,15 +497,31 @@ def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, 
     if not (Path(run_dir) / STATE_FILE).is_file():
         return None
     try:
-        tensors, metadata = load_training_state(run_dir)
-        if metadata.get("iteration") != str(iteration):
-            return None
-        config = _stored_config(Path(run_dir) / STATE_FILE, metadata)
-        check_training_state(Path(run_dir) / STATE_FILE, tensors, metadata, list(expected_tensors(config).values()),
-                             extra=None, skip=EMBEDDED)
+        tensors, metadata = _checked_state(run_dir)
     except (CheckpointError, ConfigError):
         return None
+    return (tensors, metadata) if metadata.get("iteration") == str(iteration) else None
+
+
+def _checked_state(run_dir) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The training state, checked against the network its own settings build (as a trainer checks it)."""
+    path = Path(run_dir) / STATE_FILE
+    tensors, metadata = load_training_state(run_dir)
+    config = _stored_config(path, metadata)
+    check_training_state(path, tensors, metadata, list(expected_tensors(config).values()), extra=None, skip=EMBEDDED)
     return tensors, metadata
+
+
+def state_problem(run_dir) -> str | None:
+    """Why a run folder's training state cannot continue the run exactly (None: it can, or there is
+    none), for a window that opens the run from its weights instead and says why."""
+    if not os.path.lexists(Path(run_dir) / STATE_FILE):
+        return None
+    try:
+        _checked_state(run_dir)
+    except (CheckpointError, ConfigError) as exc:
+        return str(exc)
+    return None
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:

@@ -31,6 +31,8 @@ def test_open_a_damaged_run_folder(qtbot, make_window, trained, tmp_path, name):
             assert opened and not errors, where
             continue
         assert opened and not errors, where
+        if name in (CONFIG_FILE, STATE_FILE):   # the status bar says what is damaged and what Start does
+            assert name in window.statusBar().currentMessage(), where
         current = window.session.current
         assert current.weights and current.name.startswith("run"), where
         if name == STATE_FILE:

@@ -145,13 +145,13 @@ def build_parser() -> _Parser:
 
     bench = sub.add_parser("bench", help="engine speed vs a per-task autograd loop (or --gui / --memory)")
     bench.add_argument("--algorithm", choices=("maml", "fomaml", "metasgd"), default="maml")
-    bench.add_argument("--inner-steps", type=int, default=1)
-    bench.add_argument("--meta-batch", type=int, default=25)
-    bench.add_argument("--rounds", type=int, default=8)
+    bench.add_argument("--inner-steps", type=ranges.integer(1, 100), default=1)
+    bench.add_argument("--meta-batch", type=ranges.integer(1, 4096), default=25)
+    bench.add_argument("--rounds", type=ranges.integer(1, 1000), default=8)
     bench.add_argument("--device", choices=DEVICES, default="cpu")
     bench.add_argument("--gui", action="store_true", help="iterations/s with the window open vs headless, and UI latency")
-    bench.add_argument("--seconds", type=float, default=10.0, help="duration of each half of --gui")
-    bench.add_argument("--memory", type=int, metavar="ITERATIONS", help="report RSS over a long run instead")
+    bench.add_argument("--seconds", type=ranges.number(0, 3600), default=10.0, help="duration of each half of --gui")
+    bench.add_argument("--memory", type=ranges.integer(1, 10**7), metavar="ITERATIONS", help="report RSS over a long run instead")
     bench.add_argument("--compile", action="store_true", help="eager vs compiled meta-steps side by side, and the "
                        "compile time with a cold and a warm kernel cache; with --conv, the conv-4 meta-gradient at "
                        "meta-batch 2 (compiling takes minutes, and more with more tasks)")

@@ -20,7 +20,7 @@ from .checkpoint import check_shapes, load_run
 from .config import ExperimentConfig
 from .errors import CheckpointError
 from .export import config_sidecar
-from .run_files import read_config_file
+from .run_files import read_config_file, regular_file
 
 PT_SUFFIXES = (".pt", ".pth")
 Weights = dict[str, torch.Tensor]
@@ -36,6 +36,7 @@ def open_weights(path: str | Path, config: ExperimentConfig | str | Path | None 
         raise CheckpointError(f"{path} is an ONNX file, made for inference only; open the .safetensors or .pt export "
                               "(or the run folder) to adapt or continue training")
     if path.suffix.lower() in PT_SUFFIXES and not path.is_dir():
+        regular_file(path, "weights file")   # torch.load on a FIFO would block
         config = _pt_config(path, config)
         weights = {f"model.{k}" if not k.startswith(("model.", "inner_lr.")) else k: v for k, v in _read_pt(path).items()}
         check_shapes(path, config, weights)

@@ -68,6 +68,12 @@ def test_adapt_flags_out_of_range(run, tmp_path, capsys, argv):
     one_line(capsys, f"argument {argv[0]}")
 
 
+@pytest.mark.parametrize("argv", [["--rounds", HUGE], ["--memory", HUGE], ["--meta-batch", "0"], ["--seconds", "nan"]])
+def test_bench_flags_out_of_range(capsys, argv):
+    assert main(["bench", *argv]) == 2
+    one_line(capsys, f"argument {argv[0]}")
+
+
 def test_a_config_file_with_a_huge_seed_names_the_file_and_field(tmp_path, capsys):
     config = tmp_path / "exp.json"
     config.write_text(json.dumps({"train": {"seed": int(HUGE)}}))
@@ -130,6 +136,18 @@ def test_a_fifo_given_as_csv_is_refused_without_opening_it(tmp_path):
     assert not (tmp_path / "r").exists()
     with pytest.raises(OSError):   # nobody opened it for reading: a writer cannot open it without blocking
         os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name,argv", [("w.pt", ["evaluate", "{fifo}"]), ("exp.json", ["train", "--config", "{fifo}"]),
+                                       ("w.safetensors", ["export", "{fifo}", "--out", "{tmp}/e.safetensors"])])
+def test_a_fifo_in_place_of_any_file_is_refused_in_process(tmp_path, capsys, name, argv):
+    """In-process: a FIFO that got opened would block this very test (the mark's timeout fails it)."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    argv = [a.format(fifo=fifo, tmp=tmp_path) for a in argv]
+    assert main([*argv, *(["--out", str(tmp_path / "r")] if argv[0] == "train" else [])]) == 2
+    one_line(capsys, name, "not a regular")
 
 
 @pytest.mark.timeout(60)

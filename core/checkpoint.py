@@ -610,7 +610,8 @@ def folder_notes(run_dir, config: ExperimentConfig, weights_file: bool = False) 
         try:
             _read_weights(run_dir / WEIGHTS_FILE)
         except (CheckpointError, ConfigError) as exc:
-            notes.append(f"{exc}; the checkpoint's own copy of the weights is used (its next save writes the file again)")
+            notes.append(f"{exc}; the checkpoint's own copy of the weights is used (its next save writes the file "
+                         "again)")
     return notes
 
 

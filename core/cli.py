@@ -99,8 +99,10 @@ def build_parser() -> _Parser:
     train.add_argument("--inner-lr", type=ranges.number(0, 100))
     train.add_argument("--meta-lr", type=ranges.number(0, 10))
     train.add_argument("--meta-batch", type=ranges.integer(1, 4096))
-    train.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS), help="support examples per task (per class for N-way episodes)")
-    train.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS), help="query examples per task (per class for N-way episodes)")
+    train.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS),
+                       help="support examples per task (per class for N-way episodes)")
+    train.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS),
+                       help="query examples per task (per class for N-way episodes)")
     train.add_argument("--iterations", type=ranges.integer(1, ranges.MAX_ITERATIONS))
     train.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly and save after this long")
     train.add_argument("--seed", type=ranges.seed, help=f"0..{ranges.MAX_SEED}")
@@ -129,10 +131,10 @@ def build_parser() -> _Parser:
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
     ev.add_argument("--tasks", type=ranges.integer(1, ranges.MAX_EVAL_TASKS), default=100)
-    ev.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS), help="support points per task, per class for N-way episodes (default: "
-                                              "the run's)")
-    ev.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS), help="query points per task for scoring (default 100, or what the "
-                    "smallest held-out CSV task allows)")
+    ev.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS),
+                    help="support points per task, per class for N-way episodes (default: the run's)")
+    ev.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS),
+                    help="query points per task for scoring (default 100, or what the smallest held-out CSV task allows)")
     ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
     ev.add_argument("--seed", type=ranges.seed, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
@@ -151,7 +153,8 @@ def build_parser() -> _Parser:
     bench.add_argument("--device", choices=DEVICES, default="cpu")
     bench.add_argument("--gui", action="store_true", help="iterations/s with the window open vs headless, and UI latency")
     bench.add_argument("--seconds", type=ranges.number(0, 3600), default=10.0, help="duration of each half of --gui")
-    bench.add_argument("--memory", type=ranges.integer(1, 10**7), metavar="ITERATIONS", help="report RSS over a long run instead")
+    bench.add_argument("--memory", type=ranges.integer(1, 10**7), metavar="ITERATIONS",
+                       help="report RSS over a long run instead")
     bench.add_argument("--compile", action="store_true", help="eager vs compiled meta-steps side by side, and the "
                        "compile time with a cold and a warm kernel cache; with --conv, the conv-4 meta-gradient at "
                        "meta-batch 2 (compiling takes minutes, and more with more tasks)")
@@ -257,11 +260,15 @@ def _train_here(args, group=None) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"maml-gui train: {out} exists and is not a folder")
     continuing = args.resume is not None and out.resolve() == args.resume.resolve()
-    stop = {"flag": False, "signal": None, "setup": group is None}
+    stop = {"flag": False, "signal": None, "setup": False}
     previous = _on_stop_signals(stop, group is not None)
     lock = RunLock(out)
     try:
         warning = lock.acquire("maml-gui " + shlex.join(getattr(args, "argv", None) or ["train"]))
+        if group is None:   # from here (the lock ours), a SIGTERM during setup ends the command at once
+            if stop["flag"]:
+                raise _StoppedInSetup(stop["signal"])
+            stop["setup"] = True
         if warning:
             print(f"maml-gui: warning: {warning}", file=sys.stderr)
         if not continuing:
@@ -410,7 +417,8 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     except (MemoryError, RuntimeError) as exc:   # torch's CPU allocator raises RuntimeError
         if not isinstance(exc, MemoryError) and "alloc" not in str(exc) and "out of memory" not in str(exc):
             raise
-        reason, code = f"stopped: out of memory at iteration {trainer.iteration:,}; {memory_tips(config)}{resume_hint}", 1
+        reason = f"stopped: out of memory at iteration {trainer.iteration:,}; {memory_tips(config)}{resume_hint}"
+        code = 1
     except KeyboardInterrupt:
         reason, code = f"stopped by Ctrl-C (SIGINT) at iteration {trainer.iteration:,}{resume_hint}", 130
     except _SavesStalled as exc:

@@ -75,7 +75,8 @@ def add_adapt_parser(subparsers) -> None:
     ad.add_argument("--seed", type=ranges.seed, default=0,
                     help="which K rows (or images) are drawn as the support set (default 0; the window's adapt "
                          "view draws the same ones for the same seed)")
-    ad.add_argument("--lr", type=ranges.number(0, 100), help="one fixed inner learning rate instead of the run's (learned) rates")
+    ad.add_argument("--lr", type=ranges.number(0, 100),
+                    help="one fixed inner learning rate instead of the run's (learned) rates")
     ad.add_argument("--config", type=Path, help="the run's config.json, for a .pt file without its sidecar")
     ad.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to export the adapted weights")
     ad.add_argument("--format", choices=FORMATS, help="default: from FILE's suffix, else safetensors")

@@ -196,6 +196,18 @@ def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | Non
     except KeyboardInterrupt:
         print("maml-gui: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:   # an allocation the memory estimate did not foresee
+        if not _out_of_memory(exc):
+            raise
+        said = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+        print(f"maml-gui: error: out of memory ({said}); use smaller sizes (--tasks, --meta-batch, --shots, --query "
+              "or the network)", file=sys.stderr)
+        return 1
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch's CPU allocator raises RuntimeError ("can't allocate memory"), CUDA's OutOfMemoryError."""
+    return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
 
 
 # -- train ------------------------------------------------------------------------------------
@@ -414,8 +426,8 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
             reason = f"stopped by {words} at iteration {trainer.iteration:,}{resume_hint}"
     except TrainingDiverged as exc:
         reason, code = f"stopped: {exc}; the last finite weights are saved", 1
-    except (MemoryError, RuntimeError) as exc:   # torch's CPU allocator raises RuntimeError
-        if not isinstance(exc, MemoryError) and "alloc" not in str(exc) and "out of memory" not in str(exc):
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
             raise
         reason = f"stopped: out of memory at iteration {trainer.iteration:,}; {memory_tips(config)}{resume_hint}"
         code = 1

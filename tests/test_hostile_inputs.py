@@ -120,6 +120,17 @@ def test_an_allocation_failure_during_training_is_one_line_naming_what_to_reduce
     assert "out of memory at iteration 0" in out and "meta-batch" in out and "Traceback" not in err
 
 
+def test_an_allocation_failure_in_evaluate_is_one_line(run, capsys, monkeypatch):
+    import core.evaluation
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 6270000000 bytes")
+
+    monkeypatch.setattr(core.evaluation, "evaluate", no_memory)
+    assert main(["evaluate", str(run), "--tasks", "20000"]) == 1
+    one_line(capsys, "out of memory", "--tasks")
+
+
 # -- special files (issue 25 item 4) ---------------------------------------------------------------
 def _child(argv, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "core.cli", *argv], stdout=subprocess.PIPE,

@@ -12,6 +12,9 @@ the resume point, so weights, state and metrics can never come from different it
 left by a crash in between, are cut off on resume); ``weights.safetensors`` and ``config.json``
 follow it for the other tools, and a reader that finds the state newer than the weights file (a
 crash between the two) takes the state's weights.
+
+Every reader here checks its file against the schema in :mod:`core.run_files` and names the file and
+the key it refuses; special files (a FIFO, a device) are refused unopened.
 """
 
 from __future__ import annotations

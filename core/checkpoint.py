@@ -12,6 +12,9 @@ the resume point, so weights, state and metrics can never come from different it
 left by a crash in between, are cut off on resume); ``weights.safetensors`` and ``config.json``
 follow it for the other tools, and a reader that finds the state newer than the weights file (a
 crash between the two) takes the state's weights.
+
+Every reader here checks its file against the schema in :mod:`core.run_files` and names the file and
+the key it refuses; special files (a FIFO, a device) are refused unopened.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from safetensors.torch import save as st_save
 
 from .config import FORMAT_VERSION, ExperimentConfig
 from .errors import CheckpointError, ConfigError
-from .models import build_net
+from .ranges import MAX_ITERATIONS
+from .run_files import RunFileError, check_training_state, config_json_note, expected_tensors, regular_file
 
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.csv"
 STATE_FILE = "training_state.safetensors"  # optimizer moments + sampler state, for --resume
@@ -73,12 +77,14 @@ def atomic_write(path: Path, data: bytes, sync_dir: bool = True) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:   # Ctrl-C or SIGTERM's exception mid-write too: never leave the temporary
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise StorageError(f"cannot write {path}: {_reason(exc)}", _reason(exc)) from None
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot write {path}: {_reason(exc)}", _reason(exc)) from None
+        raise
     if sync_dir:
         _fsync_dir(path.parent)
 
@@ -186,6 +192,8 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
     line without its newline is a row being appended by a running ``train``: it is left out."""
     path = Path(run_dir) / METRICS_FILE
     try:
+        if not path.is_file():   # a FIFO would block the reader
+            return None
         text = path.read_text(encoding="utf-8")
         if not text.endswith("\n"):
             text = text[:text.rfind("\n") + 1]
@@ -196,13 +204,22 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
         data = np.array(body, dtype=float)
     except (OSError, ValueError, IndexError, UnicodeDecodeError):
         return None
-    return data if data.ndim == 2 and data.shape[1] == len(header) else None
+    if data.ndim != 2 or data.shape[1] != len(header):
+        return None
+    it = data[:, 0]
+    whole = np.isfinite(it) & (it >= 0) & (it <= MAX_ITERATIONS) & (it == np.floor(it))
+    if not whole.all():   # the rows before the first that is no iteration (garbage a crash or an edit left)
+        data = data[:int(np.argmin(whole))]
+    return data if len(data) else None
 
 
-def cut_metrics(path: str | Path, iteration: int | None) -> None:
-    """Drop the rows of ``metrics.csv`` past ``iteration`` (None: only a half-written last line),
+def cut_metrics(path: str | Path, iteration: int | None) -> int | None:
+    """Drop the rows of ``metrics.csv`` past ``iteration`` (None: only a half-written last line) and
+    return the iteration of the last row left (None: none),
     reading from the end: a crash between appending rows and committing their checkpoint leaves a
-    few, and the resumed run writes them again."""
+    few, and the resumed run writes them again. Everything after the last row up to ``iteration``
+    goes, whatever it is (rows, text, a NUL-filled block a crash left): rows are cut by their
+    iteration number, so a resumed run never writes a row twice."""
     with open(path, "r+b") as f:
         size = pos = f.seek(0, os.SEEK_END)
         buf = b""
@@ -219,6 +236,11 @@ def cut_metrics(path: str | Path, iteration: int | None) -> None:
             f.truncate(cut)
             f.flush()
             os.fsync(f.fileno())
+        start = max(0, cut - 4096)   # the last row kept: its iteration, for a caller that checks for a gap
+        f.seek(start)
+        lines = f.read(cut - start).rsplit(b"\n", 2)
+        first = lines[-2].split(b",", 1)[0].strip() if len(lines) >= 2 else b""
+        return int(first) if first.isdigit() and len(first) <= 12 else None
 
 
 def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
@@ -228,11 +250,28 @@ def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
         start = buf.rfind(b"\n", 0, end) + 1
         if start == 0 and pos > 0:
             return None   # this line may begin before buf: read further back
-        first = buf[start:end].split(b",", 1)[0]
-        if iteration is None or not first.strip().isdigit() or int(first) <= iteration:
+        if iteration is None or pos + start == 0:   # the header line stays
             return pos + end + 1
-        end = start - 1
+        first = buf[start:end].split(b",", 1)[0].strip()
+        if first.isdigit() and len(first) <= 12 and int(first) <= iteration:
+            return pos + end + 1
+        end = start - 1   # past the checkpoint, or not a row at all (a crash's garbage): cut
     return pos if pos == 0 else None
+
+
+def _check_header(path: Path, n_steps: int) -> None:
+    """Refuse to append to a file that does not start with this run's header (an empty one is
+    started again): rows after someone else's first line would make a table no reader takes."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(1 << 16).split(b"\n", 1)[0]
+    except OSError as exc:
+        raise RunFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
+    expected = ",".join(_header(n_steps)).encode()
+    if first and first.rstrip(b"\r") != expected:
+        raise RunFileError(path, "header", f"the first line is not this run's header ({expected[:40].decode()}…), so "
+                                           "the resumed rows cannot be appended; move the file away to resume "
+                                           "without the earlier rows")
 
 
 class MetricsLog:
@@ -248,9 +287,12 @@ class MetricsLog:
     def __init__(self, run_dir: str | Path, n_steps: int, resume: bool = False, upto: int | None = None,
                  clock=time.monotonic):
         self.path = Path(run_dir) / METRICS_FILE
+        self.last_row: int | None = None   # on resume: the iteration of the last row kept
+        if resume and os.path.lexists(self.path):
+            _check_header(regular_file(self.path, "metrics table"), n_steps)
         try:
             if resume and self.path.is_file():
-                cut_metrics(self.path, upto)
+                self.last_row = cut_metrics(self.path, upto)
             if not (resume and self.path.is_file() and self.path.stat().st_size):
                 atomic_write(self.path, (",".join(_header(n_steps)) + "\n").encode())
             self._committed = self._written = self.path.stat().st_size
@@ -413,7 +455,7 @@ def read_weights_at(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch
 
 
 def _read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor], dict[str, str]]:
-    path = Path(path)
+    path = regular_file(path, "weights file")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -435,25 +477,33 @@ def _stored_config(path: Path, metadata: dict[str, str]) -> ExperimentConfig:
     if int(version) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {version}; this app reads up to {FORMAT_VERSION}: update the app")
     try:
-        return ExperimentConfig.from_json(metadata.get("config", ""))
+        config = ExperimentConfig.from_json(metadata.get("config", ""))
+        for section in (config.model, config.algorithm, config.train):   # the family: when it is built
+            section.validate()
     except ConfigError as exc:
-        raise CheckpointError(f"{path}: the stored configuration is invalid: {exc}") from None
+        raise RunFileError(path, exc.field, f"the stored configuration is invalid: {exc.message}") from None
+    return config
 
 
 def check_shapes(path, config: ExperimentConfig, tensors: dict[str, torch.Tensor]) -> None:
     from .tasks import build_family
 
-    family = build_family(config.family)
-    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
-                    inner_steps=config.algorithm.inner_steps)
-    expected = net.init(torch.Generator().manual_seed(0))
-    for name, ref in expected.items():
-        got = tensors.get(f"model.{name}")
-        if got is None:
-            raise CheckpointError(f"{path}: missing tensor model.{name}")
-        if tuple(got.shape) != tuple(ref.shape):
-            raise CheckpointError(f"{path}: model.{name} has shape {tuple(got.shape)}, the model needs {tuple(ref.shape)}")
+    try:
+        expected = expected_tensors(config, build_family(config.family))
+    except ConfigError as exc:
+        raise RunFileError(path, exc.field, f"the stored configuration is invalid: {exc.message}") from None
+    for name, shape in expected.items():   # learned inner rates may be missing (a .pt file has none)
+        got = tensors.get(name)
+        if got is None and name.startswith("model."):
+            raise CheckpointError(f"{path}: missing tensor {name}")
+        if got is not None and tuple(got.shape) != tuple(shape):
+            raise CheckpointError(f"{path}: {name} has shape {tuple(got.shape)}, the model needs {tuple(shape)}")
     for name, t in tensors.items():
+        if name not in expected:
+            raise CheckpointError(f"{path}: unexpected tensor {name}; it is not a {config.algorithm.name} "
+                                  f"{config.model.name} network of this run's shape")
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: {name} holds {t.dtype} values, not floating point weights")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{path}: tensor {name} holds NaN or inf")
 
@@ -468,13 +518,14 @@ def _metadata(data: bytes) -> dict[str, str]:
 
 def load_training_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(run_dir) / STATE_FILE
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed")
+    regular_file(path, "training state")
     try:
         data = path.read_bytes()
         return st_load(data), _metadata(data)
-    except FileNotFoundError:
-        raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed") from None
     except (OSError, SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"{path} cannot be read (truncated or corrupted?): {exc}") from None
+        raise RunFileError(path, "", f"cannot be read (truncated or corrupted?): {exc}") from None
 
 
 def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
@@ -483,10 +534,31 @@ def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, 
     if not (Path(run_dir) / STATE_FILE).is_file():
         return None
     try:
-        tensors, metadata = load_training_state(run_dir)
-    except CheckpointError:
+        tensors, metadata = _checked_state(run_dir)
+    except (CheckpointError, ConfigError):
         return None
     return (tensors, metadata) if metadata.get("iteration") == str(iteration) else None
+
+
+def _checked_state(run_dir) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The training state, checked against the network its own settings build (as a trainer checks it)."""
+    path = Path(run_dir) / STATE_FILE
+    tensors, metadata = load_training_state(run_dir)
+    config = _stored_config(path, metadata)
+    check_training_state(path, tensors, metadata, list(expected_tensors(config).values()), extra=None, skip=EMBEDDED)
+    return tensors, metadata
+
+
+def state_problem(run_dir) -> str | None:
+    """Why a run folder's training state cannot continue the run exactly (None: it can, or there is
+    none), for a window that opens the run from its weights instead and says why."""
+    if not os.path.lexists(Path(run_dir) / STATE_FILE):
+        return None
+    try:
+        _checked_state(run_dir)
+    except (CheckpointError, ConfigError) as exc:
+        return str(exc)
+    return None
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
@@ -526,25 +598,58 @@ def load_checkpoint(run_dir: str | Path):
     weights (every checkpoint since crash-safe saving), else from a weights file of the same iteration."""
     run_dir = Path(run_dir)
     state_path = run_dir / STATE_FILE
-    if not state_path.is_file():
+    if not os.path.lexists(state_path):
         if run_dir.is_dir() and not (run_dir / WEIGHTS_FILE).exists():
             raise CheckpointError(f"{run_dir} holds no checkpoint to resume (no {STATE_FILE}): the run stopped before "
                                   "its first save, or this is not a run folder; start it again with --force")
         load_run(run_dir)   # the clearer message when it is not a run folder at all
         raise CheckpointError(f"{run_dir} has no {STATE_FILE}; only runs saved by 'maml-gui train' can be resumed")
-    tensors, metadata = load_training_state(run_dir)
-    if not str(metadata.get("iteration", "")).isdigit():
-        raise CheckpointError(f"{state_path} has no iteration count; it was not written by this app")
-    embedded = _embedded(tensors)
-    if embedded and "config" in metadata:
-        config, weights = _stored_config(state_path, metadata), embedded
-        check_shapes(state_path, config, weights)
-    else:
+    try:
+        tensors, metadata = load_training_state(run_dir)
+        if not str(metadata.get("iteration", "")).isdigit():
+            raise RunFileError(state_path, "iteration", "no iteration count; it was not written by this app")
+        embedded = _embedded(tensors)
+        if embedded and "config" in metadata:
+            config, weights = _stored_config(state_path, metadata), embedded
+            check_shapes(state_path, config, weights)
+    except CheckpointError as exc:
+        raise with_resume_hint(exc, run_dir) from None
+    if not (embedded and "config" in metadata):
         config, weights, weights_meta = _read_weights(run_dir / WEIGHTS_FILE)
         if weights_meta.get("iteration", metadata["iteration"]) != metadata["iteration"]:
             raise CheckpointError(f"{run_dir}: {WEIGHTS_FILE} is from iteration {weights_meta['iteration']} but "
                                   f"{STATE_FILE} from iteration {metadata['iteration']}; they cannot be resumed together")
     return config, weights, {k: v for k, v in tensors.items() if not k.startswith(EMBEDDED)}, metadata
+
+
+def with_resume_hint(exc: CheckpointError, run_dir) -> CheckpointError:
+    """``exc`` (about a run's training state) completed with what the run still offers when its
+    weights file is intact: refusing to resume is not the end of the run."""
+    try:
+        _read_weights(Path(run_dir) / WEIGHTS_FILE)
+    except (CheckpointError, ConfigError):
+        return exc
+    exc.args = (f"{exc}; the run cannot be resumed exactly, but its weights are intact: `maml-gui evaluate "
+                f"{run_dir}`, export and adapt still work, and the window's Open continues training from them "
+                "(with a fresh Adam state)",)
+    return exc
+
+
+def folder_notes(run_dir, config: ExperimentConfig, weights_file: bool = False) -> list[str]:
+    """Warnings about a run folder's other files when the one a command reads is intact: a damaged
+    or edited ``config.json`` (the weights' own settings are used) and, with ``weights_file`` (a
+    resume, which takes the checkpoint's copy of the weights), a damaged weights file."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    notes = [n for n in (config_json_note(run_dir, config),) if n]
+    if weights_file:
+        try:
+            _read_weights(run_dir / WEIGHTS_FILE)
+        except (CheckpointError, ConfigError) as exc:
+            notes.append(f"{exc}; the checkpoint's own copy of the weights is used (its next save writes the file "
+                         "again)")
+    return notes
 
 
 def remove_leftovers(run_dir: str | Path) -> None:

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from . import ranges
 from .config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec
 from .errors import MamlError, TrainingDiverged
 
@@ -100,15 +101,17 @@ def build_parser() -> _Parser:
     train.add_argument("--config", type=Path, help="experiment JSON (as saved by the window); flags override it")
     train.add_argument("--family", choices=sorted(FAMILIES))
     train.add_argument("--algorithm", choices=ALGORITHMS)
-    train.add_argument("--inner-steps", type=int)
-    train.add_argument("--inner-lr", type=float)
-    train.add_argument("--meta-lr", type=float)
-    train.add_argument("--meta-batch", type=int)
-    train.add_argument("--shots", type=int, help="support examples per task (per class for N-way episodes)")
-    train.add_argument("--query", type=int, help="query examples per task (per class for N-way episodes)")
-    train.add_argument("--iterations", type=int)
+    train.add_argument("--inner-steps", type=ranges.integer(1, 100))
+    train.add_argument("--inner-lr", type=ranges.number(0, 100))
+    train.add_argument("--meta-lr", type=ranges.number(0, 10))
+    train.add_argument("--meta-batch", type=ranges.integer(1, 4096))
+    train.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS),
+                       help="support examples per task (per class for N-way episodes)")
+    train.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS),
+                       help="query examples per task (per class for N-way episodes)")
+    train.add_argument("--iterations", type=ranges.integer(1, ranges.MAX_ITERATIONS))
     train.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly and save after this long")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--seed", type=ranges.seed, help=f"0..{ranges.MAX_SEED}")
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--compile", nargs="?", const="on", choices=COMPILE_MODES,
                        help="run the meta-step through torch.compile: about 2x the iterations/s, after a first "
@@ -133,13 +136,13 @@ def build_parser() -> _Parser:
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
-    ev.add_argument("--tasks", type=int, default=100)
-    ev.add_argument("--shots", type=int, help="support points per task, per class for N-way episodes (default: "
-                                              "the run's)")
-    ev.add_argument("--query", type=int, help="query points per task for scoring (default 100, or what the "
-                    "smallest held-out CSV task allows)")
+    ev.add_argument("--tasks", type=ranges.integer(1, ranges.MAX_EVAL_TASKS), default=100)
+    ev.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS),
+                    help="support points per task, per class for N-way episodes (default: the run's)")
+    ev.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS),
+                    help="query points per task for scoring (default 100, or what the smallest held-out CSV task allows)")
     ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=ranges.seed, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
     add_evaluate_arguments(ev)
@@ -150,13 +153,14 @@ def build_parser() -> _Parser:
 
     bench = sub.add_parser("bench", help="engine speed vs a per-task autograd loop (or --gui / --memory)")
     bench.add_argument("--algorithm", choices=("maml", "fomaml", "metasgd"), default="maml")
-    bench.add_argument("--inner-steps", type=int, default=1)
-    bench.add_argument("--meta-batch", type=int, default=25)
-    bench.add_argument("--rounds", type=int, default=8)
+    bench.add_argument("--inner-steps", type=ranges.integer(1, 100), default=1)
+    bench.add_argument("--meta-batch", type=ranges.integer(1, 4096), default=25)
+    bench.add_argument("--rounds", type=ranges.integer(1, 1000), default=8)
     bench.add_argument("--device", choices=DEVICES, default="cpu")
     bench.add_argument("--gui", action="store_true", help="iterations/s with the window open vs headless, and UI latency")
-    bench.add_argument("--seconds", type=float, default=10.0, help="duration of each half of --gui")
-    bench.add_argument("--memory", type=int, metavar="ITERATIONS", help="report RSS over a long run instead")
+    bench.add_argument("--seconds", type=ranges.number(0, 3600), default=10.0, help="duration of each half of --gui")
+    bench.add_argument("--memory", type=ranges.integer(1, 10**7), metavar="ITERATIONS",
+                       help="report RSS over a long run instead")
     bench.add_argument("--compile", action="store_true", help="eager vs compiled meta-steps side by side, and the "
                        "compile time with a cold and a warm kernel cache; with --conv, the conv-4 meta-gradient at "
                        "meta-batch 2 (compiling takes minutes, and more with more tasks)")
@@ -171,6 +175,9 @@ def build_parser() -> _Parser:
 def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | None = None) -> int:
     """Run one command; ``gui_bench(seconds) -> dict`` serves ``bench --gui`` (given by the launcher)."""
     argv = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):   # a file name that is not UTF-8 is shown escaped, never a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         if argv and argv[0] == "sweep":   # its unknown options are train's: parsed by the sweep itself
             from .sweep_cli import run_sweep
@@ -195,6 +202,18 @@ def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | Non
     except KeyboardInterrupt:
         print("maml-gui: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:   # an allocation the memory estimate did not foresee
+        if not _out_of_memory(exc):
+            raise
+        said = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+        print(f"maml-gui: error: out of memory ({said}); use smaller sizes (--tasks, --meta-batch, --shots, --query "
+              "or the network)", file=sys.stderr)
+        return 1
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch's CPU allocator raises RuntimeError ("can't allocate memory"), CUDA's OutOfMemoryError."""
+    return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc)
 
 
 # -- train ------------------------------------------------------------------------------------
@@ -204,10 +223,9 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
     from .episode_cli import apply_episode_arguments
 
     if args.config is not None:
-        try:
-            config = ExperimentConfig.from_json(args.config.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"maml-gui train: cannot read {args.config}: {exc.strerror}") from None
+        from .run_files import read_config_file
+
+        config = read_config_file(args.config, validate=False)   # validated below, with the flags applied
     else:
         config = base or ExperimentConfig()
     if args.family is not None and args.family != config.family.name:
@@ -260,27 +278,45 @@ def _train_here(args, group=None) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"maml-gui train: {out} exists and is not a folder")
     continuing = args.resume is not None and out.resolve() == args.resume.resolve()
-    stop = {"flag": False, "signal": None}
+    stop = {"flag": False, "signal": None, "setup": False}
     previous = _on_stop_signals(stop, group is not None)
     lock = RunLock(out)
     try:
         warning = lock.acquire("maml-gui " + shlex.join(getattr(args, "argv", None) or ["train"]))
+        if group is None:   # from here (the lock ours), a SIGTERM during setup ends the command at once
+            if stop["flag"]:
+                raise _StoppedInSetup(stop["signal"])
+            stop["setup"] = True
         if warning:
             print(f"maml-gui: warning: {warning}", file=sys.stderr)
         if not continuing:
             _claim_out(out, args.force)   # checks first, deletes only with --force, and only under the lock
         remove_leftovers(out)
         return _train_locked(args, out, continuing, stop, group)
+    except _StoppedInSetup as exc:
+        print(f"maml-gui: stopped by {exc} before training started; nothing was written to {out}", file=sys.stderr)
+        return _STOP_CODES.get(str(exc), 143)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if lock.held:
+            remove_leftovers(out)   # whatever ended the run (Ctrl-C in a save included) leaves no temporaries
         lock.release()
 
 
+class _StoppedInSetup(BaseException):
+    """SIGTERM while the run is still being set up (reading data, building the network): nothing is
+    saved yet, so the command ends at once instead of finishing a long read first."""
+
+
 def _on_stop_signals(stop: dict, ranked: bool) -> dict:
-    """SIGTERM (and, for a rank of several, SIGINT) sets ``stop``; returns the handlers replaced."""
+    """SIGTERM (and, for a rank of several, SIGINT) sets ``stop``; returns the handlers replaced.
+    While ``stop["setup"]`` holds, SIGTERM ends the command at once (:class:`_StoppedInSetup`)."""
     def request(signum, _frame):
         stop.update(flag=True, signal=signal.Signals(signum).name)
+        if stop.get("setup"):
+            stop["setup"] = False
+            raise _StoppedInSetup(signal.Signals(signum).name)
 
     signals = (signal.SIGTERM, signal.SIGINT) if ranked else (signal.SIGTERM,)
     return {s: signal.signal(s, request) for s in signals}
@@ -339,9 +375,14 @@ _STOP_WORDS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
 def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> int:
     from .checkpoint import Checkpointer
     from .distributed import AGREED, PEER_FAILED, PeerFailed
+    from .memory import fitting_family, memory_tips
     from .trainer import MetaTrainer
 
-    trainer = _resumed(args, group) if args.resume is not None else MetaTrainer(config_from_args(args), group=group)
+    if args.resume is not None:
+        trainer = _resumed(args, group)
+    else:
+        config = config_from_args(args)
+        trainer = MetaTrainer(config, family=fitting_family(config), group=group)
     if group is not None:
         group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
         group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),
@@ -349,14 +390,13 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     config = trainer.config
     for warning in trainer.family.warnings:
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
-    if config.model.name == "conv4":
-        from .memory import fit_problem
-
-        tight = fit_problem(config, trainer.family)
-        if tight:
-            print(f"maml-gui: warning: {tight}", file=sys.stderr)
+    stop["setup"] = False   # from the first file written, a stop saves a checkpoint
     saver = Checkpointer(out, config.algorithm.inner_steps + 1, args.save_every,
                          resume_from=trainer.iteration if continuing else None)
+    if continuing and (saver.log.last_row or 0) != trainer.iteration:
+        print(f"maml-gui: warning: {saver.log.path} ends at iteration {saver.log.last_row or 0:,}, the checkpoint is "
+              f"at {trainer.iteration:,}: the rows in between are missing (damaged or deleted); the resumed rows "
+              "follow", file=sys.stderr)
     saves = _Saves(saver, trainer, out)
     if not continuing:
         saves.periodic()   # iteration 0 (or the resumed one): resumable from the first second
@@ -393,6 +433,11 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
             reason = f"stopped by {words} at iteration {trainer.iteration:,}{resume_hint}"
     except TrainingDiverged as exc:
         reason, code = f"stopped: {exc}; the last finite weights are saved", 1
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        reason = f"stopped: out of memory at iteration {trainer.iteration:,}; {memory_tips(config)}{resume_hint}"
+        code = 1
     except KeyboardInterrupt:
         reason, code = f"stopped by Ctrl-C (SIGINT) at iteration {trainer.iteration:,}{resume_hint}", 130
     except _SavesStalled as exc:
@@ -517,18 +562,25 @@ def _claim_out(out: Path, force: bool) -> None:
 
 def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
+    from .errors import CheckpointError
+    from .memory import fitting_family
     from .trainer import MetaTrainer
 
     saved, weights, tensors, metadata = load_checkpoint(args.resume)
+    for note in folder_notes(args.resume, saved, weights_file=True):
+        print(f"maml-gui: warning: {note}", file=sys.stderr)
     config = config_from_args(args, base=saved)
     changed = config.continue_changes(saved)
     if changed:
         raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
                          "meta learning rate, device and --compile can); start a new one instead")
-    trainer = MetaTrainer(config, group=group)
+    trainer = MetaTrainer(config, family=fitting_family(config), group=group)
     trainer.load_weights(weights)
-    trainer.load_training_state(tensors, metadata)
+    try:
+        trainer.load_training_state(tensors, metadata, source=args.resume / STATE_FILE)
+    except CheckpointError as exc:
+        raise with_resume_hint(exc, args.resume) from None
     if args.meta_lr is not None:
         trainer.set_meta_lr(args.meta_lr)
     return trainer
@@ -566,6 +618,7 @@ class _Progress:
 
 # -- evaluate ---------------------------------------------------------------------------------
 def _evaluate(args) -> int:
+    from .checkpoint import folder_notes
     from .episode_cli import evaluation_family
     from .evaluation import evaluate
     from .trainer import MetaTrainer
@@ -577,6 +630,8 @@ def _evaluate(args) -> int:
     if args.shots is not None and args.shots < 1:
         raise UsageError("maml-gui evaluate: --shots must be at least 1")
     config, weights = open_weights(args.run)
+    for note in folder_notes(args.run, config):
+        print(f"maml-gui: warning: {note}", file=sys.stderr)
     trainer = MetaTrainer(config.replace("train", device=args.device))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .ranges import MAX_ITERATIONS, MAX_POINTS, MAX_SEED
 
 FORMAT_VERSION = 1
 
@@ -100,8 +101,10 @@ class AlgorithmSpec:
         if not isinstance(self.inner_steps, int) or not 1 <= self.inner_steps <= 100:
             raise ConfigError("algorithm.inner_steps", "inner steps must be an integer in 1..100")
         _positive("algorithm.inner_lr", self.inner_lr, upper=100.0)
-        if self.msl_iterations < 0 or self.first_order_iterations < 0:
-            raise ConfigError("algorithm.msl_iterations", "annealing lengths cannot be negative")
+        for name in ("msl_iterations", "first_order_iterations"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= MAX_ITERATIONS:
+                raise ConfigError(f"algorithm.{name}", f"must be an integer in 0..{MAX_ITERATIONS}")
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,13 @@ class TrainSpec:
 
     def validate(self) -> None:
         _positive("train.meta_lr", self.meta_lr, upper=10.0)
-        for name, low, high in (("meta_batch", 1, 4096), ("shots", 1, 10000), ("query", 1, 10000), ("iterations", 1, 10**9)):
+        for name, low, high in (("meta_batch", 1, 4096), ("shots", 1, MAX_POINTS), ("query", 1, MAX_POINTS),
+                                ("iterations", 1, MAX_ITERATIONS)):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"train.{name}", f"{name} must be an integer in {low}..{high}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError("train.seed", "seed must be a non-negative integer")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError("train.seed", f"seed must be an integer in 0..{MAX_SEED}")
         if self.device not in DEVICES:
             raise ConfigError("train.device", f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.compile not in COMPILE_MODES:
@@ -210,7 +214,14 @@ class ExperimentConfig:
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown section")
         fam = _section(data, "family")
-        family = FamilySpec(name=str(fam.get("name", "sinusoid")), params=dict(fam.get("params", {}) or {}))
+        name, params = fam.get("name", "sinusoid"), fam.get("params", {})
+        if not isinstance(name, str):
+            raise ConfigError("family.name", f"expected the family's name as text, got {name!r}")
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping):
+            raise ConfigError("family.params", f"expected a JSON object of settings, got {_short(params)}")
+        family = FamilySpec(name=name, params=dict(params))
         model = _build(ModelSpec, _section(data, "model"), "model")
         if not isinstance(model.hidden, tuple):
             model = dataclasses.replace(model, hidden=tuple(model.hidden))
@@ -247,9 +258,14 @@ def _build(kind: type, values: Mapping[str, Any], section: str):
         elif expected is tuple and isinstance(value, list):
             value = tuple(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{section}.{key}", f"expected {expected.__name__}, got {value!r}")
+            raise ConfigError(f"{section}.{key}", f"expected {expected.__name__}, got {_short(value)}")
         kwargs[key] = value
     return kind(**kwargs)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "…"
 
 
 def _positive(name: str, value: Any, upper: float) -> None:

@@ -223,6 +223,8 @@ def read_csv(path: str | Path, *, progress: Progress | None = None, header: bool
         raise CsvError(path, f"cannot read the file: {exc.strerror or exc}") from None
     if path.is_dir():
         raise CsvError(path, "is a folder; choose the CSV files inside it")
+    if not path.is_file():   # opening a FIFO blocks until a writer comes; a device may never end
+        raise CsvError(path, "is not a regular file (a named pipe, device or socket); give a CSV file")
     if stat.st_size > max_bytes:
         raise CsvError(path, f"is {human_size(stat.st_size)}; files larger than {human_size(max_bytes)} are refused "
                              "because the whole table is held in memory: use a subset of the rows or columns")

@@ -63,7 +63,7 @@ def export_weights(source, fmt: str = "safetensors", out: str | Path | None = No
     if fmt == "pt":
         files[config_sidecar(out)] = (config.to_json() + "\n").encode()
     if readme:
-        files[readme_sidecar(out)] = readme_text(fmt, config, weights, out.name, family).encode()
+        files[readme_sidecar(out)] = readme_text(fmt, config, weights, out.name, family).encode("utf-8", "surrogateescape")
     _check_targets(files, force)
     files[out] = _payload(fmt, config, weights, family)
     _write_all(files)

@@ -7,8 +7,10 @@ the sub-commands. Errors are :class:`MamlError`, which ``cli.main`` prints as on
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from . import ranges
 from .adapt import MAX_STEPS
 from .export import FORMATS, SUFFIXES, config_sidecar, export_weights, readme_sidecar
 
@@ -25,7 +27,13 @@ def add_export_parser(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    out = export_weights(args.run, args.format, args.out, force=args.force, readme=not args.no_readme)
+    from .checkpoint import folder_notes
+    from .weights_io import open_weights
+
+    config, weights = open_weights(args.run)
+    for note in folder_notes(args.run, config):
+        print(f"maml-gui: warning: {note}", file=sys.stderr)
+    out = export_weights((config, weights), args.format, args.out, force=args.force, readme=not args.no_readme)
     extra = [p for p in ((config_sidecar(out) if args.format == "pt" else None),
                          (None if args.no_readme else readme_sidecar(out))) if p is not None]
     note = f" (+ {', '.join(p.name for p in extra)})" if extra else ""
@@ -64,10 +72,11 @@ def add_adapt_parser(subparsers) -> None:
     ad.add_argument("--shots", type=_count, metavar="K",
                     help="adapt on K rows (with --images: K images per class) drawn at random (see --seed) and "
                          "score the others (default: all of them)")
-    ad.add_argument("--seed", type=int, default=0,
+    ad.add_argument("--seed", type=ranges.seed, default=0,
                     help="which K rows (or images) are drawn as the support set (default 0; the window's adapt "
                          "view draws the same ones for the same seed)")
-    ad.add_argument("--lr", type=float, help="one fixed inner learning rate instead of the run's (learned) rates")
+    ad.add_argument("--lr", type=ranges.number(0, 100),
+                    help="one fixed inner learning rate instead of the run's (learned) rates")
     ad.add_argument("--config", type=Path, help="the run's config.json, for a .pt file without its sidecar")
     ad.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to export the adapted weights")
     ad.add_argument("--format", choices=FORMATS, help="default: from FILE's suffix, else safetensors")
@@ -82,14 +91,21 @@ def run_adapt(args) -> int:
 
     if (args.csv is None) == (args.images is None):
         raise ConfigError("csv", "give the new task as --csv TASK.csv (with --target) or --images DIR")
+    from .checkpoint import folder_notes
+
     config, weights = open_weights(args.source, args.config)
+    for note in folder_notes(args.source, config):
+        print(f"maml-gui: warning: {note}", file=sys.stderr)
     family = build_family(config.family)
     if args.images is not None:
         return _adapt_images(args, config, weights, family)
+    if getattr(family, "input_shape", None) is not None:
+        raise ConfigError("csv", f"{args.source} learned images ({config.family.name}); adapt it to a new task with "
+                                 "--images DIR, not --csv")
     if args.target is None:
         raise ConfigError("target", "--csv needs --target COLUMN (the column to predict)")
     task = task_from_csv(args.csv, args.target, args.features, classification=family.kind == "classification",
-                         input_dim=int(weights["model.layers.0.weight"].shape[1]), family=family)
+                         input_dim=family.input_dim, family=family)
     n = task.x.shape[0]
     k = n if args.shots is None else args.shots
     if not 1 <= k <= n:

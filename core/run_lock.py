@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 from .errors import MamlError
 
 LOCK_FILE = ".lock"
+LOCK_LIMIT = 1 << 16   # bytes read of a lock file: ours are a few hundred
 
 
 class RunLocked(MamlError):
@@ -93,7 +95,7 @@ class RunLock:
             raw = _read(self.path) or b""
         holder = _parse(raw)
         if holder is None:
-            raise RunLocked(f"{self.folder} holds a lock file that cannot be read ({self.path}); if no run is "
+            raise RunLocked(f"{self.path}: this lock file cannot be read ({_problem(raw)}); if no run is "
                             "using the folder, delete that file", None)
         alive = _alive(holder)
         if alive is not False:
@@ -165,7 +167,7 @@ def _complete_temp(folder: Path, content: bytes) -> str:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
-    except OSError:
+    except BaseException:   # Ctrl-C included: never leave the temporary
         _unlink(tmp)
         raise
     return tmp
@@ -213,20 +215,39 @@ def _replace(path: Path, content: bytes) -> None:
 
 
 def _read(path: Path) -> bytes | None:
+    """The lock's bytes (None: no lock). Opened without blocking and read only when it is a regular
+    file: a FIFO or a device put in its place reads as an unreadable lock instead of hanging."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return b""
+        return f.read(LOCK_LIMIT)
+
+
+MAX_PID = 2**31 - 1   # what kill() takes; Linux's pid_max is at most 2**22
 
 
 def _parse(raw: bytes) -> dict | None:
+    return None if _problem(raw) else json.loads(raw.decode("utf-8"))
+
+
+def _problem(raw: bytes) -> str | None:
+    """Why ``raw`` is not a lock this module wrote (named by key), or None."""
     try:
         holder = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int) or not isinstance(holder.get("host"), str):
-        return None
-    return holder
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "it is empty or not JSON" if not raw.strip() else "it is not JSON"
+    if not isinstance(holder, dict):
+        return "it is not a JSON object"
+    pid = holder.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= MAX_PID:
+        return f'"pid" must be a process id (a whole number in 1..{MAX_PID}), found {json.dumps(pid)[:30]}'
+    if not isinstance(holder.get("host"), str):
+        return f'"host" must be a host name, found {json.dumps(holder.get("host"))[:30]}'
+    return None
 
 
 @contextmanager
@@ -262,7 +283,7 @@ def _alive(holder: dict) -> bool | None:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):   # no such process; a pid past the system's range
         return False
     except PermissionError:
         pass   # alive, owned by another user

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -15,6 +16,7 @@ from .device import tune_cpu_threads
 from .errors import TrainingDiverged
 from .loaded_model import LoadedModel, copy_weights, weights_of
 from .optim import MetaAdam
+from .run_files import check_training_state
 from .tasks import TaskBatch, TaskFamily
 from .tasks.stream import TaskStream
 
@@ -180,7 +182,12 @@ class MetaTrainer:
                 tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
         return tensors, {"iteration": str(self.iteration), "meta_lr": repr(state["param_groups"][0]["lr"])}
 
-    def load_training_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    def load_training_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
+                            source: str | Path = "training state") -> None:
+        """Restore what :meth:`training_state` saved, after checking it exactly against this trainer's
+        meta-parameters (raises :class:`~core.run_files.RunFileError` naming ``source`` and the key)."""
+        check_training_state(source, tensors, metadata, [p.shape for p in self.meta_parameters()],
+                             {n: t.shape for n, t in self.extra_params.items()})
         state = self.optimizer.state_dict()
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for name, value in tensors.items():

@@ -18,8 +18,9 @@ import torch
 
 from .checkpoint import check_shapes, load_run
 from .config import ExperimentConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError
 from .export import config_sidecar
+from .run_files import read_config_file, regular_file
 
 PT_SUFFIXES = (".pt", ".pth")
 Weights = dict[str, torch.Tensor]
@@ -35,6 +36,7 @@ def open_weights(path: str | Path, config: ExperimentConfig | str | Path | None 
         raise CheckpointError(f"{path} is an ONNX file, made for inference only; open the .safetensors or .pt export "
                               "(or the run folder) to adapt or continue training")
     if path.suffix.lower() in PT_SUFFIXES and not path.is_dir():
+        regular_file(path, "weights file")   # torch.load on a FIFO would block
         config = _pt_config(path, config)
         weights = {f"model.{k}" if not k.startswith(("model.", "inner_lr.")) else k: v for k, v in _read_pt(path).items()}
         check_shapes(path, config, weights)
@@ -93,9 +95,4 @@ def _pt_config(path: Path, config) -> ExperimentConfig:
     if not source.exists():
         raise CheckpointError(f"{path} holds weights only; its settings file {source.name} is missing. "
                               "Give the run's config.json (--config)")
-    try:
-        return ExperimentConfig.from_json(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except ConfigError as exc:
-        raise CheckpointError(f"{source}: the stored configuration is invalid: {exc}") from None
+    return read_config_file(source, validate=False)   # the shapes are checked against it next

@@ -8,12 +8,14 @@ and the window changes only after the file has been read and checked.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
+from core.checkpoint import CONFIG_FILE, folder_notes, state_problem
 from core.errors import MamlError
 from core.export import config_sidecar, readme_sidecar
 from core.run_lock import lock_holder
@@ -30,6 +32,18 @@ EXPORT_FOLDER_KEY = "export/folder"
 OPEN_FOLDER_KEY = "open/folder"
 WIDE_WINDOW = 1600   # px: from this width the Adapt panel gets a column of its own
 WEIGHTS_FILTER = "Weights or run (*.safetensors *.pt *.pth config.json);;All files (*)"
+
+
+def damage_notes(path: Path, config) -> list[str]:
+    """What is damaged beside the weights of an opened run folder (they were used): a settings file
+    that differs or cannot be read, a training state that cannot continue the run exactly."""
+    folder = path.parent if path.name == CONFIG_FILE else path
+    if not folder.is_dir():
+        return []
+    problem = state_problem(folder)
+    notes = folder_notes(folder, config) + ([f"{problem}; Start continues from the weights with a fresh Adam "
+                                             "state"] if problem else [])
+    return [note.replace(f"{folder}{os.sep}", "") for note in notes]   # the run's name is shown already
 
 
 class WeightsActions:
@@ -166,6 +180,10 @@ class WeightsActions:
             return True
         how = ("Start continues this run exactly (Adam state and task stream included)" if run.training_state
                else "Start continues training from these weights")
+        notes = damage_notes(path, run.config)
+        if notes:   # first, so the status bar shows it whole: what is damaged and what Start does instead
+            w.statusBar().showMessage(f"Opened {run.name}, with a warning: {'; '.join(notes)}", 30_000)
+            return True
         w.statusBar().showMessage(f"Opened {run.name}: {how}; Training → Adapt to a new task tries them on a task.",
                                   10_000)
         return True

@@ -46,7 +46,7 @@ def test_config_file_and_flags(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["train", "--out", "x", "--shots", "0"], "train.shots"),
+    (["train", "--out", "x", "--shots", "0"], "argument --shots: 0 is outside 1..10000"),
     (["train", "--out", "x", "--algorithm", "magic"], "invalid choice"),
     (["train"], "--out"),
     (["train", "--out", "x", "--time-limit", "-5"], "--time-limit"),
@@ -89,7 +89,7 @@ def test_launcher_dispatch(monkeypatch, capsys):
     assert launcher.main(["bench", "--gui", "--seconds", "0.25", "--json"]) == 0
     assert asked == [0.25] and json.loads(capsys.readouterr().out) == {"gui_it_s": 1.5}
     assert launcher.main(["train", "--out", "x", "--shots", "0"]) == 2
-    assert "train.shots" in capsys.readouterr().err
+    assert "argument --shots" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,words", [

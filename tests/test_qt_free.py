@@ -67,5 +67,5 @@ def test_the_launcher_loads_no_qt_for_headless_commands():
     code = ("import sys, maml_gui.launcher as launcher; code = launcher.main(['train', '--out', 'x', '--shots', '0']); "
             + _loaded(QT) + "; sys.exit(code)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 2 and "train.shots" in out.stderr
+    assert out.returncode == 2 and "argument --shots" in out.stderr
     assert out.stdout.strip() == ""

@@ -37,7 +37,8 @@ from safetensors.torch import save as st_save
 from .config import FORMAT_VERSION, ExperimentConfig
 from .errors import CheckpointError, ConfigError
 from .ranges import MAX_ITERATIONS
-from .run_files import RunFileError, check_training_state, config_json_note, expected_tensors, regular_file
+from .run_files import (RunFileError, check_training_state, config_json_note, expected_state, expected_tensors,
+                        regular_file)
 
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.csv"
 STATE_FILE = "training_state.safetensors"  # optimizer moments + sampler state, for --resume
@@ -545,7 +546,8 @@ def _checked_state(run_dir) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(run_dir) / STATE_FILE
     tensors, metadata = load_training_state(run_dir)
     config = _stored_config(path, metadata)
-    check_training_state(path, tensors, metadata, list(expected_tensors(config).values()), extra=None, skip=EMBEDDED)
+    shapes, extra, optional = expected_state(config)
+    check_training_state(path, tensors, metadata, shapes, extra, skip=EMBEDDED, optional=optional)
     return tensors, metadata
 
 

@@ -114,12 +114,38 @@ def expected_tensors(config: ExperimentConfig, family=None) -> dict[str, torch.S
             **{f"inner_lr.{n}": t.shape for n, t in rates.tensors.items()}}
 
 
+def expected_state(config: ExperimentConfig, family=None) -> tuple[list[torch.Size], dict[str, torch.Size], set[int]]:
+    """What a training state of ``config`` holds, as :meth:`MetaTrainer.load_training_state` checks it:
+    the optimizer's tensor shapes in order, the algorithm's extra tensors (pretrain's class head) and the
+    optimizer slots that may rightly be absent (parameters the algorithm never trains)."""
+    from .algorithms import build_algorithm
+    from .models import build_net
+    from .tasks import build_family
+
+    family = family or build_family(config.family)
+    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
+                    inner_steps=config.algorithm.inner_steps)
+    params = net.init(torch.Generator().manual_seed(0))
+    algorithm = build_algorithm(config.algorithm, net, family.kind)
+    rates = algorithm.make_rates(params)
+    extra = algorithm.start_training(family, params, config.train.seed)
+    shapes = [*(p.shape for p in params.values()), *(t.shape for t in rates.tensors.values()),
+              *(t.shape for t in extra.values())]
+    return shapes, {n: t.shape for n, t in extra.items()}, untrained_slots(params, algorithm.untrained())
+
+
+def untrained_slots(params, names: set[str]) -> set[int]:
+    """Optimizer indices of the network parameters named in ``names`` (the network's come first)."""
+    return {i for i, name in enumerate(params) if name in names}
+
+
 def check_training_state(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str],
                          shapes: Sequence[torch.Size], extra: Mapping[str, torch.Size] | None = None,
-                         skip: str = "weights.") -> int:
+                         skip: str = "weights.", optional: set[int] = frozenset()) -> int:
     """Check a training state against the meta-parameters it must resume (``shapes``, in the
     optimizer's order; ``extra``: tensors trained beside them, None when not known here); returns
-    its iteration. Names starting with ``skip`` (the embedded weights) are checked by the weights' reader."""
+    its iteration. Names starting with ``skip`` (the embedded weights) are checked by the weights' reader;
+    slots in ``optional`` belong to parameters never trained, which Adam keeps no state for."""
     iteration = metadata.get("iteration")
     if not isinstance(iteration, str) or not iteration.isdigit() or len(iteration) > 10 \
             or int(iteration) > MAX_ITERATIONS:
@@ -145,8 +171,10 @@ def check_training_state(path, tensors: Mapping[str, torch.Tensor], metadata: Ma
         if len(found) != len(ADAM_SLOTS):
             missing = ", ".join(f"optimizer.{index}.{s}" for s in ADAM_SLOTS if s not in found)
             raise RunFileError(path, f"optimizer.{index}", f"incomplete Adam state: {missing} is missing")
-    if (slots or int(iteration) > 0) and len(slots) != len(shapes):
-        raise RunFileError(path, "optimizer", f"optimizer state for {len(shapes)} tensors expected, found {len(slots)}")
+    required = set(range(len(shapes))) - set(optional)
+    if (slots or int(iteration) > 0) and not required <= set(slots):
+        raise RunFileError(path, "optimizer", f"optimizer state for {len(required)} tensors expected, found "
+                                              f"{len(required & set(slots))}")
     return int(iteration)
 
 

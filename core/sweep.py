@@ -10,6 +10,8 @@ loses at most the time since each run's last checkpoint.
 
 from __future__ import annotations
 
+import argparse
+
 import itertools
 import json
 import math
@@ -113,7 +115,7 @@ def parse_grid(items: Sequence[str], convert: Callable[[str, str], object] | Non
             try:
                 value = convert(key, text) if convert is not None else None
                 value = text if value is None else value   # a checker that returns nothing: compare the texts
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:   # the flags' own range checks
                 raise SweepError(f"--grid: {key}={text} is not valid ({exc})") from None
             if value in seen:
                 same = "twice" if seen[value] == text else f"twice ({seen[value]} and {text})"

@@ -114,8 +114,6 @@ def _check_evaluate(parser, args, usage_error: type[Exception]) -> None:
         evaluate_parser.parse_args([str(args.out), "--json", "--tasks", str(args.tasks), "--steps", args.steps])
     except usage_error as exc:
         raise usage_error(str(exc).replace("maml-gui evaluate:", "maml-gui sweep:")) from None
-    if args.tasks < 1:
-        raise usage_error("maml-gui sweep: --tasks must be at least 1 (held-out tasks each run is evaluated on)")
 
 
 def _claim(out: Path, record: dict) -> None:

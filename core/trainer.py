@@ -16,7 +16,7 @@ from .device import tune_cpu_threads
 from .errors import TrainingDiverged
 from .loaded_model import LoadedModel, copy_weights, weights_of
 from .optim import MetaAdam
-from .run_files import check_training_state
+from .run_files import check_training_state, untrained_slots
 from .tasks import TaskBatch, TaskFamily
 from .tasks.stream import TaskStream
 
@@ -187,7 +187,8 @@ class MetaTrainer:
         """Restore what :meth:`training_state` saved, after checking it exactly against this trainer's
         meta-parameters (raises :class:`~core.run_files.RunFileError` naming ``source`` and the key)."""
         check_training_state(source, tensors, metadata, [p.shape for p in self.meta_parameters()],
-                             {n: t.shape for n, t in self.extra_params.items()})
+                             {n: t.shape for n, t in self.extra_params.items()},
+                             optional=untrained_slots(self.params, self.algorithm.untrained()))
         state = self.optimizer.state_dict()
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for name, value in tensors.items():

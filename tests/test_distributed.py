@@ -100,7 +100,7 @@ def test_a_distributed_classification_run_resumes_exactly(tmp_path, capfd):
     assert main(["train", *common, "--iterations", "20", "--nproc", "2", "--out", str(tmp_path / "two")]) == 0
     assert main(["train", "--resume", str(tmp_path / "two"), "--iterations", "40", "--nproc", "2"]) == 0
     _same_run(tmp_path / "one", tmp_path / "two", 1e-4)
-    assert "40 iterations" in capfd.readouterr().out.strip().splitlines()[-1]
+    assert "20 iterations (20 to 40)" in capfd.readouterr().out.strip().splitlines()[-1]
 
 
 def _launch(out: Path, *extra: str, fault: str | None = None) -> subprocess.Popen:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from core.checkpoint import STATE_FILE, WEIGHTS_FILE, load_checkpoint, save_run
+from core.checkpoint import STATE_FILE, WEIGHTS_FILE, load_checkpoint, read_training_state, save_run, state_problem
 from core.cli import main
 from core.conv import ConvNet4
 from core.evaluation import held_out_tasks, per_step_scores
@@ -180,6 +180,23 @@ def test_resume_is_exact_with_the_class_head(rows, tmp_path):
     for a, b in ((whole.weights(), resumed.weights()), (whole.extra_params, resumed.extra_params)):
         assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(whole.extra_params["pretrain_head.weight"], first.extra_params["pretrain_head.weight"])
+
+
+def test_the_run_folder_reader_accepts_the_class_head_and_the_untrained_n_way_head(rows, tmp_path):
+    """Adam keeps no state for the zero N-way head (it never gets a gradient) and does for the class
+    head: the window's Open and Continue take such a state as exact, while a slot of a trained
+    parameter that is missing is still refused."""
+    trainer = MetaTrainer(rows_config(rows, hidden=(16, 16), meta_batch=4))
+    for _ in range(2):
+        trainer.step()
+    tensors, metadata = trainer.training_state()
+    assert not any(k.startswith("optimizer.4.") for k in tensors)   # the N-way head's weight: no Adam state
+    save_run(tmp_path / "run", trainer.config, trainer.weights(), [], training_state=(tensors, metadata))
+    assert state_problem(tmp_path / "run") is None
+    assert read_training_state(tmp_path / "run", 2) is not None
+    damaged = {k: v for k, v in tensors.items() if not k.startswith("optimizer.0.")}
+    save_run(tmp_path / "bad", trainer.config, trainer.weights(), [], training_state=(damaged, metadata))
+    assert "optimizer state for 6 tensors expected, found 5" in state_problem(tmp_path / "bad")
 
 
 def test_export_of_an_episode_run_is_the_plain_n_way_network(rows, tmp_path, capsys):

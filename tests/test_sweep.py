@@ -186,8 +186,8 @@ def test_a_summary_never_counts_a_run_twice(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, says", [
-    (["--tasks", "0"], "--tasks must be at least 1"),
-    (["--tasks", "-1"], "--tasks must be at least 1"),
+    (["--tasks", "0"], "argument --tasks: 0 is outside 1..100000"),
+    (["--tasks", "-1"], "argument --tasks: -1 is outside 1..100000"),
     (["--steps", "abc"], "invalid step list 'abc'"),
     (["--steps", "5000"], "steps must be in 0..1000"),
 ])

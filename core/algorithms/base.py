@@ -51,6 +51,11 @@ class Algorithm:
         the network (pretrain's class head), kept in the training state, never in the weights. None here."""
         return {}
 
+    def untrained(self) -> set[str]:
+        """Names of network parameters this algorithm never gives a gradient (so Adam keeps no state for
+        them and a training state rightly lacks their slots). None here."""
+        return set()
+
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         raise NotImplementedError
 

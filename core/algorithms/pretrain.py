@@ -62,6 +62,10 @@ class Pretrain(Algorithm):
         self.class_head = {"weight": uniform(len(ids), features), "bias": uniform(len(ids))}
         return {f"{CLASS_HEAD}.{k}": v for k, v in self.class_head.items()}
 
+    def untrained(self) -> set[str]:
+        """The zero N-way head of an episode family's network: the class head is trained instead."""
+        return set(self.net.head_names) if self.class_head else set()
+
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:
         fwd, kind = self.net.forward, self.kind
         x = torch.cat([batch.support_x, batch.query_x], 1)

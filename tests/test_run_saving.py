@@ -193,3 +193,20 @@ def test_stop_does_not_wait_for_held_out_scoring_which_says_what_it_does(qtbot, 
     finally:
         assert session.close()   # closing cancels the background scoring too
     assert run.adaptation is None
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_in_place_of_a_runs_config_is_named_not_opened(tmp_path):
+    """Reopening a project never opens a FIFO left as a run's config.json (it would hang the window):
+    the run is reported by name and the others load."""
+    folder = tmp_path / "project"
+    (folder / "runs" / "001-x").mkdir(parents=True)
+    os.mkfifo(folder / "runs" / "001-x" / "config.json")
+    (folder / "project.json").write_text('{"format": 1, "runs": [{"folder": "runs/001-x", "name": "x"}]}')
+    project = Project(folder)
+    try:
+        loaded = project.load()
+    finally:
+        project.release()
+    assert loaded.runs == [] and len(loaded.problems) == 1
+    assert loaded.problems[0].startswith("x: ") and "config.json: is a named pipe (FIFO)" in loaded.problems[0]

@@ -188,6 +188,7 @@ class MainWindow(QMainWindow):
         s.training_changed.connect(self._update_actions)
         s.current_changed.connect(lambda _run: (self._update_actions(), self._label_panel()))
         s.training_changed.connect(self._label_panel)
+        s.run_changed.connect(lambda run: self._label_panel() if run in (s.current, s.active) else None)   # renamed
         self.run_list.selected.connect(self._on_run_selected)   # after the views made it current
         s.message.connect(lambda text, ms: self.statusBar().showMessage(readable(text, s.editing.family.name), ms))
         s.error.connect(self.show_error)

@@ -104,6 +104,14 @@ def test_selecting_a_run_loads_its_settings_and_start_uses_them(qtbot, make_wind
     qtbot.waitUntil(lambda: not window.session.is_training(), timeout=20_000)
 
 
+def test_the_panels_line_names_a_renamed_run_at_once(qtbot, make_window):
+    window = make_window()
+    maml = run_to_end(qtbot, window, "maml")
+    assert maml.name in window.panel_source.text()
+    window.session.rename(maml.run_id, "baseline maml")
+    assert "Settings of <b>baseline maml</b>" in window.panel_source.text()
+
+
 def test_selecting_a_run_asks_before_replacing_settings_no_run_holds(qtbot, make_window):
     window = make_window()
     reptile = run_to_end(qtbot, window, "reptile")

@@ -169,6 +169,17 @@ def test_banners_float_over_the_plots_and_move_nothing(qtbot, make_window):
     assert places(window) == before and window.banners.height() == 0
 
 
+def test_a_long_task_caption_does_not_squeeze_the_held_out_plot(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    plots = window.plots
+    width = plots.adaptation.width()
+    plots.task_caption.setText("task #1 · a fresh network (no run selected) · query accuracy 26% → 92% after 10 "
+                               "steps and then some more words than fit beside the buttons")
+    settle()
+    assert plots.adaptation.width() == width
+    assert plots.task_caption.height() >= plots.task_caption.heightForWidth(plots.task_caption.width())   # all shown
+
+
 def test_the_settings_panel_keeps_its_width_whichever_family_is_shown(qtbot, make_window):
     window = shown_at_1280(qtbot, make_window())
     dock = window.findChild(QDockWidget, "experiment_dock")

@@ -143,6 +143,9 @@ class MainWindow(QMainWindow):
         self.panel_source.setContentsMargins(9, 4, 9, 0)
         self.panel_source.setStyleSheet("color: #444;")
         self.panel_source.setWordWrap(True)
+        self.panel_source.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # two lines kept whatever it says: selecting a run with a longer name never shifts the fields below
+        self.panel_source.setMinimumHeight(2 * self.panel_source.fontMetrics().lineSpacing() + 4)
         column.addWidget(self.panel_source)
         column.addWidget(self.family_editor)
         column.addWidget(self.hyper_panel)

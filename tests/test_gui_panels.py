@@ -169,6 +169,20 @@ def test_banners_float_over_the_plots_and_move_nothing(qtbot, make_window):
     assert places(window) == before and window.banners.height() == 0
 
 
+def test_the_panels_line_keeps_the_fields_in_place_whatever_run_it_names(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    run = run_to_end(qtbot, window, "reptile")
+    family_y = lambda: window.family_editor.mapTo(window, QPoint(0, 0)).y()  # noqa: E731
+    window.session.rename(run.run_id, "a run with a long name · reptile · sinusoid")   # two lines at 1280
+    settle()
+    assert "long name" in window.panel_source.text()
+    named = family_y()
+    window.session.set_current(None)
+    window.hyper_panel.inner_steps.setValue(3)   # settings no run has: "New settings", one line
+    settle()
+    assert "New settings" in window.panel_source.text() and family_y() == named
+
+
 def test_a_long_task_caption_does_not_squeeze_the_held_out_plot(qtbot, make_window):
     window = shown_at_1280(qtbot, make_window())
     plots = window.plots

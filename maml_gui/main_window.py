@@ -143,6 +143,9 @@ class MainWindow(QMainWindow):
         self.panel_source.setContentsMargins(9, 4, 9, 0)
         self.panel_source.setStyleSheet("color: #444;")
         self.panel_source.setWordWrap(True)
+        self.panel_source.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # two lines kept whatever it says: selecting a run with a longer name never shifts the fields below
+        self.panel_source.setMinimumHeight(2 * self.panel_source.fontMetrics().lineSpacing() + 4)
         column.addWidget(self.panel_source)
         column.addWidget(self.family_editor)
         column.addWidget(self.hyper_panel)
@@ -188,6 +191,7 @@ class MainWindow(QMainWindow):
         s.training_changed.connect(self._update_actions)
         s.current_changed.connect(lambda _run: (self._update_actions(), self._label_panel()))
         s.training_changed.connect(self._label_panel)
+        s.run_changed.connect(lambda run: self._label_panel() if run in (s.current, s.active) else None)   # renamed
         self.run_list.selected.connect(self._on_run_selected)   # after the views made it current
         s.message.connect(lambda text, ms: self.statusBar().showMessage(readable(text, s.editing.family.name), ms))
         s.error.connect(self.show_error)

@@ -240,6 +240,7 @@ class PlotsArea(QSplitter):
         row = QHBoxLayout()
         self.task_caption = QLabel()
         self.task_caption.setStyleSheet("color: #555;")
+        self.task_caption.setWordWrap(True)   # a long caption wraps: it never widens the column over the held-out plot
         row.addWidget(self.task_caption, 1)
         row.addWidget(self.task.reset_button)
         row.addWidget(self.new_task_button)

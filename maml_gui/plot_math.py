@@ -113,8 +113,8 @@ def snap_range(lo: float, hi: float, padding: float, anchored: bool = False) -> 
     after half the padding (the snapping supplies the rest: about pyqtgraph's margins).
     """
     span = hi - lo
-    if not span > 0:
-        half = max(abs(lo) * 0.05, 1e-9) if math.isfinite(lo) and lo else 0.5
+    if not span > 1e-9 * max(abs(lo), abs(hi)):   # one value, or two a rounding apart (a run's first
+        half = max(abs(lo) * 0.05, 1e-9) if math.isfinite(lo) and lo else 0.5   # loss and its smoothed copy)
         return lo - half, hi + half
     if anchored:
         q = 2.0 ** math.floor(math.log2(span / 4))

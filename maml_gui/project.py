@@ -30,6 +30,7 @@ from core.checkpoint import (METRICS_FILE, append_metrics_table, atomic_write, l
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.loaded_model import AdaptationSnapshot
+from core.run_files import read_config_file
 from core.run_lock import RunLock
 
 PROJECT_FILE = "project.json"
@@ -182,7 +183,8 @@ class Project:
         if (folder / "weights.safetensors").is_file():
             config, weights = load_run(folder)
         else:
-            config, weights = ExperimentConfig.from_json((folder / "config.json").read_text(encoding="utf-8")), None
+            # the shared reader: a FIFO there is refused unopened (reading it would hang the window)
+            config, weights = read_config_file(folder / "config.json", validate=False), None
         metrics = read_metrics(folder)
         iteration = int(metrics[-1, 0]) if metrics is not None and len(metrics) else 0
         state = None

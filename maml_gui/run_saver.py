@@ -14,16 +14,32 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from core.checkpoint import read_metrics
 from .job_runner import JobRunner
 from .project import Project, RunSnapshot, run_folder_name
 from .runs import RunRecord
 
 SAVE_SHARE = 0.01         # writing a training run takes at most this share of the time
+
+
+def every_row(run: RunRecord, folder: Path | None) -> np.ndarray:
+    """``run``'s metrics with every iteration: the run folder's ``metrics.csv`` (``folder``, which
+    holds them all) plus the history's rows past it; the history alone (decimated past
+    ``HISTORY_LIMIT`` rows) when there is no such file or it does not fit the history."""
+    table = run.history.table()
+    stored = read_metrics(folder) if folder is not None and len(table) else None
+    if stored is None or stored.shape[1] != table.shape[1]:
+        return table
+    stored = stored[stored[:, 0] <= table[-1, 0]]
+    if not len(stored) or len(stored) < np.count_nonzero(table[:, 0] <= stored[-1, 0]):
+        return table
+    return np.concatenate([stored, table[table[:, 0] > stored[-1, 0]]])
 
 
 def merged(older: RunSnapshot | None, newer: RunSnapshot) -> RunSnapshot:
@@ -57,15 +73,15 @@ class RunSaver(QObject):
         """Metrics rows a training run just made (``metrics.csv``'s columns), for its next write."""
         self._fresh.setdefault(run_id, []).append(rows)
 
-    def save(self, run: RunRecord, whole: bool = False) -> None:
+    def save(self, run: RunRecord, whole: bool = False, rows_from: Path | None = None) -> None:
         """Queue a write of ``run``'s folder. Its ``metrics.csv`` only gets the rows made since the
         last write appended (every row, whatever the run's length, while the plots keep a decimated
         history), unless the folder is new or ``whole`` (another project): then it is written from
-        the run's history."""
+        the run's history (with every row of ``rows_from``'s ``metrics.csv``: :func:`every_row`)."""
         fresh = self._fresh.pop(run.run_id, [])
         if whole or not run.folder:
             run.folder = run.folder or run_folder_name(run.run_id, run.name)
-            metrics, append = run.history.table(), False
+            metrics, append = every_row(run, rows_from), False
         else:
             metrics, append = (np.concatenate(fresh) if fresh else np.empty((0, 0))), True
         if run.weights and run.training_state is not None:

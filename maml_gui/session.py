@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.checkpoint import CONFIG_FILE, check_shapes, read_metrics, read_training_state, save_run
+from core.checkpoint import (CONFIG_FILE, METRICS_FILE, atomic_write, check_shapes, metrics_table_csv, read_metrics,
+                             read_training_state, save_run)
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.export import config_sidecar, export_weights
@@ -31,7 +32,7 @@ from core.weights_io import open_weights as read_weights_file
 
 from .following import Follower, is_run_folder, is_sweep_folder, sweep_runs
 from .project import Project
-from .run_saver import RunSaver
+from .run_saver import RunSaver, every_row
 from .run_scoring import RunScorer
 from .runs import RunRecord, RunRegistry
 from .training import TrainingController, WorkerOptions
@@ -235,11 +236,16 @@ class Session(QObject):
         except MamlError as exc:
             self.error.emit(str(exc))
             return False
-        self.project.release()
+        try:   # the old folders' metrics.csv, which hold every row, are copied from below
+            self._saver.drain()
+        except MamlError:
+            pass   # what they lack comes from the history
+        old = self.project
+        old.release()
         self.project, self._loaded = project, True
         for run in self.runs:
             if run.weights or len(run.history):
-                self.save_run(run, whole=True)
+                self._saver.save(run, True, old.folder / run.folder if run.folder else None)
         ok = self.flush()
         self.project_changed.emit(self.project)
         return ok
@@ -693,7 +699,11 @@ class Session(QObject):
         if run is None or not run.weights:
             raise MamlError("No weights to export yet: start a run first.")
         # the state is only ever kept for the iteration of the weights (see _on_state)
-        return save_run(folder, run.config, run.weights, run.history.rows(), training_state=run.training_state)
+        save_run(folder, run.config, run.weights, None, training_state=run.training_state)
+        # every row: the project's metrics.csv has them all, the history keeps every other past 50,000
+        atomic_write(Path(folder) / METRICS_FILE, metrics_table_csv(
+            every_row(run, self.project.folder / run.folder if run.folder else None)))
+        return Path(folder)
 
     # -- views computed from a run ---------------------------------------------------------------
     def score(self, run: RunRecord) -> None:
@@ -718,7 +728,8 @@ class Session(QObject):
         run.adaptation = snapshot
         self.adaptation_changed.emit(run)
         self.save_run(run)
-        self.message.emit(f"{run.name}: the pretrain baseline now has {snapshot.baseline_iterations:,} updates, as "
+        n = snapshot.baseline_iterations
+        self.message.emit(f"{run.name}: the pretrain baseline now has {n:,} update{'s' * (n != 1)}, as "
                           "many as the run", 8000)
 
     def idle_preview(self):

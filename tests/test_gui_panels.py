@@ -104,6 +104,14 @@ def test_selecting_a_run_loads_its_settings_and_start_uses_them(qtbot, make_wind
     qtbot.waitUntil(lambda: not window.session.is_training(), timeout=20_000)
 
 
+def test_the_panels_line_names_a_renamed_run_at_once(qtbot, make_window):
+    window = make_window()
+    maml = run_to_end(qtbot, window, "maml")
+    assert maml.name in window.panel_source.text()
+    window.session.rename(maml.run_id, "baseline maml")
+    assert "Settings of <b>baseline maml</b>" in window.panel_source.text()
+
+
 def test_selecting_a_run_asks_before_replacing_settings_no_run_holds(qtbot, make_window):
     window = make_window()
     reptile = run_to_end(qtbot, window, "reptile")
@@ -159,6 +167,31 @@ def test_banners_float_over_the_plots_and_move_nothing(qtbot, make_window):
     window.hyper_panel.hidden.setText("40")
     settle()
     assert places(window) == before and window.banners.height() == 0
+
+
+def test_the_panels_line_keeps_the_fields_in_place_whatever_run_it_names(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    run = run_to_end(qtbot, window, "reptile")
+    family_y = lambda: window.family_editor.mapTo(window, QPoint(0, 0)).y()  # noqa: E731
+    window.session.rename(run.run_id, "a run with a long name · reptile · sinusoid")   # two lines at 1280
+    settle()
+    assert "long name" in window.panel_source.text()
+    named = family_y()
+    window.session.set_current(None)
+    window.hyper_panel.inner_steps.setValue(3)   # settings no run has: "New settings", one line
+    settle()
+    assert "New settings" in window.panel_source.text() and family_y() == named
+
+
+def test_a_long_task_caption_does_not_squeeze_the_held_out_plot(qtbot, make_window):
+    window = shown_at_1280(qtbot, make_window())
+    plots = window.plots
+    width = plots.adaptation.width()
+    plots.task_caption.setText("task #1 · a fresh network (no run selected) · query accuracy 26% → 92% after 10 "
+                               "steps and then some more words than fit beside the buttons")
+    settle()
+    assert plots.adaptation.width() == width
+    assert plots.task_caption.height() >= plots.task_caption.heightForWidth(plots.task_caption.width())   # all shown
 
 
 def test_the_settings_panel_keeps_its_width_whichever_family_is_shown(qtbot, make_window):

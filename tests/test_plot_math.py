@@ -116,6 +116,14 @@ def test_snapped_ranges_hold_the_data_and_change_rarely():
     assert snap_range(3.0, 3.0, 0.02) == pytest.approx((2.85, 3.15))
 
 
+def test_values_a_rounding_apart_get_a_readable_range():
+    """A run's first loss and its smoothed copy differ in the last bit: the axis spans 5% about
+    them, not 1e-14 labelled with 16 digits."""
+    lo, hi = snap_range(1.31339502334594, 1.31339502334595, 0.05)
+    assert lo == pytest.approx(1.31339502334594 * 0.95) and hi == pytest.approx(1.31339502334595 * 1.05)
+    assert snap_range(0.0, 1e-12, 0.05)[1] - snap_range(0.0, 1e-12, 0.05)[0] < 1e-11   # tiny values stay tiny
+
+
 # ---------------------------------------------------------------- run colours
 def test_run_colours_are_distinct_and_stable():
     colors = [run_color(i) for i in range(1, 25)]

@@ -193,3 +193,35 @@ def test_stop_does_not_wait_for_held_out_scoring_which_says_what_it_does(qtbot, 
     finally:
         assert session.close()   # closing cancels the background scoring too
     assert run.adaptation is None
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_in_place_of_a_runs_config_is_named_not_opened(tmp_path):
+    """Reopening a project never opens a FIFO left as a run's config.json (it would hang the window):
+    the run is reported by name and the others load."""
+    folder = tmp_path / "project"
+    (folder / "runs" / "001-x").mkdir(parents=True)
+    os.mkfifo(folder / "runs" / "001-x" / "config.json")
+    (folder / "project.json").write_text('{"format": 1, "runs": [{"folder": "runs/001-x", "name": "x"}]}')
+    project = Project(folder)
+    try:
+        loaded = project.load()
+    finally:
+        project.release()
+    assert loaded.runs == [] and len(loaded.problems) == 1
+    assert loaded.problems[0].startswith("x: ") and "config.json: is a named pipe (FIFO)" in loaded.problems[0]
+
+
+def test_save_project_as_and_export_copy_every_row_of_a_long_run(qtbot, make_window, tmp_path):
+    """The copies take the project's metrics.csv (every iteration), not the plots' decimated history."""
+    window = make_window(tiny(400))
+    with qtbot.waitSignal(window.session.controller.running_changed, timeout=30_000,
+                          check_params_cb=lambda active: not active):
+        window.start()
+        run = window.session.active
+        run.history.limit = 64   # as a run past 50,000 iterations: the history keeps every other row
+    assert window.session.flush() and len(run.history) < 400
+    window.session.export_run_folder(tmp_path / "exported", run)
+    np.testing.assert_array_equal(read_metrics(tmp_path / "exported")[:, 0], np.arange(1, 401))
+    assert window.session.save_project_as(tmp_path / "elsewhere")
+    np.testing.assert_array_equal(read_metrics(tmp_path / "elsewhere" / run.folder)[:, 0], np.arange(1, 401))

@@ -243,3 +243,14 @@ def test_a_run_another_process_trains_is_followed_live(qtbot, make_session, tmp_
     back = again.runs.get(run.run_id)
     assert back.origin == "followed" and again.follower.folder_of(back.run_id) == out
     assert not any((tmp_path / "project" / "runs").glob("*")) if (tmp_path / "project" / "runs").exists() else True
+
+
+def test_a_one_iteration_runs_baseline_messages_say_1_update(qtbot, make_session):
+    session = make_session()
+    said: list[str] = []
+    session.message.connect(lambda text, *_: said.append(text))
+    run = train(qtbot, session, 1)
+    qtbot.waitUntil(lambda: run.adaptation.baseline_iterations == 1, timeout=30_000)
+    baseline = [t for t in said if "pretrain baseline" in t]
+    assert any("to 1 update," in t for t in baseline) and any("now has 1 update," in t for t in baseline), baseline
+    assert not any("1 updates" in t for t in said), said

@@ -263,3 +263,18 @@ def test_python_m_core_cli_gives_the_same_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "maml-gui sweep: argument --steps: invalid step list '5000'; steps must be in 0..1000 " \
                             "(see --help)\n"
+
+
+@pytest.mark.parametrize("item, says", [
+    ("meta_lr=-1,0.1", "meta_lr=-1 is not valid (-1 is outside (0, 10])"),
+    ("inner_steps=0,1", "inner_steps=0 is not valid (0 is outside 1..100)"),
+    ("iterations=99999999999", "iterations=99999999999 is not valid (99999999999 is outside 1..1000000000)"),
+    ("meta_batch=abc", "meta_batch=abc is not valid ('abc' is not a whole number)"),
+])
+def test_a_grid_value_outside_trains_range_is_one_line(tmp_path, capsys, item, says):
+    """The grid checks each value with train's own range types, which raise argparse's
+    ArgumentTypeError (not a ValueError): that was a traceback."""
+    out = tmp_path / "sweep"
+    code, err = _sweep_exit(["--seeds", "0-1", "--grid", item, "--family", "linear", "--out", str(out)], capsys)
+    assert code == 2 and says in err and err.startswith("maml-gui sweep: --grid:") and err.count("\n") == 1, err
+    assert not out.exists()

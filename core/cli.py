@@ -243,10 +243,8 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
     return config
 
 
-def _train(args) -> int:
-    """Check the flags, then train here, as one rank of several, or launch ``--nproc`` ranks."""
-    from .distributed import RANK_TIMEOUT, launch, launched_here, rank_from_env
-
+def check_train_flags(args) -> None:
+    """The flags argparse does not range-check; the sweep checks them too, before any run starts."""
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise UsageError("maml-gui train: --time-limit must be a positive number of seconds")
     if not (math.isfinite(args.save_every) and args.save_every >= 0):
@@ -257,6 +255,13 @@ def _train(args) -> int:
         raise UsageError("maml-gui train: --nproc must be a number of processes from 1 to 1024")
     if args.rank_timeout is not None and not (math.isfinite(args.rank_timeout) and args.rank_timeout > 0):
         raise UsageError("maml-gui train: --rank-timeout must be a positive number of seconds")
+
+
+def _train(args) -> int:
+    """Check the flags, then train here, as one rank of several, or launch ``--nproc`` ranks."""
+    from .distributed import RANK_TIMEOUT, launch, launched_here, rank_from_env
+
+    check_train_flags(args)
     ranked = rank_from_env()
     if ranked is not None:
         if args.nproc not in (None, 1) and not launched_here():

@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from .sweep import Runner, SweepError, parse_grid, parse_seeds, plan, write_summary
+from .sweep import Runner, SweepError, config_label, parse_grid, parse_seeds, plan, write_summary
+from .tasks import build_family
 
 SWEEP_FILE = "sweep.json"
 FIXED = ("--out", "--resume", "--force", "--seed")   # per run, set by the sweep itself
@@ -45,7 +46,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     """``argv`` after ``sweep``. Raises ``usage_error`` (exit 2) for bad syntax."""
-    from .cli import build_parser, config_from_args
+    from .cli import build_parser, check_train_flags, config_from_args
 
     parser = build_parser()
     sweep_parser = parser._subparsers._group_actions[0].choices["sweep"]   # noqa: SLF001 - argparse has no getter
@@ -71,11 +72,14 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     _check_evaluate(parser, args, usage_error)
     # every configuration must be a valid train command before any process starts (with the
     # largest seed: train checks its range too)
-    totals = {}
+    totals, family = {}, None
     for params in grid:
         extra = [a for k, v in params.items() for a in (f"--{k.replace('_', '-')}", v)]
         train_args = train_parser.parse_args([*rest, *extra, "--seed", str(max(seeds)), "--out", str(args.out / "x")])
+        check_train_flags(train_args)
         config = config_from_args(train_args)
+        family = family or build_family(config.family)   # the grid never varies the family
+        _check_memory(config, family, args.parallel, config_label(params), usage_error)
         totals[json.dumps(params, sort_keys=True)] = config.train.iterations
     out = args.out
     runs = plan(out, seeds, grid)
@@ -92,6 +96,18 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
         return _run(out, runs, rest, args, totals)
     finally:
         lock.release()
+
+
+def _check_memory(config, family, parallel: int, label: str, usage_error: type[Exception]) -> None:
+    """A setting whose runs would not fit (``parallel`` of them at once) is refused before any starts,
+    as ``train`` refuses one run, rather than every run failing in turn."""
+    from .memory import available_bytes, fit_problem, resolve_device
+
+    available = available_bytes(resolve_device(config.train.device))
+    tight = fit_problem(config, family, None if available is None else available // parallel)
+    if tight:
+        share = f" (a 1/{parallel} share: --parallel {parallel} runs at once)" if parallel > 1 else ""
+        raise usage_error(f"maml-gui sweep: {label}: {tight}{share}; nothing was started")
 
 
 def _check_rest(rest: list[str], grid: list[dict[str, str]], usage_error: type[Exception]) -> None:
@@ -128,6 +144,8 @@ def _claim(out: Path, record: dict) -> None:
             raise SweepError(f"{out} holds another sweep (see its {SWEEP_FILE}); choose another --out, or run the "
                              "same command as before to resume it")
         return
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"{out} exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
         raise SweepError(f"{out} exists and is not a sweep folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)

@@ -278,3 +278,41 @@ def test_a_grid_value_outside_trains_range_is_one_line(tmp_path, capsys, item, s
     code, err = _sweep_exit(["--seeds", "0-1", "--grid", item, "--family", "linear", "--out", str(out)], capsys)
     assert code == 2 and says in err and err.startswith("maml-gui sweep: --grid:") and err.count("\n") == 1, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--time-limit", "-1"], "--time-limit must be a positive number of seconds"),
+    (["--save-every", "nan"], "--save-every must be a number of seconds, 0 or more"),
+    (["--nproc", "0"], "--nproc must be a number of processes from 1 to 1024"),
+    (["--rank-timeout", "0"], "--rank-timeout must be a positive number of seconds"),
+])
+def test_train_flags_checked_past_parsing_are_checked_before_the_first_run(tmp_path, capsys, extra, says):
+    """These are checked by train after argparse: every run of the sweep used to fail with exit 2 in turn."""
+    out = tmp_path / "sweep"
+    code, err = _sweep_exit(["--seeds", "0", "--family", "linear", "--iterations", "2", *extra, "--out", str(out)],
+                            capsys)
+    assert code == 2 and says in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_a_sweep_whose_runs_cannot_fit_in_memory_is_refused_before_any_starts(tmp_path, capsys, monkeypatch):
+    import core.memory
+
+    monkeypatch.setattr(core.memory, "available_bytes", lambda device: 4 << 30)   # 4 GiB free
+    out = tmp_path / "sweep"
+    # meta-batch 512 needs ~0.9 GiB (fits a 2 GiB share of --parallel 2), 4096 ~7.5 GiB: refused, named
+    code, err = _sweep_exit(["--seeds", "0-1", "--family", "sinusoid", "--shots", "1000", "--query", "1000",
+                             "--iterations", "1", "--parallel", "2", "--grid", "meta_batch=512,4096",
+                             "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("maml-gui sweep: meta_batch=4096: one meta-iteration needs about 7.5 GiB but only 2.0 GiB")
+    assert "--parallel 2 runs at once" in err and "nothing was started" in err
+    assert not out.exists()
+
+
+def test_a_sweep_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    code, err = _sweep_exit(["--seeds", "0", "--family", "linear", "--iterations", "2", "--out", str(out)], capsys)
+    assert code == 2 and f"{out} exists and is not a folder" in err and err.count("\n") == 1, err
+    assert out.read_text() == "mine"

@@ -280,3 +280,30 @@ def test_ctrl_c_during_a_save_leaves_no_temporary_file(tmp_path, capsys, monkeyp
     assert sorted(p.name for p in out.iterdir()) == sorted(["config.json", METRICS_FILE, STATE_FILE, WEIGHTS_FILE])
     monkeypatch.setattr(os, "fsync", fsync)
     assert int(load_checkpoint(out)[3]["iteration"]) == 0   # the previous checkpoint is intact
+
+
+def test_labelled_rows_with_values_near_float64s_max_are_one_line_naming_row_and_column(tmp_path, capsys):
+    """The mean of such a column overflows: numpy's two-line RuntimeWarnings reached stderr, and the
+    refusal named neither the row nor the column (issue 26, item 5, for labelled rows)."""
+    data = tmp_path / "rows.csv"
+    rows = [f"{1e308 if i == 2 else k + i / 10},{i},c{k}" for k in range(10) for i in range(5)]
+    data.write_text("size,other,label\n" + "\n".join(rows) + "\n")
+    argv = ["train", "--csv", str(data), "--target", "label", "--classification", "--ways", "2", "--shots", "1",
+            "--query", "1", "--iterations", "1", "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = one_line(capsys, "rows.csv, line 4, column 'size'", "1e+308 is too large for the model's 32-bit numbers")
+    assert "RuntimeWarning" not in err and not (tmp_path / "r" / WEIGHTS_FILE).exists()
+
+
+def test_labelled_rows_flattened_by_one_extreme_value_are_warned_about(tmp_path, capsys):
+    """One 1e308 among small values: standardising made every other value of the column one float32
+    number, and the run trained without a word."""
+    data = tmp_path / "rows.csv"
+    rows = [f"{1e308 if (k, i) == (3, 2) else k + i / 10},{i},c{k}" for k in range(10) for i in range(5)]
+    data.write_text("size,other,label\n" + "\n".join(rows) + "\n")
+    argv = ["train", "--csv", str(data), "--target", "label", "--classification", "--ways", "2", "--shots", "1",
+            "--query", "1", "--iterations", "1", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "rows.csv, column 'size': the value 1e+308 at line 19 sets the column's scale" in err, err
+    assert "column 'other'" not in err   # an ordinary column is not warned about

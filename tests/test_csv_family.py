@@ -393,3 +393,15 @@ def test_capacities_say_what_each_shots_plus_query_keeps():
     labels = csv("classification.csv", task_column="writer", target="letter", classification=True, n_way=2,
                  split=[0.6, 0.2, 0.2])
     assert labels.capacities("train") == [6] * 3   # rows of the N-th largest class, not of the task
+
+
+def test_a_column_flattened_by_many_extreme_values_is_named(tmp_path):
+    """Over 5% of the targets at 1e308: the 5th-95th percentile span includes them, so the check on
+    the bulk's spread saw nothing while every other target became one float32 number."""
+    path = tmp_path / "many.csv"
+    rows = [f"t{t},{i},{1e308 if (t + i) % 7 == 0 else i * 0.5}" for t in range(20) for i in range(10)]
+    path.write_text("task,x,y\n" + "\n".join(rows) + "\n")
+    family = CsvFamily({"paths": [str(path)], "task_column": "task", "target": "y", "split": [1.0, 0.0, 0.0]})
+    [warning] = [w for w in family.warnings if "standardising" in w]
+    assert warning.startswith("target column 'y': the value 1e+308 at many.csv line 2 sets the column's scale")
+    assert "input column" not in " ".join(family.warnings)   # x (0..9, evenly spread) is not flattened

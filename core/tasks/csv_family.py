@@ -461,10 +461,13 @@ class _Flattened:
     def warnings(self, mean: np.ndarray, std: np.ndarray, names: list[str]) -> list[str]:
         raw = np.percentile(self.sample, [5, 95], axis=0, method="nearest")
         z = np.percentile(((self.sample - mean) / std).astype(np.float32), [5, 95], axis=0, method="nearest")
+        # also when over 5% of the values are extreme (the percentiles then span them): few distinct values left
+        few = 2 * _distinct(((self.sample - mean) / std).astype(np.float32)) <= _distinct(self.sample)
         out = []
-        for j in np.flatnonzero((raw[1] > raw[0]) & (z[1] == z[0])):
+        for j in np.flatnonzero(((raw[1] > raw[0]) & (z[1] == z[0])) | (few & (raw[1] > raw[0]))):
+            spread = f" (spread {raw[1, j] - raw[0, j]:.3g})" if z[1, j] == z[0, j] else ""
             out.append(f"{names[j]}: the value {self.values[j]:.6g} at {self._where(int(self.extreme[j]))} sets the "
-                       f"column's scale, so its other values (spread {raw[1, j] - raw[0, j]:.3g}) all become the same "
+                       f"column's scale, so its other values{spread} all become the same "
                        "number after standardising and training cannot tell them apart; correct or remove the "
                        "extreme values, or rescale the column")
         return out
@@ -476,6 +479,12 @@ class _Flattened:
         row = index - (int(sizes[k - 1]) if k else 0)
         task = self.train[k]
         return f"{self.data.files[task].name} line {int(self.data.lines[task][row])}"
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """How many different values each column holds (one sort of the whole sample)."""
+    ordered = np.sort(values, axis=0)
+    return 1 + (np.diff(ordered, axis=0) != 0).sum(0)
 
 
 def _stats(values: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

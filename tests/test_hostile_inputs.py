@@ -307,3 +307,19 @@ def test_labelled_rows_flattened_by_one_extreme_value_are_warned_about(tmp_path,
     err = capsys.readouterr().err
     assert "rows.csv, column 'size': the value 1e+308 at line 19 sets the column's scale" in err, err
     assert "column 'other'" not in err   # an ordinary column is not warned about
+
+
+def test_evaluate_refuses_held_out_tasks_that_cannot_fit_before_drawing_them(run, tmp_path):
+    """The held-out tasks are drawn at once: 100,000 tasks of 2000 + 2000 points took the machine's
+    memory (the chunked adaptation does not bound the draw). Under a 3 GiB address-space cap in a
+    child process the refusal is one line, exit 2, naming a --tasks that fits."""
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+            "from core.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", code, "evaluate", str(run), "--tasks", "100000", "--shots", "2000",
+                             "--query", "2000"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("maml-gui evaluate: 100,000 held-out tasks of 2000 shots and 2000 query points "
+                                    "need about 8.9 GiB but only") and result.stderr.count("\n") == 1
+    fits = int(result.stderr.split("use --tasks ")[1].split(" or fewer")[0].replace(",", ""))
+    assert 1 <= fits < 100_000

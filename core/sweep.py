@@ -144,7 +144,7 @@ class SweepRun:
 
     @property
     def finished(self) -> bool:
-        return (self.folder / EVAL_FILE).is_file()
+        return read_result(self.folder) is not None
 
     def train_args(self, base: Sequence[str]) -> list[str]:
         """The ``train`` command line: resume when an earlier attempt left a checkpoint."""
@@ -197,11 +197,33 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
     return mean, t95(n - 1) * sd / math.sqrt(n)
 
 
+def read_result(folder: Path) -> dict | None:
+    """A run's ``eval.json``; None when missing or damaged (not a file, not JSON, a score that is
+    neither a number nor null), so the run counts as unfinished and the sweep evaluates it again."""
+    path = folder / EVAL_FILE
+    try:
+        if not path.is_file():
+            return None
+        result = json.loads(path.read_text(encoding="utf-8"))
+        steps = result["steps"]
+        good = isinstance(result["metric"], str) and isinstance(steps, list) and bool(steps) and all(
+            type(s) is int for s in steps) and all(_score(t[str(s)]) for t in (result["mean"], result["scratch"]["mean"])
+                                                   for s in steps)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
+        return None
+    return result if good else None
+
+
+def _score(value) -> bool:
+    """A held-out mean: a finite number, or null (evaluate's word for a step where tasks diverged)."""
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
+
+
 def summarize(runs: Sequence[SweepRun]) -> Summary:
     """Per configuration and adaptation step: the mean over seeds of each run's mean held-out
     metric, with a 95% interval across seeds (the spread a reader of a paper table cares about)."""
     runs = list({r.folder: r for r in runs}.values())   # a run listed twice is still one result
-    results = {id(r): json.loads((r.folder / EVAL_FILE).read_text(encoding="utf-8")) for r in runs if r.finished}
+    results = {id(r): result for r in runs if (result := read_result(r.folder)) is not None}
     metric = next((res["metric"] for res in results.values()), "")
     summary = Summary(metric)
     for label in dict.fromkeys(r.label for r in runs):
@@ -212,12 +234,13 @@ def summarize(runs: Sequence[SweepRun]) -> Summary:
         rows = {}
         for step in steps:
             key = str(step)
-            values = [results[id(r)]["mean"][key] for r in group]
-            scratch = [results[id(r)]["scratch"]["mean"][key] for r in group]
-            mean, ci = mean_ci(values)
-            s_mean, s_ci = mean_ci(scratch)
+            values = [results[id(r)]["mean"].get(key) for r in group]
+            scratch = [results[id(r)]["scratch"]["mean"].get(key) for r in group]
+            # null: tasks diverged in that run at that step; no mean over seeds then (as evaluate shows none)
+            mean, ci = mean_ci(values) if None not in values else (None, None)
+            s_mean, s_ci = mean_ci(scratch) if None not in scratch else (None, None)
             rows[key] = {"n": len(values), "mean": mean, "ci95": ci, "values": values, "scratch_mean": s_mean,
-                         "scratch_ci95": s_ci}
+                         "scratch_ci95": s_ci, "diverged_seeds": values.count(None)}
         summary.configs.append({"label": label, "params": group[0].params, "seeds": [r.seed for r in group],
                                 "steps": rows})
     return summary
@@ -252,7 +275,10 @@ class Runner:
         self.failed: list[tuple[SweepRun, str]] = []
         self._children: dict[int, tuple[SweepRun, str, subprocess.Popen]] = {}
         self._stop = False
-        (out / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            (out / "logs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:   # e.g. a file named logs in the sweep folder
+            raise SweepError(f"cannot create {out / 'logs'}: {exc.strerror or exc}") from None
 
     def stop(self) -> None:
         """Ask every child to stop and save (they handle SIGTERM); unfinished runs resume next time."""

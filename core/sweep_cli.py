@@ -182,7 +182,9 @@ def _run(out: Path, runs, rest, args, totals) -> int:
     for run, why in runner.failed:
         print(f"maml-gui sweep: {run.folder.name} failed: {why}", file=sys.stderr)
     for config in summary.configs:
-        cells = "  ".join(f"step {s}: {row['mean']:.4g}" + (f" ± {row['ci95']:.2g}" if row["ci95"] is not None else "")
+        cells = "  ".join(f"step {s}: " + (f"diverged in {row['diverged_seeds']} seed(s)" if row["mean"] is None else
+                                            f"{row['mean']:.4g}" + (f" ± {row['ci95']:.2g}" if row["ci95"] is not None
+                                                                    else ""))
                           for s, row in config["steps"].items())
         print(f"{config['label']} ({len(config['seeds'])} seeds, {summary.metric}): {cells}")
     took = time.monotonic() - start

@@ -78,7 +78,8 @@ def test_summary_per_configuration_and_step(tmp_path):
     assert first["steps"]["1"]["ci95"] == pytest.approx(12.706 * 1.0 / 2)
     assert first["steps"]["1"]["scratch_mean"] == pytest.approx(3.6)
     assert second["seeds"] == [0] and second["steps"]["1"] == {
-        "n": 1, "mean": 0.5, "ci95": None, "values": [0.5], "scratch_mean": 4.0, "scratch_ci95": None}
+        "n": 1, "mean": 0.5, "ci95": None, "values": [0.5], "scratch_mean": 4.0, "scratch_ci95": None,
+        "diverged_seeds": 0}
 
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["configs"] == json.loads(json.dumps(summary.configs)) and on_disk["metric"] == "mse"
@@ -316,3 +317,45 @@ def test_a_sweep_out_that_is_a_file_is_one_line(tmp_path, capsys):
     code, err = _sweep_exit(["--seeds", "0", "--family", "linear", "--iterations", "2", "--out", str(out)], capsys)
     assert code == 2 and f"{out} exists and is not a folder" in err and err.count("\n") == 1, err
     assert out.read_text() == "mine"
+
+
+def test_a_step_where_a_runs_tasks_diverged_is_summarised_as_diverged(tmp_path):
+    """evaluate writes null for a step where held-out tasks diverged: the summary added None to the
+    other seeds' numbers, a traceback after every run had trained."""
+    runs = plan(tmp_path, [0, 1], [])
+    _fake_eval(runs[0], {0: 1.0, 1: None}, {0: 2.0, 1: 1.5})
+    _fake_eval(runs[1], {0: 3.0, 1: 0.5}, {0: 2.0, 1: 1.5})
+    [config] = summarize(runs).configs
+    assert config["steps"]["0"]["mean"] == 2.0 and config["steps"]["0"]["diverged_seeds"] == 0
+    assert config["steps"]["1"]["mean"] is None and config["steps"]["1"]["diverged_seeds"] == 1
+    assert config["steps"]["1"]["scratch_mean"] == 1.5
+    write_summary(tmp_path, runs)
+    assert json.loads((tmp_path / "summary.json").read_text())["configs"][0]["steps"]["1"]["mean"] is None
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00\xffjunk", b"[1]", b'{"metric": "mse", "steps": [0], "mean": "x"}',
+                                    b'{"metric": "mse", "steps": [0], "mean": {"0": NaN}, "scratch": {"mean": {"0": 1}}}',
+                                    b'{"metric": "mse", "steps": [0], "mean": {"0": 1e999}, "scratch": {"mean": {"0": 1}}}',
+                                    b'{"metric": "mse", "steps": [0], "mean": {"5": 1}, "scratch": {"mean": {"5": 1}}}'])
+def test_a_damaged_eval_json_makes_its_run_unfinished_not_a_traceback(tmp_path, damage):
+    """A damaged eval.json counted as finished (it exists), so the summary read it and crashed; now
+    the run is not finished (the sweep evaluates it again) and the summary leaves it out."""
+    runs = plan(tmp_path, [0, 1], [])
+    _fake_eval(runs[0], {0: 1.0}, {0: 2.0})
+    _fake_eval(runs[1], {0: 3.0}, {0: 2.0})
+    (runs[1].folder / "eval.json").write_bytes(damage)
+    assert runs[0].finished and not runs[1].finished
+    [config] = summarize(runs).configs
+    assert config["seeds"] == [0] and config["steps"]["0"]["n"] == 1
+
+
+def test_a_file_named_logs_in_the_sweep_folder_is_one_line(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["--seeds", "0", "--family", "linear", "--iterations", "2", "--out", str(out)]
+    code, _ = _sweep_exit([*argv, "--parallel", "0"], capsys)   # refused: nothing created
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"seeds": [0], "grid": [], "train_args": ["--family", "linear",
+                                                "--iterations", "2"], "tasks": 100, "steps": "0,1,10"}))
+    (out / "logs").write_text("not a folder")
+    code, err = _sweep_exit(argv, capsys)
+    assert code == 2 and f"cannot create {out / 'logs'}" in err and err.count("\n") == 1, err

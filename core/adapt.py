@@ -138,6 +138,9 @@ def task_from_csv(path, target: str, features=None, *, classification: bool = Fa
     if classification:
         classes: dict[str, int] = {}
         codes = [classes.setdefault(v, len(classes)) for v in labels]  # task-local labels, as in N-way episodes
+        if family is not None and len(classes) > family.output_dim:   # labels past the head: name the file
+            raise CsvError(table.path, f"holds {len(classes)} labels of {target!r}; the network tells apart 2 to "
+                                       f"{family.output_dim} (its N ways)", column=target)
         return CsvTask(torch.as_tensor(x, dtype=dtype), torch.tensor(codes), tuple(features), tuple(classes))
     if family is not None:
         y = family.normalize_y(y)

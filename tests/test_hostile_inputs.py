@@ -323,3 +323,18 @@ def test_evaluate_refuses_held_out_tasks_that_cannot_fit_before_drawing_them(run
                                     "need about 8.9 GiB but only") and result.stderr.count("\n") == 1
     fits = int(result.stderr.split("use --tasks ")[1].split(" or fewer")[0].replace(",", ""))
     assert 1 <= fits < 100_000
+
+
+def test_adapt_a_labelled_rows_run_to_a_csv_with_more_labels_than_its_ways(tmp_path, capsys):
+    """30 labels for a 3-way head ended in "support.y: class labels must be in 0..2", naming neither
+    the file nor the column."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,label\n" + "".join(f"{k + i / 10},{i},c{k}\n" for k in range(30) for i in range(6)))
+    run = tmp_path / "run"
+    assert main(["train", "--csv", str(rows), "--target", "label", "--classification", "--ways", "3", "--shots", "1",
+                 "--query", "2", "--iterations", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["adapt", str(run), "--csv", str(rows), "--target", "label", "--shots", "1", "--steps", "1",
+                 "--out", str(tmp_path / "a.safetensors")]) == 2
+    one_line(capsys, "rows.csv, column 'label': holds 30 labels of 'label'; the network tells apart 2 to 3")
+    assert not (tmp_path / "a.safetensors").exists()

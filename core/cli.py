@@ -586,6 +586,9 @@ def _resumed(args, group=None):
         trainer.load_training_state(tensors, metadata, source=args.resume / STATE_FILE)
     except CheckpointError as exc:
         raise with_resume_hint(exc, args.resume) from None
+    if args.iterations is not None and args.iterations < trainer.iteration:   # config.json would say fewer than done
+        raise UsageError(f"maml-gui train: {args.resume} is at iteration {trainer.iteration:,} already; --iterations is "
+                         f"the new total: give {trainer.iteration:,} or more, or leave it out")
     if args.meta_lr is not None:
         trainer.set_meta_lr(args.meta_lr)
     return trainer

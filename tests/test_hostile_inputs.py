@@ -338,3 +338,16 @@ def test_adapt_a_labelled_rows_run_to_a_csv_with_more_labels_than_its_ways(tmp_p
                  "--out", str(tmp_path / "a.safetensors")]) == 2
     one_line(capsys, "rows.csv, column 'label': holds 30 labels of 'label'; the network tells apart 2 to 3")
     assert not (tmp_path / "a.safetensors").exists()
+
+
+def test_resume_to_fewer_iterations_than_done_is_refused(tmp_path, capsys):
+    """--iterations 2 on a run at iteration 3 "completed" 0 iterations and rewrote config.json to a
+    total of 2 while the weights had 3."""
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "3", "--out", str(out)]) == 0
+    before = (out / "config.json").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--iterations", "2"]) == 2
+    one_line(capsys, "is at iteration 3 already; --iterations is the new total: give 3 or more")
+    assert (out / "config.json").read_text() == before and not (out / LOCK_FILE).exists()
+    assert main(["train", "--resume", str(out), "--iterations", "3"]) == 0

@@ -45,8 +45,12 @@ def expand_paths(paths: list[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            inside = sorted(p for p in path.iterdir()
-                            if p.is_file() and p.suffix.lower() in CSV_SUFFIXES and not p.name.startswith("."))
+            named = [p for p in path.iterdir() if p.suffix.lower() in CSV_SUFFIXES and not p.name.startswith(".")]
+            odd = sorted(p for p in named if not p.is_file() and not p.is_dir())
+            if odd:   # skipped without a word, a task file would be missing from the data set
+                raise CsvError(odd[0], "is not a regular file (a named pipe, device, socket or broken link); move it "
+                                       "out of the folder")
+            inside = sorted(p for p in named if p.is_file())
             if not inside:
                 raise CsvError(path, "this folder holds no .csv files; choose a folder with one CSV file per task")
             files.extend(inside)

@@ -647,10 +647,16 @@ def folder_notes(run_dir, config: ExperimentConfig, weights_file: bool = False) 
     notes = [n for n in (config_json_note(run_dir, config),) if n]
     if weights_file:
         try:
-            _read_weights(run_dir / WEIGHTS_FILE)
+            stored = _read_weights(run_dir / WEIGHTS_FILE)[0]
         except (CheckpointError, ConfigError) as exc:
             notes.append(f"{exc}; the checkpoint's own copy of the weights is used (its next save writes the file "
                          "again)")
+        else:
+            changed = config.continue_changes(stored)   # not a rate or length a resume may change
+            if changed:   # a whole weights file of another run, copied in
+                notes.append(f"{run_dir / WEIGHTS_FILE} holds the weights of other settings than the checkpoint's "
+                             f"({', '.join(changed[:3])}{', …' if len(changed) > 3 else ''}); the checkpoint's own "
+                             "copy is used and its next save replaces the file")
     return notes
 
 

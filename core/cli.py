@@ -567,12 +567,17 @@ def _claim_out(out: Path, force: bool) -> None:
 
 def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
-    from .checkpoint import STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
+    from .checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
     from .errors import CheckpointError
     from .memory import fitting_family
     from .trainer import MetaTrainer
 
     saved, weights, tensors, metadata = load_checkpoint(args.resume)
+    for name in (CONFIG_FILE, METRICS_FILE):   # files the resumed run rewrites: a folder there would stop its saves
+        path = Path(args.resume) / name
+        if path.exists() and not path.is_file():
+            raise UsageError(f"maml-gui train: {path} is not a regular file (a folder or special file); the "
+                             "resumed run rewrites it: move it away, then resume again")
     for note in folder_notes(args.resume, saved, weights_file=True):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
     config = config_from_args(args, base=saved)

@@ -353,6 +353,35 @@ def test_resume_to_fewer_iterations_than_done_is_refused(tmp_path, capsys):
     assert main(["train", "--resume", str(out), "--iterations", "3"]) == 0
 
 
+def test_resume_names_another_runs_weights_file_copied_in(tmp_path, capsys):
+    """A whole, valid weights file of another run (linear, not sinusoid) in the run folder: the
+    resume used the checkpoint's copy, as it must, but overwrote that file without a word."""
+    out, other = tmp_path / "run", tmp_path / "other"
+    assert main(["train", *TINY, "--iterations", "3", "--out", str(out)]) == 0
+    assert main(["train", *TINY[2:], "--family", "linear", "--iterations", "3", "--out", str(other)]) == 0
+    (out / WEIGHTS_FILE).write_bytes((other / WEIGHTS_FILE).read_bytes())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--iterations", "5"]) == 0
+    err = capsys.readouterr().err
+    assert f"{out / WEIGHTS_FILE} holds the weights of other settings than the checkpoint's (family" in err
+    assert "the checkpoint's own copy is used and its next save replaces the file" in err
+    assert load_checkpoint(out)[0].family.name == "sinusoid"
+
+
+@pytest.mark.parametrize("name", ["config.json", "metrics.csv"])
+def test_resume_refuses_a_folder_where_it_rewrites_a_file(tmp_path, capsys, name):
+    """A folder in place of config.json trained to the end, then failed its final save ("weights file
+    could not be updated: Is a directory", exit 1): refused before training, naming it."""
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "3", "--out", str(out)]) == 0
+    (out / name).unlink()
+    (out / name).mkdir()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--iterations", "5"]) == 2
+    one_line(capsys, f"{out / name} is not a regular file (a folder or special file); the resumed run rewrites it")
+    assert not (out / LOCK_FILE).exists()
+
+
 @pytest.mark.parametrize("odd", ["fifo", "broken link", "device link"])
 def test_a_csv_folder_holding_a_special_file_names_it(tmp_path, capsys, odd):
     """A FIFO, a broken link or a link to a device named *.csv in a folder of task files was left

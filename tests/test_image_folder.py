@@ -1,5 +1,6 @@
 """Image-folder episodes: the three layouts, bad files named and counted, the decode cache, progress and cancel."""
 
+import os
 import numpy as np
 import pytest
 import torch
@@ -128,6 +129,16 @@ def test_top_level_files_are_counted_once_and_a_loose_png_is_called_an_image(tmp
     assert "ignored 1 image file(s) outside any class folder (a class is a folder of images): loose.png" in text
     assert "ignored 2 file(s) that are not images by their extension: notes.txt, a/labels.csv" in text
     assert text.count("loose.png") == 1 and text.count("notes.txt") == 1
+
+
+def test_a_named_pipe_or_broken_link_in_a_class_folder_is_named_not_dropped(tmp_path):
+    _classes(tmp_path, ["a", "b", "c", "d"], per=3)
+    os.mkfifo(tmp_path / "a" / "x.png")
+    (tmp_path / "b" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    fam = _family(tmp_path, split=[0.5, 0.0, 0.5], n_way=2)
+    text = " | ".join(fam.warnings)
+    assert "ignored 2 entries that are not regular files (a named pipe, a device, a socket or a broken link): " \
+           "a/x.png, b/gone.png" in text
 
 
 def _png_header(path, width, height):

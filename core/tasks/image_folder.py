@@ -164,8 +164,10 @@ def _scan_classes(folder: Path, notes: list[str], non_images: list[Path], prefix
 
 
 def _images(folder: Path, non_images: list[Path]) -> list[Path]:
-    entries = [p for p in _visible(folder.iterdir()) if p.is_file()]
+    listed_ = _visible(folder.iterdir())
+    entries = [p for p in listed_ if p.is_file()]
     non_images += [p for p in entries if not _is_image(p)]
+    non_images += [p for p in listed_ if not p.is_file() and not p.is_dir()]   # a pipe, device or broken link
     return [p for p in entries if _is_image(p)]
 
 
@@ -353,8 +355,12 @@ def _decode_all(root, layout, found, notes, non_images, size, channels, progress
         target = "grey" if channels == 1 else "RGB"
         warnings.append(f"converted {len(converted)} image(s) in an unusual mode to {target}; check that they look "
                         f"right: {listed([f'{f} ({mode})' for f, mode in converted], 5)}")
-    loose = [str(p.relative_to(root)) for p in non_images if _is_image(p)]
-    others = [str(p.relative_to(root)) for p in non_images if not _is_image(p)]
+    special = [str(p.relative_to(root)) for p in non_images if not p.is_file()]
+    loose = [str(p.relative_to(root)) for p in non_images if p.is_file() and _is_image(p)]
+    others = [str(p.relative_to(root)) for p in non_images if p.is_file() and not _is_image(p)]
+    if special:   # never opened: reading a named pipe would block
+        warnings.append(f"ignored {len(special)} entr{'y' if len(special) == 1 else 'ies'} that are not regular files "
+                        f"(a named pipe, a device, a socket or a broken link): {listed(special, 5)}")
     if loose:
         warnings.append(f"ignored {len(loose)} image file(s) outside any class folder (a class is a folder of "
                         f"images): {listed(loose, 5)}")

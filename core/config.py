@@ -110,7 +110,7 @@ class AlgorithmSpec:
 @dataclass(frozen=True)
 class TrainSpec:
     """``compile``: run the meta-step through ``torch.compile`` ("on"), not ("off"), or when the
-    run is long enough to pay for compiling ("auto"); see :mod:`core.compiled`."""
+    run is long enough to pay for compiling ("auto"); see :mod:`core.training.compiled`."""
 
     meta_lr: float = 0.001
     meta_batch: int = 25

@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from maml_gui.threads import live_threads, shutdown_all
-from maml_gui.training import WorkerOptions
+from maml_gui.jobs.threads import live_threads, shutdown_all
+from maml_gui.jobs.training import WorkerOptions
 
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
 
@@ -51,7 +51,7 @@ def make_window(qtbot, settings, request, tmp_path):
     """``make(config=None, project=None)``: a window that fails the test on any unexpected prompt,
     on a new project folder of its own unless ``project`` is given. A test module may define its
     own ``OPTIONS`` (worker options) for its windows."""
-    from maml_gui.main_window import MainWindow   # here, so window-free tests need no window code
+    from maml_gui.window.main_window import MainWindow   # here, so window-free tests need no window code
 
     windows: list[MainWindow] = []
     options = getattr(request.module, "OPTIONS", OPTIONS)

@@ -12,9 +12,9 @@ from PySide6.QtCore import QObject
 from shiboken6 import Shiboken
 
 from core.errors import MamlError
-from maml_gui.job_runner import JobRunner
-from maml_gui.threads import live_threads, shutdown_all
-from maml_gui.training import TrainingController
+from maml_gui.jobs.job_runner import JobRunner
+from maml_gui.jobs.threads import live_threads, shutdown_all
+from maml_gui.jobs.training import TrainingController
 
 from .gui_support import OPTIONS, no_dangling_threads, tiny  # noqa: F401  (fixture)
 

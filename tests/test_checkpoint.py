@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, MetricsLog, load_run,
+from core.storage.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, MetricsLog, load_run,
                              read_metrics, read_training_state, save_run)
 from core.errors import CheckpointError
-from core.trainer import MetaTrainer
+from core.training.trainer import MetaTrainer
 
 from .helpers import tiny_config
 
@@ -143,8 +143,8 @@ def test_training_state_is_read_only_for_its_iteration(run):
 
 
 def test_the_table_writer_writes_what_the_row_writer_does():
-    from core.checkpoint import metrics_csv, metrics_table_csv
-    from core.trainer import StepMetrics
+    from core.storage.checkpoint import metrics_csv, metrics_table_csv
+    from core.training.trainer import StepMetrics
 
     rows = [StepMetrics(i, 1.0 / (i + 3), (2.0 / (i + 1), float("nan"), 1e-300), 0.1 * i, i * 1.25e-7)
             for i in range(1, 40)]
@@ -156,8 +156,8 @@ def test_the_table_writer_writes_what_the_row_writer_does():
 def test_metrics_reach_the_file_every_second_and_a_failed_checkpoint_takes_them_back(tmp_path):
     """A window following the run sees rows about once a second, not once per checkpoint; a
     checkpoint that fails cuts them back so the retry writes each row exactly once."""
-    from core.checkpoint import read_metrics
-    from core.trainer import StepMetrics
+    from core.storage.checkpoint import read_metrics
+    from core.training.trainer import StepMetrics
 
     now = [0.0]
     log = MetricsLog(tmp_path, 2, clock=lambda: now[0])

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from core.checkpoint import WEIGHTS_FILE
-from core.cli import main
+from core.storage.checkpoint import WEIGHTS_FILE
+from core.cli.main import main
 
 
 def test_train_then_evaluate_json(tmp_path, capsys):
@@ -129,7 +129,7 @@ def test_bench_json_contract(capsys):
 def test_resume_continues_exactly_where_training_stopped(tmp_path, capsys):
     import torch
 
-    from core.checkpoint import load_run
+    from core.storage.checkpoint import load_run
 
     common = ["--meta-batch", "3", "--inner-steps", "2", "--seed", "4"]
     assert main(["train", *common, "--iterations", "12", "--out", str(tmp_path / "straight")]) == 0
@@ -155,7 +155,7 @@ def test_a_csv_with_one_data_row_is_refused_by_file_name(tmp_path, capsys):
 
 
 def test_compile_flag_sets_the_config_and_auto_skips_a_short_run(tmp_path, capsys):
-    from core.cli import build_parser, config_from_args
+    from core.cli.main import build_parser, config_from_args
 
     parse = build_parser().parse_args
     assert config_from_args(parse(["train", "--out", "x", "--compile"])).train.compile == "on"
@@ -170,11 +170,11 @@ def test_compile_flag_sets_the_config_and_auto_skips_a_short_run(tmp_path, capsy
 
 
 def test_bench_compile_reports_both_rates_and_compile_times(monkeypatch, capsys):
-    import core.bench
-    from core.bench import CompileBench
+    import core.training.bench
+    from core.training.bench import CompileBench
 
     result = CompileBench(1000.0, 2000.0, 21.04, 3.61, "cpu", "closed form, one-step kernels, compiled", "compiled")
-    monkeypatch.setattr(core.bench, "bench_compile", lambda config, rounds: result)
+    monkeypatch.setattr(core.training.bench, "bench_compile", lambda config, rounds: result)
     assert main(["bench", "--compile", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["eager_it_s"] == 1000.0 and data["compiled_it_s"] == 2000.0 and data["speedup"] == 2.0
@@ -201,7 +201,7 @@ def test_an_existing_run_folder_is_never_silently_replaced(tmp_path, capsys):
 
 
 def test_sigterm_stops_saves_and_says_how_to_continue(tmp_path):
-    from core.checkpoint import load_checkpoint, read_metrics
+    from core.storage.checkpoint import load_checkpoint, read_metrics
 
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--iterations", "100000000", "--meta-batch", "2",
@@ -237,7 +237,7 @@ def test_bad_distributed_flags_exit_2_with_one_line(argv, words, tmp_path, capsy
 def test_nproc_1_is_the_one_process_run(tmp_path, capsys):
     import torch
 
-    from core.checkpoint import load_run
+    from core.storage.checkpoint import load_run
 
     common = ["train", "--iterations", "5", "--meta-batch", "3", "--seed", "2"]
     assert main([*common, "--out", str(tmp_path / "plain")]) == 0
@@ -259,7 +259,7 @@ def test_nproc_under_torchrun_is_refused_and_help_gives_the_torchrun_line(monkey
 
 
 def test_rates_count_only_this_process_iterations():
-    from core.cli import iterations_done
+    from core.cli.main import iterations_done
 
     assert iterations_done(34000, 36000, 4.0) == "2000 iterations (34000 to 36000) in 4.0 s, 500 it/s"
     assert iterations_done(0, 300, 2.0) == "300 iterations in 2.0 s, 150 it/s"

@@ -18,10 +18,10 @@ import shutil
 import pytest
 import torch
 
-from core.cli import main
-from core.compiled import MetaStep, cache_folder, meta_step_numbers, unsupported
+from core.cli.main import main
+from core.training.compiled import MetaStep, cache_folder, meta_step_numbers, unsupported
 from core.config import ExperimentConfig
-from core.trainer import MetaTrainer
+from core.training.trainer import MetaTrainer
 
 from .helpers import tiny_config
 
@@ -109,7 +109,7 @@ def assert_same_step(trainer: MetaTrainer, iteration: int) -> None:
 @pytest.mark.parametrize("algorithm,steps,activation,family", INDUCTOR_CASES)
 def test_compiled_meta_gradient_equals_eager(algorithm, steps, activation, family, caplog):
     trainer = MetaTrainer(config(algorithm, steps, activation, family))
-    with caplog.at_level(logging.INFO, logger="core.compiled"):
+    with caplog.at_level(logging.INFO, logger="core.training.compiled"):
         note = trainer.compile_step()
     assert trainer.compiled and note.startswith("the meta-step is compiled"), note
     assert "failed" not in caplog.text, "compiled with the first options (C++ wrapper, small products pass)"
@@ -303,7 +303,7 @@ def run_worker(qtbot, cfg: ExperimentConfig):
     """Train ``cfg`` in the window's worker; (notices, RunStarted, RunEnd, GUI timer ticks while compiling)."""
     from PySide6.QtCore import QTimer
 
-    from maml_gui.training import TrainingController, WorkerOptions, live_threads
+    from maml_gui.jobs.training import TrainingController, WorkerOptions, live_threads
 
     controller = TrainingController(options=WorkerOptions(eval_tasks=4, baseline=False))
     notices, started, ends, ticks = [], [], [], []
@@ -355,7 +355,7 @@ def test_the_settings_panel_has_the_compile_switch(qtbot):
 
 def test_bench_measures_the_conv_step_eager_and_compiled_side_by_side():
     """``bench --compile --conv``'s plumbing (traced with aot_eager here: inductor takes minutes on conv nets)."""
-    from core.bench import bench_conv_compile, conv_compile_lines
+    from core.training.bench import bench_conv_compile, conv_compile_lines
 
     tiny = {"channels": 4, "depth": 2, "image": (1, 12, 12), "ways": 2, "query": 2}
     result = bench_conv_compile(rounds=1, steps=1, backend="aot_eager", **tiny)

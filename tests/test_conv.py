@@ -8,10 +8,10 @@ from torch import nn
 
 from core.algorithms import build_algorithm, closed_form, one_step
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec
-from core.conv import ConvNet
+from core.nets.conv import ConvNet
 from core.errors import ConfigError
-from core.models import ImageMLPNet, MLPNet, build_net
-from core.reference import loop_meta_gradient
+from core.nets.models import ImageMLPNet, MLPNet, build_net
+from core.algorithms.reference import loop_meta_gradient
 from core.tasks import TaskBatch
 
 from .helpers import assert_finite_differences, max_rel_error
@@ -64,10 +64,10 @@ CASES = [(norm, downsample) for norm in ("batch", "per_step", "off") for downsam
 
 @pytest.fixture(params=["loop", "grouped"])
 def formulation(request, monkeypatch):
-    """Both exact per-task formulations of core.conv (the engine runs the faster one)."""
-    import core.conv
+    """Both exact per-task formulations of core.nets.conv (the engine runs the faster one)."""
+    import core.nets.conv
 
-    monkeypatch.setattr(core.conv, "FORMULATION", request.param)
+    monkeypatch.setattr(core.nets.conv, "FORMULATION", request.param)
     return request.param
 
 
@@ -267,7 +267,7 @@ def test_image_mlp_generic_path_flattens():
 def test_memory_estimate_tracks_the_measured_peak():
     """The no-run estimate is within a factor of two of the measured peak, and orders second-order
     MAML above first order, as the measurement does."""
-    from core.bench import conv_peak_mib, estimate_peak_bytes
+    from core.training.bench import conv_peak_mib, estimate_peak_bytes
 
     class Family:
         kind, input_shape, input_dim, output_dim = "classification", (1, 16, 16), 256, 5
@@ -284,7 +284,7 @@ def test_memory_estimate_tracks_the_measured_peak():
 
 
 def test_compiling_a_conv_step_falls_back_to_eager():
-    from core.compiled import MetaStep
+    from core.training.compiled import MetaStep
 
     _, params, algo, rates, batch = setup("maml")
     step = MetaStep(algo, list(params.values()), torch.device("cpu"))

@@ -12,12 +12,12 @@ import time
 import pytest
 import torch
 
-import core.checkpoint as checkpoint
-from core.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, Checkpointer, SaveFailed, cut_metrics,
+import core.storage.checkpoint as checkpoint
+from core.storage.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, Checkpointer, SaveFailed, cut_metrics,
                              load_checkpoint, load_run, read_metrics)
-from core.cli import main
-from core.run_lock import LOCK_FILE
-from core.trainer import MetaTrainer
+from core.cli.main import main
+from core.storage.lock import LOCK_FILE
+from core.training.trainer import MetaTrainer
 
 from .helpers import diverge_after, tiny_config
 
@@ -279,11 +279,11 @@ def test_train_on_a_full_disk_warns_once_goes_on_and_fails_the_final_save(tmp_pa
 
 
 def test_a_long_outage_stops_training_before_memory_runs_out(tmp_path, monkeypatch, capsys):
-    import core.cli
+    import core.cli.main
 
     out = tmp_path / "run"
     assert main(["train", "--iterations", "3", *FAST, "--out", str(out)]) == 0
-    monkeypatch.setattr(core.cli, "PENDING_LIMIT", 100)
+    monkeypatch.setattr(core.cli.main, "PENDING_LIMIT", 100)
     monkeypatch.setattr(Checkpointer, "BUDGET", 1.0)
     fill_disk_at(monkeypatch, STATE_FILE)
     monkeypatch.setattr(checkpoint, "open", open)   # metrics appends still work; the state never does

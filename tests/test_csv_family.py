@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.cli import main
+from core.cli.main import main
 from core.config import FamilySpec
-from core.csv_cli import add_csv_arguments, family_spec_from_args
-from core.csv_reader import CsvError
+from core.cli.csv_options import add_csv_arguments, family_spec_from_args
+from core.data.csv_reader import CsvError
 from core.errors import ConfigError
-from core.evaluation import evaluate
+from core.trained.evaluation import evaluate
 from core.tasks import FAMILIES, build_family
 from core.tasks.csv_family import CsvFamily, split_tasks
-from core.trainer import MetaTrainer
+from core.training.trainer import MetaTrainer
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import csv_fast
-from core.csv_reader import CsvCancelled, CsvError, _Reporter, clear_cache, read_csv
+from core.data import csv_fast
+from core.data.csv_reader import CsvCancelled, CsvError, _Reporter, clear_cache, read_csv
 from core.tasks.csv_family import CsvFamily
 
 CORPUS = Path(__file__).parent / "data" / "csv"

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.csv_reader import CsvCancelled, CsvError, clear_cache, read_csv
+from core.data.csv_reader import CsvCancelled, CsvError, clear_cache, read_csv
 from core.errors import MamlError
 
 CORPUS = Path(__file__).parent / "data" / "csv"
@@ -235,9 +235,9 @@ def test_a_huge_header_is_refused_in_little_memory(tmp_path):
     path = tmp_path / "wide.csv"
     path.write_bytes(b"a," * 25_000_000 + b"\n" + b"1," * 10 + b"\n")
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29)); "
-            "from core.csv_reader import CsvError, read_csv\n"
+            "from core.data.csv_reader import CsvError, read_csv\n"
             "try:\n    read_csv(sys.argv[1])\nexcept CsvError as exc:\n    print(exc)\n"
-            "from core.cli import main\nsys.exit(main(['train', '--csv', sys.argv[1], '--target', 'a', '--out', "
+            "from core.cli.main import main\nsys.exit(main(['train', '--csv', sys.argv[1], '--target', 'a', '--out', "
             "sys.argv[2]]))")
     result = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "run")], capture_output=True,
                             text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -248,7 +248,7 @@ def test_a_huge_header_is_refused_in_little_memory(tmp_path):
 
 @pytest.mark.parametrize("fast_first", [False, True])
 def test_too_many_columns_and_long_lines_name_the_line(tmp_path, monkeypatch, fast_first):
-    from core import csv_fast, csv_reader
+    from core.data import csv_fast, csv_reader
 
     monkeypatch.setattr(csv_fast, "FAST_MIN_BYTES", 0 if fast_first else float("inf"))
     clear_cache()

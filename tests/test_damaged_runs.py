@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from core.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, _metadata
-from core.cli import main
-from core.run_lock import LOCK_FILE
+from core.storage.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, _metadata
+from core.cli.main import main
+from core.storage.lock import LOCK_FILE
 
 GARBAGE = bytes(range(256)) * 8
 HUGE = 99999999999999999999

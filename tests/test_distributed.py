@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint, load_run, read_metrics
-from core.cli import main
+from core.storage.checkpoint import load_checkpoint, load_run, read_metrics
+from core.cli.main import main
 from tests.helpers import spawn_two_ranks, tiny_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,8 +34,8 @@ CONFIGS = {   # (config, meta-batch 5 over 2 processes: shares of 3 and 2 tasks)
 def _gradients_worker(rank: int, folder: str) -> None:
     """One of two ranks: one step of each config on its seed's first batch; rank 0 saves the result."""
     from core.config import ExperimentConfig
-    from core.distributed import Group
-    from core.trainer import MetaTrainer
+    from core.training.distributed import Group
+    from core.training.trainer import MetaTrainer
 
     group = Group.join((rank, 2, rank, 2), timeout=60)
     results = {}
@@ -53,7 +53,7 @@ def _gradients_worker(rank: int, folder: str) -> None:
 def test_two_processes_compute_the_one_process_meta_gradient(tmp_path, monkeypatch):
     """The exchange's weighted sum is the mean over all T tasks, for weights and learned rates alike,
     also when the processes hold unequal shares (3 and 2 tasks)."""
-    from core.trainer import MetaTrainer
+    from core.training.trainer import MetaTrainer
 
     for i, config in enumerate(CONFIGS.values()):
         (tmp_path / f"{i}.json").write_text(config.to_json())

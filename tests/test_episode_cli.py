@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from core.cli import main as cli
+from core.cli.main import main as cli
 
 
 def image_folder(root, classes: int, per_class: int = 6, seed: int = 0):

@@ -1,4 +1,4 @@
-"""The task view of image runs as plain data (``core.task_views.EpisodeView``), without Qt: one
+"""The task view of image runs as plain data (``core.trained.task_views.EpisodeView``), without Qt: one
 held-out episode, its images back in pixels, and the labels predicted after each adaptation step
 equal to what the network itself outputs."""
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.adapt import held_out_task
+from core.trained.adapt import held_out_task
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.loaded_model import PREVIEW_SEED_OFFSET, LoadedModel, adaptation_steps
-from core.task_views import EpisodeView, display_images
+from core.trained.loaded_model import PREVIEW_SEED_OFFSET, LoadedModel, adaptation_steps
+from core.trained.task_views import EpisodeView, display_images
 
 GLYPHS = {"image_size": 12, "n_alphabets": 6, "characters": 4, "examples": 6, "n_way": 3}
 

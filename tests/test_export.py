@@ -16,17 +16,17 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from core.adapt import adapt_weights, support_rows
-from core.checkpoint import load_run, save_run
+from core.trained.adapt import adapt_weights, support_rows
+from core.storage.checkpoint import load_run, save_run
 from core.config import FamilySpec
 from core.errors import CheckpointError, ConfigError
-from core.evaluation import held_out_tasks, per_step_scores
-from core.export import config_sidecar, export_weights, loading_code, missing_onnx_packages, readme_sidecar
-from core.export_cli import add_export_parser, run_export
-from core.models import MLP
+from core.trained.evaluation import held_out_tasks, per_step_scores
+from core.trained.export import config_sidecar, export_weights, loading_code, missing_onnx_packages, readme_sidecar
+from core.cli.export import add_export_parser, run_export
+from core.nets.models import MLP
 from core.tasks import TaskBatch
-from core.trainer import MetaTrainer
-from core.weights_io import open_weights
+from core.training.trainer import MetaTrainer
+from core.trained.weights_io import open_weights
 
 from .helpers import pretend_installed, tiny_config
 
@@ -101,7 +101,7 @@ def test_pt_is_a_plain_state_dict_for_the_documented_model(run, tmp_path):
 def test_onnx_matches_torch(run, tmp_path, monkeypatch, dynamo):
     path, trainer = run
     if not dynamo:
-        monkeypatch.setattr("core.export._dynamo_exporter", lambda: False)
+        monkeypatch.setattr("core.trained.export._dynamo_exporter", lambda: False)
     out = export_weights(path, "onnx", tmp_path / "w.onnx")
     assert out.stat().st_size > 0 and readme_sidecar(out).exists()
     with pytest.raises(CheckpointError, match="ONNX file, made for inference only"):
@@ -234,7 +234,7 @@ def test_force_replaces_regular_files_only(run, tmp_path, capsys):
     """A FIFO in the way stays what it is, with or without --force, on the command line too (export
     and adapt); a sidecar's name is checked as well. (Device nodes go the same way: never tested on
     a real one, which a failing run would replace.)"""
-    from core.cli import main as cli
+    from core.cli.main import main as cli
 
     path, trainer = run
     fifo = tmp_path / "pipe.safetensors"
@@ -364,7 +364,7 @@ def test_adapt_rejects_data_that_does_not_fit(run):
 
 # -- adapt from a CSV file ------------------------------------------------------------------
 def adapt_parser():
-    from core.export_cli import add_adapt_parser
+    from core.cli.export import add_adapt_parser
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
@@ -373,7 +373,7 @@ def adapt_parser():
 
 
 def test_adapt_command_prints_the_engine_losses_and_exports(run, tmp_path, capsys):
-    from core.export_cli import run_adapt
+    from core.cli.export import run_adapt
 
     path, trainer = run
     batch = held_out_tasks(trainer.family, 1, 6, 4, seed=2)
@@ -406,7 +406,7 @@ def test_adapt_command_prints_the_engine_losses_and_exports(run, tmp_path, capsy
 
 
 def test_csv_support_rows_are_a_seeded_random_draw(tmp_path):
-    from core.adapt import csv_rows_task
+    from core.trained.adapt import csv_rows_task
     from core.tasks import build_family
 
     n = 30
@@ -434,8 +434,8 @@ def test_csv_support_rows_are_a_seeded_random_draw(tmp_path):
 
 
 def test_task_csv_problems_are_named(tmp_path):
-    from core.adapt import task_from_csv
-    from core.csv_reader import CsvError
+    from core.trained.adapt import task_from_csv
+    from core.data.csv_reader import CsvError
 
     csv = tmp_path / "task.csv"
     csv.write_text("a,b,y\n1,2,3\n4,,6\n")
@@ -452,7 +452,7 @@ def test_task_csv_problems_are_named(tmp_path):
 
 
 def test_csv_run_exports_its_statistics_and_adapts_in_training_units(tmp_path, capsys):
-    from core.export_cli import run_adapt
+    from core.cli.export import run_adapt
     from core.tasks import csv_family
 
     assert csv_family.EXAMPLE.exists(), "the bundled CSV example (assets/examples/growth.csv) is missing"
@@ -497,8 +497,8 @@ def test_conv_export_round_trips_through_the_readme_code(tmp_path, monkeypatch, 
     """safetensors and .pt of a conv net load into the README's plain module and give the engine's outputs."""
     import core.tasks
     from core.config import ExperimentConfig, FamilySpec
-    from core.export import export_weights, readme_sidecar
-    from core.models import build_net
+    from core.trained.export import export_weights, readme_sidecar
+    from core.nets.models import build_net
 
     family = _ImageFamily()
     monkeypatch.setattr(core.tasks, "build_family", lambda spec: family)

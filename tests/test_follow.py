@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from core.follow import MetricsTail, file_stamp
+from core.storage.follow import MetricsTail, file_stamp
 
 HEADER = "iteration,meta_loss,grad_norm,seconds,step_loss_0,step_loss_1\n"
 

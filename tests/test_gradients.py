@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from core.algorithms import build_algorithm, closed_form, one_step
-from core.models import ModuleNet
-from core.reference import loop_meta_gradient
-from core.trainer import MetaTrainer
+from core.nets.models import ModuleNet
+from core.algorithms.reference import loop_meta_gradient
+from core.training.trainer import MetaTrainer
 
 from .helpers import assert_finite_differences, max_rel_error, tiny_config
 

@@ -1,7 +1,7 @@
 """The Adapt panel on a folder of labelled images (issue 11, part 5): the folder is read on the job
 thread, K images per class adapt a glyphs + conv-4 run and the others score it, shown as an episode
 with the folders' names; bad folders give a message, never a traceback. The numbers are
-``maml-gui adapt --images``'s (one implementation: :func:`core.adapt.image_folder_task`). Waits are
+``maml-gui adapt --images``'s (one implementation: :func:`core.trained.adapt.image_folder_task`). Waits are
 on signals or conditions, never sleeps."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.adapt import adapt_weights, image_folder_task
-from core.checkpoint import save_run
+from core.trained.adapt import adapt_weights, image_folder_task
+from core.storage.checkpoint import save_run
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.task_views import EpisodeView
+from core.trained.task_views import EpisodeView
 from core.tasks import build_family
-from core.trainer import MetaTrainer
-from maml_gui.adapt_view import AdaptView
-from maml_gui.session import WeightsSource
-from maml_gui.training import WorkerOptions
+from core.training.trainer import MetaTrainer
+from maml_gui.adapt.view import AdaptView
+from maml_gui.session.session import WeightsSource
+from maml_gui.jobs.training import WorkerOptions
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 

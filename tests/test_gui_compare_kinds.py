@@ -4,8 +4,8 @@ drawn in the colour of their run-list swatch."""
 import numpy as np
 from PySide6.QtGui import QColor
 
-from core.loaded_model import AdaptationSnapshot
-from maml_gui.overlays import run_color
+from core.trained.loaded_model import AdaptationSnapshot
+from maml_gui.session.overlays import run_color
 from tests.gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
 
 STEPS = np.arange(11)

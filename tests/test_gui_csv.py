@@ -16,12 +16,12 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from core.checkpoint import load_run
-from core.evaluation import evaluate
+from core.storage.checkpoint import load_run
+from core.trained.evaluation import evaluate
 from core.tasks import build_family
-from core.trainer import MetaTrainer
-from maml_gui.job_runner import live_jobs
-from maml_gui.training import WorkerOptions
+from core.training.trainer import MetaTrainer
+from maml_gui.jobs.job_runner import live_jobs
+from maml_gui.jobs.training import WorkerOptions
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 from .gui_support import tiny
@@ -447,7 +447,7 @@ def test_the_header_says_the_file_could_not_be_read(qtbot, make_window, tmp_path
 def test_guesses_without_the_window(tmp_path):
     """Whole-number ids named like a subject name the tasks and are no input; a text column of a few
     values is the class label when nothing names the tasks, never an input or a task column."""
-    from maml_gui.csv_choices import read_tables
+    from maml_gui.importing.csv_choices import read_tables
 
     ids = tmp_path / "ids.csv"
     ids.write_text("SubjectID,dose,response\n" + "".join(f"{s},{d * 0.5},{s + d / 7:.4f}\n"
@@ -468,7 +468,7 @@ def test_guesses_without_the_window(tmp_path):
 def test_labelled_row_files_get_no_task_column(tmp_path):
     """Issue 20: '3750.0' is a decimal even when every value is whole, and a count such as
     num_convex_points beside a class label names no tasks: both files are labelled rows."""
-    from maml_gui.csv_choices import read_tables
+    from maml_gui.importing.csv_choices import read_tables
 
     from .csv_fixtures import leaf_csv, penguins_csv
 
@@ -486,7 +486,7 @@ def test_labelled_row_files_get_no_task_column(tmp_path):
     assert leaf.label.name == "species" and leaf.label.labels == 32
     whole = tmp_path / "whole.csv"   # the same values written without '.0' are whole numbers
     whole.write_text("species,mass\n" + "".join(f"s{i % 3},{3000 + 50 * (i % 7)}\n" for i in range(60)))
-    from maml_gui.csv_columns import whole_numbers
+    from maml_gui.importing.csv_columns import whole_numbers
 
     table = read_tables([str(whole)], lambda f: None).tables[0]
     assert whole_numbers(table, "mass") and not whole_numbers(penguins.tables[0], "body_mass_g")

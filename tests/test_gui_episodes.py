@@ -8,11 +8,11 @@ import numpy as np
 from PySide6.QtCore import QPoint
 
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.loaded_model import Preview
-from core.task_views import EpisodeView
-from core.weights_io import open_weights
-from maml_gui.panels import PlotsArea
-from maml_gui.training import WorkerOptions
+from core.trained.loaded_model import Preview
+from core.trained.task_views import EpisodeView
+from core.trained.weights_io import open_weights
+from maml_gui.window.panels import PlotsArea
+from maml_gui.jobs.training import WorkerOptions
 from maml_gui.widgets.episode_view import RIGHT, WRONG, EpisodeWidget
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)

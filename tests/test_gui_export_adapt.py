@@ -1,7 +1,7 @@
 """Weights out of and back into the window, and adapting them to a new task (issue 5, the GUI part).
 
 The export dialog is driven through its own widgets; opening hostile or broken files must leave
-the window exactly as it was; the adapt view's numbers must equal ``core.adapt.adapt_weights``
+the window exactly as it was; the adapt view's numbers must equal ``core.trained.adapt.adapt_weights``
 called on weights that went through export and ``open_weights``. Waits are on signals, never sleeps.
 """
 
@@ -17,14 +17,14 @@ import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt
 
-from core import export as core_export
-from core.adapt import adapt_weights, support_rows, task_from_csv
-from core.checkpoint import save_run
+from core.trained import export as core_export
+from core.trained.adapt import adapt_weights, support_rows, task_from_csv
+from core.storage.checkpoint import save_run
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.export import config_sidecar, export_weights, readme_sidecar
-from core.trainer import MetaTrainer
-from core.weights_io import open_weights
-from maml_gui.main_window import MainWindow
+from core.trained.export import config_sidecar, export_weights, readme_sidecar
+from core.training.trainer import MetaTrainer
+from core.trained.weights_io import open_weights
+from maml_gui.window.main_window import MainWindow
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 from .helpers import pretend_installed
@@ -215,8 +215,8 @@ def test_a_cli_run_folder_continues_exactly_and_saves_a_resumable_folder(qtbot, 
     """Open a run saved by ``maml-gui train``, step it three times: the same weights, bit for bit, as
     the engine resumed for three steps (Adam moments, task stream and iteration restored). Its run
     folder saved from the window then resumes on the command line just as exactly."""
-    from core.checkpoint import STATE_FILE, load_run
-    from core.cli import main
+    from core.storage.checkpoint import STATE_FILE, load_run
+    from core.cli.main import main
 
     trainer = make_run(tmp_path / "run", tiny(hidden=(16,)), iterations=12, with_state=True)
     window = make_window()

@@ -7,13 +7,13 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QTextBrowser
 
-from core.checkpoint import save_run
+from core.storage.checkpoint import save_run
 from core.config import FamilySpec
-from core.export import export_weights
-from core.trainer import MetaTrainer
-from maml_gui.help_menu import shortcut_rows, usage_text
-from maml_gui.runs import data_name
-from maml_gui.session import WeightsSource
+from core.trained.export import export_weights
+from core.training.trainer import MetaTrainer
+from maml_gui.window.help_menu import shortcut_rows, usage_text
+from maml_gui.session.runs import data_name
+from maml_gui.session.session import WeightsSource
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
 

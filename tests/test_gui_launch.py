@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from maml_gui.launch_actions import nproc_command, sweep_command
-from maml_gui.overlays import Band, align_common, group_by_config
-from maml_gui.runs import History
-from maml_gui.sweep_dialog import SweepDialog, cores, next_folder, parse_sweep
+from maml_gui.actions.launch_actions import nproc_command, sweep_command
+from maml_gui.session.overlays import Band, align_common, group_by_config
+from maml_gui.session.runs import History
+from maml_gui.dialogs.sweep_dialog import SweepDialog, cores, next_folder, parse_sweep
 from maml_gui.widgets.adaptation_plot import AdaptationPlot
 from maml_gui.widgets.loss_plot import LossPlot
 

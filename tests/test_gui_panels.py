@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QLabel
 
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.tasks import FAMILIES
-from maml_gui.field_names import readable
+from maml_gui.widgets.field_names import readable
 from maml_gui.widgets.hyper_panel import HyperPanel
 from maml_gui.widgets.family_editor import BUILDING, IMPORTED
 

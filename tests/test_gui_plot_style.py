@@ -6,11 +6,11 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 
-from core.loaded_model import AdaptationSnapshot
-from maml_gui.experiment_io import export_plot
-from maml_gui.overlays import Overlay
-from maml_gui.panels import PlotsArea
-from maml_gui.runs import History
+from core.trained.loaded_model import AdaptationSnapshot
+from maml_gui.actions.experiment_io import export_plot
+from maml_gui.session.overlays import Overlay
+from maml_gui.window.panels import PlotsArea
+from maml_gui.session.runs import History
 
 STEPS = np.arange(11)
 

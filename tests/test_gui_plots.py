@@ -10,11 +10,11 @@ import pytest
 from PySide6.QtGui import QColor, QGuiApplication, QImage
 from PySide6.QtWidgets import QGraphicsItem
 
-from core.loaded_model import AdaptationSnapshot
-from maml_gui.experiment_io import FIGURE_SIZE, PNG_SCALE, export_plot, figure_layout
-from maml_gui.overlays import Overlay, run_color
-from maml_gui.panels import PlotsArea
-from maml_gui.runs import History
+from core.trained.loaded_model import AdaptationSnapshot
+from maml_gui.actions.experiment_io import FIGURE_SIZE, PNG_SCALE, export_plot, figure_layout
+from maml_gui.session.overlays import Overlay, run_color
+from maml_gui.window.panels import PlotsArea
+from maml_gui.session.runs import History
 
 STEPS = np.arange(11)
 

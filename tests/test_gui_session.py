@@ -12,10 +12,10 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from core.trainer import MetaTrainer
-from core.checkpoint import save_run
-from maml_gui.overlays import run_color
-from maml_gui.runs import curves_csv
+from core.training.trainer import MetaTrainer
+from core.storage.checkpoint import save_run
+from maml_gui.session.overlays import run_color
+from maml_gui.session.runs import curves_csv
 
 from .helpers import copy_as_crashed
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
@@ -47,7 +47,7 @@ def test_three_runs_come_back_after_closing(qtbot, make_window, tmp_path):
 
 
 def test_the_launch_reopens_the_last_project(qtbot, make_window, settings, tmp_path):
-    from maml_gui.main_window import default_project
+    from maml_gui.window.main_window import default_project
 
     window = make_window(project=tmp_path / "elsewhere")
     assert default_project(settings) == tmp_path / "elsewhere"
@@ -141,7 +141,7 @@ def test_new_and_open_ask_before_replacing_edited_settings(qtbot, make_window, t
 
 
 def test_the_edited_settings_come_back_with_the_project(qtbot, make_window, settings, tmp_path):
-    from maml_gui.main_window import MainWindow
+    from maml_gui.window.main_window import MainWindow
 
     window = make_window(project=tmp_path / "proj")
     window.hyper_panel.hidden.setText("64,64")
@@ -194,7 +194,7 @@ def test_a_run_a_crash_interrupted_is_offered_to_continue(qtbot, make_window, tm
 
 
 def test_one_window_per_project_and_the_command_line_keeps_off_its_runs(qtbot, make_window, tmp_path):
-    from core.cli import main as cli
+    from core.cli.main import main as cli
 
     first = make_window(project=tmp_path / "proj")
     run_to_end(qtbot, first, 10)
@@ -211,7 +211,7 @@ def test_one_window_per_project_and_the_command_line_keeps_off_its_runs(qtbot, m
 
 
 def test_a_crashed_windows_lock_is_taken_over(qtbot, make_window, tmp_path):
-    from core.run_lock import LOCK_FILE
+    from core.storage.lock import LOCK_FILE
 
     (tmp_path / "proj").mkdir()
     (tmp_path / "proj" / LOCK_FILE).write_text(json.dumps(
@@ -224,7 +224,7 @@ def test_a_crashed_windows_lock_is_taken_over(qtbot, make_window, tmp_path):
 def test_a_dropped_sweep_folder_shows_every_run(qtbot, make_window, tmp_path):
     from PySide6.QtCore import QMimeData, QUrl
 
-    from core.cli import main as cli
+    from core.cli.main import main as cli
 
     for seed in (0, 1):
         assert cli(["train", "--family", "linear", "--iterations", "30", "--meta-batch", "2", "--seed", str(seed),
@@ -245,7 +245,7 @@ def test_a_dropped_sweep_folder_shows_every_run(qtbot, make_window, tmp_path):
 
 
 def cli_run(folder, seed: int = 0, iterations: int = 30, **flags) -> None:
-    from core.cli import main as cli
+    from core.cli.main import main as cli
 
     extra = [a for key, value in flags.items() for a in (f"--{key.replace('_', '-')}", str(value))]
     assert cli(["train", "--family", "linear", "--iterations", str(iterations), "--meta-batch", "2",
@@ -375,7 +375,7 @@ def test_the_run_list_scrolls_to_a_new_current_run(qtbot, make_window, tmp_path)
 
 def test_a_followed_runs_task_view_names_the_iteration_of_the_weights_it_draws(qtbot, make_window, tmp_path):
     """Its metrics run ahead of its last checkpoint: the task view draws the checkpoint and says so."""
-    from core.checkpoint import atomic_write, read_weights, weights_bytes
+    from core.storage.checkpoint import atomic_write, read_weights, weights_bytes
 
     folder = tmp_path / "cli-run"
     cli_run(folder, iterations=40)

@@ -11,9 +11,9 @@ import pytest
 
 from core.device import available_devices
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.trainer import MetaTrainer
-from maml_gui.runs import History
-from maml_gui.training import TrainingController, WorkerOptions, live_threads
+from core.training.trainer import MetaTrainer
+from maml_gui.session.runs import History
+from maml_gui.jobs.training import TrainingController, WorkerOptions, live_threads
 
 from .helpers import diverge_after
 
@@ -209,7 +209,7 @@ def test_history_stays_bounded_and_evenly_spaced():
 
 
 def test_pacer_stretches_refresh_while_the_gui_is_busy(monkeypatch):
-    from maml_gui import pacing
+    from maml_gui.window import pacing
 
     clock = {"cpu": 0.0, "wall": 0.0}
     monkeypatch.setattr(pacing.time, "thread_time", lambda: clock["cpu"])

@@ -8,12 +8,12 @@ import pytest
 from PySide6.QtGui import QIcon
 
 from core.config import ExperimentConfig, FamilySpec
-from core.evaluation import FunctionView
+from core.trained.evaluation import FunctionView
 from maml_gui.widgets.family_editor import FamilyEditor
 from maml_gui.widgets.hyper_panel import HyperPanel
-from maml_gui.overlays import run_color
-from maml_gui.plot_math import MAX_DISPLAY_POINTS
-from maml_gui.runs import History
+from maml_gui.session.overlays import run_color
+from maml_gui.widgets.plot_math import MAX_DISPLAY_POINTS
+from maml_gui.session.runs import History
 from maml_gui.widgets.adaptation_plot import AdaptationPlot
 from maml_gui.widgets.function_plot import FunctionPlot
 from maml_gui.widgets.loss_plot import LossPlot

@@ -12,11 +12,11 @@ import json
 import numpy as np
 from PySide6.QtWidgets import QDockWidget
 
-from core.checkpoint import load_run
+from core.storage.checkpoint import load_run
 from core.config import AlgorithmSpec, FamilySpec, ModelSpec, TrainSpec
-from core.trainer import MetaTrainer
-from maml_gui.main_window import MainWindow
-from maml_gui.training import live_threads
+from core.training.trainer import MetaTrainer
+from maml_gui.window.main_window import MainWindow
+from maml_gui.jobs.training import live_threads
 
 from .gui_support import OPTIONS, tiny
 from .helpers import diverge_after

@@ -15,12 +15,12 @@ import textwrap
 import pytest
 import torch
 
-from core.checkpoint import METRICS_FILE, STATE_FILE, WEIGHTS_FILE, load_checkpoint, save_run
-from core.cli import main
+from core.storage.checkpoint import METRICS_FILE, STATE_FILE, WEIGHTS_FILE, load_checkpoint, save_run
+from core.cli.main import main
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.run_files import RunFileError
-from core.run_lock import LOCK_FILE, RunLock, RunLocked, lock_holder
-from core.trainer import MetaTrainer
+from core.storage.schemas import RunFileError
+from core.storage.lock import LOCK_FILE, RunLock, RunLocked, lock_holder
+from core.training.trainer import MetaTrainer
 
 HUGE = "99999999999999999999"
 TINY = ["--family", "sinusoid", "--meta-batch", "2", "--shots", "3", "--query", "3"]
@@ -100,7 +100,7 @@ def test_a_run_too_large_for_memory_is_refused_before_allocating(tmp_path, argv,
     code = textwrap.dedent(f"""
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP}))
-        from core.cli import main
+        from core.cli.main import main
         sys.exit(main({["train", *argv, "--iterations", "1", "--out", str(out)]!r}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=110)
@@ -121,12 +121,12 @@ def test_an_allocation_failure_during_training_is_one_line_naming_what_to_reduce
 
 
 def test_an_allocation_failure_in_evaluate_is_one_line(run, capsys, monkeypatch):
-    import core.evaluation
+    import core.trained.evaluation
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 6270000000 bytes")
 
-    monkeypatch.setattr(core.evaluation, "evaluate", no_memory)
+    monkeypatch.setattr(core.trained.evaluation, "evaluate", no_memory)
     assert main(["evaluate", str(run), "--tasks", "20000"]) == 1
     one_line(capsys, "out of memory", "--tasks")
 
@@ -172,7 +172,7 @@ def test_sigterm_while_reading_data_ends_the_run_and_leaves_no_lock(tmp_path):
         def blocking(spec):
             open({str(fifo)!r}).read()
         core.tasks.build_family = blocking
-        from core.cli import main
+        from core.cli.main import main
         sys.exit(main(["train", "--iterations", "5", "--out", {str(out)!r}]))
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.adapt import adapt_weights, points_task
+from core.trained.adapt import adapt_weights, points_task
 from core.config import FamilySpec
-from core.evaluation import FunctionView, diverged_tasks, held_out_tasks, mean_and_ci, per_step_scores, summarise
-from core.loaded_model import LoadedModel, adaptation_steps, preview_from_weights
-from core.task_views import DataView, RegionsView
+from core.trained.evaluation import FunctionView, diverged_tasks, held_out_tasks, mean_and_ci, per_step_scores, summarise
+from core.trained.loaded_model import LoadedModel, adaptation_steps, preview_from_weights
+from core.trained.task_views import DataView, RegionsView
 from core.tasks import FAMILIES, build_family
-from core.trainer import MetaTrainer
+from core.training.trainer import MetaTrainer
 
 from .helpers import tiny_config
 
@@ -197,7 +197,7 @@ def test_every_family_answers_the_same_questions(tmp_path):
 def test_snapshots_keep_their_diverged_counts_on_disk_and_old_files_still_load():
     import json
 
-    from maml_gui.project import snapshot_from_dict, snapshot_to_dict
+    from maml_gui.session.project import snapshot_from_dict, snapshot_to_dict
 
     config = tiny_config("sinusoid", "maml", steps=2).replace("algorithm", inner_lr=3.0)
     snapshot = LoadedModel(config).adaptation(6)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from core.optim import MetaAdam
+from core.training.optim import MetaAdam
 
 
 @pytest.mark.parametrize("portable", [False, True])

@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-from maml_gui.overlays import RUN_COLORS, run_color
-from maml_gui.plot_math import (SmoothedColumns, display_index, ema_debiased, keep_or_snap, snap_range, to_pixels,
+from maml_gui.session.overlays import RUN_COLORS, run_color
+from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, ema_debiased, keep_or_snap, snap_range, to_pixels,
                                 value_bounds)
 
 
 def test_plot_math_and_overlays_load_no_qt():
-    code = ("import sys, maml_gui.plot_math, maml_gui.overlays; "
+    code = ("import sys, maml_gui.widgets.plot_math, maml_gui.session.overlays; "
             "print(','.join(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -125,7 +125,7 @@ def test_run_colours_are_distinct_and_stable():
 
 
 def test_training_time_adds_up_the_steps_durations_also_for_a_thinned_history():
-    from maml_gui.plot_math import training_time
+    from maml_gui.widgets.plot_math import training_time
     np.testing.assert_allclose(training_time([1, 2, 3], [0.5, 1.0, 0.5]), [0.5, 1.5, 2.0])
     # every 4th row kept: each stands for the 4 iterations since the previous one
     np.testing.assert_allclose(training_time([4, 8, 12], [1.0, 2.0, 1.0]), [1.0, 9.0, 13.0])
@@ -134,7 +134,7 @@ def test_training_time_adds_up_the_steps_durations_also_for_a_thinned_history():
 
 
 def test_time_ticks_fall_on_clock_friendly_steps_and_read_as_durations():
-    from maml_gui.plot_math import format_duration, time_tick_spacing
+    from maml_gui.widgets.plot_math import format_duration, time_tick_spacing
     assert time_tick_spacing(0, 100, 700) == 10
     assert time_tick_spacing(0, 3000, 700) == 300
     assert time_tick_spacing(0, 7 * 3600, 700) == 3600

@@ -11,15 +11,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from core.checkpoint import STATE_FILE, WEIGHTS_FILE, load_checkpoint, save_run
-from core.cli import main
-from core.conv import ConvNet4
-from core.evaluation import held_out_tasks, per_step_scores
-from core.export import export_weights
-from core.models import MLP
+from core.storage.checkpoint import STATE_FILE, WEIGHTS_FILE, load_checkpoint, save_run
+from core.cli.main import main
+from core.nets.conv import ConvNet4
+from core.trained.evaluation import held_out_tasks, per_step_scores
+from core.trained.export import export_weights
+from core.nets.models import MLP
 from core.tasks import TaskBatch
-from core.trainer import MetaTrainer
-from core.weights_io import open_weights
+from core.training.trainer import MetaTrainer
+from core.trained.weights_io import open_weights
 
 from .helpers import max_rel_error, spawn_two_ranks, tiny_config
 
@@ -206,7 +206,7 @@ def test_regression_and_task_column_classification_keep_the_joint_baseline():
 
 def _two_ranks(rank: int, folder: str) -> None:
     from core.config import ExperimentConfig
-    from core.distributed import Group
+    from core.training.distributed import Group
 
     group = Group.join((rank, 2, rank, 2), timeout=60)
     trainer = MetaTrainer(ExperimentConfig.from_json((Path(folder) / "config.json").read_text()), group=group)

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from core.errors import MamlError
-from core.run_lock import LOCK_FILE, RunLock, RunLocked, lock_holder
+from core.storage.lock import LOCK_FILE, RunLock, RunLocked, lock_holder
 
 
 def dead_pid() -> int:

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_run, load_training_state, read_metrics
-from maml_gui.project import Project
-from maml_gui.session import Session
-from maml_gui.training import WorkerOptions
+from core.storage.checkpoint import load_run, load_training_state, read_metrics
+from maml_gui.session.project import Project
+from maml_gui.session.session import Session
+from maml_gui.jobs.training import WorkerOptions
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
 
@@ -31,8 +31,8 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from maml_gui.app import application
-from maml_gui.main_window import MainWindow
-from maml_gui.training import WorkerOptions
+from maml_gui.window.main_window import MainWindow
+from maml_gui.jobs.training import WorkerOptions
 
 folder, every = Path(sys.argv[1]), float(sys.argv[2])
 app = application()
@@ -137,7 +137,7 @@ def test_a_failed_write_loses_no_row_and_repeats_none(qtbot, tmp_path, monkeypat
     def flaky(self, snap):
         calls.append(snap)
         if len(calls) == 3:   # halfway: the rows are appended, the training state is not
-            from core.checkpoint import append_metrics_table
+            from core.storage.checkpoint import append_metrics_table
 
             append_metrics_table(self.folder / snap.folder, snap.metrics)
             from core.errors import MamlError
@@ -160,7 +160,7 @@ def test_a_failed_write_loses_no_row_and_repeats_none(qtbot, tmp_path, monkeypat
 
 @pytest.mark.parametrize("every", [0.3, 15.0])
 def test_the_save_interval_is_the_sessions_setting(qtbot, tmp_path, every):
-    from maml_gui.run_saver import SAVE_SHARE, RunSaver
+    from maml_gui.session.run_saver import SAVE_SHARE, RunSaver
 
     session = Session(tmp_path / "p", WorkerOptions(save_interval=every))
     assert session.options.save_interval == every

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_run, save_run
+from core.storage.checkpoint import load_run, save_run
 from core.config import FamilySpec
-from core.trainer import MetaTrainer
-from maml_gui.project import PROJECT_FILE
-from maml_gui.session import Session
-from maml_gui.training import WorkerOptions
+from core.training.trainer import MetaTrainer
+from maml_gui.session.project import PROJECT_FILE
+from maml_gui.session.session import Session
+from maml_gui.jobs.training import WorkerOptions
 
 from .helpers import copy_as_crashed
 from .gui_support import no_dangling_threads, private_default_settings, tiny  # noqa: F401  (fixtures)
@@ -165,7 +165,7 @@ def test_deleting_a_run_removes_its_folder(qtbot, make_session, tmp_path):
 
 def test_a_failed_write_keeps_the_run_and_says_so(qtbot, make_session, monkeypatch):
     from core.errors import CheckpointError
-    from maml_gui.project import Project
+    from maml_gui.session.project import Project
 
     session = make_session()
     errors = []
@@ -195,7 +195,7 @@ def test_the_family_being_edited_persists(qtbot, make_session, tmp_path):
 
 
 def test_the_pretrain_baseline_gets_as_many_updates_as_the_run(qtbot, make_session):
-    from core.loaded_model import LoadedModel
+    from core.trained.loaded_model import LoadedModel
 
     session = make_session()
     run = train(qtbot, session, 60)
@@ -214,7 +214,7 @@ def test_a_run_another_process_trains_is_followed_live(qtbot, make_session, tmp_
     import subprocess
     import sys
 
-    from core.checkpoint import read_weights
+    from core.storage.checkpoint import read_weights
 
     out = tmp_path / "headless"
     child = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--family", "linear", "--iterations", "4000",

@@ -3,7 +3,7 @@
 
 import xml.etree.ElementTree as ET
 
-from maml_gui.svg_strokes import flatten_strokes
+from maml_gui.actions.svg_strokes import flatten_strokes
 
 NS = "{http://www.w3.org/2000/svg}"
 HEAD = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<svg width="100" height="50" viewBox="0 0 100 50" '

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from core.sweep import SweepError, mean_ci, parse_grid, parse_seeds, plan, summarize, write_summary
+from core.storage.sweeps import SweepError, mean_ci, parse_grid, parse_seeds, plan, summarize, write_summary
 
 
 def test_seeds_ranges_and_lists():
@@ -100,7 +100,7 @@ def test_an_unfinished_run_resumes_and_a_new_one_starts_fresh(tmp_path):
 
 
 def test_a_sweep_of_real_processes_summarises_and_resumes(tmp_path, capsys):
-    from core.cli import main as cli
+    from core.cli.main import main as cli
 
     out = tmp_path / "sweep"
     argv = ["sweep", "--seeds", "0-1", "--parallel", "2", "--family", "linear", "--iterations", "40",
@@ -131,7 +131,7 @@ def test_a_sweep_of_real_processes_summarises_and_resumes(tmp_path, capsys):
 
 # -- options the sweep must not misread (issue 26 items 1-3, 10) -----------------------------------
 def _sweep_exit(argv, capsys):
-    from core.cli import main as cli
+    from core.cli.main import main as cli
 
     code = cli(["sweep", *argv])
     return code, capsys.readouterr().err
@@ -152,7 +152,7 @@ def test_a_per_run_option_or_a_prefix_is_refused_before_anything_runs(tmp_path, 
 
 
 def test_no_command_takes_a_prefix_of_an_option(capsys):
-    from core.cli import build_parser, main as cli
+    from core.cli.main import build_parser, main as cli
 
     parsers = build_parser()._subparsers._group_actions[0].choices   # noqa: SLF001
     assert parsers and all(not p.allow_abbrev for p in parsers.values())
@@ -221,7 +221,7 @@ def test_a_huge_sweep_is_refused_in_little_memory(tmp_path, argv, says):
     import sys
 
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
-            "from core.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from core.cli.main import main; sys.exit(main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", code, "sweep", *argv, "--family", "linear",
                              "--out", str(tmp_path / "sweep")], capture_output=True, text=True, timeout=60,
                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
@@ -235,7 +235,7 @@ def test_the_sweep_rate_counts_only_iterations_done_since_it_started(tmp_path, c
     new iterations over the time taken (it showed 269,744,754 it/s)."""
     from types import SimpleNamespace
 
-    from core.sweep_cli import _Bar
+    from core.cli.sweep import _Bar
 
     done = {"n": 9000}   # 9000 of 10000 iterations were done by an earlier sweep
     runner = SimpleNamespace(runs=plan(tmp_path, [0, 1], []), progress=lambda: (done["n"], 10000))
@@ -252,7 +252,7 @@ def test_the_sweep_rate_counts_only_iterations_done_since_it_started(tmp_path, c
 
 def test_python_m_core_cli_gives_the_same_one_line(tmp_path):
     """The sweep launches its runs as `python -m core.cli`; run that way, an error raised inside an
-    imported module (core.cli.UsageError, not __main__'s copy) must still be one line, exit 2."""
+    imported module (core.cli.main.UsageError, not __main__'s copy) must still be one line, exit 2."""
     import os
     import subprocess
     import sys

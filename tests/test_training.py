@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from core.errors import TrainingDiverged
-from core.evaluation import evaluate
-from core.trainer import MetaTrainer
+from core.trained.evaluation import evaluate
+from core.training.trainer import MetaTrainer
 
 from .helpers import tiny_config
 
@@ -110,7 +110,7 @@ def test_diverged_tasks_are_counted_and_json_stays_valid():
     import json
     import math
 
-    from core.evaluation import EvalResult, summarise
+    from core.trained.evaluation import EvalResult, summarise
 
     scores = torch.tensor([[1.0, 2.0, 3.0], [0.5, float("nan"), 1.0]])
     summary = summarise(scores, (0, 1))
@@ -125,7 +125,7 @@ def test_diverged_tasks_are_counted_and_json_stays_valid():
 def test_evaluation_in_chunks_equals_one_batch(family, kw, algorithm):
     """Held-out tasks adapt a chunk at a time (memory bounded whatever --tasks is) with the very
     scores of one batch: each task adapts on its own."""
-    from core.evaluation import held_out_tasks, per_step_scores
+    from core.trained.evaluation import held_out_tasks, per_step_scores
 
     trainer = MetaTrainer(tiny_config(family, algorithm, steps=2, **kw))
     batch = held_out_tasks(trainer.family, 10, 4 if family != "blobs" else 2, 5, seed=3)
@@ -142,11 +142,11 @@ def test_evaluate_memory_does_not_grow_with_tasks(tmp_path):
     import subprocess
     import sys
 
-    from core.cli import main
+    from core.cli.main import main
 
     assert main(["train", "--iterations", "1", "--meta-batch", "2", "--out", str(tmp_path / "run")]) == 0
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
-            "from core.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from core.cli.main import main; sys.exit(main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", code, "evaluate", str(tmp_path / "run"), "--tasks", "20000",
                              "--steps", "0,1", "--json"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})

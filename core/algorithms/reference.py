@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .tasks import TaskBatch
+from core.tasks import TaskBatch
 
 
 def loop_meta_gradient(module: nn.Module, params: dict[str, torch.Tensor], batch: TaskBatch, inner_steps: int,

@@ -2,7 +2,7 @@
 
 Kept apart from ``cli.py`` so the CSV options live in one place; ``cli.py`` adds them to the
 ``train`` parser and asks :func:`family_spec_from_args` for the family. A file that cannot be
-used raises :class:`~core.csv_reader.CsvError` (a ``MamlError``), which ``cli.main`` prints as
+used raises :class:`~core.data.csv_reader.CsvError` (a ``MamlError``), which ``cli.main`` prints as
 one line and turns into exit code 2.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import FamilySpec
-from .errors import ConfigError
+from core.config import FamilySpec
+from core.errors import ConfigError
 
 _CSV_FLAGS = ("task_column", "target", "features", "classification", "drop_missing", "split", "split_seed",
               "no_normalize", "split_by")   # --ways (n_way) also serves the other classification families
@@ -48,7 +48,7 @@ def family_spec_from_args(args: argparse.Namespace) -> FamilySpec | None:
     The returned spec carries absolute paths and the normalization statistics, so the run folder
     rebuilds the same family wherever ``evaluate`` is started.
     """
-    from .tasks.csv_family import cached_family
+    from core.tasks.csv_family import cached_family
 
     if not getattr(args, "csv", None):
         given = [f"--{name.replace('_', '-')}" for name in _CSV_FLAGS
@@ -74,7 +74,7 @@ def family_spec_from_args(args: argparse.Namespace) -> FamilySpec | None:
 
 def _labelled_rows_spec(args: argparse.Namespace) -> FamilySpec:
     """One file whose rows carry a class label: N-way episodes over the labels (no task column)."""
-    from .tasks import build_family
+    from core.tasks import build_family
 
     if args.target is None:
         raise ConfigError("family.target", "--classification without --task-column needs --target LABEL (the class "
@@ -98,7 +98,7 @@ def _labelled_rows_spec(args: argparse.Namespace) -> FamilySpec:
 
 def _label_count(path: str, target: str) -> int:
     """Distinct non-empty values of ``target`` (0 when there is no such column: the family says why)."""
-    from .csv_reader import read_csv
+    from core.data.csv_reader import read_csv
 
     table = read_csv(path)
     return sum(1 for name in table.labels(target)[0] if name) if target in table.columns else 0

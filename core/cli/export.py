@@ -1,6 +1,6 @@
 """``maml-gui export`` and ``maml-gui adapt``: the command-line side of export, open and adapt.
 
-Kept apart from ``core/cli.py`` so the feature is one module to read; ``cli.py`` only registers
+Kept apart from ``core/cli/main.py`` so the feature is one module to read; ``cli.py`` only registers
 the sub-commands. Errors are :class:`MamlError`, which ``cli.main`` prints as one line (exit 2).
 """
 
@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import ranges
-from .adapt import MAX_STEPS
-from .export import FORMATS, SUFFIXES, config_sidecar, export_weights, readme_sidecar
+from core import ranges
+from core.trained.adapt import MAX_STEPS
+from core.trained.export import FORMATS, SUFFIXES, config_sidecar, export_weights, readme_sidecar
 
 
 def add_export_parser(subparsers) -> None:
@@ -27,8 +27,8 @@ def add_export_parser(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from .checkpoint import folder_notes
-    from .weights_io import open_weights
+    from core.storage.checkpoint import folder_notes
+    from core.trained.weights_io import open_weights
 
     config, weights = open_weights(args.run)
     for note in folder_notes(args.run, config):
@@ -84,14 +84,14 @@ def add_adapt_parser(subparsers) -> None:
 
 
 def run_adapt(args) -> int:
-    from .adapt import adapt_weights, rows_text, support_rows, task_from_csv
-    from .errors import ConfigError
-    from .tasks import build_family
-    from .weights_io import open_weights
+    from core.trained.adapt import adapt_weights, rows_text, support_rows, task_from_csv
+    from core.errors import ConfigError
+    from core.tasks import build_family
+    from core.trained.weights_io import open_weights
 
     if (args.csv is None) == (args.images is None):
         raise ConfigError("csv", "give the new task as --csv TASK.csv (with --target) or --images DIR")
-    from .checkpoint import folder_notes
+    from core.storage.checkpoint import folder_notes
 
     config, weights = open_weights(args.source, args.config)
     for note in folder_notes(args.source, config):
@@ -135,9 +135,9 @@ def _export_adapted(args, config, result, family) -> int:
 
 
 def _adapt_images(args, config, weights, family) -> int:
-    """A new N-way task from a folder of class folders (:func:`core.adapt.image_folder_task`, which
+    """A new N-way task from a folder of class folders (:func:`core.trained.adapt.image_folder_task`, which
     the window's adapt view uses too), normalised as the run's training images."""
-    from .adapt import adapt_weights, image_folder_task
+    from core.trained.adapt import adapt_weights, image_folder_task
 
     task = image_folder_task(args.images, family, args.shots, args.seed)
     query = {} if task.query_x is None else {"query_x": task.query_x, "query_y": task.query_y}

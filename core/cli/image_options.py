@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .config import BATCH_NORMS, DOWNSAMPLES, MODELS, ExperimentConfig, FamilySpec, ModelSpec
-from .errors import ConfigError
+from core.config import BATCH_NORMS, DOWNSAMPLES, MODELS, ExperimentConfig, FamilySpec, ModelSpec
+from core.errors import ConfigError
 
 EPISODE_HELP = ("Classification families (glyphs, images, labelled CSV rows, blobs) sample N-way K-shot "
                 "episodes: --shots K and --query Q are examples PER CLASS, as in the literature "
@@ -60,7 +60,7 @@ def apply_episode_arguments(args: argparse.Namespace, config: ExperimentConfig) 
         family = FamilySpec(family.name, {**dict(family.params), **image_params})
     n_way = getattr(args, "n_way", None)
     if n_way is not None and family.name != "csv":   # the CSV family takes it with its own options
-        from .tasks import FAMILIES
+        from core.tasks import FAMILIES
 
         cls = FAMILIES.get(family.name)
         if cls is None or not any(f.name == "n_way" for f in cls.fields):
@@ -99,8 +99,8 @@ def add_evaluate_arguments(ev: argparse.ArgumentParser) -> None:
 def evaluation_family(args: argparse.Namespace, config: ExperimentConfig, family):
     """The family ``evaluate`` scores on: the run's own (its meta-test split), or every class of
     ``--images`` / ``--csv``, normalised as the run's training data was."""
-    from .tasks import build_family
-    from .tasks.episodes import EpisodeFamily
+    from core.tasks import build_family
+    from core.tasks.episodes import EpisodeFamily
 
     other = args.images or args.csv
     ways = args.ways
@@ -129,6 +129,6 @@ def evaluation_family(args: argparse.Namespace, config: ExperimentConfig, family
             raise ConfigError("family", "--csv scores a run trained on labelled CSV rows; this one learned images")
         spec = FamilySpec("labelled_csv", {"path": path, "target": params.get("target"), "features": family.features,
                                            "n_way": params.get("n_way", family.output_dim)})
-    from .tasks import FAMILIES
+    from core.tasks import FAMILIES
 
     return FAMILIES[spec.name](spec.params, every_class=True).normalised_like(family)

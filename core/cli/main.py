@@ -19,9 +19,9 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from . import ranges
-from .config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec
-from .errors import MamlError, TrainingDiverged
+from core import ranges
+from core.config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec
+from core.errors import MamlError, TrainingDiverged
 
 
 class UsageError(Exception):
@@ -86,11 +86,11 @@ def _steps(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> _Parser:
-    from .csv_cli import add_csv_arguments
-    from .episode_cli import add_episode_arguments, add_evaluate_arguments
-    from .export_cli import add_adapt_parser, add_export_parser
-    from .sweep_cli import add_sweep_parser
-    from .tasks import FAMILIES
+    from core.cli.csv_options import add_csv_arguments
+    from core.cli.image_options import add_episode_arguments, add_evaluate_arguments
+    from core.cli.export import add_adapt_parser, add_export_parser
+    from core.cli.sweep import add_sweep_parser
+    from core.tasks import FAMILIES
 
     parser = _Parser(prog="maml-gui", description="MAML Explorer: meta-learning you can watch. "
                      "With no command, opens the window.")
@@ -180,14 +180,14 @@ def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | Non
             stream.reconfigure(errors="backslashreplace")
     try:
         if argv and argv[0] == "sweep":   # its unknown options are train's: parsed by the sweep itself
-            from .sweep_cli import run_sweep
+            from core.cli.sweep import run_sweep
 
             return run_sweep(argv[1:], UsageError)
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError("maml-gui: choose a command: train, sweep, evaluate, bench, export or adapt "
                              "(with no command at all, the maml-gui launcher opens the window)")
-        from .export_cli import run_adapt, run_export
+        from core.cli.export import run_adapt, run_export
 
         args.argv = argv
         commands = {"train": _train, "evaluate": _evaluate, "bench": partial(_bench, gui_bench=gui_bench),
@@ -219,11 +219,11 @@ def _out_of_memory(exc: BaseException) -> bool:
 # -- train ------------------------------------------------------------------------------------
 def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentConfig:
     """The experiment the flags describe, over ``--config`` (else ``base``, else the defaults)."""
-    from .csv_cli import family_spec_from_args
-    from .episode_cli import apply_episode_arguments
+    from core.cli.csv_options import family_spec_from_args
+    from core.cli.image_options import apply_episode_arguments
 
     if args.config is not None:
-        from .run_files import read_config_file
+        from core.storage.schemas import read_config_file
 
         config = read_config_file(args.config, validate=False)   # validated below, with the flags applied
     else:
@@ -245,7 +245,7 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
 
 def _train(args) -> int:
     """Check the flags, then train here, as one rank of several, or launch ``--nproc`` ranks."""
-    from .distributed import RANK_TIMEOUT, launch, launched_here, rank_from_env
+    from core.training.distributed import RANK_TIMEOUT, launch, launched_here, rank_from_env
 
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         raise UsageError("maml-gui train: --time-limit must be a positive number of seconds")
@@ -271,8 +271,8 @@ def _train_here(args, group=None) -> int:
     """Lock the run folder, then train; the lock is released on every way out (a SIGTERM sets a
     flag from the moment the lock is taken, so even a stop during setup releases it). With a
     group (rank 0 of several), Ctrl-C sets the flag too: the ranks must stop together."""
-    from .checkpoint import remove_leftovers
-    from .run_lock import RunLock
+    from core.storage.checkpoint import remove_leftovers
+    from core.storage.lock import RunLock
 
     out = args.out = args.out or args.resume
     if out.exists() and not out.is_dir():
@@ -325,7 +325,7 @@ def _on_stop_signals(stop: dict, ranked: bool) -> dict:
 def _train_rank(args, ranked, timeout: float) -> int:
     """One process of a run of several: rank 0 trains as a lone run does (lock, checkpoints,
     summary), the others follow it silently."""
-    from .distributed import Group
+    from core.training.distributed import Group
 
     group = Group.join(ranked, timeout)
     try:
@@ -336,9 +336,9 @@ def _train_rank(args, ranked, timeout: float) -> int:
 
 def _train_follower(group) -> int:
     """A rank other than 0: rank 0's trainer, its share of each batch, no files and no output."""
-    from .config import ExperimentConfig
-    from .distributed import AGREED, PEER_FAILED, PeerFailed
-    from .trainer import MetaTrainer
+    from core.config import ExperimentConfig
+    from core.training.distributed import AGREED, PEER_FAILED, PeerFailed
+    from core.training.trainer import MetaTrainer
 
     stop = {"flag": False, "signal": None}
     previous = _on_stop_signals(stop, True)
@@ -373,10 +373,10 @@ _STOP_WORDS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
 
 
 def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> int:
-    from .checkpoint import Checkpointer
-    from .distributed import AGREED, PEER_FAILED, PeerFailed
-    from .memory import fitting_family, memory_tips
-    from .trainer import MetaTrainer
+    from core.storage.checkpoint import Checkpointer
+    from core.training.distributed import AGREED, PEER_FAILED, PeerFailed
+    from core.training.memory import fitting_family, memory_tips
+    from core.training.trainer import MetaTrainer
 
     if args.resume is not None:
         trainer = _resumed(args, group)
@@ -485,7 +485,7 @@ class _Saves:
         print(("\n" if self.progress else "") + f"maml-gui: {line}", file=sys.stderr, flush=True)
 
     def _save(self):
-        from .checkpoint import SaveFailed
+        from core.storage.checkpoint import SaveFailed
 
         try:
             self.saver.save(self.trainer.config, self.trainer.weights(), self.trainer.training_state())
@@ -545,7 +545,7 @@ class _Saves:
 def _claim_out(out: Path, force: bool) -> None:
     """Refuse to write a new run over an existing one unless ``--force``; with it, delete the old
     run's files first so nothing of it mixes with the new run. Called with the folder's lock held."""
-    from .checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE
+    from core.storage.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE
 
     found = [out / n for n in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE) if (out / n).exists()]
     if not found:
@@ -562,10 +562,10 @@ def _claim_out(out: Path, force: bool) -> None:
 
 def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
-    from .checkpoint import STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
-    from .errors import CheckpointError
-    from .memory import fitting_family
-    from .trainer import MetaTrainer
+    from core.storage.checkpoint import STATE_FILE, folder_notes, load_checkpoint, with_resume_hint
+    from core.errors import CheckpointError
+    from core.training.memory import fitting_family
+    from core.training.trainer import MetaTrainer
 
     saved, weights, tensors, metadata = load_checkpoint(args.resume)
     for note in folder_notes(args.resume, saved, weights_file=True):
@@ -618,11 +618,11 @@ class _Progress:
 
 # -- evaluate ---------------------------------------------------------------------------------
 def _evaluate(args) -> int:
-    from .checkpoint import folder_notes
-    from .episode_cli import evaluation_family
-    from .evaluation import evaluate
-    from .trainer import MetaTrainer
-    from .weights_io import open_weights
+    from core.storage.checkpoint import folder_notes
+    from core.cli.image_options import evaluation_family
+    from core.trained.evaluation import evaluate
+    from core.training.trainer import MetaTrainer
+    from core.trained.weights_io import open_weights
 
     for name in ("tasks", "query"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -671,7 +671,7 @@ def _bench(args, gui_bench: Callable[[float], dict] | None = None) -> int:
         "train", meta_batch=args.meta_batch, device=args.device)
     config.validate()
     if args.memory is not None:
-        from .bench import bench_memory
+        from core.training.bench import bench_memory
 
         if args.memory < 1:
             raise UsageError("maml-gui bench: --memory needs a positive iteration count")
@@ -684,7 +684,7 @@ def _bench(args, gui_bench: Callable[[float], dict] | None = None) -> int:
                 print(f"iteration {r['iteration']:>7}  rss {r['rss_mib']:8.1f} MiB  peak {r['peak_rss_mib']:8.1f} MiB")
         return 0
     if args.compile and args.conv:
-        from .bench import bench_conv_compile, conv_compile_lines
+        from core.training.bench import bench_conv_compile, conv_compile_lines
 
         given = {"meta_batch": args.meta_batch} if "--meta-batch" in args.argv else {}
         result = bench_conv_compile(rounds=args.rounds if "--rounds" in args.argv else 2, device=args.device, **given)
@@ -693,13 +693,13 @@ def _bench(args, gui_bench: Callable[[float], dict] | None = None) -> int:
     if args.compile:
         return _bench_compile(args, config)
     if args.conv:
-        from .bench import bench_conv, conv_lines
+        from core.training.bench import bench_conv, conv_lines
 
         given = {"meta_batch": args.meta_batch} if "--meta-batch" in args.argv else {}
         result = bench_conv(rounds=args.rounds if "--rounds" in args.argv else 2, device=args.device, **given)
         print(json.dumps(result) if args.json else "\n".join(conv_lines(result)))
         return 0
-    from .bench import bench_speed
+    from core.training.bench import bench_speed
 
     result = bench_speed(config, rounds=args.rounds)
     if args.json:
@@ -714,7 +714,7 @@ def _bench(args, gui_bench: Callable[[float], dict] | None = None) -> int:
 
 
 def _bench_compile(args, config: ExperimentConfig) -> int:
-    from .bench import bench_compile
+    from core.training.bench import bench_compile
 
     result = bench_compile(config, rounds=args.rounds)
     if args.json:
@@ -734,10 +734,3 @@ def _bench_compile(args, config: ExperimentConfig) -> int:
           f"{seconds(result.compile_warm_s)} warm")
     return 0
 
-
-if __name__ == "__main__":
-    # run the importable module's main: modules it imports (the sweep) raise core.cli.UsageError,
-    # which this __main__ copy of the module would not catch
-    from core.cli import main as _main
-
-    sys.exit(_main())

@@ -2,7 +2,7 @@
 
 Every option ``sweep`` does not know itself is a ``train`` option, checked by ``train``'s own
 parser before anything starts, so a typo costs one readable line (exit 2), not a sweep of
-failed runs. See :mod:`core.sweep` for the folder layout and how a sweep resumes.
+failed runs. See :mod:`core.storage.sweeps` for the folder layout and how a sweep resumes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .sweep import Runner, SweepError, parse_grid, parse_seeds, plan, write_summary
+from core.storage.sweeps import Runner, SweepError, parse_grid, parse_seeds, plan, write_summary
 
 SWEEP_FILE = "sweep.json"
 FIXED = ("--out", "--resume", "--force", "--seed")   # per run, set by the sweep itself
@@ -45,7 +45,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     """``argv`` after ``sweep``. Raises ``usage_error`` (exit 2) for bad syntax."""
-    from .cli import build_parser, config_from_args
+    from core.cli.main import build_parser, config_from_args
 
     parser = build_parser()
     sweep_parser = parser._subparsers._group_actions[0].choices["sweep"]   # noqa: SLF001 - argparse has no getter
@@ -82,7 +82,7 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     record = {"seeds": seeds, "grid": args.grid, "train_args": rest, "tasks": args.tasks, "steps": args.steps}
     _claim(out, record)
 
-    from .run_lock import RunLock
+    from core.storage.lock import RunLock
 
     lock = RunLock(out)
     warning = lock.acquire("maml-gui sweep")
@@ -133,7 +133,7 @@ def _claim(out: Path, record: dict) -> None:
     if out.exists() and any(out.iterdir()):
         raise SweepError(f"{out} exists and is not a sweep folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    from .checkpoint import atomic_write
+    from core.storage.checkpoint import atomic_write
 
     atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
 

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .csv_reader import (HEAD_ROWS, MAX_COLUMNS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, LineLengths,
-                         _detect_header, _name_columns, _refuse_binary, _Reporter, _sniff_delimiter)
+from core.data.csv_reader import (HEAD_ROWS, MAX_COLUMNS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, LineLengths, _detect_header, _name_columns, _refuse_binary, _Reporter, _sniff_delimiter)
 
 FAST_MIN_BYTES = 1_000_000     # below this the precise reader is as quick (and pandas' import is skipped)
 SCAN_BYTES = 1024 * 1024       # read at a time while checking encoding, line ends and quotes (small: see _parse)

@@ -25,8 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from .csv_numbers import Parsed, from_floats, is_number, parse_numbers
-from .errors import MamlError
+from core.data.csv_numbers import Parsed, from_floats, is_number, parse_numbers
+from core.errors import MamlError
 
 MAX_BYTES = 200_000_000  # refused above this: reading holds the table in memory (about 4-5x the file size)
 DELIMITERS = ("\t", ";", ",", "|")  # on a tie the earlier wins: ',' is also a decimal mark
@@ -235,7 +235,7 @@ def read_csv(path: str | Path, *, progress: Progress | None = None, header: bool
             return _cache[key]
     report = _Reporter(path, progress)
     table = None
-    from . import csv_fast  # here, not at the top: it imports this module
+    from core.data import csv_fast  # here, not at the top: it imports this module
 
     if stat.st_size >= csv_fast.FAST_MIN_BYTES:
         table = csv_fast.read_fast(path, report, header)  # None: not provably plain, read precisely

@@ -28,7 +28,7 @@ Per-task weights, two exact formulations (:data:`FORMULATION`):
 
 Chosen by measurement at the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query
 per class, meta-batch 32, second order; ``maml-gui bench --conv``, engine vs the per-task autograd
-loop of :mod:`core.reference`, interleaved, 2-core CPU): "loop" 1.03 vs 1.10 it/s (0.94×; median
+loop of :mod:`core.algorithms.reference`, interleaved, 2-core CPU): "loop" 1.03 vs 1.10 it/s (0.94×; median
 meta-gradient 1.24 s vs 1.23 s in another interleaved run) with 378 vs 376 MiB peak; "grouped" 0.78
 vs 1.13 it/s (0.69×) with 689 MiB (on a busier moment). PyTorch's double backward of a grouped
 convolution loops over the groups, so folding tasks into groups saves nothing in second-order MAML
@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelSpec
-from .errors import ConfigError
+from core.config import ModelSpec
+from core.errors import ConfigError
 
 Params = dict[str, torch.Tensor]
 EPS = 1e-5

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelSpec
-from .errors import ConfigError
+from core.config import ModelSpec
+from core.errors import ConfigError
 
 Params = dict[str, torch.Tensor]
 
@@ -222,7 +222,7 @@ def build_net(spec: ModelSpec, input_dim: int, output_dim: int, input_shape: tup
     if spec.name == "conv4":
         if input_shape is None:
             raise ConfigError("model.name", "the conv4 model needs image inputs; choose an image family or the mlp model")
-        from .conv import ConvNet
+        from core.nets.conv import ConvNet
 
         return ConvNet(spec, input_shape, output_dim, inner_steps)
     if input_shape is not None:

@@ -13,7 +13,7 @@ left by a crash in between, are cut off on resume); ``weights.safetensors`` and 
 follow it for the other tools, and a reader that finds the state newer than the weights file (a
 crash between the two) takes the state's weights.
 
-Every reader here checks its file against the schema in :mod:`core.run_files` and names the file and
+Every reader here checks its file against the schema in :mod:`core.storage.schemas` and names the file and
 the key it refuses; special files (a FIFO, a device) are refused unopened.
 """
 
@@ -34,10 +34,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import FORMAT_VERSION, ExperimentConfig
-from .errors import CheckpointError, ConfigError
-from .ranges import MAX_ITERATIONS
-from .run_files import RunFileError, check_training_state, config_json_note, expected_tensors, regular_file
+from core.config import FORMAT_VERSION, ExperimentConfig
+from core.errors import CheckpointError, ConfigError
+from core.ranges import MAX_ITERATIONS
+from core.storage.schemas import RunFileError, check_training_state, config_json_note, expected_tensors, regular_file
 
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "weights.safetensors", "metrics.csv"
 STATE_FILE = "training_state.safetensors"  # optimizer moments + sampler state, for --resume
@@ -486,7 +486,7 @@ def _stored_config(path: Path, metadata: dict[str, str]) -> ExperimentConfig:
 
 
 def check_shapes(path, config: ExperimentConfig, tensors: dict[str, torch.Tensor]) -> None:
-    from .tasks import build_family
+    from core.tasks import build_family
 
     try:
         expected = expected_tensors(config, build_family(config.family))

@@ -28,7 +28,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import MamlError
+from core.errors import MamlError
 
 LOCK_FILE = ".lock"
 LOCK_LIMIT = 1 << 16   # bytes read of a lock file: ours are a few hundred

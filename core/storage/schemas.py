@@ -3,8 +3,8 @@
 A hand-edited, half-copied or damaged file must end in one line naming the file, the key and what
 was expected (:class:`RunFileError`, which the command line prints with exit 2 and the window shows
 as a message), never in a ``KeyError`` or a shape mismatch deep inside torch. The readers
-themselves live beside the writers (:mod:`core.checkpoint` for weights, training state and
-metrics, :mod:`core.run_lock` for ``.lock``); the checks they share are here:
+themselves live beside the writers (:mod:`core.storage.checkpoint` for weights, training state and
+metrics, :mod:`core.storage.lock` for ``.lock``); the checks they share are here:
 
 * ``config.json``: :func:`read_config_file` (JSON, types, ranges, the family's own fields);
 * ``training_state.safetensors``: :func:`check_training_state` (iteration, the task sampler's
@@ -21,9 +21,9 @@ from typing import Mapping, Sequence
 
 import torch
 
-from .config import ExperimentConfig
-from .errors import CheckpointError, ConfigError
-from .ranges import MAX_ITERATIONS
+from core.config import ExperimentConfig
+from core.errors import CheckpointError, ConfigError
+from core.ranges import MAX_ITERATIONS
 
 CONFIG_LIMIT = 1 << 20   # bytes: a settings file is a few hundred; more is not one of ours
 ADAM_SLOTS = ("exp_avg", "exp_avg_sq", "step")
@@ -101,9 +101,9 @@ def config_json_note(run_dir, config: ExperimentConfig) -> str | None:
 def expected_tensors(config: ExperimentConfig, family=None) -> dict[str, torch.Size]:
     """``model.*`` and ``inner_lr.*`` names and shapes of the network ``config`` builds, in the
     order of the trainer's meta-parameters (the order of the optimizer's ``optimizer.<i>`` slots)."""
-    from .algorithms import build_algorithm
-    from .models import build_net
-    from .tasks import build_family
+    from core.algorithms import build_algorithm
+    from core.nets.models import build_net
+    from core.tasks import build_family
 
     family = family or build_family(config.family)
     net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .checkpoint import atomic_write
-from .errors import MamlError
-from .follow import last_iteration
+from core.storage.checkpoint import atomic_write
+from core.errors import MamlError
+from core.storage.follow import last_iteration
 
 EVAL_FILE = "eval.json"
 SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..config import FamilySpec
-from ..csv_reader import CsvError, Progress, release_memory
+from core.data.csv_reader import CsvError, Progress, release_memory
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily, _check_field
 from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks

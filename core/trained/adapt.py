@@ -1,7 +1,7 @@
 """Adapt a learned initialisation to one new task, with the engine's own inner loop.
 
 This is what meta-training is for: a few labeled points and a few SGD steps. It goes through
-:class:`~core.loaded_model.LoadedModel` + ``Algorithm.adapt`` (the code evaluation uses), so the
+:class:`~core.trained.loaded_model.LoadedModel` + ``Algorithm.adapt`` (the code evaluation uses), so the
 losses here equal the in-app numbers for the same task, learned inner rates and ANIL's frozen
 body included. The task comes from a held-out draw, clicked points, the rows of a CSV file
 (K of them drawn at random, with a seed, as the support set; the rest score the adaptation) or,
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ExperimentConfig
-from .errors import ConfigError
+from core.config import ExperimentConfig
+from core.errors import ConfigError
 
 MAX_STEPS = 1000
 Weights = dict[str, torch.Tensor]
@@ -44,7 +44,7 @@ def adapt_weights(config: ExperimentConfig, weights: Weights, support_x: torch.T
                   query_y: torch.Tensor | None = None, family=None) -> AdaptResult:
     """Fine-tune on ``support`` for ``steps`` steps. ``lr=None`` uses the run's inner rates
     (learned ones where the algorithm has them); a number replaces them with one fixed rate."""
-    from .loaded_model import LoadedModel
+    from core.trained.loaded_model import LoadedModel
 
     check_adapt_settings(steps, lr)
     return LoadedModel(config, weights, family).adapt(support_x, support_y, steps, lr, query_x=query_x, query_y=query_y)
@@ -101,12 +101,12 @@ def task_from_csv(path, target: str, features=None, *, classification: bool = Fa
     input columns, else every numeric column except the target. A family that standardized its
     data (``normalize_x``/``normalize_y``, the CSV family) transforms these rows the same way.
 
-    Raises :class:`~core.csv_reader.CsvError` naming the line for missing values and
+    Raises :class:`~core.data.csv_reader.CsvError` naming the line for missing values and
     :class:`ConfigError` when the columns do not fit a network of ``input_dim`` inputs.
     """
     import numpy as np
 
-    from .csv_reader import CsvError, read_csv
+    from core.data.csv_reader import CsvError, read_csv
 
     table = read_csv(path)
     table.text(target)  # raises, listing the columns, when there is no such column
@@ -165,7 +165,7 @@ class AdaptTask:
 
 def held_out_task(config: ExperimentConfig, family, index: int, shots: int) -> AdaptTask:
     """Held-out task number ``index`` (0, 1, …) of the family, with ``shots`` support points."""
-    from .evaluation import held_out_tasks
+    from core.trained.evaluation import held_out_tasks
 
     seed = config.train.seed + ADAPT_SEED_OFFSET + index
     batch = held_out_tasks(family, 1, shots, config.train.query, seed)
@@ -230,7 +230,7 @@ def image_folder_task(path, family, shots: int | None = None, seed: int = 0) -> 
     Raises :class:`ConfigError` (field ``images``, or ``shots``) naming the folder or class: a run
     not trained on images, fewer than 2 or more than N classes, a class with too few images for K.
     """
-    from .tasks.image_folder import count_classes, load_image_folder
+    from core.tasks.image_folder import count_classes, load_image_folder
 
     root = Path(path).expanduser()
     shape = getattr(family, "input_shape", None)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .algorithms import Algorithm, InnerRates
-from .algorithms.inner import Params, task_accuracy, task_losses
-from .tasks import TaskBatch, TaskFamily
+from core.algorithms import Algorithm, InnerRates
+from core.algorithms.inner import Params, task_accuracy, task_losses
+from core.tasks import TaskBatch, TaskFamily
 
 EVAL_SEED_OFFSET = 1_000_003  # keeps held-out tasks off the training stream (which uses the seed itself)
 DIVERGED_FACTOR = 100.0       # a task loss this many times above its starting level has blown up

@@ -3,10 +3,10 @@
 The point of meta-training is the learned starting weights (and learned inner rates), so
 they leave in three forms: ``safetensors`` (everything, plus the settings needed to rebuild
 and adapt the network; this app opens it again), ``pt`` (exactly the ``state_dict`` of
-:class:`core.models.MLP`, for ``torch.load(..., weights_only=True)``) and ``onnx`` (the
+:class:`core.nets.models.MLP`, for ``torch.load(..., weights_only=True)``) and ``onnx`` (the
 network for inference only). Each export also writes ``<out>.README.txt`` with the few
 lines of plain PyTorch / onnxruntime that load it. Every file goes through
-:func:`core.checkpoint.atomic_write`, an existing file is replaced only with ``force``,
+:func:`core.storage.checkpoint.atomic_write`, an existing file is replaced only with ``force``,
 and a failure removes whatever this call had already created.
 """
 
@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from safetensors.torch import save as st_save
 
-from .checkpoint import atomic_write
-from .config import FORMAT_VERSION, ExperimentConfig
-from .errors import CheckpointError
-from .models import MLP
+from core.storage.checkpoint import atomic_write
+from core.config import FORMAT_VERSION, ExperimentConfig
+from core.errors import CheckpointError
+from core.nets.models import MLP
 
 if TYPE_CHECKING:
-    from .tasks import TaskFamily
+    from core.tasks import TaskFamily
 
 FORMATS = ("safetensors", "pt", "onnx")
 SUFFIXES = {"safetensors": ".safetensors", "pt": ".pt", "onnx": ".onnx"}
@@ -43,7 +43,7 @@ Weights = dict[str, torch.Tensor]
 
 def export_weights(source, fmt: str = "safetensors", out: str | Path | None = None, force: bool = False, *,
                    family=None, readme: bool = True) -> Path:
-    """Write ``source`` (a run folder, a weights file that :func:`core.weights_io.open_weights`
+    """Write ``source`` (a run folder, a weights file that :func:`core.trained.weights_io.open_weights`
     reads, or a ``(config, weights)`` pair such as adapted weights) to ``out`` in ``fmt``; returns ``out``.
 
     ``family`` is the live task family when the caller has one (its ``normalization``, if any,
@@ -56,7 +56,7 @@ def export_weights(source, fmt: str = "safetensors", out: str | Path | None = No
     out = Path(out)
     config, weights = _source(source)
     if family is None:
-        from .tasks import build_family
+        from core.tasks import build_family
 
         family = build_family(config.family)
     files = {out: None}
@@ -96,7 +96,7 @@ def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], fa
 
 def _input_shape(config: ExperimentConfig, family=None) -> tuple[int, int, int]:
     if family is None:
-        from .tasks import build_family
+        from core.tasks import build_family
 
         family = build_family(config.family)
     return tuple(family.input_shape)
@@ -110,7 +110,7 @@ def state_dict(weights: Mapping[str, torch.Tensor]) -> Weights:
 def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], family=None) -> torch.nn.Module:
     spec = model_spec(config, weights, family)
     if spec.get("model") == "conv4":
-        from .conv import ConvNet4
+        from core.nets.conv import ConvNet4
 
         model = ConvNet4(tuple(spec["input_shape"]), spec["output_dim"], spec["channels"], spec["depth"],
                          spec["downsample"], spec["batch_norm"], spec["steps"])
@@ -196,8 +196,8 @@ def _dynamo_exporter() -> bool:
 
 # -- files ------------------------------------------------------------------------------------
 def _source(source) -> tuple[ExperimentConfig, Weights]:
-    from .checkpoint import check_shapes
-    from .weights_io import check_names, open_weights  # weights_io imports this module
+    from core.storage.checkpoint import check_shapes
+    from core.trained.weights_io import check_names, open_weights  # weights_io imports this module
 
     if not isinstance(source, tuple):
         return open_weights(source)
@@ -363,7 +363,7 @@ def loading_code(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch
     """Runnable code (torch, safetensors or onnxruntime only) that loads an exported file."""
     spec = model_spec(config, weights, family)
     if spec.get("model") == "conv4":
-        from .conv import feature_shape
+        from core.nets.conv import feature_shape
 
         c, h, w = spec["input_shape"]
         features = feature_shape((c, h, w), spec["channels"], spec["depth"], spec["downsample"])

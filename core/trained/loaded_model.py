@@ -16,17 +16,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .adapt import AdaptResult, AdaptTask, check_adapt_settings, check_task
-from .algorithms import InnerRates, build_algorithm
-from .algorithms.inner import Params, task_accuracy, task_losses
-from .config import ExperimentConfig
-from .device import resolve_device
-from .errors import ConfigError
-from .evaluation import FunctionView, function_view, held_out_tasks, mean_and_ci, per_step_scores, scratch_params
-from .models import build_net
-from .task_views import (GRID_POINTS, DataView, EpisodeView, RegionsView, curve_range, episode_view, has_curves,
-                         region_grid, regions_view, rows_view)
-from .tasks import TaskBatch, TaskFamily, build_family
+from core.trained.adapt import AdaptResult, AdaptTask, check_adapt_settings, check_task
+from core.algorithms import InnerRates, build_algorithm
+from core.algorithms.inner import Params, task_accuracy, task_losses
+from core.config import ExperimentConfig
+from core.device import resolve_device
+from core.errors import ConfigError
+from core.trained.evaluation import (FunctionView, function_view, held_out_tasks, mean_and_ci, per_step_scores, scratch_params)
+from core.nets.models import build_net
+from core.trained.task_views import (GRID_POINTS, DataView, EpisodeView, RegionsView, curve_range, episode_view, has_curves, region_grid, regions_view, rows_view)
+from core.tasks import TaskBatch, TaskFamily, build_family
 
 EVAL_TASKS = 50             # held-out tasks scored for the adaptation curves
 PREVIEW_SEED_OFFSET = 7919  # preview tasks come from another stream than the scored batch
@@ -45,7 +44,7 @@ class AdaptationSnapshot:
     """Mean score (and 95% CI half-width) on a fixed held-out batch after 0..M adaptation steps.
 
     ``diverged`` counts, per series and step, the tasks that diverged by then
-    (:func:`core.evaluation.diverged_tasks`, as ``maml-gui evaluate`` counts them); the mean and
+    (:func:`core.trained.evaluation.diverged_tasks`, as ``maml-gui evaluate`` counts them); the mean and
     CI are NaN at those steps. Snapshots saved before it existed load with it empty.
     """
 
@@ -96,7 +95,7 @@ class LoadedModel:
 
     @classmethod
     def of_trainer(cls, trainer) -> "LoadedModel":
-        """The live tensors of a :class:`~core.trainer.MetaTrainer` (no copies) and its iteration count."""
+        """The live tensors of a :class:`~core.training.trainer.MetaTrainer` (no copies) and its iteration count."""
         model = cls.__new__(cls)
         model._setup(trainer.config, trainer.family, trainer.device, trainer.net, trainer.algorithm,
                      trainer.params, trainer.rates)
@@ -143,7 +142,7 @@ class LoadedModel:
     def adapt(self, support_x, support_y, steps: int, lr: float | None = None, *, query_x=None,
               query_y=None) -> AdaptResult:
         """Fine-tune on one task (``x [K, D]``) for ``steps`` steps: losses after each step and the
-        adapted weights (what :func:`core.adapt.adapt_weights` returns)."""
+        adapted weights (what :func:`core.trained.adapt.adapt_weights` returns)."""
         check_adapt_settings(steps, lr)
         net, kind = self.net, self.family.kind
         dtype = next(iter(self.params.values())).dtype
@@ -165,7 +164,7 @@ class LoadedModel:
         return AdaptResult(tuple(support.tolist()), query, accuracy, adapted)
 
     def _checked(self, name: str, x, y, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`~core.adapt.check_task`, which knows flat inputs ``[N, D]`` only: images ``[N, C, H, W]``
+        """:func:`~core.trained.adapt.check_task`, which knows flat inputs ``[N, D]`` only: images ``[N, C, H, W]``
         are checked flattened and given back in their shape."""
         shape = getattr(self.family, "input_shape", None)
         if shape is not None and x is not None and torch.as_tensor(x).dim() == 4:

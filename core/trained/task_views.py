@@ -2,8 +2,8 @@
 task's rows in the file's units with the model's predictions, and an image episode (support and
 query images with the labels predicted after each adaptation step).
 
-Computed by :class:`~core.loaded_model.LoadedModel` (the 1-D regression curve is
-:class:`~core.evaluation.FunctionView`); only arrays and floats leave this module, so a view can
+Computed by :class:`~core.trained.loaded_model.LoadedModel` (the 1-D regression curve is
+:class:`~core.trained.evaluation.FunctionView`); only arrays and floats leave this module, so a view can
 be built on one thread and drawn on another.
 """
 
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .algorithms.inner import Params
+from core.algorithms.inner import Params
 
 if TYPE_CHECKING:
-    from .loaded_model import LoadedModel
+    from core.trained.loaded_model import LoadedModel
 
 REGION_RESOLUTION = 90   # grid points per side for decision regions
 GRID_POINTS = 200        # points along a curve

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import check_shapes, load_run
-from .config import ExperimentConfig
-from .errors import CheckpointError
-from .export import config_sidecar
-from .run_files import read_config_file, regular_file
+from core.storage.checkpoint import check_shapes, load_run
+from core.config import ExperimentConfig
+from core.errors import CheckpointError
+from core.trained.export import config_sidecar
+from core.storage.schemas import read_config_file, regular_file
 
 PT_SUFFIXES = (".pt", ".pth")
 Weights = dict[str, torch.Tensor]
@@ -50,9 +50,9 @@ def open_weights(path: str | Path, config: ExperimentConfig | str | Path | None 
 
 def check_names(path, config: ExperimentConfig, weights: Weights) -> None:
     """Refuse unknown tensors and learned rates of the wrong shape (``check_shapes`` covers the model)."""
-    from .algorithms import build_algorithm
-    from .models import build_net
-    from .tasks import build_family
+    from core.algorithms import build_algorithm
+    from core.nets.models import build_net
+    from core.tasks import build_family
 
     family = build_family(config.family)
     net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from .algorithms import closed_form
-from .config import ExperimentConfig
-from .optim import MetaAdam
-from .reference import loop_meta_gradient
-from .trainer import MetaTrainer
+from core.algorithms import closed_form
+from core.config import ExperimentConfig
+from core.training.optim import MetaAdam
+from core.algorithms.reference import loop_meta_gradient
+from core.training.trainer import MetaTrainer
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def bench_compile(config: ExperimentConfig, rounds: int = 8, steps: int = 250, n
 def _compile_seconds_in_child(config: ExperimentConfig, cache: str) -> float | None:
     """Seconds from a built trainer to a compiled meta-step in a fresh interpreter using ``cache``."""
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-    code = "import sys; from core.bench import compile_seconds; compile_seconds(sys.argv[1])"
+    code = "import sys; from core.training.bench import compile_seconds; compile_seconds(sys.argv[1])"
     done = subprocess.run([sys.executable, "-c", code, config.replace("train", compile="on").to_json()], env=env,
                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
     try:
@@ -240,9 +240,9 @@ def _native_stderr_silenced():
 
 
 def _conv_setup(algorithm: str, setting: dict, device, generator: torch.Generator):
-    from .algorithms import build_algorithm
-    from .config import AlgorithmSpec, ModelSpec
-    from .models import build_net
+    from core.algorithms import build_algorithm
+    from core.config import AlgorithmSpec, ModelSpec
+    from core.nets.models import build_net
 
     spec = ModelSpec(name="conv4", conv_channels=setting["channels"], conv_depth=setting["depth"], downsample="stride")
     c, h, w = setting["image"]
@@ -255,7 +255,7 @@ def _conv_setup(algorithm: str, setting: dict, device, generator: torch.Generato
 
 def image_batches(setting: dict, n: int, device, generator: torch.Generator):
     """Random image episodes of the setting's shapes (the speed does not depend on the pixels)."""
-    from .tasks import TaskBatch
+    from core.tasks import TaskBatch
 
     t, ways, image = setting["meta_batch"], setting["ways"], setting["image"]
 
@@ -310,7 +310,7 @@ def bench_conv_compile(rounds: int = 2, steps: int = 2, n_batches: int = 2, devi
     :data:`CONV_COMPILE_META_BATCH` tasks unless ``overrides`` say otherwise) eager and compiled,
     interleaved on the same batches, and the seconds the first compiled call took (tracing and
     compiling; with a warm kernel cache, less)."""
-    from .compiled import meta_step_numbers, traced_meta_gradient
+    from core.training.compiled import meta_step_numbers, traced_meta_gradient
 
     setting = {**OMNIGLOT, "meta_batch": CONV_COMPILE_META_BATCH, **overrides}
     where = torch.device(device)
@@ -392,7 +392,7 @@ def estimate_peak_bytes(config: ExperimentConfig, family) -> int:
     passes when the inner loop is differentiated to second order, and per-task weight copies.
     For a warning such as "would not fit; try first order or ANIL" before a run starts; errs high by
     about 20 % against :func:`step_peak_bytes` for conv nets."""
-    from .models import build_net
+    from core.nets.models import build_net
 
     shape = getattr(family, "input_shape", None)
     net = build_net(config.model, family.input_dim, family.output_dim, input_shape=shape,
@@ -401,7 +401,7 @@ def estimate_peak_bytes(config: ExperimentConfig, family) -> int:
     ways = family.output_dim if family.kind == "classification" and shape is not None else 1
     n_support, n_query = t.shots * ways, t.query * ways
     if config.model.name == "conv4":
-        from .conv import feature_shape
+        from core.nets.conv import feature_shape
 
         per_image, (c, h, w) = 0, shape
         for _ in range(config.model.conv_depth):

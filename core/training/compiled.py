@@ -6,7 +6,7 @@ graph, inductor fuses the elementwise ops into a few C++ (on CUDA, Triton) kerne
 the matrix products straight from generated C++, which about doubles the iterations per
 second. What is compiled is :func:`meta_step_numbers`: the algorithm's ``meta_step`` (the
 meta-gradient into ``.grad``), the gradient norm and the numbers the trainer reports, and then
-the Adam step (:meth:`~core.optim.MetaAdam.traced_step`, skipped on a non-finite meta-gradient).
+the Adam step (:meth:`~core.training.optim.MetaAdam.traced_step`, skipped on a non-finite meta-gradient).
 Sampling, metrics and checkpoints stay as they are, and the optimiser's state is the same
 tensors either way, so a resumed run may switch between compiled and eager.
 
@@ -32,7 +32,7 @@ from typing import Callable
 
 import torch
 
-from .config import COMPILE_MODES
+from core.config import COMPILE_MODES
 
 __all__ = ["COMPILE_MODES", "AUTO_MIN_SECONDS", "MetaStep", "cache_folder", "meta_step_numbers", "unsupported"]
 

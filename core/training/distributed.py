@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ConfigError, MamlError
+from core.errors import ConfigError, MamlError
 
 BOARD_ENV = "MAML_DIST_BOARD"          # the launcher's shared file (absent under torchrun)
 LAUNCHER_ENV = "MAML_DIST_LAUNCHER"    # the launcher's pid: a rank whose parent changes stops
@@ -94,7 +94,7 @@ def shard(n_tasks: int, rank: int, world: int) -> slice:
 
 
 def shard_batch(batch, part: slice):
-    from .tasks import TaskBatch
+    from core.tasks import TaskBatch
 
     return TaskBatch(batch.support_x[part], batch.support_y[part], batch.query_x[part], batch.query_y[part],
                      {k: v[part] for k, v in batch.task_params.items()})
@@ -480,7 +480,7 @@ def _signal_name(code: int) -> str:
 
 def _checkpoint_words(out: Path) -> str:
     """What the run folder holds now, and how to go on."""
-    from .checkpoint import STATE_FILE
+    from core.storage.checkpoint import STATE_FILE
 
     try:
         from safetensors import safe_open
@@ -494,7 +494,7 @@ def _checkpoint_words(out: Path) -> str:
 
 def _drop_lock(out: Path, pid: int) -> None:
     """Rank 0 was killed holding the run folder's lock: remove it (it names that dead process)."""
-    from .run_lock import LOCK_FILE
+    from core.storage.lock import LOCK_FILE
 
     path = Path(out) / LOCK_FILE
     try:

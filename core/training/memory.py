@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from .config import ExperimentConfig
-from .device import resolve_device
-from .errors import MamlError
+from core.config import ExperimentConfig
+from core.device import resolve_device
+from core.errors import MamlError
 
 SHARE = 0.8   # of the available memory a run may plan to take (the rest: Python, the window, the data)
 
@@ -62,7 +62,7 @@ def _cgroup_left() -> int | None:
 
 def fit_problem(config: ExperimentConfig, family, available: int | None = None) -> str | None:
     """Why one meta-iteration of ``config`` would not fit (with what to change), else None."""
-    from .bench import estimate_peak_bytes
+    from core.training.bench import estimate_peak_bytes
 
     if available is None:
         available = available_bytes(resolve_device(config.train.device))
@@ -78,7 +78,7 @@ def fit_problem(config: ExperimentConfig, family, available: int | None = None) 
 def fitting_family(config: ExperimentConfig):
     """The run's family, once one meta-iteration is known to fit: a run that would not is refused
     (:class:`MamlError`, with what to change) before anything large is allocated, as the window refuses it."""
-    from .tasks import build_family
+    from core.tasks import build_family
 
     family = build_family(config.family)
     tight = fit_problem(config, family)

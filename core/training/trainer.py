@@ -10,15 +10,15 @@ from typing import Callable
 
 import torch
 
-from .compiled import AUTO_MIN_SECONDS, MetaStep
-from .config import ExperimentConfig
-from .device import tune_cpu_threads
-from .errors import TrainingDiverged
-from .loaded_model import LoadedModel, copy_weights, weights_of
-from .optim import MetaAdam
-from .run_files import check_training_state
-from .tasks import TaskBatch, TaskFamily
-from .tasks.stream import TaskStream
+from core.training.compiled import AUTO_MIN_SECONDS, MetaStep
+from core.config import ExperimentConfig
+from core.device import tune_cpu_threads
+from core.errors import TrainingDiverged
+from core.trained.loaded_model import LoadedModel, copy_weights, weights_of
+from core.training.optim import MetaAdam
+from core.storage.schemas import check_training_state
+from core.tasks import TaskBatch, TaskFamily
+from core.tasks.stream import TaskStream
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,12 @@ class StepMetrics:
 
 class MetaTrainer:
     """Owns the meta-parameters (weights and learned inner rates, built as a
-    :class:`~core.loaded_model.LoadedModel`), the meta-optimiser (Adam) and the task sampler.
+    :class:`~core.trained.loaded_model.LoadedModel`), the meta-optimiser (Adam) and the task sampler.
     ``step()`` performs exactly one meta-iteration.
 
     A family can be passed in for data that is not described by the spec alone (CSV data).
-    With a :class:`~core.distributed.Group` this process meta-trains on its share of each
-    meta-batch and the meta-gradients of all processes are summed (see ``core/distributed.py``).
+    With a :class:`~core.training.distributed.Group` this process meta-trains on its share of each
+    meta-batch and the meta-gradients of all processes are summed (see ``core/training/distributed.py``).
     """
 
     def __init__(self, config: ExperimentConfig, family: TaskFamily | None = None, group=None):
@@ -90,9 +90,9 @@ class MetaTrainer:
 
     def _group_step(self, start: float, batch: TaskBatch | None) -> StepMetrics:
         """This process's share of the batch, then the exchange. Raises
-        :class:`~core.distributed.PeerFailed` with the state of the last completed iteration
+        :class:`~core.training.distributed.PeerFailed` with the state of the last completed iteration
         (the sampler rewound too), so rank 0 can save it and a resumed run stays exact."""
-        from .distributed import PeerFailed, shard_batch
+        from core.training.distributed import PeerFailed, shard_batch
 
         sampler = self.tasks.position() if batch is None else None
         batch = shard_batch(batch if batch is not None else self.sample_batch(), self._shard)
@@ -126,7 +126,7 @@ class MetaTrainer:
 
     def compile_step(self, announce: Callable[[str], None] | None = None, backend="inductor") -> str | None:
         """Compile the meta-step as ``train.compile`` asks: "on", or "auto" when the remaining
-        iterations would take over :data:`~core.compiled.AUTO_MIN_SECONDS` eager. Call it before
+        iterations would take over :data:`~core.training.compiled.AUTO_MIN_SECONDS` eager. Call it before
         training; it may take tens of seconds, so ``announce`` hears "compiling the meta-step…"
         first. Returns one line for the user (None when off); any failure leaves the step eager."""
         choice = self.config.train.compile
@@ -136,7 +136,7 @@ class MetaTrainer:
         # a throwaway batch of the run's shapes, drawn off the training stream so resuming stays exact
         probe = self.family.sample(t.meta_batch, t.shots, t.query, torch.Generator().manual_seed(t.seed + 1))
         if self.group is not None:
-            from .distributed import shard_batch
+            from core.training.distributed import shard_batch
 
             probe = shard_batch(probe, self._shard)
         probe = probe.to(self.device)
@@ -185,7 +185,7 @@ class MetaTrainer:
     def load_training_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
                             source: str | Path = "training state") -> None:
         """Restore what :meth:`training_state` saved, after checking it exactly against this trainer's
-        meta-parameters (raises :class:`~core.run_files.RunFileError` naming ``source`` and the key)."""
+        meta-parameters (raises :class:`~core.storage.schemas.RunFileError` naming ``source`` and the key)."""
         check_training_state(source, tensors, metadata, [p.shape for p in self.meta_parameters()],
                              {n: t.shape for n, t in self.extra_params.items()})
         state = self.optimizer.state_dict()

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from core.checkpoint import atomic_write
+from core.storage.checkpoint import atomic_write
 from core.config import ExperimentConfig
 from core.errors import CheckpointError, ConfigError
 
-from .svg_strokes import flatten_strokes
+from maml_gui.actions.svg_strokes import flatten_strokes
 
 RECENT_KEY = "recent_files"
 RECENT_LIMIT = 8

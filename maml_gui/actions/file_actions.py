@@ -12,13 +12,13 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from core.checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+from core.storage.checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
 from core.config import ExperimentConfig
 from core.errors import MamlError
 
-from . import experiment_io as io
-from .menus import fill_recent
-from .runs import curves_csv
+from maml_gui.actions import experiment_io as io
+from maml_gui.window.menus import fill_recent
+from maml_gui.session.runs import curves_csv
 
 
 class FileActions:

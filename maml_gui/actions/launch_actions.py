@@ -26,8 +26,8 @@ from PySide6.QtWidgets import QDialog, QMessageBox
 import core
 from core.errors import MamlError
 
-from .following import is_run_folder, is_sweep_folder
-from .sweep_dialog import ProcessesDialog, SweepDialog, SweepRequest, next_folder
+from maml_gui.session.following import is_run_folder, is_sweep_folder
+from maml_gui.dialogs.sweep_dialog import ProcessesDialog, SweepDialog, SweepRequest, next_folder
 
 CHECK_MS = 500          # how often children are checked (exit, output folder created)
 STOP_TIMEOUT = 60.0     # s a stopped child has to save and exit before it is killed

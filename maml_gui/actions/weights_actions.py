@@ -2,7 +2,7 @@
 
 Composed by the main window (``window.weights``). Every action is about the session's *current*
 run and names it. Nothing here trusts a file: opening goes through the session
-(:func:`core.weights_io.open_weights`: safetensors, or ``torch.load`` with ``weights_only=True``),
+(:func:`core.trained.weights_io.open_weights`: safetensors, or ``torch.load`` with ``weights_only=True``),
 and the window changes only after the file has been read and checked.
 """
 
@@ -15,18 +15,18 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
-from core.checkpoint import CONFIG_FILE, folder_notes, state_problem
+from core.storage.checkpoint import CONFIG_FILE, folder_notes, state_problem
 from core.errors import MamlError
-from core.export import config_sidecar, readme_sidecar
-from core.run_lock import lock_holder
-from core.weights_io import PT_SUFFIXES
+from core.trained.export import config_sidecar, readme_sidecar
+from core.storage.lock import lock_holder
+from core.trained.weights_io import PT_SUFFIXES
 
-from .adapt_view import AdaptView
-from .export_dialog import ExportDialog
-from .following import is_run_folder, sweep_runs
-from .job_runner import JobRunner
-from .session import WeightsSource
-from .widgets.wheel_guard import guard_wheel
+from maml_gui.adapt.view import AdaptView
+from maml_gui.dialogs.export_dialog import ExportDialog
+from maml_gui.session.following import is_run_folder, sweep_runs
+from maml_gui.jobs.job_runner import JobRunner
+from maml_gui.session.session import WeightsSource
+from maml_gui.widgets.wheel_guard import guard_wheel
 
 EXPORT_FOLDER_KEY = "export/folder"
 OPEN_FOLDER_KEY = "open/folder"

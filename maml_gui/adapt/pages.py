@@ -3,7 +3,7 @@ labelled images (one folder per class).
 
 Each page owns its widgets and what they hold (the file, its columns, the seed that draws the K
 support examples) and emits ``changed`` when a setting that changes the task moves; the panel
-(:mod:`maml_gui.adapt_view`) re-adapts on it and reads the page's values into its request.
+(:mod:`maml_gui.adapt.view`) re-adapts on it and reads the page's values into its request.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSpinBox, QWidget)
 
-from core.adapt import rows_text
+from core.trained.adapt import rows_text
 
 MAX_SEED = 999_999
 

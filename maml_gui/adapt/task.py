@@ -1,9 +1,9 @@
 """What the adapt view asks for, and what it gets back: plain data around one engine call.
 
 Qt-free on purpose: :func:`run_adaptation` runs on a job thread. The task comes from
-:mod:`core.adapt` and the losses, adapted weights and drawn curves from
-:meth:`core.loaded_model.LoadedModel.adapt_and_view`, so the numbers in the view are the
-engine's numbers (the same as :func:`core.adapt.adapt_weights` on exported weights).
+:mod:`core.trained.adapt` and the losses, adapted weights and drawn curves from
+:meth:`core.trained.loaded_model.LoadedModel.adapt_and_view`, so the numbers in the view are the
+engine's numbers (the same as :func:`core.trained.adapt.adapt_weights` on exported weights).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.adapt import AdaptResult, AdaptTask, csv_rows_task, held_out_task, image_folder_task, points_task
+from core.trained.adapt import AdaptResult, AdaptTask, csv_rows_task, held_out_task, image_folder_task, points_task
 from core.config import ExperimentConfig
 from core.errors import ConfigError
-from core.evaluation import FunctionView
-from core.loaded_model import LoadedModel
-from core.task_views import RegionsView, has_curves
+from core.trained.evaluation import FunctionView
+from core.trained.loaded_model import LoadedModel
+from core.trained.task_views import RegionsView, has_curves
 
 SOURCES = ("held_out", "csv", "points", "images")
 

@@ -7,9 +7,9 @@ other rows, drawn as crosses, score it), points clicked on the plot (1-D regress
 image run, a folder of labelled images (one folder per class, at most the run's N; K images of
 each drawn the same way adapt it, the others score it, shown as an episode, the folder read on
 the job thread, as ``maml-gui adapt --images`` reads it). Adapting runs on a job thread
-(:mod:`maml_gui.job_runner`) through :func:`maml_gui.adapt_task.run_adaptation`, which gets
-its losses and curves from :class:`core.loaded_model.LoadedModel` (the numbers of
-:func:`core.adapt.adapt_weights`); the view draws the prediction after each step and the loss
+(:mod:`maml_gui.jobs.job_runner`) through :func:`maml_gui.adapt.task.run_adaptation`, which gets
+its losses and curves from :class:`core.trained.loaded_model.LoadedModel` (the numbers of
+:func:`core.trained.adapt.adapt_weights`); the view draws the prediction after each step and the loss
 per step, and hands the adapted weights to the export dialog.
 """
 
@@ -23,19 +23,19 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from core.adapt import MAX_STEPS
+from core.trained.adapt import MAX_STEPS
 from core.config import ExperimentConfig
 from core.errors import MamlError
-from core.loaded_model import adaptation_steps
-from core.task_views import EpisodeView, RegionsView
+from core.trained.loaded_model import adaptation_steps
+from core.trained.task_views import EpisodeView, RegionsView
 
-from .adapt_pages import CsvRowsPage, ImageFolderPage
-from .adapt_task import AdaptOutcome, AdaptRequest, can_click, run_adaptation
-from .job_runner import JobRunner
-from .session import WeightsSource
-from .widgets.adapt_plot import AdaptPlot
-from .widgets.episode_view import EpisodeWidget
-from .widgets.step_loss_view import StepLossView
+from maml_gui.adapt.pages import CsvRowsPage, ImageFolderPage
+from maml_gui.adapt.task import AdaptOutcome, AdaptRequest, can_click, run_adaptation
+from maml_gui.jobs.job_runner import JobRunner
+from maml_gui.session.session import WeightsSource
+from maml_gui.widgets.adapt_plot import AdaptPlot
+from maml_gui.widgets.episode_view import EpisodeWidget
+from maml_gui.widgets.step_loss_view import StepLossView
 
 SOURCE_TITLES = {"held_out": "A held-out task of the family", "csv": "Labeled rows of a CSV file",
                  "points": "Points clicked on the plot", "images": "A folder of labelled images"}
@@ -282,7 +282,7 @@ class AdaptView(QWidget):
 
     def set_csv(self, path, target: str | None = None, features=None) -> bool:
         """Read the file's column names and pick a target and inputs (the family's, where they exist)."""
-        from core.csv_reader import read_csv
+        from core.data.csv_reader import read_csv
 
         try:
             table = read_csv(path)

@@ -14,8 +14,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
-from core import export as core_export
-from core.export import FORMATS, SUFFIXES
+from core.trained import export as core_export
+from core.trained.export import FORMATS, SUFFIXES
 
 TITLES = {"safetensors": "safetensors (recommended)", "pt": "PyTorch state_dict (.pt)", "onnx": "ONNX (inference only)"}
 NOTES = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from core.sweep import GRID_KEYS, SweepError, parse_grid, parse_seeds
+from core.storage.sweeps import GRID_KEYS, SweepError, parse_grid, parse_seeds
 
 MAX_PARALLEL = 256
 
@@ -42,7 +42,7 @@ def cores() -> int:
 def _grid_value(key: str, text: str):
     """``text`` as ``train`` reads it for ``key`` (so ``0.001`` and ``1e-3`` are one value); raise
     ValueError when it is no value train takes (its own parser's types)."""
-    from core.cli import build_parser
+    from core.cli.main import build_parser
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]   # noqa: SLF001 - argparse has no getter
     action = next(a for a in train._actions if a.dest == key)   # noqa: SLF001

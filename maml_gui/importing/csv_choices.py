@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from core.csv_reader import CsvError, CsvTable, read_csv
+from core.data.csv_reader import CsvError, CsvTable, read_csv
 from core.errors import ConfigError, MamlError
 from core.tasks.csv_data import SHOW, expand_paths
 from core.tasks.csv_family import SPLITS, CsvFamily, cached_family
 
-from .csv_columns import CLASS_WORDS, TASK_WORDS, LabelColumn, label_column, whole_numbers, words
+from maml_gui.importing.csv_columns import CLASS_WORDS, TASK_WORDS, LabelColumn, label_column, whole_numbers, words
 
 MAX_CLASSES = 50   # a text column with at most this many values (and repeats) can be a class label
 MIN_GROUP = 2      # rows a typical task needs: a column whose values rarely repeat names no tasks

@@ -1,8 +1,8 @@
 """What a CSV column looks like to the import dialog's guesses: words in its name, whole numbers
 or measurements, and whether its values can be the labels of N-way episodes.
 
-Qt-free, shared by :mod:`maml_gui.csv_choices` (task column, target) and
-:mod:`maml_gui.csv_episodes` (episodes over labels), so neither needs the other to guess.
+Qt-free, shared by :mod:`maml_gui.importing.csv_choices` (task column, target) and
+:mod:`maml_gui.importing.csv_episodes` (episodes over labels), so neither needs the other to guess.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.csv_reader import CsvError, CsvTable
+from core.data.csv_reader import CsvError, CsvTable
 
 TASK_WORDS = {"task", "subject", "subj", "id", "site", "group", "patient", "participant", "person", "machine",
               "unit", "tree", "plant", "animal", "station", "batch", "sample", "cell", "user", "school", "region",

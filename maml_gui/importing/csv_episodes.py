@@ -1,7 +1,7 @@
 """The CSV import's third layout: no task column, N-way episodes over the values of a label column.
 
-Qt-free, like :mod:`maml_gui.csv_choices` (which column can be the label is in
-:mod:`maml_gui.csv_columns`): by label or by rows, the shots and ways that fit, the
+Qt-free, like :mod:`maml_gui.importing.csv_choices` (which column can be the label is in
+:mod:`maml_gui.importing.csv_columns`): by label or by rows, the shots and ways that fit, the
 ``labelled_csv`` family's settings from the dialog's choices, and the engine's verdict on them
 (:class:`core.tasks.labelled_rows.LabelledRowsFamily` built exactly as the window will build it).
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from core.csv_reader import CsvTable
+from core.data.csv_reader import CsvTable
 from core.errors import ConfigError, MamlError
 from core.tasks.episodes import SPLITS
 from core.tasks.labelled_rows import LabelledRowsFamily
 
-from .csv_choices import Checked
-from .csv_columns import LabelColumn
+from maml_gui.importing.csv_choices import Checked
+from maml_gui.importing.csv_columns import LabelColumn
 
 AUTO_WAYS = 5                      # N when "auto": as in the few-shot benchmarks, fewer when the split has fewer
 FIELD_LABELS = {"family.n_way": "classes per episode", "family.split": "split", "family.split_rows": "split",

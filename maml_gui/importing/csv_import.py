@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from core.tasks.csv_data import CSV_SUFFIXES
 
-from .csv_import_dialog import CsvImportDialog
-from .import_host import ImportHost
+from maml_gui.importing.csv_import_dialog import CsvImportDialog
+from maml_gui.importing.import_host import ImportHost
 
 DROP_SUFFIXES = (".csv", ".tsv")   # what a drop accepts; the file dialog also offers *.txt
 

@@ -23,11 +23,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
 
 from core.tasks.csv_family import CsvFamily
 
-from .csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
-                          tasks_kept)
-from .csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept,
-                           fitting_sizes, rows_split_needed)
-from .import_host import ImportDialogBase, side_by_side
+from maml_gui.importing.csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary, tasks_kept)
+from maml_gui.importing.csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept, fitting_sizes, rows_split_needed)
+from maml_gui.importing.import_host import ImportDialogBase, side_by_side
 
 PREVIEW_ROWS = 50
 CHECK_DEBOUNCE_MS = 120

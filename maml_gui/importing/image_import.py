@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from core.tasks.image_folder import IMAGE_SUFFIXES
 
-from .image_import_dialog import ImageImportDialog
-from .import_host import ImportHost
+from maml_gui.importing.image_import_dialog import ImageImportDialog
+from maml_gui.importing.import_host import ImportHost
 
 MAX_DEPTH = 3          # class folders sit at depth 1 (class/), 2 (alphabet/character/) or 3 (train/alphabet/character/)
 LOOK_AT = 40           # folders listed per level, and entries looked at per folder, at most

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from core.errors import ConfigError
 from core.tasks.image_folder import ImageFolderData, ImageFolderFamily, load_image_folder
 
-from .import_host import ImportDialogBase, side_by_side
-from .widgets.image_grid import ImageGrid, folder_rows
+from maml_gui.importing.import_host import ImportDialogBase, side_by_side
+from maml_gui.widgets.image_grid import ImageGrid, folder_rows
 
 CHECK_DEBOUNCE_MS = 150
 ERROR_STYLE = "color: #b3261e;"

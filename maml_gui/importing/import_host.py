@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from .job_runner import JobRunner
+from maml_gui.jobs.job_runner import JobRunner
 
 
 class ImportHost:

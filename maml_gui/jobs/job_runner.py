@@ -3,13 +3,13 @@
 Reading a CSV file, re-checking the import choices, adapting to a task, scoring opened weights
 and writing an ONNX file take from milliseconds to minutes; none of them may freeze the window.
 Each job is a plain callable (engine code, no Qt) run by a worker ``QObject`` on its own
-``QThread``, started and registered by :mod:`maml_gui.threads` (which holds the garbage
+``QThread``, started and registered by :mod:`maml_gui.jobs.threads` (which holds the garbage
 collector off while it runs, and stops it when the window closes). A request made while a job
 runs becomes the *pending* one (replacing any older pending request) and the running job's
 result is dropped, so a burst of clicks costs at most two computations and the last one always
 wins. A runner made with ``reports_progress`` calls its jobs as ``fn(report)``:
 ``report(fraction)`` emits progress and returns ``True`` once the job should stop (the contract
-of ``core.csv_reader.read_csv``), so a superseded read ends early.
+of ``core.data.csv_reader.read_csv``), so a superseded read ends early.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.errors import MamlError
 
-from .threads import WorkerThread, live_threads, start_worker
+from maml_gui.jobs.threads import WorkerThread, live_threads, start_worker
 
 PROGRESS_INTERVAL = 0.05   # s between progress signals (reading calls back far more often)
 
 
 def live_jobs() -> list[QThread]:
-    """Job threads still running (:func:`maml_gui.threads.live_threads` of kind "job")."""
+    """Job threads still running (:func:`maml_gui.jobs.threads.live_threads` of kind "job")."""
     return live_threads("job")
 
 

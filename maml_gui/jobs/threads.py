@@ -1,7 +1,7 @@
 """Every background thread the window starts, in one registry with one shutdown path.
 
-Training (:class:`~maml_gui.training.TrainingController`) and the short jobs — reading files,
-scoring, exporting, adapting (:class:`~maml_gui.job_runner.JobRunner`) — start their threads
+Training (:class:`~maml_gui.jobs.training.TrainingController`) and the short jobs — reading files,
+scoring, exporting, adapting (:class:`~maml_gui.jobs.job_runner.JobRunner`) — start their threads
 here, the same way: a worker ``QObject`` (no parent) moved to a plain ``QThread`` whose
 ``started`` runs ``worker.run``, quitting when one of the worker's terminal signals fires.
 :func:`start_worker` registers the pair from ``start`` until its thread has exited and its owner

@@ -21,11 +21,11 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.config import ExperimentConfig
 from core.errors import MamlError, TrainingDiverged
-from core.loaded_model import LoadedModel
-from core.trainer import MetaTrainer, StepMetrics
+from core.trained.loaded_model import LoadedModel
+from core.training.trainer import MetaTrainer, StepMetrics
 
-from .threads import WorkerThread, start_worker
-from .threads import live_threads as _registered_threads
+from maml_gui.jobs.threads import WorkerThread, start_worker
+from maml_gui.jobs.threads import live_threads as _registered_threads
 
 
 def reserve_gui_core() -> int:
@@ -42,7 +42,7 @@ def reserve_gui_core() -> int:
 
 
 def live_threads() -> list[QThread]:
-    """Training threads still running (:func:`maml_gui.threads.live_threads` of kind "training")."""
+    """Training threads still running (:func:`maml_gui.jobs.threads.live_threads` of kind "training")."""
     return _registered_threads("training")
 
 
@@ -407,8 +407,8 @@ _RELAYED = ("started", "progress", "adaptation", "preview", "weights", "state", 
 class TrainingController(QObject):
     """Owns at most one (thread, worker) pair and relays the worker's signals in the GUI thread.
 
-    The thread is started and registered by :mod:`maml_gui.threads`, so the window's
-    :func:`~maml_gui.threads.shutdown_all` stops it along with every job.
+    The thread is started and registered by :mod:`maml_gui.jobs.threads`, so the window's
+    :func:`~maml_gui.jobs.threads.shutdown_all` stops it along with every job.
     """
 
     started = Signal(object)
@@ -504,7 +504,7 @@ class TrainingController(QObject):
         return job is None or job.stop_and_wait(timeout_ms)
 
     def _on_released(self) -> None:
-        """The thread has exited (:meth:`maml_gui.threads.WorkerThread._release` says why the
+        """The thread has exited (:meth:`maml_gui.jobs.threads.WorkerThread._release` says why the
         last references are dropped only now)."""
         self._job = self._worker = None
         self._paused = False

@@ -1,7 +1,7 @@
 """Runs the window did not start: a ``maml-gui train``, a sweep's runs or a ``torchrun`` job
 writing a run folder, followed live.
 
-One poll a second, on a job thread: the new rows of ``metrics.csv`` (:class:`core.follow.MetricsTail`,
+One poll a second, on a job thread: the new rows of ``metrics.csv`` (:class:`core.storage.follow.MetricsTail`,
 a partial last line waits for its newline), the weights when their file changed (the run saves them
 at every checkpoint, atomically), and whether the lock's process still lives. The GUI thread only
 appends rows and swaps weights, so following costs what the new rows cost and never blocks.
@@ -18,15 +18,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_weights_at
+from core.storage.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_weights_at
 from core.config import ExperimentConfig
 from core.errors import MamlError
-from core.follow import MetricsTail, TailUpdate, file_stamp
-from core.run_lock import lock_holder
-from core.sweep_cli import SWEEP_FILE
+from core.storage.follow import MetricsTail, TailUpdate, file_stamp
+from core.storage.lock import lock_holder
+from core.cli.sweep import SWEEP_FILE
 
-from .job_runner import JobRunner
-from .runs import History, RunRecord
+from maml_gui.jobs.job_runner import JobRunner
+from maml_gui.session.runs import History, RunRecord
 
 POLL_MS = 1000
 

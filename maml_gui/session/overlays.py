@@ -19,8 +19,8 @@ from core.tasks import FAMILIES
 
 if TYPE_CHECKING:
     from core.config import ExperimentConfig
-    from core.loaded_model import AdaptationSnapshot
-    from .runs import History
+    from core.trained.loaded_model import AdaptationSnapshot
+    from maml_gui.session.runs import History
 
 # Tableau's qualitative colours without orange and grey, which the adaptation plot gives its
 # "pretrain" and "scratch" baselines, plus a dark indigo: nine runs in clearly different colours

@@ -10,7 +10,7 @@ Layout::
 
 Qt-free: the session hands plain snapshots to :meth:`Project.write_run` on a job thread and
 reads everything back with :meth:`Project.load`. Every file is written atomically (temporary
-name + rename, :func:`core.checkpoint.atomic_write`), so a crash leaves the previous version.
+name + rename, :func:`core.storage.checkpoint.atomic_write`), so a crash leaves the previous version.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.checkpoint import (METRICS_FILE, append_metrics_table, atomic_write, load_run, load_training_state,
+from core.storage.checkpoint import (METRICS_FILE, append_metrics_table, atomic_write, load_run, load_training_state,
                              metrics_table_csv, read_metrics, read_training_state, save_run)
 from core.config import ExperimentConfig
 from core.errors import MamlError
-from core.loaded_model import AdaptationSnapshot
-from core.run_lock import RunLock
+from core.trained.loaded_model import AdaptationSnapshot
+from core.storage.lock import RunLock
 
 PROJECT_FILE = "project.json"
 ADAPTATION_FILE = "adaptation.json"
@@ -84,7 +84,7 @@ def run_folder_name(run_id: int, name: str) -> str:
 
 class Project:
     """A project folder. While a window has it open, the folder and each of its run folders hold a
-    lock (``core.run_lock``), so a second window or a ``maml-gui train`` on one of them is refused
+    lock (``core.storage.lock``), so a second window or a ``maml-gui train`` on one of them is refused
     instead of corrupting it."""
 
     def __init__(self, folder: str | Path):

@@ -19,9 +19,9 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from .job_runner import JobRunner
-from .project import Project, RunSnapshot, run_folder_name
-from .runs import RunRecord
+from maml_gui.jobs.job_runner import JobRunner
+from maml_gui.session.project import Project, RunSnapshot, run_folder_name
+from maml_gui.session.runs import RunRecord
 
 SAVE_SHARE = 0.01         # writing a training run takes at most this share of the time
 

@@ -16,12 +16,12 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from core.config import ExperimentConfig
-from core.loaded_model import LoadedModel
+from core.trained.loaded_model import LoadedModel
 from core.tasks import build_family
-from core.trainer import MetaTrainer
+from core.training.trainer import MetaTrainer
 
-from .job_runner import JobRunner
-from .runs import RunRecord
+from maml_gui.jobs.job_runner import JobRunner
+from maml_gui.session.runs import RunRecord
 
 
 class RunScorer(QObject):

@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from core.config import ExperimentConfig
-from core.trainer import StepMetrics
+from core.training.trainer import StepMetrics
 
 HISTORY_LIMIT = 50_000   # rows kept per run; past it every other row is dropped (stride doubles)
 

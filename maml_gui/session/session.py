@@ -20,21 +20,21 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.checkpoint import CONFIG_FILE, check_shapes, read_metrics, read_training_state, save_run
+from core.storage.checkpoint import CONFIG_FILE, check_shapes, read_metrics, read_training_state, save_run
 from core.config import ExperimentConfig
 from core.errors import MamlError
-from core.export import config_sidecar, export_weights
-from core.loaded_model import preview_from_weights
+from core.trained.export import config_sidecar, export_weights
+from core.trained.loaded_model import preview_from_weights
 from core.tasks import build_family
-from core.weights_io import PT_SUFFIXES, check_names
-from core.weights_io import open_weights as read_weights_file
+from core.trained.weights_io import PT_SUFFIXES, check_names
+from core.trained.weights_io import open_weights as read_weights_file
 
-from .following import Follower, is_run_folder, is_sweep_folder, sweep_runs
-from .project import Project
-from .run_saver import RunSaver
-from .run_scoring import RunScorer
-from .runs import RunRecord, RunRegistry
-from .training import TrainingController, WorkerOptions
+from maml_gui.session.following import Follower, is_run_folder, is_sweep_folder, sweep_runs
+from maml_gui.session.project import Project
+from maml_gui.session.run_saver import RunSaver
+from maml_gui.session.run_scoring import RunScorer
+from maml_gui.session.runs import RunRecord, RunRegistry
+from maml_gui.jobs.training import TrainingController, WorkerOptions
 
 INDEX_DELAY_MS = 500      # edits are written to project.json at most this often
 

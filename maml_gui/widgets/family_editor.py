@@ -26,15 +26,15 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSp
                                QWidget)
 
 from core.config import FamilySpec
-from core.csv_reader import CsvError
+from core.data.csv_reader import CsvError
 from core.errors import ConfigError
 from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
 from core.tasks.csv_family import CsvFamily
 from core.tasks.formula import FormulaError, parse_formula
 from core.tasks.labelled_rows import LabelledRowsFamily
 
-from ..field_names import label as field_label
-from ..job_runner import JobRunner
+from maml_gui.widgets.field_names import label as field_label
+from maml_gui.jobs.job_runner import JobRunner
 from .csv_panel import PANEL_FAMILIES, TITLE as CSV_TITLE, CsvPanel, draw_csv_preview, draw_labelled_preview
 from .image_grid import ImageGrid, ImagePanel, episode_rows
 from .invalid_mark import INVALID_STYLE, mark_invalid

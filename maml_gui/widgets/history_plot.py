@@ -1,6 +1,6 @@
 """The base of the plots over meta-iterations, which draw columns of runs' ``History`` objects.
 
-A run's ``History`` (``maml_gui.runs``) is the one store of its metrics: a plot only holds a
+A run's ``History`` (``maml_gui.session.runs``) is the one store of its metrics: a plot only holds a
 reference to it (and to each compared run's) and what it derives for drawing. ``refresh()`` is
 cheap to call after every chunk: it starts a single-shot ~30 Hz timer, whose redraw then
 
@@ -25,8 +25,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
-from ..overlays import Band, Overlay, align_common, across_seeds
-from ..plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time, value_bounds
+from maml_gui.session.overlays import Band, Overlay, align_common, across_seeds
+from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time, value_bounds)
 from .plot_base import PIXEL_CACHE, PlotBox, set_curve, short_name
 from .plot_colors import set_pen
 

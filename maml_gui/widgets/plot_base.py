@@ -28,7 +28,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyle, QToolButton, QVBoxLayout, QWidget
 
-from ..plot_math import keep_or_snap, value_bounds
+from maml_gui.widgets.plot_math import keep_or_snap, value_bounds
 from .plot_axes import LogAxis, TimeAxis, label_width
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")

@@ -14,7 +14,7 @@ from .plot_base import add_legend, style_plot
 from .plot_colors import PALETTE
 
 if TYPE_CHECKING:
-    from ..adapt_task import AdaptOutcome
+    from maml_gui.adapt.task import AdaptOutcome
 
 
 class StepLossView(QTabWidget):

@@ -1,12 +1,12 @@
 """The plots, the run list and the status bar, kept in step with the session.
 
-Subscribes to :class:`~maml_gui.session.Session` and renders it: the current run's history,
+Subscribes to :class:`~maml_gui.session.session.Session` and renders it: the current run's history,
 held-out scores and task view; the runs ticked for comparison on every plot; one row per run.
 It never changes the session except through its actions (selecting a row makes that run
 current, ticking compares it), so every view shows the same run.
 
 Redraws are paced: repainting competes with the training thread for the GIL, so the history
-plots take new rows a few times a second (stretched by the :class:`~maml_gui.pacing.Pacer` when
+plots take new rows a few times a second (stretched by the :class:`~maml_gui.window.pacing.Pacer` when
 the GUI thread uses more than its CPU budget) and rows in the run list once a second.
 """
 
@@ -18,13 +18,13 @@ from PySide6.QtCore import QObject, QTimer
 
 from core.errors import MamlError
 
-from .field_names import readable
-from .overlays import Band, Overlay, band_label, band_tip, classifies, group_by_config, run_color, run_colors
-from .pacing import Pacer
-from .panels import PlotsArea, StatusReadout
-from .runs import hyperparameters
-from .session import Session
-from .widgets.run_list import RunList
+from maml_gui.widgets.field_names import readable
+from maml_gui.session.overlays import (Band, Overlay, band_label, band_tip, classifies, group_by_config, run_color, run_colors)
+from maml_gui.window.pacing import Pacer
+from maml_gui.window.panels import PlotsArea, StatusReadout
+from maml_gui.session.runs import hyperparameters
+from maml_gui.session.session import Session
+from maml_gui.widgets.run_list import RunList
 
 PLOT_INTERVAL_MS = 250    # the history plots take new rows at most this often (stretched by the pacer)
 STATUS_INTERVAL = 0.25    # s between status-bar refreshes

@@ -1,7 +1,7 @@
 """The main window: composes the experiment panel, the plots, the run list and the controls.
 
 It holds no session state: the runs, the current run, what is compared and what is edited
-live in :class:`~maml_gui.session.Session` (``window.session``); :class:`LiveViews` renders
+live in :class:`~maml_gui.session.session.Session` (``window.session``); :class:`LiveViews` renders
 it, and the file, weights and CSV actions are small composed objects (``window.files``,
 ``window.weights``, ``window.csv``) whose plain methods tests call directly. The window's own
 methods are the training controls, which read the panels and hand the settings to the session.
@@ -19,27 +19,27 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSc
 from core.config import ExperimentConfig
 from core.device import resolve_device
 from core.errors import MamlError
-from core.memory import fit_problem
-from core.run_lock import LOCK_FILE, RunLocked
+from core.training.memory import fit_problem
+from core.storage.lock import LOCK_FILE, RunLocked
 
-from . import experiment_io as io
-from .csv_import import CsvImport
-from .field_names import readable
-from .file_actions import FileActions
-from .help_menu import build_help_menu
-from .image_import import ImageImport
-from .launch_actions import LaunchActions
-from .live_views import LiveViews
-from .menus import build_actions, build_menus, build_toolbar
-from .panels import BASELINE_HELP, BannerOverlay, ErrorBanner, PlotsArea, StatusBar, StatusReadout
-from .session import Session
-from .threads import shutdown_all
-from .training import WorkerOptions
-from .weights_actions import WeightsActions
-from .widgets.family_editor import IMAGE_FAMILIES, FamilyEditor
-from .widgets.hyper_panel import HyperPanel
-from .widgets.run_list import RunList
-from .widgets.wheel_guard import guard_wheel
+from maml_gui.actions import experiment_io as io
+from maml_gui.importing.csv_import import CsvImport
+from maml_gui.widgets.field_names import readable
+from maml_gui.actions.file_actions import FileActions
+from maml_gui.window.help_menu import build_help_menu
+from maml_gui.importing.image_import import ImageImport
+from maml_gui.actions.launch_actions import LaunchActions
+from maml_gui.window.live_views import LiveViews
+from maml_gui.window.menus import build_actions, build_menus, build_toolbar
+from maml_gui.window.panels import BASELINE_HELP, BannerOverlay, ErrorBanner, PlotsArea, StatusBar, StatusReadout
+from maml_gui.session.session import Session
+from maml_gui.jobs.threads import shutdown_all
+from maml_gui.jobs.training import WorkerOptions
+from maml_gui.actions.weights_actions import WeightsActions
+from maml_gui.widgets.family_editor import IMAGE_FAMILIES, FamilyEditor
+from maml_gui.widgets.hyper_panel import HyperPanel
+from maml_gui.widgets.run_list import RunList
+from maml_gui.widgets.wheel_guard import guard_wheel
 
 PROJECT_KEY = "project/folder"
 EXPERIMENT_MIN_WIDTH = 300

@@ -10,15 +10,15 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QStatusBar, QStyle,
                                QStyleOption, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from core.task_views import DataView, EpisodeView, RegionsView
-from .overlays import Overlay, run_color
-from .widgets.adaptation_plot import AdaptationPlot
-from .widgets.data_plot import TaskPlot
-from .widgets.episode_view import EpisodeWidget
-from .widgets.grad_norm_plot import GradNormPlot
-from .widgets.loss_plot import LossPlot
-from .widgets.scores_table import ScoresTable
-from .widgets.step_loss_plot import StepLossPlot
+from core.trained.task_views import DataView, EpisodeView, RegionsView
+from maml_gui.session.overlays import Overlay, run_color
+from maml_gui.widgets.adaptation_plot import AdaptationPlot
+from maml_gui.widgets.data_plot import TaskPlot
+from maml_gui.widgets.episode_view import EpisodeWidget
+from maml_gui.widgets.grad_norm_plot import GradNormPlot
+from maml_gui.widgets.loss_plot import LossPlot
+from maml_gui.widgets.scores_table import ScoresTable
+from maml_gui.widgets.step_loss_plot import StepLossPlot
 
 BASELINE_HELP = (
     "Scores on a fixed batch of {tasks} held-out tasks after 0..M gradient steps on each task's support set "
@@ -319,7 +319,7 @@ class PlotsArea(QSplitter):
         self.adaptation.set_metric("accuracy" if classification else "mse")   # before any score arrives
 
     def show_preview(self, preview, source: str | None = None) -> None:
-        """Draw a ``core.loaded_model.Preview``: the function view, decision regions for 2-D
+        """Draw a ``core.trained.loaded_model.Preview``: the function view, decision regions for 2-D
         classification, a CSV task's rows or an image episode; with no view, why not.
         ``source`` says whose weights they are when not "iteration N" of a run."""
         view = preview.view

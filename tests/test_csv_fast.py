@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.data import csv_fast
-from core.data.csv_reader import CsvCancelled, CsvError, _Reporter, clear_cache, read_csv
+from core.data.csv_reader import CsvCancelled, CsvError, Reporter, clear_cache, read_csv
 from core.tasks.csv_family import CsvFamily
 
 CORPUS = Path(__file__).parent / "data" / "csv"
@@ -18,7 +18,7 @@ _spec.loader.exec_module(bench_csv)
 
 
 def fast(path: Path):
-    return csv_fast.read_fast(path, _Reporter(path, None), None)
+    return csv_fast.read_fast(path, Reporter(path, None), None)
 
 
 def precise(path: Path, monkeypatch):

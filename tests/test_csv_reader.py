@@ -248,7 +248,7 @@ def test_a_huge_header_is_refused_in_little_memory(tmp_path):
 
 @pytest.mark.parametrize("fast_first", [False, True])
 def test_too_many_columns_and_long_lines_name_the_line(tmp_path, monkeypatch, fast_first):
-    from core.data import csv_fast, csv_reader
+    from core.data import csv_fast, csv_table
 
     monkeypatch.setattr(csv_fast, "FAST_MIN_BYTES", 0 if fast_first else float("inf"))
     clear_cache()
@@ -262,7 +262,7 @@ def test_too_many_columns_and_long_lines_name_the_line(tmp_path, monkeypatch, fa
     with pytest.raises(CsvError) as info:
         read_csv(path)
     assert info.value.line == 3 and "this record has 100,001 values, more than the 100,000 columns" in str(info.value)
-    monkeypatch.setattr(csv_reader, "MAX_LINE_BYTES", 1000)   # a long line past the first chunk's first line
+    monkeypatch.setattr(csv_table, "MAX_LINE_BYTES", 1000)   # a long line past the first chunk's first line
     clear_cache()
     path.write_text("a,b\n" * 600 + "1," * 600 + "\n")
     with pytest.raises(CsvError) as info:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.csv_reader import (HEAD_ROWS, MAX_COLUMNS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, LineLengths, _detect_header, _name_columns, _refuse_binary, _Reporter, _sniff_delimiter)
+from core.data.csv_sniff import detect_header, name_columns, refuse_binary, sniff_delimiter
+from core.data.csv_table import HEAD_ROWS, MAX_COLUMNS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, LineLengths, Reporter
 
 FAST_MIN_BYTES = 1_000_000     # below this the precise reader is as quick (and pandas' import is skipped)
 SCAN_BYTES = 1024 * 1024       # read at a time while checking encoding, line ends and quotes (small: see _parse)
@@ -29,7 +30,7 @@ CHUNK_ROWS = 250_000           # rows pandas parses at a time: bounded memory, p
 _PLAIN = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")  # what a number column's head holds
 
 
-def read_fast(path: Path, report: _Reporter, header: bool | None) -> CsvTable | None:
+def read_fast(path: Path, report: Reporter, header: bool | None) -> CsvTable | None:
     """The table ``csv_reader.read_csv`` would build, or None when the precise reader must read it.
 
     Raises only :class:`CsvCancelled` (the progress callback asked to stop).
@@ -42,20 +43,20 @@ def read_fast(path: Path, report: _Reporter, header: bool | None) -> CsvTable | 
         return None
 
 
-def _read(path: Path, report: _Reporter, header: bool | None) -> CsvTable | None:
+def _read(path: Path, report: Reporter, header: bool | None) -> CsvTable | None:
     report(0.0)
     scan = _scan(path, report)
     if scan is None:
         return None
     size, stamp, bom, head_text, n_quotes, n_lines = scan
-    delimiter = _sniff_delimiter(head_text[:SNIFF_CHARS], truncated=size - bom > 4 * SNIFF_CHARS
+    delimiter = sniff_delimiter(head_text[:SNIFF_CHARS], truncated=size - bom > 4 * SNIFF_CHARS
                                  or len(head_text) > SNIFF_CHARS)
     if n_quotes and not _quotes_are_clean(path, bom, delimiter):
         return None
     head = _head_records(head_text, delimiter, whole=size - bom <= HEAD_BYTES)
     if head is None:
         return None
-    has_header = _detect_header(head) if header is None else header
+    has_header = detect_header(head) if header is None else header
     width = len(head[0])
     if width > MAX_COLUMNS:
         return None   # the precise reader says so, naming the line
@@ -73,7 +74,7 @@ def _read(path: Path, report: _Reporter, header: bool | None) -> CsvTable | None
     if not has_header and isinstance(columns[-1], _Labels) and columns[-1].all_empty():
         return None  # a trailing delimiter on every line: the precise reader drops that column
     warnings: list[str] = []
-    names = _name_columns(path, list(head[0]), warnings) if has_header else [f"column_{i + 1}" for i in range(width)]
+    names = name_columns(path, list(head[0]), warnings) if has_header else [f"column_{i + 1}" for i in range(width)]
     for j, column in enumerate(columns):
         if isinstance(column, _Numbers):
             column.bind(_Source(path, stamp, delimiter, bom, has_header, j, width), [r[j] for r in body], n_rows)
@@ -84,7 +85,7 @@ def _read(path: Path, report: _Reporter, header: bool | None) -> CsvTable | None
                     tuple(warnings), dict(zip(names, columns)))
 
 
-def _scan(path: Path, report: _Reporter):
+def _scan(path: Path, report: Reporter):
     """One pass over the bytes: UTF-8 throughout, no NUL, no lone CR; counts the quotes.
 
     Returns (size, stamp, BOM length, decoded head, quotes, physical lines) or None.
@@ -100,7 +101,7 @@ def _scan(path: Path, report: _Reporter):
                 if chunk.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
                                      codecs.BOM_UTF16_BE)):
                     return None
-                _refuse_binary(path, chunk[:SNIFF_CHARS])  # a CsvError here: the precise reader says it again
+                refuse_binary(path, chunk[:SNIFF_CHARS])  # a CsvError here: the precise reader says it again
                 head = chunk + f.read(HEAD_BYTES - len(chunk)) if len(chunk) < HEAD_BYTES else chunk
                 chunk = head
             if b"\x00" in chunk or lines.too_long(chunk) is not None:
@@ -179,7 +180,7 @@ def _pandas_options(delimiter: str, bom: int, width: int, has_header: bool) -> d
 
 
 def _parse(path: Path, delimiter: str, bom: int, width: int, has_header: bool, number: list[bool],
-           n_rows: int, report: _Reporter) -> list | None:
+           n_rows: int, report: Reporter) -> list | None:
     """Numbers as float64 (finite, or None), text as codes into distinct values, chunk by chunk.
 
     The columns are allocated whole before pandas starts, so they are mapped apart from the parser's
@@ -236,7 +237,7 @@ class _LabelBuilder:
 
 
 class _Labels:
-    """A text column as codes into its distinct stripped values (the ``_Column`` interface)."""
+    """A text column as codes into its distinct stripped values (the ``Column`` interface)."""
 
     def __init__(self, names: list[str], codes: np.ndarray):
         self.names, self.codes = names, codes
@@ -305,7 +306,7 @@ class _Source:
 
 
 class _Numbers:
-    """A number column: float64 values now, its text only when asked (the ``_Column`` interface)."""
+    """A number column: float64 values now, its text only when asked (the ``Column`` interface)."""
 
     def __init__(self, values: np.ndarray):
         self.values = values

@@ -155,7 +155,7 @@ def test_a_csv_with_one_data_row_is_refused_by_file_name(tmp_path, capsys):
 
 
 def test_compile_flag_sets_the_config_and_auto_skips_a_short_run(tmp_path, capsys):
-    from core.cli.main import build_parser, config_from_args
+    from core.cli.parser import build_parser, config_from_args
 
     parse = build_parser().parse_args
     assert config_from_args(parse(["train", "--out", "x", "--compile"])).train.compile == "on"
@@ -259,7 +259,7 @@ def test_nproc_under_torchrun_is_refused_and_help_gives_the_torchrun_line(monkey
 
 
 def test_rates_count_only_this_process_iterations():
-    from core.cli.main import iterations_done
+    from core.cli.train import iterations_done
 
     assert iterations_done(34000, 36000, 4.0) == "2000 iterations (34000 to 36000) in 4.0 s, 500 it/s"
     assert iterations_done(0, 300, 2.0) == "300 iterations in 2.0 s, 150 it/s"

@@ -279,11 +279,11 @@ def test_train_on_a_full_disk_warns_once_goes_on_and_fails_the_final_save(tmp_pa
 
 
 def test_a_long_outage_stops_training_before_memory_runs_out(tmp_path, monkeypatch, capsys):
-    import core.cli.main
+    import core.cli.train
 
     out = tmp_path / "run"
     assert main(["train", "--iterations", "3", *FAST, "--out", str(out)]) == 0
-    monkeypatch.setattr(core.cli.main, "PENDING_LIMIT", 100)
+    monkeypatch.setattr(core.cli.train, "PENDING_LIMIT", 100)
     monkeypatch.setattr(Checkpointer, "BUDGET", 1.0)
     fill_disk_at(monkeypatch, STATE_FILE)
     monkeypatch.setattr(checkpoint, "open", open)   # metrics appends still work; the state never does

@@ -16,7 +16,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from core.trained.adapt import adapt_weights, support_rows
+from core.trained.adapt import support_rows
+from core.trained.loaded_model import adapt_weights
 from core.storage.checkpoint import load_run, save_run
 from core.config import FamilySpec
 from core.errors import CheckpointError, ConfigError

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.trained.adapt import adapt_weights, image_folder_task
+from core.trained.adapt import image_folder_task
+from core.trained.loaded_model import adapt_weights
 from core.storage.checkpoint import save_run
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.trained.task_views import EpisodeView

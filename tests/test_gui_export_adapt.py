@@ -1,7 +1,7 @@
 """Weights out of and back into the window, and adapting them to a new task (issue 5, the GUI part).
 
 The export dialog is driven through its own widgets; opening hostile or broken files must leave
-the window exactly as it was; the adapt view's numbers must equal ``core.trained.adapt.adapt_weights``
+the window exactly as it was; the adapt view's numbers must equal ``core.trained.loaded_model.adapt_weights``
 called on weights that went through export and ``open_weights``. Waits are on signals, never sleeps.
 """
 
@@ -18,7 +18,8 @@ import torch
 from PySide6.QtCore import QPointF, Qt
 
 from core.trained import export as core_export
-from core.trained.adapt import adapt_weights, support_rows, task_from_csv
+from core.trained.adapt import support_rows, task_from_csv
+from core.trained.loaded_model import adapt_weights
 from core.storage.checkpoint import save_run
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.trained.export import config_sidecar, export_weights, readme_sidecar

@@ -152,7 +152,8 @@ def test_a_per_run_option_or_a_prefix_is_refused_before_anything_runs(tmp_path, 
 
 
 def test_no_command_takes_a_prefix_of_an_option(capsys):
-    from core.cli.main import build_parser, main as cli
+    from core.cli.main import main as cli
+    from core.cli.parser import build_parser
 
     parsers = build_parser()._subparsers._group_actions[0].choices   # noqa: SLF001
     assert parsers and all(not p.allow_abbrev for p in parsers.values())
@@ -252,7 +253,7 @@ def test_the_sweep_rate_counts_only_iterations_done_since_it_started(tmp_path, c
 
 def test_python_m_core_cli_gives_the_same_one_line(tmp_path):
     """The sweep launches its runs as `python -m core.cli`; run that way, an error raised inside an
-    imported module (core.cli.main.UsageError, not __main__'s copy) must still be one line, exit 2."""
+    imported module (core.cli.parser.UsageError, not __main__'s copy) must still be one line, exit 2."""
     import os
     import subprocess
     import sys

@@ -1,7 +1,7 @@
 """``maml-gui export`` and ``maml-gui adapt``: the command-line side of export, open and adapt.
 
-Kept apart from ``core/cli/main.py`` so the feature is one module to read; ``cli.py`` only registers
-the sub-commands. Errors are :class:`MamlError`, which ``cli.main`` prints as one line (exit 2).
+``core/cli/parser.py`` registers the sub-commands' flags from here. Errors are :class:`MamlError`,
+which ``core.cli.main`` prints as one line (exit 2).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 from core import ranges
 from core.trained.adapt import MAX_STEPS
-from core.trained.export import FORMATS, SUFFIXES, config_sidecar, export_weights, readme_sidecar
+from core.trained.export import FORMATS, SUFFIXES, export_weights
+from core.trained.weights_io import config_sidecar, readme_sidecar
 
 
 def add_export_parser(subparsers) -> None:
@@ -84,7 +85,8 @@ def add_adapt_parser(subparsers) -> None:
 
 
 def run_adapt(args) -> int:
-    from core.trained.adapt import adapt_weights, rows_text, support_rows, task_from_csv
+    from core.trained.adapt import rows_text, support_rows, task_from_csv
+    from core.trained.loaded_model import adapt_weights
     from core.errors import ConfigError
     from core.tasks import build_family
     from core.trained.weights_io import open_weights
@@ -137,7 +139,8 @@ def _export_adapted(args, config, result, family) -> int:
 def _adapt_images(args, config, weights, family) -> int:
     """A new N-way task from a folder of class folders (:func:`core.trained.adapt.image_folder_task`, which
     the window's adapt view uses too), normalised as the run's training images."""
-    from core.trained.adapt import adapt_weights, image_folder_task
+    from core.trained.adapt import image_folder_task
+    from core.trained.loaded_model import adapt_weights
 
     task = image_folder_task(args.images, family, args.shots, args.seed)
     query = {} if task.query_x is None else {"query_x": task.query_x, "query_y": task.query_y}

@@ -7,7 +7,6 @@ failed runs. See :mod:`core.storage.sweeps` for the folder layout and how a swee
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -15,42 +14,20 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli.parser import build_parser, config_from_args
 from core.storage.sweeps import Runner, SweepError, parse_grid, parse_seeds, plan, write_summary
 
 SWEEP_FILE = "sweep.json"
 FIXED = ("--out", "--resume", "--force", "--seed")   # per run, set by the sweep itself
 MAX_PARALLEL = 256   # runs at once; each is a process
 
-HELP = """the same training over several seeds (and a grid of settings) in parallel processes; writes
-summary.json / summary.csv: per setting and adaptation step, the mean over seeds with a 95%% confidence interval"""
-
-EPILOG = """Any other option is passed to every run's `maml-gui train` (e.g. --family, --algorithm,
---iterations). Runs live in OUT/runs/<setting>-seed<k> (ordinary run folders: the window can open or
-follow them); logs in OUT/logs. Ctrl-C or SIGTERM stops every run after it saves; the same command
-again skips finished runs and resumes the others from their last checkpoint."""
-
-
-def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
-    sw = subparsers.add_parser("sweep", help=HELP, description=HELP, epilog=EPILOG)
-    sw.add_argument("--seeds", required=True, help="seeds to run, e.g. 0-4 or 0,3,7")
-    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                    help="a setting to vary (repeatable; every combination runs), e.g. inner_lr=0.01,0.05")
-    sw.add_argument("--parallel", type=int, default=1, metavar="P",
-                    help="runs at once, each with cores/P threads (default 1)")
-    sw.add_argument("--out", type=Path, required=True, metavar="DIR")
-    sw.add_argument("--tasks", type=int, default=100, help="held-out tasks each run is evaluated on (default 100)")
-    sw.add_argument("--steps", default="0,1,10", help="adaptation steps to summarise (default 0,1,10)")
-    return sw
-
 
 def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     """``argv`` after ``sweep``. Raises ``usage_error`` (exit 2) for bad syntax."""
-    from core.cli.main import build_parser, config_from_args
-
     parser = build_parser()
-    sweep_parser = parser._subparsers._group_actions[0].choices["sweep"]   # noqa: SLF001 - argparse has no getter
+    sweep_parser = parser.commands["sweep"]
     args, rest = sweep_parser.parse_known_args(argv)
-    train_parser = parser._subparsers._group_actions[0].choices["train"]   # noqa: SLF001
+    train_parser = parser.commands["train"]
     try:
         seeds = parse_seeds(args.seeds)
         actions = {a.dest: a for a in train_parser._actions}   # noqa: SLF001
@@ -109,7 +86,7 @@ def _check_rest(rest: list[str], grid: list[dict[str, str]], usage_error: type[E
 def _check_evaluate(parser, args, usage_error: type[Exception]) -> None:
     """What every run's ``evaluate`` will be given, checked by evaluate's own parser now: a bad
     ``--tasks`` or ``--steps`` must not surface only after every run has trained."""
-    evaluate_parser = parser._subparsers._group_actions[0].choices["evaluate"]   # noqa: SLF001
+    evaluate_parser = parser.commands["evaluate"]
     try:
         evaluate_parser.parse_args([str(args.out), "--json", "--tasks", str(args.tasks), "--steps", args.steps])
     except usage_error as exc:

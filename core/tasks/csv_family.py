@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..config import FamilySpec
+from .spec import FamilySpec
 from core.data.csv_reader import CsvError, Progress, release_memory
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily, _check_field

@@ -20,6 +20,7 @@ import torch
 
 from core.config import ExperimentConfig
 from core.errors import ConfigError
+from core.trained.evaluation import held_out_tasks
 
 MAX_STEPS = 1000
 Weights = dict[str, torch.Tensor]
@@ -37,17 +38,6 @@ class AdaptResult:
     query_losses: tuple[float, ...] | None
     query_accuracy: tuple[float, ...] | None
     weights: Weights
-
-
-def adapt_weights(config: ExperimentConfig, weights: Weights, support_x: torch.Tensor, support_y: torch.Tensor,
-                  steps: int, lr: float | None = None, *, query_x: torch.Tensor | None = None,
-                  query_y: torch.Tensor | None = None, family=None) -> AdaptResult:
-    """Fine-tune on ``support`` for ``steps`` steps. ``lr=None`` uses the run's inner rates
-    (learned ones where the algorithm has them); a number replaces them with one fixed rate."""
-    from core.trained.loaded_model import LoadedModel
-
-    check_adapt_settings(steps, lr)
-    return LoadedModel(config, weights, family).adapt(support_x, support_y, steps, lr, query_x=query_x, query_y=query_y)
 
 
 def check_adapt_settings(steps, lr) -> None:
@@ -165,8 +155,6 @@ class AdaptTask:
 
 def held_out_task(config: ExperimentConfig, family, index: int, shots: int) -> AdaptTask:
     """Held-out task number ``index`` (0, 1, …) of the family, with ``shots`` support points."""
-    from core.trained.evaluation import held_out_tasks
-
     seed = config.train.seed + ADAPT_SEED_OFFSET + index
     batch = held_out_tasks(family, 1, shots, config.train.query, seed)
     params = {k: v.cpu() for k, v in batch.task_params.items()} if batch.task_params else None

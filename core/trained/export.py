@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from safetensors.torch import save as st_save
 
-from core.storage.checkpoint import atomic_write
 from core.config import FORMAT_VERSION, ExperimentConfig
 from core.errors import CheckpointError
 from core.nets.models import MLP
+from core.storage.checkpoint import atomic_write, check_shapes
+from core.trained.weights_io import check_names, config_sidecar, open_weights, readme_sidecar
 
 if TYPE_CHECKING:
     from core.tasks import TaskFamily
@@ -68,15 +69,6 @@ def export_weights(source, fmt: str = "safetensors", out: str | Path | None = No
     files[out] = _payload(fmt, config, weights, family)
     _write_all(files)
     return out
-
-
-def config_sidecar(out: Path) -> Path:
-    """The experiment settings next to a ``.pt`` file, which has no room for them itself."""
-    return out.with_name(out.name + ".config.json")
-
-
-def readme_sidecar(out: Path) -> Path:
-    return out.with_name(out.name + ".README.txt")
 
 
 def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], family=None) -> dict[str, Any]:
@@ -196,9 +188,6 @@ def _dynamo_exporter() -> bool:
 
 # -- files ------------------------------------------------------------------------------------
 def _source(source) -> tuple[ExperimentConfig, Weights]:
-    from core.storage.checkpoint import check_shapes
-    from core.trained.weights_io import check_names, open_weights  # weights_io imports this module
-
     if not isinstance(source, tuple):
         return open_weights(source)
     config, weights = source[0], dict(source[1])

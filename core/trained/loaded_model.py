@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.trained.adapt import AdaptResult, AdaptTask, check_adapt_settings, check_task
+from core.trained.adapt import AdaptResult, AdaptTask, Weights, check_adapt_settings, check_task
 from core.algorithms import InnerRates, build_algorithm
 from core.algorithms.inner import Params, task_accuracy, task_losses
 from core.config import ExperimentConfig
@@ -142,7 +142,7 @@ class LoadedModel:
     def adapt(self, support_x, support_y, steps: int, lr: float | None = None, *, query_x=None,
               query_y=None) -> AdaptResult:
         """Fine-tune on one task (``x [K, D]``) for ``steps`` steps: losses after each step and the
-        adapted weights (what :func:`core.trained.adapt.adapt_weights` returns)."""
+        adapted weights (what :func:`core.trained.loaded_model.adapt_weights` returns)."""
         check_adapt_settings(steps, lr)
         net, kind = self.net, self.family.kind
         dtype = next(iter(self.params.values())).dtype
@@ -353,3 +353,12 @@ def weights_of(params: Params, rates: InnerRates) -> Weights:
     out = {f"model.{n}": p.detach().cpu().clone() for n, p in params.items()}
     out.update({f"inner_lr.{n}": t.detach().cpu().clone() for n, t in rates.tensors.items()})
     return out
+
+
+def adapt_weights(config: ExperimentConfig, weights: Weights, support_x: torch.Tensor, support_y: torch.Tensor,
+                  steps: int, lr: float | None = None, *, query_x: torch.Tensor | None = None,
+                  query_y: torch.Tensor | None = None, family=None) -> AdaptResult:
+    """Fine-tune on ``support`` for ``steps`` steps. ``lr=None`` uses the run's inner rates
+    (learned ones where the algorithm has them); a number replaces them with one fixed rate."""
+    check_adapt_settings(steps, lr)
+    return LoadedModel(config, weights, family).adapt(support_x, support_y, steps, lr, query_x=query_x, query_y=query_y)

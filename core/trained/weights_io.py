@@ -19,7 +19,6 @@ import torch
 from core.storage.checkpoint import check_shapes, load_run
 from core.config import ExperimentConfig
 from core.errors import CheckpointError
-from core.trained.export import config_sidecar
 from core.storage.schemas import read_config_file, regular_file
 
 PT_SUFFIXES = (".pt", ".pth")
@@ -96,3 +95,12 @@ def _pt_config(path: Path, config) -> ExperimentConfig:
         raise CheckpointError(f"{path} holds weights only; its settings file {source.name} is missing. "
                               "Give the run's config.json (--config)")
     return read_config_file(source, validate=False)   # the shapes are checked against it next
+
+
+def config_sidecar(out: Path) -> Path:
+    """The experiment settings next to a ``.pt`` file, which has no room for them itself."""
+    return out.with_name(out.name + ".config.json")
+
+
+def readme_sidecar(out: Path) -> Path:
+    return out.with_name(out.name + ".README.txt")

@@ -17,9 +17,8 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
 from core.storage.checkpoint import CONFIG_FILE, folder_notes, state_problem
 from core.errors import MamlError
-from core.trained.export import config_sidecar, readme_sidecar
 from core.storage.lock import lock_holder
-from core.trained.weights_io import PT_SUFFIXES
+from core.trained.weights_io import PT_SUFFIXES, config_sidecar, readme_sidecar
 
 from maml_gui.adapt.view import AdaptView
 from maml_gui.dialogs.export_dialog import ExportDialog

@@ -3,7 +3,7 @@
 Qt-free on purpose: :func:`run_adaptation` runs on a job thread. The task comes from
 :mod:`core.trained.adapt` and the losses, adapted weights and drawn curves from
 :meth:`core.trained.loaded_model.LoadedModel.adapt_and_view`, so the numbers in the view are the
-engine's numbers (the same as :func:`core.trained.adapt.adapt_weights` on exported weights).
+engine's numbers (the same as :func:`core.trained.loaded_model.adapt_weights` on exported weights).
 """
 
 from __future__ import annotations

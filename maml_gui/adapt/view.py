@@ -9,7 +9,7 @@ each drawn the same way adapt it, the others score it, shown as an episode, the 
 the job thread, as ``maml-gui adapt --images`` reads it). Adapting runs on a job thread
 (:mod:`maml_gui.jobs.job_runner`) through :func:`maml_gui.adapt.task.run_adaptation`, which gets
 its losses and curves from :class:`core.trained.loaded_model.LoadedModel` (the numbers of
-:func:`core.trained.adapt.adapt_weights`); the view draws the prediction after each step and the loss
+:func:`core.trained.loaded_model.adapt_weights`); the view draws the prediction after each step and the loss
 per step, and hands the adapted weights to the export dialog.
 """
 

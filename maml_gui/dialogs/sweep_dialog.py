@@ -42,9 +42,9 @@ def cores() -> int:
 def _grid_value(key: str, text: str):
     """``text`` as ``train`` reads it for ``key`` (so ``0.001`` and ``1e-3`` are one value); raise
     ValueError when it is no value train takes (its own parser's types)."""
-    from core.cli.main import build_parser
+    from core.cli.parser import build_parser
 
-    train = build_parser()._subparsers._group_actions[0].choices["train"]   # noqa: SLF001 - argparse has no getter
+    train = build_parser().commands["train"]
     action = next(a for a in train._actions if a.dest == key)   # noqa: SLF001
     value = action.type(text) if action.type else text
     if action.choices is not None and value not in action.choices:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.storage.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, MetricsLog, load_run,
-                             read_metrics, read_training_state, save_run)
+from core.storage.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, load_run, read_training_state, save_run
+from core.storage.metrics import METRICS_FILE, MetricsLog, read_metrics
 from core.errors import CheckpointError
 from core.training.trainer import MetaTrainer
 
@@ -143,7 +143,7 @@ def test_training_state_is_read_only_for_its_iteration(run):
 
 
 def test_the_table_writer_writes_what_the_row_writer_does():
-    from core.storage.checkpoint import metrics_csv, metrics_table_csv
+    from core.storage.metrics import metrics_csv, metrics_table_csv
     from core.training.trainer import StepMetrics
 
     rows = [StepMetrics(i, 1.0 / (i + 3), (2.0 / (i + 1), float("nan"), 1e-300), 0.1 * i, i * 1.25e-7)
@@ -156,7 +156,7 @@ def test_the_table_writer_writes_what_the_row_writer_does():
 def test_metrics_reach_the_file_every_second_and_a_failed_checkpoint_takes_them_back(tmp_path):
     """A window following the run sees rows about once a second, not once per checkpoint; a
     checkpoint that fails cuts them back so the retry writes each row exactly once."""
-    from core.storage.checkpoint import read_metrics
+    from core.storage.metrics import read_metrics
     from core.training.trainer import StepMetrics
 
     now = [0.0]

@@ -201,7 +201,8 @@ def test_an_existing_run_folder_is_never_silently_replaced(tmp_path, capsys):
 
 
 def test_sigterm_stops_saves_and_says_how_to_continue(tmp_path):
-    from core.storage.checkpoint import load_checkpoint, read_metrics
+    from core.storage.checkpoint import load_checkpoint
+    from core.storage.metrics import read_metrics
 
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--iterations", "100000000", "--meta-batch", "2",

@@ -13,8 +13,10 @@ import pytest
 import torch
 
 import core.storage.checkpoint as checkpoint
-from core.storage.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, Checkpointer, SaveFailed, cut_metrics,
-                             load_checkpoint, load_run, read_metrics)
+from core.storage import atomic, metrics
+from core.storage.checkpoint import (CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, Checkpointer, SaveFailed, load_checkpoint,
+                                     load_run)
+from core.storage.metrics import METRICS_FILE, cut_metrics, read_metrics
 from core.cli.main import main
 from core.storage.lock import LOCK_FILE
 from core.training.trainer import MetaTrainer
@@ -192,7 +194,7 @@ class HalfWrittenFile:
 
 def fill_disk_at(monkeypatch, which: str):
     """Make the next write of ``which`` (``metrics.csv``, or a file saved via its temporary) fail halfway."""
-    real_open, real_fdopen, real_mkstemp = open, os.fdopen, checkpoint.tempfile.mkstemp
+    real_open, real_fdopen, real_mkstemp = open, os.fdopen, atomic.tempfile.mkstemp
     temp_of = {}
 
     def mkstemp(*args, prefix="", **kwargs):
@@ -208,9 +210,9 @@ def fill_disk_at(monkeypatch, which: str):
         f = real_open(path, *args, **kwargs)
         return HalfWrittenFile(f) if os.path.basename(path) == which and "r+b" in args else f
 
-    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(checkpoint.os, "fdopen", fdopen)
-    monkeypatch.setattr(checkpoint, "open", opener, raising=False)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(atomic.os, "fdopen", fdopen)
+    monkeypatch.setattr(metrics, "open", opener, raising=False)
 
 
 @pytest.mark.parametrize("which", [METRICS_FILE, STATE_FILE, WEIGHTS_FILE])
@@ -261,7 +263,7 @@ def test_train_on_a_full_disk_warns_once_goes_on_and_fails_the_final_save(tmp_pa
         return real_fsync(fd)
 
     monkeypatch.setattr(MetaTrainer, "step", step)
-    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
     monkeypatch.setattr(Checkpointer, "BUDGET", 1.0)   # a save every few iterations, however slow the disk
     assert main(["train", "--iterations", "300", *FAST, "--save-every", "0.001", "--out", str(out)]) == 1
     captured = capsys.readouterr()
@@ -286,7 +288,7 @@ def test_a_long_outage_stops_training_before_memory_runs_out(tmp_path, monkeypat
     monkeypatch.setattr(core.cli.train, "PENDING_LIMIT", 100)
     monkeypatch.setattr(Checkpointer, "BUDGET", 1.0)
     fill_disk_at(monkeypatch, STATE_FILE)
-    monkeypatch.setattr(checkpoint, "open", open)   # metrics appends still work; the state never does
+    monkeypatch.setattr(metrics, "open", open)   # metrics appends still work; the state never does
     assert main(["train", "--resume", str(out), "--iterations", "100000", "--save-every", "0.001"]) == 1
     captured = capsys.readouterr()
     assert "stopped: no checkpoint could be saved" in captured.out and "outgrew" in captured.out

@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from core.storage.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, _metadata
+from core.storage.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, _metadata
+from core.storage.metrics import METRICS_FILE
 from core.cli.main import main
 from core.storage.lock import LOCK_FILE
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.storage.checkpoint import load_checkpoint, load_run, read_metrics
+from core.storage.checkpoint import load_checkpoint, load_run
+from core.storage.metrics import read_metrics
 from core.cli.main import main
 from tests.helpers import spawn_two_ranks, tiny_config
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.storage.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE
+from core.storage.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE
+from core.storage.metrics import METRICS_FILE
 from core.storage.lock import LOCK_FILE
 
 from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401

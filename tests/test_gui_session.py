@@ -375,7 +375,8 @@ def test_the_run_list_scrolls_to_a_new_current_run(qtbot, make_window, tmp_path)
 
 def test_a_followed_runs_task_view_names_the_iteration_of_the_weights_it_draws(qtbot, make_window, tmp_path):
     """Its metrics run ahead of its last checkpoint: the task view draws the checkpoint and says so."""
-    from core.storage.checkpoint import atomic_write, read_weights, weights_bytes
+    from core.storage.atomic import atomic_write
+    from core.storage.checkpoint import read_weights, weights_bytes
 
     folder = tmp_path / "cli-run"
     cli_run(folder, iterations=40)

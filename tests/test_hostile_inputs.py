@@ -15,7 +15,8 @@ import textwrap
 import pytest
 import torch
 
-from core.storage.checkpoint import METRICS_FILE, STATE_FILE, WEIGHTS_FILE, load_checkpoint, save_run
+from core.storage.checkpoint import STATE_FILE, WEIGHTS_FILE, load_checkpoint, save_run
+from core.storage.metrics import METRICS_FILE
 from core.cli.main import main
 from core.config import AlgorithmSpec, ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.storage.schemas import RunFileError

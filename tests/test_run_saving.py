@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.storage.checkpoint import load_run, load_training_state, read_metrics
+from core.storage.checkpoint import load_run, load_training_state
+from core.storage.metrics import read_metrics
 from maml_gui.session.project import Project
 from maml_gui.session.session import Session
 from maml_gui.jobs.training import WorkerOptions
@@ -137,7 +138,7 @@ def test_a_failed_write_loses_no_row_and_repeats_none(qtbot, tmp_path, monkeypat
     def flaky(self, snap):
         calls.append(snap)
         if len(calls) == 3:   # halfway: the rows are appended, the training state is not
-            from core.storage.checkpoint import append_metrics_table
+            from core.storage.metrics import append_metrics_table
 
             append_metrics_table(self.folder / snap.folder, snap.metrics)
             from core.errors import MamlError

@@ -110,7 +110,7 @@ def _claim(out: Path, record: dict) -> None:
     if out.exists() and any(out.iterdir()):
         raise SweepError(f"{out} exists and is not a sweep folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    from core.storage.checkpoint import atomic_write
+    from core.storage.atomic import atomic_write
 
     atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
 

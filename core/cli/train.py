@@ -326,7 +326,8 @@ class _Saves:
 def _claim_out(out: Path, force: bool) -> None:
     """Refuse to write a new run over an existing one unless ``--force``; with it, delete the old
     run's files first so nothing of it mixes with the new run. Called with the folder's lock held."""
-    from core.storage.checkpoint import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE
+    from core.storage.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE
+    from core.storage.metrics import METRICS_FILE
 
     found = [out / n for n in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE) if (out / n).exists()]
     if not found:

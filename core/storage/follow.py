@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.storage.checkpoint import METRICS_FILE
+from core.storage.metrics import METRICS_FILE
 
 PARTIAL_METRICS = ".metrics.csv.partial"   # where a run that has not saved yet streams its rows
 

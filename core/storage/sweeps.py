@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from core.storage.checkpoint import atomic_write
+from core.storage.atomic import atomic_write
 from core.errors import MamlError
 from core.storage.follow import last_iteration
 

@@ -30,7 +30,8 @@ from safetensors.torch import save as st_save
 from core.config import FORMAT_VERSION, ExperimentConfig
 from core.errors import CheckpointError
 from core.nets.models import MLP
-from core.storage.checkpoint import atomic_write, check_shapes
+from core.storage.atomic import atomic_write
+from core.storage.checkpoint import check_shapes
 from core.trained.weights_io import check_names, config_sidecar, open_weights, readme_sidecar
 
 if TYPE_CHECKING:

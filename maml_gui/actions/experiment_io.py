@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from core.storage.checkpoint import atomic_write
+from core.storage.atomic import atomic_write
 from core.config import ExperimentConfig
 from core.errors import CheckpointError, ConfigError
 

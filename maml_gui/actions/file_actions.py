@@ -12,7 +12,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from core.storage.checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+from core.storage.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from core.storage.metrics import METRICS_FILE
 from core.config import ExperimentConfig
 from core.errors import MamlError
 

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.storage.checkpoint import (METRICS_FILE, append_metrics_table, atomic_write, load_run, load_training_state,
-                             metrics_table_csv, read_metrics, read_training_state, save_run)
+from core.storage.atomic import atomic_write
+from core.storage.checkpoint import load_run, load_training_state, read_training_state, save_run
+from core.storage.metrics import METRICS_FILE, append_metrics_table, metrics_table_csv, read_metrics
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.trained.loaded_model import AdaptationSnapshot

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.storage.checkpoint import CONFIG_FILE, check_shapes, read_metrics, read_training_state, save_run
+from core.storage.checkpoint import CONFIG_FILE, check_shapes, read_training_state, save_run
+from core.storage.metrics import read_metrics
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.trained.export import config_sidecar, export_weights

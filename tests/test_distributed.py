@@ -23,6 +23,7 @@ from tests.helpers import spawn_two_ranks, tiny_config
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parents[1]
+FAULTS = Path(__file__).resolve().parent / "faults"
 CONFIGS = {   # (config, meta-batch 5 over 2 processes: shares of 3 and 2 tasks)
     "maml, closed form": tiny_config("sinusoid", "maml", meta_batch=5),
     "meta-sgd, learned rates, two steps": tiny_config("sinusoid", "metasgd", steps=2, meta_batch=5),
@@ -105,7 +106,9 @@ def test_a_distributed_classification_run_resumes_exactly(tmp_path, capfd):
 
 
 def _launch(out: Path, *extra: str, fault: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, **({"MAML_TEST_FAULT": fault} if fault else {})}
+    env = {**os.environ, **({"MAML_TEST_FAULT": fault, "MAML_TEST_ROOT": str(ROOT),   # see faults/sitecustomize.py
+                             "PYTHONPATH": os.pathsep.join([str(FAULTS), os.environ.get("PYTHONPATH", "")])}
+                            if fault else {})}
     return subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--nproc", "2", "--meta-batch", "4",
                              "--iterations", "100000000", "--out", str(out), *extra], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

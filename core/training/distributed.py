@@ -51,7 +51,6 @@ from core.errors import ConfigError, MamlError
 
 BOARD_ENV = "MAML_DIST_BOARD"          # the launcher's shared file (absent under torchrun)
 LAUNCHER_ENV = "MAML_DIST_LAUNCHER"    # the launcher's pid: a rank whose parent changes stops
-FAULT_ENV = "MAML_TEST_FAULT"          # tests only: "die:RANK:ITERATION" or "hang:RANK:ITERATION"
 RANK_TIMEOUT = 120.0    # s a process waits at an exchange for the others before the run counts as hung
 GRACE = 60.0            # s the launcher lets rank 0 finish its iteration and save after a stop or a failure
 AFTER_RANK0 = 3.0       # s the launcher waits for the other processes once rank 0 has ended
@@ -163,7 +162,6 @@ class Group:
         self.entered = 0
         board = os.environ.get(BOARD_ENV)
         self.board = _RankRow(Board(board, world, writable=True), rank) if board else _NoBoard()
-        self._fault = _parse_fault(os.environ.get(FAULT_ENV), rank)
 
     @classmethod
     def join(cls, ranked: tuple[int, int, int, int], timeout: float = RANK_TIMEOUT) -> "Group":
@@ -226,8 +224,6 @@ class Group:
         summed gradient, followed by the stop votes (:meth:`settle` takes them off)."""
         import torch.distributed as dist
 
-        if self._fault is not None and iteration + 1 == self._fault[1]:
-            _misbehave(self._fault[0])
         grads = [p.grad for p in meta_parameters if p.grad is not None]
         dtype = grads[0].dtype if grads else numbers.dtype
         votes = torch.tensor([float(self.stop == v) for v in VOTES], dtype=dtype)
@@ -307,21 +303,6 @@ def _first_line(exc: BaseException) -> str:
     line = re.sub(r"^\[[^\]]*\]\s*", "", lines[0]) if lines else type(exc).__name__
     line = line.split(". ")[0].rstrip(".")
     return line if len(line) <= 160 else line[:157] + "…"
-
-
-def _parse_fault(text: str | None, rank: int):
-    if not text:
-        return None
-    kind, who, iteration = text.split(":")
-    return (kind, int(iteration)) if int(who) == rank else None
-
-
-def _misbehave(kind: str) -> None:
-    """Tests only (:data:`FAULT_ENV`): die as an out-of-memory kill does, or hang without exiting."""
-    if kind == "die":
-        os.kill(os.getpid(), signal.SIGKILL)
-    while kind == "hang":
-        time.sleep(3600)
 
 
 # -- the local launcher (train --nproc N) --------------------------------------------------------

@@ -10,7 +10,7 @@ Layout::
 
 Qt-free: the session hands plain snapshots to :meth:`Project.write_run` on a job thread and
 reads everything back with :meth:`Project.load`. Every file is written atomically (temporary
-name + rename, :func:`core.storage.checkpoint.atomic_write`), so a crash leaves the previous version.
+name + rename, :func:`core.storage.atomic.atomic_write`), so a crash leaves the previous version.
 """
 
 from __future__ import annotations
@@ -75,6 +75,23 @@ class LoadedProject:
     problems: list[str] = field(default_factory=list)   # runs that could not be read, one line each
     warnings: list[str] = field(default_factory=list)   # e.g. a crashed window's lock was taken over
     external: list[dict] = field(default_factory=list)  # followed runs: entries naming a folder elsewhere
+
+
+def project_index(runs, followed: dict, *, current, compared: list, editing: ExperimentConfig, sweeps) -> dict:
+    """``project.json`` (less its ``format``): the runs with a folder here, then the runs followed
+    elsewhere (``followed``: run id -> their folder), the current and compared run ids, the settings
+    being edited and the sweep folders still watched. :meth:`Project.load` reads it back."""
+    def note(run) -> dict:
+        return {"note": run.note} if run.note else {}
+
+    return {"runs": [{"id": r.run_id, "name": r.name, "folder": r.folder, "status": r.status, "origin": r.origin,
+                      "weights_iteration": r.weights_iteration, **note(r)} for r in runs if r.folder]
+            + [{"id": r.run_id, "name": r.name, "external": str(followed[r.run_id]), "origin": "followed", **note(r)}
+               for r in runs if r.run_id in followed],
+            "current": current,
+            "compared": compared,
+            "editing": editing.to_dict(),
+            "sweeps": [str(f) for f in sweeps]}
 
 
 def run_folder_name(run_id: int, name: str) -> str:

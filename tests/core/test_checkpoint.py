@@ -14,7 +14,7 @@ from core.storage.metrics import METRICS_FILE, MetricsLog, read_metrics
 from core.errors import CheckpointError
 from core.training.trainer import MetaTrainer
 
-from .helpers import tiny_config
+from ..helpers import tiny_config
 
 
 @pytest.fixture
@@ -81,8 +81,6 @@ def test_shape_mismatch_and_newer_version_are_refused(run, tmp_path):
     save_file(trainer.weights(), str(tmp_path / "foreign.safetensors"))
     with pytest.raises(CheckpointError, match="not written by this app"):
         load_run(tmp_path / "foreign.safetensors")
-
-
 
 
 def test_failed_write_leaves_no_partial_file(run, tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from core.training.compiled import MetaStep, cache_folder, meta_step_numbers, un
 from core.config import ExperimentConfig
 from core.training.trainer import MetaTrainer
 
-from .helpers import tiny_config
+from ..helpers import tiny_config
 
 # (algorithm, inner steps, activation, family); the worker, cache and CLI tests compile the first one's graph again
 INDUCTOR_CASES = [

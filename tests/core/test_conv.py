@@ -14,7 +14,7 @@ from core.nets.models import ImageMLPNet, MLPNet, build_net
 from core.algorithms.reference import loop_meta_gradient
 from core.tasks import TaskBatch
 
-from .helpers import assert_finite_differences, max_rel_error
+from ..helpers import assert_finite_differences, max_rel_error
 
 SHAPE = (2, 8, 8)
 WAYS = 3

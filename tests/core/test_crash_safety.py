@@ -21,7 +21,7 @@ from core.cli.main import main
 from core.storage.lock import LOCK_FILE
 from core.training.trainer import MetaTrainer
 
-from .helpers import diverge_after, tiny_config
+from ..helpers import diverge_after, tiny_config
 
 FAST = ["--meta-batch", "2", "--seed", "5"]
 

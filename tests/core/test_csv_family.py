@@ -20,9 +20,9 @@ from core.tasks.csv_family import CsvFamily, split_tasks
 from core.training.trainer import MetaTrainer
 from tests.helpers import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "assets" / "examples"
-CORPUS = Path(__file__).parent / "data" / "csv"
+CORPUS = Path(__file__).parents[1] / "data" / "csv"
 GROWTH = {"paths": [str(EXAMPLES / "growth.csv")], "task_column": "subject", "target": "height"}
 SITES = {"paths": [str(EXAMPLES / "sites")], "target": "yield_t_ha"}
 LETTERS = {"paths": [str(CORPUS / "classification.csv")], "task_column": "writer", "target": "letter",

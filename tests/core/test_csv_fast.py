@@ -11,8 +11,8 @@ from core.data import csv_fast
 from core.data.csv_reader import CsvCancelled, CsvError, Reporter, clear_cache, read_csv
 from core.tasks.csv_family import CsvFamily
 
-CORPUS = Path(__file__).parent / "data" / "csv"
-_spec = importlib.util.spec_from_file_location("bench_csv", Path(__file__).parents[1] / "scripts" / "bench_csv.py")
+CORPUS = Path(__file__).parents[1] / "data" / "csv"
+_spec = importlib.util.spec_from_file_location("bench_csv", Path(__file__).parents[2] / "scripts" / "bench_csv.py")
 bench_csv = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_csv)
 

@@ -9,7 +9,7 @@ import pytest
 from core.data.csv_reader import CsvCancelled, CsvError, clear_cache, read_csv
 from core.errors import MamlError
 
-CORPUS = Path(__file__).parent / "data" / "csv"
+CORPUS = Path(__file__).parents[1] / "data" / "csv"
 _spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
 make_corpus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_corpus)

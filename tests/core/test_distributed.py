@@ -22,8 +22,8 @@ from tests.helpers import spawn_two_ranks, tiny_config
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parents[1]
-FAULTS = Path(__file__).resolve().parent / "faults"
+ROOT = Path(__file__).resolve().parents[2]
+FAULTS = Path(__file__).resolve().parents[1] / "faults"
 CONFIGS = {   # (config, meta-batch 5 over 2 processes: shares of 3 and 2 tasks)
     "maml, closed form": tiny_config("sinusoid", "maml", meta_batch=5),
     "meta-sgd, learned rates, two steps": tiny_config("sinusoid", "metasgd", steps=2, meta_batch=5),

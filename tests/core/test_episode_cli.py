@@ -88,7 +88,7 @@ def test_bad_few_shot_options_are_one_line(tmp_path, capsys, argv, says):
 
 
 def test_a_file_with_few_labels_trains_on_episodes_over_held_out_rows(tmp_path, capsys):
-    from .csv_fixtures import penguins_csv
+    from ..csv_fixtures import penguins_csv
 
     path = str(penguins_csv(tmp_path))
     base = ["train", "--csv", path, "--target", "species", "--classification", "--shots", "2", "--query", "3",

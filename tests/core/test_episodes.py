@@ -145,7 +145,7 @@ def _rows(x: torch.Tensor) -> set:
 
 
 def test_a_file_with_three_labels_is_refused_by_label_split_with_what_works(tmp_path):
-    from .csv_fixtures import penguins_csv
+    from ..csv_fixtures import penguins_csv
 
     path = str(penguins_csv(tmp_path))
     with pytest.raises(ConfigError) as caught:
@@ -160,7 +160,7 @@ def test_a_file_with_three_labels_is_refused_by_label_split_with_what_works(tmp_
 
 
 def test_split_by_rows_draws_meta_test_episodes_from_held_out_rows_only(tmp_path):
-    from .csv_fixtures import penguins_csv
+    from ..csv_fixtures import penguins_csv
 
     path = str(penguins_csv(tmp_path))
     params = {"path": path, "target": "species", "n_way": 3, "split_rows": True, "split": [0.7, 0.15, 0.15]}
@@ -189,7 +189,7 @@ def test_split_by_rows_draws_meta_test_episodes_from_held_out_rows_only(tmp_path
 
 
 def test_split_by_rows_scores_every_row_of_another_file(tmp_path):
-    from .csv_fixtures import penguins_csv
+    from ..csv_fixtures import penguins_csv
 
     path = str(penguins_csv(tmp_path))
     params = {"path": path, "target": "species", "n_way": 3, "split_rows": True}

@@ -29,7 +29,7 @@ from core.tasks import TaskBatch
 from core.training.trainer import MetaTrainer
 from core.trained.weights_io import open_weights
 
-from .helpers import pretend_installed, tiny_config
+from ..helpers import pretend_installed, tiny_config
 
 HAS_ONNX_EXPORT = not missing_onnx_packages()
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None

@@ -10,7 +10,7 @@ from core.nets.models import ModuleNet
 from core.algorithms.reference import loop_meta_gradient
 from core.training.trainer import MetaTrainer
 
-from .helpers import assert_finite_differences, max_rel_error, tiny_config
+from ..helpers import assert_finite_differences, max_rel_error, tiny_config
 
 CASES = [
     ("sinusoid", "relu", (40, 40), 1),  # relu MLPs take the closed-form gradient by default

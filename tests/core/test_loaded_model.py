@@ -17,9 +17,9 @@ from core.trained.task_views import DataView, RegionsView
 from core.tasks import FAMILIES, build_family
 from core.training.trainer import MetaTrainer
 
-from .helpers import tiny_config
+from ..helpers import tiny_config
 
-GROWTH = {"paths": [str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "growth.csv")],
+GROWTH = {"paths": [str(Path(__file__).resolve().parents[2] / "assets" / "examples" / "growth.csv")],
           "task_column": "subject", "target": "height"}
 
 

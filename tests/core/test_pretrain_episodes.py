@@ -21,7 +21,7 @@ from core.tasks import TaskBatch
 from core.training.trainer import MetaTrainer
 from core.trained.weights_io import open_weights
 
-from .helpers import max_rel_error, spawn_two_ranks, tiny_config
+from ..helpers import max_rel_error, spawn_two_ranks, tiny_config
 
 WAYS = 5
 

@@ -7,7 +7,7 @@ from core.errors import TrainingDiverged
 from core.trained.evaluation import evaluate
 from core.training.trainer import MetaTrainer
 
-from .helpers import tiny_config
+from ..helpers import tiny_config
 
 
 def trained(algorithm, iterations, family="sinusoid", **kw):

@@ -1,15 +1,8 @@
-"""What every window test shares: small configs, fast worker options, isolated settings, and
-checks that no background thread outlives its test. Test modules import the fixtures by name."""
+"""Small configs and fast worker options shared by the window tests (fixtures: conftest.py)."""
 
 from __future__ import annotations
 
-import gc
-
-import pytest
-from PySide6.QtCore import QSettings
-
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from maml_gui.jobs.threads import live_threads, shutdown_all
 from maml_gui.jobs.training import WorkerOptions
 
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
@@ -18,56 +11,3 @@ OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
 def tiny(iterations: int = 1_000_000, family: str = "sinusoid", hidden=(8,), **family_params) -> ExperimentConfig:
     return ExperimentConfig(family=FamilySpec(family, family_params), model=ModelSpec(hidden=tuple(hidden)),
                             train=TrainSpec(meta_batch=2, shots=5, query=5, iterations=iterations))
-
-
-@pytest.fixture(autouse=True)
-def no_dangling_threads():
-    """Fail any test that leaves a background thread (training or job) running, after stopping
-    them all, so the process survives to report it and the next test starts clean."""
-    yield
-    left = [t.objectName() for t in live_threads()]
-    if left:
-        shutdown_all(10_000)
-    assert not left, f"background thread(s) still running after the test: {', '.join(left)}"
-
-
-@pytest.fixture(autouse=True)
-def private_default_settings(tmp_path, monkeypatch):
-    """Even a default-constructed QSettings or a window's default project folder must not touch
-    the user's settings or home folder during tests."""
-    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "user-settings"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))   # QStandardPaths' AppDataLocation
-
-
-@pytest.fixture
-def settings(tmp_path):
-    """One settings file per test, shared by its windows (as one user's are)."""
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def make_window(qtbot, settings, request, tmp_path):
-    """``make(config=None, project=None)``: a window that fails the test on any unexpected prompt,
-    on a new project folder of its own unless ``project`` is given. A test module may define its
-    own ``OPTIONS`` (worker options) for its windows."""
-    from maml_gui.window.main_window import MainWindow   # here, so window-free tests need no window code
-
-    windows: list[MainWindow] = []
-    options = getattr(request.module, "OPTIONS", OPTIONS)
-
-    def make(config: ExperimentConfig | None = None, project=None) -> MainWindow:
-        project = project or tmp_path / f"project-{len(windows) + 1}"
-        window = MainWindow(config or tiny(), settings=settings, options=options, project=project)
-        qtbot.addWidget(window)
-        window.confirm = lambda title, text: pytest.fail(f"unexpected prompt: {text}")
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.confirm = lambda title, text: True   # closing after a failed test must not hang on a prompt
-        assert window.shutdown()
-        window.close()
-    windows.clear()
-    gc.collect()   # closed windows are collected here, on the GUI thread, not by a later test's worker thread

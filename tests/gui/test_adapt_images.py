@@ -21,7 +21,6 @@ from maml_gui.adapt.view import AdaptView
 from maml_gui.session.session import WeightsSource
 from maml_gui.jobs.training import WorkerOptions
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 
 OPTIONS = WorkerOptions(eval_tasks=4, inspect_interval=0.3)
 # every parameter stated: ExperimentConfig.changes fills in only ``fields`` defaults, not ``data_fields``

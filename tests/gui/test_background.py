@@ -16,7 +16,7 @@ from maml_gui.jobs.job_runner import JobRunner
 from maml_gui.jobs.threads import live_threads, shutdown_all
 from maml_gui.jobs.training import TrainingController
 
-from .gui_support import OPTIONS, no_dangling_threads, tiny  # noqa: F401  (fixture)
+from .support import OPTIONS, tiny
 
 
 class Jobs:

@@ -6,7 +6,8 @@ from PySide6.QtGui import QColor
 
 from core.trained.loaded_model import AdaptationSnapshot
 from maml_gui.session.overlays import run_color
-from tests.gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
+from .support import tiny
+
 
 STEPS = np.arange(11)
 

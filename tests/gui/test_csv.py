@@ -23,10 +23,10 @@ from core.training.trainer import MetaTrainer
 from maml_gui.jobs.job_runner import live_jobs
 from maml_gui.jobs.training import WorkerOptions
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
-from .gui_support import tiny
+from .support import tiny
 
-ROOT = Path(__file__).resolve().parents[1]
+
+ROOT = Path(__file__).resolve().parents[2]
 GROWTH = ROOT / "assets" / "examples" / "growth.csv"
 SITES = ROOT / "assets" / "examples" / "sites"
 BAD = ROOT / "tests" / "data" / "csv"
@@ -470,7 +470,7 @@ def test_labelled_row_files_get_no_task_column(tmp_path):
     num_convex_points beside a class label names no tasks: both files are labelled rows."""
     from maml_gui.importing.csv_choices import read_tables
 
-    from .csv_fixtures import leaf_csv, penguins_csv
+    from ..csv_fixtures import leaf_csv, penguins_csv
 
     penguins = read_tables([str(penguins_csv(tmp_path))], lambda f: None)
     guess = penguins.suggestion
@@ -497,7 +497,7 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     """Issue 20, items 3, 6 and 11: a file of 3 species is proposed as 3-way episodes over rows (3 labels
     cannot be split by label: the dialog says so in its own words), the family panel names the file
     with a Change… button and previews the rows on principal components, and the run is named after it."""
-    from .csv_fixtures import penguins_csv
+    from ..csv_fixtures import penguins_csv
 
     window = make_window(tiny().replace("train", shots=10, query=10))
     window.resize(1280, 800)

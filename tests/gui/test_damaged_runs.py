@@ -1,4 +1,4 @@
-"""The window's Open on every damaged run folder of tests/test_damaged_runs.py: a message naming the
+"""The window's Open on every damaged run folder of tests/core/test_damaged_runs.py: a message naming the
 file when the weights cannot be used, else the run opens (without the exact-resume state when that is
 what is damaged); never an exception."""
 
@@ -10,8 +10,8 @@ from core.storage.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE
 from core.storage.metrics import METRICS_FILE
 from core.storage.lock import LOCK_FILE
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401
-from .test_damaged_runs import DAMAGES, damaged_copy, trained  # noqa: F401  (the module's run)
+
+from ..core.test_damaged_runs import DAMAGES, damaged_copy, trained  # noqa: F401  (the module's run)
 
 
 @pytest.mark.timeout(240)

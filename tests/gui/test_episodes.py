@@ -15,7 +15,6 @@ from maml_gui.window.panels import PlotsArea
 from maml_gui.jobs.training import WorkerOptions
 from maml_gui.widgets.episode_view import RIGHT, WRONG, EpisodeWidget
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 
 OPTIONS = WorkerOptions(eval_tasks=4, inspect_interval=0.3)
 GLYPHS = {"image_size": 12, "n_alphabets": 6, "characters": 4, "examples": 6, "n_way": 3}

@@ -27,8 +27,7 @@ from core.training.trainer import MetaTrainer
 from core.trained.weights_io import open_weights
 from maml_gui.window.main_window import MainWindow
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
-from .helpers import pretend_installed
+from ..helpers import pretend_installed
 
 HAS_ONNX = not core_export.missing_onnx_packages()
 

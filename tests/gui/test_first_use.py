@@ -15,7 +15,7 @@ from maml_gui.window.help_menu import shortcut_rows, usage_text
 from maml_gui.session.runs import data_name
 from maml_gui.session.session import WeightsSource
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
+from .support import tiny
 
 
 def wheel(widget, steps: int = -1) -> None:

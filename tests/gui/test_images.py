@@ -20,7 +20,6 @@ from core.config import ExperimentConfig, FamilySpec, ModelSpec
 from core.tasks import image_folder
 from maml_gui.widgets.hyper_panel import HyperPanel
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
 
 SMALL_GLYPHS = {"n_alphabets": 6, "characters": 4, "examples": 12, "image_size": 12, "n_way": 3}
 

@@ -18,7 +18,8 @@ from maml_gui.dialogs.sweep_dialog import SweepDialog, cores, next_folder, parse
 from maml_gui.widgets.adaptation_plot import AdaptationPlot
 from maml_gui.widgets.loss_plot import LossPlot
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
+from .support import tiny
+
 
 CHILD_TIMEOUT = 120_000   # ms: a child imports torch (a few seconds on a slow CI machine) before it trains
 

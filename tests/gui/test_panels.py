@@ -19,8 +19,8 @@ from maml_gui.widgets.field_names import readable
 from maml_gui.widgets.hyper_panel import HyperPanel
 from maml_gui.widgets.family_editor import BUILDING, IMPORTED
 
-from .gui_support import tiny
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
+from .support import tiny
+
 
 SMALL_GLYPHS = {"n_alphabets": 6, "characters": 4, "examples": 12, "image_size": 16, "n_way": 3}
 

@@ -20,10 +20,11 @@ from maml_gui.session.project import Project
 from maml_gui.session.session import Session
 from maml_gui.jobs.training import WorkerOptions
 
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
+from .support import tiny
+
 
 OPTIONS = WorkerOptions(eval_tasks=4, inspect_interval=0.3, save_interval=0.3)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # The window as a user runs it, on its own project and settings, training a sinusoid run that does not end.
 CHILD = r"""

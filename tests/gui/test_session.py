@@ -15,8 +15,9 @@ from maml_gui.session.project import PROJECT_FILE
 from maml_gui.session.session import Session
 from maml_gui.jobs.training import WorkerOptions
 
-from .helpers import copy_as_crashed
-from .gui_support import no_dangling_threads, private_default_settings, tiny  # noqa: F401  (fixtures)
+from ..helpers import copy_as_crashed
+from .support import tiny
+
 
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.2)
 

@@ -17,9 +17,9 @@ from core.storage.checkpoint import save_run
 from maml_gui.session.overlays import run_color
 from maml_gui.session.runs import curves_csv
 
-from .helpers import copy_as_crashed
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings, tiny  # noqa: F401
-from .test_gui_window import run_to_end
+from ..helpers import copy_as_crashed
+from .support import tiny
+from .test_window import run_to_end
 
 
 def scored(qtbot, window, run_id) -> None:

@@ -15,7 +15,7 @@ from core.training.trainer import MetaTrainer
 from maml_gui.session.runs import History
 from maml_gui.jobs.training import TrainingController, WorkerOptions, live_threads
 
-from .helpers import diverge_after
+from ..helpers import diverge_after
 
 OPTIONS = WorkerOptions(eval_tasks=8, inspect_interval=0.5)
 

@@ -20,7 +20,7 @@ from maml_gui.widgets.loss_plot import LossPlot
 from maml_gui.widgets.run_list import RunList
 from maml_gui.widgets.step_loss_plot import StepLossPlot
 
-ICONS = Path(__file__).resolve().parents[1] / "assets" / "icons"
+ICONS = Path(__file__).resolve().parents[2] / "assets" / "icons"
 
 
 @pytest.fixture

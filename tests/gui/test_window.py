@@ -18,10 +18,8 @@ from core.training.trainer import MetaTrainer
 from maml_gui.window.main_window import MainWindow
 from maml_gui.jobs.training import live_threads
 
-from .gui_support import OPTIONS, tiny
-from .helpers import diverge_after
-from .gui_support import make_window, no_dangling_threads, private_default_settings, settings  # noqa: F401  (fixtures)
-
+from .support import OPTIONS, tiny
+from ..helpers import diverge_after
 
 
 def received(window: MainWindow) -> list[int]:

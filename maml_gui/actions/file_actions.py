@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMenu
 
 from core.storage.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from core.storage.metrics import METRICS_FILE
@@ -18,7 +18,6 @@ from core.config import ExperimentConfig
 from core.errors import MamlError
 
 from maml_gui.actions import experiment_io as io
-from maml_gui.window.menus import fill_recent
 from maml_gui.session.runs import curves_csv
 
 
@@ -241,3 +240,12 @@ class FileActions:
         path, _ = QFileDialog.getSaveFileName(self.window, "Export curves", "curves.csv", "CSV (*.csv)")
         if path:
             self.export_curves(path)
+
+
+def fill_recent(menu: QMenu, paths: list[str], open_path) -> None:
+    menu.clear()
+    for i, path in enumerate(paths):
+        action = menu.addAction(f"&{i + 1}  {Path(path).name}", lambda p=path: open_path(p))
+        action.setToolTip(path)
+        action.setStatusTip(path)
+    menu.setEnabled(bool(paths))

@@ -9,9 +9,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHeaderView, QTableWidget, QTableWidgetItem, QTabWidget, QWidget
 
-from .plot_axes import LogAxis
-from .plot_base import add_legend, style_plot
-from .plot_colors import PALETTE
+from maml_gui.widgets.plot_axes import LogAxis
+from maml_gui.widgets.plot_base import add_legend, style_plot
+from maml_gui.widgets.plot_colors import PALETTE
 
 if TYPE_CHECKING:
     from maml_gui.adapt.task import AdaptOutcome

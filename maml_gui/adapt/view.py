@@ -35,7 +35,7 @@ from maml_gui.jobs.job_runner import JobRunner
 from maml_gui.session.session import WeightsSource
 from maml_gui.widgets.adapt_plot import AdaptPlot
 from maml_gui.widgets.episode_view import EpisodeWidget
-from maml_gui.widgets.step_loss_view import StepLossView
+from maml_gui.adapt.step_loss_view import StepLossView
 
 SOURCE_TITLES = {"held_out": "A held-out task of the family", "csv": "Labeled rows of a CSV file",
                  "points": "Points clicked on the plot", "images": "A folder of labelled images"}

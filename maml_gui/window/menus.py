@@ -176,15 +176,6 @@ def build_menus(window, actions: Actions) -> None:
     window.view_menu = bar.addMenu("&View")
 
 
-def fill_recent(menu: QMenu, paths: list[str], open_path) -> None:
-    menu.clear()
-    for i, path in enumerate(paths):
-        action = menu.addAction(f"&{i + 1}  {Path(path).name}", lambda p=path: open_path(p))
-        action.setToolTip(path)
-        action.setStatusTip(path)
-    menu.setEnabled(bool(paths))
-
-
 def build_toolbar(window, actions: Actions) -> QToolBar:
     bar = QToolBar("Training", window)
     bar.setObjectName("training_toolbar")

@@ -1,6 +1,6 @@
 """Every background thread the window starts, in one registry with one shutdown path.
 
-Training (:class:`~maml_gui.jobs.training.TrainingController`) and the short jobs — reading files,
+Training (:class:`~maml_gui.jobs.training_controller.TrainingController`) and the short jobs — reading files,
 scoring, exporting, adapting (:class:`~maml_gui.jobs.job_runner.JobRunner`) — start their threads
 here, the same way: a worker ``QObject`` (no parent) moved to a plain ``QThread`` whose
 ``started`` runs ``worker.run``, quitting when one of the worker's terminal signals fires.

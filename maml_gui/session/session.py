@@ -34,7 +34,8 @@ from maml_gui.session.run_saver import RunSaver
 from maml_gui.session.run_scoring import RunScorer
 from maml_gui.session.runs import RunRecord, RunRegistry
 from maml_gui.session.training_control import TrainingControl
-from maml_gui.jobs.training import TrainingController, WorkerOptions
+from maml_gui.jobs.training import WorkerOptions
+from maml_gui.jobs.training_controller import TrainingController
 
 INDEX_DELAY_MS = 500      # edits are written to project.json at most this often
 

@@ -303,7 +303,8 @@ def run_worker(qtbot, cfg: ExperimentConfig):
     """Train ``cfg`` in the window's worker; (notices, RunStarted, RunEnd, GUI timer ticks while compiling)."""
     from PySide6.QtCore import QTimer
 
-    from maml_gui.jobs.training import TrainingController, WorkerOptions, live_threads
+    from maml_gui.jobs.training import WorkerOptions, live_threads
+    from maml_gui.jobs.training_controller import TrainingController
 
     controller = TrainingController(options=WorkerOptions(eval_tasks=4, baseline=False))
     notices, started, ends, ticks = [], [], [], []

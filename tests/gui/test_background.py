@@ -14,7 +14,7 @@ from shiboken6 import Shiboken
 from core.errors import MamlError
 from maml_gui.jobs.job_runner import JobRunner
 from maml_gui.jobs.threads import live_threads, shutdown_all
-from maml_gui.jobs.training import TrainingController
+from maml_gui.jobs.training_controller import TrainingController
 
 from .support import OPTIONS, tiny
 

@@ -13,7 +13,8 @@ from core.device import available_devices
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.training.trainer import MetaTrainer
 from maml_gui.session.runs import History
-from maml_gui.jobs.training import TrainingController, WorkerOptions, live_threads
+from maml_gui.jobs.training import WorkerOptions, live_threads
+from maml_gui.jobs.training_controller import TrainingController
 
 from ..helpers import diverge_after
 

@@ -36,7 +36,8 @@ from maml_gui.session.session import Session
 from maml_gui.jobs.threads import shutdown_all
 from maml_gui.jobs.training import WorkerOptions
 from maml_gui.actions.weights_actions import WeightsActions
-from maml_gui.widgets.family_editor import IMAGE_FAMILIES, FamilyEditor
+from maml_gui.widgets.family_editor import FamilyEditor
+from maml_gui.widgets.family_form import IMAGE_FAMILIES
 from maml_gui.widgets.hyper_panel import HyperPanel
 from maml_gui.widgets.run_list import RunList
 from maml_gui.widgets.wheel_guard import guard_wheel

@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHeaderView, QTableWidget, QTableWidgetItem, QTabWidget, QWidget
 
 from maml_gui.widgets.plot_axes import LogAxis
-from maml_gui.widgets.plot_base import add_legend, style_plot
+from maml_gui.widgets.plot_base import style_plot
+from maml_gui.widgets.plot_legend import add_legend
 from maml_gui.widgets.plot_colors import PALETTE
 
 if TYPE_CHECKING:

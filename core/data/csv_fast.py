@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from core.data.csv_sniff import detect_header, name_columns, refuse_binary, sniff_delimiter
-from core.data.csv_table import HEAD_ROWS, MAX_COLUMNS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, LineLengths, Reporter
+from core.data.csv_table import (HEAD_ROWS, MAX_COLUMNS, SNIFF_CHARS, CsvCancelled, CsvError, CsvTable, LineLengths,
+                                 Reporter)
 
 FAST_MIN_BYTES = 1_000_000     # below this the precise reader is as quick (and pandas' import is skipped)
 SCAN_BYTES = 1024 * 1024       # read at a time while checking encoding, line ends and quotes (small: see _parse)

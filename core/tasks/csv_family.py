@@ -26,8 +26,8 @@ from core.errors import ConfigError
 
 from .base import ParamField, TaskBatch, TaskFamily
 from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks
-from .csv_rows import (FLOAT32_MAX, Flattened, TaskRows, check_fits, check_params, check_stored, column_stats, data_source,
-                       rows_by_class, split_tasks)
+from .csv_rows import (FLOAT32_MAX, Flattened, TaskRows, check_fits, check_params, check_stored, column_stats,
+                       data_source, rows_by_class, split_tasks)
 from .spec import FamilySpec
 
 SPLITS = ("train", "val", "test")

@@ -22,9 +22,11 @@ from core.algorithms.inner import Params, task_accuracy, task_losses
 from core.config import ExperimentConfig
 from core.device import resolve_device
 from core.errors import ConfigError
-from core.trained.evaluation import (FunctionView, function_view, held_out_tasks, mean_and_ci, per_step_scores, scratch_params)
+from core.trained.evaluation import (FunctionView, function_view, held_out_tasks, mean_and_ci, per_step_scores,
+                                     scratch_params)
 from core.nets.models import build_net
-from core.trained.task_views import (GRID_POINTS, DataView, EpisodeView, RegionsView, curve_range, episode_view, has_curves, region_grid, regions_view, rows_view)
+from core.trained.task_views import (GRID_POINTS, DataView, EpisodeView, RegionsView, curve_range, episode_view,
+                                     has_curves, region_grid, regions_view, rows_view)
 from core.tasks import TaskBatch, TaskFamily, build_family
 
 EVAL_TASKS = 50             # held-out tasks scored for the adaptation curves

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QHeaderView, QTableWidget, QTableWidgetItem, QTabWidget, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHeaderView, QTableWidget, QTableWidgetItem, QTabWidget,
+                               QWidget)
 
 from maml_gui.widgets.plot_axes import LogAxis
 from maml_gui.widgets.plot_base import style_plot

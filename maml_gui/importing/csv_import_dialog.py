@@ -20,9 +20,12 @@ from PySide6.QtWidgets import QDialog, QHeaderView, QListWidgetItem, QWidget
 
 from core.tasks.csv_family import CsvFamily
 
-from maml_gui.importing.csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary, tasks_kept)
-from maml_gui.importing.csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary, labels_kept, fitting_sizes, rows_split_needed)
-from maml_gui.importing.csv_import_layout import PREVIEW_ROWS, ROLE_COLORS, CsvImportLayout, common_folder, describe_paths
+from maml_gui.importing.csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
+                                            tasks_kept)
+from maml_gui.importing.csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary,
+                                             labels_kept, fitting_sizes, rows_split_needed)
+from maml_gui.importing.csv_import_layout import (PREVIEW_ROWS, ROLE_COLORS, CsvImportLayout, common_folder,
+                                                  describe_paths)
 from maml_gui.importing.import_host import ImportDialogBase
 
 CHECK_DEBOUNCE_MS = 120

@@ -25,7 +25,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from maml_gui.session.overlays import Band, Overlay, align_common, across_seeds
-from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time, value_bounds)
+from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time,
+                                        value_bounds)
 from .history_traces import EMPTY, BandTrace, Trace
 from .plot_base import PlotBox, set_curve
 from .plot_legend import PIXEL_CACHE, short_name

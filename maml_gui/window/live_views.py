@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, QTimer
 from core.errors import MamlError
 
 from maml_gui.widgets.field_names import readable
-from maml_gui.session.overlays import (Band, Overlay, band_label, band_tip, classifies, group_by_config, run_color, run_colors)
+from maml_gui.session.overlays import (Band, Overlay, band_label, band_tip, classifies, group_by_config, run_color,
+                                       run_colors)
 from maml_gui.window.pacing import Pacer
 from maml_gui.window.panels import PlotsArea, StatusReadout
 from maml_gui.session.runs import hyperparameters

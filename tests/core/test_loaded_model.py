@@ -11,7 +11,8 @@ import torch
 from core.trained.adapt import points_task
 from core.trained.loaded_model import adapt_weights
 from core.config import FamilySpec
-from core.trained.evaluation import FunctionView, diverged_tasks, held_out_tasks, mean_and_ci, per_step_scores, summarise
+from core.trained.evaluation import (FunctionView, diverged_tasks, held_out_tasks, mean_and_ci, per_step_scores,
+                                     summarise)
 from core.trained.loaded_model import LoadedModel, adaptation_steps, preview_from_weights
 from core.trained.task_views import DataView, RegionsView
 from core.tasks import FAMILIES, build_family

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from maml_gui.session.overlays import RUN_COLORS, run_color
-from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, ema_debiased, keep_or_snap, snap_range, to_pixels,
-                                value_bounds)
+from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, ema_debiased, keep_or_snap, snap_range,
+                                        to_pixels, value_bounds)
 
 
 def test_plot_math_and_overlays_load_no_qt():

@@ -151,7 +151,7 @@ def _compile_seconds_in_child(config: ExperimentConfig, cache: str) -> float | N
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     code = "import sys; from core.training.bench import compile_seconds; compile_seconds(sys.argv[1])"
     done = subprocess.run([sys.executable, "-c", code, config.replace("train", compile="on").to_json()], env=env,
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=False)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
     except (IndexError, KeyError, ValueError):

@@ -321,7 +321,7 @@ def launch(argv: list[str], nproc: int, out: Path, timeout: float = RANK_TIMEOUT
            "LOCAL_WORLD_SIZE": str(nproc), "TORCHELASTIC_USE_AGENT_STORE": "True", BOARD_ENV: str(board.path),
            LAUNCHER_ENV: str(os.getpid()),
            # the ranks import this very copy of core, wherever the launcher was started from
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                        os.environ.get("PYTHONPATH")]))}
     watcher = _Watcher(nproc, timeout, grace)
     previous = {s: signal.signal(s, watcher.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -187,3 +187,23 @@ def test_rank_0_refusing_the_arguments_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert err.strip().splitlines() == [err.strip()] and "smaller than the 2 processes" in err
     assert not out.exists() and not _processes_naming(out)
+
+
+def test_the_ranks_import_the_launchers_own_copy_of_core(tmp_path):
+    """`train --nproc` started from another folder: each rank runs the very code of the launcher,
+    not another copy of core found on the path (an installed one, say)."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\nif os.environ.get('RANK'):\n    import core\n"
+        "    open(os.path.join(os.environ['MAML_TEST_CORES'], os.environ['RANK']), 'w').write(core.__file__)\n")
+    cores = tmp_path / "cores"
+    cores.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(hook), "MAML_TEST_CORES": str(cores)}
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from core.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, "train", "--nproc", "2", "--meta-batch", "4", "--iterations", "3",
+                           "--out", str(tmp_path / "run")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in cores.iterdir()) == ["0", "1"]
+    assert {(cores / r).read_text() for r in ("0", "1")} == {str(ROOT / "core" / "__init__.py")}

@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .ranges import MAX_ITERATIONS, MAX_POINTS, MAX_SEED
+from .tasks import FAMILIES, build_family
+from .tasks.spec import FamilySpec
 
 FORMAT_VERSION = 1
 
@@ -26,14 +28,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 COMPILE_MODES = ("off", "on", "auto")
 LIVE_CHANGES = ("train.iterations", "train.meta_lr")        # a running run applies these at once
 CONTINUE_CHANGES = (*LIVE_CHANGES, "train.device", "train.compile")   # a continued run (resume) may take these too
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """Which task family and its settings; ``params`` only overrides the family's defaults."""
-
-    name: str = "sinusoid"
-    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,7 +104,7 @@ class AlgorithmSpec:
 @dataclass(frozen=True)
 class TrainSpec:
     """``compile``: run the meta-step through ``torch.compile`` ("on"), not ("off"), or when the
-    run is long enough to pay for compiling ("auto"); see :mod:`core.compiled`."""
+    run is long enough to pay for compiling ("auto"); see :mod:`core.training.compiled`."""
 
     meta_lr: float = 0.001
     meta_batch: int = 25
@@ -145,8 +139,6 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for the first invalid field, family included."""
-        from .tasks import build_family  # the family owns its own field rules
-
         self.model.validate()
         self.algorithm.validate()
         self.train.validate()
@@ -183,8 +175,6 @@ class ExperimentConfig:
         return [name for name in self.changes(running) if name not in LIVE_CHANGES]
 
     def _family_params(self) -> dict[str, Any]:
-        from .tasks import FAMILIES  # the family owns its defaults
-
         family = FAMILIES.get(self.family.name)
         fields = (*family.fields, *family.data_fields) if family is not None else ()
         params = {f.name: f.default for f in fields}   # a setting left out means its default

@@ -31,9 +31,9 @@ def application(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     app = application(argv)
-    from .main_window import MainWindow
-    from .threads import shutdown_all
-    from .training import reserve_gui_core
+    from maml_gui.window.main_window import MainWindow
+    from maml_gui.jobs.threads import shutdown_all
+    from maml_gui.jobs.training import reserve_gui_core
 
     reserve_gui_core()
     # Collect reference cycles only on the GUI thread: a collection triggered on the training

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from core.config import ExperimentConfig
-from core.trainer import MetaTrainer
+from core.training.trainer import MetaTrainer
 
 WARMUP_ITERATIONS = 5
 PROBE_MS = 10
@@ -37,7 +37,7 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
     and the lateness (ms) of every firing of a 10 ms timer during that time."""
     from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
-    from .main_window import MainWindow
+    from maml_gui.window.main_window import MainWindow
 
     with tempfile.TemporaryDirectory() as folder:
         settings = QSettings(f"{folder}/bench.ini", QSettings.Format.IniFormat)   # never the user's settings
@@ -95,7 +95,7 @@ def run_gui_bench(seconds: float = 10, config: ExperimentConfig | None = None, o
     percentiles while training (target p95 < 50 ms). ``seconds`` is the window's share; the headless
     loop runs half of it before and half after."""
     from .app import application
-    from .training import reserve_gui_core
+    from maml_gui.jobs.training import reserve_gui_core
 
     application([])
     threads = reserve_gui_core()

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         return open_window()
-    from core.cli import main as run_command
+    from core.cli.main import main as run_command
 
     return run_command(argv, gui_bench=gui_bench)
 

@@ -48,7 +48,7 @@ def generate(path: Path, n_tasks: int = 20_000, seed: int = 0) -> Path:
 _CHILD = r"""
 import json, resource, sys, time, tempfile
 import numpy as np, pandas as pd, torch
-import core.cli, core.csv_reader, core.csv_fast, core.trainer, core.tasks
+import core.cli.main, core.data.csv_reader, core.data.csv_fast, core.training.trainer, core.tasks
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 path, what = sys.argv[1], sys.argv[2]
 base = rss()
@@ -64,13 +64,13 @@ elif what == "pandas+group":
     ys = np.split(df["y"].to_numpy()[order], bounds)
 elif what in ("reader", "precise reader"):
     if what == "precise reader":
-        core.csv_fast.FAST_MIN_BYTES = float("inf")
-    table = core.csv_reader.read_csv(path)
+        core.data.csv_fast.FAST_MIN_BYTES = float("inf")
+    table = core.data.csv_reader.read_csv(path)
     values = [table.numeric(c) for c in table.columns[1:]], table.labels(table.columns[0])
 elif what == "train --csv":
-    args = core.cli.build_parser().parse_args(["train", "--csv", path, "--task-column", "task", "--target", "y",
+    args = core.cli.main.build_parser().parse_args(["train", "--csv", path, "--task-column", "task", "--target", "y",
                                                "--out", tempfile.mkdtemp()])
-    trainer = core.trainer.MetaTrainer(core.cli.config_from_args(args))
+    trainer = core.training.trainer.MetaTrainer(core.cli.main.config_from_args(args))
     batch = trainer.family.sample(25, 10, 10, torch.Generator().manual_seed(0))
 print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": rss() - base}))
 """

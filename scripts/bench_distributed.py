@@ -36,7 +36,7 @@ SETTINGS = {
 
 
 def measure(flags: list[str], nproc: int, seconds: float, folder: Path) -> dict:
-    from core.checkpoint import read_metrics
+    from core.storage.metrics import read_metrics
 
     out = folder / f"run-{len(list(folder.iterdir()))}"
     command = [sys.executable, "-m", "core.cli", "train", *flags, "--iterations", "100000000", "--time-limit",

@@ -14,8 +14,8 @@ import argparse
 import time
 
 from core.config import ExperimentConfig
-from core.evaluation import evaluate
-from core.trainer import MetaTrainer
+from core.trained.evaluation import evaluate
+from core.training.trainer import MetaTrainer
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ def max_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
 def diverge_after(monkeypatch, iterations: int) -> None:
     """Make meta-training (not the pretrain baseline) raise ``TrainingDiverged`` once ``iterations`` are done."""
     from core.errors import TrainingDiverged
-    from core.trainer import MetaTrainer
+    from core.training.trainer import MetaTrainer
 
     original = MetaTrainer.step
 

@@ -16,8 +16,9 @@ def _loaded(packages) -> str:
 
 
 def test_importing_core_loads_no_qt():
-    code = ("import sys, core, core.cli, core.trainer, core.evaluation, core.checkpoint, core.bench, core.export, "
-            "core.weights_io, core.adapt, core.export_cli, core.tasks.csv_family; " + _loaded(FORBIDDEN))
+    code = ("import sys, core, core.cli.main, core.training.trainer, core.trained.evaluation, "
+            "core.storage.checkpoint, core.training.bench, core.trained.export, core.trained.weights_io, "
+            "core.trained.adapt, core.cli.export, core.tasks.csv_family; " + _loaded(FORBIDDEN))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

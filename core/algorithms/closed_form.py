@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ..models import MLPNet, _linear, output_error
+from core.nets.models import MLPNet, _linear, output_error
 from ..tasks import TaskBatch
 from .base import MetaStepResult
 from .inner import ConstantRates, InnerRates, Params, mean_loss, sgd_update, task_accuracy

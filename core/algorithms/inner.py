@@ -2,7 +2,7 @@
 
 The whole meta-batch moves together. Two ways to get every task's own inner gradient at once:
 
-* fast path (:class:`~core.models.MLPNet`): a hand-written batched backward pass. At step 0
+* fast path (:class:`~core.nets.models.MLPNet`): a hand-written batched backward pass. At step 0
   all tasks share ``θ``, so the forward uses the shared weights and only the gradients are
   per task; ``θ − α·g`` then broadcasts to per-task weights ``[T, …]``.
 * generic path (any network): ``θ`` expanded along a task dimension; because task ``t``'s loss

@@ -40,7 +40,7 @@ class MAML(Algorithm):
         if module is not None:
             return "closed form, one-step kernels" if module is one_step else "closed form"
         if getattr(self.net, "batch_statistics", False):
-            from ..conv import FORMULATION
+            from core.nets.conv import FORMULATION
 
             return ("autograd, step 0 batched, adapted weights per task" if FORMULATION == "loop"
                     else "batched autograd, grouped convolutions")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models import output_error
+from core.nets.models import output_error
 from ..tasks import TaskBatch
 from . import closed_form
 from .base import MetaStepResult

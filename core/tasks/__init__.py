@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import FamilySpec
+from .spec import FamilySpec
 from ..errors import ConfigError
 from .base import ParamField, TaskBatch, TaskFamily
 from .blobs import BlobsFamily

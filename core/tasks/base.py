@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import torch
 
-from ..config import FamilySpec
+from .spec import FamilySpec
 from ..errors import ConfigError
 
 

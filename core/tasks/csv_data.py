@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..csv_reader import CsvError, CsvTable, Progress, read_csv
+from core.data.csv_reader import CsvError, CsvTable, Progress, read_csv
 from ..errors import ConfigError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")

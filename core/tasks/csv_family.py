@@ -21,25 +21,20 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..config import FamilySpec
-from ..csv_reader import CsvError, Progress, release_memory
-from ..errors import ConfigError
-from .base import ParamField, TaskBatch, TaskFamily, _check_field
+from core.data.csv_reader import CsvError, Progress, release_memory
+from core.errors import ConfigError
+
+from .base import ParamField, TaskBatch, TaskFamily
 from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks
-from .episodes import split_groups
+from .csv_rows import (FLOAT32_MAX, Flattened, TaskRows, check_fits, check_params, check_stored, column_stats,
+                       data_source, rows_by_class, split_tasks)
+from .spec import FamilySpec
 
 SPLITS = ("train", "val", "test")
 SPLIT_TITLES = {"train": "meta-train", "val": "meta-validation", "test": "meta-test"}
 EXAMPLE = Path(str(files("maml_explorer_assets") / "examples" / "growth.csv"))  # a plain file: wheel or editable
 EXAMPLE_PARAMS = {"task_column": "subject", "target": "height"}
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 TENSOR_BLOCK_ROWS = 20_000  # rows normalized and converted at a time (small: their temporaries reuse freed memory)
-
-DEFAULTS: dict[str, Any] = {
-    "paths": [], "task_column": None, "features": None, "target": None, "classification": False,
-    "split": [0.7, 0.15, 0.15], "split_seed": 0, "normalize": True, "drop_missing": False, "n_way": 0,
-    "normalization": None,
-}
 
 
 class CsvFamily(TaskFamily):
@@ -75,7 +70,7 @@ class CsvFamily(TaskFamily):
     )
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, progress: Progress | None = None):
-        self.params = _check_params(params, self.fields)
+        self.params = check_params(params, self.fields)
         p = self.params
         if p["paths"]:
             paths, task_column, target = p["paths"], p["task_column"], p["target"]
@@ -95,14 +90,14 @@ class CsvFamily(TaskFamily):
         try:
             self._split = split_tasks(len(data.names), p["split"], p["split_seed"])
         except ConfigError as exc:   # name the data, as every other CSV message does
-            raise ConfigError(exc.field, f"{_source(data.files)}: {exc.message}") from None
+            raise ConfigError(exc.field, f"{data_source(data.files)}: {exc.message}") from None
         self._load_warnings = list(data.warnings)
         self._size_warnings: list[str] = []
         self.normalization = self._normalization(data)
         release_memory()  # the statistics' temporaries, before the tensors are made
         self._x, self._y = self._tensors(data)
         release_memory()
-        self._class_rows = [_rows_by_class(y) for y in self._raw_y] if self.kind == "classification" else []
+        self._class_rows = [rows_by_class(y) for y in self._raw_y] if self.kind == "classification" else []
         self._capacities = [self._capacity(t) for t in range(len(self._names))]
         self._usable_memo: dict[tuple[str, int], list[int]] = {}
         self._input_range: tuple[float, float] | None = None
@@ -309,11 +304,11 @@ class CsvFamily(TaskFamily):
             return None
         stored = self.params["normalization"]
         if stored is not None:
-            return _check_stored(stored, self.features, None if self.classes is not None else self.target)
+            return check_stored(stored, self.features, None if self.classes is not None else self.target)
         train = self._split["train"]
         x = np.concatenate([data.x[t] for t in train])
-        flattened = _Flattened(x, data, train)
-        mean, std, constant = _stats(x, overwrite=True)
+        flattened = Flattened(x, data, train)
+        mean, std, constant = column_stats(x, overwrite=True)
         for name in (f for f, c in zip(self.features, constant) if c):
             self._load_warnings.append(f"input column {name!r} is constant on the meta-training tasks; it carries "
                                        "no information (scaled by 1)")
@@ -322,13 +317,13 @@ class CsvFamily(TaskFamily):
                  "target": None, "target_mean": None, "target_std": None}
         if self.classes is None:
             y = np.concatenate([data.y[t] for t in train])[:, None]
-            flattened = _Flattened(y, data, train)
-            y_mean, y_std, _ = _stats(y, overwrite=True)
+            flattened = Flattened(y, data, train)
+            y_mean, y_std, _ = column_stats(y, overwrite=True)
             self._load_warnings += flattened.warnings(y_mean, y_std, [f"target column {self.target!r}"])
             stats.update(target=self.target, target_mean=float(y_mean[0]), target_std=float(y_std[0]))
         return stats
 
-    def _tensors(self, data: CsvTasks) -> tuple["_Rows", "_Rows"]:
+    def _tensors(self, data: CsvTasks) -> tuple["TaskRows", "TaskRows"]:
         """Normalized float tensors, one per task: views of one tensor filled a block of tasks at a time
         (20,000 tasks cost a few conversions, and no second float64 copy of the data is made); refuses
         (naming task and column) anything that would not be finite."""
@@ -353,7 +348,7 @@ class CsvFamily(TaskFamily):
             row = end
         xs, ys = torch.from_numpy(xs), torch.from_numpy(ys)
         ys = ys if classify else ys.reshape(-1, 1)
-        return _Rows(xs, sizes), _Rows(ys, sizes)  # finite: |values| < float32's max was checked, NaN included
+        return TaskRows(xs, sizes), TaskRows(ys, sizes)  # finite: |values| < float32's max was checked, NaN included
 
     def _refuse_too_large(self, data: CsvTasks, x: np.ndarray, y: np.ndarray | None, sizes: list[int],
                           first: int) -> None:
@@ -366,8 +361,8 @@ class CsvFamily(TaskFamily):
             return
         t = min(int(np.searchsorted(ends, np.flatnonzero(b)[0], side="right")) for b in (bad_x, bad_y) if b.any())
         rows = slice(ends[t] - sizes[t], ends[t])
-        _check_fits(x[rows], self.features, self._names[first + t], data.files[first + t])
-        _check_fits(y[rows][:, None], [self.target], self._names[first + t], data.files[first + t])
+        check_fits(x[rows], self.features, self._names[first + t], data.files[first + t])
+        check_fits(y[rows][:, None], [self.target], self._names[first + t], data.files[first + t])
 
 
 # -- re-use ---------------------------------------------------------------------------------------
@@ -404,7 +399,7 @@ def _built_key(params: Mapping[str, Any] | None) -> str | None:
     """The settings and the files' stamps, or None (not cached) when there are no files or they
     cannot be listed (building then raises the readable error)."""
     try:
-        checked = _check_params(params, CsvFamily.fields)
+        checked = check_params(params, CsvFamily.fields)
         if not checked["paths"]:
             return None
         stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in expand_paths(checked["paths"])]
@@ -413,173 +408,3 @@ def _built_key(params: Mapping[str, Any] | None) -> str | None:
     return json.dumps([checked, stamps], sort_keys=True, default=str)
 
 
-class _Rows:
-    """Per-task rows of one tensor, sliced when asked: 20,000 tasks need no 20,000 tensor objects (~1 KB each)."""
-
-    def __init__(self, values: torch.Tensor, sizes: list[int]):
-        self.values = values
-        self.ends = np.cumsum(sizes).tolist()
-        self.starts = [0] + self.ends[:-1]
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def __getitem__(self, t: int) -> torch.Tensor:
-        return self.values[self.starts[t]:self.ends[t]]
-
-
-def split_tasks(n: int, fractions: list[float], seed: int) -> dict[str, list[int]]:
-    """Task indices per split (see :func:`~core.tasks.episodes.split_groups`)."""
-    return split_groups(n, fractions, seed, "tasks", zero_hint="the validation and test fractions")
-
-
-def _source(files: list[Path]) -> str:
-    """The data a message is about: the file, the folder of files, or how many files."""
-    unique = set(files)
-    if len(unique) == 1:
-        return unique.pop().name
-    folders = {p.parent for p in unique}
-    return f"{folders.pop().name}/ ({len(unique)} files)" if len(folders) == 1 else f"{len(unique)} files"
-
-
-class _Flattened:
-    """Columns whose bulk standardising flattens: a few extreme values set the scale, and in float32
-    the other values all become one number (the meta-loss then looks fine and means nothing).
-    Built from the raw meta-training values before :func:`_stats` overwrites them: a sample of at
-    most :data:`SAMPLE` rows for the bulk's spread, and the most extreme row of each column."""
-
-    SAMPLE = 100_000
-
-    def __init__(self, values: np.ndarray, data: CsvTasks, train: list[int]):
-        self.sample = values[::max(1, len(values) // self.SAMPLE)].copy()
-        high, low = values.argmax(0), values.argmin(0)
-        rows = np.arange(values.shape[1])
-        self.extreme = np.where(np.abs(values[high, rows]) >= np.abs(values[low, rows]), high, low)
-        self.values = values[self.extreme, rows]
-        self.data, self.train = data, train
-
-    def warnings(self, mean: np.ndarray, std: np.ndarray, names: list[str]) -> list[str]:
-        raw = np.percentile(self.sample, [5, 95], axis=0, method="nearest")
-        z = np.percentile(((self.sample - mean) / std).astype(np.float32), [5, 95], axis=0, method="nearest")
-        # also when over 5% of the values are extreme (the percentiles then span them): few distinct values left
-        few = 2 * _distinct(((self.sample - mean) / std).astype(np.float32)) <= _distinct(self.sample)
-        out = []
-        for j in np.flatnonzero(((raw[1] > raw[0]) & (z[1] == z[0])) | (few & (raw[1] > raw[0]))):
-            spread = f" (spread {raw[1, j] - raw[0, j]:.3g})" if z[1, j] == z[0, j] else ""
-            out.append(f"{names[j]}: the value {self.values[j]:.6g} at {self._where(int(self.extreme[j]))} sets the "
-                       f"column's scale, so its other values{spread} all become the same "
-                       "number after standardising and training cannot tell them apart; correct or remove the "
-                       "extreme values, or rescale the column")
-        return out
-
-    def _where(self, index: int) -> str:
-        """``file.csv line N`` of a row of the concatenated meta-training tasks."""
-        sizes = np.cumsum([len(self.data.y[t]) for t in self.train])
-        k = int(np.searchsorted(sizes, index, side="right"))
-        row = index - (int(sizes[k - 1]) if k else 0)
-        task = self.train[k]
-        return f"{self.data.files[task].name} line {int(self.data.lines[task][row])}"
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """How many different values each column holds (one sort of the whole sample)."""
-    ordered = np.sort(values, axis=0)
-    return 1 + (np.diff(ordered, axis=0) != 0).sum(0)
-
-
-def _stats(values: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-column mean and std, computed on rescaled values so huge values do not overflow; std 0 -> 1.
-
-    ``overwrite`` works in ``values`` itself (a concatenated copy of a million rows need not be copied
-    twice more); the arithmetic is numpy's ``mean(0)`` and ``std(0)``, step for step.
-    """
-    scale = np.maximum(values.max(0), -values.min(0))  # |values|.max(0) without an |values| copy
-    scale[scale == 0] = 1.0
-    scaled = np.divide(values, scale, out=values if overwrite else None)
-    n = len(scaled)
-    mean_scaled = scaled.sum(0) / n
-    np.subtract(scaled, mean_scaled, out=scaled)
-    np.multiply(scaled, scaled, out=scaled)
-    mean, std = mean_scaled * scale, np.sqrt(scaled.sum(0) / n) * scale
-    constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
-    std[constant] = 1.0
-    return mean, std, constant
-
-
-def _rows_by_class(codes: np.ndarray) -> dict[int, torch.Tensor]:
-    return {int(c): torch.as_tensor(np.flatnonzero(codes == c)) for c in np.unique(codes)}
-
-
-def _check_fits(values: np.ndarray, columns: list[str], task: str, path: Path) -> None:
-    big = ~(np.abs(values) < FLOAT32_MAX)
-    if big.any():
-        row, col = np.argwhere(big)[0]
-        raise CsvError(path, f"task {task!r} has values too large for the model's 32-bit numbers (up to "
-                             f"{np.abs(values[:, col]).max():.3g}); rescale the column, or turn standardization on",
-                       column=columns[col])
-
-
-def _check_stored(stored: Any, features: list[str], target: str | None) -> dict[str, Any]:
-    """Statistics saved with a run must describe exactly these columns."""
-    field = "family.normalization"
-    if not isinstance(stored, Mapping):
-        raise ConfigError(field, "expected the saved statistics as a JSON object")
-    if list(stored.get("features") or []) != features or stored.get("target") != target:
-        raise ConfigError(field, f"the saved statistics are for inputs {stored.get('features')} and target "
-                                 f"{stored.get('target')!r}, but this family uses {features} and {target!r}; "
-                                 "remove them to recompute")
-    out = {"features": list(features), "target": target}
-    for key, size in (("feature_mean", len(features)), ("feature_std", len(features))):
-        values = stored.get(key)
-        if not isinstance(values, list) or len(values) != size or not all(_finite(v) for v in values):
-            raise ConfigError(f"{field}.{key}", f"expected {size} finite numbers")
-        out[key] = [float(v) for v in values]
-    for key in ("target_mean", "target_std"):
-        value = stored.get(key)
-        if (value is None) != (target is None) or (value is not None and not _finite(value)):
-            raise ConfigError(f"{field}.{key}", "expected a finite number" if target else "expected null")
-        out[key] = None if value is None else float(value)
-    if min(out["feature_std"], default=1.0) <= 0 or (out["target_std"] is not None and out["target_std"] <= 0):
-        raise ConfigError(field, "standard deviations must be positive")
-    return out
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_params(params: Mapping[str, Any] | None, fields: tuple[ParamField, ...]) -> dict[str, Any]:
-    """Defaults merged with ``params``, each checked for type, so a typo in a saved run is named."""
-    params = dict(params or {})
-    for key in params:
-        if key not in DEFAULTS:
-            raise ConfigError(f"family.{key}", "unknown setting for the csv family")
-    out = copy.deepcopy(DEFAULTS)
-    out.update(copy.deepcopy(params))
-    for f in fields:
-        out[f.name] = _check_field(f, out[f.name])
-    if isinstance(out["paths"], str):
-        out["paths"] = [out["paths"]]
-    if not isinstance(out["paths"], list) or not all(isinstance(p, str) and p for p in out["paths"]):
-        raise ConfigError("family.paths", "expected a list of file or folder paths")
-    for key in ("task_column", "target"):
-        if out[key] == "":
-            out[key] = None
-        if out[key] is not None and not isinstance(out[key], str):
-            raise ConfigError(f"family.{key}", "expected a column name")
-    if out["features"] == []:
-        out["features"] = None
-    if out["features"] is not None and (not isinstance(out["features"], list)
-                                        or not all(isinstance(c, str) and c for c in out["features"])):
-        raise ConfigError("family.features", "expected a list of column names")
-    for key in ("classification", "normalize", "drop_missing"):
-        if not isinstance(out[key], bool):
-            raise ConfigError(f"family.{key}", "expected true or false")
-    split = out["split"]
-    if (not isinstance(split, (list, tuple)) or len(split) != 3 or not all(_finite(v) and v >= 0 for v in split)
-            or split[0] <= 0):
-        raise ConfigError("family.split", "expected three fractions [train, validation, test], train > 0")
-    if abs(sum(split) - 1.0) > 1e-6:
-        raise ConfigError("family.split", f"the fractions must add up to 1 (they add up to {sum(split):g})")
-    out["split"] = [float(v) for v in split]
-    return out

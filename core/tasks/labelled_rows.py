@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..csv_reader import CsvError, read_csv
+from core.data.csv_reader import CsvError, read_csv
 from ..errors import ConfigError
 from .base import ParamField
 from .episodes import SPLITS, EpisodeFamily, EpisodeSampler, listed, split_groups

@@ -17,10 +17,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
 
-from ..overlays import Band, Overlay, across_seeds
-from ..plot_math import value_bounds
+from maml_gui.session.overlays import Band, Overlay, across_seeds
+from maml_gui.widgets.plot_math import value_bounds
 from .history_plot import OVERLAY_STYLE, tip_bands
-from .plot_base import PIXEL_CACHE, PlotBox, short_name
+from .plot_base import PlotBox
+from .plot_legend import PIXEL_CACHE, short_name
 from .plot_colors import PALETTE, SERIES_COLORS, set_pen
 
 COMPARED_SERIES = "meta-learned"   # what a compared run shows: its meta-learned initialisation

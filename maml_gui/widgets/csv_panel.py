@@ -17,7 +17,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from core.tasks.csv_family import DEFAULTS, CsvFamily
+from core.tasks.csv_family import CsvFamily
+from core.tasks.csv_rows import DEFAULTS
 from core.tasks.labelled_rows import LabelledRowsFamily
 
 from .plot_colors import PALETTE, class_colors

@@ -1,4 +1,4 @@
-"""The task view, extended to draw a CSV task (``core.task_views.DataView``) next to the built-in views.
+"""The task view, extended to draw a CSV task (``core.trained.task_views.DataView``) next to the built-in views.
 
 A subclass rather than an edit of ``plots.FunctionPlot``: the generated families' function and
 decision-region views stay as they are; this adds the task's own rows, and for several inputs a

@@ -1,7 +1,7 @@
 """The task view of an image run: one meta-test episode, its support set and the query labels the
 network predicts after a chosen number of adaptation steps.
 
-Draws a :class:`core.task_views.EpisodeView` (plain arrays): per class, a line with its label and
+Draws a :class:`core.trained.task_views.EpisodeView` (plain arrays): per class, a line with its label and
 full name, then its support images (grey frame) and its query images framed green (predicted
 right) or red (wrong) with the predicted label *under* each, never on it. The images flow onto
 more lines rather than shrink below a readable size; the episode scrolls when the panel is too

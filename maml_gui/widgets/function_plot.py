@@ -32,7 +32,7 @@ class FunctionPlot(PlotBox):
         self._use_legend_row()
 
     def show_function(self, view) -> None:
-        """Draw a ``core.evaluation.FunctionView``; with many steps only a spread of them is shown."""
+        """Draw a ``core.trained.evaluation.FunctionView``; with many steps only a spread of them is shown."""
         n = len(view.predictions)
         steps = list(range(n)) if n <= self.MAX_STEP_CURVES else sorted(
             {0, 1, *np.linspace(0, n - 1, self.MAX_STEP_CURVES - 1).round().astype(int).tolist()})

@@ -1,6 +1,6 @@
 """The base of the plots over meta-iterations, which draw columns of runs' ``History`` objects.
 
-A run's ``History`` (``maml_gui.runs``) is the one store of its metrics: a plot only holds a
+A run's ``History`` (``maml_gui.session.runs``) is the one store of its metrics: a plot only holds a
 reference to it (and to each compared run's) and what it derives for drawing. ``refresh()`` is
 cheap to call after every chunk: it starts a single-shot ~30 Hz timer, whose redraw then
 
@@ -22,18 +22,19 @@ from typing import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
-from ..overlays import Band, Overlay, align_common, across_seeds
-from ..plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time, value_bounds
-from .plot_base import PIXEL_CACHE, PlotBox, set_curve, short_name
+from maml_gui.session.overlays import Band, Overlay, align_common, across_seeds
+from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time,
+                                        value_bounds)
+from .history_traces import EMPTY, BandTrace, Trace
+from .plot_base import PlotBox, set_curve
+from .plot_legend import PIXEL_CACHE, short_name
 from .plot_colors import set_pen
 
 REDRAW_MS = 33
 DEFAULT_SMOOTHING = 0.9
 OVERLAY_STYLE = Qt.PenStyle.DashLine
-EMPTY = (np.empty(0), np.empty(0))
 X_AXES = {"iteration": "meta-iteration", "time": "training time (meta-steps only)"}   # x-axis choice: its label
 X_TIPS = {"iteration": "Meta-iterations on the x axis",
           "time": "Training time on the x axis: the sum of the meta-iterations' durations recorded in metrics.csv "
@@ -44,51 +45,6 @@ def tip_bands(legend, tips: dict[str, str]) -> None:
     """Give the legend entries of bands their tooltip (what the shading spans)."""
     for _sample, label in legend.items:
         label.setToolTip(tips.get(label.text, ""))
-
-
-class _Trace:
-    """One compared run on a history plot: its curve, and its smoothed values kept between redraws."""
-
-    def __init__(self, curve: pg.PlotDataItem):
-        self.curve = curve
-        self.overlay: Overlay | None = None
-        self.smoother = SmoothedColumns()
-        self.key = None
-        self.shown = EMPTY
-
-
-class _BandTrace:
-    """One sweep configuration on a history plot: the mean across its seeds (solid) and the band
-    from the lowest to the highest seed (two thin edges and the fill between them)."""
-
-    def __init__(self, plot: pg.PlotWidget):
-        self.mean = plot.plot()
-        self.low, self.high = plot.plot(), plot.plot()
-        self.fill = pg.FillBetweenItem(self.low, self.high)
-        plot.addItem(self.fill)
-        self.band: Band | None = None
-        self.smoothers: dict[int, SmoothedColumns] = {}
-        self.key = None
-        self.shown = (np.empty(0), np.empty(0), np.empty(0), np.empty(0))
-
-    def curves(self) -> tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem]:
-        return self.mean, self.low, self.high
-
-    def style(self, color: str) -> bool:
-        changed = set_pen(self.mean, color, 2)
-        if changed:
-            edge = QColor(color)
-            edge.setAlpha(110)
-            for curve in (self.low, self.high):
-                curve.setPen(pg.mkPen(edge, width=1))
-            fill = QColor(color)
-            fill.setAlpha(50)
-            self.fill.setBrush(fill)
-        return changed
-
-    def set_visible(self, on: bool) -> None:
-        for item in (*self.curves(), self.fill):
-            item.setVisible(on)
 
 
 class HistoryPlot(PlotBox):
@@ -142,8 +98,8 @@ class HistoryPlot(PlotBox):
         self._smoother = SmoothedColumns()
         self._main_key = None
         self._main = (np.empty(0), [], [])       # (x, raw columns, smoothed columns) as last handed over
-        self._traces: list[_Trace] = []
-        self._bands: list[_BandTrace] = []
+        self._traces: list[Trace] = []
+        self._bands: list[BandTrace] = []
         # per curve: the arrays last handed to it (to skip unchanged ones), what they were with
         # non-finite values as NaN (``data()``), and the key of their per-pixel reduction
         self._sources: dict[pg.PlotDataItem, tuple[np.ndarray, np.ndarray]] = {}
@@ -195,7 +151,7 @@ class HistoryPlot(PlotBox):
             # a compared run that is not training is blitted from a pixmap while the view's range
             # stays put (the range is snapped, so most redraws), instead of being stroked again
             curve.curve.setCacheMode(PIXEL_CACHE)
-            self._traces.append(_Trace(curve))
+            self._traces.append(Trace(curve))
         restyled = False
         for i, trace in enumerate(self._traces):
             if i >= len(overlays):
@@ -223,7 +179,7 @@ class HistoryPlot(PlotBox):
         interval), on the iterations every seed has reached; [] removes them."""
         bands = list(bands)
         while len(self._bands) < len(bands):
-            self._bands.append(_BandTrace(self.plot))
+            self._bands.append(BandTrace(self.plot))
         restyled = False
         for i, trace in enumerate(self._bands):
             if i >= len(bands):
@@ -360,7 +316,7 @@ class HistoryPlot(PlotBox):
         self._main_key, self._main = key, main
         return main
 
-    def _trace_shown(self, trace: _Trace, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    def _trace_shown(self, trace: Trace, weight: float) -> tuple[np.ndarray, np.ndarray]:
         """A compared run's (x, smoothed y), decimated; recomputed only when its history changed."""
         h = trace.overlay.history
         key = None if h is None else (len(h), h.stride, weight, self._x_mode)
@@ -375,7 +331,7 @@ class HistoryPlot(PlotBox):
             trace.key = key
         return trace.shown
 
-    def _band_shown(self, trace: _BandTrace, weight: float):
+    def _band_shown(self, trace: BandTrace, weight: float):
         """(x, mean, min, max) of a band's seeds, smoothed each like a compared run, decimated;
         recomputed only when one of their histories changed."""
         key = (tuple((len(h), h.stride) for h in trace.band.histories), weight, self._x_mode)
@@ -403,10 +359,10 @@ class HistoryPlot(PlotBox):
             return training_time(history.iterations, history.seconds)
         return history.iterations
 
-    def _active_bands(self) -> list[_BandTrace]:
+    def _active_bands(self) -> list[BandTrace]:
         return [t for t in self._bands if t.band is not None]
 
-    def _active_traces(self) -> list[_Trace]:
+    def _active_traces(self) -> list[Trace]:
         return [t for t in self._traces if t.overlay is not None]
 
     def _sync_legend(self) -> None:

@@ -18,7 +18,7 @@ from core.config import (ACTIVATIONS, COMPILE_MODES, PER_STEP_ALGORITHMS, Algori
 from core.device import available_devices
 from core.errors import ConfigError
 
-from ..field_names import LABELS, readable
+from maml_gui.widgets.field_names import LABELS, readable
 from .invalid_mark import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1

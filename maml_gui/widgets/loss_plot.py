@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from .history_plot import EMPTY, HistoryPlot
-from .plot_base import short_name
+from .plot_legend import short_name
 from .plot_colors import PALETTE, light, set_pen
 
 

@@ -9,7 +9,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF, QTextDocument
 
-from ..plot_math import format_duration, time_tick_spacing
+from maml_gui.widgets.plot_math import format_duration, time_tick_spacing
 
 MANTISSA_ORDER = (1, 5, 2, 3, 4, 6, 7, 8, 9)   # which minor log ticks get a label first, room allowing
 

@@ -1,4 +1,4 @@
-"""The colours of the plots: series, classes and adaptation steps (run colours: ``maml_gui.overlays``)."""
+"""The colours of the plots: series, classes and adaptation steps (run colours: ``maml_gui.session.overlays``)."""
 
 from __future__ import annotations
 

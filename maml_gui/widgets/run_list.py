@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMenu, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..overlays import run_color
+from maml_gui.session.overlays import run_color
 
 NAME, ALGORITHM, ITERATIONS, LOSS, HELD_OUT, STATUS = range(6)
 HYPER = ("inner lr", "steps", "meta lr", "K", "batch", "seed")   # keys of runs.hyperparameters
@@ -111,7 +111,7 @@ class RunList(QWidget):
     def add_run(self, run_id: Hashable, name: str, algorithm: str, color: str | None = None,
                 hyper: dict | None = None, note: str = "") -> None:
         """Append a run (unticked); adding an existing id only renames it. Its name shows a swatch of
-        ``color``, by default its :func:`~maml_gui.overlays.run_color` (the colour it has on the plots);
+        ``color``, by default its :func:`~maml_gui.session.overlays.run_color` (the colour it has on the plots);
         ``hyper`` holds its settings by the names in :data:`HYPER`."""
         if run_id in self._names:
             self.rename_run(run_id, name)

@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..overlays import Overlay
+from maml_gui.session.overlays import Overlay
 from .adaptation_plot import compared_series
 
 EMPTY_HINT = "Tick runs in the Runs list to compare their held-out scores here."

@@ -1,0 +1,1 @@
+"""Run folders on disk: their files, atomic writes, the writer's lock, following, sweeps."""

@@ -1,0 +1,1 @@
+"""A trained network in use: loading, adapting, held-out scores, task views, export."""

@@ -1,0 +1,1 @@
+"""Meta-training: the trainer, its optimiser, the compiled step, distributed ranks, bench."""

@@ -1,0 +1,1 @@
+"""What the menus do: files, experiments, plots, weights, sweeps and launches."""

@@ -1,0 +1,1 @@
+"""The Adapt panel: adapt the learned initialisation to one new task and watch it."""

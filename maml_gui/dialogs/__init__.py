@@ -1,0 +1,1 @@
+"""Small dialogs: export weights, run as a sweep or in N processes."""

@@ -1,0 +1,1 @@
+"""Bringing CSV files and image folders into the window: dialogs and their plain-data plans."""

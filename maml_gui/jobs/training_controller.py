@@ -1,0 +1,122 @@
+"""The controller that owns the training worker's thread, in the GUI thread: it starts the one
+worker, passes the GUI's requests to it by direct call and relays its signals."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from core.config import ExperimentConfig
+
+from maml_gui.jobs.threads import WorkerThread, start_worker
+from maml_gui.jobs.training import TrainingWorker, WorkerOptions
+
+
+_RELAYED = ("started", "progress", "adaptation", "preview", "weights", "state", "paused_changed", "notice",
+            "activity", "finished", "failed")
+
+
+class TrainingController(QObject):
+    """Owns at most one (thread, worker) pair and relays the worker's signals in the GUI thread.
+
+    The thread is started and registered by :mod:`maml_gui.jobs.threads`, so the window's
+    :func:`~maml_gui.jobs.threads.shutdown_all` stops it along with every job.
+    """
+
+    started = Signal(object)
+    progress = Signal(object)
+    adaptation = Signal(object)
+    preview = Signal(object)
+    weights = Signal(object)
+    state = Signal(object)
+    paused_changed = Signal(bool)
+    notice = Signal(str)
+    activity = Signal(str)
+    finished = Signal(object)
+    failed = Signal(str)
+    running_changed = Signal(bool)   # a training thread exists (running or paused)
+
+    def __init__(self, parent: QObject | None = None, options: WorkerOptions | None = None):
+        super().__init__(parent)
+        self.options = options or WorkerOptions()
+        self._job: WorkerThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._paused = False
+
+    def is_active(self) -> bool:
+        return self._job is not None
+
+    def is_paused(self) -> bool:
+        return self._job is not None and self._paused
+
+    def start(self, config: ExperimentConfig, *, paused: bool = False, steps: int = 0, preview_index: int = 0,
+              initial_weights: dict | None = None, initial_state: tuple[dict, dict] | None = None) -> None:
+        """``initial_weights`` (``model.*`` / ``inner_lr.*``): start from them instead of a fresh
+        initialisation; with ``initial_state`` (a saved run's training state) continue it exactly."""
+        if self._job is not None:
+            raise RuntimeError("a training run is already active; stop it first")
+        worker = TrainingWorker(config, self.options, start_paused=paused, steps=steps, preview_index=preview_index,
+                                initial_weights=initial_weights, initial_state=initial_state)
+        for name in _RELAYED:   # queued into the GUI thread, where this controller lives
+            getattr(worker, name).connect(getattr(self, name))
+        self._worker, self._paused = worker, paused
+        self._job = start_worker(worker, "maml-training", kind="training", ends=(worker.finished, worker.failed),
+                                 stop=worker.stop, on_released=self._on_released, owner=self)
+        self.running_changed.emit(True)
+
+    # -- direct, thread-safe requests ----------------------------------------------------------
+    def pause(self) -> None:
+        if self._worker is not None:
+            self._paused = True
+            self._worker.pause()
+
+    def resume(self) -> None:
+        if self._worker is not None:
+            self._paused = False
+            self._worker.resume()
+
+    def step(self) -> None:
+        if self._worker is not None:
+            self._paused = True
+            self._worker.step_once()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
+    def set_meta_lr(self, lr: float) -> None:
+        if self._worker is not None:
+            self._worker.set_meta_lr(lr)
+
+    def set_iterations(self, total: int) -> None:
+        if self._worker is not None:
+            self._worker.set_iterations(total)
+
+    def set_inspect_interval(self, seconds: float) -> None:
+        if self._worker is not None:
+            self._worker.set_inspect_interval(seconds)
+
+    def request_preview(self, task_index: int) -> bool:
+        """Ask the worker for another preview task; False when no run is active."""
+        if self._worker is None:
+            return False
+        self._worker.request_preview(task_index)
+        return True
+
+    def request_checkpoint(self) -> bool:
+        """Ask the worker for its weights and state after the current meta-iteration; False when no run is active."""
+        if self._worker is None:
+            return False
+        self._worker.request_checkpoint()
+        return True
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Stop and wait for the thread (window closing, app quitting). True once it has ended."""
+        job = self._job
+        return job is None or job.stop_and_wait(timeout_ms)
+
+    def _on_released(self) -> None:
+        """The thread has exited (:meth:`maml_gui.jobs.threads.WorkerThread._release` says why the
+        last references are dropped only now)."""
+        self._job = self._worker = None
+        self._paused = False
+        self.running_changed.emit(False)

@@ -1,0 +1,1 @@
+"""The session model: runs, the project folder, saving, scoring and following runs."""

@@ -1,0 +1,130 @@
+"""Held-out scores of runs, and their pretrain baseline brought level, computed on job threads.
+
+Scoring a run's weights takes from a second (an MLP) to a minute (a conv net on images), so runs
+wait their turn (a sweep's seeds all end at once), each is scored with its latest weights, the
+status bar shows the progress, and a new run or a closing window cancels it between parts
+(:meth:`LoadedModel.adaptation`'s ``report``). A finished run's final scores are computed here,
+never by its training thread, so Stop does not wait for them. A finished run's baseline is
+trained to the run's own number of updates in the background, so the comparison the plots show
+is fair.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from core.config import ExperimentConfig
+from core.trained.loaded_model import LoadedModel
+from core.tasks import build_family
+from core.training.trainer import MetaTrainer
+
+from maml_gui.jobs.job_runner import JobRunner
+from maml_gui.session.runs import RunRecord
+
+
+class RunScorer(QObject):
+    scored = Signal(object, object)          # RunRecord, its new AdaptationSnapshot
+    baseline_done = Signal(object, object)   # RunRecord, snapshot with the baseline level (None: cancelled)
+    message = Signal(str, int)               # text for the status bar, milliseconds
+
+    def __init__(self, parent: QObject, family_for: Callable[[ExperimentConfig], Any], tasks: Callable[[], int],
+                 alive: Callable[[RunRecord], bool]):
+        """``family_for`` gives the edited family a config uses (None: build it), ``tasks`` how many
+        held-out tasks to score on, ``alive`` whether a run is still in the session."""
+        super().__init__(parent)
+        self._family_for, self._tasks, self._alive = family_for, tasks, alive
+        self._waiting: dict[int, RunRecord] = {}
+        self._scoring = self._training = ""    # the status lines of the jobs running, shown with their progress
+        self._baseline_run: RunRecord | None = None   # whose baseline the baseline job trains
+        self._scores = JobRunner(self, "maml-score", reports_progress=True)
+        self._scores.busy_changed.connect(lambda busy: None if busy else self._next())
+        self._scores.done.connect(self._on_scored)
+        self._scores.failed.connect(lambda run, text: self._end(f"Cannot score {run.name}: {text}"))
+        self._scores.progress.connect(lambda f: self._progress(self._scoring, f))
+        self._baselines = JobRunner(self, "maml-baseline", reports_progress=True)
+        self._baselines.progress.connect(lambda f: self._progress(self._training, f))
+        self._baselines.done.connect(self.baseline_done)
+        self._baselines.failed.connect(
+            lambda run, text: self.message.emit(f"The pretrain baseline of {run.name} stopped: {text}", 10_000))
+
+    def score(self, run: RunRecord) -> None:
+        """Queue ``run`` for scoring (``scored`` follows)."""
+        if not run.weights:
+            return
+        self._waiting[run.run_id] = run
+        if not self._scores.is_busy():
+            self._next()
+
+    def _next(self) -> None:
+        if not self._waiting or self._scores.is_busy():
+            return
+        run = self._waiting.pop(next(iter(self._waiting)))
+        if not run.weights or not self._alive(run):
+            self._next()
+            return
+        config, weights, family, tasks = run.config, run.weights, self._family_for(run.config), self._tasks()
+        self._scoring = f"{run.name}: scoring {tasks:,} held-out tasks (in the background)…"
+        self._scores.submit(run, lambda report: LoadedModel(config, weights, family).adaptation(tasks, None, report))
+
+    def _on_scored(self, run: RunRecord, snapshot) -> None:
+        self._end("")
+        if snapshot is not None:   # None: cancelled
+            self.scored.emit(run, snapshot)
+
+    def _progress(self, text: str, fraction: float) -> None:
+        """Slow jobs say what they do: a status line with their progress (at most every half second)."""
+        if text and fraction < 1.0:
+            self.message.emit(f"{text} {fraction:.0%}", 0)
+
+    def _end(self, text: str) -> None:
+        self.message.emit(text, 10_000 if text else 1)
+
+    def finish_baseline(self, run: RunRecord, baseline: bool = True) -> bool:
+        """Give the run's pretrain baseline as many updates as the run had, in the background.
+
+        While training, the baseline only gets a small share of the time (so the run keeps its
+        speed) and so far fewer updates: compared like that, pretraining looks worse than it is.
+        Once the run ends, a pretrain network with the run's seed and task stream is trained to the
+        run's iteration count and both are scored again on the same held-out tasks. True if started.
+        """
+        snapshot = run.adaptation
+        target = run.weights_iteration
+        if snapshot is not None:
+            baseline = "pretrain" in snapshot.series and snapshot.baseline_iterations < target
+        if not run.weights or not baseline or run.config.algorithm.name == "pretrain" or target <= 0:
+            return False
+        config, weights, tasks = run.config, run.weights, self._tasks()
+        edited = self._family_for(config)
+
+        def train(report):
+            family = edited or build_family(config.family)
+            baseline = MetaTrainer(config.replace("algorithm", name="pretrain"), family)
+            while baseline.iteration < target:
+                baseline.step()
+                if baseline.iteration % 100 == 0 and report(0.8 * baseline.iteration / target):
+                    return None   # cancelled: the run keeps the scores it has
+            return LoadedModel(config, weights, family).adaptation(tasks, LoadedModel.of_trainer(baseline),
+                                                                   lambda f: report(0.8 + 0.2 * f))
+
+        self._baselines.submit(run, train)
+        self._baseline_run = run
+        updates = f"{target:,} update{'s' if target != 1 else ''}"
+        self._training = f"{run.name}: training its pretrain baseline to {updates}, then scoring (in the background)…"
+        self.message.emit(self._training, 8000)
+        return True
+
+    def cancel_baseline(self) -> None:
+        """A new run needs the CPU more than a finished run's baseline."""
+        if self._baselines.is_busy():
+            self._baselines.cancel()
+            self._end("")
+            run, self._baseline_run = self._baseline_run, None
+            if run is not None and run.adaptation is None:
+                self.score(run)   # a short run was never scored while it trained: at least its own scores
+
+    def shutdown(self) -> None:
+        self._baselines.shutdown()
+        self._waiting.clear()   # nothing new starts once closing
+        self._scores.shutdown()

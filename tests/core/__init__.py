@@ -1,0 +1,1 @@
+"""Tests of the engine (core/): one file per capability."""

@@ -1,0 +1,1 @@
+"""Tests of the window (maml_gui/), offscreen; fixtures in conftest.py."""

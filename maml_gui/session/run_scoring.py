@@ -28,6 +28,7 @@ class RunScorer(QObject):
     scored = Signal(object, object)          # RunRecord, its new AdaptationSnapshot
     baseline_done = Signal(object, object)   # RunRecord, snapshot with the baseline level (None: cancelled)
     message = Signal(str, int)               # text for the status bar, milliseconds
+    job_status = Signal(str)                 # what the background jobs do, with their progress ("": nothing)
 
     def __init__(self, parent: QObject, family_for: Callable[[ExperimentConfig], Any], tasks: Callable[[], int],
                  alive: Callable[[RunRecord], bool]):
@@ -37,17 +38,19 @@ class RunScorer(QObject):
         self._family_for, self._tasks, self._alive = family_for, tasks, alive
         self._waiting: dict[int, RunRecord] = {}
         self._scoring = self._training = ""    # the status lines of the jobs running, shown with their progress
+        self._lines: dict[str, str] = {}       # "score" / "baseline" -> that job's line with its progress
         self._baseline_run: RunRecord | None = None   # whose baseline the baseline job trains
         self._scores = JobRunner(self, "maml-score", reports_progress=True)
         self._scores.busy_changed.connect(lambda busy: None if busy else self._next())
         self._scores.done.connect(self._on_scored)
         self._scores.failed.connect(lambda run, text: self._end(f"Cannot score {run.name}: {text}"))
-        self._scores.progress.connect(lambda f: self._progress(self._scoring, f))
+        self._scores.progress.connect(lambda f: self._progress("score", self._scoring, f))
         self._baselines = JobRunner(self, "maml-baseline", reports_progress=True)
-        self._baselines.progress.connect(lambda f: self._progress(self._training, f))
+        self._baselines.progress.connect(lambda f: self._progress("baseline", self._training, f))
+        self._baselines.done.connect(lambda *_: self._line("baseline", ""))
         self._baselines.done.connect(self.baseline_done)
-        self._baselines.failed.connect(
-            lambda run, text: self.message.emit(f"The pretrain baseline of {run.name} stopped: {text}", 10_000))
+        self._baselines.failed.connect(lambda run, text: self._end(f"The pretrain baseline of {run.name} stopped: {text}",
+                                                                   "baseline"))
 
     def score(self, run: RunRecord) -> None:
         """Queue ``run`` for scoring (``scored`` follows)."""
@@ -66,6 +69,7 @@ class RunScorer(QObject):
             return
         config, weights, family, tasks = run.config, run.weights, self._family_for(run.config), self._tasks()
         self._scoring = f"{run.name}: scoring {tasks:,} held-out tasks (in the background)…"
+        self._line("score", self._scoring)
         self._scores.submit(run, lambda report: LoadedModel(config, weights, family).adaptation(tasks, None, report))
 
     def _on_scored(self, run: RunRecord, snapshot) -> None:
@@ -73,13 +77,23 @@ class RunScorer(QObject):
         if snapshot is not None:   # None: cancelled
             self.scored.emit(run, snapshot)
 
-    def _progress(self, text: str, fraction: float) -> None:
-        """Slow jobs say what they do: a status line with their progress (at most every half second)."""
+    def _progress(self, job: str, text: str, fraction: float) -> None:
+        """Slow jobs say what they do: a line with their progress (at most every half second), on its
+        own (``job_status``), so it never covers what the status bar says about the user's actions."""
         if text and fraction < 1.0:
-            self.message.emit(f"{text} {fraction:.0%}", 0)
+            self._line(job, f"{text} {fraction:.0%}")
 
-    def _end(self, text: str) -> None:
-        self.message.emit(text, 10_000 if text else 1)
+    def _line(self, job: str, text: str) -> None:
+        if text:
+            self._lines[job] = text
+        else:
+            self._lines.pop(job, None)
+        self.job_status.emit(" · ".join(self._lines.values()))
+
+    def _end(self, text: str, job: str = "score") -> None:
+        self._line(job, "")
+        if text:
+            self.message.emit(text, 10_000)
 
     def finish_baseline(self, run: RunRecord, baseline: bool = True) -> bool:
         """Give the run's pretrain baseline as many updates as the run had, in the background.
@@ -112,14 +126,14 @@ class RunScorer(QObject):
         self._baseline_run = run
         updates = f"{target:,} update{'s' if target != 1 else ''}"
         self._training = f"{run.name}: training its pretrain baseline to {updates}, then scoring (in the background)…"
-        self.message.emit(self._training, 8000)
+        self._line("baseline", self._training)
         return True
 
     def cancel_baseline(self) -> None:
         """A new run needs the CPU more than a finished run's baseline."""
         if self._baselines.is_busy():
             self._baselines.cancel()
-            self._end("")
+            self._end("", "baseline")
             run, self._baseline_run = self._baseline_run, None
             if run is not None and run.adaptation is None:
                 self.score(run)   # a short run was never scored while it trained: at least its own scores

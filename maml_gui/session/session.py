@@ -71,6 +71,7 @@ class Session(TrainingControl, QObject):
     training_changed = Signal()          # a run started, paused, resumed, is stopping or ended
     started = Signal(object)             # training.RunStarted of the active run
     message = Signal(str, int)           # text for the status bar, milliseconds
+    job_status = Signal(str)             # background scoring and baseline jobs with their progress ("": none)
     error = Signal(str)                  # a readable problem; nothing was changed
 
     def __init__(self, project: str | Path, options: WorkerOptions | None = None, parent: QObject | None = None):
@@ -99,6 +100,7 @@ class Session(TrainingControl, QObject):
         self._scorer.scored.connect(self._on_scored)
         self._scorer.baseline_done.connect(self._on_baseline_done)
         self._scorer.message.connect(self.message)
+        self._scorer.job_status.connect(self.job_status)
         self.follower = Follower(self)            # runs other processes write
         self.follower.sweep_grew.connect(self._on_sweep_grew)
         self._index_timer = QTimer(self, singleShot=True, interval=INDEX_DELAY_MS)

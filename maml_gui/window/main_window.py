@@ -47,6 +47,7 @@ EXPERIMENT_MIN_WIDTH = 300
 NETWORK_NAMES = {"conv4": "Conv-4", "mlp": "the MLP"}
 PANEL_SOURCE_HELP = ("Selecting a run in the Runs list loads its settings here; Start trains a new run with what "
                      "the panel shows (Training → Continue run carries a stopped run on instead).")
+JOBS_WIDTH = 380          # px of the status bar for background jobs' progress (the rest: messages, readouts)
 RUNS_DOCK_HEIGHT = 206    # five rows of the run list at 1280×800, above the scroll bar of its many columns
 
 
@@ -96,6 +97,10 @@ class MainWindow(QMainWindow):
         self.current_label = QLabel()   # permanent: a passing message must not hide which run is current
         self.current_label.setContentsMargins(8, 0, 8, 0)
         self.statusBar().addPermanentWidget(self.current_label)
+        self.jobs_label = QLabel()   # background scoring / baseline progress (see _show_jobs)
+        self.jobs_label.setObjectName("jobs")
+        self.jobs_label.hide()
+        self.statusBar().insertPermanentWidget(0, self.jobs_label)
         self.status = StatusReadout(self.statusBar())
         self.views = LiveViews(self.session, self.plots, self.run_list, self.status, self.current_label, self)
         self._connect()
@@ -195,6 +200,7 @@ class MainWindow(QMainWindow):
         s.run_changed.connect(lambda run: self._label_panel() if run in (s.current, s.active) else None)   # renamed
         self.run_list.selected.connect(self._on_run_selected)   # after the views made it current
         s.message.connect(lambda text, ms: self.statusBar().showMessage(readable(text, s.editing.family.name), ms))
+        s.job_status.connect(self._show_jobs)
         s.error.connect(self.show_error)
         s.project_changed.connect(lambda project: (self.settings.setValue(PROJECT_KEY, str(project.folder)),
                                                    self.files.update_title()))
@@ -219,6 +225,14 @@ class MainWindow(QMainWindow):
         finally:
             self._syncing = False
         self._on_config_edited()
+
+    def _show_jobs(self, text: str) -> None:
+        """Background jobs' progress has a place of its own in the status bar: it never covers what the
+        bar says about the user's last action (an export, an error)."""
+        label = self.jobs_label
+        label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, JOBS_WIDTH))
+        label.setToolTip(text if label.text() != text else "")
+        label.setVisible(bool(text))
 
     def _on_run_selected(self, run_id) -> None:
         """Selecting a run in the Runs list loads its settings into the panels, so Start trains a new

@@ -315,7 +315,7 @@ def test_evaluate_refuses_held_out_tasks_that_cannot_fit_before_drawing_them(run
     memory (the chunked adaptation does not bound the draw). Under a 3 GiB address-space cap in a
     child process the refusal is one line, exit 2, naming a --tasks that fits."""
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
-            "from core.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from core.cli.main import main; sys.exit(main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", code, "evaluate", str(run), "--tasks", "100000", "--shots", "2000",
                              "--query", "2000"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -298,9 +298,9 @@ def test_train_flags_checked_past_parsing_are_checked_before_the_first_run(tmp_p
 
 
 def test_a_sweep_whose_runs_cannot_fit_in_memory_is_refused_before_any_starts(tmp_path, capsys, monkeypatch):
-    import core.memory
+    import core.training.memory
 
-    monkeypatch.setattr(core.memory, "available_bytes", lambda device: 4 << 30)   # 4 GiB free
+    monkeypatch.setattr(core.training.memory, "available_bytes", lambda device: 4 << 30)   # 4 GiB free
     out = tmp_path / "sweep"
     # meta-batch 512 needs ~0.9 GiB (fits a 2 GiB share of --parallel 2), 4096 ~7.5 GiB: refused, named
     code, err = _sweep_exit(["--seeds", "0-1", "--family", "sinusoid", "--shots", "1000", "--query", "1000",

@@ -177,9 +177,10 @@ def test_stop_does_not_wait_for_held_out_scoring_which_says_what_it_does(qtbot, 
     slow = WorkerOptions(eval_tasks=500_000, inspect_interval=0.05, baseline=False)
     session = Session(tmp_path / "project", slow)
     session.load_project()
-    messages = []
+    messages, jobs = [], []
     session.message.connect(lambda text, ms: messages.append(text))
-    said = lambda start: any(m.startswith(start) for m in messages)  # noqa: E731
+    session.job_status.connect(jobs.append)
+    said = lambda start, lines=messages: any(m.startswith(start) for m in lines)  # noqa: E731
     try:
         run = session.start(tiny())
         qtbot.waitUntil(lambda: said("Scoring the run on 500,000 held-out tasks… "), timeout=30_000)
@@ -189,8 +190,10 @@ def test_stop_does_not_wait_for_held_out_scoring_which_says_what_it_does(qtbot, 
             session.stop()
         assert run.status == "stopped" and run.adaptation is None   # the scoring was cancelled, not waited for
         # the final scores are computed in the background, with their progress in the status bar
-        qtbot.waitUntil(lambda: said(f"{run.name}: scoring 500,000 held-out tasks (in the background)… "),
+        qtbot.waitUntil(lambda: said(f"{run.name}: scoring 500,000 held-out tasks (in the background)… ", jobs),
                         timeout=30_000)
+        assert not said(f"{run.name}: scoring"), "background progress never takes the status bar's message"
+
         assert run.weights is not None and (tmp_path / "project" / run.folder / "weights.safetensors").is_file()
     finally:
         assert session.close()   # closing cancels the background scoring too
@@ -227,3 +230,15 @@ def test_save_project_as_and_export_copy_every_row_of_a_long_run(qtbot, make_win
     np.testing.assert_array_equal(read_metrics(tmp_path / "exported")[:, 0], np.arange(1, 401))
     assert window.session.save_project_as(tmp_path / "elsewhere")
     np.testing.assert_array_equal(read_metrics(tmp_path / "elsewhere" / run.folder)[:, 0], np.arange(1, 401))
+
+
+def test_background_progress_has_its_own_place_and_never_covers_a_message(make_window):
+    """Scoring progress came as status-bar messages every half second, so "exported to …" or an error
+    vanished at once under "scoring 8 held-out tasks… 44%"."""
+    window = make_window()
+    window.statusBar().showMessage("Exported weights.safetensors", 8000)
+    window.session.job_status.emit("run 1: scoring 8 held-out tasks (in the background)… 44%")
+    assert window.statusBar().currentMessage() == "Exported weights.safetensors"
+    assert window.jobs_label.isVisibleTo(window) and window.jobs_label.text().endswith("44%")
+    window.session.job_status.emit("")
+    assert not window.jobs_label.isVisibleTo(window)

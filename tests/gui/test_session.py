@@ -250,6 +250,7 @@ def test_a_one_iteration_runs_baseline_messages_say_1_update(qtbot, make_session
     session = make_session()
     said: list[str] = []
     session.message.connect(lambda text, *_: said.append(text))
+    session.job_status.connect(said.append)
     run = train(qtbot, session, 1)
     qtbot.waitUntil(lambda: run.adaptation.baseline_iterations == 1, timeout=30_000)
     baseline = [t for t in said if "pretrain baseline" in t]

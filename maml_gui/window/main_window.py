@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
         """Background jobs' progress has a place of its own in the status bar: it never covers what the
         bar says about the user's last action (an export, an error)."""
         label = self.jobs_label
-        label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, JOBS_WIDTH))
+        label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, JOBS_WIDTH))   # keeps the %
         label.setToolTip(text if label.text() != text else "")
         label.setVisible(bool(text))
 

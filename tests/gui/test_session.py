@@ -256,3 +256,22 @@ def test_a_one_iteration_runs_baseline_messages_say_1_update(qtbot, make_session
     baseline = [t for t in said if "pretrain baseline" in t]
     assert any("to 1 update," in t for t in baseline) and any("now has 1 update," in t for t in baseline), baseline
     assert not any("1 updates" in t for t in said), said
+
+
+def test_a_project_written_before_the_move_to_layer_packages_still_loads(make_session, tmp_path):
+    """tests/data/project-0567a30 was written by the version before this layout (commit 0567a30):
+    its runs, names, current and compared runs, curves, weights, scores and training states load."""
+    import shutil
+    from pathlib import Path
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).parents[1] / "data" / "project-0567a30", old)
+    session = make_session(old)
+    runs = list(session.runs)
+    assert [(r.run_id, r.name, r.iteration, r.status) for r in runs] == [
+        (1, "run 1 · maml · sinusoid", 20, "completed"), (2, "the long one", 30, "completed")]
+    assert session.current is runs[1] and session.compared == [1]
+    for run in runs:
+        assert run.history.iterations.tolist() == list(range(1, run.iteration + 1))
+        assert run.weights and run.adaptation is not None and run.training_state is not None
+        assert run.checkpoint_iteration == run.iteration

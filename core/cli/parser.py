@@ -77,6 +77,21 @@ def _steps(text: str) -> tuple[int, ...]:
     return steps
 
 
+def train_value_reader(train: argparse.ArgumentParser):
+    """``read(key, text)``: ``text`` as ``train`` reads its option ``key`` (so ``0.001`` and ``1e-3`` are
+    one value), raising ValueError or ArgumentTypeError when train would refuse it: a sweep's grid
+    values are checked by the very types and choices of the options they stand for."""
+    actions = {a.dest: a for a in train._actions}   # noqa: SLF001 - argparse has no getter
+
+    def read(key: str, text: str):
+        action = actions[key]
+        value = action.type(text) if action.type else text
+        if action.choices is not None and value not in action.choices:
+            raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
+        return value
+    return read
+
+
 def build_parser() -> _Parser:
     parser = _Parser(prog="maml-gui", description="MAML Explorer: meta-learning you can watch. "
                      "With no command, opens the window.")

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.parser import build_parser, config_from_args
+from core.cli.parser import build_parser, config_from_args, train_value_reader
 from core.cli.train import check_train_flags
 from core.storage.sweeps import Runner, SweepError, config_label, parse_grid, parse_seeds, plan, write_summary
 from core.tasks import build_family
@@ -32,16 +32,7 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     train_parser = parser.commands["train"]
     try:
         seeds = parse_seeds(args.seeds)
-        actions = {a.dest: a for a in train_parser._actions}   # noqa: SLF001
-
-        def convert(key: str, text: str):
-            action = actions[key]
-            value = action.type(text) if action.type else text
-            if action.choices is not None and value not in action.choices:
-                raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
-            return value
-
-        grid = parse_grid(args.grid, convert, seeds=len(seeds))
+        grid = parse_grid(args.grid, train_value_reader(train_parser), seeds=len(seeds))
     except SweepError as exc:
         raise usage_error(f"maml-gui sweep: {exc}") from None
     _check_rest(rest, grid, usage_error)

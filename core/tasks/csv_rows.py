@@ -72,9 +72,10 @@ class Flattened:
 
     def warnings(self, mean: np.ndarray, std: np.ndarray, names: list[str]) -> list[str]:
         raw = np.percentile(self.sample, [5, 95], axis=0, method="nearest")
-        z = np.percentile(((self.sample - mean) / std).astype(np.float32), [5, 95], axis=0, method="nearest")
+        scaled = ((self.sample - mean) / std).astype(np.float32)
+        z = np.percentile(scaled, [5, 95], axis=0, method="nearest")
         # also when over 5% of the values are extreme (the percentiles then span them): few distinct values left
-        few = 2 * _distinct(((self.sample - mean) / std).astype(np.float32)) <= _distinct(self.sample)
+        few = 2 * _distinct(scaled) <= _distinct(self.sample)
         out = []
         for j in np.flatnonzero(((raw[1] > raw[0]) & (z[1] == z[0])) | (few & (raw[1] > raw[0]))):
             spread = f" (spread {raw[1, j] - raw[0, j]:.3g})" if z[1, j] == z[0, j] else ""

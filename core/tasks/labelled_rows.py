@@ -142,8 +142,7 @@ class LabelledRowsFamily(EpisodeFamily):
 
     def split_rows(self) -> dict[str, int]:
         """Rows each split's episodes draw from."""
-        counts = self.sampler._counts
-        return {s: int(sum(int(counts[c]) for c in self.sampler.splits[s])) for s in SPLITS}
+        return {s: sum(self.sampler.sizes(s)) for s in SPLITS}
 
     def summary(self) -> str:
         if self.params["split_rows"]:

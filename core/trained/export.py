@@ -32,7 +32,7 @@ from core.errors import CheckpointError
 from core.nets.models import MLP
 from core.storage.atomic import atomic_write
 from core.storage.checkpoint import check_shapes
-from core.trained.weights_io import check_names, config_sidecar, open_weights, readme_sidecar
+from core.trained.weights_io import config_sidecar, open_weights, readme_sidecar
 
 if TYPE_CHECKING:
     from core.tasks import TaskFamily
@@ -193,7 +193,6 @@ def _source(source) -> tuple[ExperimentConfig, Weights]:
         return open_weights(source)
     config, weights = source[0], dict(source[1])
     check_shapes("the weights to export", config, weights)
-    check_names("the weights to export", config, weights)
     return config, weights
 
 

@@ -32,7 +32,6 @@ from core.tasks import TaskBatch, TaskFamily, build_family
 EVAL_TASKS = 50             # held-out tasks scored for the adaptation curves
 PREVIEW_SEED_OFFSET = 7919  # preview tasks come from another stream than the scored batch
 
-Weights = dict[str, torch.Tensor]
 TaskView = FunctionView | RegionsView | DataView | EpisodeView | None
 
 

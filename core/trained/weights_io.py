@@ -43,31 +43,8 @@ def open_weights(path: str | Path, config: ExperimentConfig | str | Path | None 
         if config is not None:
             raise CheckpointError(f"{path} carries its own settings; a separate config is only for .pt files")
         config, weights = load_run(path)
-    check_names(path, config, weights)
     return config, weights
 
-
-def check_names(path, config: ExperimentConfig, weights: Weights) -> None:
-    """Refuse unknown tensors and learned rates of the wrong shape (``check_shapes`` covers the model)."""
-    from core.algorithms import build_algorithm
-    from core.nets.models import build_net
-    from core.tasks import build_family
-
-    family = build_family(config.family)
-    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
-                    inner_steps=config.algorithm.inner_steps)
-    params = net.init(torch.Generator().manual_seed(0))
-    rates = build_algorithm(config.algorithm, net, family.kind).make_rates(params)
-    expected = {f"model.{n}": p.shape for n, p in params.items()}
-    expected.update({f"inner_lr.{n}": t.shape for n, t in rates.tensors.items()})
-    for name, tensor in weights.items():
-        if name not in expected:
-            raise CheckpointError(f"{path}: unexpected tensor {name}; "
-                                  f"it is not a {config.algorithm.name} network of this shape")
-        if tuple(tensor.shape) != tuple(expected[name]):
-            raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model needs {tuple(expected[name])}")
-        if not tensor.is_floating_point():
-            raise CheckpointError(f"{path}: {name} holds {tensor.dtype} values, not floating point weights")
 
 
 def _read_pt(path: Path) -> Weights:

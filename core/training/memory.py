@@ -60,6 +60,26 @@ def _cgroup_left() -> int | None:
         return None
 
 
+DRAW_PEAK = 3   # drawing tasks holds about this many copies of them at its peak (inputs, temporaries, targets)
+
+
+def draw_problem(family, tasks: int, shots: int, query: int, seed: int, device) -> str | None:
+    """Why ``tasks`` held-out tasks cannot be drawn at once in ``device``'s memory (only their
+    adaptation is chunked), else None; sized from one task drawn alike on the CPU."""
+    from core.trained.evaluation import held_out_tasks
+
+    available = available_bytes(device)
+    if available is None:
+        return None
+    one = held_out_tasks(family, 1, shots, query, seed, "cpu")
+    per_task = DRAW_PEAK * sum(t.nbytes for t in (one.support_x, one.support_y, one.query_x, one.query_y))
+    if per_task * tasks <= SHARE * available:
+        return None
+    return (f"{tasks:,} held-out tasks of {shots} shots and {query} query points need about "
+            f"{per_task * tasks / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB is free; use "
+            f"--tasks {max(1, int(SHARE * available // per_task)):,} or fewer, or fewer --shots / --query")
+
+
 def fit_problem(config: ExperimentConfig, family, available: int | None = None) -> str | None:
     """Why one meta-iteration of ``config`` would not fit (with what to change), else None."""
     from core.training.bench import estimate_peak_bytes

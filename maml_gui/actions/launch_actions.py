@@ -99,7 +99,8 @@ class LaunchActions(QObject):
         config = self.window.panel_config()
         folders = [self.session.project.folder / name for name in ("sweeps", "external")]
         parent = folders[0] if kind == "sweep" else folders[1]
-        return next_folder(parent, f"{config.family.name}-{config.algorithm.name}", tuple(folders))
+        return next_folder(parent, f"{config.family.name}-{config.algorithm.name}",
+                           tuple(f for f in folders if f != parent))
 
     def choose_sweep(self) -> None:
         dialog = SweepDialog(self.default_out("sweep"), self.window)

@@ -33,13 +33,14 @@ WIDE_WINDOW = 1600   # px: from this width the Adapt panel gets a column of its 
 WEIGHTS_FILTER = "Weights or run (*.safetensors *.pt *.pth config.json);;All files (*)"
 
 
-def damage_notes(path: Path, config) -> list[str]:
+def damage_notes(path: Path, config, state_read: bool = False) -> list[str]:
     """What is damaged beside the weights of an opened run folder (they were used): a settings file
-    that differs or cannot be read, a training state that cannot continue the run exactly."""
+    that differs or cannot be read, a training state that cannot continue the run exactly (not
+    looked at again when ``state_read``: the open already read and checked it)."""
     folder = path.parent if path.name == CONFIG_FILE else path
     if not folder.is_dir():
         return []
-    problem = state_problem(folder)
+    problem = None if state_read else state_problem(folder)
     notes = folder_notes(folder, config) + ([f"{problem}; Start continues from the weights with a fresh Adam "
                                              "state"] if problem else [])
     return [note.replace(f"{folder}{os.sep}", "") for note in notes]   # the run's name is shown already
@@ -179,7 +180,7 @@ class WeightsActions:
             return True
         how = ("Start continues this run exactly (Adam state and task stream included)" if run.training_state
                else "Start continues training from these weights")
-        notes = damage_notes(path, run.config)
+        notes = damage_notes(path, run.config, state_read=run.training_state is not None)
         if notes:   # first, so the status bar shows it whole: what is damaged and what Start does instead
             w.statusBar().showMessage(f"Opened {run.name}, with a warning: {'; '.join(notes)}", 30_000)
             return True

@@ -7,6 +7,7 @@ OK stays disabled, instead of a child process that exits at once.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from core.cli.parser import build_parser, train_value_reader
 from core.storage.sweeps import GRID_KEYS, SweepError, parse_grid, parse_seeds
 
 MAX_PARALLEL = 256
@@ -39,17 +41,10 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def _grid_value(key: str, text: str):
-    """``text`` as ``train`` reads it for ``key`` (so ``0.001`` and ``1e-3`` are one value); raise
-    ValueError when it is no value train takes (its own parser's types)."""
-    from core.cli.parser import build_parser
-
-    train = build_parser().commands["train"]
-    action = next(a for a in train._actions if a.dest == key)   # noqa: SLF001
-    value = action.type(text) if action.type else text
-    if action.choices is not None and value not in action.choices:
-        raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
-    return value
+@functools.cache
+def _grid_value():
+    """How ``train`` reads each grid value (built once: the dialog checks on every keystroke)."""
+    return train_value_reader(build_parser().commands["train"])
 
 
 def check_out(text: str) -> Path:
@@ -72,7 +67,7 @@ def parse_sweep(seeds: str, grid_text: str, parallel: int, tasks: int, out: str)
         raise SweepError(str(exc).replace("--seeds: ", "Seeds: ")) from None
     lines = [line.strip() for line in grid_text.splitlines() if line.strip()]
     try:
-        combos = parse_grid(lines, _grid_value, seeds=len(seed_list))
+        combos = parse_grid(lines, _grid_value(), seeds=len(seed_list))
     except SweepError as exc:
         raise SweepError(str(exc).replace("--grid: ", "Grid: ")) from None
     if parallel < 1:

@@ -33,6 +33,8 @@ def every_row(run: RunRecord, folder: Path | None) -> np.ndarray:
     holds them all) plus the history's rows past it; the history alone (decimated past
     ``HISTORY_LIMIT`` rows) when there is no such file or it does not fit the history."""
     table = run.history.table()
+    if run.history.stride == 1:   # nothing thinned: the history holds every row already
+        return table
     stored = read_metrics(folder) if folder is not None and len(table) else None
     if stored is None or stored.shape[1] != table.shape[1]:
         return table
@@ -64,7 +66,6 @@ class RunSaver(QObject):
         self._saved_at: dict[int, int] = {}             # the iteration of each run's last checkpoint queued
         self._lock = threading.Lock()
         self.cost = 0.0           # CPU seconds the last folder write took on its thread
-        self.seconds = 0.0        # ... and wall-clock seconds (fsync included)
         self._job = JobRunner(self, "maml-save")
         self._job.failed.connect(lambda _tag, text: self.failed.emit(text))
         self._job.done.connect(lambda _tag, _result: self.written.emit())
@@ -127,7 +128,7 @@ class RunSaver(QObject):
                 run_id = next(iter(self._pending))
                 snap = self._pending.pop(run_id)   # rows queued while it is written wait for the next round
                 self._writing.add(run_id)
-            cpu, start = time.thread_time(), time.perf_counter()
+            cpu = time.thread_time()
             try:
                 self._project().write_run(snap)
             except BaseException:
@@ -138,7 +139,7 @@ class RunSaver(QObject):
             finally:
                 with self._lock:
                     self._writing.discard(run_id)
-            self.cost, self.seconds = time.thread_time() - cpu, time.perf_counter() - start
+            self.cost = time.thread_time() - cpu
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Wait for the save job (closing, switching projects, deleting a run's folder)."""

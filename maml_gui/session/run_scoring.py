@@ -2,8 +2,8 @@
 
 Scoring a run's weights takes from a second (an MLP) to a minute (a conv net on images), so runs
 wait their turn (a sweep's seeds all end at once), each is scored with its latest weights, the
-status bar shows the progress, and a new run or a closing window cancels it between parts
-(:meth:`LoadedModel.adaptation`'s ``report``). A finished run's final scores are computed here,
+status bar shows the progress, and a closing window cancels it between parts
+(:meth:`LoadedModel.adaptation`'s ``report``; a new run cancels a baseline's training). A finished run's final scores are computed here,
 never by its training thread, so Stop does not wait for them. A finished run's baseline is
 trained to the run's own number of updates in the background, so the comparison the plots show
 is fair.
@@ -74,8 +74,7 @@ class RunScorer(QObject):
 
     def _on_scored(self, run: RunRecord, snapshot) -> None:
         self._end("")
-        if snapshot is not None:   # None: cancelled
-            self.scored.emit(run, snapshot)
+        self.scored.emit(run, snapshot)   # a cancelled job's result never arrives (JobRunner drops it)
 
     def _progress(self, job: str, text: str, fraction: float) -> None:
         """Slow jobs say what they do: a line with their progress (at most every half second), on its

@@ -39,12 +39,14 @@ class History:
         return self._n
 
     def append(self, iterations, meta_losses, grad_norms, seconds, step_losses) -> None:
-        iterations = np.asarray(iterations, dtype=np.float64)
-        if len(iterations) == 0:
+        self.extend(rows_of(iterations, meta_losses, grad_norms, seconds, step_losses))
+
+    def extend(self, table: np.ndarray) -> None:
+        """Append rows in ``metrics.csv``'s columns (as :func:`rows_of` makes them, or as read back)."""
+        if len(table) == 0:
             return
-        rows = np.column_stack([iterations, meta_losses, grad_norms, seconds, np.asarray(step_losses, np.float64)])
-        self.last = rows[-1].copy()
-        rows = rows[iterations.astype(np.int64) % self.stride == 0]
+        self.last = table[-1].copy()
+        rows = table[table[:, 0].astype(np.int64) % self.stride == 0]
         if self._data is None:
             self._data = np.empty((max(1024, len(rows)), rows.shape[1]))
         if rows.shape[1] != self._data.shape[1]:
@@ -109,9 +111,12 @@ class History:
             copy.extend(table[table[:, 0] <= iteration])
         return copy
 
-    def extend(self, table: np.ndarray) -> None:
-        """Append rows in :meth:`table`'s columns (a run folder's ``metrics.csv`` as read back)."""
-        self.append(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4:])
+
+
+def rows_of(iterations, meta_losses, grad_norms, seconds, step_losses) -> np.ndarray:
+    """One float64 table in ``metrics.csv``'s columns from a chunk's columns."""
+    return np.column_stack([np.asarray(iterations, np.float64), meta_losses, grad_norms, seconds,
+                            np.asarray(step_losses, np.float64)]).astype(np.float64, copy=False)
 
 
 @dataclass

@@ -190,11 +190,11 @@ class Session(TrainingControl, QObject):
         pending = self._saver.pending()
         return [r for r in self.runs if r.run_id in pending]
 
-    def save_run(self, run: RunRecord, *, whole: bool = False) -> None:
+    def save_run(self, run: RunRecord) -> None:
         """Queue a write of ``run``'s folder (weights, training state, metrics, held-out scores) on
         the save job's thread (:meth:`RunSaver.save`: new metrics rows are appended); :meth:`flush`
-        waits for it. ``whole``: rewrite its ``metrics.csv`` from the history (another project)."""
-        self._saver.save(run, whole)
+        waits for it."""
+        self._saver.save(run)
         if not self._index_timer.isActive():   # not restarted: saves more often than its delay must not starve it
             self._index_timer.start()
 

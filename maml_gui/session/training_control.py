@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.storage.checkpoint import check_shapes
-from core.trained.weights_io import check_names
-from maml_gui.session.runs import RunRecord
+from maml_gui.session.runs import RunRecord, rows_of
 
 
 class TrainingControl:
@@ -65,7 +63,6 @@ class TrainingControl:
         for weights in (opened.weights, model_only):   # learned inner rates are dropped when the algorithm changed
             try:
                 check_shapes("the opened weights", config, weights)
-                check_names("the opened weights", config, weights)
             except MamlError:
                 continue
             break
@@ -205,9 +202,9 @@ class TrainingControl:
         run = self.active
         if run is None:
             return
-        run.history.append(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses)
-        rows = [chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses]
-        self._saver.add_rows(run.run_id, np.column_stack(rows).astype(np.float64))   # metrics.csv: every row
+        rows = rows_of(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses)
+        run.history.extend(rows)
+        self._saver.add_rows(run.run_id, rows)   # metrics.csv: every row, the history may thin them
         run.rate, run.total = chunk.rate, chunk.total
         self.history_grew.emit(run)
 

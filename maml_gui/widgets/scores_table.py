@@ -22,7 +22,6 @@ from maml_gui.session.overlays import Overlay
 from .adaptation_plot import compared_series
 
 EMPTY_HINT = "Tick runs in the Runs list to compare their held-out scores here."
-KINDS = {"regression": ("regression", "MSE"), "classification": ("classification", "cross-entropy and accuracy")}
 APART_COLOR = "#777"
 
 

@@ -42,6 +42,7 @@ class LiveViews(QObject):
         self.current_label = current_label
         self.pacer = Pacer()
         self._last_status = self._last_row = self._last_overlay = 0.0
+        self._colors: dict[int, str] = {}   # run id -> its colour on every plot and in the run list
         self._plot_timer = QTimer(self, singleShot=True, interval=PLOT_INTERVAL_MS)
         self._plot_timer.timeout.connect(self.flush_plots)
         self._preview_timer = QTimer(self, singleShot=True, interval=300)
@@ -79,27 +80,29 @@ class LiveViews(QObject):
         self.run_list.add_run(run.run_id, run.name, run.config.algorithm.name, self._color(run),
                               hyper=hyperparameters(run.config), note=run.note)
         self._update_row(run)
-        self._sync_swatches()
+        self._recolor()
 
     def _update_row(self, run) -> None:
         self.run_list.update_run(run.run_id, run.iteration, run.final_loss, run.held_out, run.status)
 
     def _color(self, run) -> str:
         """The colour ``run`` is drawn in everywhere (a sweep's seeds: their configuration's)."""
-        return run_colors(self.session.runs, self.session.follower.folder_of).get(run.run_id) or run_color(run.run_id)
+        return self._colors.get(run.run_id) or run_color(run.run_id)
 
-    def _sync_swatches(self) -> None:
-        """Each row's swatch in the colour its run is drawn in (a followed sweep's seeds become known
-        as seeds after their rows are added)."""
-        colors = run_colors(self.session.runs, self.session.follower.folder_of)
+    def _recolor(self, gone=None) -> None:
+        """Work out every run's colour again and paint the swatches that changed: only a run added or
+        removed changes them (the seeds of a sweep share their first seed's colour)."""
+        runs = [r for r in self.session.runs if r.run_id != gone]
+        self._colors = run_colors(runs, self.session.follower.folder_of)
         for run_id in self.run_list.run_ids():
-            color = colors.get(run_id)
+            color = self._colors.get(run_id)
             if color is not None and self.run_list.color(run_id) != color:
                 self.run_list.set_color(run_id, color)
 
     def _on_run_removed(self, run_id) -> None:
         if run_id in self.run_list.run_ids():
             self.run_list.remove_run(run_id, notify=False)
+        self._recolor(gone=run_id)
 
     def _on_run_changed(self, run) -> None:
         if run.run_id in self.run_list.run_ids():
@@ -107,7 +110,6 @@ class LiveViews(QObject):
             if run.note != self.run_list.note(run.run_id):
                 self.run_list.set_note(run.run_id, run.note)
             self._update_row(run)
-            self._sync_swatches()
         renamed = run.name != self._shown_name
         if run is self.session.current:
             self._show_status(run)
@@ -253,7 +255,7 @@ class LiveViews(QObject):
         kind = classifies(current.config, current.adaptation) if current is not None else classifies(session.editing)
         runs = [r for r in compared if classifies(r.config, r.adaptation) == kind]
         apart = [r for r in compared if r not in runs and r is not current]
-        colors = run_colors(session.runs, session.follower.folder_of)
+        colors = {r.run_id: self._color(r) for r in session.runs}
         members = runs + ([current] if current is not None and current not in runs else [])
         groups, singles = group_by_config(members, session.follower.folder_of)
         bands = [Band(band_label(label, len(group)), colors[group[0].run_id],
@@ -268,7 +270,6 @@ class LiveViews(QObject):
         p.scores.set_runs([Overlay(r.name, colors[r.run_id], r.history, r.adaptation) for r in shown],
                           apart=[r.name for r in apart], plotted="classification" if kind else "regression")
         p.score_tabs.setTabText(1, f"Compared runs ({len(apart)} not plotted)" if apart else "Compared runs")
-        self._sync_swatches()
 
     # -- the task view ----------------------------------------------------------------------------
     def next_task(self) -> None:

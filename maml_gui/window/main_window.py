@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.session = Session(project if project is not None else default_project(self.settings), options, self)
         self._syncing = False
         self._closed = False
+        self._panel_named: tuple[int, str] | None = None   # (run id, name) the panel's top line names
         self._problem: str | None = None
         self.network_note = ""   # the last switch of network that followed the family
         self._panel_width: int | None = None   # the Experiment panel's width before a wide form widened it
@@ -197,7 +198,7 @@ class MainWindow(QMainWindow):
         s.training_changed.connect(self._update_actions)
         s.current_changed.connect(lambda _run: (self._update_actions(), self._label_panel()))
         s.training_changed.connect(self._label_panel)
-        s.run_changed.connect(lambda run: self._label_panel() if run in (s.current, s.active) else None)   # renamed
+        s.run_changed.connect(self._on_run_changed)
         self.run_list.selected.connect(self._on_run_selected)   # after the views made it current
         s.message.connect(lambda text, ms: self.statusBar().showMessage(readable(text, s.editing.family.name), ms))
         s.job_status.connect(self._show_jobs)
@@ -256,10 +257,16 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Settings of {run.name} loaded: Start trains a new run with them", 8000)
 
+    def _on_run_changed(self, run) -> None:
+        """Only a rename of the run the panel names changes its line (followed runs change every second)."""
+        if self._panel_named is not None and self._panel_named[0] == run.run_id and self._panel_named[1] != run.name:
+            self._label_panel()
+
     def _label_panel(self) -> None:
         """The line atop the Experiment panel says whose settings it shows: a run's, or new ones."""
         config, s = self.panel_config(), self.session
         source = next((r for r in (s.current, s.active) if r is not None and not config.changes(r.config)), None)
+        self._panel_named = None if source is None else (source.run_id, source.name)
         if source is None:
             text = "New settings (no run has them yet)"
         else:

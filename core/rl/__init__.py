@@ -1,0 +1,1 @@
+"""Meta-reinforcement learning: environment families, policies, rollouts and their meta-training."""

@@ -243,24 +243,27 @@ def load_training_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], d
         raise RunFileError(path, "", f"cannot be read (truncated or corrupted?): {exc}") from None
 
 
-def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+def read_training_state(run_dir: str | Path, iteration: int,
+                        known: Built | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
     """:func:`load_training_state` when the folder has one saved at ``iteration`` (the weights'
-    iteration); otherwise, or when it cannot be read, None: training would then restart Adam."""
+    iteration); otherwise, or when it cannot be read, None: training would then restart Adam.
+    ``known``: what the run's weights built, checked against rather than building again."""
     if not (Path(run_dir) / STATE_FILE).is_file():
         return None
     try:
-        tensors, metadata = _checked_state(run_dir)
+        tensors, metadata = _checked_state(run_dir, known)
     except (CheckpointError, ConfigError):
         return None
     return (tensors, metadata) if metadata.get("iteration") == str(iteration) else None
 
 
-def _checked_state(run_dir) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The training state, checked against the network its own settings build (as a trainer checks it)."""
+def _checked_state(run_dir, known: Built | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The training state, checked against the network its own settings build (as a trainer checks
+    it; ``known`` when it is a build of the same experiment)."""
     path = Path(run_dir) / STATE_FILE
     tensors, metadata = load_training_state(run_dir)
     config = _stored_config(path, metadata)
-    shapes, extra, optional = expected_state(build(config))
+    shapes, extra, optional = expected_state(built_for(path, config, known))
     check_training_state(path, tensors, metadata, shapes, extra, skip=EMBEDDED, optional=optional)
     return tensors, metadata
 

@@ -310,3 +310,25 @@ def test_the_window_continues_an_opened_run_as_train_resume_does(qtbot, make_ses
         fields = config.continue_changes(load_run(run)[0])
         assert fields and all(f in refusal for f in fields)
         assert weights is None or all(f in messages[-1] for f in fields), messages
+
+
+def test_opening_a_run_builds_it_once_and_its_scoring_job_once(qtbot, make_session, tmp_path, monkeypatch):
+    """The weights' check and the training state's check share one build; the scoring job, on its own
+    thread, builds its own (a build's tensors are never shared between threads)."""
+    from core.cli.main import main
+    from core.nets.models import MLPNet
+    from core.tasks.regression import SinusoidFamily
+
+    run = tmp_path / "cli-run"
+    assert main(["train", "--family", "sinusoid", "--iterations", "3", "--meta-batch", "2", "--out", str(run)]) == 0
+    session = make_session()
+    counts = {SinusoidFamily: 0, MLPNet: 0}
+    for cls in counts:
+        def counted(self, *args, _cls=cls, _init=cls.__init__, **kwargs):
+            counts[_cls] += 1
+            _init(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "__init__", counted)
+    opened = session.open_weights(run, tiny())
+    assert opened.training_state is not None
+    qtbot.waitUntil(lambda: opened.adaptation is not None, timeout=20_000)
+    assert counts == {SinusoidFamily: 2, MLPNet: 2}

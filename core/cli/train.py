@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.parser import UsageError, config_from_args
+from core.cli.parser import UsageError, config_from_args, experiment_from_args
 from core.errors import TrainingDiverged
 
 
@@ -168,8 +168,8 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     if args.resume is not None:
         trainer = _resumed(args, group)
     else:
-        config = config_from_args(args)
-        trainer = MetaTrainer(fitting(build(config, device=config.train.device)), group=group)
+        config, family = experiment_from_args(args)
+        trainer = MetaTrainer(fitting(build(config, family, config.train.device)), group=group)
     if group is not None:
         group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
         group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),

@@ -54,6 +54,7 @@ def builds(monkeypatch):
     ["export", "{run}", "--format", "pt", "--out", "{out}/w.pt"],
     ["evaluate", "{run}", "--tasks", "4", "--steps", "0,1", "--json"],
     ["train", "--resume", "{run}", "--iterations", "3"],
+    ["train", "--family", "sinusoid", "--iterations", "2", "--meta-batch", "2", "--out", "{out}/new"],
 ])
 def test_each_command_builds_the_family_and_network_once(run_dir, tmp_path, builds, capsys, command):
     run = tmp_path / "run"

@@ -257,7 +257,7 @@ class PlotsArea(QSplitter):
         self.loss_tabs.addTab(self.loss, "Meta-loss")
         self.loss_tabs.addTab(self.grad, "Gradient norm")
         self.loss_tabs.setTabToolTip(1, "The norm of each meta-iteration's meta-gradient (metrics.csv's grad_norm)")
-        for plot in self.history_plots():   # one x axis (iteration or training time) for all of them
+        for plot in self.history_plots():   # one x axis (iteration, relative, wall-clock or training time) for all
             plot.x_axis_changed.connect(self.set_x_axis)
         self.top = QSplitter(Qt.Orientation.Horizontal)
         self.bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -276,7 +276,7 @@ class PlotsArea(QSplitter):
         return self.loss, self.grad, self.steps
 
     def set_x_axis(self, mode: str) -> None:
-        """"iteration" or "time" on the x axis of every history plot."""
+        """"iteration", "relative", "wall" or "time" on the x axis of every history plot (``X_AXES``)."""
         for plot in self.history_plots():
             plot.set_x_axis(mode)
 

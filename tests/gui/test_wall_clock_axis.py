@@ -1,0 +1,126 @@
+"""The history plots' x axis: iteration, relative time, wall-clock time (a date axis) and training time;
+runs of a version whose metrics.csv has no wall_time column fall back to training time and say why."""
+
+import time
+
+import numpy as np
+
+from maml_gui.session.overlays import Overlay
+from maml_gui.session.runs import History
+from maml_gui.window.panels import PlotsArea
+from tests.gui.test_plot_style import tick_labels
+
+T0 = 1.8e9   # 2027-01-15, seconds since the epoch
+
+
+def timed(n: int, start: float | None, pause_after: int | None = None, pause: float = 0.0) -> History:
+    """``n`` meta-iterations of 0.5 s each from ``start`` (None: no clock times, as an old metrics.csv),
+    with a ``pause`` of wall time after iteration ``pause_after`` (a stop, then Continue)."""
+    h = History()
+    its = np.arange(1, n + 1)
+    loss = 0.5 + 1 / its
+    wall = None if start is None else start + 0.5 * its + np.where(its > (pause_after or n), pause, 0.0)
+    h.append(its, loss, 2 / np.sqrt(its), np.full(n, 0.5), np.column_stack([loss * 2, loss]), wall)
+    return h
+
+
+def area(qtbot) -> PlotsArea:
+    plots = PlotsArea()
+    plots.resize(1000, 700)
+    qtbot.addWidget(plots)
+    plots.show()
+    qtbot.waitExposed(plots)
+    return plots
+
+
+def pick(plots: PlotsArea, mode: str) -> None:
+    """The user picks ``mode`` in the loss plot's x choice: every history plot follows."""
+    index = plots.loss._x_choice.findData(mode)
+    assert plots.loss._x_choice.model().item(index).isEnabled()
+    plots.loss._x_choice.setCurrentIndex(index)
+    plots.loss._x_choice.activated.emit(index)
+
+
+def bottom(plots: PlotsArea, view=None):
+    return (view or plots.loss).plot.getPlotItem().getAxis("bottom")
+
+
+def test_relative_and_wall_clock_time_switch_the_x_data_and_the_labels(qtbot):
+    plots = area(qtbot)
+    resumed = timed(100, T0, pause_after=60, pause=300.0)   # stopped for 5 minutes after iteration 60
+    later = timed(40, T0 + 3600)                            # ran an hour later
+    plots.set_history(resumed, "run 1", "#1f77b4")
+    plots.set_overlays([Overlay("run 2", "#2ca02c", later)])
+    assert [plots.loss._x_choice.itemText(i) for i in range(4)] == \
+        ["iteration", "relative time", "wall-clock time", "training time"]
+    qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 100)
+
+    pick(plots, "relative")
+    for view in plots.history_plots():
+        assert view.x_axis() == view.x_axis_used() == "relative"
+        assert bottom(plots, view).labelText.startswith("relative time")
+    qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][-1] == 350.0)
+    x = plots.loss.data()["raw"][0]
+    np.testing.assert_allclose(x[:60], 0.5 * np.arange(1, 61))       # since the run began (its first step)
+    np.testing.assert_allclose(x[60:], 0.5 * np.arange(61, 101) + 300)   # the pause is real time
+    assert np.diff(x).max() == 300.5
+    np.testing.assert_allclose(plots.loss.overlay_data()["run 2"][0], 0.5 * np.arange(1, 41))   # starts aligned
+    texts = [t for _, t in tick_labels(bottom(plots))]
+    assert texts and all(t.endswith(" s") or ":" in t for t in texts), texts
+
+    pick(plots, "wall")
+    assert bottom(plots).labelText == "wall-clock time" and bottom(plots).mode == "dates"
+    qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][0] == T0 + 0.5)
+    np.testing.assert_allclose(plots.loss.data()["raw"][0][-1], T0 + 350.0)
+    np.testing.assert_allclose(plots.loss.overlay_data()["run 2"][0][[0, -1]], [T0 + 3600.5, T0 + 3620])   # when it ran
+    np.testing.assert_allclose(plots.steps.data()[0][0][[0, -1]], [T0 + 0.5, T0 + 350.0])
+    plots.loss.reset_view()
+    plots.loss.vb.refresh_auto_range()
+    texts = [t for _, t in tick_labels(bottom(plots))]
+    clock = time.strftime("%H:%M", time.localtime(T0 + 1800))[:2]   # the hour, in local time as the axis shows
+    assert texts and all(":" in t or t.isdigit() for t in texts) and any(t.startswith(clock) for t in texts), texts
+
+    pick(plots, "iteration")
+    qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][-1] == 100)
+    assert bottom(plots).mode == "values" and bottom(plots).labelText == "meta-iteration"
+
+
+def test_a_run_without_clock_times_is_drawn_against_training_time_and_says_why(qtbot):
+    plots = area(qtbot)
+    old, new = timed(30, None), timed(20, T0)
+    plots.set_history(new, "new run", "#1f77b4")
+    plots.set_overlays([Overlay("old run", "#2ca02c", old)])
+    pick(plots, "wall")
+    qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 20)
+    assert len(plots.loss.overlay_data()["old run"][0]) == 0   # it cannot be placed in time
+    assert "old run (no clock time)" in [n for _, n in plots.loss.legend.entries()]
+
+    plots.set_history(old, "old run", "#2ca02c")   # selecting the old run
+    plots.set_overlays([])
+    choice = plots.loss._x_choice
+    assert plots.loss.x_axis() == "wall" and plots.loss.x_axis_used() == "time"
+    assert choice.currentData() == "time" and "wall_time" in choice.toolTip()
+    for mode in ("relative", "wall"):
+        item = choice.model().item(choice.findData(mode))
+        assert not item.isEnabled() and "no clock" in item.toolTip()
+    assert bottom(plots).labelText.startswith("training time") and bottom(plots).mode == "durations"
+    qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][-1] == 15.0)
+    np.testing.assert_allclose(plots.loss.data()["raw"][0], 0.5 * np.arange(1, 31))
+
+    plots.set_history(new, "new run", "#1f77b4")   # back to a run with clock times: the choice is kept
+    assert plots.loss.x_axis_used() == "wall" and choice.currentData() == "wall"
+    qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][0] == T0 + 0.5)
+
+
+def test_an_old_run_continued_gets_its_clock_axis_for_the_new_rows(qtbot):
+    """Rows before the wall_time column have no place in time; the continued rows do."""
+    plots = area(qtbot)
+    h = timed(10, None)
+    plots.set_history(h, "run 1", "#1f77b4")
+    plots.set_x_axis("relative")
+    assert plots.loss.x_axis_used() == "time"
+    its = np.arange(11, 16)
+    h.append(its, np.ones(5), np.ones(5), np.full(5, 0.5), np.ones((5, 2)), T0 + 0.5 * (its - 10))
+    plots.refresh()
+    qtbot.waitUntil(lambda: plots.loss.x_axis_used() == "relative" and len(plots.loss.data()["raw"][0]) == 5)
+    np.testing.assert_allclose(plots.loss.data()["raw"][0], 0.5 * np.arange(1, 6))

@@ -124,3 +124,51 @@ def test_an_old_run_continued_gets_its_clock_axis_for_the_new_rows(qtbot):
     plots.refresh()
     qtbot.waitUntil(lambda: plots.loss.x_axis_used() == "relative" and len(plots.loss.data()["raw"][0]) == 5)
     np.testing.assert_allclose(plots.loss.data()["raw"][0], 0.5 * np.arange(1, 6))
+
+
+def test_window_runs_write_their_clock_times_and_an_old_project_continues_with_them(qtbot, tmp_path):
+    """A window run's metrics.csv gets wall_time as the CLI's does; a run of a project written before the
+    column loads without clock times, and continued, its new rows have them (the file gains the column)."""
+    import shutil
+    from dataclasses import replace
+    from pathlib import Path
+
+    from core.storage.metrics import METRICS_FILE, read_metrics
+    from maml_gui.jobs.training import WorkerOptions
+    from maml_gui.session.session import Session
+    from .support import tiny
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).parents[1] / "data" / "project-0567a30", old)
+
+    session = Session(old, WorkerOptions(eval_tasks=4, inspect_interval=0.3, save_interval=0.3))
+    try:
+        assert session.load_project() == []
+        runs = list(session.runs)
+        assert all(len(r.history) and not r.history.has_wall_time() for r in runs)
+        run = runs[1]   # as if stopped at 30 of 40 iterations, so it may be continued
+        run.config = replace(run.config, train=replace(run.config.train, iterations=40))
+        run.status = "stopped"
+        before = time.time()
+        with qtbot.waitSignal(session.controller.running_changed, timeout=60_000,
+                              check_params_cb=lambda active: not active):
+            assert session.continue_run(run)
+        assert session.flush()
+        after = time.time()
+        assert run.history.has_wall_time() and run.iteration == 40
+        folder = old / run.folder
+        assert (folder / METRICS_FILE).read_text().splitlines()[0].endswith(",wall_time")
+        table = read_metrics(folder)
+        assert table[:, 0].tolist() == list(range(1, 41))
+        assert np.isnan(table[:30, -1]).all()
+        assert (before - 0.01 <= table[30:, -1]).all() and (table[30:, -1] <= after + 0.01).all()
+
+        with qtbot.waitSignal(session.controller.running_changed, timeout=60_000,
+                              check_params_cb=lambda active: not active):
+            new = session.start(tiny(15))   # a new window run
+        assert session.flush()
+        table = read_metrics(old / new.folder)
+        assert table.shape[0] == 15 and np.isfinite(table[:, -1]).all() and np.all(np.diff(table[:, -1]) >= 0)
+        np.testing.assert_allclose(new.history.wall_times, table[:, -1], rtol=0, atol=6e-4)   # ms in the file
+    finally:
+        assert session.close()

@@ -28,7 +28,7 @@ from maml_gui.session.overlays import Band, Overlay, align_common, across_seeds
 from maml_gui.widgets.plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, value_bounds
 from .history_x import CLOCK_MODES, NO_CLOCK, X_AXES, X_NAMES, X_TIPS, drawable, mean_x, used_mode, x_values
 from .history_traces import EMPTY, BandTrace, Trace
-from .plot_base import PlotBox, set_curve
+from .plot_base import PlotBox, mark_short, set_curve
 from .plot_legend import PIXEL_CACHE, short_name
 from .plot_colors import set_pen
 
@@ -343,7 +343,7 @@ class HistoryPlot(PlotBox):
             smooth = self._smoother.update(values, weight, h.stride)
             index = display_index(len(values))
             shown_raw, shown_smooth = values[index], smooth[index]
-            x, columns = drawable(self._x_of(h)[index], [*shown_raw.T, *shown_smooth.T])
+            x, columns = drawable(self._x_of(h)[index], [*shown_raw.T, *shown_smooth.T], self._clock())
             main = (x, columns[:self._columns], columns[self._columns:])
         self._main_key, self._main = key, main
         return main
@@ -359,7 +359,7 @@ class HistoryPlot(PlotBox):
             else:
                 smooth = trace.smoother.update(y[:, None], weight, h.stride)[:, 0]
                 index = display_index(len(y))
-                x, (shown,) = drawable(self._x_of(h)[index], [smooth[index]])
+                x, (shown,) = drawable(self._x_of(h)[index], [smooth[index]], self._clock())
                 trace.shown = (x, shown)
             trace.key = key
         return trace.shown
@@ -385,6 +385,9 @@ class HistoryPlot(PlotBox):
             trace.shown = (x, *columns) if len(x) else (np.empty(0),) * 4
             trace.key = key
         return trace.shown
+
+    def _clock(self) -> bool:
+        return self._x_used in CLOCK_MODES
 
     def _x_of(self, history) -> np.ndarray:
         """The x of each kept row of ``history`` on the axis in use (NaN: no clock time, not drawn)."""
@@ -433,6 +436,8 @@ class HistoryPlot(PlotBox):
             self._bounds.pop((curve, False), None)
             self._bounds.pop((curve, True), None)
             set_curve(curve, *to_pixels(x, y, pixels, mode, x_range))
+        for curve, *_ in curves:
+            mark_short(curve)   # a one-iteration run is a dot, not nothing
         self.legend.set_wanted(any(len(x) for x, _ in self._series.values()))
         self.vb.refresh_auto_range()
 

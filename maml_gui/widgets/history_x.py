@@ -13,7 +13,7 @@ from maml_gui.widgets.plot_math import training_time
 
 X_AXES = {   # the choice: its axis label
     "iteration": "meta-iteration",
-    "relative": "relative time (since the run started, pauses included)",
+    "relative": "relative time (pauses included)",
     "wall": "wall-clock time",
     "time": "training time (meta-steps only)",
 }
@@ -29,6 +29,7 @@ X_TIPS = {
             "saving are not counted",
 }
 CLOCK_MODES = ("relative", "wall")   # need metrics.csv's wall_time column
+PAUSE_SECONDS, PAUSE_FACTOR = 2.0, 20.0   # a step between drawn points longer than both is a pause
 NO_CLOCK = ("{name} was written by a version without metrics.csv's wall_time column, so it records no clock "
             "time: its curves are drawn against training time")
 
@@ -52,15 +53,28 @@ def x_values(history, mode: str) -> np.ndarray:
     return history.iterations
 
 
-def drawable(x: np.ndarray, columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+def drawable(x: np.ndarray, columns: list[np.ndarray], clock: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
     """``x`` and ``columns`` without the rows whose x is unknown, x never decreasing (a clock set back
-    would otherwise fold the curve onto itself, and the plots reduce x in order)."""
+    would otherwise fold the curve onto itself, and the plots reduce x in order). On a ``clock`` axis a
+    pause (a stop, then Continue) breaks the curves: no line is drawn through time nothing trained."""
     keep = np.isfinite(x)
     if not keep.all():
         x, columns = x[keep], [c[keep] for c in columns]
     if len(x) > 1 and np.any(np.diff(x) < 0):
         x = np.maximum.accumulate(x)
+    if clock and len(x) > 2:
+        gaps = np.flatnonzero(_pauses(np.diff(x)))
+        if len(gaps):
+            x = np.insert(x, gaps + 1, (x[gaps] + x[gaps + 1]) / 2)
+            columns = [np.insert(np.asarray(c, dtype=float), gaps + 1, np.nan) for c in columns]
     return x, columns
+
+
+def _pauses(dx: np.ndarray) -> np.ndarray:
+    """Which steps between drawn points are a pause: over :data:`PAUSE_SECONDS` and over
+    :data:`PAUSE_FACTOR` times the typical step."""
+    typical = float(np.median(dx)) if len(dx) else 0.0
+    return (dx > PAUSE_SECONDS) & (dx > PAUSE_FACTOR * typical)
 
 
 def mean_x(stack: list[np.ndarray]) -> np.ndarray:

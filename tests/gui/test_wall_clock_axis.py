@@ -60,7 +60,9 @@ def test_relative_and_wall_clock_time_switch_the_x_data_and_the_labels(qtbot):
         assert view.x_axis() == view.x_axis_used() == "relative"
         assert bottom(plots, view).labelText.startswith("relative time")
     qtbot.waitUntil(lambda: plots.loss.data()["raw"][0][-1] == 350.0)
-    x = plots.loss.data()["raw"][0]
+    x, y = plots.loss.data()["raw"]
+    assert len(x) == 101 and np.isnan(y[60]) and np.isfinite(np.delete(y, 60)).all()   # the pause breaks the line
+    x = np.delete(x, 60)
     np.testing.assert_allclose(x[:60], 0.5 * np.arange(1, 61))       # since the run began (its first step)
     np.testing.assert_allclose(x[60:], 0.5 * np.arange(61, 101) + 300)   # the pause is real time
     assert np.diff(x).max() == 300.5
@@ -172,3 +174,25 @@ def test_window_runs_write_their_clock_times_and_an_old_project_continues_with_t
         np.testing.assert_allclose(new.history.wall_times, table[:, -1], rtol=0, atol=6e-4)   # ms in the file
     finally:
         assert session.close()
+
+
+def test_a_one_iteration_run_is_drawn_as_a_dot(qtbot):
+    """One point draws no line: very short curves get a dot in their colour, longer ones none."""
+    plots = area(qtbot)
+    plots.set_history(timed(1, T0), "run 1", "#d62728")
+    plots.set_overlays([Overlay("run 2", "#2ca02c", timed(2, T0))])
+    qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 1)
+    for view in plots.history_plots():
+        view.refresh()
+    qtbot.waitUntil(lambda: all(c.opts["symbol"] == "o" for c in plots.loss.plot.getPlotItem().listDataItems()
+                                if c.yData is not None and len(c.yData)))
+    drawn = [c for c in plots.loss.plot.getPlotItem().listDataItems() if c.yData is not None and len(c.yData)]
+    assert len(drawn) >= 3   # raw, smoothed, the compared run
+    assert {c.opts["symbolBrush"].color().name() for c in drawn} >= {"#2ca02c"}
+    steps = [c for c in plots.steps.plot.getPlotItem().listDataItems() if c.yData is not None and len(c.yData)]
+    assert steps and all(c.opts["symbol"] == "o" for c in steps)
+    longer = timed(50, T0)
+    plots.set_history(longer, "run 1", "#d62728")
+    qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 50)
+    main = [c for c in plots.loss.plot.getPlotItem().listDataItems() if c.yData is not None and len(c.yData) > 3]
+    assert main and all(c.opts["symbol"] is None for c in main)

@@ -51,6 +51,7 @@ class HistoryPlot(PlotBox):
     their curves (:meth:`_columns_changed`) and hand them to :meth:`_draw` (:meth:`_main_draws`).
     """
 
+    overlay_style = OVERLAY_STYLE   # how compared runs are drawn
     x_axis_changed = Signal(str)   # "iteration" | "relative" | "wall" | "time" (X_AXES), chosen by the user
 
     def __init__(self, title: str, y_label: str, parent: QWidget | None = None):
@@ -163,7 +164,7 @@ class HistoryPlot(PlotBox):
                 trace.smoother = spare.pop(id(overlay.history), None) or SmoothedColumns()
                 trace.key = None
             trace.overlay = overlay
-            restyled |= set_pen(trace.curve, overlay.color, 2, OVERLAY_STYLE)
+            restyled |= set_pen(trace.curve, overlay.color, 2, self.overlay_style)
             trace.curve.show()
         if restyled:
             self.legend.clear()

@@ -196,3 +196,32 @@ def test_a_one_iteration_run_is_drawn_as_a_dot(qtbot):
     qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 50)
     main = [c for c in plots.loss.plot.getPlotItem().listDataItems() if c.yData is not None and len(c.yData) > 3]
     assert main and all(c.opts["symbol"] is None for c in main)
+
+
+def test_line_styles_mean_one_thing_each_and_the_legend_says_which(qtbot):
+    """Dotted is "before adaptation" (per-step plot and task view alike); a compared run on the per-step plot
+    is its adapted loss, so solid like the shown run's adapted curves, named with its step count; dashed is
+    left to the plots where every curve is adapted (meta-loss, held-out)."""
+    from PySide6.QtCore import Qt
+
+    from core.trained.evaluation import FunctionView
+    from maml_gui.widgets.function_plot import FunctionPlot
+
+    plots = area(qtbot)
+    plots.set_history(timed(40, T0), "run 1", "#1f77b4")
+    plots.set_overlays([Overlay("run 2", "#2ca02c", timed(30, T0))])
+    qtbot.waitUntil(lambda: len(plots.steps.overlay_data()["run 2"][0]) == 30)
+    styles = {name: c.opts["pen"].style() for name, c in plots.steps.overlay_curves().items()}
+    assert styles == {"run 2": Qt.PenStyle.SolidLine}
+    pens = [c.opts["pen"].style() for c in plots.steps._curves]
+    assert pens == [Qt.PenStyle.DotLine, Qt.PenStyle.SolidLine]
+    assert [n for _, n in plots.steps.legend.entries()] == ["before adaptation", "after 1 step", "run 2 · after 1 step"]
+    assert plots.loss.overlay_curves()["run 2"].opts["pen"].style() == Qt.PenStyle.DashLine
+
+    task = FunctionPlot()
+    qtbot.addWidget(task)
+    grid = np.linspace(-5, 5, 20)
+    task.show_function(FunctionView(grid.tolist(), np.sin(grid).tolist(), [0.0], [0.0],
+                                    [(np.sin(grid) * s / 10).tolist() for s in range(11)]))
+    before = [c for c, n in task.legend.entries() if n == "before adaptation"]
+    assert before and before[0].opts["pen"].style() == Qt.PenStyle.DotLine

@@ -236,9 +236,12 @@ class MainWindow(QMainWindow):
         label.setVisible(bool(text))
 
     def _on_run_selected(self, run_id) -> None:
-        """Selecting a run in the Runs list loads its settings into the panels, so Start trains a new
-        run with what they show. While a run trains they keep the training run's settings; settings
-        edited for no run or file are replaced only when the user agrees."""
+        self.show_run_settings(run_id)
+
+    def show_run_settings(self, run_id) -> None:
+        """Selecting a run in the Runs list, or following one, loads its settings into the panels, so
+        Start trains a new run with what they show. While a run trains they keep the training run's
+        settings; settings edited for no run or file are replaced only when the user agrees."""
         s, run = self.session, self.session.runs.get(run_id)
         if run is None or run is not s.current or not self.panel_config().changes(run.config):
             return

@@ -225,3 +225,27 @@ def test_line_styles_mean_one_thing_each_and_the_legend_says_which(qtbot):
                                     [(np.sin(grid) * s / 10).tolist() for s in range(11)]))
     before = [c for c, n in task.legend.entries() if n == "before adaptation"]
     assert before and before[0].opts["pen"].style() == Qt.PenStyle.DotLine
+
+
+def test_following_a_run_loads_its_settings_as_selecting_one_does(qtbot, make_window, tmp_path):
+    """A followed run becomes current: the panel shows its settings (Start trains a new run with them),
+    as it does for a window run the user selects."""
+    from core.cli.main import main
+    from .support import tiny
+
+    out = tmp_path / "cli-run"
+    assert main(["train", "--algorithm", "reptile", "--inner-steps", "2", "--iterations", "5", "--meta-batch", "2",
+                 "--out", str(out)]) == 0
+    window = make_window(tiny(iterations=3))
+    assert window.hyper_panel.algorithm_spec().name == "maml"
+    asked = []
+    window.confirm = lambda title, text: asked.append(text) or True   # the panel's settings are held by no run
+    assert window.weights.follow(out)
+    run = window.session.current
+    assert len(asked) == 1 and "cli-run" in asked[0]
+    assert window.session.is_followed(run)
+    assert window.hyper_panel.algorithm_spec().name == "reptile" and window.hyper_panel.inner_steps.value() == 2
+    assert not window.panel_config().changes(run.config)
+    assert f"Settings of <b>{run.name}</b>" in window.panel_source.text()
+    assert "its settings are in the panel" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: run.iteration == 5 and run.history.has_wall_time(), timeout=10_000)   # the curves too

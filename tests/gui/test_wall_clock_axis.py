@@ -249,3 +249,29 @@ def test_following_a_run_loads_its_settings_as_selecting_one_does(qtbot, make_wi
     assert f"Settings of <b>{run.name}</b>" in window.panel_source.text()
     assert "its settings are in the panel" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: run.iteration == 5 and run.history.has_wall_time(), timeout=10_000)   # the curves too
+
+
+def test_long_class_names_in_an_image_preview_wrap_instead_of_being_cut(qtbot):
+    """Class names (Omniglot's are long) are drawn whole: on two or three lines where one is too short,
+    in slightly smaller type if need be, and elided (whole in the tooltip) only when rows are too low."""
+    from PySide6.QtGui import QFontMetrics
+
+    from maml_gui.widgets.image_grid import ImageGrid
+
+    names = ["0: alphabet 26 / character 18", "Alphabet_of_the_Magi/character14",
+             "Ojibwe_(Canadian_Aboriginal_Syllabics)/character01", "images_background/Japanese_(hiragana)/character13",
+             "Greek/character03"]
+    grid = ImageGrid()
+    qtbot.addWidget(grid)
+    grid.set_rows([np.zeros((4, 1, 28, 28), np.uint8)] * len(names), names)
+    for width in (366, 300, 250):   # the family panel's grid at 1280×800 is 366×215; narrower panels
+        grid.resize(width, 215)
+        label, _ = grid._layout()
+        shown = grid.shown_names()
+        assert len(shown[2]) >= 2, shown   # wrapped where needed
+        for (lines, font), name in zip(grid._fitted_names(), names):
+            assert "".join(lines).replace(" ", "") == name.replace(" ", ""), (width, lines)   # nothing cut
+            assert all(QFontMetrics(font).horizontalAdvance(line) <= label - 6 for line in lines)
+    grid.resize(200, 60)   # rows of one line each: elided in the middle, whole in the tooltip
+    shown = grid.shown_names()
+    assert all(len(lines) == 1 for lines in shown) and "…" in shown[2][0]

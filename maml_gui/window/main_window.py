@@ -139,7 +139,8 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 0)
         layout.addWidget(self.plots, 1)
-        self.banners = BannerOverlay(central, [self.error_banner, self.problem_banner, self.resume_banner])
+        self.banners = BannerOverlay(central, [self.error_banner, self.problem_banner, self.resume_banner],
+                                     below=[self.plots.loss, self.plots.steps])
         self.setCentralWidget(central)
         self.plots.adaptation.setToolTip(BASELINE_HELP.format(tasks=options.eval_tasks, share=options.baseline_share,
                                                               interval=options.inspect_interval))

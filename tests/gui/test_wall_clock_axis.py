@@ -275,3 +275,36 @@ def test_long_class_names_in_an_image_preview_wrap_instead_of_being_cut(qtbot):
     grid.resize(200, 60)   # rows of one line each: elided in the middle, whole in the tooltip
     shown = grid.shown_names()
     assert all(len(lines) == 1 for lines in shown) and "…" in shown[2][0]
+
+
+def test_the_banners_cover_no_plot_title_and_move_nothing(qtbot, make_window):
+    from PySide6.QtCore import QPoint, QRect
+    from tests.gui.test_panels import places, settle, shown_at_1280
+
+    window = shown_at_1280(qtbot, make_window())
+    before = places(window)
+    p = window.plots
+    plots = [p.loss, p.steps, p.adaptation, p.task]
+
+    def title(plot) -> QRect:
+        label = plot.plot.getPlotItem().titleLabel
+        rect = plot.plot.mapFromScene(label.mapRectToScene(label.boundingRect())).boundingRect()
+        return QRect(plot.plot.mapTo(window, rect.topLeft()), rect.size())
+
+    titles = [title(plot) for plot in plots]
+    assert all(t.height() > 10 for t in titles)
+    for message in ("Training failed: one line", "Training failed: " + "a long and detailed reason " * 20):
+        window.show_error(message)
+        window.hyper_panel.hidden.setText("40,x")   # and why Start is disabled, in the amber banner
+        settle()
+        assert places(window) == before
+        for banner in (window.error_banner, window.problem_banner):
+            rect = QRect(banner.mapTo(window, QPoint(0, 0)), banner.size())
+            assert banner.isVisible() and rect.height() > 20
+            assert not any(rect.intersects(t) for t in titles), (rect, titles)
+        window.hyper_panel.hidden.setText("40")
+    window.resize(1100, 760)   # the titles move with the plots: the banners follow
+    settle()
+    titles = [title(plot) for plot in plots]
+    rect = QRect(window.error_banner.mapTo(window, QPoint(0, 0)), window.error_banner.size())
+    assert not any(rect.intersects(t) for t in titles)

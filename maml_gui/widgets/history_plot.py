@@ -22,15 +22,16 @@ from typing import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from maml_gui.session.overlays import Band, Overlay, align_common, across_seeds
 from maml_gui.widgets.plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, value_bounds
-from .history_x import CLOCK_MODES, NO_CLOCK, X_AXES, X_NAMES, X_TIPS, drawable, mean_x, used_mode, x_values
+from .history_x import CLOCK_MODES, X_AXES, drawable, mean_x, used_mode, x_values
 from .history_traces import EMPTY, BandTrace, Trace
 from .plot_base import PlotBox, mark_short, set_curve
 from .plot_legend import PIXEL_CACHE, short_name
 from .plot_colors import set_pen
+from .x_axis_choice import XAxisChoice
 
 REDRAW_MS = 33
 DEFAULT_SMOOTHING = 0.9
@@ -64,10 +65,7 @@ class HistoryPlot(PlotBox):
         self._slider_text = QLabel()
         self._log = QCheckBox("Log scale")
         self._log.setToolTip("Show the loss on a logarithmic axis (losses span orders of magnitude).")
-        self._x_choice = QComboBox()
-        for i, mode in enumerate(X_AXES):
-            self._x_choice.addItem(X_NAMES[mode], mode)
-            self._x_choice.setItemData(i, X_TIPS[mode], Qt.ItemDataRole.ToolTipRole)
+        self._x_choice = XAxisChoice()
         self._x_mode = "iteration"   # the user's choice
         self._x_used = "iteration"   # what the shown run is drawn against (training time without clock times)
         controls = QHBoxLayout()
@@ -268,20 +266,8 @@ class HistoryPlot(PlotBox):
         return True
 
     def _sync_x_choice(self) -> None:
-        """The choice shows what is drawn; relative and wall-clock time are greyed out, saying why,
-        while the shown run records no clock time."""
         h = self._history
-        clock = h is None or not len(h) or h.has_wall_time()
-        model = self._x_choice.model()
-        for mode in CLOCK_MODES:
-            item = model.item(list(X_AXES).index(mode))
-            item.setEnabled(clock)
-            item.setToolTip(X_TIPS[mode] if clock else NO_CLOCK.format(name="This run"))
-        self._x_choice.setCurrentIndex(list(X_AXES).index(self._x_used))
-        tip = "What the x axis shows: meta-iterations, relative time, wall-clock time or training time"
-        if self._x_used != self._x_mode:
-            tip += f".\n{X_NAMES[self._x_mode].capitalize()} was chosen, but " + NO_CLOCK.format(name="this run")
-        self._x_choice.setToolTip(tip)
+        self._x_choice.show_state(self._x_mode, self._x_used, h is None or not len(h) or h.has_wall_time())
 
     def reset(self) -> None:
         """Show no run (the curves stay, emptied); compared runs stay."""

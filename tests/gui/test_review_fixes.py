@@ -60,21 +60,24 @@ def test_line_styles_mean_one_thing_each_and_the_legend_says_which(qtbot):
 
 def test_following_a_run_loads_its_settings_as_selecting_one_does(qtbot, make_window, tmp_path):
     """A followed run becomes current: the panel shows its settings (Start trains a new run with them),
-    as it does for a window run the user selects."""
+    as it does for a window run the user selects; settings edited for no run are kept, without a prompt."""
     from core.cli.main import main
+    from core.config import ExperimentConfig
     from .support import tiny
 
     out = tmp_path / "cli-run"
     assert main(["train", "--algorithm", "reptile", "--inner-steps", "2", "--iterations", "5", "--meta-batch", "2",
                  "--out", str(out)]) == 0
-    window = make_window(tiny(iterations=3))
-    assert window.hyper_panel.algorithm_spec().name == "maml"
-    asked = []
-    window.confirm = lambda title, text: asked.append(text) or True   # the panel's settings are held by no run
+    window = make_window(tiny(iterations=3))   # settings edited for no run: following keeps them
     assert window.weights.follow(out)
     run = window.session.current
-    assert len(asked) == 1 and "cli-run" in asked[0]
-    assert window.session.is_followed(run)
+    assert window.hyper_panel.algorithm_spec().name == "maml" and window.panel_config().changes(run.config)
+    assert "the panel keeps its settings" in window.statusBar().currentMessage()
+
+    window.set_config(ExperimentConfig())   # the defaults: nothing would be lost
+    window.session.set_current(None)
+    assert window.weights.follow(out)
+    assert window.session.current is run and window.session.is_followed(run)
     assert window.hyper_panel.algorithm_spec().name == "reptile" and window.hyper_panel.inner_steps.value() == 2
     assert not window.panel_config().changes(run.config)
     assert f"Settings of <b>{run.name}</b>" in window.panel_source.text()

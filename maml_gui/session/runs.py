@@ -245,14 +245,17 @@ class RunRegistry:
 
 
 def curves_csv(runs: Iterable[RunRecord]) -> str:
-    """Long format, one row per kept iteration of each run: run, iteration, meta_loss, step_loss_0..N."""
+    """Long format, one row per kept iteration of each run: run, iteration, meta_loss, step_loss_0..N,
+    wall_time (when the iteration ended, seconds since the epoch; empty for runs that did not record it)."""
     runs = list(runs)
     width = max((r.history.step_losses.shape[1] for r in runs if len(r.history)), default=0)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", "algorithm", "iteration", "meta_loss", *(f"step_loss_{s}" for s in range(width))])
+    writer.writerow(["run", "algorithm", "iteration", "meta_loss", *(f"step_loss_{s}" for s in range(width)),
+                     "wall_time"])
     for run in runs:
         for row in run.history.rows():
             steps = [repr(v) for v in row.step_losses] + [""] * (width - len(row.step_losses))
-            writer.writerow([run.name, run.config.algorithm.name, row.iteration, repr(row.meta_loss), *steps])
+            wall = f"{row.wall_time:.3f}" if np.isfinite(row.wall_time) else ""
+            writer.writerow([run.name, run.config.algorithm.name, row.iteration, repr(row.meta_loss), *steps, wall])
     return buf.getvalue()

@@ -175,3 +175,14 @@ def test_window_runs_write_their_clock_times_and_an_old_project_continues_with_t
     finally:
         assert session.close()
 
+
+
+def test_curves_csv_ends_with_each_rows_clock_time():
+    from core.config import ExperimentConfig
+    from maml_gui.session.runs import RunRecord, curves_csv
+
+    new, old = RunRecord(1, "new", ExperimentConfig()), RunRecord(2, "old", ExperimentConfig())
+    new.history, old.history = timed(3, T0), timed(2, None)
+    lines = curves_csv([new, old]).splitlines()
+    assert lines[0].endswith(",step_loss_1,wall_time")
+    assert lines[1].endswith(f",{T0 + 0.5:.3f}") and lines[-1].endswith(",")   # the old run: no clock time

@@ -9,7 +9,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF, QTextDocument
 
-from maml_gui.widgets.plot_math import format_duration, time_tick_spacing
+from maml_gui.widgets.plot_math import TIME_STEPS, format_duration, time_tick_spacing
 
 MANTISSA_ORDER = (1, 5, 2, 3, 4, 6, 7, 8, 9)   # which minor log ticks get a label first, room allowing
 
@@ -70,7 +70,10 @@ class TimeAxis(pg.DateAxisItem):
     def tickSpacing(self, minVal, maxVal, size):
         if self.mode != "durations" or self.logMode or not maxVal > minVal:
             return pg.AxisItem.tickSpacing(self, minVal, maxVal, size)
-        return [(time_tick_spacing(minVal, maxVal, size), 0.0)]
+        step = time_tick_spacing(minVal, maxVal, size)
+        if step == TIME_STEPS[0] and maxVal - minVal < 2 * step:   # under a couple of seconds: decimal ticks
+            return pg.AxisItem.tickSpacing(self, minVal, maxVal, size)
+        return [(step, 0.0)]
 
     def tickValues(self, minVal, maxVal, size):
         if self.mode == "dates" and not self.logMode and hasattr(self, "fontMetrics"):
@@ -82,6 +85,9 @@ class TimeAxis(pg.DateAxisItem):
             return pg.AxisItem.tickStrings(self, values, scale, spacing)
         if self.mode == "dates":
             return super().tickStrings(values, scale, spacing)
+        if spacing is not None and 0 < spacing * scale < 1:   # a run of a few seconds: "0.25 s"
+            decimals = min(6, max(1, -math.floor(math.log10(spacing * scale))))
+            return [f"{v * scale:.{decimals}f} s" for v in values]
         return [format_duration(v * scale) for v in values]
 
 

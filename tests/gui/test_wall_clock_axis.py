@@ -186,3 +186,17 @@ def test_curves_csv_ends_with_each_rows_clock_time():
     lines = curves_csv([new, old]).splitlines()
     assert lines[0].endswith(",step_loss_1,wall_time")
     assert lines[1].endswith(f",{T0 + 0.5:.3f}") and lines[-1].endswith(",")   # the old run: no clock time
+
+
+def test_a_run_of_a_fraction_of_a_second_still_gets_time_ticks(qtbot):
+    """Training time of a short run is a few hundredths of a second: the axis labels them, not nothing."""
+    plots = area(qtbot)
+    h = History()
+    its = np.arange(1, 31)
+    h.append(its, 1 / its, np.ones(30), np.full(30, 0.001), np.ones((30, 2)))   # 30 steps of 1 ms
+    plots.set_history(h, "run 1", "#1f77b4")
+    plots.set_x_axis("time")
+    qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 30 and np.isclose(plots.loss.data()["raw"][0][-1], 0.03))
+    plots.loss.vb.refresh_auto_range()
+    texts = [t for _, t in tick_labels(bottom(plots))]
+    assert len(texts) >= 2 and all(t.endswith(" s") and "." in t for t in texts), texts

@@ -76,12 +76,13 @@ def _add_wall_column(path: Path, n_steps: int | None = None) -> None:
     the rows a continued run appends (with their clock time) make one table. Done once, on the first
     append; a file that already has the column, or is not one of ours, is left alone."""
     with open(path, "rb") as f:
-        data = f.read()
+        first = f.readline(1 << 16)
+        header = first.rstrip(b"\r\n").decode("utf-8", "replace").split(",")
+        steps = len(header) - len(METRIC_COLUMNS)
+        if steps <= 0 or header != _header(steps, wall=False) or (n_steps is not None and steps != n_steps):
+            return   # the usual case costs one line's read: appends stay as cheap as their rows
+        data = first + f.read()
     lines = data.split(b"\n")
-    header = lines[0].rstrip(b"\r").decode("utf-8", "replace").split(",")
-    steps = len(header) - len(METRIC_COLUMNS)
-    if steps <= 0 or header != _header(steps, wall=False) or (n_steps is not None and steps != n_steps):
-        return
     body = [line.rstrip(b"\r") + b",nan" for line in lines[1:-1] if line.strip()]   # [-1]: after the last newline
     atomic_write(path, b"\n".join([",".join(_header(steps)).encode(), *body]) + b"\n")
 

@@ -77,6 +77,10 @@ def test_a_window_appending_to_an_old_file_rewrites_it_once_with_the_column(tmp_
     table = read_metrics(tmp_path)
     assert table[:, 0].tolist() == [1, 2, 3, 4, 5, 6]
     assert np.isnan(table[:3, -1]).all() and table[3:, -1].tolist() == [1.8e9 + 4, 1.8e9 + 5, 1.8e9 + 6]
+    inode = path.stat().st_ino
+    append_metrics_table(tmp_path, np.array([[7, 0.1, 0.5, 0.01, 2.0, 0.1, 1.8e9 + 7]]))
+    assert path.stat().st_ino == inode   # once it has the column, appends only append (no rewrite)
+    assert read_metrics(tmp_path)[:, 0].tolist() == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_a_row_without_a_clock_time_reads_as_nan(tmp_path):

@@ -540,7 +540,7 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     assert all(name in plot.titleLabel.text for name in ("Adelie", "Chinstrap", "Gentoo"))
     x, y = editor.preview_data()["points"]
     assert len(x) == 60 + 48 + 60 and np.std(x) > np.std(y) > 0.1   # at most 60 meta-train rows a species
-    window.session.start(window.panel_config().replace("train", iterations=2, meta_batch=2))
+    window.session.training.start(window.panel_config().replace("train", iterations=2, meta_batch=2))
     qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=60_000)
     assert window.session.current.status == "completed", window.error_banner.text()
     assert window.session.current.name.endswith("· penguins")

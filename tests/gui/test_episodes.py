@@ -159,7 +159,7 @@ def test_a_labelled_csv_is_imported_as_episodes_over_its_labels(qtbot, make_wind
     assert spec.params["n_way"] >= 2 and "a" in spec.params["features"]
     qtbot.waitUntil(lambda: window.start_problem() is None, timeout=20_000)   # the file is read in the background
     config = window.panel_config().replace("train", iterations=4, meta_batch=2)
-    window.session.start(config)
+    window.session.training.start(config)
     wait_idle(qtbot, window)
     assert not window.error_banner.isVisible(), window.error_banner.text()
     assert window.session.current.status == "completed"

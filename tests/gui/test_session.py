@@ -41,7 +41,7 @@ def train(qtbot, session: Session, iterations: int = 25, **family):
     """One finished run of ``iterations`` meta-iterations."""
     with qtbot.waitSignal(session.controller.running_changed, timeout=20_000,
                           check_params_cb=lambda active: not active):
-        run = session.start(tiny(iterations, **family))
+        run = session.training.start(tiny(iterations, **family))
     qtbot.waitUntil(lambda: run.adaptation is not None, timeout=20_000)
     return run
 
@@ -74,14 +74,14 @@ def test_runs_come_back_with_their_curves_weights_and_scores(qtbot, make_session
 
 def test_a_training_run_is_on_disk_before_it_ends(qtbot, make_session, tmp_path):
     session = make_session()
-    run = session.start(tiny())
+    run = session.training.start(tiny())
     qtbot.waitUntil(lambda: run.weights is not None and run.training_state is not None, timeout=20_000)
-    session.pause()
+    session.training.pause()
     qtbot.waitUntil(lambda: (tmp_path / "project" / run.folder / "weights.safetensors").is_file() if run.folder
                     else False, timeout=20_000)
     config, _ = load_run(tmp_path / "project" / run.folder)
     assert config == run.config
-    session.stop()
+    session.training.stop()
     qtbot.waitUntil(lambda: not session.is_training(), timeout=20_000)
 
 
@@ -98,12 +98,12 @@ def test_a_run_that_did_not_close_normally_comes_back_interrupted(qtbot, make_se
 def test_an_interrupted_run_continues_exactly_from_its_last_checkpoint(qtbot, make_session, tmp_path):
     straight = train(qtbot, make_session(tmp_path / "straight"), 40)
     session = make_session()
-    run = session.start(tiny(40), paused=True, steps=15)
+    run = session.training.start(tiny(40), paused=True, steps=15)
     qtbot.waitUntil(lambda: run.checkpoint_iteration == 15, timeout=20_000)
     session.save_run(run)
     assert session.flush()
     copy_as_crashed(tmp_path / "project", tmp_path / "crashed")   # what a kill -9 now leaves behind
-    session.stop()
+    session.training.stop()
     qtbot.waitUntil(lambda: not session.is_training(), timeout=20_000)
     metrics = tmp_path / "crashed" / run.folder / "metrics.csv"
     last = metrics.read_text().splitlines()[-1]
@@ -113,13 +113,13 @@ def test_an_interrupted_run_continues_exactly_from_its_last_checkpoint(qtbot, ma
 
     again = make_session(tmp_path / "crashed")
     back = again.runs.get(run.run_id)
-    assert back.status == "interrupted" and again.continue_problem(back) is None
+    assert back.status == "interrupted" and again.training.continue_problem(back) is None
     with qtbot.waitSignal(again.controller.running_changed, timeout=20_000, check_params_cb=lambda active: not active):
-        assert again.continue_run(back)
+        assert again.training.continue_run(back)
     assert back.status == "completed" and again.runs.get(run.run_id) is back
     np.testing.assert_array_equal(back.history.iterations, np.arange(1, 41))
     assert all(torch.equal(back.weights[k], straight.weights[k]) for k in straight.weights)
-    assert again.continue_problem(back) is not None   # nothing left to continue
+    assert again.training.continue_problem(back) is not None   # nothing left to continue
 
 
 def test_every_run_action_uses_the_current_run(qtbot, make_session, tmp_path):

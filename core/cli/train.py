@@ -38,7 +38,8 @@ def check_train_flags(args) -> None:
 
 def run(args) -> int:
     """Check the flags, then train here, as one rank of several, or launch ``--nproc`` ranks."""
-    from core.training.distributed import RANK_TIMEOUT, launch, launched_here, rank_from_env
+    from core.training.distributed import RANK_TIMEOUT, launched_here, rank_from_env
+    from core.training.local_launch import launch
 
     check_train_flags(args)
     ranked = rank_from_env()

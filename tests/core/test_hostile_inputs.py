@@ -411,7 +411,7 @@ def test_resume_refuses_a_folder_where_it_rewrites_a_file(tmp_path, capsys, name
     (out / name).mkdir()
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--iterations", "5"]) == 2
-    one_line(capsys, f"{out / name} is not a regular file (a folder or special file); the resumed run rewrites it")
+    one_line(capsys, f"{out / name} is a folder, not a regular file; the resumed run rewrites it")
     assert not (out / LOCK_FILE).exists()
 
 

@@ -385,9 +385,7 @@ class Session(QObject):
             run.training_state = read_training_state(path, run.weights_iteration, built)
         self.run_added.emit(run)
         self.save_run(run)
-        self.set_current(run.run_id)
-        if run.adaptation is None:
-            self.score(run)
+        self.set_current(run.run_id)   # which scores it
         return run
 
     def weights_source(self, run: RunRecord | None = None) -> WeightsSource | None:

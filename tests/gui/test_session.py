@@ -312,6 +312,20 @@ def test_the_window_continues_an_opened_run_as_train_resume_does(qtbot, make_ses
         assert weights is None or all(f in messages[-1] for f in fields), messages
 
 
+def test_opening_a_run_queues_its_scoring_once(make_session, tmp_path, monkeypatch):
+    """Making the opened run current scored it, and opening asked again: the second request waited
+    for the first job and scored the same weights a second time (up to a minute for a conv net)."""
+    from core.cli.main import main
+
+    run = tmp_path / "cli-run"
+    assert main(["train", "--family", "sinusoid", "--iterations", "3", "--meta-batch", "2", "--out", str(run)]) == 0
+    session = make_session()
+    asked = []
+    monkeypatch.setattr(session._scorer, "score", asked.append)
+    opened = session.open_weights(run, tiny())
+    assert asked == [opened]
+
+
 def test_opening_a_run_builds_it_once_and_its_scoring_job_once(qtbot, make_session, tmp_path, monkeypatch):
     """The weights' check and the training state's check share one build; the scoring job, on its own
     thread, builds its own (a build's tensors are never shared between threads)."""

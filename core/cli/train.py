@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from core.cli.parser import UsageError, config_from_args, experiment_from_args
-from core.errors import TrainingDiverged
+from core.errors import TrainingDiverged, not_regular
 
 
 PENDING_LIMIT = 64 << 20     # bytes of metrics rows kept in memory while checkpoints keep failing
@@ -38,7 +38,8 @@ def check_train_flags(args) -> None:
 
 def run(args) -> int:
     """Check the flags, then train here, as one rank of several, or launch ``--nproc`` ranks."""
-    from core.training.distributed import RANK_TIMEOUT, launch, launched_here, rank_from_env
+    from core.training.distributed import RANK_TIMEOUT, launched_here, rank_from_env
+    from core.training.local_launch import launch
 
     check_train_flags(args)
     ranked = rank_from_env()
@@ -361,9 +362,10 @@ def _resumed(args, group=None):
     saved = built.config
     for name in (CONFIG_FILE, METRICS_FILE):   # files the resumed run rewrites: a folder there would stop its saves
         path = Path(args.resume) / name
-        if path.exists() and not path.is_file():
-            raise UsageError(f"maml-gui train: {path} is not a regular file (a folder or special file); the "
-                             "resumed run rewrites it: move it away, then resume again")
+        problem = not_regular(path)
+        if problem is not None:
+            raise UsageError(f"maml-gui train: {path} {problem}; the resumed run rewrites it: move it away, then "
+                             "resume again")
     for note in folder_notes(args.resume, built, weights_file=True):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
     config = config_from_args(args, base=saved, known=built)

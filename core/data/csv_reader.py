@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import not_regular
 from core.data import csv_fast
 from core.data.csv_sniff import DELIMITER_NAMES, detect_encoding, detect_header, name_columns, sniff_delimiter
 from core.data.csv_table import (CACHE_BYTES, CHUNK_ROWS, FIELD_LIMIT, HEAD_ROWS, MAX_BYTES, MAX_COLUMNS,
@@ -50,7 +51,7 @@ def read_csv(path: str | Path, *, progress: Progress | None = None, header: bool
     if path.is_dir():
         raise CsvError(path, "is a folder; choose the CSV files inside it")
     if not path.is_file():   # opening a FIFO blocks until a writer comes; a device may never end
-        raise CsvError(path, "is not a regular file (a named pipe, device or socket); give a CSV file")
+        raise CsvError(path, f"{not_regular(path)}; give a CSV file")
     if stat.st_size > max_bytes:
         raise CsvError(path, f"is {human_size(stat.st_size)}; files larger than {human_size(max_bytes)} are refused "
                              "because the whole table is held in memory: use a subset of the rows or columns")

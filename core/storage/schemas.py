@@ -24,7 +24,7 @@ import torch
 
 from core.built import Built
 from core.config import ExperimentConfig
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError, ConfigError, not_regular
 from core.ranges import MAX_ITERATIONS
 
 CONFIG_LIMIT = 1 << 20   # bytes: a settings file is a few hundred; more is not one of ours
@@ -50,11 +50,9 @@ def regular_file(path, what: str = "file") -> Path:
         raise RunFileError(path, "", f"no such {what}") from None
     except OSError as exc:
         raise RunFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file")
-        raise RunFileError(path, "", f"is {kind}, not a regular {what}")
+    problem = None if stat.S_ISREG(mode) else not_regular(path, what)
+    if problem is not None:
+        raise RunFileError(path, "", problem)
     return path
 
 

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 from core.storage.atomic import atomic_write
 from core.errors import MamlError
+from core.ranges import MAX_SEED   # each run's train --seed takes the same range
 from core.storage.follow import last_iteration
 
 EVAL_FILE = "eval.json"
@@ -34,7 +35,6 @@ SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
 # train options a grid may vary (CLI spelling with underscores); everything else is fixed per sweep
 MAX_SEEDS = 1000        # seeds per sweep
 MAX_RUNS = 10_000       # runs per sweep (settings × seeds): each is a process and a run folder
-MAX_SEED = 2**63 - 1    # torch.Generator.manual_seed takes a signed 64-bit seed
 GRID_KEYS = ("algorithm", "inner_steps", "inner_lr", "meta_lr", "meta_batch", "shots", "query", "iterations")
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom; past 30 the normal 1.96 is within 2%

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.csv_reader import CsvError, CsvTable, Progress, read_csv
-from ..errors import ConfigError
+from ..errors import ConfigError, not_regular
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 SHOW = 8  # how many lines or names a message lists before "and N more"
@@ -48,8 +48,7 @@ def expand_paths(paths: list[str]) -> list[Path]:
             named = [p for p in path.iterdir() if p.suffix.lower() in CSV_SUFFIXES and not p.name.startswith(".")]
             odd = sorted(p for p in named if not p.is_file() and not p.is_dir())
             if odd:   # skipped without a word, a task file would be missing from the data set
-                raise CsvError(odd[0], "is not a regular file (a named pipe, device, socket or broken link); move it "
-                                       "out of the folder")
+                raise CsvError(odd[0], f"{not_regular(odd[0])}; move it out of the folder")
             inside = sorted(p for p in named if p.is_file())
             if not inside:
                 raise CsvError(path, "this folder holds no .csv files; choose a folder with one CSV file per task")

@@ -26,9 +26,10 @@ from core.errors import ConfigError
 
 from .base import ParamField, TaskBatch, TaskFamily
 from .csv_data import SHOW, CsvTasks, expand_paths, load_tasks
-from .csv_rows import (FLOAT32_MAX, Flattened, TaskRows, check_fits, check_params, check_stored, column_stats,
-                       data_source, rows_by_class, split_tasks)
+from .csv_rows import (FLOAT32_MAX, TaskRows, check_fits, check_params, check_stored, data_source, rows_by_class,
+                       split_tasks, train_row_place)
 from .spec import FamilySpec
+from .standardize import Flattened, column_stats
 
 SPLITS = ("train", "val", "test")
 SPLIT_TITLES = {"train": "meta-train", "val": "meta-validation", "test": "meta-test"}
@@ -307,7 +308,7 @@ class CsvFamily(TaskFamily):
             return check_stored(stored, self.features, None if self.classes is not None else self.target)
         train = self._split["train"]
         x = np.concatenate([data.x[t] for t in train])
-        flattened = Flattened(x, data, train)
+        flattened = Flattened(x, lambda row, _column: train_row_place(data, train, row))
         mean, std, constant = column_stats(x, overwrite=True)
         for name in (f for f, c in zip(self.features, constant) if c):
             self._load_warnings.append(f"input column {name!r} is constant on the meta-training tasks; it carries "
@@ -317,7 +318,7 @@ class CsvFamily(TaskFamily):
                  "target": None, "target_mean": None, "target_std": None}
         if self.classes is None:
             y = np.concatenate([data.y[t] for t in train])[:, None]
-            flattened = Flattened(y, data, train)
+            flattened = Flattened(y, lambda row, _column: train_row_place(data, train, row))
             y_mean, y_std, _ = column_stats(y, overwrite=True)
             self._load_warnings += flattened.warnings(y_mean, y_std, [f"target column {self.target!r}"])
             stats.update(target=self.target, target_mean=float(y_mean[0]), target_std=float(y_std[0]))

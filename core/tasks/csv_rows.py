@@ -54,69 +54,13 @@ def data_source(files: list[Path]) -> str:
     return f"{folders.pop().name}/ ({len(unique)} files)" if len(folders) == 1 else f"{len(unique)} files"
 
 
-class Flattened:
-    """Columns whose bulk standardising flattens: a few extreme values set the scale, and in float32
-    the other values all become one number (the meta-loss then looks fine and means nothing).
-    Built from the raw meta-training values before :func:`column_stats` overwrites them: a sample of at
-    most :data:`SAMPLE` rows for the bulk's spread, and the most extreme row of each column."""
-
-    SAMPLE = 100_000
-
-    def __init__(self, values: np.ndarray, data: CsvTasks, train: list[int]):
-        self.sample = values[::max(1, len(values) // self.SAMPLE)].copy()
-        high, low = values.argmax(0), values.argmin(0)
-        rows = np.arange(values.shape[1])
-        self.extreme = np.where(np.abs(values[high, rows]) >= np.abs(values[low, rows]), high, low)
-        self.values = values[self.extreme, rows]
-        self.data, self.train = data, train
-
-    def warnings(self, mean: np.ndarray, std: np.ndarray, names: list[str]) -> list[str]:
-        raw = np.percentile(self.sample, [5, 95], axis=0, method="nearest")
-        scaled = ((self.sample - mean) / std).astype(np.float32)
-        z = np.percentile(scaled, [5, 95], axis=0, method="nearest")
-        # also when over 5% of the values are extreme (the percentiles then span them): few distinct values left
-        few = 2 * _distinct(scaled) <= _distinct(self.sample)
-        out = []
-        for j in np.flatnonzero(((raw[1] > raw[0]) & (z[1] == z[0])) | (few & (raw[1] > raw[0]))):
-            spread = f" (spread {raw[1, j] - raw[0, j]:.3g})" if z[1, j] == z[0, j] else ""
-            out.append(f"{names[j]}: the value {self.values[j]:.6g} at {self._where(int(self.extreme[j]))} sets the "
-                       f"column's scale, so its other values{spread} all become the same "
-                       "number after standardising and training cannot tell them apart; correct or remove the "
-                       "extreme values, or rescale the column")
-        return out
-
-    def _where(self, index: int) -> str:
-        """``file.csv line N`` of a row of the concatenated meta-training tasks."""
-        sizes = np.cumsum([len(self.data.y[t]) for t in self.train])
-        k = int(np.searchsorted(sizes, index, side="right"))
-        row = index - (int(sizes[k - 1]) if k else 0)
-        task = self.train[k]
-        return f"{self.data.files[task].name} line {int(self.data.lines[task][row])}"
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """How many different values each column holds (one sort of the whole sample)."""
-    ordered = np.sort(values, axis=0)
-    return 1 + (np.diff(ordered, axis=0) != 0).sum(0)
-
-
-def column_stats(values: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-column mean and std, computed on rescaled values so huge values do not overflow; std 0 -> 1.
-
-    ``overwrite`` works in ``values`` itself (a concatenated copy of a million rows need not be copied
-    twice more); the arithmetic is numpy's ``mean(0)`` and ``std(0)``, step for step.
-    """
-    scale = np.maximum(values.max(0), -values.min(0))  # |values|.max(0) without an |values| copy
-    scale[scale == 0] = 1.0
-    scaled = np.divide(values, scale, out=values if overwrite else None)
-    n = len(scaled)
-    mean_scaled = scaled.sum(0) / n
-    np.subtract(scaled, mean_scaled, out=scaled)
-    np.multiply(scaled, scaled, out=scaled)
-    mean, std = mean_scaled * scale, np.sqrt(scaled.sum(0) / n) * scale
-    constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
-    std[constant] = 1.0
-    return mean, std, constant
+def train_row_place(data: CsvTasks, train: list[int], index: int) -> str:
+    """``file.csv line N`` of row ``index`` of the concatenated meta-training tasks ``train``."""
+    sizes = np.cumsum([len(data.y[t]) for t in train])
+    k = int(np.searchsorted(sizes, index, side="right"))
+    row = index - (int(sizes[k - 1]) if k else 0)
+    task = train[k]
+    return f"{data.files[task].name} line {int(data.lines[task][row])}"
 
 
 def rows_by_class(codes: np.ndarray) -> dict[int, torch.Tensor]:

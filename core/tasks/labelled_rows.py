@@ -22,6 +22,7 @@ from core.data.csv_reader import CsvError, read_csv
 from ..errors import ConfigError
 from .base import ParamField
 from .episodes import SPLITS, EpisodeFamily, EpisodeSampler, listed, split_groups
+from .standardize import Flattened, column_stats
 
 ROWS_ADVICE = "or give that split a larger fraction of each label's rows (split)"
 
@@ -99,23 +100,22 @@ class LabelledRowsFamily(EpisodeFamily):
             group_names = names
             _check_label_split(path.name, target, len(names), splits, p["n_way"])
         train = np.concatenate([x[starts[c]:starts[c] + counts[c]] for c in splits["train"]])
-        with np.errstate(over="ignore", invalid="ignore"):   # values near float64's max: refused below, by name
-            mean, std = train.mean(0), train.std(0)
-        flat = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
-        std[flat] = 1.0
+        flattened = Flattened(train, lambda _row, j: _place(path, table, features[j], flattened.values[j]))
+        mean, std, flat = column_stats(train, overwrite=True)   # the CSV family's statistics and warning
         for name in (f for f, c in zip(features, flat) if c):
             self._load_warnings.append(f"input column {name!r} is constant on the meta-train classes; it carries no "
                                        "information (scaled by 1)")
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):   # ±1.7e308 in one column: refused below, by name
             scaled = (x - mean) / std
             finite = np.isfinite(scaled.astype(np.float32)).all(0)
         if not finite.all():
-            name = features[int(np.flatnonzero(~finite)[0])]
-            column = np.abs(table.numeric(name))
-            worst = int(np.nanargmax(column))
-            raise CsvError(path, f"the value {column[worst]:.3g} is too large for the model's 32-bit numbers; rescale "
-                                 "the column", line=int(table.lines[worst]), column=name)
-        self._load_warnings += _flattened(path, table, features, x, scaled)
+            j = int(np.flatnonzero(~finite)[0])
+            column = table.numeric(features[j])
+            with np.errstate(over="ignore", invalid="ignore"):
+                at = int(np.flatnonzero(np.isinf(((column - mean[j]) / std[j]).astype(np.float32)))[0])
+            raise CsvError(path, f"the value {column[at]:.3g} is too large for the model's 32-bit numbers; rescale "
+                                 "the column", line=int(table.lines[at]), column=features[j])
+        self._load_warnings += flattened.warnings(mean, std, [f"input column {f!r}" for f in features])
         self.features, self.target, self.classes = list(features), target, [str(n) for n in names]
         self.input_dim, self.input_shape = len(features), None
         self.normalization = {"features": list(features), "feature_mean": mean.tolist(),
@@ -204,17 +204,9 @@ def _label_order(value: str) -> tuple:
         return (1, 0.0, value)
 
 
-def _flattened(path: Path, table, features: list[str], x: np.ndarray, scaled: np.ndarray) -> list[str]:
-    """Columns whose standardising flattens: one extreme value sets the scale and, in float32, the
-    other values all become one number (the loss then looks fine and means nothing)."""
-    out = []
-    for j, name in enumerate(features):
-        distinct = len(np.unique(x[:, j]))
-        if distinct >= 3 and 2 * len(np.unique(scaled[:, j].astype(np.float32))) <= distinct:
-            column = np.abs(table.numeric(name))
-            worst = int(np.nanargmax(column))
-            out.append(f"{path.name}, column {name!r}: the value {column[worst]:.6g} at line {int(table.lines[worst])} "
-                       "sets the column's scale, so its other values all become the same number after standardising "
-                       "and training cannot tell them apart; correct or remove the extreme values, or rescale the column")
-    return out
+def _place(path: Path, table, feature: str, value: float) -> str:
+    """``file.csv line N`` of ``value`` in column ``feature`` (the rows were reordered by label and
+    split since: found by the value itself)."""
+    at = int(np.flatnonzero(table.numeric(feature) == value)[0])
+    return f"{path.name} line {int(table.lines[at])}"
 

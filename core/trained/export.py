@@ -29,7 +29,7 @@ from safetensors.torch import save as st_save
 
 from core.built import Built, build
 from core.config import FORMAT_VERSION, ExperimentConfig
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError, ConfigError, not_regular
 from core.nets.models import MLP
 from core.storage.atomic import atomic_write
 from core.storage.checkpoint import check_shapes
@@ -202,10 +202,6 @@ def _source(source, family=None) -> tuple[Built, Weights]:
     return built, weights
 
 
-_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
 def _check_targets(files: Mapping[Path, Any], force: bool) -> None:
     """``force`` replaces regular files only: a FIFO or device node in the way is refused, not
     swapped for a file (its reader would never see the export)."""
@@ -218,9 +214,9 @@ def _check_targets(files: Mapping[Path, Any], force: bool) -> None:
             raise CheckpointError(f"cannot check {path}: {exc.strerror or exc}") from None
         if stat.S_ISDIR(mode):
             raise CheckpointError(f"{path} is a folder; give a file name to export to")
-        kind = next((name for test, name in _SPECIAL if test(mode)), None)
-        if kind is not None:
-            raise CheckpointError(f"{path} is {kind}, not a regular file; --force replaces regular files only: "
+        problem = None if stat.S_ISREG(mode) else not_regular(path)
+        if problem is not None:
+            raise CheckpointError(f"{path} {problem}; --force replaces regular files only: "
                                   "give a file name to export to")
         if not force:
             raise CheckpointError(f"{path} exists; use --force to overwrite")

@@ -1,1 +1,1 @@
-"""Meta-training: the trainer, its optimiser, the compiled step, distributed ranks, bench."""
+"""Meta-training: the trainer, its optimiser, the compiled step, distributed ranks and their launcher, bench."""

@@ -171,7 +171,7 @@ class WeightsActions:
         except MamlError as exc:
             w.show_error(str(exc))
             return False
-        self.session.stop()
+        self.session.training.stop()
         w.files.show_settings(run.config)
         w.settings.setValue(OPEN_FOLDER_KEY, str(path.parent))
         if path.suffix.lower() in PT_SUFFIXES and not config_sidecar(path).exists():

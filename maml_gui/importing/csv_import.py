@@ -69,19 +69,8 @@ class CsvImport(ImportHost):
 
     # -- the import ------------------------------------------------------------------------------
     def import_csv(self, paths: list[str], params: dict | None = None) -> CsvImportDialog:
-        """Open the import dialog for ``paths`` (``params``: the choices to start from); returns it.
-
-        The dialog is window-modal but does not block: its OK applies the family.
-        """
-        if self.dialog is not None:
-            self.dialog.reject()
-        train = self.window.hyper_panel.train_spec()
-        dialog = CsvImportDialog(paths, params, shots=train.shots, query=train.query, parent=self.window)
-        dialog.accepted.connect(self._on_accepted)   # bound methods: no cycle holds the closed dialog
-        dialog.finished.connect(self._on_finished)
-        self.dialog = dialog
-        dialog.open()
-        return dialog
+        """Open the import dialog for ``paths`` (``params``: the choices to start from); returns it."""
+        return self._open(lambda **start: CsvImportDialog(paths, params, **start))
 
     def choose_import_csv(self, folder: bool = False) -> None:
         spec = self.window.family_editor.spec()

@@ -14,25 +14,36 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QStandardItem
-from PySide6.QtWidgets import QDialog, QHeaderView, QListWidgetItem, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+                               QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from core.tasks.csv_family import CsvFamily
 
 from maml_gui.importing.csv_choices import (Checked, Tables, check_choices, local_problem, read_tables, split_summary,
                                             tasks_kept)
-from maml_gui.importing.csv_episodes import (check_episodes, episode_params, episode_problem, episodes_summary,
-                                             labels_kept, fitting_sizes, rows_split_needed)
-from maml_gui.importing.csv_import_layout import (PREVIEW_ROWS, ROLE_COLORS, CsvImportLayout, common_folder,
-                                                  describe_paths)
+from maml_gui.importing.csv_episodes import check_episodes, episode_problem, episodes_summary, labels_kept
+from maml_gui.importing.csv_form import CsvForm
 from maml_gui.importing.import_host import ImportDialogBase
 
 CHECK_DEBOUNCE_MS = 120
+PREVIEW_ROWS = 50
+ROLE_COLORS = {"task": "#fdf0c2", "input": "#dbe9f8", "target": "#d5efcf"}
+
+
+def describe_paths(paths: list[str]) -> str:
+    names = [Path(p).name + ("/" if Path(p).is_dir() else "") for p in paths]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def common_folder(files: list[Path]) -> str:
+    parents = {p.parent for p in files}
+    return f"{parents.pop().name}/" if len(parents) == 1 else f"{len(parents)} folders"
 
 
 # -- the dialog -------------------------------------------------------------------------------------
-class CsvImportDialog(CsvImportLayout, ImportDialogBase, QDialog):
+class CsvImportDialog(ImportDialogBase):
     """Choose how CSV files become tasks. ``updated`` fires each time the verdict (or a read error) is shown."""
 
     updated = Signal()
@@ -43,58 +54,85 @@ class CsvImportDialog(CsvImportLayout, ImportDialogBase, QDialog):
         self.setWindowTitle("Import CSV data")
         self.paths = [str(Path(p).expanduser().resolve()) for p in paths]
         self._initial = dict(params or {})
-        self._start_shots_query = shots, query
         self._tables: Tables | None = None
         self._checked: Checked | None = None
         self._problem: str | None = "reading the files…"
-        self._filling = False
-        self._reserved: set[str] = set()   # the task column and target, which cannot be inputs
         self._make_jobs("maml-csv", CHECK_DEBOUNCE_MS)
-        self._build()
+        self._build((shots, query))
         self.resize(1000, 760)
         paths = list(self.paths)   # the job holds no reference to the dialog
         self._runner.submit("read", lambda report: read_tables(paths, report))
 
+    def _build(self, shots_query: tuple[int, int]) -> None:
+        self.files_label = QLabel(f"Reading {describe_paths(self.paths)}…")
+        self.files_label.setWordWrap(True)
+        self.preview_file = QComboBox()
+        self.preview_file.setToolTip("Which file the preview shows")
+        self.preview_file_label = QLabel("preview:")
+        for w in (self.preview_file, self.preview_file_label):
+            w.hide()
+        self.preview_file.currentIndexChanged.connect(self._fill_preview)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setFormat("reading… %p%")
+        self.cancel_read_button = QPushButton("Cancel reading")
+        self.cancel_read_button.clicked.connect(self.cancel_reading)
+        self.model = QStandardItemModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(False)
+        self.table.verticalHeader().setToolTip("line in the file")
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.setMinimumHeight(200)
+
+        top = QHBoxLayout()
+        top.addWidget(self.files_label, 1)
+        top.addWidget(self.preview_file_label)
+        top.addWidget(self.preview_file)
+        reading = QHBoxLayout()
+        reading.addWidget(self.progress_bar, 1)
+        reading.addWidget(self.cancel_read_button)
+        legend = QLabel("  ".join(f'<span style="background:{c}">&nbsp;{role}&nbsp;</span>'
+                                  for role, c in ROLE_COLORS.items()) + f" · first {PREVIEW_ROWS} rows; "
+                        "row numbers are lines in the file")
+        legend.setStyleSheet("color: #555;")
+
+        self.form = CsvForm(self.paths, *shots_query)   # the choices, and the rules between them
+        self.form.changed.connect(self._on_choice)
+        self.form.sizes_changed.connect(self._on_shots_query)
+        self.split_label = QLabel()
+        self.split_label.setWordWrap(True)
+        self.split_label.setStyleSheet("font-weight: bold;")
+        self.warnings_list = QListWidget()
+        self.warnings_list.setWordWrap(True)
+        self.warnings_list.setToolTip("Things that did not stop the import: skipped tasks, dropped rows, conversions")
+        self._make_verdict_widgets("Use these tasks")
+        self.result_box = QGroupBox("Result")
+        side = QVBoxLayout(self.result_box)
+        side.addWidget(self.split_label)
+        side.addWidget(self.error_label)
+        side.addWidget(QLabel("Warnings"))
+        side.addWidget(self.warnings_list, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.form, 3)
+        bottom.addWidget(self.result_box, 2)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(reading)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(legend)
+        layout.addLayout(bottom)
+        layout.addWidget(self.buttons)
+
     # -- public ------------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        """The choices as ``CsvFamily`` settings (statistics recomputed from the meta-training tasks)."""
-        long = self.layout_long.isChecked()
-        return {"paths": list(self.paths), "task_column": self.task_column.currentText() or None if long else None,
-                "features": self.feature_names(), "target": self.target.currentText() or None,
-                "classification": self.classification.isChecked(),
-                "split": [b.value() / 100 for b in self.split_boxes], "split_seed": self.split_seed.value(),
-                "normalize": self.normalize.isChecked(), "drop_missing": self.drop_missing.isChecked(),
-                "n_way": self.n_way.value() if self.classification.isChecked() else 0, "normalization": None}
-
-    def episodes(self) -> bool:
-        """Whether the choice is N-way episodes over a label column (the ``labelled_csv`` family)."""
-        return self.layout_labels.isChecked()
-
-    def episode_params(self) -> dict[str, Any]:
-        """The choices as ``labelled_csv`` settings (only meaningful when :meth:`episodes`)."""
-        label = self._tables.label if self._tables is not None else None
-        return episode_params(self.paths[0], self.target.currentText() or None, self.feature_names(),
-                              self.n_way.value(), [b.value() / 100 for b in self.split_boxes], self.split_seed.value(),
-                              label.labels if label is not None and label.name == self.target.currentText() else 0,
-                              self.split_by.currentIndex() == 1)
-
-    def _choices(self) -> dict[str, Any]:
-        return self.episode_params() if self.episodes() else self.params()
+    def shots_query(self) -> tuple[int, int]:
+        return self.form.shots_query()
 
     def family(self) -> CsvFamily | None:
         """The family the current choices give, once checked and valid."""
         return self._checked.family if self._problem is None and self._checked else None
-
-    def feature_names(self) -> list[str]:
-        items = (self.features.item(i) for i in range(self.features.count()))
-        return [it.data(Qt.ItemDataRole.UserRole) for it in items
-                if it.checkState() == Qt.CheckState.Checked and it.flags() & Qt.ItemFlag.ItemIsEnabled]
-
-    def set_features(self, names: list[str]) -> None:
-        for i in range(self.features.count()):
-            item = self.features.item(i)
-            checked = item.data(Qt.ItemDataRole.UserRole) in names
-            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
     def cancel_reading(self) -> None:
         if self._tables is None and self._runner.is_busy():
@@ -145,69 +183,12 @@ class CsvImportDialog(CsvImportLayout, ImportDialogBase, QDialog):
         header = "" if first.has_header else ", no header row (columns numbered)"
         self.files_label.setText(f"<b>{what}</b>, {len(first.columns)} columns, {delimiter}-separated, "
                                  f"{first.encoding}{header}")
-        self._filling = True
-        try:
-            if len(tables.files) > 1:
-                self.preview_file.addItems([p.name for p in tables.files])
-                self.preview_file.show()
-                self.preview_file_label.show()
-            self._fill_choices(tables)
-        finally:
-            self._filling = False
-        self.settings_box.setEnabled(True)
+        if len(tables.files) > 1:
+            self.preview_file.addItems([p.name for p in tables.files])
+            self.preview_file.show()
+            self.preview_file_label.show()
         self._fill_preview()
-        self._on_choice()
-
-    def _fill_choices(self, tables: Tables) -> None:
-        """Columns of the first file; suggestions, or the choices being changed (``params`` given)."""
-        p, columns = self._initial, tables.tables[0].columns
-        several = len(tables.files) > 1
-        self.layout_hint.setText(f"(suggested for {len(tables.files)} file{'s' * several})")
-        long = bool(p["task_column"]) if "task_column" in p else not several
-        (self.layout_long if long else self.layout_files).setChecked(True)
-        self.task_column.addItems(columns)
-        self.target.addItems(columns)
-        for name in columns:
-            item = QListWidgetItem(name if tables.numeric[name] else f"{name}  (text)")
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Unchecked)
-            self.features.addItem(item)
-        guess = tables.suggestion
-        task = p.get("task_column") or guess.task_column
-        self.task_column.setCurrentIndex(self.task_column.findText(task) if task else -1)   # none: ask for one
-        self.task_column.setPlaceholderText("" if task else "none found: choose the column whose values group "
-                                                            "rows into tasks")
-        if "target" in p:
-            numeric = [c for c in columns if tables.numeric[c] and c != (task if long else None)]
-            target = p["target"] or (numeric[-1] if numeric else columns[-1])
-            features, classification = p.get("features") or [c for c in numeric if c != target], p.get("classification")
-        else:
-            target, features, classification = guess.target, guess.features, guess.classification
-        self.target.setCurrentText(target)
-        self.set_features(features)
-        (self.classification if classification else self.regression).setChecked(True)
-        self.n_way.setValue(int(p.get("n_way") or 0))
-        self.normalize.setChecked(bool(p.get("normalize", True)))
-        self.drop_missing.setChecked(bool(p.get("drop_missing", False)))
-        for box, value in zip(self.split_boxes, p.get("split", [0.7, 0.15, 0.15])):
-            box.setValue(round(100 * value))
-        self.split_seed.setValue(int(p.get("split_seed", 0)))
-        label = tables.label
-        proposed = not p and not guess.task_column and label is not None
-        if p.get("path") or proposed:   # a labelled_csv spec being changed, or the proposal
-            split = [b.value() / 100 for b in self.split_boxes]
-            rows = p.get("split_rows") if p else rows_split_needed(label, split)
-            self.split_by.setCurrentIndex(int(bool(rows)))   # by rows where too few labels to split them
-            if not p:   # as many shots + query as the smallest label (its held-out rows) holds
-                for box, value in zip((self.shots, self.query), fitting_sizes(label, split, rows, *self.shots_query())):
-                    box.setValue(value)
-            self.layout_labels.setChecked(True)
-            self.classification.setChecked(True)
-            target = p.get("target") or label.name
-            self.target.setCurrentText(target)
-            self.set_features(p.get("features") or [c for c in columns if tables.numeric[c] and c != target])
-            self.n_way.setValue(int(p.get("n_way") or 0))
+        self.form.fill(tables, self._initial)   # its ``changed`` checks the suggested choices
 
     def _fill_preview(self) -> None:
         if self._tables is None:
@@ -229,7 +210,7 @@ class CsvImportDialog(CsvImportLayout, ImportDialogBase, QDialog):
     def _color_columns(self) -> None:
         if self._tables is None:
             return
-        p = self.params()
+        p = self.form.params()
         roles = {c: "input" for c in p["features"] or []}
         roles.update({p["target"]: "target"} if p["target"] else {})
         roles.update({p["task_column"]: "task"} if p["task_column"] else {})
@@ -240,19 +221,7 @@ class CsvImportDialog(CsvImportLayout, ImportDialogBase, QDialog):
                 self.model.item(row, col).setBackground(color)
 
     # -- choices -------------------------------------------------------------------------------
-    def _on_split_edited(self) -> None:
-        """Validation or test changed: meta-train takes the rest (when that is possible)."""
-        rest = 100 - self.split_boxes[1].value() - self.split_boxes[2].value()
-        if rest >= 1 and not self._filling:
-            self.split_boxes[0].blockSignals(True)
-            self.split_boxes[0].setValue(rest)
-            self.split_boxes[0].blockSignals(False)
-        self._on_choice()
-
-    def _on_choice(self, *_args) -> None:
-        if self._filling or self._tables is None:
-            return
-        self._sync_enabled()
+    def _on_choice(self) -> None:
         self._color_columns()
         problem = self._local_problem()
         if problem is not None:
@@ -265,63 +234,24 @@ class CsvImportDialog(CsvImportLayout, ImportDialogBase, QDialog):
         self._set_problem("checking…", final=False)
         self._timer.start()
 
-    def _sync_enabled(self) -> None:
-        """The task column and the target cannot also be inputs; per-file layout has no task column."""
-        long = self.layout_long.isChecked()
-        self.task_column.setEnabled(long)
-        episodes = self.episodes()
-        if episodes:
-            self.classification.setChecked(True)
-        for w in (self.regression, self.classification, self.normalize):
-            w.setEnabled(not episodes)   # episodes classify, and always standardize on meta-train labels
-        label = self._tables.label
-        self.layout_labels.setEnabled(label is not None or episodes)
-        self.layout_labels.setToolTip(self.layout_labels.toolTip().split("\n")[0] + (
-            f"\nproposed label column: {label.name!r} ({label.labels} labels)" if label is not None else
-            "\nno text or whole-number column here has 3..1000 repeated values (needs one file)"))
-        self.n_way.setVisible(self.classification.isChecked())
-        self.split_by.setVisible(episodes)
-        self.split_title.setText("Split" if episodes else "Split by task")
-        unit = ("each label's rows" if self.split_by.currentIndex() else "the labels") if episodes else "the tasks"
-        for box, name in zip(self.split_boxes, ("meta-train", "validation", "test")):
-            box.setToolTip(f"share of {unit} for {name}")
-        reserved = {self.target.currentText()} | ({self.task_column.currentText()} if long else set())
-        released, self._reserved = self._reserved - reserved, reserved
-        self.features.blockSignals(True)
-        for i in range(self.features.count()):
-            item = self.features.item(i)
-            name, flags = item.data(Qt.ItemDataRole.UserRole), item.flags()
-            if name in reserved:
-                item.setFlags(flags & ~Qt.ItemFlag.ItemIsEnabled)
-                item.setCheckState(Qt.CheckState.Unchecked)
-            else:
-                item.setFlags(flags | Qt.ItemFlag.ItemIsEnabled)
-                if name in released and self._tables.numeric.get(name):   # no longer the target: an input again
-                    item.setCheckState(Qt.CheckState.Checked)
-        self.features.blockSignals(False)
-
     def _local_problem(self) -> str | None:
         """Choices that need no reading to refuse (the engine checks everything else)."""
-        split = [b.value() for b in self.split_boxes]
-        if self.episodes():
-            return episode_problem(self.episode_params(), split)
-        return local_problem(self.params(), self._tables, self.layout_long.isChecked(), split)
+        split = [b.value() for b in self.form.split_boxes]
+        if self.form.episodes():
+            return episode_problem(self.form.episode_params(), split)
+        return local_problem(self.form.params(), self._tables, self.form.layout_long.isChecked(), split)
 
     def _check(self) -> None:
-        params, tables = self._choices(), self._tables.tables
+        params, tables = self.form.choices(), self._tables.tables
         shots, query = self.shots_query()
-        if self.episodes():
+        if self.form.episodes():
             self._runner.submit("check", lambda report: check_episodes(params, tables[0], shots, query))
             return
         self._runner.submit("check", lambda report: check_choices(params, tables, shots, query, report))
 
     def _show_checked(self, checked: Checked) -> None:
         self._checked = checked
-        self.drop_missing.setVisible(checked.missing > 0 or self.drop_missing.isChecked())
-        if checked.missing:
-            more = f" and {checked.missing - len(checked.missing_where)} more" if checked.missing > len(checked.missing_where) else ""
-            self.drop_missing.setText(f"drop {checked.missing} row{'s' * (checked.missing > 1)} with missing values "
-                                      f"({', '.join(checked.missing_where)}{more})")
+        self.form.show_missing(checked.missing, checked.missing_where)
         self.warnings_list.clear()
         self.warnings_list.addItems(checked.warnings)
         if not checked.warnings:
@@ -339,11 +269,14 @@ class CsvImportDialog(CsvImportLayout, ImportDialogBase, QDialog):
     def _show_sizes(self) -> None:
         """How many tasks shots + query keeps, and which sums keep all of them (from the last verdict)."""
         checked = self._checked
-        fresh = checked is not None and checked.family is not None and checked.params == self._choices()
+        fresh = checked is not None and checked.family is not None and checked.params == self.form.choices()
+        if not fresh:
+            self.form.show_sizes(None)
+            return
         need = sum(self.shots_query())
-        self.sizes_hint.setText("" if not fresh else labels_kept(checked.capacities, need, self.split_by.currentIndex() == 1) if self.episodes()
-                                else tasks_kept(checked.capacities, need, checked.family.kind))
-        self.sizes_hint.setVisible(fresh)
+        by_rows = self.form.split_by.currentIndex() == 1
+        self.form.show_sizes(labels_kept(checked.capacities, need, by_rows) if self.form.episodes()
+                             else tasks_kept(checked.capacities, need, checked.family.kind))
 
     def _mark_cell(self, at) -> None:
         """Show the refused cell in the preview (red) when it is among the rows shown."""

@@ -72,19 +72,8 @@ class ImageImport(ImportHost):
         return path if path.is_dir() and looks_like_image_folder(path) else None
 
     def import_images(self, path: str | Path, params: dict | None = None) -> ImageImportDialog:
-        """Open the import dialog on ``path`` (``params``: choices to start from); returns it.
-
-        The dialog is window-modal but does not block: its OK applies the family.
-        """
-        if self.dialog is not None:
-            self.dialog.reject()
-        train = self.window.hyper_panel.train_spec()
-        dialog = ImageImportDialog(str(path), params, shots=train.shots, query=train.query, parent=self.window)
-        dialog.accepted.connect(self._on_accepted)   # bound methods: no cycle holds the closed dialog
-        dialog.finished.connect(self._on_finished)
-        self.dialog = dialog
-        dialog.open()
-        return dialog
+        """Open the import dialog on ``path`` (``params``: choices to start from); returns it."""
+        return self._open(lambda **start: ImageImportDialog(str(path), params, **start))
 
     def choose_import_images(self) -> None:
         spec = self.window.family_editor.spec()

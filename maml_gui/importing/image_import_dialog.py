@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QListWidget, QProgressBar, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QListWidget, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.errors import ConfigError
 from core.tasks.image_folder import ImageFolderData, ImageFolderFamily, load_image_folder
@@ -29,7 +28,6 @@ from maml_gui.importing.import_host import ImportDialogBase, side_by_side
 from maml_gui.widgets.image_grid import ImageGrid, folder_rows
 
 CHECK_DEBOUNCE_MS = 150
-ERROR_STYLE = "color: #b3261e;"
 CHANNEL_TITLES = {1: "grey (1 channel)", 3: "RGB (3 channels)"}
 
 
@@ -68,7 +66,7 @@ def inspect_folder(params: dict[str, Any], shots: int, query: int, report: Calla
         return Inspected(params, data, family, exc)
 
 
-class ImageImportDialog(ImportDialogBase, QDialog):
+class ImageImportDialog(ImportDialogBase):
     """Choose how a folder of images becomes N-way episodes. ``updated`` fires each time a verdict is shown."""
 
     updated = Signal()
@@ -209,10 +207,7 @@ class ImageImportDialog(ImportDialogBase, QDialog):
         form.addRow("Classes", self.splits_label)
         form.addRow("In memory", self.memory_label)
 
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._make_verdict_widgets("Use these images")
         self.error_label.hide()
         self.warnings_list = QListWidget()
         self.warnings_list.setWordWrap(True)
@@ -227,12 +222,6 @@ class ImageImportDialog(ImportDialogBase, QDialog):
         examples = QGroupBox("Examples (a few classes, first images of each)")
         QVBoxLayout(examples).addWidget(self.grid)
 
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok_button.setText("Use these images")
-        self.ok_button.setEnabled(False)
-        self.buttons.accepted.connect(self._on_ok)
-        self.buttons.rejected.connect(self.reject)
 
         top = QHBoxLayout()
         top.addWidget(self.folder_label, 1)

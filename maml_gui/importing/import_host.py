@@ -3,16 +3,31 @@ chose only when the window may switch data (a training run stops first, if the u
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QWidget
 
 from maml_gui.jobs.job_runner import JobRunner
+
+ERROR_STYLE = "color: #b3261e;"
 
 
 class ImportHost:
     def __init__(self, window):
         self.window = window
         self.dialog = None
+
+    def _open(self, make):
+        """Replace any open dialog by ``make(shots=, query=, parent=)`` (starting from the window's shots
+        and query), shown window-modal without blocking: its OK applies the family (``_on_accepted``)."""
+        if self.dialog is not None:
+            self.dialog.reject()
+        train = self.window.hyper_panel.train_spec()
+        dialog = make(shots=train.shots, query=train.query, parent=self.window)
+        dialog.accepted.connect(self._on_accepted)   # bound methods: no cycle holds the closed dialog
+        dialog.finished.connect(self._on_finished)
+        self.dialog = dialog
+        dialog.open()
+        return dialog
 
     def accepted_spec(self, what: str):
         """The accepted dialog's family spec, with the window's shots and query set to the dialog's
@@ -42,7 +57,7 @@ class ImportHost:
             self.dialog.reject()
 
 
-class ImportDialogBase:
+class ImportDialogBase(QDialog):
     """What both import dialogs do the same way; each defines ``family()`` (the checked family,
     or None), ``shots``/``query`` spin boxes, ``ok_button``, ``error_label``, an ``updated`` signal,
     and the slots ``_on_progress``, ``_on_done``, ``_on_failed`` (the read job) and ``_check``
@@ -56,6 +71,20 @@ class ImportDialogBase:
         self._runner.failed.connect(self._on_failed)
         self._timer = QTimer(self, singleShot=True, interval=debounce_ms)
         self._timer.timeout.connect(self._check)
+
+    def _make_verdict_widgets(self, ok_text: str) -> None:
+        """OK (off until the choices check out) and Cancel in ``buttons``, and ``error_label``, which
+        says why OK is off."""
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText(ok_text)
+        self.ok_button.setEnabled(False)
+        self.buttons.accepted.connect(self._on_ok)
+        self.buttons.rejected.connect(self.reject)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
     def shots_query(self) -> tuple[int, int]:
         """Shots and query as set here (the window's training settings take them on OK)."""

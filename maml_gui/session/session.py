@@ -1,9 +1,9 @@
 """The session: the runs the user has, the one they are looking at, what they compare, what they edit.
 
 Plain Python with Qt signals and no widgets: views render it and call its actions, tests drive
-it without a window. It owns the training controller (one run trains at a time), the project
-folder every run is written to as it trains (so closing never loses a run), and the jobs that
-score and save runs off the GUI thread.
+it without a window. It composes its collaborators: ``training`` (the one run that trains), the
+project folder every run is written to as it trains (so closing never loses a run), the jobs
+that save and score runs off the GUI thread, and the follower of runs other processes write.
 
 The *current* run is the one every view and every run action (export, adapt, continue) is
 about: a new or opened run becomes current, selecting a run makes it current, and a change of
@@ -56,7 +56,7 @@ def same_family(a: ExperimentConfig, b: ExperimentConfig) -> bool:
     return not any(name.startswith("family.") for name in a.changes(b))
 
 
-class Session(TrainingControl, QObject):
+class Session(QObject):
     project_changed = Signal(object)     # Project: every run was replaced
     run_added = Signal(object)           # RunRecord
     run_removed = Signal(object)         # run id
@@ -82,8 +82,6 @@ class Session(TrainingControl, QObject):
         self.project = Project(project)
         self.current: RunRecord | None = None
         self.compared: list[int] = []
-        self.active: RunRecord | None = None      # the run the worker feeds
-        self.stopping = False
         self.editing = ExperimentConfig()
         self.editing_family = None                # the editor's family object (a CSV family holds its data)
         self.preview_index = 0
@@ -92,9 +90,6 @@ class Session(TrainingControl, QObject):
         self._saver = RunSaver(self, lambda: self.project)
         self._saver.failed.connect(self._save_failed)
         self._saver.written.connect(self._save_ok)
-        self._checkpoint_wanted = False
-        self._checkpoint_timer = QTimer(self, singleShot=True)   # the training run's periodic save
-        self._checkpoint_timer.timeout.connect(self._request_checkpoint)
         self._scorer = RunScorer(self, self._edited_family, lambda: self.options.eval_tasks,
                                  lambda run: self.runs.get(run.run_id) is run)
         self._scorer.scored.connect(self._on_scored)
@@ -105,7 +100,18 @@ class Session(TrainingControl, QObject):
         self.follower.sweep_grew.connect(self._on_sweep_grew)
         self._index_timer = QTimer(self, singleShot=True, interval=INDEX_DELAY_MS)
         self._index_timer.timeout.connect(self.write_index)
-        self._connect_controller()
+        self.training = TrainingControl(self, self.controller, self._saver, self._scorer)   # start, stop, continue…
+        for name in ("run_added", "run_changed", "current_changed", "history_grew", "adaptation_changed",
+                     "preview_changed", "training_changed", "started", "message", "error"):
+            getattr(self.training, name).connect(getattr(self, name))
+
+    @property
+    def active(self) -> RunRecord | None:
+        """The run that trains (None: none)."""
+        return self.training.active
+
+    def is_training(self) -> bool:
+        return self.controller.is_active()
 
     # -- the project -------------------------------------------------------------------------
     def load_project(self, folder: str | Path | None = None) -> list[str]:
@@ -308,9 +314,7 @@ class Session(TrainingControl, QObject):
         run = self.runs.get(run_id)
         if run is None:
             return
-        if run is self.active:
-            self.stop()
-            self.active = None
+        self.training.drop(run)
         if run is self.current:
             self.set_current(None)
         self.runs.remove(run_id)
@@ -381,9 +385,7 @@ class Session(TrainingControl, QObject):
             run.training_state = read_training_state(path, run.weights_iteration, built)
         self.run_added.emit(run)
         self.save_run(run)
-        self.set_current(run.run_id)
-        if run.adaptation is None:
-            self.score(run)
+        self.set_current(run.run_id)   # which scores it
         return run
 
     def weights_source(self, run: RunRecord | None = None) -> WeightsSource | None:

@@ -1,25 +1,54 @@
 """Training from the session: start, continue, pause, step and stop the one run that trains, and
 the controller's events that keep that run's record, its saves and its scores up to date.
 
-A part of :class:`~maml_gui.session.session.Session` (which inherits it): these methods use the
-session's runs, current run, saver, scorer and signals, and are called as the session's own.
+:class:`TrainingControl` is a collaborator the session owns, like its saver and scorer: it reads
+the session's runs, current run and preview task, calls its public actions (``set_current``,
+``save_run``, ``score``, ``finish_baseline``), and reports through signals of its own that the
+session passes on as its own.
 """
 
 from __future__ import annotations
 
 import copy
 
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.config import ExperimentConfig
 from core.training import resume as resume_rule
+from maml_gui.jobs.training_controller import TrainingController
+from maml_gui.session.run_saver import RunSaver
+from maml_gui.session.run_scoring import RunScorer
 from maml_gui.session.runs import RunRecord, rows_of
 
 
-class TrainingControl:
-    """The training half of the session (see the module docstring)."""
+class TrainingControl(QObject):
+    """The one run that trains (``active``) and the controller that trains it."""
 
-    def is_training(self) -> bool:
-        return self.controller.is_active()
+    run_added = Signal(object)           # a new run that trains (it becomes current)
+    run_changed = Signal(object)         # the training run's status changed
+    current_changed = Signal(object)     # a continued run that is current: its views redraw
+    history_grew = Signal(object)
+    adaptation_changed = Signal(object)
+    preview_changed = Signal(object)     # a task view of the training run while it is current
+    training_changed = Signal()
+    started = Signal(object)
+    message = Signal(str, int)
+    error = Signal(str)
+
+    def __init__(self, session, controller: TrainingController, saver: RunSaver, scorer: RunScorer):
+        super().__init__(session)
+        self._session, self.controller, self._saver, self._scorer = session, controller, saver, scorer
+        self.options = controller.options
+        self.active: RunRecord | None = None      # the run the worker feeds
+        self.stopping = False
+        self._checkpoint_wanted = False
+        self._checkpoint_timer = QTimer(self, singleShot=True)   # the training run's periodic save
+        self._checkpoint_timer.timeout.connect(self._request_checkpoint)
+        self._connect_controller()
+
+    @property
+    def current(self) -> RunRecord | None:
+        return self._session.current
 
     def is_paused(self) -> bool:
         return self.controller.is_paused()
@@ -37,15 +66,15 @@ class TrainingControl:
                               "to continue it", 10_000)
             return None
         self._scorer.cancel_baseline()
-        run = self.runs.create(config)
+        run = self._session.runs.create(config)
         run.total = config.train.iterations
         if state is not None:   # the continued run carries the opened run's history on
             run.history = copy.deepcopy(opened.history)
         self.active, self.stopping = run, False
         self.run_added.emit(run)
-        self.set_current(run.run_id)
-        self.save_run(run)   # its folder (settings and any carried history) exists from the start
-        self.controller.start(config, paused=paused, steps=steps, preview_index=self.preview_index,
+        self._session.set_current(run.run_id)
+        self._session.save_run(run)   # its folder (settings and any carried history) exists from the start
+        self.controller.start(config, paused=paused, steps=steps, preview_index=self._session.preview_index,
                               initial_weights=initial, initial_state=state)
         self.message.emit(f"Continuing {opened.name} from iteration {opened.weights_iteration:,} as {run.name}"
                           if state is not None else f"Started {run.name}", 5000)
@@ -101,16 +130,16 @@ class TrainingControl:
         if run is self.current:
             self.current_changed.emit(run)   # its plots redraw from the shortened history
         else:
-            self.set_current(run.run_id)
+            self._session.set_current(run.run_id)
         self.run_changed.emit(run)
-        self.controller.start(run.config, preview_index=self.preview_index,
+        self.controller.start(run.config, preview_index=self._session.preview_index,
                               initial_weights=run.weights, initial_state=run.training_state)
         self.message.emit(f"Continuing {run.name} from iteration {at:,}", 5000)
         self.training_changed.emit()
         return True
 
     def interrupted_runs(self) -> list[RunRecord]:
-        return [r for r in self.runs if r.status == "interrupted"]
+        return [r for r in self._session.runs if r.status == "interrupted"]
 
     def toggle_pause(self) -> None:
         if self.controller.is_active() and not self.stopping:
@@ -143,10 +172,16 @@ class TrainingControl:
             self.message.emit("Stopping after the current meta-iteration…", 0)
             self.training_changed.emit()
 
+    def drop(self, run: RunRecord) -> None:
+        """``run`` leaves the session: it stops if it trains, and its later events are ignored."""
+        if run is self.active:
+            self.stop()
+            self.active = None
+
     def reset(self) -> None:
         """Stop any run and clear the views; every run stays in the session."""
         self.stop()
-        self.set_current(None)
+        self._session.set_current(None)
 
     def apply_live(self, config: ExperimentConfig) -> bool:
         """Apply a change of meta learning rate or iteration count to the training run; False when
@@ -221,7 +256,7 @@ class TrainingControl:
             run.training_state = state
             if self._checkpoint_wanted or self._saver.saved_at(run.run_id) is None:
                 self._checkpoint_wanted = False
-                self.save_run(run)
+                self._session.save_run(run)
 
     def _request_checkpoint(self) -> None:
         """Every ``save_interval`` s while a run trains: its weights and state after the current
@@ -240,7 +275,7 @@ class TrainingControl:
             run.status = "paused" if paused else "running"
             self.run_changed.emit(run)
             if paused and run.weights:
-                self.save_run(run)
+                self._session.save_run(run)
         self.training_changed.emit()
 
     def _on_finished(self, end) -> None:
@@ -272,7 +307,7 @@ class TrainingControl:
                     run.status = "stopped"
                 self.run_changed.emit(run)
                 if run.weights or len(run.history):
-                    self.save_run(run)
-                if run.status != "failed" and not self.finish_baseline(run):
-                    self.score(run)   # its final scores, in the background: Stop does not wait for them
+                    self._session.save_run(run)
+                if run.status != "failed" and not self._session.finish_baseline(run):
+                    self._session.score(run)   # its final scores, in the background: Stop does not wait for them
         self.training_changed.emit()

@@ -14,27 +14,26 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from core.config import FamilySpec
 from core.data.csv_reader import CsvError
 from core.errors import ConfigError
-from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
+from core.tasks import FAMILIES, TaskFamily, build_family
 from core.tasks.csv_family import CsvFamily
 from core.tasks.labelled_rows import LabelledRowsFamily
 
 from maml_gui.widgets.field_names import label as field_label
 from maml_gui.jobs.job_runner import JobRunner
-from .csv_panel import TITLE as CSV_TITLE, CsvPanel, draw_csv_preview, draw_labelled_preview
-from .family_form import PREVIEW_TITLE, FamilyForm, widgets_for
+from .csv_panel import PANEL_FAMILIES, TITLE as CSV_TITLE, CsvPanel, draw_csv_preview, draw_labelled_preview
+from .family_form import DIALOG_ONLY, FORM_KINDS, IMAGE_FAMILIES, PREVIEW_TITLE, FamilyForm, widgets_for
 from .image_grid import ImageGrid, ImagePanel, episode_rows
 from .invalid_mark import INVALID_STYLE, mark_invalid
 from .plot_base import style_plot
@@ -50,7 +49,7 @@ BUILDING = {"glyphs": "drawing the glyphs…", "images": "reading the images…"
 CHEAP = ("n_way", "rotations", "split", "split_seed")   # glyphs changing only these are rebuilt from the cache
 
 
-class FamilyEditor(FamilyForm, QWidget):
+class FamilyEditor(QWidget):
     """Edits a :class:`FamilySpec`; ``changed`` on every edit, ``validity_changed`` when it flips."""
 
     changed = Signal()
@@ -61,12 +60,6 @@ class FamilyEditor(FamilyForm, QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self._getters: dict[str, Callable[[], Any]] = {}
-        self._setters: dict[str, Callable[[Any], None]] = {}
-        self._field_widgets: dict[str, list[QWidget]] = {}   # "family.amplitude" -> widgets to mark
-        self._labels: dict[str, str] = {}
-        self._ranges_grid: QGridLayout | None = None
-        self._range_memory: dict[str, list[float]] = {}       # formula ranges survive retyping a name
         self._error: ConfigError | None = None
         self._family: TaskFamily | None = None
         self._preview_seed = 0
@@ -92,6 +85,7 @@ class FamilyEditor(FamilyForm, QWidget):
         self._form_host = QWidget()
         self._form = QFormLayout(self._form_host)
         self._form.setContentsMargins(0, 0, 0, 0)
+        self.form = FamilyForm(self._form, self._on_edit)   # the chosen family's fields
         self._error_label = QLabel()
         self._error_label.setStyleSheet("color: #d62728;")
         self._error_label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -143,12 +137,41 @@ class FamilyEditor(FamilyForm, QWidget):
         self._validate()
         self._redraw_preview()
 
+    def _build_form(self, cls: type[TaskFamily]) -> None:
+        """The form for ``cls``: its fields, or the CSV panel standing in for them."""
+        form = self.form
+        form.clear()
+        form.field_widgets["family.name"] = [self._combo]
+        self._shown_name = cls.name
+        self.csv_panel.setVisible(cls in PANEL_FAMILIES)   # labelled rows: the file and Change…
+        self.preview.setTitle(PREVIEW_TITLE, size="11pt")
+        self.image_panel.setVisible(cls.name == "images")
+        images = cls.name in IMAGE_FAMILIES
+        self.preview.setVisible(not images)
+        self.image_grid.setVisible(images)
+        self.image_grid.clear()   # a new family's examples come once it is built
+        if cls is CsvFamily:
+            self.csv_panel.register(form.getters, form.setters, form.field_widgets, form.labels, self._updating)
+        shown = [] if cls is CsvFamily else [f for f in cls.fields + cls.data_fields
+                                              if f.kind in FORM_KINDS and f.name not in DIALOG_ONLY.get(cls.name, ())]
+        if cls is not CsvFamily:   # everything else (files, columns, split) is kept as imported
+            kept = self._kept.setdefault(cls.name, {})
+            for f in cls.fields + cls.data_fields:
+                if f not in shown:
+                    kept.setdefault(f.name, copy.deepcopy(f.default))
+                    form.labels[f"family.{f.name}"] = f.label
+                    form.field_widgets[f"family.{f.name}"] = []   # the error label names it
+        for f in shown:
+            form.add(f)
+        self.preview.setLabel("bottom", "x₁" if cls.kind == "classification" else "x")
+        self.preview.setLabel("left", "x₂" if cls.kind == "classification" else "y")
+
     # ------------------------------------------------------------------ public API
     def spec(self) -> FamilySpec:
         """The family as edited, every field included (even when invalid: ``error()`` says why)."""
         name = self._combo.currentData()
         params = {key: copy.deepcopy(value) for key, value in self._kept.get(name, {}).items()}
-        params.update({key: get() for key, get in self._getters.items()})
+        params.update({key: get() for key, get in self.form.getters.items()})
         return FamilySpec(name, params)
 
     def set_spec(self, spec: FamilySpec) -> None:
@@ -166,9 +189,9 @@ class FamilyEditor(FamilyForm, QWidget):
             self._build_form(FAMILIES[spec.name])
             # the formula first: typing it rebuilds the range rows, which the ranges then fill
             for name, value in sorted(dict(spec.params).items(), key=lambda kv: kv[0] == "ranges"):
-                if name in self._setters:
+                if name in self.form.setters:
                     try:
-                        self._setters[name](value)
+                        self.form.setters[name](value)
                     except (TypeError, ValueError, IndexError, AttributeError):
                         raise ConfigError(f"family.{name}", f"cannot show {value!r} in the form") from None
                 elif name in self._kept.get(spec.name, {}):
@@ -276,15 +299,15 @@ class FamilyEditor(FamilyForm, QWidget):
             self.built.emit()
 
     def _show_error(self, shown: bool = True) -> None:
-        bad = widgets_for(self._field_widgets, self._error.field) if self._error and shown else []
-        for widgets in self._field_widgets.values():
+        bad = widgets_for(self.form.field_widgets, self._error.field) if self._error and shown else []
+        for widgets in self.form.field_widgets.values():
             for w in widgets:
                 mark_invalid(w, w in bad, self._error.message if w in bad else "")
         if self._error is None or not shown:
             self._error_label.hide()
             return
         field = self._error.field
-        label = self._labels.get(field) or field_label(field, self._shown_name) or field or "family"
+        label = self.form.labels.get(field) or field_label(field, self._shown_name) or field or "family"
         self._error_label.setText(f"{label}: {self._error.message}")
         self._error_label.show()
 

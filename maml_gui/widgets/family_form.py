@@ -1,22 +1,18 @@
 """The family editor's form: one widget per setting of the chosen family (numbers, ranges, a
-formula with its parameters' ranges, switches), built from the family's ``fields``;
-:class:`~maml_gui.widgets.family_editor.FamilyEditor` inherits it."""
+formula with its parameters' ranges, switches), built from the family's ``fields``.
+:class:`~maml_gui.widgets.family_editor.FamilyEditor` owns one and rebuilds it for each family."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable
 
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QSizePolicy, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QSizePolicy, QSpinBox, QWidget)
 
-from core.tasks import ParamField, TaskFamily
-from core.tasks.csv_family import CsvFamily
+from core.tasks import ParamField
 from core.tasks.formula import FormulaError, parse_formula
-
-from .csv_panel import PANEL_FAMILIES
 
 PREVIEW_TITLE = "Sample tasks"
 COMPACT_EXTRA = 28   # px a spin box needs beside its text (arrows, frame)
@@ -27,43 +23,34 @@ DIALOG_ONLY = {"images": ("image_size", "channels")}   # changed in the import d
 
 
 class FamilyForm:
-    """Builds and reads the form (a part of ``FamilyEditor``, which calls :meth:`_build_form`)."""
+    """The rows of a family's fields in ``layout``, and the tables that read, set and mark them
+    (keyed by field name, or ``family.<field>`` for marking and labels); every edit calls ``on_edit``."""
 
-    def _build_form(self, cls: type[TaskFamily]) -> None:
-        while self._form.rowCount():
-            self._form.removeRow(0)
-        for table in (self._getters, self._setters, self._field_widgets, self._labels):
+    def __init__(self, layout: QFormLayout, on_edit: Callable[[], None]):
+        self._layout, self._on_edit = layout, on_edit
+        self.getters: dict[str, Callable[[], Any]] = {}
+        self.setters: dict[str, Callable[[Any], None]] = {}
+        self.field_widgets: dict[str, list[QWidget]] = {}   # "family.amplitude" -> widgets to mark
+        self.labels: dict[str, str] = {}
+        self._ranges_grid: QGridLayout | None = None
+        self._range_memory: dict[str, list[float]] = {}       # formula ranges survive retyping a name
+
+    def clear(self) -> None:
+        """No rows: a new family's follow."""
+        while self._layout.rowCount():
+            self._layout.removeRow(0)
+        for table in (self.getters, self.setters, self.field_widgets, self.labels):
             table.clear()
         self._ranges_grid = None
-        self._field_widgets["family.name"] = [self._combo]
-        self._shown_name = cls.name
-        self.csv_panel.setVisible(cls in PANEL_FAMILIES)   # labelled rows: the file and Change…
-        self.preview.setTitle(PREVIEW_TITLE, size="11pt")
-        self.image_panel.setVisible(cls.name == "images")
-        images = cls.name in IMAGE_FAMILIES
-        self.preview.setVisible(not images)
-        self.image_grid.setVisible(images)
-        self.image_grid.clear()   # a new family's examples come once it is built
-        if cls is CsvFamily:
-            self.csv_panel.register(self._getters, self._setters, self._field_widgets, self._labels, self._updating)
-        shown = [] if cls is CsvFamily else [f for f in cls.fields + cls.data_fields
-                                              if f.kind in FORM_KINDS and f.name not in DIALOG_ONLY.get(cls.name, ())]
-        if cls is not CsvFamily:   # everything else (files, columns, split) is kept as imported
-            kept = self._kept.setdefault(cls.name, {})
-            for f in cls.fields + cls.data_fields:
-                if f not in shown:
-                    kept.setdefault(f.name, copy.deepcopy(f.default))
-                    self._labels[f"family.{f.name}"] = f.label
-                    self._field_widgets[f"family.{f.name}"] = []   # the error label names it
-        for f in shown:
-            self._labels[f"family.{f.name}"] = f.label
-            widget = getattr(self, f"_make_{f.kind}")(f)
-            label = QLabel(f.label)
-            label.setToolTip(f.help)
-            widget.setToolTip(f.help)
-            self._form.addRow(label, widget)
-        self.preview.setLabel("bottom", "x₁" if cls.kind == "classification" else "x")
-        self.preview.setLabel("left", "x₂" if cls.kind == "classification" else "y")
+
+    def add(self, f: ParamField) -> None:
+        """A row for ``f``, at its default."""
+        self.labels[f"family.{f.name}"] = f.label
+        widget = getattr(self, f"_make_{f.kind}")(f)
+        label = QLabel(f.label)
+        label.setToolTip(f.help)
+        widget.setToolTip(f.help)
+        self._layout.addRow(label, widget)
 
     def _number(self, f: ParamField, value: Any) -> QWidget:
         box = QSpinBox() if f.kind == "int" else NumberBox(f.minimum, f.maximum)
@@ -75,17 +62,17 @@ class FamilyForm:
 
     def _make_range(self, f: ParamField) -> QWidget:
         lo, hi = NumberBox(f.minimum, f.maximum), NumberBox(f.minimum, f.maximum)
-        self._setters[f.name] = lambda v: (lo.setValue(float(v[0])), hi.setValue(float(v[1])))
-        self._setters[f.name](f.default)
-        self._getters[f.name] = lambda: [lo.value(), hi.value()]
-        self._field_widgets[f"family.{f.name}"] = [lo, hi]
+        self.setters[f.name] = lambda v: (lo.setValue(float(v[0])), hi.setValue(float(v[1])))
+        self.setters[f.name](f.default)
+        self.getters[f.name] = lambda: [lo.value(), hi.value()]
+        self.field_widgets[f"family.{f.name}"] = [lo, hi]
         return _row(lo, QLabel("to"), hi, self._on_edit)
 
     def _make_float(self, f: ParamField) -> QWidget:
         box = self._number(f, f.default)
         cast = int if f.kind == "int" else float
-        self._getters[f.name], self._setters[f.name] = box.value, lambda v: box.setValue(cast(v))
-        self._field_widgets[f"family.{f.name}"] = [box]
+        self.getters[f.name], self.setters[f.name] = box.value, lambda v: box.setValue(cast(v))
+        self.field_widgets[f"family.{f.name}"] = [box]
         return box
 
     _make_int = _make_float
@@ -94,8 +81,8 @@ class FamilyForm:
         box = QCheckBox()
         box.setChecked(bool(f.default))
         box.toggled.connect(self._on_edit)
-        self._getters[f.name], self._setters[f.name] = box.isChecked, lambda v: box.setChecked(bool(v))
-        self._field_widgets[f"family.{f.name}"] = [box]
+        self.getters[f.name], self.setters[f.name] = box.isChecked, lambda v: box.setChecked(bool(v))
+        self.field_widgets[f"family.{f.name}"] = [box]
         return box
 
     def _make_formula(self, f: ParamField) -> QWidget:
@@ -103,8 +90,8 @@ class FamilyForm:
         edit.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         edit.setPlaceholderText("e.g. a*sin(b*x + c)")
         edit.textChanged.connect(self._on_formula_text)
-        self._getters[f.name], self._setters[f.name] = edit.text, lambda v: edit.setText(str(v))
-        self._field_widgets[f"family.{f.name}"] = [edit]
+        self.getters[f.name], self.setters[f.name] = edit.text, lambda v: edit.setText(str(v))
+        self.field_widgets[f"family.{f.name}"] = [edit]
         return edit
 
     def _make_ranges(self, f: ParamField) -> QWidget:
@@ -114,9 +101,9 @@ class FamilyForm:
         self._ranges_grid.setColumnStretch(1, 1)
         self._ranges_grid.setColumnStretch(2, 1)
         self._range_memory = {k: list(v) for k, v in f.default.items()}
-        self._getters[f.name] = self._ranges_value
-        self._setters[f.name] = self._set_ranges
-        self._field_widgets[f"family.{f.name}"] = [host]
+        self.getters[f.name] = self._ranges_value
+        self.setters[f.name] = self._set_ranges
+        self.field_widgets[f"family.{f.name}"] = [host]
         self._set_ranges(f.default)
         return host
 
@@ -124,13 +111,13 @@ class FamilyForm:
         return {name: [lo.value(), hi.value()] for name, (lo, hi) in self._range_boxes().items()}
 
     def _range_boxes(self) -> dict[str, tuple[NumberBox, NumberBox]]:
-        return {k[len("family.ranges."):]: tuple(w) for k, w in self._field_widgets.items() if k.startswith("family.ranges.")}
+        return {k[len("family.ranges."):]: tuple(w) for k, w in self.field_widgets.items() if k.startswith("family.ranges.")}
 
     def _set_ranges(self, ranges: dict[str, Any]) -> None:
         """Rebuild the name/min/max rows (one per formula parameter, in the order typed)."""
         grid = self._ranges_grid
-        for key in [k for k in self._field_widgets if k.startswith("family.ranges.")]:
-            del self._field_widgets[key]
+        for key in [k for k in self.field_widgets if k.startswith("family.ranges.")]:
+            del self.field_widgets[key]
         while grid.count():
             old = grid.takeAt(0).widget()
             old.hide()
@@ -146,8 +133,8 @@ class FamilyForm:
             grid.addWidget(QLabel(name), row, 0)
             grid.addWidget(lo, row, 1)
             grid.addWidget(hi, row, 2)
-            self._field_widgets[f"family.ranges.{name}"] = [lo, hi]
-            self._labels[f"family.ranges.{name}"] = f"range of {name}"
+            self.field_widgets[f"family.ranges.{name}"] = [lo, hi]
+            self.labels[f"family.ranges.{name}"] = f"range of {name}"
 
     def _on_formula_text(self, text: str) -> None:
         """Keep one range row per parameter the formula names; parsing is the engine's, never eval."""

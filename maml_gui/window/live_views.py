@@ -151,7 +151,7 @@ class LiveViews(QObject):
             self.current_label.setToolTip(f"Export, Adapt and the plots act on {run.name} ({run.status})")
 
     def _show_status(self, run) -> None:
-        state = "running" if run is self.session.active and self._training and not self.session.is_paused() \
+        state = "running" if run is self.session.active and self._training and not self.session.training.is_paused() \
             else self.session.follower.describe(run.run_id) or run.status
         self.status.show(run.iteration, run.total or run.config.train.iterations, run.rate, state)
 
@@ -175,7 +175,7 @@ class LiveViews(QObject):
         now = time.perf_counter()
         if now - self._last_status >= STATUS_INTERVAL:
             self._last_status = now
-            if self.session.is_training() and not self.session.is_paused():
+            if self.session.is_training() and not self.session.training.is_paused():
                 self._pace(self.pacer.sample())
             if run is self.session.current:
                 self._show_status(run)
@@ -203,7 +203,7 @@ class LiveViews(QObject):
 
     def _on_training_changed(self) -> None:
         training = self.session.is_training()
-        paused = self.session.is_paused()
+        paused = self.session.training.is_paused()
         if training and not paused:
             if not self._training or self._was_paused:
                 self.pacer.restart()

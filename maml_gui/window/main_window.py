@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
         for panel in (self.family_editor, self.hyper_panel):
             panel.changed.connect(self._on_config_edited)
             panel.validity_changed.connect(lambda _valid: self._refresh_validity())
-        self.hyper_panel.meta_lr_changed.connect(lambda _lr: self.session.apply_live(self.panel_config()))
+        self.hyper_panel.meta_lr_changed.connect(lambda _lr: self.session.training.apply_live(self.panel_config()))
 
     # -- the experiment being edited ------------------------------------------------------------
     def panel_config(self) -> ExperimentConfig:
@@ -327,8 +327,8 @@ class MainWindow(QMainWindow):
             return
         self._refresh_validity()
         config = self.panel_config()
-        if not self._syncing and self.session.is_training() and not self.session.stopping:
-            if not self.session.apply_live(config):
+        if not self._syncing and self.session.is_training() and not self.session.training.stopping:
+            if not self.session.training.apply_live(config):
                 if self.confirm("Reset the run?", "This change needs a new run. Stop the current run and reset?"):
                     self.reset()
                 else:   # put the training run's settings back, with the live ones as edited
@@ -352,47 +352,48 @@ class MainWindow(QMainWindow):
     # -- training controls ---------------------------------------------------------------------
     def start(self) -> None:
         if self.session.is_training():
-            self.session.resume()
+            self.session.training.resume()
         elif self._can_start():
             self.error_banner.hide()
-            self.session.start(self.panel_config())
+            self.session.training.start(self.panel_config())
 
     def toggle_pause(self) -> None:
-        self.session.toggle_pause()
+        self.session.training.toggle_pause()
         self._update_actions()
 
     def step(self) -> None:
         if self.session.is_training() or self._can_start():
             if not self.session.is_training():
                 self.error_banner.hide()
-            self.session.step(self.panel_config())
+            self.session.training.step(self.panel_config())
         self._update_actions()
 
     def stop(self) -> None:
-        self.session.stop()
+        self.session.training.stop()
         self._update_actions()
 
     def reset(self) -> None:
         """Stop any run and clear the views; every run stays in the run list."""
-        self.session.reset()
+        self.session.training.reset()
         self.error_banner.hide()
         self._update_actions()
 
     def continue_run(self) -> None:
         """Training → Continue run: the current run carries on with its own settings."""
         run = self.session.current
-        problem = self.session.continue_problem(run)
+        problem = self.session.training.continue_problem(run)
         if problem is not None:
             self.statusBar().showMessage(f"Cannot continue: {problem}", 10_000)
             return
         self.set_config(run.config)   # the panels show what the run trains with
         self.resume_banner.hide()
         self.error_banner.hide()
-        self.session.continue_run(run)
+        self.session.training.continue_run(run)
 
     def offer_continue(self) -> None:
         """After a crash: name the runs it interrupted and offer to carry the latest one on."""
-        runs = [r for r in self.session.interrupted_runs() if self.session.continue_problem(r) is None]
+        training = self.session.training
+        runs = [r for r in training.interrupted_runs() if training.continue_problem(r) is None]
         if not runs:
             self.resume_banner.hide()
             return
@@ -411,7 +412,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         a, s = self.actions, self.session
-        active, paused, stopping = s.is_training(), s.is_paused(), s.stopping
+        active, paused, stopping = s.is_training(), s.training.is_paused(), s.training.stopping
         a.start.setEnabled((not active and self._problem is None) or (paused and not stopping))
         a.start.setToolTip(f"Cannot start: {self._problem}" if self._problem and not active
                            else "Start training (or resume a paused run) (Ctrl+Return)")
@@ -421,7 +422,7 @@ class MainWindow(QMainWindow):
         a.step.setEnabled((active and not stopping) or (not active and self._problem is None))
         a.stop.setEnabled(active and not stopping)
         a.reset.setEnabled(active or s.current is not None)
-        a.continue_run.setEnabled(s.continue_problem(s.current) is None)
+        a.continue_run.setEnabled(s.training.continue_problem(s.current) is None)
 
     # -- drops: a run or sweep folder is followed, an image folder imported, anything else goes to the CSV import
     def dragEnterEvent(self, event) -> None:

@@ -405,3 +405,21 @@ def test_a_column_flattened_by_many_extreme_values_is_named(tmp_path):
     [warning] = [w for w in family.warnings if "standardising" in w]
     assert warning.startswith("target column 'y': the value 1e+308 at many.csv line 2 sets the column's scale")
     assert "input column" not in " ".join(family.warnings)   # x (0..9, evenly spread) is not flattened
+
+
+def test_csv_tasks_and_labelled_rows_standardise_huge_values_by_one_rule(tmp_path):
+    """A column with values near float64's max: CSV tasks standardised it with a warning while
+    labelled rows refused the file (their mean overflowed). Both now take it and warn in the same words."""
+    from core.tasks.labelled_rows import LabelledRowsFamily
+
+    path = tmp_path / "rows.csv"
+    rows = [f"c{k},{1e308 if i == 2 else k + i / 10},{i}" for k in range(10) for i in range(5)]
+    path.write_text("label,size,other\n" + "\n".join(rows) + "\n")
+    tasks = CsvFamily({"paths": [str(path)], "task_column": "label", "target": "other", "features": ["size"],
+                       "split": [1.0, 0.0, 0.0]})
+    labelled = LabelledRowsFamily({"path": str(path), "target": "label", "features": ["size", "other"],
+                                   "n_way": 2, "split": [0.5, 0.0, 0.5]})
+    for family in (tasks, labelled):
+        [warning] = [w for w in family.warnings if "sets the column's scale" in w]
+        assert warning.startswith("input column 'size': the value 1e+308 at rows.csv line "), warning
+        assert "all become the same number after standardising" in warning

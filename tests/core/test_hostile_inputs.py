@@ -151,6 +151,28 @@ def test_a_fifo_given_as_csv_is_refused_without_opening_it(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_every_reader_refuses_a_special_file_in_one_wording(tmp_path):
+    """The CSV reader, a folder of task files, a run file and an export target each worded a FIFO
+    their own way ("is not a regular file (a named pipe, device or socket)", "is a named pipe (FIFO),
+    not a regular file"); one helper words them all, and none opens it."""
+    from core.data.csv_reader import read_csv
+    from core.errors import MamlError
+    from core.storage.schemas import regular_file
+    from core.tasks.csv_data import expand_paths
+    from core.trained.export import _check_targets
+
+    fifo = tmp_path / "x.csv"
+    os.mkfifo(fifo)
+    said = []
+    for refuse in (lambda: read_csv(fifo), lambda: expand_paths([str(tmp_path)]), lambda: regular_file(fifo),
+                   lambda: _check_targets({fifo: None}, force=True)):
+        with pytest.raises(MamlError) as info:
+            refuse()
+        said.append(str(info.value))
+    assert all("x.csv" in text and "is a named pipe (FIFO), not a regular file" in text for text in said), said
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("name,argv", [("w.pt", ["evaluate", "{fifo}"]), ("exp.json", ["train", "--config", "{fifo}"]),
                                        ("w.safetensors", ["export", "{fifo}", "--out", "{tmp}/e.safetensors"])])
 def test_a_fifo_in_place_of_any_file_is_refused_in_process(tmp_path, capsys, name, argv):
@@ -283,17 +305,27 @@ def test_ctrl_c_during_a_save_leaves_no_temporary_file(tmp_path, capsys, monkeyp
     assert int(load_checkpoint(out)[3]["iteration"]) == 0   # the previous checkpoint is intact
 
 
-def test_labelled_rows_with_values_near_float64s_max_are_one_line_naming_row_and_column(tmp_path, capsys):
-    """The mean of such a column overflows: numpy's two-line RuntimeWarnings reached stderr, and the
-    refusal named neither the row nor the column (issue 26, item 5, for labelled rows)."""
+def test_labelled_rows_with_values_near_float64s_max_are_standardised_as_csv_tasks_are(tmp_path, capsys):
+    """The mean of such a column overflowed: numpy's two-line RuntimeWarnings reached stderr (issue 26,
+    item 5). Its statistics are now the CSV family's (no overflow), so the file trains, warned about as
+    a CSV regression file with such values is; a column whose centring itself overflows is refused
+    in one line naming row and column."""
     data = tmp_path / "rows.csv"
     rows = [f"{1e308 if i == 2 else k + i / 10},{i},c{k}" for k in range(10) for i in range(5)]
     data.write_text("size,other,label\n" + "\n".join(rows) + "\n")
     argv = ["train", "--csv", str(data), "--target", "label", "--classification", "--ways", "2", "--shots", "1",
             "--query", "1", "--iterations", "1", "--out", str(tmp_path / "r")]
-    assert main(argv) == 2
-    err = one_line(capsys, "rows.csv, line 4, column 'size'", "1e+308 is too large for the model's 32-bit numbers")
-    assert "RuntimeWarning" not in err and not (tmp_path / "r" / WEIGHTS_FILE).exists()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "input column 'size': the value 1e+308 at rows.csv line 4 sets the column's scale" in err, err
+    assert "RuntimeWarning" not in err
+
+    rows = [f"{1.7e308 if (k, i) == (0, 2) else -1.7e308 + k * 1e306 + i * 1e305},{i},c{k}"
+            for k in range(10) for i in range(5)]
+    data.write_text("size,other,label\n" + "\n".join(rows) + "\n")
+    assert main([*argv[:-1], str(tmp_path / "r2")]) == 2
+    err = one_line(capsys, "rows.csv, line 4, column 'size'", "1.7e+308 is too large for the model's 32-bit numbers")
+    assert "RuntimeWarning" not in err and not (tmp_path / "r2" / WEIGHTS_FILE).exists()
 
 
 def test_labelled_rows_flattened_by_one_extreme_value_are_warned_about(tmp_path, capsys):
@@ -306,7 +338,7 @@ def test_labelled_rows_flattened_by_one_extreme_value_are_warned_about(tmp_path,
             "--query", "1", "--iterations", "1", "--out", str(tmp_path / "r")]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "rows.csv, column 'size': the value 1e+308 at line 19 sets the column's scale" in err, err
+    assert "input column 'size': the value 1e+308 at rows.csv line 19 sets the column's scale" in err, err
     assert "column 'other'" not in err   # an ordinary column is not warned about
 
 
@@ -379,7 +411,7 @@ def test_resume_refuses_a_folder_where_it_rewrites_a_file(tmp_path, capsys, name
     (out / name).mkdir()
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--iterations", "5"]) == 2
-    one_line(capsys, f"{out / name} is not a regular file (a folder or special file); the resumed run rewrites it")
+    one_line(capsys, f"{out / name} is a folder, not a regular file; the resumed run rewrites it")
     assert not (out / LOCK_FILE).exists()
 
 
@@ -398,4 +430,5 @@ def test_a_csv_folder_holding_a_special_file_names_it(tmp_path, capsys, odd):
         special.symlink_to(tmp_path / "gone.csv" if odd == "broken link" else "/dev/zero")
     assert main(["train", "--csv", str(folder), "--target", "y", "--shots", "3", "--query", "3", "--iterations", "1",
                  "--out", str(tmp_path / "r")]) == 2
-    one_line(capsys, "zz.csv: is not a regular file")
+    kind = {"fifo": "a named pipe (FIFO)", "broken link": "a broken link", "device link": "a device"}[odd]
+    one_line(capsys, f"zz.csv: is {kind}, not a regular file; move it out of the folder")

@@ -22,6 +22,17 @@ def test_seeds_ranges_and_lists():
             parse_seeds(bad)
 
 
+def test_a_sweep_takes_the_seeds_train_takes():
+    """Each run is ``train --seed S``: a seed train refuses would fail every run of the sweep."""
+    from core.cli.parser import build_parser
+    from core.ranges import MAX_SEED
+
+    assert parse_seeds(f"{MAX_SEED - 1}-{MAX_SEED}") == [MAX_SEED - 1, MAX_SEED]
+    assert build_parser().parse_args(["train", "--out", "x", "--seed", str(MAX_SEED)]).seed == MAX_SEED
+    with pytest.raises(SweepError, match=f"--seeds: {MAX_SEED + 1} is above the largest seed, {MAX_SEED}"):
+        parse_seeds(f"0,{MAX_SEED + 1}")
+
+
 def test_grid_is_every_combination_in_order():
     grid = parse_grid(["inner_lr=0.01,0.05", "inner-steps=1,5"])
     assert grid == [{"inner_lr": "0.01", "inner_steps": "1"}, {"inner_lr": "0.01", "inner_steps": "5"},
@@ -203,8 +214,8 @@ def test_what_evaluate_gets_is_checked_before_the_first_run(tmp_path, capsys, ex
 
 def test_seed_counts_are_worked_out_from_the_ranges():
     assert len(parse_seeds("0-600,300-900")) == 901
-    with pytest.raises(SweepError, match="100,000,000,000 seeds is more than the 1000"):
-        parse_seeds("0-99999999999")
+    with pytest.raises(SweepError, match="2,147,483,648 seeds is more than the 1000"):
+        parse_seeds("0-2147483647")
     with pytest.raises(SweepError, match="1,001 seeds"):
         parse_seeds("0-500,400-1000")
     with pytest.raises(SweepError, match="27,000,000 runs"):
@@ -212,7 +223,7 @@ def test_seed_counts_are_worked_out_from_the_ranges():
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--seeds", "0-99999999999"], "100,000,000,000 seeds is more than the 1000"),
+    (["--seeds", "0-2147483647"], "2,147,483,648 seeds is more than the 1000"),
     ([f"--grid={k}={','.join(str(i) for i in range(1, 301))}" for k in ("meta_batch", "shots", "query")]
      + ["--seeds", "0"], "300 × 300 × 300 settings × 1 seed(s) is 27,000,000 runs"),
 ])

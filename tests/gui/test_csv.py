@@ -104,22 +104,22 @@ def test_drop_opens_the_import_dialog_on_the_dropped_paths(qtbot, make_window):
 def test_long_format_growth_is_suggested_and_applied(qtbot, make_window):
     window = make_window()
     dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
-    assert dialog.layout_long.isChecked() and dialog.task_column.isEnabled()
-    assert dialog.task_column.currentText() == "subject"   # numeric-looking ids, a 'task' name
-    assert dialog.target.currentText() == "height"
-    assert dialog.feature_names() == ["age"]                # 'sex' is text, left out
+    assert dialog.form.layout_long.isChecked() and dialog.form.task_column.isEnabled()
+    assert dialog.form.task_column.currentText() == "subject"   # numeric-looking ids, a 'task' name
+    assert dialog.form.target.currentText() == "height"
+    assert dialog.form.feature_names() == ["age"]                # 'sex' is text, left out
     assert dialog.model.rowCount() == 50 and dialog.model.columnCount() == 4
     assert dialog.model.verticalHeaderItem(0).text() == "2"   # rows are numbered by file line
     assert "40 tasks: 28 / 6 / 6 tasks" in dialog.split_label.text()
     assert dialog.ok_button.isEnabled()
 
-    drive(qtbot, dialog, lambda: dialog.split_boxes[1].setValue(20))   # validation 20 %: meta-train takes the rest
-    assert dialog.split_boxes[0].value() == 65
+    drive(qtbot, dialog, lambda: dialog.form.split_boxes[1].setValue(20))   # validation 20 %: meta-train takes the rest
+    assert dialog.form.split_boxes[0].value() == 65
     assert "40 tasks: 26 / 8 / 6 tasks" in dialog.split_label.text()
-    drive(qtbot, dialog, lambda: dialog.split_seed.setValue(3))
-    drive(qtbot, dialog, lambda: dialog.split_boxes[0].setValue(80))   # 80 + 20 + 15: refused, OK off
+    drive(qtbot, dialog, lambda: dialog.form.split_seed.setValue(3))
+    drive(qtbot, dialog, lambda: dialog.form.split_boxes[0].setValue(80))   # 80 + 20 + 15: refused, OK off
     assert not dialog.ok_button.isEnabled() and "adds up to 115 %" in dialog.error_label.text()
-    drive(qtbot, dialog, lambda: dialog.split_boxes[0].setValue(65))
+    drive(qtbot, dialog, lambda: dialog.form.split_boxes[0].setValue(65))
     assert dialog.ok_button.isEnabled()
 
     dialog.ok_button.click()
@@ -145,20 +145,21 @@ def test_long_format_growth_is_suggested_and_applied(qtbot, make_window):
 def test_one_task_per_file_from_a_folder(qtbot, make_window):
     window = make_window()
     dialog = settled(qtbot, window.csv.import_csv([str(SITES)]))
-    assert dialog.layout_files.isChecked() and not dialog.task_column.isEnabled()
+    assert dialog.form.layout_files.isChecked() and not dialog.form.task_column.isEnabled()
     assert dialog.preview_file.count() == 12
-    assert dialog.feature_names() == ["rainfall_mm", "temperature_c"] and dialog.target.currentText() == "yield_t_ha"
+    form = dialog.form
+    assert form.feature_names() == ["rainfall_mm", "temperature_c"] and form.target.currentText() == "yield_t_ha"
     assert "12 tasks: 8 / 2 / 2 tasks" in dialog.split_label.text()
     dialog.preview_file.setCurrentIndex(4)   # elm_terrace.csv lists its columns in another order
     assert dialog.model.horizontalHeaderItem(0).text() != "plot"
 
-    drive(qtbot, dialog, lambda: dialog.layout_long.setChecked(True))   # no column names the task here
+    drive(qtbot, dialog, lambda: dialog.form.layout_long.setChecked(True))   # no column names the task here
     assert "choose the column that names the tasks" in dialog.problem()
-    drive(qtbot, dialog, lambda: dialog.layout_files.setChecked(True))
-    item = next(dialog.features.item(i) for i in range(dialog.features.count())
-                if dialog.features.item(i).data(Qt.ItemDataRole.UserRole) == "temperature_c")
+    drive(qtbot, dialog, lambda: dialog.form.layout_files.setChecked(True))
+    item = next(dialog.form.features.item(i) for i in range(dialog.form.features.count())
+                if dialog.form.features.item(i).data(Qt.ItemDataRole.UserRole) == "temperature_c")
     drive(qtbot, dialog, lambda: item.setCheckState(Qt.CheckState.Unchecked))
-    assert dialog.feature_names() == ["rainfall_mm"] and dialog.ok_button.isEnabled()
+    assert dialog.form.feature_names() == ["rainfall_mm"] and dialog.ok_button.isEnabled()
     drive(qtbot, dialog, lambda: item.setCheckState(Qt.CheckState.Checked))
     dialog.ok_button.click()
 
@@ -197,7 +198,7 @@ def test_unreadable_files_are_refused_by_name(qtbot, make_window, tmp_path, name
     path = write_binary(tmp_path)[name]
     dialog = settled(qtbot, window.csv.import_csv([str(path)]))
     assert dialog.error_label.text().startswith(name) and expected in dialog.error_label.text()
-    assert not dialog.settings_box.isEnabled() and not dialog.ok_button.isEnabled()
+    assert not dialog.form.isEnabled() and not dialog.ok_button.isEnabled()
     dialog.reject()
     assert window.family_editor.spec().name == "sinusoid"
 
@@ -207,13 +208,13 @@ def test_missing_values_are_counted_and_can_be_dropped(qtbot, make_window):
     dialog = settled(qtbot, window.csv.import_csv([str(BAD / "missing_values.csv")]))
     assert not dialog.ok_button.isEnabled()
     assert "3 rows have missing values" in dialog.error_label.text() and "line 3 (age)" in dialog.error_label.text()
-    assert dialog.drop_missing.isVisibleTo(dialog)
-    assert dialog.drop_missing.text() == "drop 3 rows with missing values (line 3, line 4, line 6)"
-    drive(qtbot, dialog, lambda: dialog.split_boxes[1].setValue(0))   # 3 small tasks: no validation split
-    drive(qtbot, dialog, lambda: dialog.drop_missing.setChecked(True))
+    assert dialog.form.drop_missing.isVisibleTo(dialog)
+    assert dialog.form.drop_missing.text() == "drop 3 rows with missing values (line 3, line 4, line 6)"
+    drive(qtbot, dialog, lambda: dialog.form.split_boxes[1].setValue(0))   # 3 small tasks: no validation split
+    drive(qtbot, dialog, lambda: dialog.form.drop_missing.setChecked(True))
     assert "shots + query <= 2" in dialog.problem()   # tasks of 2 rows: nothing to train on with 5 + 5
-    drive(qtbot, dialog, lambda: dialog.shots.setValue(1))
-    drive(qtbot, dialog, lambda: dialog.query.setValue(1))
+    drive(qtbot, dialog, lambda: dialog.form.shots.setValue(1))
+    drive(qtbot, dialog, lambda: dialog.form.query.setValue(1))
     assert dialog.ok_button.isEnabled(), dialog.problem()
     warnings = [dialog.warnings_list.item(i).text() for i in range(dialog.warnings_list.count())]
     assert any("dropped 3 rows with missing values" in w for w in warnings)
@@ -248,7 +249,7 @@ def test_the_family_combo_offers_csv_through_the_import(qtbot, make_window, monk
     assert asked == [False] and combo.currentData() == "sinusoid" and editor.spec().name == "sinusoid"
 
     dialog = settled(qtbot, window.csv.import_csv([str(GROWTH)]))
-    drive(qtbot, dialog, lambda: dialog.split_seed.setValue(5))
+    drive(qtbot, dialog, lambda: dialog.form.split_seed.setValue(5))
     dialog.ok_button.click()
     combo.setCurrentIndex(combo.findData("polynomial"))
     combo.setCurrentIndex(combo.findData("csv"))   # imported before: back to that data, no dialog
@@ -256,14 +257,14 @@ def test_the_family_combo_offers_csv_through_the_import(qtbot, make_window, monk
 
     editor.csv_panel.change.click()   # "Change…" reopens the dialog on the same choices
     dialog = settled(qtbot, window.csv.dialog)
-    assert dialog.split_seed.value() == 5 and dialog.task_column.currentText() == "subject"
+    assert dialog.form.split_seed.value() == 5 and dialog.form.task_column.currentText() == "subject"
     dialog.reject()
 
 
 def test_a_saved_experiment_keeps_the_csv_choices(qtbot, make_window, tmp_path):
     window = make_window()
     dialog = settled(qtbot, window.csv.import_csv([str(SITES)]))
-    drive(qtbot, dialog, lambda: dialog.split_seed.setValue(2))
+    drive(qtbot, dialog, lambda: dialog.form.split_seed.setValue(2))
     dialog.ok_button.click()
     spec = window.family_editor.spec()
     path = window.files.save_experiment(tmp_path / "sites.json")
@@ -323,8 +324,8 @@ def test_warnings_name_skipped_tasks_and_number_conversions(qtbot, make_window):
     assert dialog.ok_button.isEnabled()
     dialog.reject()
     dialog = settled(qtbot, window.csv.import_csv([str(BAD / "semicolon_decimal_comma.csv")]))
-    drive(qtbot, dialog, lambda: dialog.split_boxes[1].setValue(0))
-    drive(qtbot, dialog, lambda: dialog.split_boxes[2].setValue(50))
+    drive(qtbot, dialog, lambda: dialog.form.split_boxes[1].setValue(0))
+    drive(qtbot, dialog, lambda: dialog.form.split_boxes[2].setValue(50))
     warnings = [dialog.warnings_list.item(i).text() for i in range(dialog.warnings_list.count())]
     assert any("a comma inside a number was read as the decimal mark" in w for w in warnings), warnings
     dialog.reject()
@@ -365,15 +366,15 @@ def test_tasks_too_small_for_shots_and_query_keep_ok_off_until_changed_in_the_di
     assert "shots + query <= 11" in dialog.error_label.text() and "shots + query <= 11" in dialog.ok_button.toolTip()
     warnings = [dialog.warnings_list.item(i).text() for i in range(dialog.warnings_list.count())]
     assert any("skipped 12 of 12 tasks" in w for w in warnings)
-    assert dialog.sizes_hint.text() == ("shots + query = 20 keeps 0 of 12 tasks (0 of 8 meta-train) · "
+    assert dialog.form.sizes_hint.text() == ("shots + query = 20 keeps 0 of 12 tasks (0 of 8 meta-train) · "
                                         "every task has 11 rows")
     assert "12 tasks: 8 / 2 / 2 tasks" in dialog.split_label.text()
 
-    drive(qtbot, dialog, lambda: dialog.shots.setValue(5))   # 5 + 10 = 15: still too many
+    drive(qtbot, dialog, lambda: dialog.form.shots.setValue(5))   # 5 + 10 = 15: still too many
     assert not dialog.ok_button.isEnabled() and "with shots 5 + query 10" in dialog.problem()
-    drive(qtbot, dialog, lambda: dialog.query.setValue(6))
+    drive(qtbot, dialog, lambda: dialog.form.query.setValue(6))
     assert dialog.ok_button.isEnabled() and dialog.problem() is None and dialog.error_label.isHidden()
-    assert dialog.sizes_hint.text().startswith("shots + query = 11 keeps 12 of 12 tasks (8 of 8 meta-train)")
+    assert dialog.form.sizes_hint.text().startswith("shots + query = 11 keeps 12 of 12 tasks (8 of 8 meta-train)")
     assert window.hyper_panel.train_spec().shots == 10   # nothing changes in the window before OK
 
     dialog.ok_button.click()
@@ -386,7 +387,7 @@ def test_tasks_too_small_for_shots_and_query_keep_ok_off_until_changed_in_the_di
 def test_cancelling_keeps_the_windows_shots_and_query(qtbot, make_window, tmp_path):
     window = make_window(tiny().replace("train", shots=10, query=10))
     dialog = settled(qtbot, window.csv.import_csv([str(eleven_rows(tmp_path))]))
-    drive(qtbot, dialog, lambda: dialog.shots.setValue(1))
+    drive(qtbot, dialog, lambda: dialog.form.shots.setValue(1))
     assert dialog.ok_button.isEnabled()
     dialog.reject()
     train = window.hyper_panel.train_spec()
@@ -408,12 +409,13 @@ def test_iris_like_file_proposes_the_text_label_as_target_and_says_no_column_nam
                                                                                          tmp_path):
     window = make_window()
     dialog = settled(qtbot, window.csv.import_csv([str(iris_like(tmp_path))]))
-    assert dialog.layout_labels.isChecked() and dialog.split_by.currentText() == "by rows"   # 3 labels: proposed
+    form = dialog.form
+    assert form.layout_labels.isChecked() and form.split_by.currentText() == "by rows"   # 3 labels: proposed
     assert dialog.ok_button.isEnabled()
-    drive(qtbot, dialog, lambda: dialog.layout_long.setChecked(True))
-    assert dialog.task_column.currentIndex() == -1   # no float column of mostly unique values
-    assert dialog.target.currentText() == "label" and dialog.classification.isChecked()
-    assert dialog.feature_names() == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    drive(qtbot, dialog, lambda: dialog.form.layout_long.setChecked(True))
+    assert dialog.form.task_column.currentIndex() == -1   # no float column of mostly unique values
+    assert dialog.form.target.currentText() == "label" and dialog.form.classification.isChecked()
+    assert dialog.form.feature_names() == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     assert not dialog.ok_button.isEnabled()
     message = dialog.error_label.text()
     assert message.startswith("no column names the tasks: 'sepal_length', 'sepal_width', 'petal_length', "
@@ -427,9 +429,9 @@ def test_iris_like_file_proposes_the_text_label_as_target_and_says_no_column_nam
 def test_a_text_id_is_the_task_column_and_a_class_named_column_the_target(qtbot, make_window):
     window = make_window()
     dialog = settled(qtbot, window.csv.import_csv([str(BAD / "classification.csv")]))
-    assert dialog.task_column.currentText() == "writer"   # text ids, groups of 24 rows
-    assert dialog.target.currentText() == "letter" and dialog.classification.isChecked()
-    assert dialog.feature_names() == ["width", "slant"]
+    assert dialog.form.task_column.currentText() == "writer"   # text ids, groups of 24 rows
+    assert dialog.form.target.currentText() == "letter" and dialog.form.classification.isChecked()
+    assert dialog.form.feature_names() == ["width", "slant"]
     dialog.reject()
 
 
@@ -504,19 +506,19 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     window.show()   # laid out, so the preview's axis titles are placed as on screen
     qtbot.waitExposed(window)
     dialog = settled(qtbot, window.csv.import_csv([str(penguins_csv(tmp_path))]))
-    assert dialog.layout_labels.isChecked() and dialog.split_by.currentText() == "by rows"
-    assert dialog.target.currentText() == "species" and len(dialog.feature_names()) == 4
+    assert dialog.form.layout_labels.isChecked() and dialog.form.split_by.currentText() == "by rows"
+    assert dialog.form.target.currentText() == "species" and len(dialog.form.feature_names()) == 4
     assert dialog.shots_query() == (5, 5)   # the smallest species keeps 10 held-out rows
     assert dialog.problem() is None and dialog.ok_button.isEnabled()
     assert dialog.split_label.text().startswith("3 labels of 'species' in every split, rows 240 / 51 / 51")
     assert "3-way episodes over 4 inputs" in dialog.split_label.text()
-    drive(qtbot, dialog, lambda: dialog.split_by.setCurrentIndex(0))
+    drive(qtbot, dialog, lambda: dialog.form.split_by.setCurrentIndex(0))
     message = dialog.error_label.text()
     assert message.startswith("classes per episode: penguins.csv has 3 labels of 'species'; split by label, "
                               "meta-train gets 1 and meta-test 1, and 2-way episodes need at least 2 in each")
     assert "split by rows instead of by label" in message and "family." not in message
     assert not dialog.ok_button.isEnabled()
-    drive(qtbot, dialog, lambda: dialog.split_by.setCurrentIndex(1))
+    drive(qtbot, dialog, lambda: dialog.form.split_by.setCurrentIndex(1))
     dialog.ok_button.click()
     editor = window.family_editor
     spec = editor.spec()
@@ -530,7 +532,7 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     with qtbot.waitSignal(editor.import_requested, timeout=2_000):
         panel.change.click()
     again = settled(qtbot, window.csv.dialog)   # Change… reopens the dialog on the same choices
-    assert again.layout_labels.isChecked() and again.split_by.currentText() == "by rows"
+    assert again.form.layout_labels.isChecked() and again.form.split_by.currentText() == "by rows"
     again.reject()
     qtbot.waitUntil(lambda: len(editor.preview_data()["points"][0]) > 0, timeout=10_000)
     plot = editor.preview.getPlotItem()
@@ -540,7 +542,7 @@ def test_penguins_are_proposed_as_episodes_over_held_out_rows_and_named_in_the_p
     assert all(name in plot.titleLabel.text for name in ("Adelie", "Chinstrap", "Gentoo"))
     x, y = editor.preview_data()["points"]
     assert len(x) == 60 + 48 + 60 and np.std(x) > np.std(y) > 0.1   # at most 60 meta-train rows a species
-    window.session.start(window.panel_config().replace("train", iterations=2, meta_batch=2))
+    window.session.training.start(window.panel_config().replace("train", iterations=2, meta_batch=2))
     qtbot.waitUntil(lambda: not window.session.controller.is_active(), timeout=60_000)
     assert window.session.current.status == "completed", window.error_banner.text()
     assert window.session.current.name.endswith("· penguins")

@@ -141,25 +141,26 @@ def test_a_labelled_csv_is_imported_as_episodes_over_its_labels(qtbot, make_wind
     window = make_window()
     dialog = window.csv.import_csv([str(path)])
     qtbot.waitUntil(dialog.is_settled, timeout=20_000)
-    assert dialog.layout_labels.isChecked() and dialog.target.currentText() == "species"
-    assert "'species' (12 labels)" in dialog.layout_labels.toolTip()
-    assert not dialog.regression.isEnabled() and dialog.classification.isChecked()
+    assert dialog.form.layout_labels.isChecked() and dialog.form.target.currentText() == "species"
+    assert "'species' (12 labels)" in dialog.form.layout_labels.toolTip()
+    assert not dialog.form.regression.isEnabled() and dialog.form.classification.isChecked()
     assert "12 labels of 'species'" in dialog.split_label.text()
     assert dialog.shots_query() == (4, 4) and dialog.ok_button.isEnabled()   # 8 rows a label: 5 + 5 would not fit
-    assert "keeps 12 of 12 labels" in dialog.sizes_hint.text() and "labels have 8 rows" in dialog.sizes_hint.text()
-    drive(qtbot, dialog, lambda: dialog.query.setValue(5))
+    hint = dialog.form.sizes_hint.text()
+    assert "keeps 12 of 12 labels" in hint and "labels have 8 rows" in hint
+    drive(qtbot, dialog, lambda: dialog.form.query.setValue(5))
     assert not dialog.ok_button.isEnabled() and "shots 4 + query 5 per label" in dialog.problem()
-    dialog.shots.setValue(1)
-    dialog.query.setValue(2)
+    dialog.form.shots.setValue(1)
+    dialog.form.query.setValue(2)
     qtbot.waitUntil(lambda: dialog.is_settled() and dialog.ok_button.isEnabled(), timeout=20_000)
-    assert "keeps 12 of 12 labels" in dialog.sizes_hint.text()
+    assert "keeps 12 of 12 labels" in dialog.form.sizes_hint.text()
     dialog.ok_button.click()
     spec = window.family_editor.spec()
     assert spec.name == "labelled_csv" and spec.params["target"] == "species" and spec.params["path"] == str(path)
     assert spec.params["n_way"] >= 2 and "a" in spec.params["features"]
     qtbot.waitUntil(lambda: window.start_problem() is None, timeout=20_000)   # the file is read in the background
     config = window.panel_config().replace("train", iterations=4, meta_batch=2)
-    window.session.start(config)
+    window.session.training.start(config)
     wait_idle(qtbot, window)
     assert not window.error_banner.isVisible(), window.error_banner.text()
     assert window.session.current.status == "completed"

@@ -249,8 +249,8 @@ def test_changed_settings_continue_from_the_weights_with_a_fresh_adam(qtbot, mak
     window = make_window()
     assert window.weights.open_weights(tmp_path / "run")
     window.hyper_panel.set_config(window.panel_config().replace("algorithm", inner_lr=0.02))
-    assert window.session.continuation(window.panel_config())[1] is None
-    assert window.session.continuation(window.panel_config().replace("algorithm", inner_lr=0.05)
+    assert window.session.training.continuation(window.panel_config())[1] is None
+    assert window.session.training.continuation(window.panel_config().replace("algorithm", inner_lr=0.05)
                                        .replace("train", iterations=99, meta_lr=0.003))[1] is not None
 
 

@@ -216,10 +216,10 @@ def test_glyphs_preview_is_an_image_grid_built_off_the_gui_thread(qtbot, make_wi
     assert first.min() < 128 < first.max()   # dark strokes on white, not a blank or saturated tile
     editor._new_tasks.click()
     assert not np.array_equal(editor.image_grid.pixels(0), first)
-    rotations = editor._field_widgets["family.rotations"][0]
+    rotations = editor.form.field_widgets["family.rotations"][0]
     rotations.setChecked(True)   # a cheap change: rebuilt at once from the drawn glyphs
     assert not editor.is_building() and editor.spec().params["rotations"] and editor.error() is None
-    n_way = editor._field_widgets["family.n_way"][0]
+    n_way = editor.form.field_widgets["family.n_way"][0]
     n_way.setValue(40)
     assert "ways" in editor.error() and n_way.property("invalid")
 

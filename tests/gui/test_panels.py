@@ -235,7 +235,7 @@ def _near_red(c) -> bool:
 
 def test_min_above_max_and_bad_hidden_layers_are_marked_alike(qtbot, make_window):
     window = shown_at_1280(qtbot, make_window())
-    lo, hi = window.family_editor._field_widgets["family.amplitude"]
+    lo, hi = window.family_editor.form.field_widgets["family.amplitude"]
     assert red_ring(lo) < 0.1
     lo.setValue(hi.value() + 1)
     settle()

@@ -93,7 +93,7 @@ def test_a_window_killed_mid_run_comes_back_with_its_training(qtbot, tmp_path):
         np.testing.assert_array_equal(read_metrics(folder)[:, 0], np.arange(1, at + 1))
         _, weights = load_run(folder)
         assert all(torch.equal(run.weights[k], weights[k]) for k in weights)
-        assert session.continue_problem(run) is None
+        assert session.training.continue_problem(run) is None
     finally:
         assert session.close()
 
@@ -115,7 +115,7 @@ def test_a_periodic_write_appends_to_metrics_csv_instead_of_rewriting_it(qtbot, 
     session = Session(tmp_path / "project", OPTIONS)
     session.load_project()
     try:
-        run = session.start(tiny())
+        run = session.training.start(tiny())
         path = lambda: tmp_path / "project" / run.folder / "metrics.csv"  # noqa: E731
         rows = lambda: read_metrics(path().parent) if run.folder else None  # noqa: E731 - None while being created
         qtbot.waitUntil(lambda: rows() is not None and len(rows()) > 5, timeout=30_000)
@@ -123,7 +123,7 @@ def test_a_periodic_write_appends_to_metrics_csv_instead_of_rewriting_it(qtbot, 
         qtbot.waitUntil(lambda: path().stat().st_size > len(before), timeout=30_000)
         assert path().stat().st_ino == inode, "appended in place, not replaced by a rewrite"
         assert path().read_bytes().startswith(before)
-        session.stop()
+        session.training.stop()
         qtbot.waitUntil(lambda: not session.is_training(), timeout=30_000)
     finally:
         assert session.close()
@@ -149,9 +149,9 @@ def test_a_failed_write_loses_no_row_and_repeats_none(qtbot, tmp_path, monkeypat
 
     monkeypatch.setattr(Project, "write_run", flaky)
     try:
-        run = session.start(tiny())
+        run = session.training.start(tiny())
         qtbot.waitUntil(lambda: len(calls) >= 5, timeout=30_000)
-        session.stop()
+        session.training.stop()
         qtbot.waitUntil(lambda: not session.is_training(), timeout=30_000)
         assert session.flush() and session.save_problem is None
     finally:
@@ -182,12 +182,12 @@ def test_stop_does_not_wait_for_held_out_scoring_which_says_what_it_does(qtbot, 
     session.job_status.connect(jobs.append)
     said = lambda start, lines=messages: any(m.startswith(start) for m in lines)  # noqa: E731
     try:
-        run = session.start(tiny())
+        run = session.training.start(tiny())
         qtbot.waitUntil(lambda: said("Scoring the run on 500,000 held-out tasks… "), timeout=30_000)
         assert {"Building the task family…", "Running the first meta-iteration…"} <= set(messages)
         assert run.iteration > 0   # it trained before scoring
         with qtbot.waitSignal(session.controller.running_changed, timeout=10_000, check_params_cb=lambda on: not on):
-            session.stop()
+            session.training.stop()
         assert run.status == "stopped" and run.adaptation is None   # the scoring was cancelled, not waited for
         # the final scores are computed in the background, with their progress in the status bar
         qtbot.waitUntil(lambda: said(f"{run.name}: scoring 500,000 held-out tasks (in the background)… ", jobs),

@@ -42,7 +42,7 @@ def train(qtbot, session: Session, iterations: int = 25, **family):
     """One finished run of ``iterations`` meta-iterations."""
     with qtbot.waitSignal(session.controller.running_changed, timeout=20_000,
                           check_params_cb=lambda active: not active):
-        run = session.start(tiny(iterations, **family))
+        run = session.training.start(tiny(iterations, **family))
     qtbot.waitUntil(lambda: run.adaptation is not None, timeout=20_000)
     return run
 
@@ -75,14 +75,14 @@ def test_runs_come_back_with_their_curves_weights_and_scores(qtbot, make_session
 
 def test_a_training_run_is_on_disk_before_it_ends(qtbot, make_session, tmp_path):
     session = make_session()
-    run = session.start(tiny())
+    run = session.training.start(tiny())
     qtbot.waitUntil(lambda: run.weights is not None and run.training_state is not None, timeout=20_000)
-    session.pause()
+    session.training.pause()
     qtbot.waitUntil(lambda: (tmp_path / "project" / run.folder / "weights.safetensors").is_file() if run.folder
                     else False, timeout=20_000)
     config, _ = load_run(tmp_path / "project" / run.folder)
     assert config == run.config
-    session.stop()
+    session.training.stop()
     qtbot.waitUntil(lambda: not session.is_training(), timeout=20_000)
 
 
@@ -99,12 +99,12 @@ def test_a_run_that_did_not_close_normally_comes_back_interrupted(qtbot, make_se
 def test_an_interrupted_run_continues_exactly_from_its_last_checkpoint(qtbot, make_session, tmp_path):
     straight = train(qtbot, make_session(tmp_path / "straight"), 40)
     session = make_session()
-    run = session.start(tiny(40), paused=True, steps=15)
+    run = session.training.start(tiny(40), paused=True, steps=15)
     qtbot.waitUntil(lambda: run.checkpoint_iteration == 15, timeout=20_000)
     session.save_run(run)
     assert session.flush()
     copy_as_crashed(tmp_path / "project", tmp_path / "crashed")   # what a kill -9 now leaves behind
-    session.stop()
+    session.training.stop()
     qtbot.waitUntil(lambda: not session.is_training(), timeout=20_000)
     metrics = tmp_path / "crashed" / run.folder / "metrics.csv"
     last = metrics.read_text().splitlines()[-1]
@@ -114,13 +114,13 @@ def test_an_interrupted_run_continues_exactly_from_its_last_checkpoint(qtbot, ma
 
     again = make_session(tmp_path / "crashed")
     back = again.runs.get(run.run_id)
-    assert back.status == "interrupted" and again.continue_problem(back) is None
+    assert back.status == "interrupted" and again.training.continue_problem(back) is None
     with qtbot.waitSignal(again.controller.running_changed, timeout=20_000, check_params_cb=lambda active: not active):
-        assert again.continue_run(back)
+        assert again.training.continue_run(back)
     assert back.status == "completed" and again.runs.get(run.run_id) is back
     np.testing.assert_array_equal(back.history.iterations, np.arange(1, 41))
     assert all(torch.equal(back.weights[k], straight.weights[k]) for k in straight.weights)
-    assert again.continue_problem(back) is not None   # nothing left to continue
+    assert again.training.continue_problem(back) is not None   # nothing left to continue
 
 
 def test_every_run_action_uses_the_current_run(qtbot, make_session, tmp_path):
@@ -304,12 +304,26 @@ def test_the_window_continues_an_opened_run_as_train_resume_does(qtbot, make_ses
     messages = []
     session.message.connect(lambda text, _ms: messages.append(text))
     session.open_weights(run, tiny())
-    weights, state = session.continuation(config)
+    weights, state = session.training.continuation(config)
     assert (state is not None) == (code == 0), (refusal, messages)
     if code == 2:
         fields = config.continue_changes(load_run(run)[0])
         assert fields and all(f in refusal for f in fields)
         assert weights is None or all(f in messages[-1] for f in fields), messages
+
+
+def test_opening_a_run_queues_its_scoring_once(make_session, tmp_path, monkeypatch):
+    """Making the opened run current scored it, and opening asked again: the second request waited
+    for the first job and scored the same weights a second time (up to a minute for a conv net)."""
+    from core.cli.main import main
+
+    run = tmp_path / "cli-run"
+    assert main(["train", "--family", "sinusoid", "--iterations", "3", "--meta-batch", "2", "--out", str(run)]) == 0
+    session = make_session()
+    asked = []
+    monkeypatch.setattr(session._scorer, "score", asked.append)
+    opened = session.open_weights(run, tiny())
+    assert asked == [opened]
 
 
 def test_opening_a_run_builds_it_once_and_its_scoring_job_once(qtbot, make_session, tmp_path, monkeypatch):

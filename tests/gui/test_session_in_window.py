@@ -172,7 +172,7 @@ def test_a_pretrain_run_is_not_called_meta_learned(qtbot, make_window):
 
 def test_a_run_a_crash_interrupted_is_offered_to_continue(qtbot, make_window, tmp_path):
     window = make_window(tiny(60), project=tmp_path / "proj")
-    run = window.session.start(tiny(60), paused=True, steps=20)
+    run = window.session.training.start(tiny(60), paused=True, steps=20)
     qtbot.waitUntil(lambda: run.checkpoint_iteration == 20, timeout=20_000)
     window.session.save_run(run)
     assert window.session.flush()

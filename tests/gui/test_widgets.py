@@ -31,7 +31,7 @@ def editor(qtbot):
 
 
 def _range_boxes(editor, field):
-    return editor._field_widgets[field]
+    return editor.form.field_widgets[field]
 
 
 # ---------------------------------------------------------------- FamilyEditor
@@ -60,7 +60,7 @@ def test_amplitude_min_above_max_is_marked_then_cleared(editor, qtbot):
 def test_bad_formula_names_the_unknown_function(editor, qtbot):
     editor.set_spec(FamilySpec("formula", {}))
     assert editor.error() is None
-    edit = editor._field_widgets["family.expression"][0]
+    edit = editor.form.field_widgets["family.expression"][0]
     with qtbot.waitSignal(editor.validity_changed) as blocker:
         edit.setText("a*sine(x)")
     assert blocker.args == [False]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from core.cli.model_options import admit
 from core.cli.parser import UsageError
 
 
@@ -17,6 +18,7 @@ def run(args) -> int:
     from core.training.trainer import MetaTrainer
     from core.trained.weights_io import open_weights
 
+    admit(args.run, args)   # the run's copy of the user's module, if it has one
     config, weights = open_weights(args.run)
     for note in folder_notes(args.run, config):
         print(f"maml-gui: warning: {note}", file=sys.stderr)

@@ -64,7 +64,7 @@ class Definition:
 
 
 _ALLOWED: dict[str, Source] = {}          # sha256 -> code the user allowed to run in this process
-_NAMESPACES: dict[str, dict] = {}         # sha256 -> the namespace it defined (run once)
+_NAMESPACES: dict[tuple[str, str], dict] = {}   # (sha256, file) -> the namespace it defined (run once)
 
 
 def split_ref(ref: str) -> tuple[str, str, bool]:
@@ -159,10 +159,11 @@ def _said(exc: BaseException) -> str:
 
 def _namespace(source: Source) -> dict:
     """Run the file once (it was allowed) and keep what it defined."""
-    if source.sha256 in _NAMESPACES:
-        return _NAMESPACES[source.sha256]
+    key = (source.sha256, source.filename)   # the file's own name in tracebacks, also for equal copies
+    if key in _NAMESPACES:
+        return _NAMESPACES[key]
     definitions(source)   # a syntax error as file:line, before anything runs
-    name = f"maml_user_module_{source.sha256[:16]}"
+    name = f"maml_user_module_{source.sha256[:16]}_{len(_NAMESPACES)}"
     module = types.ModuleType(name)
     module.__file__ = source.filename
     lines = source.text.splitlines(keepends=True)
@@ -176,7 +177,7 @@ def _namespace(source: Source) -> dict:
         del sys.modules[name]
         raise ConfigError(FIELD, f"{user_line(exc, source.filename)}: running the file raised {_said(exc)}; "
                                  "fix the file") from None
-    _NAMESPACES[source.sha256] = module.__dict__
+    _NAMESPACES[key] = module.__dict__
     return module.__dict__
 
 
@@ -277,6 +278,8 @@ class UserModuleNet:
         self._make, self.ref = make, ref
         module = make(0)
         self.converted = batch_statistics(module)
+        # a point's output depends on the other points of its batch: support and query get their own passes
+        self.batch_statistics = any(isinstance(m, nn.modules.batchnorm._NormBase) for m in module.modules())
         self.module_ = module
         self.names = [n for n, _ in module.named_parameters()]
         head = [n for n in self.names if n.startswith("head.")]

@@ -56,7 +56,7 @@ def import_l2l_maml():
         import learn2learn
 
         return learn2learn.algorithms.MAML, "learn2learn.algorithms.MAML"
-    except ImportError as exc:
+    except Exception as exc:  # noqa: BLE001 - ImportError, or torchvision failing to load its operators
         first = f"{type(exc).__name__}: {exc}"
     spec = importlib.util.find_spec("learn2learn")
     if spec is None or not spec.submodule_search_locations:
@@ -140,7 +140,8 @@ def main() -> int:
             (total / batch.n_tasks).backward()
             l2l_opt.step()
 
-        rows.append((f"learn2learn MAML wrapper ({how.split(' (')[0]})", l2l_step, slow_steps))
+        short = "package" if how == "learn2learn.algorithms.MAML" else "its maml.py loaded alone"
+        rows.append((f"learn2learn MAML wrapper ({short})", l2l_step, slow_steps))
     seconds = interleaved_seconds([(step, count) for _, step, count in rows], batches, rounds)
     rates = [count * rounds / s for (_, _, count), s in zip(rows, seconds)]
     print(f"sinusoid, second-order MAML, {args.steps} inner step(s), meta-batch {args.meta_batch}, 10 shots / 10 query, "

@@ -233,7 +233,7 @@ def construct(factory, filename: str, name: str, args: tuple, kwargs: dict, seed
         except (TypeError, ValueError):
             shown = name
         raise ConfigError(FIELD, f"{filename}: {shown} cannot be called with {_call(name, args, kwargs)}: {exc}; "
-                                 "change --model-args (the JSON arguments) or the signature") from None
+                                 "change the JSON arguments (--model-args) or the signature") from None
     except ValueError:
         pass   # a builtin without a signature: the call itself says
     with torch.random.fork_rng(devices=[]):
@@ -389,3 +389,16 @@ def probe(net: UserModuleNet, family, algorithm: str, shots: int, seed: int = 0)
         notes = (f"{name}'s norm layers {', '.join(net.converted)} use each task's batch statistics, as MAML does; "
                  "their running averages (track_running_stats=True) are dropped",)
     return Probe(sum(p.numel() for p in params.values()), tuple(x.shape[1:]), tuple(out.shape[1:]), notes)
+
+
+def probe_config(config, family) -> Probe:
+    """Build ``config``'s user module for ``family`` and :func:`probe` it (the window's model panel)."""
+    net = build_user_net(config.model, family.input_dim, family.output_dim, getattr(family, "input_shape", None))
+    return probe(net, family, config.algorithm.name, config.train.shots, config.train.seed)
+
+
+def describe(probe_result: Probe, name: str) -> str:
+    """One line for the model panel: size and the output on one sampled task."""
+    shape = lambda s: "[" + ", ".join(map(str, s)) + "]"  # noqa: E731
+    return (f"{name}: {probe_result.parameters:,} parameters; output {shape(probe_result.output_shape)} on one "
+            f"sampled task (input {shape(probe_result.input_shape)})")

@@ -22,7 +22,7 @@ from maml_gui.widgets.field_names import LABELS, readable
 from .invalid_mark import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1
-MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)"}
+MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)", "module": "Your own module (Python file)"}
 DOWNSAMPLE_TITLES = {"max": "2×2 max-pool", "stride": "stride-2 convolution"}
 BATCH_NORM_TITLES = {"batch": "per batch", "per_step": "per inner step (MAML++)", "off": "off"}
 HELP = {
@@ -118,6 +118,10 @@ class HyperPanel(QWidget):
         fields = self._field_widgets
         model = _group("Model", fields, [k for k in fields if k.startswith("model.")])
         self._model_form = model.layout()
+        self._module = ModelSpec()   # the user's module as last chosen (Model → Network → Your own module)
+        self.module_info = QLabel("choose a file: Model → Network → Your own module (Python file)…")
+        self.module_info.setWordWrap(True)
+        self._model_form.addRow("Your module", self.module_info)
         algorithm = _group("Algorithm", fields, ["algorithm.name", "algorithm.inner_steps", "algorithm.inner_lr"])
         self._mamlpp = _group("MAML++", fields, ["algorithm.msl_iterations", "algorithm.first_order_iterations"])
         train = _group("Training", fields, [k for k in fields if k.startswith("train.")])
@@ -152,8 +156,19 @@ class HyperPanel(QWidget):
             hidden = parse_hidden(self.hidden.text())
         except ConfigError:
             hidden = () if self.model.currentData() == "mlp" else ModelSpec().hidden
+        m = self._module
         return ModelSpec(hidden, self.activation.currentData(), self.model.currentData(), self.conv_channels.value(),
-                         self.conv_depth.value(), self.downsample.currentData(), self.batch_norm.currentData())
+                         self.conv_depth.value(), self.downsample.currentData(), self.batch_norm.currentData(),
+                         m.module, dict(m.module_args), m.module_sha256)
+
+    def set_user_module(self, spec: ModelSpec, summary: str) -> None:
+        """Use the module the user chose and checked; ``summary`` (its size and output shape) is shown."""
+        self._module = spec
+        self.module_info.setText(summary)
+        if self.model.currentData() != "module":
+            _select(self.model, "module")
+        else:
+            self._on_edit()
 
     def algorithm_spec(self) -> AlgorithmSpec:
         return AlgorithmSpec(self.algorithm.currentData(), self.inner_steps.value(), self.inner_lr.value(),
@@ -174,6 +189,9 @@ class HyperPanel(QWidget):
             self.hidden.setText(",".join(str(h) for h in m.hidden))
             _select(self.activation, m.activation)
             _select(self.model, m.name)
+            if m.name == "module":
+                self._module = m
+                self.module_info.setText(f"{m.module} {m.module_args or ''}".rstrip())
             self.conv_channels.setValue(m.conv_channels)
             self.conv_depth.setValue(m.conv_depth)
             _select(self.downsample, m.downsample)
@@ -212,13 +230,15 @@ class HyperPanel(QWidget):
     def _on_edit(self) -> None:
         self._mamlpp.setVisible(self.algorithm.currentData() == "mamlpp")
         conv = self.model.currentData() == "conv4"
+        own = self.model.currentData() == "module"
         for widget in (self.hidden, self.activation):
-            self._model_form.setRowVisible(widget, not conv)
+            self._model_form.setRowVisible(widget, not conv and not own)
+        self._model_form.setRowVisible(self.module_info, own)
         for widget in (self.conv_channels, self.conv_depth, self.downsample, self.batch_norm):
             self._model_form.setRowVisible(widget, conv)
         was_valid = self._error is None
         try:
-            if not conv:   # a conv net ignores the MLP's widths, which may be left half typed
+            if not conv and not own:   # conv nets and own modules ignore the MLP's widths (maybe half typed)
                 parse_hidden(self.hidden.text())
             model = self.model_spec()
             model.validate()

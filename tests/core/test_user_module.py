@@ -204,7 +204,7 @@ ERRORS = [
     (["--model-file", "{file}:Raises"], f"mynets.py:{RAISE_LINE}: Raises.forward raised ValueError", "change Raises"),
     (["--model-file", "{file}:Nope"], "no class or function 'Nope'", "MLP, Conv1D"),
     (["--model-file", "{file}:MLP", "--model-args", '{"hiden": 3}'], "unexpected keyword argument 'hiden'",
-     "change --model-args"),
+     "change the JSON arguments"),
     (["--model-file", "{file}:WrongWidth", "--model-args", '{"width": 3}'], "cannot be called with", "WrongWidth"),
     (["--model-file", "{syntax}:Net"], "broken.py:3: syntax error", "fix the file"),
     (["--model-file", "{file}:MLP", "--algorithm", "anil"], "ANIL adapts only the network's head", "MLP"),

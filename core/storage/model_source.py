@@ -84,3 +84,18 @@ def admit_run(path: str | Path, trust: bool = False) -> list[str]:
                                  "read the copy, then add --trust-model to run it")
     user_module.allow(source)
     return [f"{original} {what} since this run was trained; the run's own copy {copy} is used"]
+
+
+def permission_needed(path: str | Path) -> str | None:
+    """Why the run at ``path`` needs the user's permission before it can be opened (its copy of
+    their module has not been allowed to run in this process), in words for a prompt; else None."""
+    config = recorded_config(path)
+    if config is None or not uses_file(config) or user_module.allowed(config.model.module_sha256) is not None:
+        return None
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    original, name, _ = user_module.split_ref(config.model.module)
+    now = user_module.sha256_of(original)
+    state = ("" if now == config.model.module_sha256 else
+             " (that file is gone now)" if now is None else " (that file has changed since; the run's copy is used)")
+    return (f"The run in {folder} was trained with your own module {name} from {original}{state}. Opening it runs "
+            f"its copy, {folder / SOURCE_FILE}, as Python code with your rights.")

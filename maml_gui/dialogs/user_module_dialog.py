@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 from core.config import ExperimentConfig, ModelSpec
 from core.errors import ConfigError
 from core.nets import user_module
+from core.storage.model_source import admit_run, permission_needed
+from maml_gui.session.project import PROJECT_FILE
 
 STATEMENT = ("The file runs as Python code with your rights, as any training script does. Nothing in it runs "
              "until you press “Use this module”; projects and run folders you open never run it without asking.")
@@ -31,6 +33,34 @@ def check_line(config: ExperimentConfig) -> str:
     probe = user_module.probe_config(config, build_family(config.family))
     name = user_module.split_ref(config.model.module)[1]
     return " ".join([user_module.describe(probe, name), *probe.notes])
+
+
+def project_run_folders(project: str | Path) -> list[Path]:
+    """The run folders a project's index names (none when it cannot be read: loading reports that)."""
+    try:
+        index = json.loads((Path(project) / PROJECT_FILE).read_text(encoding="utf-8"))
+        return [Path(project) / e["folder"] for e in index.get("runs", [])
+                if isinstance(e, dict) and isinstance(e.get("folder"), str) and not e.get("external")]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def ask_for_run_modules(folders, confirm: Callable[[str, str], bool]) -> list[str]:
+    """Before a project's runs are read: for each run trained with the user's own module whose code
+    has not run in this window, ask (``confirm(title, text)``) and allow its copy only on yes.
+    Returns one line per refusal or failure (a declined run is then reported as unreadable)."""
+    problems = []
+    for folder in folders:
+        why = permission_needed(folder)
+        if why is None:
+            continue
+        if not confirm("Run your module's code?", f"{why}\n\nRun it?"):
+            continue
+        try:
+            admit_run(folder, trust=True)
+        except ConfigError as exc:
+            problems.append(exc.message)
+    return problems
 
 
 class UserModuleDialog(QDialog):

@@ -27,7 +27,8 @@ from maml_gui.actions import experiment_io as io
 from maml_gui.importing.csv_import import CsvImport
 from maml_gui.widgets.field_names import readable
 from maml_gui.actions.file_actions import FileActions
-from maml_gui.dialogs.user_module_dialog import UserModuleDialog, check_line
+from maml_gui.dialogs.user_module_dialog import (UserModuleDialog, ask_for_run_modules, check_line,
+                                                 project_run_folders)
 from maml_gui.window.help_menu import build_help_menu
 from maml_gui.importing.image_import import ImageImport
 from maml_gui.actions.launch_actions import LaunchActions
@@ -126,7 +127,8 @@ class MainWindow(QMainWindow):
         (two windows writing one project would corrupt it). Returns (problems, why elsewhere)."""
         wanted = self.session.project.folder
         try:
-            return self.session.load_project(), None
+            refused = ask_for_run_modules(project_run_folders(wanted), self.confirm)   # your own modules: ask first
+            return refused + self.session.load_project(), None
         except RunLocked as exc:
             n = 2
             while (wanted.with_name(f"{wanted.name}-{n}") / LOCK_FILE).exists():

@@ -10,6 +10,7 @@ import textwrap
 from PySide6.QtWidgets import QDialog
 
 from core.config import ExperimentConfig
+from core.nets import user_module
 from maml_gui.dialogs.user_module_dialog import STATEMENT, UserModuleDialog, check_line
 
 from .support import tiny
@@ -118,3 +119,57 @@ def test_the_window_picks_checks_and_trains_the_module(qtbot, make_window, tmp_p
     run = window.session.runs.get(window.run_list.run_ids()[0])
     assert run.config.model.module == f"{path}:factory" and "body.weight" not in run.weights
     assert set(run.weights) >= {"model.0.weight", "model.2.bias"}
+
+
+def trained_project(qtbot, make_window, tmp_path, monkeypatch):
+    """A project trained with the module in one window; then, as a new process would, nothing allowed."""
+    path = write(tmp_path)
+    first = make_window(project=tmp_path / "proj")
+
+    def pick(dialog):
+        dialog.set_file(path)
+        dialog.use.click()
+        return dialog.result()
+
+    monkeypatch.setattr(UserModuleDialog, "exec", pick)
+    first.user_module_action.trigger()
+    its = []
+    first.session.controller.progress.connect(lambda chunk: its.extend(chunk.iterations.tolist()))
+    first.actions.start.trigger()
+    qtbot.waitUntil(lambda: len(its) >= 3, timeout=20_000)
+    first.actions.stop.trigger()
+    qtbot.waitUntil(lambda: not first.session.controller.is_active(), timeout=20_000)
+    assert first.shutdown()
+    folder = first.session.project.folder / first.session.runs.get(first.run_list.run_ids()[0]).folder
+    assert (folder / "model.py").read_text() == NETS
+    user_module._ALLOWED.clear()   # as in a new window process: nothing allowed yet
+    user_module._NAMESPACES.clear()
+    (tmp_path / "ran").unlink()
+    return folder
+
+
+def test_an_opened_project_never_runs_a_module_the_user_declines(qtbot, make_window, tmp_path, monkeypatch):
+    folder = trained_project(qtbot, make_window, tmp_path, monkeypatch)
+    asked = []
+    second = make_window(project=tmp_path / "other")
+    second.confirm = lambda title, text: asked.append(text) or False   # the user says no
+    second.files.open_project(tmp_path / "proj")
+    assert len(asked) == 1 and "model.py" in asked[0] and "with your rights" in asked[0]
+    assert len(second.session.runs) == 0   # refused: nothing ran, neither the copy nor the original
+    assert not (folder / "ran").exists() and not (tmp_path / "ran").exists()
+    assert "not yet allowed to run" in second.error_banner.label.text()
+    assert second.shutdown()
+
+
+def test_an_opened_project_runs_the_module_copy_when_the_user_says_yes(qtbot, make_window, tmp_path, monkeypatch):
+    folder = trained_project(qtbot, make_window, tmp_path, monkeypatch)
+    asked = []
+    window = make_window(project=tmp_path / "other")
+    window.confirm = lambda title, text: asked.append(title) or True
+    window.files.open_project(tmp_path / "proj")
+    assert asked == ["Run your module's code?"]
+    assert (folder / "ran").exists() and not (tmp_path / "ran").exists()   # the run's copy ran, not nets.py
+    assert len(window.session.runs) == 1
+    run = window.session.runs.get(window.run_list.run_ids()[0])
+    assert run.weights is not None and run.config.model.module.endswith("nets.py:Small")
+    assert user_module.allowed(run.config.model.module_sha256).filename == str(folder / "model.py")

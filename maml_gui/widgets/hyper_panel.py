@@ -88,6 +88,9 @@ class HyperPanel(QWidget):
         self.conv_depth = _int_box(1, 8)
         self.downsample = _combo(DOWNSAMPLE_TITLES)
         self.batch_norm = _combo(BATCH_NORM_TITLES)
+        self._module = ModelSpec()   # the user's module as last chosen (Model → Network → Your own module)
+        self.module_info = QLabel("choose a file: Model → Network → Your own module (Python file)…")
+        self.module_info.setWordWrap(True)
         self.algorithm = _combo(TITLES)
         self.inner_steps = _int_box(1, 100)
         self.inner_lr = _rate_box(100.0)
@@ -110,18 +113,17 @@ class HyperPanel(QWidget):
             "model.name": self.model, "model.hidden": self.hidden, "model.activation": self.activation,
             "model.conv_channels": self.conv_channels, "model.conv_depth": self.conv_depth,
             "model.downsample": self.downsample, "model.batch_norm": self.batch_norm,
+            "model.module": self.module_info, "model.module_args": self.module_info,
+            "model.module_sha256": self.module_info,   # one line shows the module, its arguments and file
             "algorithm.name": self.algorithm, "algorithm.inner_steps": self.inner_steps,
             "algorithm.inner_lr": self.inner_lr, "algorithm.msl_iterations": self.msl_iterations,
             "algorithm.first_order_iterations": self.first_order_iterations,
             **{f"train.{name}": getattr(self, name) for name in ("meta_lr", "meta_batch", "shots", "query",
                                                                   "iterations", "seed", "device", "compile")}}
         fields = self._field_widgets
-        model = _group("Model", fields, [k for k in fields if k.startswith("model.")])
+        model = _group("Model", fields, [k for k in fields if k.startswith("model.") and k not in
+                                         ("model.module_args", "model.module_sha256")])
         self._model_form = model.layout()
-        self._module = ModelSpec()   # the user's module as last chosen (Model → Network → Your own module)
-        self.module_info = QLabel("choose a file: Model → Network → Your own module (Python file)…")
-        self.module_info.setWordWrap(True)
-        self._model_form.addRow("Your module", self.module_info)
         algorithm = _group("Algorithm", fields, ["algorithm.name", "algorithm.inner_steps", "algorithm.inner_lr"])
         self._mamlpp = _group("MAML++", fields, ["algorithm.msl_iterations", "algorithm.first_order_iterations"])
         train = _group("Training", fields, [k for k in fields if k.startswith("train.")])
@@ -249,8 +251,9 @@ class HyperPanel(QWidget):
             self._error = None
         except ConfigError as exc:
             self._error = exc
-        for field, widget in self._field_widgets.items():
-            bad = self._error is not None and self._error.field == field
+        wrong = self._field_widgets.get(self._error.field) if self._error is not None else None
+        for widget in dict.fromkeys(self._field_widgets.values()):   # one widget may show several fields
+            bad = widget is wrong
             mark_invalid(widget, bad, self._error.message if bad else "")
         self._error_label.setText(readable(str(self._error)) if self._error else "")
         self._error_label.setVisible(self._error is not None)

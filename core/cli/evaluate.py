@@ -16,13 +16,14 @@ def run(args) -> int:
     from core.trained.evaluation import evaluate
     from core.training.memory import draw_problem
     from core.training.trainer import MetaTrainer
-    from core.trained.weights_io import open_weights
+    from core.trained.weights_io import open_weights_built
 
     admit(args.run, args)   # the run's copy of the user's module, if it has one
-    config, weights = open_weights(args.run)
-    for note in folder_notes(args.run, config):
+    built, weights = open_weights_built(args.run)
+    config = built.config
+    for note in folder_notes(args.run, built):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
-    trainer = MetaTrainer(config.replace("train", device=args.device))
+    trainer = MetaTrainer(built.with_config(config.replace("train", device=args.device)))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots
     family = evaluation_family(args, config, trainer.family)

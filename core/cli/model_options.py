@@ -78,7 +78,26 @@ def apply_model_arguments(args: argparse.Namespace, config: ExperimentConfig) ->
         changes.update(name="module", module=model, module_sha256="")
     if "module_args" in changes and "module" not in changes:
         changes.setdefault("name", "module")
-    return config.replace("model", **changes) if changes else config
+    config = config.replace("model", **changes) if changes else config
+    return _config_file_module(config)
+
+
+def _config_file_module(config: ExperimentConfig) -> ExperimentConfig:
+    """A ``--config`` that names a module file asks for that file to run, as ``--model-file`` does;
+    when the file changed since the config was saved, its current content is used and said so."""
+    spec = config.model
+    if spec.name != "module" or not spec.module or user_module.allowed(spec.module_sha256) is not None:
+        return config
+    target, name, is_file = user_module.split_ref(spec.module)
+    if not is_file:
+        return config
+    source = user_module.read_source(target)
+    user_module.definitions(source)
+    user_module.allow(source)
+    if spec.module_sha256 and source.sha256 != spec.module_sha256:
+        print(f"maml-gui: note: {target} changed since the settings were saved; its current content is used",
+              file=sys.stderr)
+    return config.replace("model", module_sha256=source.sha256)
 
 
 def names_module(args: argparse.Namespace) -> bool:

@@ -281,3 +281,28 @@ def test_onnx_export_of_a_user_module(module_file, tmp_path):
     model = onnx.load(str(tmp_path / "m.onnx"))
     assert [i.name for i in model.graph.input] == ["x"]
     assert "your module Conv1D" in (tmp_path / "m.onnx.README.txt").read_text()
+
+
+def test_an_installed_module_and_a_saved_config(module_file, tmp_path, monkeypatch, capsys):
+    """``--model package.module:Name`` imports as Python does (no copy is kept); a ``--config`` naming a
+    file runs that file, its current content (a note says when it changed)."""
+    package = tmp_path / "site" / "ownnets"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(MODULES)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    out = tmp_path / "installed"
+    assert main(["train", "--model", "ownnets.nets:Headed", "--algorithm", "anil", "--iterations", "3",
+                 "--meta-batch", "2", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["module"] == "ownnets.nets:Headed"
+    assert not (out / "model.py").exists()
+    assert main(["evaluate", str(out), "--tasks", "3", "--json"]) == 0
+    config = user_config(module_file, "MLP", args={"hidden": 6})
+    (tmp_path / "cfg.json").write_text(config.to_json())
+    module_file.write_text(MODULES.replace("hidden=40", "hidden=39"))
+    user_module._ALLOWED.clear()
+    capsys.readouterr()
+    assert main(["train", "--config", str(tmp_path / "cfg.json"), "--iterations", "2", "--out",
+                 str(tmp_path / "fromcfg")]) == 0
+    assert "changed since the settings were saved" in capsys.readouterr().err
+    assert (tmp_path / "fromcfg" / "model.py").read_bytes() == module_file.read_bytes()

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors import safe_open
+
 from core.config import ExperimentConfig
 from core.errors import CheckpointError, ConfigError
 from core.nets import user_module
@@ -46,13 +48,26 @@ def write_source(run_dir: str | Path, config: ExperimentConfig) -> None:
 
 
 def recorded_config(path: str | Path) -> ExperimentConfig | None:
-    """The settings of the run at ``path`` (a run folder or a file in one), as its ``config.json``
-    says; None when there is none to read."""
-    folder = Path(path) if Path(path).is_dir() else Path(path).parent
-    try:
-        return read_config_file(folder / "config.json", validate=False)
-    except (CheckpointError, ConfigError):
-        return None
+    """The settings of the run at ``path`` (a run folder or a file in one: its ``config.json``; an
+    exported file: its ``.config.json`` sidecar or its safetensors metadata), read without building
+    anything; None when there are none to read."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    candidates = [folder / "config.json"] if path.is_dir() or path.name == "weights.safetensors" else \
+        [path.with_name(path.name + ".config.json"), folder / "config.json"]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                return read_config_file(candidate, validate=False)
+            except (CheckpointError, ConfigError):
+                return None
+    if path.suffix.lower() == ".safetensors" and path.is_file():
+        try:
+            with safe_open(str(path), "pt") as f:
+                return ExperimentConfig.from_json((f.metadata() or {}).get("config", ""))
+        except Exception:  # noqa: BLE001 - not ours or damaged: the reader says why, later
+            return None
+    return None
 
 
 def admit_run(path: str | Path, trust: bool = False) -> list[str]:
@@ -65,6 +80,8 @@ def admit_run(path: str | Path, trust: bool = False) -> list[str]:
     spec = config.model
     original, name, _ = user_module.split_ref(spec.module)
     copy = folder / SOURCE_FILE
+    if not copy.is_file() and not Path(path).is_dir() and Path(path).name != "weights.safetensors":
+        return _admit_original(path, original, name, spec.module_sha256)   # an exported file
     if not copy.is_file():
         raise ConfigError(FIELD, f"{folder} was trained with your module {name} from {original} but holds no "
                                  f"{SOURCE_FILE} (the run's copy of it); put that file back as {copy}")
@@ -84,6 +101,18 @@ def admit_run(path: str | Path, trust: bool = False) -> list[str]:
                                  "read the copy, then add --trust-model to run it")
     user_module.allow(source)
     return [f"{original} {what} since this run was trained; the run's own copy {copy} is used"]
+
+
+def _admit_original(path, original: str, name: str, sha256: str) -> list[str]:
+    """An exported file has no copy beside it: the user's own file runs when it still has the
+    content the weights were trained with."""
+    if user_module.sha256_of(original) != sha256:
+        raise ConfigError(FIELD, f"{path} was trained with your module {name} from {original}, which is gone or has "
+                                 "changed since: use the run folder, which keeps its copy (model.py)")
+    source = user_module.read_source(original)
+    if source.sha256 == sha256:
+        user_module.allow(source)
+    return []
 
 
 def permission_needed(path: str | Path) -> str | None:

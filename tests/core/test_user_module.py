@@ -306,3 +306,23 @@ def test_an_installed_module_and_a_saved_config(module_file, tmp_path, monkeypat
                  str(tmp_path / "fromcfg")]) == 0
     assert "changed since the settings were saved" in capsys.readouterr().err
     assert (tmp_path / "fromcfg" / "model.py").read_bytes() == module_file.read_bytes()
+
+
+def test_an_exported_file_runs_the_original_only_while_it_is_unchanged(module_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model-file", f"{module_file}:MLP", "--iterations", "2", "--meta-batch", "2",
+                 "--out", str(out)]) == 0
+    exported = tmp_path / "elsewhere" / "w.safetensors"
+    exported.parent.mkdir()
+    assert main(["export", str(out), "--out", str(exported)]) == 0
+    assert main(["export", str(out), "--format", "pt", "--out", str(tmp_path / "elsewhere" / "w.pt")]) == 0
+    user_module._ALLOWED.clear()
+    capsys.readouterr()
+    assert main(["evaluate", str(exported), "--tasks", "2", "--json"]) == 0   # the user's own file, unchanged
+    user_module._ALLOWED.clear()
+    assert main(["evaluate", str(tmp_path / "elsewhere" / "w.pt"), "--tasks", "2", "--json"]) == 0
+    module_file.write_text(MODULES + "\n# changed\n")
+    user_module._ALLOWED.clear()
+    capsys.readouterr()
+    assert main(["evaluate", str(exported), "--tasks", "2"]) == 2
+    assert "use the run folder, which keeps its copy" in capsys.readouterr().err

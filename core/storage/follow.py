@@ -4,6 +4,8 @@
 it atomically, dropping rows past the checkpoint). :class:`MetricsTail` reads the new bytes only,
 keeps a partial last line until its newline arrives, and starts over when the file was replaced
 or shrank — so following a long run costs about what its new rows cost, never a re-read per poll.
+Rows come in :func:`~core.storage.metrics.read_metrics`' columns: a file of a version before
+``wall_time`` gets NaN there, as its header says.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.storage.metrics import METRICS_FILE
+from core.storage.metrics import METRICS_FILE, WALL_TIME
 
 PARTIAL_METRICS = ".metrics.csv.partial"   # where a run that has not saved yet streams its rows
 
 
 @dataclass
 class TailUpdate:
-    rows: np.ndarray      # [new rows, columns] as in metrics.csv (iteration, meta_loss, grad_norm, seconds, steps…)
+    rows: np.ndarray      # [new rows, columns] as read_metrics gives them (iteration … step losses, wall_time)
     reset: bool           # the file was replaced: ``rows`` is the whole table, drop what was read before
 
 
@@ -32,6 +34,7 @@ class MetricsTail:
         self._offset = 0
         self._pending = b""                              # a last line without its newline yet
         self._columns: int | None = None
+        self._wall = True                                # the file's header ends with wall_time
 
     def read(self) -> TailUpdate:
         """Rows appended since the last call (a replaced file: all of it, with ``reset``)."""
@@ -45,7 +48,7 @@ class MetricsTail:
                 key = (path.name, st.st_ino, st.st_dev)
                 reset = key != self._key or st.st_size < self._offset
                 if reset:
-                    self._key, self._offset, self._pending = key, 0, b""
+                    self._key, self._offset, self._pending, self._wall = key, 0, b"", True
                 f.seek(self._offset)
                 data = f.read()
         except OSError:
@@ -62,9 +65,11 @@ class MetricsTail:
         for line in data.split(b"\n"):
             cells = line.strip().split(b",")
             if not cells or not cells[0] or not cells[0][:1].isdigit():   # the header, blank lines
+                if cells[0].strip() == b"iteration":
+                    self._wall = cells[-1].strip() == WALL_TIME.encode()
                 continue
             try:
-                values.append([float(c) for c in cells])
+                values.append([float(c) for c in cells] + ([] if self._wall else [float("nan")]))
             except ValueError:
                 continue   # a line torn by a crash mid-write is skipped, not fatal
         if not values:

@@ -20,24 +20,40 @@ METRICS_FILE = "metrics.csv"
 
 
 METRIC_COLUMNS = ("iteration", "meta_loss", "grad_norm", "seconds")
+WALL_TIME = "wall_time"   # the last column: when the row's step ended, seconds since the epoch (UTC)
+"""Files written before ``wall_time`` existed end with the step losses; they are read with NaN there, and
+one is rewritten with the column (NaN in its old rows) before rows are appended to it. A table in memory
+(:func:`read_metrics`, :func:`metrics_table_csv`) always has it: ``[rows, 4 + steps + 1]``."""
 
 
-def _header(n_steps: int) -> list[str]:
-    return [*METRIC_COLUMNS, *(f"step_loss_{s}" for s in range(n_steps))]
+def _header(n_steps: int, wall: bool = True) -> list[str]:
+    return [*METRIC_COLUMNS, *(f"step_loss_{s}" for s in range(n_steps)), *([WALL_TIME] if wall else [])]
+
+
+def table_steps(table: np.ndarray) -> int:
+    """The number of step-loss columns of a table in :func:`read_metrics`' columns."""
+    return max(0, table.shape[1] - len(METRIC_COLUMNS) - 1) if table.ndim == 2 else 0
 
 
 def _row(r) -> list:
-    return [r.iteration, repr(r.meta_loss), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in r.step_losses)]
+    return [r.iteration, repr(r.meta_loss), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in r.step_losses),
+            f"{r.wall_time:.3f}"]
 
 
 def _line(r) -> str:
     """:func:`_row` as the csv module writes it (no field needs quoting), without its overhead."""
     losses = "".join(f",{x!r}" for x in r.step_losses)
-    return f"{r.iteration},{r.meta_loss!r},{r.grad_norm!r},{r.seconds:.6f}{losses}\n"
+    return f"{r.iteration},{r.meta_loss!r},{r.grad_norm!r},{r.seconds:.6f}{losses},{r.wall_time:.3f}\n"
+
+
+def _table_line(r: list) -> str:
+    """One row of a table (a list of floats in :func:`read_metrics`' columns) as :func:`_line` writes it."""
+    return f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:-1]) + f",{r[-1]:.3f}"
 
 
 def metrics_csv(rows: Iterable) -> bytes:
-    """One row per iteration; ``step_loss_s`` columns for the query loss after each inner step."""
+    """One row per iteration; ``step_loss_s`` columns for the query loss after each inner step, then
+    ``wall_time``."""
     rows = list(rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -47,17 +63,32 @@ def metrics_csv(rows: Iterable) -> bytes:
 
 
 def metrics_table_csv(table: np.ndarray) -> bytes:
-    """:func:`metrics_csv` of a ``[rows, 4 + steps]`` table in :func:`read_metrics`' columns, byte for
+    """:func:`metrics_csv` of a ``[rows, 4 + steps + 1]`` table in :func:`read_metrics`' columns, byte for
     byte, about 3x faster: a window saving a long run holds the GIL for less time."""
     table = np.asarray(table, dtype=np.float64)
-    steps = table.shape[1] - len(METRIC_COLUMNS) if table.ndim == 2 and table.size else 0
-    lines = [",".join(_header(steps))]
-    lines += [f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:]) for r in table.tolist()]
+    lines = [",".join(_header(table_steps(table) if table.size else 0))]
+    lines += [_table_line(r) for r in table.tolist()]
     return ("\n".join(lines) + "\n").encode()
 
 
+def _add_wall_column(path: Path, n_steps: int | None = None) -> None:
+    """Rewrite a ``metrics.csv`` of a version before ``wall_time`` with the column (NaN in its rows), so
+    the rows a continued run appends (with their clock time) make one table. Done once, on the first
+    append; a file that already has the column, or is not one of ours, is left alone."""
+    with open(path, "rb") as f:
+        first = f.readline(1 << 16)
+        header = first.rstrip(b"\r\n").decode("utf-8", "replace").split(",")
+        steps = len(header) - len(METRIC_COLUMNS)
+        if steps <= 0 or header != _header(steps, wall=False) or (n_steps is not None and steps != n_steps):
+            return   # the usual case costs one line's read: appends stay as cheap as their rows
+        data = first + f.read()
+    lines = data.split(b"\n")
+    body = [line.rstrip(b"\r") + b",nan" for line in lines[1:-1] if line.strip()]   # [-1]: after the last newline
+    atomic_write(path, b"\n".join([",".join(_header(steps)).encode(), *body]) + b"\n")
+
+
 def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
-    """Append the rows of a ``[rows, 4 + steps]`` table to ``metrics.csv`` and fsync, as a checkpoint's
+    """Append the rows of a ``[rows, 4 + steps + 1]`` table to ``metrics.csv`` and fsync, as a checkpoint's
     first file: rows from the table's first iteration on that the file already holds (left by a crash
     or a failed save, or past the checkpoint a run continues from) are cut first, so none repeats. A
     missing or empty file gets the header. Costs what the new rows cost, not the run's whole history."""
@@ -69,10 +100,10 @@ def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
     try:
         if path.is_file() and path.stat().st_size:
             cut_metrics(path, int(table[0, 0]) - 1)
+            _add_wall_column(path, table_steps(table))
         else:
-            header = (",".join(_header(table.shape[1] - len(METRIC_COLUMNS))) + "\n").encode()
-        lines = "".join(f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:]) + "\n"
-                        for r in table.tolist())
+            header = (",".join(_header(table_steps(table))) + "\n").encode()
+        lines = "".join(_table_line(r) + "\n" for r in table.tolist())
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab") as f:
             f.write(header + lines.encode())
@@ -83,9 +114,10 @@ def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> np.ndarray | None:
-    """A run folder's ``metrics.csv`` as ``[rows, 4 + steps]`` (the columns :func:`metrics_csv`
-    writes), or None when there is none or it is not one of ours: the metrics are optional. A last
-    line without its newline is a row being appended by a running ``train``: it is left out."""
+    """A run folder's ``metrics.csv`` as ``[rows, 4 + steps + 1]`` (the columns :func:`metrics_csv`
+    writes; ``wall_time`` NaN in a file written before it existed), or None when there is none or it
+    is not one of ours: the metrics are optional. A last line without its newline is a row being
+    appended by a running ``train``: it is left out."""
     path = Path(run_dir) / METRICS_FILE
     try:
         if not path.is_file():   # a FIFO would block the reader
@@ -95,13 +127,17 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
             text = text[:text.rfind("\n") + 1]
         rows = list(csv.reader(io.StringIO(text, newline="")))
         header, body = rows[0], [r for r in rows[1:] if r]
-        if len(header) <= len(METRIC_COLUMNS) or header != _header(len(header) - len(METRIC_COLUMNS)) or not body:
+        wall = bool(header) and header[-1] == WALL_TIME
+        steps = len(header) - len(METRIC_COLUMNS) - wall
+        if steps <= 0 or header != _header(steps, wall) or not body:
             return None
         data = np.array(body, dtype=float)
     except (OSError, ValueError, IndexError, UnicodeDecodeError):
         return None
     if data.ndim != 2 or data.shape[1] != len(header):
         return None
+    if not wall:
+        data = np.column_stack([data, np.full(len(data), np.nan)])
     it = data[:, 0]
     whole = np.isfinite(it) & (it >= 0) & (it <= MAX_ITERATIONS) & (it == np.floor(it))
     if not whole.all():   # the rows before the first that is no iteration (garbage a crash or an edit left)
@@ -156,15 +192,16 @@ def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
 
 
 def _check_header(path: Path, n_steps: int) -> None:
-    """Refuse to append to a file that does not start with this run's header (an empty one is
-    started again): rows after someone else's first line would make a table no reader takes."""
+    """Refuse to append to a file that does not start with this run's header, or that of a version
+    before ``wall_time`` (an empty one is started again): rows after someone else's first line would
+    make a table no reader takes."""
     try:
         with open(path, "rb") as f:
             first = f.read(1 << 16).split(b"\n", 1)[0]
     except OSError as exc:
         raise RunFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
     expected = ",".join(_header(n_steps)).encode()
-    if first and first.rstrip(b"\r") != expected:
+    if first and first.rstrip(b"\r") not in (expected, ",".join(_header(n_steps, wall=False)).encode()):
         raise RunFileError(path, "header", f"the first line is not this run's header ({expected[:40].decode()}…), so "
                                            "the resumed rows cannot be appended; move the file away to resume "
                                            "without the earlier rows")
@@ -189,6 +226,7 @@ class MetricsLog:
         try:
             if resume and self.path.is_file():
                 self.last_row = cut_metrics(self.path, upto)
+                _add_wall_column(self.path, n_steps)
             if not (resume and self.path.is_file() and self.path.stat().st_size):
                 atomic_write(self.path, (",".join(_header(n_steps)) + "\n").encode())
             self._committed = self._written = self.path.stat().st_size

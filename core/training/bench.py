@@ -396,6 +396,10 @@ def estimate_peak_bytes(config: ExperimentConfig, family, n_weights: int | None 
     from core.nets.models import build_net
 
     shape = getattr(family, "input_shape", None)
+    if n_weights is None:   # built first: it refuses a network that does not fit the family (conv-4 without images)
+        net = build_net(config.model, family.input_dim, family.output_dim, input_shape=shape,
+                        inner_steps=config.algorithm.inner_steps)
+        n_weights = sum(p.numel() for p in net.init(torch.Generator().manual_seed(0)).values())
     t, a = config.train, config.algorithm
     ways = family.output_dim if family.kind == "classification" and shape is not None else 1
     n_support, n_query = t.shots * ways, t.query * ways
@@ -412,9 +416,5 @@ def estimate_peak_bytes(config: ExperimentConfig, family, n_weights: int | None 
         per_image = 2 * (sum(config.model.hidden) + family.output_dim)
     second = a.name in ("maml", "metasgd", "mamlpp")   # ANIL differentiates only the head twice
     support = n_support * a.inner_steps * (2 if second else 1)
-    if n_weights is None:
-        net = build_net(config.model, family.input_dim, family.output_dim, input_shape=shape,
-                        inner_steps=config.algorithm.inner_steps)
-        n_weights = sum(p.numel() for p in net.init(torch.Generator().manual_seed(0)).values())
     adapted = 0 if a.name in ("anil", "pretrain") else n_weights * t.meta_batch * (a.inner_steps + 1)
     return int(4 * (t.meta_batch * per_image * (support + n_query) + adapted + 4 * n_weights))

@@ -32,6 +32,7 @@ class StepMetrics:
     grad_norm: float
     seconds: float
     step_accuracy: tuple[float, ...] | None = None
+    wall_time: float = math.nan   # when the step ended, seconds since the epoch (a plot's clock axis)
 
 
 class MetaTrainer:
@@ -125,7 +126,7 @@ class MetaTrainer:
             self.optimizer.step()
         self.iteration += 1
         return StepMetrics(self.iteration, meta_loss, tuple(step_losses), norm, time.perf_counter() - start,
-                           tuple(accuracy) if accuracy is not None else None)
+                           tuple(accuracy) if accuracy is not None else None, time.time())
 
     def compile_step(self, announce: Callable[[str], None] | None = None, backend="inductor") -> str | None:
         """Compile the meta-step as ``train.compile`` asks: "on", or "auto" when the remaining

@@ -204,8 +204,12 @@ class WeightsActions:
             w.show_error(str(exc))
             return False
         w.settings.setValue(OPEN_FOLDER_KEY, str(Path(folder).parent))
+        if runs:   # the followed run is current: its settings in the panel, as selecting a run shows them
+            w.show_run_settings(runs[0].run_id, ask=False)   # following is no request to replace edited ones
         what = runs[0].name if len(runs) == 1 else f"{len(runs)} runs of the sweep {Path(folder).name}"
-        w.statusBar().showMessage(f"Following {what}: the curves grow as the run writes its folder", 10_000)
+        w.statusBar().showMessage(f"Following {what}: the curves grow as the run writes its folder; " + (
+            "its settings are in the panel" if runs and not w.panel_config().changes(runs[0].config) else
+            "the panel keeps its settings (select the run in the Runs list to load its own)"), 10_000)
         return True
 
     def drop_target(self, mime) -> Path | None:

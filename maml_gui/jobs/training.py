@@ -80,6 +80,7 @@ class ProgressChunk:
     step_accuracy: np.ndarray | None
     grad_norms: np.ndarray           # [n]
     seconds: np.ndarray              # [n] compute time of each meta-iteration
+    wall_times: np.ndarray           # [n] when each ended, seconds since the epoch (metrics.csv's wall_time)
     stamp: float                     # time.perf_counter() when the chunk left the worker
     rate: float                      # recent meta-iterations per second (0 while paused)
     total: int                       # target iteration count
@@ -392,6 +393,7 @@ class TrainingWorker(QObject):
             np.array([r.step_accuracy for r in rows], np.float64) if accuracy else None,
             np.fromiter((r.grad_norm for r in rows), np.float64, len(rows)),
             np.fromiter((r.seconds for r in rows), np.float64, len(rows)),
+            np.fromiter((r.wall_time for r in rows), np.float64, len(rows)),
             now, self._rate, self._total))
 
 

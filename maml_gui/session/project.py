@@ -52,7 +52,7 @@ class RunSnapshot:
     config: ExperimentConfig
     weights: dict | None
     training_state: tuple | None
-    metrics: np.ndarray              # [rows, 4 + steps]: iteration, meta_loss, grad_norm, seconds, step losses
+    metrics: np.ndarray              # [rows, 4 + steps + 1]: iteration, meta_loss, grad_norm, seconds, step losses, wall_time
     adaptation: AdaptationSnapshot | None
     append: bool = False             # ``metrics`` holds only the rows since the last write: appended, not rewritten
 

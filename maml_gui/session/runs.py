@@ -31,21 +31,26 @@ class History:
     def __init__(self, limit: int = HISTORY_LIMIT):
         self.limit = limit
         self.stride = 1
-        self._data: np.ndarray | None = None    # columns: iteration, meta_loss, grad_norm, seconds, step losses...
+        self._data: np.ndarray | None = None    # columns: iteration, meta_loss, grad_norm, seconds, step losses..., wall_time
         self._n = 0
         self.last: np.ndarray | None = None
+        self.started: float | None = None      # clock time its first timed row's step began (relative time's zero)
 
     def __len__(self) -> int:
         return self._n
 
-    def append(self, iterations, meta_losses, grad_norms, seconds, step_losses) -> None:
-        self.extend(rows_of(iterations, meta_losses, grad_norms, seconds, step_losses))
+    def append(self, iterations, meta_losses, grad_norms, seconds, step_losses, wall_times=None) -> None:
+        self.extend(rows_of(iterations, meta_losses, grad_norms, seconds, step_losses, wall_times))
 
     def extend(self, table: np.ndarray) -> None:
         """Append rows in ``metrics.csv``'s columns (as :func:`rows_of` makes them, or as read back)."""
         if len(table) == 0:
             return
         self.last = table[-1].copy()
+        if self.started is None:   # before thinning: the very first timed row, whatever the stride
+            timed = np.flatnonzero(np.isfinite(table[:, -1]))
+            if len(timed):
+                self.started = float(table[timed[0], -1] - max(table[timed[0], 3], 0.0))
         rows = table[table[:, 0].astype(np.int64) % self.stride == 0]
         if self._data is None:
             self._data = np.empty((max(1024, len(rows)), rows.shape[1]))
@@ -86,11 +91,21 @@ class History:
 
     @property
     def step_losses(self) -> np.ndarray:
-        return np.empty((0, 0)) if self._data is None else self._data[:self._n, 4:]
+        return np.empty((0, 0)) if self._data is None else self._data[:self._n, 4:-1]
+
+    @property
+    def wall_times(self) -> np.ndarray:
+        """When each kept meta-iteration ended, seconds since the epoch (``metrics.csv``'s ``wall_time``;
+        NaN in rows of a version before it)."""
+        return self._column(-1)
+
+    def has_wall_time(self) -> bool:
+        """Whether any kept row knows its clock time (runs of a version before ``wall_time`` do not)."""
+        return self.started is not None
 
     def table(self) -> np.ndarray:
         """A copy of the kept rows plus the last one, in ``metrics.csv``'s column order
-        (iteration, meta_loss, grad_norm, seconds, step losses): cheap to hand to a writer thread."""
+        (iteration, meta_loss, grad_norm, seconds, step losses, wall_time): cheap to hand to a writer thread."""
         table = np.empty((0, 0)) if self._data is None else self._data[:self._n].copy()
         if self.last is not None and (not len(table) or table[-1, 0] != self.last[0]):
             table = self.last[None].copy() if not len(table) else np.vstack([table, self.last[None]])
@@ -98,8 +113,8 @@ class History:
 
     def rows(self) -> list[StepMetrics]:
         """:meth:`table` as the engine's rows, for ``save_run``'s ``metrics.csv``."""
-        return [StepMetrics(int(r[0]), float(r[1]), tuple(float(v) for v in r[4:]), float(r[2]), float(r[3]))
-                for r in self.table()]
+        return [StepMetrics(int(r[0]), float(r[1]), tuple(float(v) for v in r[4:-1]), float(r[2]), float(r[3]),
+                            wall_time=float(r[-1])) for r in self.table()]
 
     def truncated(self, iteration: int) -> "History":
         """A copy without the rows past ``iteration`` (a run continued from a checkpoint repeats them);
@@ -107,16 +122,19 @@ class History:
         table = self.table()
         copy = History(self.limit)
         copy.stride = self.stride
+        copy.started = self.started
         if len(table):
             copy.extend(table[table[:, 0] <= iteration])
         return copy
 
 
 
-def rows_of(iterations, meta_losses, grad_norms, seconds, step_losses) -> np.ndarray:
-    """One float64 table in ``metrics.csv``'s columns from a chunk's columns."""
-    return np.column_stack([np.asarray(iterations, np.float64), meta_losses, grad_norms, seconds,
-                            np.asarray(step_losses, np.float64)]).astype(np.float64, copy=False)
+def rows_of(iterations, meta_losses, grad_norms, seconds, step_losses, wall_times=None) -> np.ndarray:
+    """One float64 table in ``metrics.csv``'s columns from a chunk's columns (no ``wall_times``: NaN)."""
+    iterations = np.asarray(iterations, np.float64)
+    wall = np.full(len(iterations), np.nan) if wall_times is None else wall_times
+    return np.column_stack([iterations, meta_losses, grad_norms, seconds,
+                            np.asarray(step_losses, np.float64), wall]).astype(np.float64, copy=False)
 
 
 @dataclass
@@ -227,14 +245,17 @@ class RunRegistry:
 
 
 def curves_csv(runs: Iterable[RunRecord]) -> str:
-    """Long format, one row per kept iteration of each run: run, iteration, meta_loss, step_loss_0..N."""
+    """Long format, one row per kept iteration of each run: run, iteration, meta_loss, step_loss_0..N,
+    wall_time (when the iteration ended, seconds since the epoch; empty for runs that did not record it)."""
     runs = list(runs)
     width = max((r.history.step_losses.shape[1] for r in runs if len(r.history)), default=0)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", "algorithm", "iteration", "meta_loss", *(f"step_loss_{s}" for s in range(width))])
+    writer.writerow(["run", "algorithm", "iteration", "meta_loss", *(f"step_loss_{s}" for s in range(width)),
+                     "wall_time"])
     for run in runs:
         for row in run.history.rows():
             steps = [repr(v) for v in row.step_losses] + [""] * (width - len(row.step_losses))
-            writer.writerow([run.name, run.config.algorithm.name, row.iteration, repr(row.meta_loss), *steps])
+            wall = f"{row.wall_time:.3f}" if np.isfinite(row.wall_time) else ""
+            writer.writerow([run.name, run.config.algorithm.name, row.iteration, repr(row.meta_loss), *steps, wall])
     return buf.getvalue()

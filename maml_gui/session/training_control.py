@@ -191,7 +191,8 @@ class TrainingControl:
         run = self.active
         if run is None:
             return
-        rows = rows_of(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses)
+        rows = rows_of(chunk.iterations, chunk.meta_losses, chunk.grad_norms, chunk.seconds, chunk.step_losses,
+                       chunk.wall_times)
         run.history.extend(rows)
         self._saver.add_rows(run.run_id, rows)   # metrics.csv: every row, the history may thin them
         run.rate, run.total = chunk.rate, chunk.total

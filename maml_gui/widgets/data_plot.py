@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 
 from .function_plot import FunctionPlot
 from .plot_base import set_curve as _set_curve
-from .plot_colors import step_colors
+from .plot_colors import BEFORE_STYLE, step_colors
 
 ROWS_BRUSH = (120, 120, 120, 140)
 
@@ -76,7 +76,7 @@ class TaskPlot(FunctionPlot):
                 curve.hide()
                 continue
             s = steps[i]
-            style = Qt.PenStyle.DashLine if s == 0 else Qt.PenStyle.SolidLine
+            style = BEFORE_STYLE if s == 0 else Qt.PenStyle.SolidLine
             curve.setPen(pg.mkPen(colors[i], width=2, style=style))
             _set_curve(curve, view.grid, view.predictions[s])
             curve.show()

@@ -9,7 +9,7 @@ from PySide6.QtGui import QPen
 from PySide6.QtWidgets import QWidget
 
 from .plot_base import PlotBox, curve_data, set_curve
-from .plot_colors import class_colors, step_colors
+from .plot_colors import BEFORE_STYLE, class_colors, step_colors
 
 
 class FunctionPlot(PlotBox):
@@ -46,7 +46,7 @@ class FunctionPlot(PlotBox):
         self._truth.show()
         colors = step_colors(len(steps))
         for i, s in enumerate(steps):   # pens (and their legend samples) change only with the step count
-            style = Qt.PenStyle.DashLine if s == 0 else Qt.PenStyle.SolidLine
+            style = BEFORE_STYLE if s == 0 else Qt.PenStyle.SolidLine
             pen = self._predictions[i].opts["pen"]
             if not (isinstance(pen, QPen) and pen.color() == colors[i] and pen.style() == style and pen.widthF() == 2):
                 self._predictions[i].setPen(pg.mkPen(colors[i], width=2, style=style))

@@ -22,23 +22,20 @@ from typing import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from maml_gui.session.overlays import Band, Overlay, align_common, across_seeds
-from maml_gui.widgets.plot_math import (SmoothedColumns, display_index, finite_or_nan, to_pixels, training_time,
-                                        value_bounds)
+from maml_gui.widgets.plot_math import SmoothedColumns, display_index, finite_or_nan, to_pixels, value_bounds
+from .history_x import CLOCK_MODES, X_AXES, drawable, mean_x, used_mode, x_values
 from .history_traces import EMPTY, BandTrace, Trace
-from .plot_base import PlotBox, set_curve
+from .plot_base import PlotBox, mark_short, set_curve
 from .plot_legend import PIXEL_CACHE, short_name
 from .plot_colors import set_pen
+from .x_axis_choice import XAxisChoice
 
 REDRAW_MS = 33
 DEFAULT_SMOOTHING = 0.9
 OVERLAY_STYLE = Qt.PenStyle.DashLine
-X_AXES = {"iteration": "meta-iteration", "time": "training time (meta-steps only)"}   # x-axis choice: its label
-X_TIPS = {"iteration": "Meta-iterations on the x axis",
-          "time": "Training time on the x axis: the sum of the meta-iterations' durations recorded in metrics.csv "
-                  "(pauses, held-out scoring and saving are not counted; the file records no clock time)"}
 
 
 def tip_bands(legend, tips: dict[str, str]) -> None:
@@ -55,7 +52,8 @@ class HistoryPlot(PlotBox):
     their curves (:meth:`_columns_changed`) and hand them to :meth:`_draw` (:meth:`_main_draws`).
     """
 
-    x_axis_changed = Signal(str)   # "iteration" | "time", chosen by the user
+    overlay_style = OVERLAY_STYLE   # how compared runs are drawn
+    x_axis_changed = Signal(str)   # "iteration" | "relative" | "wall" | "time" (X_AXES), chosen by the user
 
     def __init__(self, title: str, y_label: str, parent: QWidget | None = None):
         super().__init__(title, X_AXES["iteration"], y_label, parent)
@@ -67,14 +65,9 @@ class HistoryPlot(PlotBox):
         self._slider_text = QLabel()
         self._log = QCheckBox("Log scale")
         self._log.setToolTip("Show the loss on a logarithmic axis (losses span orders of magnitude).")
-        self._x_choice = QComboBox()
-        self._x_choice.addItem("iteration", "iteration")
-        self._x_choice.addItem("time", "time")
-        for i, mode in enumerate(X_AXES):
-            self._x_choice.setItemData(i, X_TIPS[mode], Qt.ItemDataRole.ToolTipRole)
-        self._x_choice.setToolTip("What the x axis shows: meta-iterations, or training time (the sum of the "
-                                  "meta-iterations' durations; metrics.csv records no clock time)")
-        self._x_mode = "iteration"
+        self._x_choice = XAxisChoice()
+        self._x_mode = "iteration"   # the user's choice
+        self._x_used = "iteration"   # what the shown run is drawn against (training time without clock times)
         controls = QHBoxLayout()
         controls.setContentsMargins(8, 2, 8, 4)
         controls.addWidget(QLabel("Smoothing"))
@@ -92,6 +85,7 @@ class HistoryPlot(PlotBox):
         self._log.toggled.connect(self._on_log)
         self._x_choice.activated.connect(lambda i: self._on_x_choice(self._x_choice.itemData(i)))
         self._history = None
+        self._sync_x_choice()
         self._name = ""
         self._color: str | None = None
         self._columns = -1
@@ -124,6 +118,8 @@ class HistoryPlot(PlotBox):
             self._history = history
             self._smoother.clear()
             self._main_key = None
+            if not self._apply_x():
+                self._sync_x_choice()
         if (name, color) != (self._name, self._color):
             self._name, self._color = name, color
             if self._style_main(color):
@@ -166,7 +162,7 @@ class HistoryPlot(PlotBox):
                 trace.smoother = spare.pop(id(overlay.history), None) or SmoothedColumns()
                 trace.key = None
             trace.overlay = overlay
-            restyled |= set_pen(trace.curve, overlay.color, 2, OVERLAY_STYLE)
+            restyled |= set_pen(trace.curve, overlay.color, 2, self.overlay_style)
             trace.curve.show()
         if restyled:
             self.legend.clear()
@@ -235,22 +231,43 @@ class HistoryPlot(PlotBox):
         return self._log.isChecked()
 
     def x_axis(self) -> str:
+        """The x axis chosen (:data:`~maml_gui.widgets.history_x.X_AXES`)."""
         return self._x_mode
 
+    def x_axis_used(self) -> str:
+        """What the x axis shows now: the choice, or "time" when it needs clock times the shown run lacks."""
+        return self._x_used
+
     def set_x_axis(self, mode: str) -> None:
-        """Draw against "iteration" or "time" (training time in seconds, see :func:`training_time`)."""
+        """Draw against "iteration", "relative" (clock seconds since each run began), "wall" (the clock
+        time: a date axis) or "time" (training time in seconds, see :func:`training_time`)."""
         if mode not in X_AXES or mode == self._x_mode:
             return
         self._x_mode = mode
-        self._x_choice.setCurrentIndex(list(X_AXES).index(mode))
+        self._apply_x()
+        self._sync_x_choice()
+
+    def _apply_x(self) -> bool:
+        """Put the axis in the mode the shown run is drawn against; returns whether it changed."""
+        used = used_mode(self._x_mode, self._history)
+        if used == self._x_used:
+            return False
+        self._x_used = used
         axis = self.plot.getPlotItem().getAxis("bottom")
-        axis.durations = mode == "time"
-        self._set_label("bottom", X_AXES[mode])
+        axis.mode = {"wall": "dates", "relative": "durations", "time": "durations"}.get(used, "values")
+        self._set_label("bottom", X_AXES[used])
         self._main_key = None   # every curve's x changes
         for trace in [*self._traces, *self._bands]:
             trace.key = None
+        self._sync_x_choice()
+        self._sync_legend()     # compared runs without clock times say so
         self.vb.enableAutoRange()   # the old x range means nothing on the new axis
         self._mark_dirty()
+        return True
+
+    def _sync_x_choice(self) -> None:
+        h = self._history
+        self._x_choice.show_state(self._x_mode, self._x_used, h is None or not len(h) or h.has_wall_time())
 
     def reset(self) -> None:
         """Show no run (the curves stay, emptied); compared runs stay."""
@@ -285,6 +302,8 @@ class HistoryPlot(PlotBox):
         if not self.isVisible() and self.window().isVisible():
             self._stale = True   # behind another tab: drawn when shown, not in the GIL's busiest time
             return
+        if self._x_used != used_mode(self._x_mode, self._history):
+            self._apply_x()   # a run without clock times got some (continued), or the reverse
         weight, mode = self.smoothing(), self._smooth_mode()
         x, raw, smooth = self._main_shown(weight)
         curves = self._main_draws(x, raw, smooth, mode)
@@ -298,7 +317,7 @@ class HistoryPlot(PlotBox):
         """(x, raw columns, smoothed columns) of the shown run, decimated; the very same arrays
         while its history has neither grown nor been thinned (so their curves are not redrawn)."""
         h = self._history
-        key = None if h is None else (len(h), h.stride, weight, self._x_mode)
+        key = None if h is None else (len(h), h.stride, weight, self._x_used)
         if key is not None and key == self._main_key:
             return self._main
         values = None if h is None else self._values(h)
@@ -311,15 +330,15 @@ class HistoryPlot(PlotBox):
             smooth = self._smoother.update(values, weight, h.stride)
             index = display_index(len(values))
             shown_raw, shown_smooth = values[index], smooth[index]
-            main = (self._x_of(h)[index], [shown_raw[:, c] for c in range(self._columns)],
-                    [shown_smooth[:, c] for c in range(self._columns)])
+            x, columns = drawable(self._x_of(h)[index], [*shown_raw.T, *shown_smooth.T], self._clock())
+            main = (x, columns[:self._columns], columns[self._columns:])
         self._main_key, self._main = key, main
         return main
 
     def _trace_shown(self, trace: Trace, weight: float) -> tuple[np.ndarray, np.ndarray]:
         """A compared run's (x, smoothed y), decimated; recomputed only when its history changed."""
         h = trace.overlay.history
-        key = None if h is None else (len(h), h.stride, weight, self._x_mode)
+        key = None if h is None else (len(h), h.stride, weight, self._x_used)
         if key is None or key != trace.key:
             y = None if h is None or not len(h) else self._overlay_values(h)
             if y is None:
@@ -327,14 +346,15 @@ class HistoryPlot(PlotBox):
             else:
                 smooth = trace.smoother.update(y[:, None], weight, h.stride)[:, 0]
                 index = display_index(len(y))
-                trace.shown = (self._x_of(h)[index], smooth[index])
+                x, (shown,) = drawable(self._x_of(h)[index], [smooth[index]], self._clock())
+                trace.shown = (x, shown)
             trace.key = key
         return trace.shown
 
     def _band_shown(self, trace: BandTrace, weight: float):
         """(x, mean, min, max) of a band's seeds, smoothed each like a compared run, decimated;
         recomputed only when one of their histories changed."""
-        key = (tuple((len(h), h.stride) for h in trace.band.histories), weight, self._x_mode)
+        key = (tuple((len(h), h.stride) for h in trace.band.histories), weight, self._x_used)
         if key != trace.key:
             series, seeds = [], []
             for h in trace.band.histories:
@@ -344,20 +364,21 @@ class HistoryPlot(PlotBox):
                     series.append((h.iterations, smooth[:, 0]))
                     seeds.append(h)
             x, stack = align_common(series)
-            if self._x_mode == "time" and len(x):   # at each iteration, the seeds' mean training time
-                x = np.mean([self._x_of(h)[np.searchsorted(h.iterations, x)] for h in seeds], axis=0)
+            if self._x_used != "iteration" and len(x):   # at each iteration, the seeds' mean time
+                x = mean_x([self._x_of(h)[np.searchsorted(h.iterations, x)] for h in seeds])
             mean, low, high = across_seeds(stack)
             index = display_index(len(x))
-            trace.shown = (x[index], mean[index], low[index], high[index]) if len(x) else \
-                (np.empty(0),) * 4
+            x, columns = drawable(x[index], [mean[index], low[index], high[index]]) if len(x) else (np.empty(0), [])
+            trace.shown = (x, *columns) if len(x) else (np.empty(0),) * 4
             trace.key = key
         return trace.shown
 
+    def _clock(self) -> bool:
+        return self._x_used in CLOCK_MODES
+
     def _x_of(self, history) -> np.ndarray:
-        """The x of each kept row of ``history``: its iteration, or its training time in seconds."""
-        if self._x_mode == "time":
-            return training_time(history.iterations, history.seconds)
-        return history.iterations
+        """The x of each kept row of ``history`` on the axis in use (NaN: no clock time, not drawn)."""
+        return x_values(history, self._x_used)
 
     def _active_bands(self) -> list[BandTrace]:
         return [t for t in self._bands if t.band is not None]
@@ -367,11 +388,18 @@ class HistoryPlot(PlotBox):
 
     def _sync_legend(self) -> None:
         """Run names only (and what the shown run's curves mean, where that is not obvious)."""
-        entries = self._legend_main() + [(t.curve, short_name(t.overlay.name)) for t in self._active_traces()] \
+        entries = self._legend_main() + [(t.curve, self._overlay_label(t.overlay)) for t in self._active_traces()] \
             + [(t.mean, t.band.name) for t in self._active_bands()]
         self.legend.set_entries(entries)
         tip_bands(self.legend, {t.band.name: t.band.tip for t in self._active_bands()})
         self._fit_legend()
+
+    def _overlay_label(self, overlay: Overlay) -> str:
+        """A compared run's legend entry; on a clock axis, one without clock times says why it is missing."""
+        h = overlay.history
+        if self._x_used in CLOCK_MODES and h is not None and len(h) and not h.has_wall_time():
+            return f"{short_name(overlay.name)} (no clock time)"
+        return short_name(overlay.name)
 
     def _forget(self, curve: pg.PlotDataItem) -> None:
         for cache in (self._sources, self._series, self._reduced):
@@ -395,6 +423,8 @@ class HistoryPlot(PlotBox):
             self._bounds.pop((curve, False), None)
             self._bounds.pop((curve, True), None)
             set_curve(curve, *to_pixels(x, y, pixels, mode, x_range))
+        for curve, *_ in curves:
+            mark_short(curve)   # a one-iteration run is a dot, not nothing
         self.legend.set_wanted(any(len(x) for x, _ in self._series.values()))
         self.vb.refresh_auto_range()
 

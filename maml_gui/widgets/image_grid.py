@@ -7,6 +7,7 @@ labels to lay out, and the thumbnails grow or shrink with the space the panel gi
 
 from __future__ import annotations
 
+import re
 from html import escape
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,13 +15,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPalette
+from PySide6.QtGui import QFont, QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
 GAP = 3
 MIN_THUMB, MAX_THUMB = 14, 72
 LABEL_SHARE = 0.42          # at most this share of the width goes to class names
 PREVIEW_CLASSES, PREVIEW_EXAMPLES = 5, 4
+NAME_SCALES = (1.0, 0.85, 0.75)   # a class name that does not fit its lines is tried in smaller type first
 WARNING_CHARS = 90          # of the first warning shown in the panel (all of them in its tooltip)
 
 
@@ -84,19 +86,37 @@ class ImageGrid(QWidget):
                 painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty_text)
             return
         label, side = self._layout()
-        fm = self.fontMetrics()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, side < 28)
-        for r, (name, images) in enumerate(zip(self._names, self._images)):
+        for r, ((lines, font), images) in enumerate(zip(self._fitted_names(), self._images)):
             y = r * (side + GAP)
-            shown = fm.elidedText(name, Qt.TextElideMode.ElideMiddle, label - 6)
+            painter.setFont(font)
             painter.drawText(QRect(0, y, label - 6, side), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                             shown)
+                             "\n".join(lines))
             for c, image in enumerate(images):
                 painter.drawImage(QRect(label + c * (side + GAP), y, side, side), image)
         painter.end()
 
+    def shown_names(self) -> list[list[str]]:
+        """Each row's name as drawn, line by line (see :meth:`_fitted_names`)."""
+        return [lines for lines, _ in self._fitted_names()]
+
+    def _fitted_names(self) -> list[tuple[list[str], QFont]]:
+        """Each row's name on as many lines as the row's height holds (broken after "/", "_", spaces…),
+        all in slightly smaller type if that makes them fit, elided in the middle only when even that fails."""
+        if not self._rows:
+            return []
+        label, side = self._layout()
+        for scale in NAME_SCALES:
+            font = QFont(self.font())
+            font.setPointSizeF(self.font().pointSizeF() * scale)
+            fm = QFontMetrics(font)
+            rows = [wrap_name(fm, name, label - 6, max(1, side // fm.lineSpacing())) for name in self._names]
+            if all("…" in name or not any("…" in line for line in lines) for lines, name in zip(rows, self._names)):
+                break
+        return [(lines, font) for lines in rows]
+
     def event(self, event) -> bool:
-        """A class name cut short by the width is shown whole in a tooltip."""
+        """A class name, also one cut short by the width, is shown whole in a tooltip."""
         if event.type() == event.Type.ToolTip and self._rows:
             _, side = self._layout()
             row = int(event.pos().y() // (side + GAP))
@@ -106,6 +126,32 @@ class ImageGrid(QWidget):
                 QToolTip.hideText()
             return True
         return super().event(event)
+
+
+def wrap_name(fm: QFontMetrics, name: str, width: int, lines: int) -> list[str]:
+    """``name`` on at most ``lines`` lines of at most ``width`` pixels, broken after "/", "_", "-" or a
+    space (within a word only when one word is too wide); the last line elided in the middle if it
+    must be (Omniglot's "images_background/Ojibwe_(Canadian_Aboriginal_Syllabics)/character01")."""
+    if fm.horizontalAdvance(name) <= width or lines <= 1:
+        return [fm.elidedText(name, Qt.TextElideMode.ElideMiddle, width)]
+    pieces = []
+    for token in re.split(r"(?<=[/_\- ])", name):
+        while token and fm.horizontalAdvance(token) > width:   # one word wider than the column: cut it
+            cut = len(token)
+            while cut > 1 and fm.horizontalAdvance(token[:cut]) > width:
+                cut -= 1
+            pieces.append(token[:cut])
+            token = token[cut:]
+        if token:
+            pieces.append(token)
+    out = [""]
+    for piece in pieces:
+        if out[-1] and fm.horizontalAdvance(out[-1] + piece) > width:
+            out.append("")
+        out[-1] += piece
+    if len(out) > lines:
+        out = out[:lines - 1] + [fm.elidedText("".join(out[lines - 1:]), Qt.TextElideMode.ElideMiddle, width)]
+    return [line.rstrip() for line in out]
 
 
 def _qimage(image: np.ndarray) -> QImage:

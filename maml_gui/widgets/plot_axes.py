@@ -1,4 +1,4 @@
-"""Axes of the plots: log-scale labels that never pile up, durations on a time axis, and the width
+"""Axes of the plots: log-scale labels that never pile up, durations or clock times on a time axis, and the width
 an axis label takes (so a plot can shorten a label that would be cut)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF, QTextDocument
 
-from maml_gui.widgets.plot_math import format_duration, time_tick_spacing
+from maml_gui.widgets.plot_math import TIME_STEPS, format_duration, time_tick_spacing
 
 MANTISSA_ORDER = (1, 5, 2, 3, 4, 6, 7, 8, 9)   # which minor log ticks get a label first, room allowing
 
@@ -52,20 +52,42 @@ class LogAxis(pg.AxisItem):
         return [text if i in shown else "" for i, text in enumerate(strings)]
 
 
-class TimeAxis(pg.AxisItem):
-    """A bottom axis that, with ``durations`` on, labels seconds as "45 s", "2:30", "1:05:00" at
-    clock-friendly spacings (30 s, 5 min, 1 h …); otherwise pyqtgraph's own."""
+class TimeAxis(pg.DateAxisItem):
+    """A bottom axis for meta-iterations (pyqtgraph's plain ticks), durations (``mode`` "durations":
+    "45 s", "2:30", "1:05:00" at clock-friendly spacings: 30 s, 5 min, 1 h …) or clock times (``mode``
+    "dates": seconds since the epoch as dates and times of day in local time, pyqtgraph's
+    :class:`~pyqtgraph.DateAxisItem`)."""
 
-    durations = False
+    mode = "values"
+
+    @property
+    def durations(self) -> bool:
+        return self.mode == "durations"
+
+    def linkToView(self, view):
+        self._linkToView_internal(view)   # no date limits on the view: iterations use the same axis
 
     def tickSpacing(self, minVal, maxVal, size):
-        if not self.durations or self.logMode or not maxVal > minVal:
-            return super().tickSpacing(minVal, maxVal, size)
-        return [(time_tick_spacing(minVal, maxVal, size), 0.0)]
+        if self.mode != "durations" or self.logMode or not maxVal > minVal:
+            return pg.AxisItem.tickSpacing(self, minVal, maxVal, size)
+        step = time_tick_spacing(minVal, maxVal, size)
+        if step == TIME_STEPS[0] and maxVal - minVal < 2 * step:   # under a couple of seconds: decimal ticks
+            return pg.AxisItem.tickSpacing(self, minVal, maxVal, size)
+        return [(step, 0.0)]
+
+    def tickValues(self, minVal, maxVal, size):
+        if self.mode == "dates" and not self.logMode and hasattr(self, "fontMetrics"):
+            return super().tickValues(minVal, maxVal, size)
+        return pg.AxisItem.tickValues(self, minVal, maxVal, size)
 
     def tickStrings(self, values, scale, spacing):
-        if not self.durations or self.logMode:
+        if self.logMode or self.mode == "values" or (self.mode == "dates" and not hasattr(self, "fontMetrics")):
+            return pg.AxisItem.tickStrings(self, values, scale, spacing)
+        if self.mode == "dates":
             return super().tickStrings(values, scale, spacing)
+        if spacing is not None and 0 < spacing * scale < 1:   # a run of a few seconds: "0.25 s"
+            decimals = min(6, max(1, -math.floor(math.log10(spacing * scale))))
+            return [f"{v * scale:.{decimals}f} s" for v in values]
         return [format_duration(v * scale) for v in values]
 
 

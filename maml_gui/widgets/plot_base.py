@@ -155,6 +155,26 @@ def set_curve(curve: pg.PlotDataItem, x, y) -> bool:
     return True
 
 
+SHORT_CURVE = 3   # curves of at most this many points get a dot at each (one point alone draws no line)
+
+
+def mark_short(curve: pg.PlotDataItem) -> None:
+    """A dot in the curve's colour at each point of a curve of at most :data:`SHORT_CURVE` finite
+    points (a one-iteration run), none on longer ones; pyqtgraph is only told when that changes."""
+    y = curve.yData
+    short = y is not None and 0 < np.count_nonzero(np.isfinite(y)) <= SHORT_CURVE
+    color = pg.mkPen(curve.opts["pen"]).color() if short else None
+    brush = curve.opts.get("symbolBrush")
+    if not short:
+        if curve.opts.get("symbol") is not None:
+            curve.setSymbol(None)
+    elif curve.opts.get("symbol") != "o" or not hasattr(brush, "color") or brush.color() != color:
+        curve.setSymbolPen(None)
+        curve.setSymbolSize(7)
+        curve.setSymbolBrush(pg.mkBrush(color))
+        curve.setSymbol("o")
+
+
 def curve_data(curve: pg.PlotDataItem) -> tuple[np.ndarray, np.ndarray]:
     """The data handed to ``curve.setData``; empty arrays if none."""
     if curve.xData is None:

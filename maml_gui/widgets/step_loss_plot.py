@@ -7,10 +7,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
+from maml_gui.session.overlays import Overlay
 from .history_plot import EMPTY, HistoryPlot
-from .plot_colors import PALETTE, light, set_pen
-
-BEFORE_STYLE = Qt.PenStyle.DotLine   # compared runs are dashed: "before adaptation" must not look like one
+from .plot_colors import BEFORE_STYLE, PALETTE, light, set_pen
 
 
 def step_name(s: int) -> str:
@@ -30,8 +29,11 @@ def step_pens(color: str, columns: int) -> list[tuple[object, Qt.PenStyle]]:
 
 class StepLossPlot(HistoryPlot):
     """Smoothed query loss after inner step s = 0..N of the shown run's ``History``, all in the run's
-    colour (dotted before adaptation, solid and darker with each step); a compared run is one dashed
-    curve in its colour: its loss after all its inner steps."""
+    colour (dotted before adaptation, solid and darker with each step); a compared run is one solid
+    curve in its colour: its loss after all its inner steps. The line style says before or after
+    adaptation, the colour which run; the legend says both."""
+
+    overlay_style = Qt.PenStyle.SolidLine   # adapted, as the shown run's solid curves
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Query loss after each inner step", "query loss (MSE, smoothed)", parent)
@@ -47,6 +49,11 @@ class StepLossPlot(HistoryPlot):
     def _overlay_values(self, history) -> np.ndarray | None:
         steps = history.step_losses
         return steps[:, -1] if steps.shape[1] else None
+
+    def _overlay_label(self, overlay: Overlay) -> str:
+        steps = overlay.history.step_losses.shape[1] - 1 if overlay.history is not None and len(overlay.history) else 0
+        label = super()._overlay_label(overlay)
+        return f"{label} · {step_name(steps)}" if steps > 0 else label
 
     def _columns_changed(self, columns: int) -> None:
         for curve in self._curves:

@@ -143,7 +143,8 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 0)
         layout.addWidget(self.plots, 1)
-        self.banners = BannerOverlay(central, [self.error_banner, self.problem_banner, self.resume_banner])
+        self.banners = BannerOverlay(central, [self.error_banner, self.problem_banner, self.resume_banner],
+                                     below=[self.plots.loss, self.plots.steps])
         self.setCentralWidget(central)
         self.plots.adaptation.setToolTip(BASELINE_HELP.format(tasks=options.eval_tasks, share=options.baseline_share,
                                                               interval=options.inspect_interval))
@@ -247,14 +248,20 @@ class MainWindow(QMainWindow):
         label.setVisible(bool(text))
 
     def _on_run_selected(self, run_id) -> None:
-        """Selecting a run in the Runs list loads its settings into the panels, so Start trains a new
-        run with what they show. While a run trains they keep the training run's settings; settings
-        edited for no run or file are replaced only when the user agrees."""
+        self.show_run_settings(run_id)
+
+    def show_run_settings(self, run_id, ask: bool = True) -> None:
+        """Selecting a run in the Runs list, or following one, loads its settings into the panels, so
+        Start trains a new run with what they show. While a run trains they keep the training run's
+        settings; settings edited for no run or file are replaced only when the user agrees (``ask``
+        False: they are kept)."""
         s, run = self.session, self.session.runs.get(run_id)
         if run is None or run is not s.current or not self.panel_config().changes(run.config):
             return
         if s.is_training():
             self.statusBar().showMessage(f"The settings panel keeps those of {s.active.name}, which is training", 8000)
+            return
+        if self.files.edited() and not ask:
             return
         if self.files.edited() and not self.confirm(
                 "Load the run's settings?", f"The settings being edited are held by no run or experiment file. "

@@ -85,25 +85,41 @@ class ErrorBanner(QWidget):
 
 
 class BannerOverlay(QWidget):
-    """The banners float over the top of the plots instead of taking a row of the layout: showing
-    or hiding one moves nothing under the mouse (the plots and the side panels keep their places)."""
+    """The banners float over the plots instead of taking a row of the layout: showing or hiding one
+    moves nothing under the mouse (the plots and the side panels keep their places). They sit just
+    below the top row's plot titles (``below``: the widgets whose titles stay readable), so every
+    plot still says what it is."""
 
     MARGIN = 4
 
-    def __init__(self, host: QWidget, banners: Sequence[ErrorBanner]):
+    def __init__(self, host: QWidget, banners: Sequence[ErrorBanner], below: Sequence = ()):
         super().__init__(host)
+        self._below = list(below)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         for banner in banners:
             layout.addWidget(banner)
         host.installEventFilter(self)
+        for plot in self._below:
+            plot.installEventFilter(self)   # their titles move with them
         self._place()
 
     def eventFilter(self, watched, event) -> bool:
-        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Move) and (
+                watched is self.parentWidget() or watched in self._below):
             self._place()
         return False
+
+    def _top(self) -> int:
+        """The y (in the host) just below the lowest title of the plots in ``below``."""
+        host, top = self.parentWidget(), self.MARGIN
+        for plot in self._below:
+            title = plot.plot.getPlotItem().titleLabel
+            bottom = title.mapRectToScene(title.boundingRect()).bottom()
+            at = plot.plot.mapTo(host, plot.plot.mapFromScene(0, bottom))
+            top = max(top, at.y() + 1)
+        return top
 
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.LayoutRequest:   # a banner was shown, hidden or got new text
@@ -115,7 +131,7 @@ class BannerOverlay(QWidget):
         layout = self.layout()
         height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
         shown = any(not layout.itemAt(i).widget().isHidden() for i in range(layout.count()))
-        self.setGeometry(self.MARGIN, self.MARGIN, width, height if shown else 0)
+        self.setGeometry(self.MARGIN, self._top(), width, height if shown else 0)
         self.raise_()
 
 
@@ -257,7 +273,7 @@ class PlotsArea(QSplitter):
         self.loss_tabs.addTab(self.loss, "Meta-loss")
         self.loss_tabs.addTab(self.grad, "Gradient norm")
         self.loss_tabs.setTabToolTip(1, "The norm of each meta-iteration's meta-gradient (metrics.csv's grad_norm)")
-        for plot in self.history_plots():   # one x axis (iteration or training time) for all of them
+        for plot in self.history_plots():   # one x axis (iteration, relative, wall-clock or training time) for all
             plot.x_axis_changed.connect(self.set_x_axis)
         self.top = QSplitter(Qt.Orientation.Horizontal)
         self.bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -276,7 +292,7 @@ class PlotsArea(QSplitter):
         return self.loss, self.grad, self.steps
 
     def set_x_axis(self, mode: str) -> None:
-        """"iteration" or "time" on the x axis of every history plot."""
+        """"iteration", "relative", "wall" or "time" on the x axis of every history plot (``X_AXES``)."""
         for plot in self.history_plots():
             plot.set_x_axis(mode)
 

@@ -102,9 +102,10 @@ def test_metrics_read_back_as_written(run):
     rows = [trainer.step() for _ in range(2)]
     save_run(path, trainer.config, trainer.weights(), rows)
     data = read_metrics(path)
-    assert data.shape == (2, 4 + 3)   # iteration, meta_loss, grad_norm, seconds, a loss per inner step 0..2
+    assert data.shape == (2, 4 + 3 + 1)   # iteration, meta_loss, grad_norm, seconds, a loss per inner step 0..2, wall_time
     assert data[:, 0].tolist() == [4, 5] and data[:, 1].tolist() == [r.meta_loss for r in rows]
-    assert data[:, 4:].tolist() == [list(r.step_losses) for r in rows]
+    assert data[:, 4:-1].tolist() == [list(r.step_losses) for r in rows]
+    assert data[:, -1].tolist() == [round(r.wall_time, 3) for r in rows]
     log = MetricsLog(path, 3, resume=True)   # a resumed command-line run appends to the same file
     log.write(trainer.step())
     log.close()
@@ -144,9 +145,9 @@ def test_the_table_writer_writes_what_the_row_writer_does():
     from core.storage.metrics import metrics_csv, metrics_table_csv
     from core.training.trainer import StepMetrics
 
-    rows = [StepMetrics(i, 1.0 / (i + 3), (2.0 / (i + 1), float("nan"), 1e-300), 0.1 * i, i * 1.25e-7)
-            for i in range(1, 40)]
-    table = [[r.iteration, r.meta_loss, r.grad_norm, r.seconds, *r.step_losses] for r in rows]
+    rows = [StepMetrics(i, 1.0 / (i + 3), (2.0 / (i + 1), float("nan"), 1e-300), 0.1 * i, i * 1.25e-7,
+                        wall_time=1.8e9 + i / 7 if i % 5 else float("nan")) for i in range(1, 40)]
+    table = [[r.iteration, r.meta_loss, r.grad_norm, r.seconds, *r.step_losses, r.wall_time] for r in rows]
     assert metrics_table_csv(table) == metrics_csv(rows)
     assert metrics_table_csv(np.empty((0, 0))) == metrics_csv([])
 

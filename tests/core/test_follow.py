@@ -22,7 +22,7 @@ def test_appended_rows_arrive_once_and_a_partial_line_waits(tmp_path):
     tail = MetricsTail(tmp_path)
     first = tail.read()
     assert first.reset and first.rows[:, 0].tolist() == [1, 2]
-    np.testing.assert_allclose(first.rows[1], [2, 0.5, 0.5, 0.02, 2.0, 0.5])
+    np.testing.assert_allclose(first.rows[1], [2, 0.5, 0.5, 0.02, 2.0, 0.5, np.nan])   # no wall_time column: NaN
     with path.open("a") as f:
         f.write(row(3) + row(4)[:5])            # row 4 is half written
     update = tail.read()

@@ -168,8 +168,9 @@ def test_history_plots_can_be_drawn_against_training_time(qtbot):
     plots.set_overlays([Overlay("run 2", "#2ca02c", compared)])
     qtbot.waitUntil(lambda: len(plots.loss.data()["raw"][0]) == 100)
     np.testing.assert_array_equal(plots.loss.data()["raw"][0], np.arange(1, 101))
-    plots.loss._x_choice.setCurrentIndex(1)
-    plots.loss._x_choice.activated.emit(1)   # the user picks "time" on one plot: all of them follow
+    index = plots.loss._x_choice.findData("time")
+    plots.loss._x_choice.setCurrentIndex(index)
+    plots.loss._x_choice.activated.emit(index)   # the user picks "time" on one plot: all of them follow
     for view in plots.history_plots():
         assert view.x_axis() == "time"
         assert view.plot.getPlotItem().getAxis("bottom").labelText.startswith("training time")

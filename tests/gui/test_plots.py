@@ -73,7 +73,8 @@ def test_three_runs_are_overlaid_on_every_plot_in_their_colours(qtbot, plots):
     np.testing.assert_allclose(mean, compared[0].adaptation.series["meta-learned"][0])
     # the legends name the runs only (and the per-step plot's step curves), no raw/smoothed entries
     assert [n for _, n in plots.loss.legend.entries()] == names
-    assert [n for _, n in plots.steps.legend.entries()] == ["before adaptation", "after 1 step", "after 2 steps", *names]
+    assert [n for _, n in plots.steps.legend.entries()] == ["before adaptation", "after 1 step", "after 2 steps",
+                                                            *(f"{n} · after 2 steps" for n in names)]   # adapted
     plots.show_adaptation(snapshot(0.5))
     assert [n for _, n in plots.adaptation.legend.entries()] == ["meta-learned", "scratch", *names]
     plots.set_overlays(compared[1:])

@@ -8,6 +8,7 @@ and a problem (with the line of the user's file that raised) keeps the dialog op
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Callable
@@ -186,3 +187,12 @@ class UserModuleDialog(QDialog):
             return
         self.spec = spec
         super().accept()
+
+
+def pick_user_module(parent: QWidget, panel_config: Callable[[], ExperimentConfig], hyper_panel) -> None:
+    """Model → Network → Your own module: the dialog, checked against the settings shown; the model
+    panel takes the module only when the user pressed "Use this module" and the check passed."""
+    dialog = UserModuleDialog(lambda spec: check_line(dataclasses.replace(panel_config(), model=spec)), parent,
+                              hyper_panel.model_spec())
+    if dialog.exec() == QDialog.DialogCode.Accepted and dialog.spec is not None:
+        hyper_panel.set_user_module(dialog.spec, dialog.summary)

@@ -9,13 +9,12 @@ methods are the training controls, which read the panels and hand the settings t
 
 from __future__ import annotations
 
-import dataclasses
 import html
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QVBoxLayout, QWidget
 
 from core.config import ExperimentConfig
 from core.device import resolve_device
@@ -27,8 +26,7 @@ from maml_gui.actions import experiment_io as io
 from maml_gui.importing.csv_import import CsvImport
 from maml_gui.widgets.field_names import readable
 from maml_gui.actions.file_actions import FileActions
-from maml_gui.dialogs.user_module_dialog import (UserModuleDialog, ask_for_run_modules, check_line,
-                                                 project_run_folders)
+from maml_gui.dialogs.user_module_dialog import ask_for_run_modules, pick_user_module, project_run_folders
 from maml_gui.window.help_menu import build_help_menu
 from maml_gui.importing.image_import import ImageImport
 from maml_gui.actions.launch_actions import LaunchActions
@@ -224,11 +222,8 @@ class MainWindow(QMainWindow):
         return ExperimentConfig(self.family_editor.spec(), hp.model_spec(), hp.algorithm_spec(), hp.train_spec())
 
     def choose_user_module(self) -> None:
-        """Model → Network → Your own module: the dialog runs the file only when the user confirms."""
-        dialog = UserModuleDialog(lambda spec: check_line(dataclasses.replace(self.panel_config(), model=spec)),
-                                  self, self.hyper_panel.model_spec())
-        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.spec is not None:
-            self.hyper_panel.set_user_module(dialog.spec, dialog.summary)
+        """Model → Network → Your own module (Python file)…"""
+        pick_user_module(self, self.panel_config, self.hyper_panel)
 
     def set_config(self, config: ExperimentConfig) -> None:
         self._syncing = True

@@ -64,6 +64,24 @@ def ask_for_run_modules(folders, confirm: Callable[[str, str], bool]) -> list[st
     return problems
 
 
+_LAST_CHECK: dict[str, str | None] = {}   # settings JSON -> problem: edits elsewhere do not run it again
+
+
+def module_problem(config: ExperimentConfig, family) -> str | None:
+    """Why the user's module cannot train with ``config`` on ``family`` (its output does not fit the
+    family, its forward raises, its code was not allowed), else None; runs only allowed code."""
+    key = config.to_json()
+    if key not in _LAST_CHECK:
+        try:
+            user_module.probe_config(config, family)
+            problem = None
+        except ConfigError as exc:
+            problem = str(exc)
+        _LAST_CHECK.clear()
+        _LAST_CHECK[key] = problem
+    return _LAST_CHECK[key]
+
+
 class UserModuleDialog(QDialog):
     """``check(spec) -> str`` builds and probes the module (the window's family and settings) and
     returns the panel's line; it raises ConfigError when the module does not fit."""

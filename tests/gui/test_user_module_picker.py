@@ -9,7 +9,7 @@ import textwrap
 
 from PySide6.QtWidgets import QDialog
 
-from core.config import ExperimentConfig
+from core.config import ExperimentConfig, FamilySpec
 from core.nets import user_module
 from maml_gui.dialogs.user_module_dialog import STATEMENT, UserModuleDialog, check_line
 
@@ -173,3 +173,28 @@ def test_an_opened_project_runs_the_module_copy_when_the_user_says_yes(qtbot, ma
     run = window.session.runs.get(window.run_list.run_ids()[0])
     assert run.weights is not None and run.config.model.module.endswith("nets.py:Small")
     assert user_module.allowed(run.config.model.module_sha256).filename == str(folder / "model.py")
+
+
+def test_start_says_why_when_the_module_does_not_fit_the_family(qtbot, make_window, tmp_path, monkeypatch):
+    """Small takes feature vectors; on an image family its forward raises: Start is disabled and the
+    banner names the file, its line and what to change."""
+    path = write(tmp_path)
+    window = make_window()
+
+    def pick(dialog):
+        dialog.set_file(path)
+        dialog.use.click()
+        return dialog.result()
+
+    monkeypatch.setattr(UserModuleDialog, "exec", pick)
+    window.user_module_action.trigger()
+    assert window.start_problem() is None
+    config = window.panel_config()
+    glyphs = FamilySpec("glyphs", {"n_alphabets": 6, "characters": 4, "examples": 12, "image_size": 16, "n_way": 3})
+    window.set_config(ExperimentConfig(glyphs, config.model, config.algorithm, config.train.__class__(
+        meta_batch=2, shots=1, query=1, iterations=50)))
+    qtbot.waitUntil(lambda: "Small.forward" in (window.start_problem() or ""), timeout=30_000)   # glyphs drawn
+    line = NETS.splitlines().index("        return self.head(torch.tanh(self.body(x)))") + 1
+    assert f"nets.py:{line}: Small.forward raised RuntimeError" in window.start_problem()
+    assert "change Small.forward" in window.start_problem()
+    assert not window.actions.start.isEnabled()

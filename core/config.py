@@ -21,7 +21,7 @@ FORMAT_VERSION = 1
 
 ALGORITHMS = ("maml", "fomaml", "metasgd", "mamlpp", "anil", "reptile", "pretrain")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "leaky_relu")
-MODELS = ("mlp", "conv4")
+MODELS = ("mlp", "conv4", "module")
 DOWNSAMPLES = ("max", "stride")
 BATCH_NORMS = ("batch", "per_step", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -36,7 +36,10 @@ class ModelSpec:
     image families) uses the ``conv_*`` fields, ``downsample`` ("max": 2×2 max-pool per block, the
     MiniImagenet net; "stride": stride-2 convolutions, the Omniglot net) and ``batch_norm``
     ("batch": statistics of each task's batch; "per_step": MAML++'s one scale/shift set per inner
-    step; "off"). The fields of the other model are kept but unused."""
+    step; "off"). "module" is your own ``nn.Module`` (:mod:`core.nets.user_module`): ``module`` is
+    ``FILE.py:Name`` or ``package.module:Name``, ``module_args`` its keyword arguments and
+    ``module_sha256`` the file's hash when the run started (its run folder keeps that file as
+    ``model.py``). The fields of the other models are kept but unused."""
 
     hidden: tuple[int, ...] = (40, 40)
     activation: str = "relu"
@@ -45,10 +48,21 @@ class ModelSpec:
     conv_depth: int = 4
     downsample: str = "max"
     batch_norm: str = "batch"
+    module: str = ""
+    module_args: dict = field(default_factory=dict)
+    module_sha256: str = ""
 
     def validate(self) -> None:
         if self.name not in MODELS:
             raise ConfigError("model.name", f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
+        if self.name == "module":
+            if ":" not in self.module:
+                raise ConfigError("model.module", "name your module as FILE.py:Name or package.module:Name")
+            if not isinstance(self.module_args, dict) or not all(isinstance(k, str) for k in self.module_args):
+                raise ConfigError("model.module_args", "the module's arguments must be a JSON object")
+            if self.module_sha256 and (len(self.module_sha256) != 64 or
+                                       any(c not in "0123456789abcdef" for c in self.module_sha256)):
+                raise ConfigError("model.module_sha256", "expected a sha256 hash in hex")
         if not isinstance(self.conv_channels, int) or not 1 <= self.conv_channels <= 1024:
             raise ConfigError("model.conv_channels", "conv channels must be an integer in 1..1024")
         if not isinstance(self.conv_depth, int) or not 1 <= self.conv_depth <= 8:

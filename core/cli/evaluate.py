@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from core.cli.model_options import admit
 from core.cli.parser import UsageError
 
 
@@ -17,6 +18,7 @@ def run(args) -> int:
     from core.training.trainer import MetaTrainer
     from core.trained.weights_io import open_weights_built
 
+    admit(args.run, args)   # the run's copy of the user's module, if it has one
     built, weights = open_weights_built(args.run)
     config = built.config
     for note in folder_notes(args.run, built):

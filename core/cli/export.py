@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from core import ranges
+from core.cli.model_options import add_trust_argument, admit
 from core.trained.adapt import MAX_STEPS
 from core.trained.export import FORMATS, SUFFIXES, export_weights
 from core.trained.weights_io import config_sidecar, readme_sidecar
@@ -25,12 +26,14 @@ def add_export_parser(subparsers) -> None:
     ex.add_argument("--out", type=Path, required=True, metavar="FILE")
     ex.add_argument("--force", action="store_true", help="overwrite FILE and its sidecars if they exist")
     ex.add_argument("--no-readme", action="store_true", help="skip the FILE.README.txt loading instructions")
+    add_trust_argument(ex)
 
 
 def run_export(args) -> int:
     from core.storage.checkpoint import folder_notes
     from core.trained.weights_io import open_weights_built
 
+    admit(args.run, args)   # the run's copy of the user's module, if it has one
     built, weights = open_weights_built(args.run)
     for note in folder_notes(args.run, built):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
@@ -82,6 +85,7 @@ def add_adapt_parser(subparsers) -> None:
     ad.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to export the adapted weights")
     ad.add_argument("--format", choices=FORMATS, help="default: from FILE's suffix, else safetensors")
     ad.add_argument("--force", action="store_true", help="overwrite FILE and its sidecars if they exist")
+    add_trust_argument(ad)
 
 
 def run_adapt(args) -> int:
@@ -93,6 +97,7 @@ def run_adapt(args) -> int:
 
     if (args.csv is None) == (args.images is None):
         raise ConfigError("csv", "give the new task as --csv TASK.csv (with --target) or --images DIR")
+    admit(args.source, args)
     built, weights = open_weights_built(args.source, args.config)
     for note in folder_notes(args.source, built):
         print(f"maml-gui: warning: {note}", file=sys.stderr)

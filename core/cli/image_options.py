@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.config import BATCH_NORMS, DOWNSAMPLES, MODELS, ExperimentConfig, FamilySpec, ModelSpec
+from core.cli.model_options import add_model_arguments, apply_model_arguments, model_choice
+from core.config import BATCH_NORMS, DOWNSAMPLES, ExperimentConfig, FamilySpec, ModelSpec
 from core.errors import ConfigError
 
 EPISODE_HELP = ("Classification families (glyphs, images, labelled CSV rows, blobs) sample N-way K-shot "
@@ -29,7 +30,10 @@ def add_episode_arguments(train: argparse.ArgumentParser) -> None:
     group.add_argument("--rotations", action="store_true",
                        help="Omniglot-style augmentation: each class rotated by 90°, 180° and 270° is a new class")
     model = train.add_argument_group("model")
-    model.add_argument("--model", choices=MODELS, help="mlp (default) or conv4, the MAML paper's conv net for images")
+    model.add_argument("--model", type=model_choice, metavar="{mlp,conv4,package.module:Name}",
+                       help="mlp (default), conv4 (the MAML paper's conv net for images) or your own module from an "
+                            "installed package (see --model-file)")
+    add_model_arguments(model)
     model.add_argument("--conv-channels", type=int, metavar="C", help="conv4 filters per layer (default 64)")
     model.add_argument("--conv-depth", type=int, metavar="D", help="conv4 blocks (default 4)")
     model.add_argument("--downsample", choices=DOWNSAMPLES,
@@ -67,7 +71,8 @@ def apply_episode_arguments(args: argparse.Namespace, config: ExperimentConfig) 
             raise ConfigError("family.n_way", f"--ways applies to classification families, not {family.name}")
         family = FamilySpec(family.name, {**dict(family.params), "n_way": n_way})
     config = ExperimentConfig(family, config.model, config.algorithm, config.train)
-    model: dict[str, Any] = {k: v for k, v in (("name", args.model), ("conv_channels", args.conv_channels),
+    builtin = args.model if args.model is None or ":" not in args.model else None
+    model: dict[str, Any] = {k: v for k, v in (("name", builtin), ("conv_channels", args.conv_channels),
                                                ("conv_depth", args.conv_depth), ("downsample", args.downsample),
                                                ("batch_norm", args.batch_norm)) if v is not None}
     if family.name in ("images", "glyphs") and args.model is None and config.model.name == "mlp" and \
@@ -75,10 +80,12 @@ def apply_episode_arguments(args: argparse.Namespace, config: ExperimentConfig) 
         model["name"] = "conv4"   # images want the conv net unless asked otherwise
     if model:
         config = config.replace("model", **model)
-    return config
+    return apply_model_arguments(args, config)
 
 
 def model_summary(spec: ModelSpec) -> str:
+    if spec.name == "module":
+        return f"your module {spec.module} {spec.module_args or ''}".rstrip()
     if spec.name == "conv4":
         return (f"conv4 ({spec.conv_depth} blocks × {spec.conv_channels} channels, {spec.downsample} downsampling, "
                 f"batch norm {spec.batch_norm})")

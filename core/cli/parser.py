@@ -9,6 +9,7 @@ from pathlib import Path
 from core import ranges
 from core.cli.csv_options import add_csv_arguments, family_spec_from_args
 from core.cli.export import add_adapt_parser, add_export_parser
+from core.cli.model_options import add_trust_argument
 from core.cli.image_options import add_episode_arguments, add_evaluate_arguments, apply_episode_arguments
 from core.built import Built
 from core.config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec
@@ -125,6 +126,7 @@ def build_parser() -> _Parser:
                        "checkpoint, also after a crash, kill -9 or power cut (its settings; --iterations sets the new total)")
     train.add_argument("--out", type=Path, metavar="RUN_DIR", help="where to save (default with --resume: the same "
                        "folder); an existing run folder is refused unless --force or --resume")
+    add_trust_argument(train)
     train.add_argument("--force", action="store_true", help="replace the run already in --out (its settings, "
                        "weights, training state and metrics are deleted first)")
     train.add_argument("--nproc", type=int, metavar="N", help="meta-train with N processes on this machine, each on "
@@ -147,6 +149,7 @@ def build_parser() -> _Parser:
     ev.add_argument("--seed", type=ranges.seed, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
+    add_trust_argument(ev)
     add_evaluate_arguments(ev)
 
     add_export_parser(sub)

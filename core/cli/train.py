@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli.model_options import admit, check_module, names_module
 from core.cli.parser import UsageError, config_from_args, experiment_from_args
 from core.errors import TrainingDiverged, not_regular
 
@@ -42,6 +43,8 @@ def run(args) -> int:
     from core.training.local_launch import launch
 
     check_train_flags(args)
+    if args.resume is None and names_module(args):   # the user's module checked before anything is written
+        check_module(config_from_args(args))
     ranked = rank_from_env()
     if ranked is not None:
         if args.nproc not in (None, 1) and not launched_here():
@@ -335,8 +338,9 @@ def _claim_out(out: Path, force: bool) -> None:
     run's files first so nothing of it mixes with the new run. Called with the folder's lock held."""
     from core.storage.checkpoint import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE
     from core.storage.metrics import METRICS_FILE
+    from core.storage.model_source import SOURCE_FILE
 
-    found = [out / n for n in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE) if (out / n).exists()]
+    found = [out / n for n in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE, SOURCE_FILE) if (out / n).exists()]
     if not found:
         return
     if not force:
@@ -358,6 +362,7 @@ def _resumed(args, group=None):
     from core.training.resume import continuation
     from core.training.trainer import MetaTrainer
 
+    admit(args.resume, args)   # the run's copy of the user's module, if it has one
     built, weights, tensors, metadata = load_checkpoint_built(args.resume)
     saved = built.config
     for name in (CONFIG_FILE, METRICS_FILE):   # files the resumed run rewrites: a folder there would stop its saves

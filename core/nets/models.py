@@ -24,6 +24,7 @@ from torch import nn
 
 from core.config import ModelSpec
 from core.errors import ConfigError
+from core.nets.user_module import build_user_net
 
 Params = dict[str, torch.Tensor]
 
@@ -219,6 +220,8 @@ def build_net(spec: ModelSpec, input_dim: int, output_dim: int, input_shape: tup
               inner_steps: int = 1):
     """The network the spec names. ``input_shape`` ``(C, H, W)`` is the family's image shape (None
     for vectors); ``inner_steps`` sizes MAML++'s per-step batch norm."""
+    if spec.name == "module":   # the user's code runs only when a model spec asks for it
+        return build_user_net(spec, input_dim, output_dim, input_shape)
     if spec.name == "conv4":
         if input_shape is None:
             raise ConfigError("model.name", "the conv4 model needs image inputs; choose an image family or the mlp model")

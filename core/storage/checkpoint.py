@@ -34,6 +34,7 @@ from core.config import FORMAT_VERSION, ExperimentConfig
 from core.errors import CheckpointError, ConfigError
 from core.storage.atomic import StorageError, atomic_write, fsync_dir
 from core.storage.metrics import METRICS_FILE, MetricsLog, metrics_csv
+from core.storage.model_source import SOURCE_FILE, write_source
 from core.storage.schemas import RunFileError, check_training_state, config_json_note, expected_state, regular_file
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.safetensors"
@@ -108,6 +109,7 @@ class Checkpointer:
     def _write(self, config, weights, training_state) -> None:
         iteration = int(training_state[1]["iteration"])
         try:
+            write_source(self.run_dir, config)   # the user's module file, before any checkpoint names it
             self.log.flush()
             atomic_write(self.run_dir / STATE_FILE, state_bytes(config, weights, training_state), sync_dir=False)
         except StorageError as exc:
@@ -131,6 +133,7 @@ def save_run(run_dir: str | Path, config: ExperimentConfig, weights: dict[str, t
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} exists and is not a folder")
+    write_source(run_dir, config)
     if metrics_rows is not None:
         atomic_write(run_dir / METRICS_FILE, metrics_csv(metrics_rows))
     iteration = None
@@ -396,7 +399,7 @@ def folder_notes(run_dir, source: ExperimentConfig | Built, weights_file: bool =
 def remove_leftovers(run_dir: str | Path) -> None:
     """Delete the temporary files a killed writer left (call only while holding the folder's lock)."""
     run_dir = Path(run_dir)
-    names = [f".{name}.*.tmp" for name in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE)]
+    names = [f".{name}.*.tmp" for name in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, METRICS_FILE, SOURCE_FILE)]
     for path in [p for pattern in names for p in run_dir.glob(pattern)] + [run_dir / f".{METRICS_FILE}.partial"]:
         try:
             path.unlink()

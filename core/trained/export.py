@@ -34,6 +34,7 @@ from core.nets.models import MLP
 from core.storage.atomic import atomic_write
 from core.storage.checkpoint import check_shapes
 from core.storage.schemas import RunFileError
+from core.trained import user_export
 from core.trained.weights_io import config_sidecar, open_weights_built, readme_sidecar
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ def export_weights(source, fmt: str = "safetensors", out: str | Path | None = No
 
 def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], family=None) -> dict[str, Any]:
     """Sizes read from the weights themselves, so they hold even for data-defined families."""
+    if config.model.name == "module":
+        return user_export.model_spec(config, weights, family or _family(config))
     if config.model.name == "conv4":
         norm = weights.get("model.blocks.0.norm.weight")
         return {"model": "conv4", "input_shape": list(_input_shape(config, family)),
@@ -85,6 +88,12 @@ def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], fa
     return {"input_dim": int(weights["model.layers.0.weight"].shape[1]),
             "output_dim": int(weights[f"model.layers.{n - 1}.weight"].shape[0]),
             "hidden": list(config.model.hidden), "activation": config.model.activation}
+
+
+def _family(config: ExperimentConfig):
+    from core.tasks import build_family
+
+    return build_family(config.family)
 
 
 def _input_shape(config: ExperimentConfig, family=None) -> tuple[int, int, int]:
@@ -101,6 +110,8 @@ def state_dict(weights: Mapping[str, torch.Tensor]) -> Weights:
 
 
 def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], family=None) -> torch.nn.Module:
+    if config.model.name == "module":
+        return user_export.plain_model(config, weights, family or _family(config))
     spec = model_spec(config, weights, family)
     if spec.get("model") == "conv4":
         from core.nets.conv import ConvNet4
@@ -155,7 +166,7 @@ def onnx_bytes(config: ExperimentConfig, weights: Weights, family: TaskFamily) -
 
     model = plain_model(config, weights, family)
     spec = model_spec(config, weights, family)
-    example = torch.zeros(2, *(spec["input_shape"] if spec.get("model") == "conv4" else (spec["input_dim"],)))
+    example = torch.zeros(2, *(spec["input_shape"] if "input_shape" in spec else (spec["input_dim"],)))
     names = {"input_names": ["x"], "output_names": ["y"]}
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -375,6 +386,10 @@ def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.
     """The sidecar: what the file holds, the network, and the code that loads it."""
     spec = model_spec(config, weights, family)
     classify = family.kind == "classification"
+    if spec.get("model") == "module":
+        head = f"{name}: weights meta-learned by MAML Explorer ({config.algorithm.name} on the {config.family.name} family)."
+        return "\n".join([head, *user_export.readme_lines(fmt, config, weights, name, family),
+                          *_normalization_lines(family.normalization)])
     if spec.get("model") == "conv4":
         shape = "x".join(map(str, spec["input_shape"]))
         notes = {**spec, "input_dim": ", ".join(map(str, spec["input_shape"]))}

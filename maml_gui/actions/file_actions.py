@@ -18,6 +18,7 @@ from core.config import ExperimentConfig
 from core.errors import MamlError
 
 from maml_gui.actions import experiment_io as io
+from maml_gui.dialogs.user_module_dialog import ask_for_run_modules, project_run_folders
 from maml_gui.session.runs import curves_csv
 
 
@@ -125,8 +126,9 @@ class FileActions:
             if not self.session.controller.shutdown(60_000):
                 w.show_error("Training does not stop (a meta-iteration is still running); try again.")
                 return False
+        refused = ask_for_run_modules(project_run_folders(folder), w.confirm)   # your own modules: ask first
         try:
-            problems = self.session.load_project(folder)
+            problems = refused + self.session.load_project(folder)
         except MamlError as exc:
             w.show_error(f"Cannot open the project: {exc}")
             return False

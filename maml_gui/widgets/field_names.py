@@ -17,7 +17,8 @@ from core.tasks import FAMILIES
 LABELS = {
     "model.name": "Network", "model.hidden": "Hidden layers", "model.activation": "Activation",
     "model.conv_channels": "Conv channels", "model.conv_depth": "Conv blocks", "model.downsample": "Downsampling",
-    "model.batch_norm": "Batch norm",
+    "model.batch_norm": "Batch norm", "model.module": "Your module", "model.module_args": "Your module",
+    "model.module_sha256": "Your module",
     "algorithm.name": "Algorithm", "algorithm.inner_steps": "Inner steps", "algorithm.inner_lr": "Inner learning rate",
     "algorithm.msl_iterations": "Loss annealing iterations",
     "algorithm.first_order_iterations": "First-order iterations",

@@ -22,7 +22,7 @@ from maml_gui.widgets.field_names import LABELS, readable
 from .invalid_mark import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1
-MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)"}
+MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)", "module": "Your own module (Python file)"}
 DOWNSAMPLE_TITLES = {"max": "2×2 max-pool", "stride": "stride-2 convolution"}
 BATCH_NORM_TITLES = {"batch": "per batch", "per_step": "per inner step (MAML++)", "off": "off"}
 HELP = {
@@ -88,6 +88,9 @@ class HyperPanel(QWidget):
         self.conv_depth = _int_box(1, 8)
         self.downsample = _combo(DOWNSAMPLE_TITLES)
         self.batch_norm = _combo(BATCH_NORM_TITLES)
+        self._module = ModelSpec()   # the user's module as last chosen (Model → Network → Your own module)
+        self.module_info = QLabel("choose a file: Model → Network → Your own module (Python file)…")
+        self.module_info.setWordWrap(True)
         self.algorithm = _combo(TITLES)
         self.inner_steps = _int_box(1, 100)
         self.inner_lr = _rate_box(100.0)
@@ -110,13 +113,16 @@ class HyperPanel(QWidget):
             "model.name": self.model, "model.hidden": self.hidden, "model.activation": self.activation,
             "model.conv_channels": self.conv_channels, "model.conv_depth": self.conv_depth,
             "model.downsample": self.downsample, "model.batch_norm": self.batch_norm,
+            "model.module": self.module_info, "model.module_args": self.module_info,
+            "model.module_sha256": self.module_info,   # one line shows the module, its arguments and file
             "algorithm.name": self.algorithm, "algorithm.inner_steps": self.inner_steps,
             "algorithm.inner_lr": self.inner_lr, "algorithm.msl_iterations": self.msl_iterations,
             "algorithm.first_order_iterations": self.first_order_iterations,
             **{f"train.{name}": getattr(self, name) for name in ("meta_lr", "meta_batch", "shots", "query",
                                                                   "iterations", "seed", "device", "compile")}}
         fields = self._field_widgets
-        model = _group("Model", fields, [k for k in fields if k.startswith("model.")])
+        model = _group("Model", fields, [k for k in fields if k.startswith("model.") and k not in
+                                         ("model.module_args", "model.module_sha256")])
         self._model_form = model.layout()
         algorithm = _group("Algorithm", fields, ["algorithm.name", "algorithm.inner_steps", "algorithm.inner_lr"])
         self._mamlpp = _group("MAML++", fields, ["algorithm.msl_iterations", "algorithm.first_order_iterations"])
@@ -152,8 +158,19 @@ class HyperPanel(QWidget):
             hidden = parse_hidden(self.hidden.text())
         except ConfigError:
             hidden = () if self.model.currentData() == "mlp" else ModelSpec().hidden
+        m = self._module
         return ModelSpec(hidden, self.activation.currentData(), self.model.currentData(), self.conv_channels.value(),
-                         self.conv_depth.value(), self.downsample.currentData(), self.batch_norm.currentData())
+                         self.conv_depth.value(), self.downsample.currentData(), self.batch_norm.currentData(),
+                         m.module, dict(m.module_args), m.module_sha256)
+
+    def set_user_module(self, spec: ModelSpec, summary: str) -> None:
+        """Use the module the user chose and checked; ``summary`` (its size and output shape) is shown."""
+        self._module = spec
+        self.module_info.setText(summary)
+        if self.model.currentData() != "module":
+            _select(self.model, "module")
+        else:
+            self._on_edit()
 
     def algorithm_spec(self) -> AlgorithmSpec:
         return AlgorithmSpec(self.algorithm.currentData(), self.inner_steps.value(), self.inner_lr.value(),
@@ -174,6 +191,9 @@ class HyperPanel(QWidget):
             self.hidden.setText(",".join(str(h) for h in m.hidden))
             _select(self.activation, m.activation)
             _select(self.model, m.name)
+            if m.name == "module":
+                self._module = m
+                self.module_info.setText(f"{m.module} {m.module_args or ''}".rstrip())
             self.conv_channels.setValue(m.conv_channels)
             self.conv_depth.setValue(m.conv_depth)
             _select(self.downsample, m.downsample)
@@ -212,13 +232,15 @@ class HyperPanel(QWidget):
     def _on_edit(self) -> None:
         self._mamlpp.setVisible(self.algorithm.currentData() == "mamlpp")
         conv = self.model.currentData() == "conv4"
+        own = self.model.currentData() == "module"
         for widget in (self.hidden, self.activation):
-            self._model_form.setRowVisible(widget, not conv)
+            self._model_form.setRowVisible(widget, not conv and not own)
+        self._model_form.setRowVisible(self.module_info, own)
         for widget in (self.conv_channels, self.conv_depth, self.downsample, self.batch_norm):
             self._model_form.setRowVisible(widget, conv)
         was_valid = self._error is None
         try:
-            if not conv:   # a conv net ignores the MLP's widths, which may be left half typed
+            if not conv and not own:   # conv nets and own modules ignore the MLP's widths (maybe half typed)
                 parse_hidden(self.hidden.text())
             model = self.model_spec()
             model.validate()
@@ -229,8 +251,9 @@ class HyperPanel(QWidget):
             self._error = None
         except ConfigError as exc:
             self._error = exc
-        for field, widget in self._field_widgets.items():
-            bad = self._error is not None and self._error.field == field
+        wrong = self._field_widgets.get(self._error.field) if self._error is not None else None
+        for widget in dict.fromkeys(self._field_widgets.values()):   # one widget may show several fields
+            bad = widget is wrong
             mark_invalid(widget, bad, self._error.message if bad else "")
         self._error_label.setText(readable(str(self._error)) if self._error else "")
         self._error_label.setVisible(self._error is not None)

@@ -26,6 +26,8 @@ from maml_gui.actions import experiment_io as io
 from maml_gui.importing.csv_import import CsvImport
 from maml_gui.widgets.field_names import readable
 from maml_gui.actions.file_actions import FileActions
+from maml_gui.dialogs.user_module_dialog import (ask_for_run_modules, module_problem, pick_user_module,
+                                                 project_run_folders)
 from maml_gui.window.help_menu import build_help_menu
 from maml_gui.importing.image_import import ImageImport
 from maml_gui.actions.launch_actions import LaunchActions
@@ -124,7 +126,8 @@ class MainWindow(QMainWindow):
         (two windows writing one project would corrupt it). Returns (problems, why elsewhere)."""
         wanted = self.session.project.folder
         try:
-            return self.session.load_project(), None
+            refused = ask_for_run_modules(project_run_folders(wanted), self.confirm)   # your own modules: ask first
+            return refused + self.session.load_project(), None
         except RunLocked as exc:
             n = 2
             while (wanted.with_name(f"{wanted.name}-{n}") / LOCK_FILE).exists():
@@ -219,6 +222,10 @@ class MainWindow(QMainWindow):
         hp = self.hyper_panel
         return ExperimentConfig(self.family_editor.spec(), hp.model_spec(), hp.algorithm_spec(), hp.train_spec())
 
+    def choose_user_module(self) -> None:
+        """Model → Network → Your own module (Python file)…"""
+        pick_user_module(self, self.panel_config, self.hyper_panel)
+
     def set_config(self, config: ExperimentConfig) -> None:
         self._syncing = True
         try:
@@ -295,6 +302,8 @@ class MainWindow(QMainWindow):
                 resolve_device(config.train.device)
                 if config.model.name == "conv4":   # image runs can outgrow memory; MLPs here never do
                     problem = fit_problem(config, self.session.family_for(config))
+                elif config.model.name == "module":   # your module, on one task of the family shown
+                    problem = module_problem(config, self.session.family_for(config))
             except MamlError as exc:
                 problem = str(exc)
         self._problem = None if problem is None else readable(problem, self.family_editor.spec().name)

@@ -165,6 +165,9 @@ def build_menus(window, actions: Actions) -> None:
     file.addAction(actions.export_curves)
     file.addSeparator()
     file.addAction(actions.quit)
+    network = bar.addMenu("&Model").addMenu("Network")
+    window.user_module_action = network.addAction("Your own module (Python file)…")
+    window.user_module_action.triggered.connect(window.choose_user_module)
     train = bar.addMenu("&Training")
     for action in (actions.start, actions.pause, actions.step, actions.stop, actions.reset, actions.continue_run):
         train.addAction(action)

@@ -108,6 +108,7 @@ class Project:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self.unread: list[dict] = []   # index entries of runs that could not be read: kept in the index
         self._locks: dict[str, RunLock] = {}
         self._guard = threading.Lock()   # runs are written on a job thread
 
@@ -138,7 +139,13 @@ class Project:
 
     # -- writing ----------------------------------------------------------------------------
     def write_index(self, index: dict) -> None:
+        """Runs that could not be read when the project was opened keep their entries: a run declined
+        or damaged today is still listed (and its folder kept) when the project is opened again."""
         self.lock()
+        listed = {entry.get("id") for entry in index.get("runs", [])}
+        kept = [entry for entry in self.unread if entry.get("id") not in listed]
+        if kept:
+            index = {**index, "runs": [*index.get("runs", []), *kept]}
         data = json.dumps({"format": FORMAT, **index}, indent=1, allow_nan=False) + "\n"
         atomic_write(self.folder / PROJECT_FILE, data.encode())
 
@@ -158,6 +165,14 @@ class Project:
             atomic_write(folder / "config.json", (snap.config.to_json() + "\n").encode())
         if snap.adaptation is not None:
             atomic_write(folder / ADAPTATION_FILE, (json.dumps(snapshot_to_dict(snap.adaptation)) + "\n").encode())
+
+    def new_run_folder(self, run_id: int, name: str) -> str:
+        """A folder for a new run that no folder on disk has: an unlisted or unread run's is never reused."""
+        base = candidate = run_folder_name(run_id, name)
+        n = 2
+        while (self.folder / candidate).exists():
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate
 
     def remove_run(self, folder: str) -> None:
         self.release(folder)
@@ -180,6 +195,7 @@ class Project:
         if not isinstance(index, dict) or not isinstance(index.get("runs", []), list):
             raise ProjectError(f"{file} is not a MAML Explorer project file")
         loaded = LoadedProject(index, warnings=[taken_over] if taken_over else [])
+        self.unread = []
         for entry in index.get("runs", []):
             name = entry.get("name", entry.get("folder", "?")) if isinstance(entry, dict) else "?"
             if isinstance(entry, dict) and entry.get("external"):
@@ -189,6 +205,8 @@ class Project:
                 loaded.runs.append(self._load_run(entry))
             except (MamlError, OSError, ValueError, KeyError, TypeError) as exc:
                 loaded.problems.append(f"{name}: {exc}")
+                if isinstance(entry, dict):
+                    self.unread.append(entry)
                 continue
             try:
                 self.lock(entry["folder"])

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core.storage.metrics import read_metrics
 from maml_gui.jobs.job_runner import JobRunner
-from maml_gui.session.project import Project, RunSnapshot, run_folder_name
+from maml_gui.session.project import Project, RunSnapshot
 from maml_gui.session.runs import RunRecord
 
 SAVE_SHARE = 0.01         # writing a training run takes at most this share of the time
@@ -81,7 +81,7 @@ class RunSaver(QObject):
         the run's history (with every row of ``rows_from``'s ``metrics.csv``: :func:`every_row`)."""
         fresh = self._fresh.pop(run.run_id, [])
         if whole or not run.folder:
-            run.folder = run.folder or run_folder_name(run.run_id, run.name)
+            run.folder = run.folder or self._project().new_run_folder(run.run_id, run.name)
             metrics, append = every_row(run, rows_from), False
         else:
             metrics, append = (np.concatenate(fresh) if fresh else np.empty((0, 0))), True

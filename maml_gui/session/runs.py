@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -205,11 +204,12 @@ class RunRegistry:
 
     def __init__(self):
         self._runs: dict[int, RunRecord] = {}
-        self._ids = itertools.count(1)
+        self._top = 0   # the highest run number taken (new runs are numbered after it)
 
     def create(self, config: ExperimentConfig, name: str | None = None) -> RunRecord:
         """A new run, named ``name`` (made unique) or after its number, algorithm and data."""
-        run_id = next(self._ids)
+        self._top += 1
+        run_id = self._top
         name = self.unique_name(name or f"run {run_id} · {config.algorithm.name} · {data_name(config)}")
         record = RunRecord(run_id, name, config)
         self._runs[run_id] = record
@@ -228,8 +228,12 @@ class RunRegistry:
         """A run read back from the project, under its own id; new runs are numbered after it."""
         record = RunRecord(run_id, self.unique_name(name, run_id), config)
         self._runs[run_id] = record
-        self._ids = itertools.count(max(self._runs) + 1)
+        self._top = max(self._top, run_id)
         return record
+
+    def reserve(self, run_id: int) -> None:
+        """New runs are numbered after ``run_id`` too (a run the project lists but could not read)."""
+        self._top = max(self._top, run_id)
 
     def get(self, run_id) -> RunRecord | None:
         return self._runs.get(run_id)

@@ -131,6 +131,9 @@ class Session(QObject):
             self.message.emit(warning, 10_000)
         self.project, self.runs, self.current, self.compared = project, RunRegistry(), None, []
         self._saver.forget()   # flushed above: only rows and checkpoints of the old project's runs
+        for entry in project.unread:   # still listed; new runs never take their numbers
+            if isinstance(entry.get("id"), int):
+                self.runs.reserve(entry["id"])
         for stored in loaded.runs:
             entry = stored.entry
             run = self.runs.restore(int(entry["id"]), str(entry["name"]), stored.config)

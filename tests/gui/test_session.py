@@ -346,3 +346,24 @@ def test_opening_a_run_builds_it_once_and_its_scoring_job_once(qtbot, make_sessi
     assert opened.training_state is not None
     qtbot.waitUntil(lambda: opened.adaptation is not None, timeout=20_000)
     assert counts == {SinusoidFamily: 2, MLPNet: 2}
+
+
+def test_a_run_that_cannot_be_read_stays_listed_and_its_folder_is_never_reused(qtbot, make_session, tmp_path):
+    """A damaged run (or one whose module code the user declined to run) is reported when the project
+    opens; the project must still list it after the next save, and a new run must not take its number
+    or its folder."""
+    session = make_session()
+    first, second = train(qtbot, session, 5), train(qtbot, session, 5)
+    assert session.close()
+    damaged = tmp_path / "project" / second.folder
+    (damaged / "weights.safetensors").write_bytes(b"not a safetensors file")
+    again = make_session(tmp_path / "project")
+    assert [r.run_id for r in again.runs] == [first.run_id]
+    new = train(qtbot, again, 5)
+    assert new.run_id == second.run_id + 1
+    assert again.flush() and again.close()
+    assert (damaged / "weights.safetensors").read_bytes() == b"not a safetensors file"   # untouched
+    index = (tmp_path / "project" / PROJECT_FILE).read_text()
+    assert second.folder in index and new.folder in index and new.folder != second.folder
+    third = make_session(tmp_path / "project")
+    assert {r.run_id for r in third.runs} == {first.run_id, new.run_id}

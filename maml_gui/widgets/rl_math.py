@@ -15,7 +15,7 @@ import numpy as np
 GOAL_HALF = 0.5     # 2-D navigation goals are drawn in [-0.5, 0.5]² (MAML paper §5.3)
 VIEW_MARGIN = 0.1   # the view shows the goal square plus this much on each side
 VIEW_STEP = 0.25    # a view grown for trajectories that leave it grows in these steps (stable axes)
-VIEW_MAX = 10.0     # never wider than ±this: a policy that runs away is cut off, the goal stays readable
+VIEW_MAX = 2.0      # never wider than ±this: a policy that runs away is cut off, the goal stays readable
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,14 @@ def path_ends(paths: np.ndarray) -> np.ndarray:
 def view_half_width(figure: TrajectoryFigure | None, half: float = GOAL_HALF, margin: float = VIEW_MARGIN,
                     step: float = VIEW_STEP, most: float = VIEW_MAX) -> float:
     """Half the side of the square view centred on the start: the goal square plus ``margin``, grown in
-    ``step``s (so it changes rarely) to hold every trajectory and the goal, never past ``most``."""
+    ``step``s (so it changes rarely) to hold the goal and the adapted policy's trajectories, never past
+    ``most``. The trajectories before adaptation do not widen it: an unadapted policy may wander far,
+    and the figure is about where the adapted one goes (they are cut at the edge)."""
     extent = half
     if figure is not None:
+        adapted = figure.paths[1:] or figure.paths
         values = [np.abs(np.asarray(figure.goal, dtype=float) - figure.start)]
-        values += [np.abs(np.asarray(p, dtype=float) - figure.start) for p in figure.paths]
+        values += [np.abs(np.asarray(p, dtype=float) - figure.start) for p in adapted]
         finite = [v[np.isfinite(v)] for v in values]
         extent = max([extent, *(float(v.max()) for v in finite if v.size)])
     if extent <= half:

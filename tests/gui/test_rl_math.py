@@ -40,16 +40,17 @@ def test_path_ends_are_each_trajectorys_last_position():
     np.testing.assert_array_equal(path_ends(paths), [[0.3, 0.4], [0.5, 0.1]])
 
 
-def test_the_view_is_the_goal_square_plus_margin_and_grows_in_steps_for_runaway_trajectories():
+def test_the_view_is_the_goal_square_plus_margin_and_grows_in_steps_for_the_adapted_trajectories():
     near = TrajectoryFigure(np.array([0.4, -0.3]), (np.zeros((2, 5, 2)),))
     assert view_half_width(None) == pytest.approx(0.6)
     assert view_half_width(near) == pytest.approx(0.6)
     far = np.zeros((1, 3, 2))
-    far[0, 2] = (-1.3, 0.2)   # a random policy walks off
-    grown = view_half_width(TrajectoryFigure(np.array([0.1, 0.1]), (far,)))
+    far[0, 2] = (-1.3, 0.2)   # an adapted policy that overshoots
+    grown = view_half_width(TrajectoryFigure(np.array([0.1, 0.1]), (np.zeros((1, 3, 2)), far)))
     assert grown == pytest.approx(1.5) and grown >= 1.3 + 0.1
+    assert view_half_width(TrajectoryFigure(np.array([0.1, 0.1]), (far, np.zeros((1, 3, 2))))) == pytest.approx(0.6)
     far[0, 2] = (50.0, 0.0)
-    assert view_half_width(TrajectoryFigure(np.array([0.1, 0.1]), (far,))) == 10.0
+    assert view_half_width(TrajectoryFigure(np.array([0.1, 0.1]), (far,))) == 2.0
 
 
 def test_a_clicked_goal_is_moved_into_the_goal_square():

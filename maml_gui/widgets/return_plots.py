@@ -12,7 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from maml_gui.widgets.adaptation_plot import RETURN_LABEL
-from maml_gui.widgets.rl_math import EpisodeReturns, mean_ci95, step_label, strip_points
+from core.rl.task_views import EpisodeReturns
+from maml_gui.widgets.rl_math import mean_ci95, step_label, strip_points
 from .loss_plot import LossPlot
 from .plot_base import PlotBox, curve_data
 from .plot_colors import PALETTE, step_colors

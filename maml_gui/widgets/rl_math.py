@@ -1,53 +1,22 @@
 """The numbers behind the meta-RL views, without Qt: trajectories as drawable lines, the square the
 2-D navigation view spans, where a click puts a goal, and the per-episode return strip.
 
-What the views draw is plain data defined here (:class:`TrajectoryFigure`, :class:`EpisodeReturns`), so
-the engine's results are converted once, in the session, and the widgets are tested with arrays.
+What the views draw is plain data (:class:`~core.rl.task_views.TrajectoryFigure`,
+:class:`~core.rl.task_views.EpisodeReturns`: numpy arrays and floats), so the widgets are tested with arrays.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+from core.rl.task_views import TrajectoryFigure
 
 GOAL_HALF = 0.5     # 2-D navigation goals are drawn in [-0.5, 0.5]² (MAML paper §5.3)
 VIEW_MARGIN = 0.1   # the view shows the goal square plus this much on each side
 VIEW_STEP = 0.25    # a view grown for trajectories that leave it grows in these steps (stable axes)
 VIEW_MAX = 2.0      # never wider than ±this: a policy that runs away is cut off, the goal stays readable
-
-
-@dataclass(frozen=True)
-class TrajectoryFigure:
-    """The MAML paper's 2-D navigation figure for one goal.
-
-    ``paths[s]`` are the trajectories of the policy after ``s`` inner steps (``s = 0``: before adaptation),
-    an array ``[rollouts, T + 1, 2]`` of positions from the start on; rows past a trajectory's end are NaN.
-    ``returns[s]`` is their average (undiscounted) return, NaN when not known.
-    """
-
-    goal: np.ndarray                              # (2,)
-    paths: tuple[np.ndarray, ...]                 # per step: [rollouts, T + 1, 2]
-    returns: tuple[float, ...] = ()
-    start: tuple[float, float] = (0.0, 0.0)
-    iteration: int = 0                            # the meta-iteration whose policy adapted
-    placed: bool = False                          # the goal was placed by the user, not held out
-
-    @property
-    def steps(self) -> int:
-        """Inner steps shown (the figure has ``steps + 1`` sets of trajectories)."""
-        return len(self.paths) - 1
-
-
-@dataclass(frozen=True)
-class EpisodeReturns:
-    """Held-out episodes' returns of a family with no picture of its own: ``returns[s]`` holds one
-    (undiscounted) return per episode after ``s`` inner steps."""
-
-    returns: tuple[np.ndarray, ...]
-    iteration: int = 0
-    task: str = ""                                # the task in words ("goal velocity 1.3")
 
 
 def path_lines(paths: np.ndarray, start=None) -> tuple[np.ndarray, np.ndarray]:

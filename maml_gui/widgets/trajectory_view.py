@@ -8,7 +8,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
-from maml_gui.widgets.rl_math import (GOAL_HALF, TrajectoryFigure, clamp_goal, path_lines, step_label,
+from core.rl.task_views import TrajectoryFigure
+from maml_gui.widgets.rl_math import (GOAL_HALF, clamp_goal, path_lines, step_label,
                                       view_half_width)
 from .plot_base import PlotBox, curve_data
 from .plot_colors import set_pen

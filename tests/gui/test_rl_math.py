@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from maml_gui.widgets.rl_math import (TrajectoryFigure, clamp_goal, figure_caption, mean_ci95, path_ends, path_lines,
-                                      strip_points, view_half_width)
+from core.rl.task_views import TrajectoryFigure
+from maml_gui.widgets.rl_math import (clamp_goal, figure_caption, mean_ci95, path_ends, path_lines, strip_points,
+                                      view_half_width)
 
 
 def test_rl_math_loads_no_qt():

@@ -9,7 +9,7 @@ from core.trained.loaded_model import AdaptationSnapshot
 from maml_gui.session.runs import History
 from maml_gui.widgets.adaptation_plot import AdaptationPlot
 from maml_gui.widgets.return_plots import EpisodeStrip, MetaReturnPlot, StepReturnPlot
-from maml_gui.widgets.rl_math import EpisodeReturns, TrajectoryFigure
+from core.rl.task_views import EpisodeReturns, TrajectoryFigure
 from maml_gui.widgets.trajectory_view import TrajectoryView
 
 GOAL = np.array([0.3, -0.2])

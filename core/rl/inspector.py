@@ -109,9 +109,11 @@ class RLInspector:
         task = held_out_tasks(self.family, task_index + 1)[task_index:task_index + 1]
         return self.adapt_to(task, task_index)
 
-    def adapt_to(self, task: torch.Tensor, task_index: int = -1, placed: bool = False) -> Preview:
-        """``task`` (one row) adapted to with the evaluation steps: the 2-D navigation figure (the goal,
-        the trajectories before adaptation and after each step), else each episode's return per step."""
+    def adapt_to(self, task, task_index: int = -1, placed: bool = False) -> Preview:
+        """``task`` (one row: a tensor or numbers, e.g. a goal's x and y) adapted to with the evaluation
+        steps: the 2-D navigation figure (the goal, the trajectories before adaptation and after each
+        step), else each episode's return per step."""
+        task = torch.as_tensor(task, dtype=torch.float32).reshape(1, -1)
         steps = evaluation_steps(self.config)
         nav = self.family.name == "nav2d"
         rollouts = FIGURE_ROLLOUTS if nav else self.config.rl.rollouts

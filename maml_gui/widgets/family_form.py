@@ -46,11 +46,12 @@ class FamilyForm:
         self.image_grid.clear()   # a new family's examples come once it is built
         if cls is CsvFamily:
             self.csv_panel.register(self._getters, self._setters, self._field_widgets, self._labels, self._updating)
-        shown = [] if cls is CsvFamily else [f for f in cls.fields + cls.data_fields
+        data_fields = getattr(cls, "data_fields", ())   # environment families have none
+        shown = [] if cls is CsvFamily else [f for f in cls.fields + data_fields
                                               if f.kind in FORM_KINDS and f.name not in DIALOG_ONLY.get(cls.name, ())]
         if cls is not CsvFamily:   # everything else (files, columns, split) is kept as imported
             kept = self._kept.setdefault(cls.name, {})
-            for f in cls.fields + cls.data_fields:
+            for f in cls.fields + data_fields:
                 if f not in shown:
                     kept.setdefault(f.name, copy.deepcopy(f.default))
                     self._labels[f"family.{f.name}"] = f.label

@@ -10,7 +10,7 @@ from core import ranges
 from core.cli.csv_options import add_csv_arguments, family_spec_from_args
 from core.cli.export import add_adapt_parser, add_export_parser
 from core.cli.image_options import add_episode_arguments, add_evaluate_arguments, apply_episode_arguments
-from core.cli.rl_options import add_rl_arguments, apply_rl_arguments
+from core.cli.rl_options import add_rl_arguments, add_rl_evaluate_arguments, apply_rl_arguments
 from core.config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec, default_rl_config
 from core.envs import ENV_FAMILIES, is_env_family
 from core.storage.schemas import read_config_file
@@ -151,6 +151,7 @@ def build_parser() -> _Parser:
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
     add_evaluate_arguments(ev)
+    add_rl_evaluate_arguments(ev)
 
     add_export_parser(sub)
     add_adapt_parser(sub)

@@ -38,3 +38,26 @@ def apply_rl_arguments(args: argparse.Namespace, config: ExperimentConfig) -> Ex
                                                                   "horizon": given.pop("horizon")}),
                                   config.model, config.algorithm, config.train, config.rl)
     return config.replace("rl", **given)
+
+
+def add_rl_evaluate_arguments(ev: argparse.ArgumentParser) -> None:
+    group = ev.add_argument_group("meta-RL runs (--family nav2d, …)")
+    group.add_argument("--rollouts", type=ranges.integer(1, 100_000), help="trajectories per held-out task and step "
+                       "(default 40)")
+    group.add_argument("--baselines", default="pretrained,random,oracle", help="baselines scored beside the run, "
+                       "comma-separated from pretrained, random, oracle, or 'none' (default: all three)")
+    group.add_argument("--baseline-iterations", type=ranges.integer(1, ranges.MAX_ITERATIONS), metavar="N",
+                       help="training iterations of the pretrained and oracle baselines (default: the run's, at most "
+                            "500); kept in RUN/baselines/ and reused")
+
+
+def baseline_names(text: str) -> tuple[str, ...]:
+    from core.rl.evaluation import BASELINES
+
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for name in names:
+        if name not in BASELINES:
+            raise argparse.ArgumentTypeError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)} or none")
+    return names

@@ -1,0 +1,63 @@
+"""The command line for meta-RL runs: train, resume exactly, evaluate --json, one-line errors (exit 2)."""
+
+import json
+
+import pytest
+
+from core.cli.main import main
+from core.storage.metrics import metrics_kind, read_metrics
+
+TINY = ["--family", "nav2d", "--horizon", "8", "--meta-batch", "3", "--rollouts", "3", "--seed", "4"]
+
+
+def test_train_writes_a_run_folder_with_returns_and_resumes_exactly(tmp_path, capsys):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main(["train", *TINY, "--iterations", "4", "--out", str(whole)]) == 0
+    assert "final meta-return" in capsys.readouterr().out
+    config = json.loads((whole / "config.json").read_text())
+    assert config["family"]["name"] == "nav2d" and config["rl"]["outer"] == "trpo"
+    assert config["model"]["hidden"] == [100, 100] and config["algorithm"]["inner_lr"] == 0.1
+    assert metrics_kind(whole) == "rl"
+    header = (whole / "metrics.csv").read_text().splitlines()[0]
+    assert header == "iteration,meta_return,grad_norm,seconds,step_return_0,step_return_1"
+    assert main(["train", *TINY, "--iterations", "2", "--out", str(split)]) == 0
+    assert main(["train", "--resume", str(split), "--iterations", "4"]) == 0
+    a, b = read_metrics(whole), read_metrics(split)
+    assert a.shape == b.shape == (4, 6)
+    assert (a[:, [0, 1, 4, 5]] == b[:, [0, 1, 4, 5]]).all()   # the same returns, the seconds aside
+
+
+def test_evaluate_json_reports_returns_with_baselines(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--steps", "0,1,2", "--tasks", "4", "--rollouts", "3",
+                 "--baseline-iterations", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metric"] == "return" and data["tasks"] == 4 and data["rollouts"] == 3 and data["steps"] == [0, 1, 2]
+    assert set(data["mean"]) == set(data["ci95"]) == {"0", "1", "2"}
+    assert set(data["baselines"]) == {"pretrained", "random", "oracle"}
+    assert data["baselines"]["pretrained"]["iterations"] == 2 and all(v < 0 for v in data["mean"].values())
+    assert list((run / "baselines").iterdir())   # the pretrained policy is kept for the next evaluate
+    assert main(["evaluate", str(run), "--tasks", "2", "--rollouts", "2", "--baselines", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["baselines"] == {}
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["--horizon", "-5"], "--horizon: -5 is outside 1..10000"),
+    (["--max-kl", "0"], "--max-kl: 0 is outside (0, 10]"),
+    (["--family", "maze9"], "invalid choice: 'maze9'"),
+    (["--algorithm", "reptile"], "reptile does not train policies"),
+    (["--nproc", "2"], "train in one process"),
+])
+def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, says):
+    argv = ["train", "--family", "nav2d", *flags, "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_rl_flags_are_refused_for_supervised_families(tmp_path, capsys):
+    assert main(["train", "--family", "sinusoid", "--rollouts", "3", "--out", str(tmp_path / "r")]) == 2
+    assert "--rollouts applies to environment families" in capsys.readouterr().err

@@ -3,8 +3,9 @@
 baselines, and one held-out task adapted to, as the task view draws it (the 2-D navigation figure, or each
 episode's return). Only plain data leaves it (``AdaptationSnapshot``, ``Preview``).
 
-Held-out tasks are drawn from a generator of their own (never the training stream's), so every
-snapshot of a run scores the same tasks.
+Held-out tasks, the actions taken on them and the random initialisation come from the generators
+``maml-gui evaluate`` uses (:mod:`core.rl.evaluation`, its default ``--seed 0``), so every snapshot of a
+run scores the same tasks, and the window's numbers are the command's for the same tasks and rollouts.
 """
 
 from __future__ import annotations
@@ -16,23 +17,20 @@ import numpy as np
 import torch
 
 from core.config import ExperimentConfig
+from core.rl.evaluation import ACTION_SEED_OFFSET, RANDOM_INIT_OFFSET, adaptation_returns, held_out_tasks
 from core.rl.meta import inner_rates, sample
 from core.rl.task_views import EpisodeReturns, TrajectoryFigure
 from core.rl.trainer import build_policy, policy_family
 from core.trained.loaded_model import AdaptationSnapshot, Preview
 
-HELD_OUT_SEED = 20_260_522     # held-out tasks (and the actions taken on them) come from Generator(this + i)
-RANDOM_SEED_OFFSET = 7_919     # the "random" baseline's initialisation: Generator(seed + this)
-EVAL_STEPS = 3                 # returns after 0..3 inner steps, as the MAML paper's figure
-FIGURE_ROLLOUTS = 10           # trajectories drawn per step in the navigation figure
+EVAL_SEED = 0             # maml-gui evaluate's default --seed: the same held-out tasks
+EVAL_STEPS = 3            # returns after 0..3 inner steps, as the MAML paper's figure
+FIGURE_ROLLOUTS = 10      # trajectories drawn per step in the navigation figure
+FIGURE_SEED_OFFSET = 101  # the figure's actions: their own generator (a preview never shifts the scores)
 
 
 def evaluation_steps(config: ExperimentConfig) -> int:
     return max(EVAL_STEPS, config.algorithm.inner_steps)
-
-
-def held_out_tasks(family, n: int) -> torch.Tensor:
-    return family.sample_tasks(n, torch.Generator().manual_seed(HELD_OUT_SEED))
 
 
 class RLInspector:
@@ -41,7 +39,7 @@ class RLInspector:
     def __init__(self, config: ExperimentConfig, params: dict[str, torch.Tensor], iteration_of: Callable[[], int],
                  policy=None, family=None):
         self.config = config
-        self.family = family or policy_family(config)
+        self.family = family or policy_family(config)   # an oracle's sees the task too (core.rl.oracle)
         self.policy = policy or build_policy(config, self.family)
         self.params = params
         self._iteration_of = iteration_of
@@ -66,36 +64,40 @@ class RLInspector:
         return self._iteration_of()
 
     # -- held-out returns ------------------------------------------------------------------------
-    def returns_per_step(self, params, tasks: torch.Tensor, steps: int, rollouts: int, seed: int = 0) -> np.ndarray:
+    def returns_per_step(self, params, tasks: torch.Tensor, steps: int) -> np.ndarray:
         """Each task's average (undiscounted) return after 0..``steps`` inner steps ``[steps + 1, T]``,
-        adapting with the evaluation step sizes (the inner lr, then ``rl.later_inner_lr``)."""
-        config = self.config.replace("rl", rollouts=rollouts)
-        generator = torch.Generator().manual_seed(HELD_OUT_SEED + 1 + seed)
-        sampled = sample(self.policy, params, self.family, tasks, config, generator, steps,
-                         inner_rates(config, steps, evaluation=True) or None)
-        return np.stack([t.task_returns.numpy() for t in (*sampled.inner, sampled.post)]).astype(float)
+        adapting with the evaluation step sizes (the inner lr, then ``rl.later_inner_lr``), as ``evaluate``."""
+        generator = torch.Generator().manual_seed(EVAL_SEED + ACTION_SEED_OFFSET)
+        returns = adaptation_returns(self.config, self.policy, params, self.family, tasks, self.config.rl.rollouts,
+                                     steps, generator)
+        return returns.numpy().astype(float)
 
     def adaptation(self, tasks: int = 20, baseline: "RLInspector | None" = None,
-                   report: Callable[[float], bool] | None = None) -> AdaptationSnapshot | None:
+                   report: Callable[[float], bool] | None = None,
+                   oracle: "RLInspector | None" = None) -> AdaptationSnapshot | None:
         """Mean return and 95% CI over ``tasks`` held-out tasks after 0..M inner steps, for this policy
-        ("meta-learned"), ``baseline``'s ("pretrained": one policy trained on the mixture of tasks) and a
-        random initialisation's ("random"), each adapted with the same inner steps. ``report(fraction)``
-        between the series; True cancels (None is returned)."""
+        ("meta-learned"), ``baseline``'s ("pretrained": one policy trained on the mixture of tasks), a random
+        initialisation's ("random"), each adapted with the same inner steps, and ``oracle``'s (a policy
+        told the task, not adapted: one value across the steps). ``report(fraction)`` between the series;
+        True cancels (None is returned)."""
         steps = evaluation_steps(self.config)
-        rollouts = self.config.rl.rollouts
-        batch = held_out_tasks(self.family, tasks)
+        batch = held_out_tasks(self.family, tasks, EVAL_SEED)
         if self._random is None:
-            seed = self.config.train.seed + RANDOM_SEED_OFFSET
-            self._random = self.policy.init(torch.Generator().manual_seed(seed))
-        models = {"meta-learned": self.params}
+            self._random = self.policy.init(torch.Generator().manual_seed(EVAL_SEED + RANDOM_INIT_OFFSET))
+        models = {"meta-learned": self}
         if baseline is not None:
-            models["pretrained"] = baseline.params
-        models["random"] = self._random
+            models["pretrained"] = baseline
+        models["random"] = None
+        if oracle is not None:
+            models["oracle"] = oracle
         series = {}
-        for i, (name, params) in enumerate(models.items()):
+        for i, (name, model) in enumerate(models.items()):
             if report is not None and report(i / len(models)):
                 return None
-            returns = self.returns_per_step(params, batch, steps, rollouts, seed=i)
+            if name == "oracle":
+                returns = np.repeat(model.returns_per_step(model.params, batch, 0), steps + 1, axis=0)
+            else:
+                returns = self.returns_per_step(self._random if model is None else model.params, batch, steps)
             n = returns.shape[1]
             mean = returns.mean(1)
             ci = 1.96 * returns.std(1, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(mean)
@@ -106,7 +108,7 @@ class RLInspector:
     # -- one task up close -----------------------------------------------------------------------
     def preview(self, task_index: int) -> Preview:
         """Held-out task ``task_index`` adapted to, as the task view draws it."""
-        task = held_out_tasks(self.family, task_index + 1)[task_index:task_index + 1]
+        task = held_out_tasks(self.family, task_index + 1, EVAL_SEED)[task_index:task_index + 1]
         return self.adapt_to(task, task_index)
 
     def adapt_to(self, task, task_index: int = -1, placed: bool = False) -> Preview:
@@ -118,7 +120,7 @@ class RLInspector:
         nav = self.family.name == "nav2d"
         rollouts = FIGURE_ROLLOUTS if nav else self.config.rl.rollouts
         config = self.config.replace("rl", rollouts=rollouts)
-        generator = torch.Generator().manual_seed(HELD_OUT_SEED + 101 + max(task_index, 0))
+        generator = torch.Generator().manual_seed(EVAL_SEED + FIGURE_SEED_OFFSET + max(task_index, 0))
         sampled = sample(self.policy, self.params, self.family, task, config, generator, steps,
                          inner_rates(config, steps, evaluation=True) or None)
         trajectories = (*sampled.inner, sampled.post)

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core.config import ExperimentConfig
 from core.rl.kinds import family_of, inspector_of, model_for, trainer_for
+from core.rl.trainer import RLTrainer
 
 from maml_gui.jobs.job_runner import JobRunner
 from maml_gui.session.runs import RunRecord
@@ -112,13 +113,18 @@ class RunScorer(QObject):
 
         def train(report):
             family = edited or family_of(config)
-            baseline = trainer_for(config.replace("algorithm", name="pretrain"), family)
-            while baseline.iteration < target:
-                baseline.step()
-                if baseline.iteration % 100 == 0 and report(0.8 * baseline.iteration / target):
-                    return None   # cancelled: the run keeps the scores it has
-            return model_for(config, weights, family).adaptation(tasks, inspector_of(baseline),
-                                                                 lambda f: report(0.8 + 0.2 * f))
+            pretrain = config.replace("algorithm", name="pretrain")
+            # meta-RL: the oracle (a policy told the task) is trained alike, as the paper's figure has it
+            trainers = [trainer_for(pretrain, family)] + ([RLTrainer(pretrain, oracle=True)] if config.is_rl else [])
+            for i, baseline in enumerate(trainers):
+                while baseline.iteration < target:
+                    baseline.step()
+                    done = (i * target + baseline.iteration) / (len(trainers) * target)
+                    if baseline.iteration % (10 if config.is_rl else 100) == 0 and report(0.8 * done):
+                        return None   # cancelled: the run keeps the scores it has
+            extra = {"oracle": inspector_of(trainers[1])} if config.is_rl else {}
+            return model_for(config, weights, family).adaptation(tasks, inspector_of(trainers[0]),
+                                                                 lambda f: report(0.8 + 0.2 * f), **extra)
 
         self._baselines.submit(run, train)
         self._baseline_run = run

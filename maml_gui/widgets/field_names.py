@@ -26,7 +26,7 @@ LABELS = {
     "train.query": "Query examples", "train.iterations": "Iterations", "train.seed": "Seed", "train.device": "Device",
     "train.compile": "Compile",
     "rl.rollouts": "Trajectories per task", "rl.outer": "Outer step", "rl.gamma": "Discount γ",
-    "rl.gae_lambda": "GAE λ", "rl.max_kl": "Max KL", "rl.later_inner_lr": "Later inner learning rate",
+    "rl.gae_lambda": "GAE λ", "rl.max_kl": "Max KL", "rl.later_inner_lr": "Later inner rate",
     "family": "Family", "family.name": "Family",
 }
 # a dotted key, or a bare "family:" (an error about the family as a whole); "the family" in prose stays

@@ -24,7 +24,7 @@ from maml_gui.widgets.field_names import LABELS, readable
 from .invalid_mark import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1
-OUTER_TITLES = {"trpo": "TRPO (the paper's)", "ppo": "clipped surrogate (PPO-style)"}
+OUTER_TITLES = {"trpo": "TRPO", "ppo": "clipped (PPO-style)"}   # the tooltip says more
 RL_FIELDS = ("rollouts", "outer", "gamma", "gae_lambda", "max_kl", "later_inner_lr")
 MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)"}
 DOWNSAMPLE_TITLES = {"max": "2×2 max-pool", "stride": "stride-2 convolution"}

@@ -47,6 +47,7 @@ class TrajectoryView(PlotBox):
         self.vb.setMouseEnabled(x=False, y=False)   # a click places a goal; the view is the paper's square
         self.vb.setMenuEnabled(False)
         self.vb.disableAutoRange()
+        self.plot.getPlotItem().hideButtons()   # no "A" (auto-range) button: the range is the paper's square
         self._square = self.plot.plot(pen=pg.mkPen("#bbbbbb", width=1, style=Qt.PenStyle.DashLine))
         h = GOAL_HALF
         self._square.setData([-h, h, h, -h, -h], [-h, -h, h, h, -h])
@@ -79,7 +80,8 @@ class TrajectoryView(PlotBox):
             self._show_steps(0)
             self._fit_range()
             return
-        self._goal.setData([float(figure.goal[0])], [float(figure.goal[1])], symbol="star")
+        self._goal.setData([float(figure.goal[0])], [float(figure.goal[1])], symbol="star",
+                           brush=pg.mkBrush(GOAL_COLOR))   # filled again after a hollow pending goal
         self._start.setData([float(figure.start[0])], [float(figure.start[1])])
         while len(self._curves) < len(figure.paths):
             self._curves.append(self.plot.plot())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
 from PySide6.QtCore import QEvent, QRect, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QStatusBar, QStyle,
@@ -394,7 +396,9 @@ class PlotsArea(QSplitter):
         whose = source or f"iteration {preview.iteration:,}"
         if isinstance(view, TrajectoryFigure):
             self.task_stack.setCurrentWidget(self.trajectories)
-            self.trajectories.show_figure(view, reveal=view.placed)
+            shown = self.trajectories.figure()   # a newly placed goal is revealed step by step, once
+            again = shown is not None and shown.placed and np.array_equal(shown.goal, view.goal)
+            self.trajectories.show_figure(view, reveal=view.placed and not again)
             task = "your goal" if view.placed else f"held-out goal #{preview.task_index + 1}"
             self.task_caption.setText(f"{task} · {whose} · {figure_caption(view)} · click to place a goal")
         else:

@@ -7,7 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from core.config import ExperimentConfig, FamilySpec
 from core.rl.task_views import TrajectoryFigure
+from maml_gui.session.overlays import run_kind
 from maml_gui.widgets.rl_math import (clamp_goal, figure_caption, mean_ci95, path_ends, path_lines, strip_points,
                                       view_half_width)
 
@@ -80,3 +82,9 @@ def test_mean_ci95_is_the_normal_interval_over_finite_values():
     assert mean == 2.0 and ci == pytest.approx(1.96 * 1.0 / math.sqrt(3))
     assert mean_ci95([4.0]) == (4.0, 0.0)
     assert all(math.isnan(v) for v in mean_ci95([]))
+
+
+def test_meta_rl_runs_are_a_kind_of_their_own_on_the_plots():
+    assert run_kind(ExperimentConfig(family=FamilySpec("nav2d", {}))) == "rl"
+    assert run_kind(ExperimentConfig(family=FamilySpec("sinusoid", {}))) == "regression"
+    assert run_kind(ExperimentConfig(family=FamilySpec("blobs", {}))) == "classification"

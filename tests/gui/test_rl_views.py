@@ -4,13 +4,14 @@ goal) and the return plots (data in, curves and labels out)."""
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
 from core.trained.loaded_model import AdaptationSnapshot
 from maml_gui.session.runs import History
 from maml_gui.widgets.adaptation_plot import AdaptationPlot
 from maml_gui.widgets.return_plots import EpisodeStrip, MetaReturnPlot, StepReturnPlot
 from core.rl.task_views import EpisodeReturns, TrajectoryFigure
-from maml_gui.widgets.trajectory_view import TrajectoryView
+from maml_gui.widgets.trajectory_view import GOAL_COLOR, TrajectoryView
 
 GOAL = np.array([0.3, -0.2])
 
@@ -72,12 +73,14 @@ def test_a_click_emits_the_goal_in_data_coordinates_and_the_view_waits_for_its_t
     assert view.pending() == (x, y) and view.goal() == pytest.approx((x, y))
     assert view.drawn() == []                               # the old goal's trajectories are gone
     assert view.legend_names() == ["goal (placed)"]
+    assert view._goal.points()[0].brush().color() == QColor("white")   # hollow while it waits
     adapted = TrajectoryFigure(np.array([x, y]), figure().paths, placed=True)
     view.show_figure(adapted, reveal=True)                  # the steps appear one after another
     assert len(view.drawn()) == 1
     qtbot.waitUntil(lambda: len(view.drawn()) == 4, timeout=5000)
     assert view.pending() is None
     assert view.legend_names()[0] == "goal (placed)"
+    assert view._goal.points()[0].brush().color() == QColor(GOAL_COLOR)   # filled once adapted to
 
 
 def test_a_click_outside_the_goal_square_places_the_goal_on_its_edge(qtbot, view):

@@ -74,6 +74,15 @@ def test_a_short_nav2d_run_in_the_window_draws_meta_return_points_and_saves_retu
     assert metrics[0] == "iteration,meta_return,grad_norm,seconds,step_return_0,step_return_1"
     assert len(metrics) == 1 + 3
 
+    again = make_window(project=session.project.folder)        # the project reopened: the run as it was
+    restored = next(r for r in again.session.runs if r.name == run.name)
+    again.session.set_current(restored.run_id)
+    assert again.plots.is_rl() and restored.config.is_rl and restored.adaptation.metric == "return"
+    again.plots.meta_return.set_smoothing(0.0)
+    qtbot.waitUntil(lambda: len(again.plots.meta_return.data()["raw"][0]) == 3, timeout=10_000)
+    np.testing.assert_allclose(again.plots.meta_return.data()["raw"][1], y)
+    assert set(again.plots.adaptation.drawn()) == {"meta-learned", "pretrained", "random", "oracle"}
+
 
 def test_a_click_in_the_trajectory_view_adapts_the_policy_to_the_placed_goal(qtbot, make_window):
     window = make_window(nav2d())

@@ -133,6 +133,21 @@ def test_the_step_return_plot_draws_one_curve_per_inner_step(qtbot):
     assert [name for _, name in plot.legend.entries()] == ["before adaptation", "after 1 step", "after 2 steps"]
 
 
+def test_a_shortened_axis_label_stays_inside_its_axis(qtbot):
+    """Shown in a short plot, the per-step label drops its parentheses; the shorter text is centred
+    again (pyqtgraph places a label only on a resize, and kept the long text's place: cut off)."""
+    plot = StepReturnPlot()
+    qtbot.addWidget(plot)
+    plot.resize(500, 420)
+    plot.show()
+    qtbot.waitExposed(plot)
+    plot.resize(500, 230)
+    qtbot.waitUntil(lambda: plot.plot.getPlotItem().getAxis("left").labelText == "average return")
+    axis = plot.plot.getPlotItem().getAxis("left")
+    top = axis.label.pos().y() - axis.label.boundingRect().width()   # the text runs upwards from its position
+    assert 0 <= top and axis.label.pos().y() <= axis.size().height()
+
+
 def test_held_out_returns_keep_their_negative_intervals_and_name_every_baseline(qtbot):
     plot = AdaptationPlot()
     qtbot.addWidget(plot)

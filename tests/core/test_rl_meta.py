@@ -138,3 +138,20 @@ def test_a_tiny_nav2d_run_improves_the_post_adaptation_return():
         metrics = trainer.step()
     assert metrics.iteration == 12 and len(metrics.step_returns) == 2
     assert post_return() > before + 0.5
+
+
+def test_the_bench_loop_collects_what_the_vectorised_rollouts_collect():
+    from core.rl.bench import loop_collect
+    from core.rl.rollouts import collect
+
+    config = dataclasses.replace(small_config(), family=FamilySpec("nav2d", {"horizon": 6, "tolerance": 0.15}))
+    family = policy_family(config)
+    policy = build_policy(config, family)
+    params = policy.init(torch.Generator().manual_seed(0))
+    params["log_std"] = torch.full((2,), -40.0)   # no noise: both must walk the same paths
+    tasks = torch.tensor([[0.02, 0.01], [0.3, -0.2], [-0.1, 0.4]])
+    a = collect(policy, params, family, tasks, 2, torch.Generator())
+    b = loop_collect(policy, params, family, tasks, 2, torch.Generator())
+    h = a.mask.shape[2]
+    assert torch.equal(a.mask, b.mask[..., :h]) and a.mask[0, 0].sum() < h   # the first goal is reached early
+    assert torch.allclose(a.rewards, b.rewards[..., :h]) and torch.allclose(a.observations, b.observations[:, :, :h])

@@ -61,3 +61,63 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, says):
 def test_rl_flags_are_refused_for_supervised_families(tmp_path, capsys):
     assert main(["train", "--family", "sinusoid", "--rollouts", "3", "--out", str(tmp_path / "r")]) == 2
     assert "--rollouts applies to environment families" in capsys.readouterr().err
+
+
+def test_export_gives_the_action_mean_and_adapt_walks_to_a_given_goal(tmp_path, capsys):
+    import torch
+
+    from core.nets.policy import PolicyNet
+    from core.trained.weights_io import open_weights
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "1", "--out", str(run)]) == 0
+    config, weights = open_weights(run)
+    params = {k[len("model."):]: v for k, v in weights.items()}
+    policy = PolicyNet(2, 2, config.model)
+    obs = torch.tensor([[0.1, -0.2], [0.0, 0.3], [0.4, 0.4], [0.0, 0.0], [-0.3, 0.1]])
+    for fmt in ("safetensors", "pt"):
+        out = tmp_path / f"policy.{fmt}"
+        assert main(["export", str(run), "--format", fmt, "--out", str(out)]) == 0
+        code = (tmp_path / f"policy.{fmt}.README.txt").read_text().split("no MAML Explorer needed):\n\n", 1)[1]
+        code = code.replace(f'"policy.{fmt}"', repr(str(out))).replace("torch.zeros(5, 2)", "obs")
+        scope = {"obs": obs}
+        exec(compile(code, "README", "exec"), scope)
+        assert torch.allclose(scope["y"], policy.forward(params, obs), atol=1e-6)
+        assert torch.equal(scope["log_std"], params["log_std"])
+    capsys.readouterr()
+    adapted = tmp_path / "adapted.safetensors"
+    assert main(["adapt", str(run), "--goal", "0.3,-0.2", "--steps", "2", "--rollouts", "4",
+                 "--out", str(adapted)]) == 0
+    said = capsys.readouterr().out
+    assert "goal x 0.3, goal y -0.2" in said and "step    2  average return" in said
+    new_config, new_weights = open_weights(adapted)
+    assert new_config.family.name == "nav2d" and set(new_weights) == set(weights)
+    assert not torch.equal(new_weights["model.layers.0.weight"], weights["model.layers.0.weight"])
+    assert main(["adapt", str(run), "--goal", "0.3", "--steps", "1", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "2 numbers (goal x, goal y), got 1" in capsys.readouterr().err
+
+
+def test_onnx_export_of_a_policy_gives_the_action_mean(tmp_path):
+    import importlib.util
+
+    import numpy as np
+    import torch
+
+    from core.nets.policy import PolicyNet
+    from core.trained.export import missing_onnx_packages
+    from core.trained.weights_io import open_weights
+
+    if missing_onnx_packages() or importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("onnx/onnxscript/onnxruntime not installed: bash install.sh --test installs them")
+    import onnxruntime
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "1", "--out", str(run)]) == 0
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "p.onnx")]) == 0
+    config, weights = open_weights(run)
+    obs = np.array([[0.1, -0.2], [0.4, 0.4], [0.0, 0.0]], dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(["y"], {"x": obs})[0]
+    params = {k[len("model."):]: v for k, v in weights.items()}
+    expected = PolicyNet(2, 2, config.model).forward(params, torch.from_numpy(obs))
+    assert np.allclose(got, expected.numpy(), atol=1e-5)

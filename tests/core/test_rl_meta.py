@@ -157,3 +157,19 @@ def test_the_bench_loop_collects_what_the_vectorised_rollouts_collect():
     taken = a.mask.unsqueeze(-1)   # what a trajectory holds after its end is never used
     assert torch.allclose(a.rewards, b.rewards[..., :h])
     assert torch.allclose(a.observations * taken, b.observations[:, :, :h] * taken)
+
+
+@pytest.mark.parametrize("algorithm,outer", [("fomaml", "ppo"), ("maml", "ppo"), ("pretrain", "trpo")])
+def test_every_algorithm_and_outer_step_takes_a_finite_step_that_raises_the_surrogate(algorithm, outer):
+    config = small_config(algorithm, 1, outer=outer)
+    trainer = RLTrainer(config)
+    before = {n: p.detach().clone() for n, p in trainer.params.items()}
+    metrics = trainer.step()
+    assert len(metrics.step_returns) == (1 if algorithm == "pretrain" else 2)
+    assert metrics.surrogate_gain > 0 and metrics.env_steps > 0
+    assert any(not torch.equal(before[n], p) for n, p in trainer.params.items())
+    state, meta_data = trainer.training_state()
+    again = RLTrainer(config)
+    again.load_weights(trainer.weights())
+    again.load_training_state(state, meta_data)
+    assert again.iteration == 1 and again.step().step_returns == trainer.step().step_returns   # resumes exactly

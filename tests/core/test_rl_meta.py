@@ -173,3 +173,33 @@ def test_every_algorithm_and_outer_step_takes_a_finite_step_that_raises_the_surr
     again.load_weights(trainer.weights())
     again.load_training_state(state, meta_data)
     assert again.iteration == 1 and again.step().step_returns == trainer.step().step_returns   # resumes exactly
+
+
+class _Chain:
+    """A discrete family for the test: walk left or right on a line towards a goal."""
+
+    name, observation_dim, action_dim, discrete, horizon = "chain", 1, 2, True, 5
+    warnings: list = []
+
+    def sample_tasks(self, n, generator):
+        return torch.rand(n, 1, generator=generator) * 4 - 2
+
+    def reset(self, tasks, rollouts, generator):
+        goals = tasks.repeat_interleave(rollouts, 0)
+        state = {"x": torch.zeros(len(goals), 1), "t": 0}
+
+        class Batch:
+            def step(self, actions):
+                state["x"] = state["x"] + (actions.float().unsqueeze(1) * 2 - 1) * 0.5
+                state["t"] += 1
+                done = torch.full((len(goals),), state["t"] >= 5)
+                return state["x"].clone(), -(state["x"] - goals).abs()[:, 0], done
+        return Batch(), state["x"].clone()
+
+
+def test_a_categorical_policy_meta_trains_on_a_discrete_family():
+    config = small_config("maml", 1)
+    trainer = RLTrainer(config, family=_Chain())
+    assert trainer.policy.discrete and "log_std" not in trainer.params
+    metrics = trainer.step()
+    assert len(metrics.step_returns) == 2 and metrics.surrogate_gain > 0 and metrics.kl <= config.rl.max_kl

@@ -38,7 +38,7 @@ def test_evaluate_json_reports_returns_with_baselines(tmp_path, capsys):
     assert set(data["mean"]) == set(data["ci95"]) == {"0", "1", "2"}
     assert set(data["baselines"]) == {"pretrained", "random", "oracle"}
     assert data["baselines"]["pretrained"]["iterations"] == 2 and all(v < 0 for v in data["mean"].values())
-    assert list((run / "baselines").iterdir())   # the pretrained policy is kept for the next evaluate
+    assert len(list((run / "baselines").iterdir())) == 2   # pretrained and oracle, kept for the next evaluate
     assert main(["evaluate", str(run), "--tasks", "2", "--rollouts", "2", "--baselines", "none", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["baselines"] == {}
 
@@ -121,3 +121,21 @@ def test_onnx_export_of_a_policy_gives_the_action_mean(tmp_path):
     params = {k[len("model."):]: v for k, v in weights.items()}
     expected = PolicyNet(2, 2, config.model).forward(params, torch.from_numpy(obs))
     assert np.allclose(got, expected.numpy(), atol=1e-5)
+
+
+def test_evaluate_takes_baseline_runs_trained_by_hand_and_refuses_others(tmp_path, capsys):
+    run, pre, oracle = tmp_path / "run", tmp_path / "pre", tmp_path / "oracle"
+    assert main(["train", *TINY, "--iterations", "1", "--out", str(run)]) == 0
+    assert main(["train", *TINY, "--algorithm", "pretrain", "--iterations", "2", "--out", str(pre)]) == 0
+    config = json.loads((pre / "config.json").read_text())
+    config["family"]["params"]["observe_goal"] = True
+    (tmp_path / "oracle.json").write_text(json.dumps(config))
+    assert main(["train", "--config", str(tmp_path / "oracle.json"), "--out", str(oracle)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--tasks", "3", "--rollouts", "2", "--steps", "0,1", "--pretrained", str(pre),
+                 "--oracle", str(oracle), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["baselines"]["pretrained"]["iterations"] == 2 and data["baselines"]["oracle"]["iterations"] == 2
+    assert not (run / "baselines").exists()   # nothing trained here
+    assert main(["evaluate", str(run), "--tasks", "3", "--pretrained", str(oracle), "--json"]) == 2
+    assert "is not a pretrained baseline of this run (family.observe_goal differs)" in capsys.readouterr().err

@@ -176,7 +176,7 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
         group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),
                      "state": trainer.training_state()})
     config = trainer.config
-    for warning in trainer.family.warnings:
+    for warning in getattr(trainer.family, "warnings", ()):
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
     stop["setup"] = False   # from the first file written, a stop saves a checkpoint
     saver = Checkpointer(out, _columns(config), args.save_every, resume_from=trainer.iteration if continuing else None,

@@ -17,7 +17,6 @@ from core.envs import build_env_family
 from core.errors import ConfigError, TrainingDiverged
 from core.nets.policy import PolicyNet
 from core.rl.meta import inner_steps, ppo_outer, sample, trpo_outer
-from core.rl.oracle import OracleFamily
 from core.storage.schemas import check_training_state
 from core.training.optim import MetaAdam
 
@@ -53,22 +52,21 @@ def build_policy(config: ExperimentConfig, family) -> PolicyNet:
     return PolicyNet(family.observation_dim, family.action_dim, config.model, discrete=family.discrete)
 
 
-def policy_family(config: ExperimentConfig, oracle: bool = False):
-    family = build_env_family(config.family)
-    return OracleFamily(family) if oracle else family
+def policy_family(config: ExperimentConfig):
+    return build_env_family(config.family)
 
 
 class RLTrainer:
     """Owns the policy's parameters, the outer optimiser (Adam, for the clipped-surrogate step only)
-    and the one generator that draws tasks and actions. ``oracle``: the policy also sees the task (the
-    paper's oracle baseline; train it with ``algorithm.name = "pretrain"``)."""
+    and the one generator that draws tasks and actions. ``family``: an environment family built already
+    (default: the config's)."""
 
-    def __init__(self, config: ExperimentConfig, family=None, group=None, oracle: bool = False):
+    def __init__(self, config: ExperimentConfig, family=None, group=None):
         if group is not None:
             raise ConfigError("train.nproc", "meta-RL runs train in one process (several processes: not yet)")
         config.validate()
-        self.config, self.oracle = config, oracle
-        self.family = family or policy_family(config, oracle)
+        self.config = config
+        self.family = family or policy_family(config)
         self.device = resolve_device(config.train.device)
         if self.device.type != "cpu":
             self.device = torch.device("cpu")   # environments step on the CPU; small policies run best there too

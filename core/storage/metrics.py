@@ -76,7 +76,7 @@ def metrics_table_csv(table: np.ndarray, rl: bool = False) -> bytes:
     byte, about 3x faster: a window saving a long run holds the GIL for less time."""
     table = np.asarray(table, dtype=np.float64)
     steps = table.shape[1] - len(METRIC_COLUMNS) if table.ndim == 2 and table.size else 0
-    lines = [",".join(_header(steps, rl))]   # rl: a meta-RL run's returns (step_return_s)
+    lines = [",".join(_header(steps, rl))]
     lines += [f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:]) for r in table.tolist()]
     return ("\n".join(lines) + "\n").encode()
 

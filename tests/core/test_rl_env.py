@@ -57,3 +57,12 @@ def test_bad_settings_name_the_field():
     with pytest.raises(ConfigError, match="family.speed"):
         nav(speed=1)
     assert "nav2d" in ENV_FAMILIES
+
+
+def test_the_oracle_view_appends_the_goal_to_the_observation():
+    family = nav(observe_goal=True)
+    assert family.observation_dim == 4 and family.oracle_params == {"observe_goal": True}
+    env, obs = family.reset(torch.tensor([[0.3, -0.2]]), 2, torch.Generator())
+    assert torch.allclose(obs, torch.tensor([[0.0, 0.0, 0.3, -0.2]] * 2))
+    obs, _, _ = env.step(torch.tensor([[0.1, 0.0], [0.0, -0.1]]))
+    assert torch.allclose(obs, torch.tensor([[0.1, 0.0, 0.3, -0.2], [0.0, -0.1, 0.3, -0.2]]))

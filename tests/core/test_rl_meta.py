@@ -138,3 +138,68 @@ def test_a_tiny_nav2d_run_improves_the_post_adaptation_return():
         metrics = trainer.step()
     assert metrics.iteration == 12 and len(metrics.step_returns) == 2
     assert post_return() > before + 0.5
+
+
+def test_the_bench_loop_collects_what_the_vectorised_rollouts_collect():
+    from core.rl.bench import loop_collect
+    from core.rl.rollouts import collect
+
+    config = dataclasses.replace(small_config(), family=FamilySpec("nav2d", {"horizon": 6, "tolerance": 0.15}))
+    family = policy_family(config)
+    policy = build_policy(config, family)
+    params = policy.init(torch.Generator().manual_seed(0))
+    params["log_std"] = torch.full((2,), -40.0)   # no noise: both must walk the same paths
+    tasks = torch.tensor([[0.02, 0.01], [0.3, -0.2], [-0.1, 0.4]])
+    a = collect(policy, params, family, tasks, 2, torch.Generator())
+    b = loop_collect(policy, params, family, tasks, 2, torch.Generator())
+    h = a.mask.shape[2]
+    assert torch.equal(a.mask, b.mask[..., :h]) and a.mask[0, 0].sum() < h   # the first goal is reached early
+    taken = a.mask.unsqueeze(-1)   # what a trajectory holds after its end is never used
+    assert torch.allclose(a.rewards, b.rewards[..., :h])
+    assert torch.allclose(a.observations * taken, b.observations[:, :, :h] * taken)
+
+
+@pytest.mark.parametrize("algorithm,outer", [("fomaml", "ppo"), ("maml", "ppo"), ("pretrain", "trpo")])
+def test_every_algorithm_and_outer_step_takes_a_finite_step_that_raises_the_surrogate(algorithm, outer):
+    config = small_config(algorithm, 1, outer=outer)
+    trainer = RLTrainer(config)
+    before = {n: p.detach().clone() for n, p in trainer.params.items()}
+    metrics = trainer.step()
+    assert len(metrics.step_returns) == (1 if algorithm == "pretrain" else 2)
+    assert metrics.surrogate_gain > 0 and metrics.env_steps > 0
+    assert any(not torch.equal(before[n], p) for n, p in trainer.params.items())
+    state, meta_data = trainer.training_state()
+    again = RLTrainer(config)
+    again.load_weights(trainer.weights())
+    again.load_training_state(state, meta_data)
+    assert again.iteration == 1 and again.step().step_returns == trainer.step().step_returns   # resumes exactly
+
+
+class _Chain:
+    """A discrete family for the test: walk left or right on a line towards a goal."""
+
+    name, observation_dim, action_dim, discrete, horizon = "chain", 1, 2, True, 5
+    warnings: list = []
+
+    def sample_tasks(self, n, generator):
+        return torch.rand(n, 1, generator=generator) * 4 - 2
+
+    def reset(self, tasks, rollouts, generator):
+        goals = tasks.repeat_interleave(rollouts, 0)
+        state = {"x": torch.zeros(len(goals), 1), "t": 0}
+
+        class Batch:
+            def step(self, actions):
+                state["x"] = state["x"] + (actions.float().unsqueeze(1) * 2 - 1) * 0.5
+                state["t"] += 1
+                done = torch.full((len(goals),), state["t"] >= 5)
+                return state["x"].clone(), -(state["x"] - goals).abs()[:, 0], done
+        return Batch(), state["x"].clone()
+
+
+def test_a_categorical_policy_meta_trains_on_a_discrete_family():
+    config = small_config("maml", 1)
+    trainer = RLTrainer(config, family=_Chain())
+    assert trainer.policy.discrete and "log_std" not in trainer.params
+    metrics = trainer.step()
+    assert len(metrics.step_returns) == 2 and metrics.surrogate_gain > 0 and metrics.kl <= config.rl.max_kl

@@ -16,8 +16,8 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from core.config import ExperimentConfig
+from core.rl.evaluation import baseline_config
 from core.rl.kinds import family_of, inspector_of, model_for, trainer_for
-from core.rl.trainer import RLTrainer
 
 from maml_gui.jobs.job_runner import JobRunner
 from maml_gui.session.runs import RunRecord
@@ -114,15 +114,17 @@ class RunScorer(QObject):
         def train(report):
             family = edited or family_of(config)
             pretrain = config.replace("algorithm", name="pretrain")
-            # meta-RL: the oracle (a policy told the task) is trained alike, as the paper's figure has it
-            trainers = [trainer_for(pretrain, family)] + ([RLTrainer(pretrain, oracle=True)] if config.is_rl else [])
+            # meta-RL: the oracle (a policy told the task), where the family has one, is trained alike, as the
+            # paper's figure has it
+            oracle = baseline_config(config, "oracle") if config.is_rl else None
+            trainers = [trainer_for(pretrain, family)] + ([trainer_for(oracle)] if oracle is not None else [])
             for i, baseline in enumerate(trainers):
                 while baseline.iteration < target:
                     baseline.step()
                     done = (i * target + baseline.iteration) / (len(trainers) * target)
                     if baseline.iteration % (10 if config.is_rl else 100) == 0 and report(0.8 * done):
                         return None   # cancelled: the run keeps the scores it has
-            extra = {"oracle": inspector_of(trainers[1])} if config.is_rl else {}
+            extra = {"oracle": inspector_of(trainers[1])} if oracle is not None else {}
             return model_for(config, weights, family).adaptation(tasks, inspector_of(trainers[0]),
                                                                  lambda f: report(0.8 + 0.2 * f), **extra)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
-from core.rl.evaluation import evaluate_rl
+from core.rl.evaluation import baseline_config, evaluate_rl
 from core.rl.inspector import RLInspector
 from core.rl.kinds import family_of, model_for, trainer_for
 from core.rl.task_views import EpisodeReturns, TrajectoryFigure
@@ -40,7 +40,7 @@ def test_held_out_returns_are_the_numbers_maml_gui_evaluate_prints(trained):
 
 
 def test_the_oracle_is_scored_once_and_drawn_across_the_steps(trained):
-    oracle = RLTrainer(nav2d().replace("algorithm", name="pretrain"), oracle=True)
+    oracle = RLTrainer(baseline_config(nav2d(), "oracle"))   # nav2d that observes the goal
     snapshot = RLInspector.of_trainer(trained).adaptation(tasks=3, oracle=RLInspector.of_trainer(oracle))
     mean, _ = snapshot.series["oracle"]
     assert len(mean) == 4 and np.all(mean == mean[0])

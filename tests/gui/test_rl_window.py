@@ -69,6 +69,8 @@ def test_a_short_nav2d_run_in_the_window_draws_meta_return_points_and_saves_retu
     qtbot.waitUntil(lambda: plots.task_page() == "trajectories", timeout=10_000)
     figure = plots.trajectories.figure()
     assert isinstance(figure, TrajectoryFigure) and len(plots.trajectories.drawn()) == figure.steps + 1
+    adapt = window.weights.show_adapt_view()   # the supervised Adapt panel points to the trajectory view instead
+    assert "trajectory view" in adapt.weights_label.text() and not adapt.is_busy() and not adapt.adapt()
     window.shutdown()
     metrics = (session.project.folder / run.folder / "metrics.csv").read_text().splitlines()
     assert metrics[0] == "iteration,meta_return,grad_norm,seconds,step_return_0,step_return_1"

@@ -16,12 +16,11 @@ from core.device import resolve_device, tune_cpu_threads
 from core.envs import build_env_family
 from core.errors import ConfigError, TrainingDiverged
 from core.nets.policy import PolicyNet
-from core.rl.meta import inner_steps, ppo_outer, sample, trpo_outer
+from core.rl.meta import ppo_outer, sample, trpo_outer
 from core.storage.schemas import check_training_state
 from core.training.optim import MetaAdam
 
 MODEL = "model."
-INIT_SEED_OFFSET = 0          # the policy's initial weights: Generator(seed)
 SAMPLE_SEED_OFFSET = 3_000_017   # tasks and actions: Generator(seed + this), one stream (held-out tasks use seed + 1_000_003)
 
 

@@ -11,10 +11,11 @@ from core.cli.csv_options import add_csv_arguments, family_spec_from_args
 from core.cli.export import add_adapt_parser, add_export_parser
 from core.cli.image_options import add_episode_arguments, add_evaluate_arguments, apply_episode_arguments
 from core.cli.rl_options import add_rl_arguments, add_rl_evaluate_arguments, apply_rl_arguments
+from core.built import Built
 from core.config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec, default_rl_config
 from core.envs import ENV_FAMILIES, is_env_family
 from core.storage.schemas import read_config_file
-from core.tasks import FAMILIES
+from core.tasks import FAMILIES, TaskFamily
 
 
 class UsageError(Exception):
@@ -183,8 +184,15 @@ def build_parser() -> _Parser:
     return parser
 
 
-def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentConfig:
-    """The experiment the flags describe, over ``--config`` (else ``base``, else the defaults)."""
+def config_from_args(args, base: ExperimentConfig | None = None, known: Built | None = None) -> ExperimentConfig:
+    """The experiment the flags describe, over ``--config`` (else ``base``, else the defaults);
+    ``known``: what ``base`` built, whose family is not built again when the flags keep it."""
+    return experiment_from_args(args, base, known)[0]
+
+
+def experiment_from_args(args, base: ExperimentConfig | None = None,
+                         known: Built | None = None) -> tuple[ExperimentConfig, TaskFamily]:
+    """:func:`config_from_args` and the family its validation built, to build the experiment with."""
     if args.config is not None:
         config = read_config_file(args.config, validate=False)   # validated below, with the flags applied
     else:
@@ -206,8 +214,8 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
     train = {k: getattr(args, k) for k in ("meta_lr", "meta_batch", "shots", "query", "iterations", "seed", "device",
                                            "compile") if getattr(args, k, None) is not None}
     config = config.replace("algorithm", **alg).replace("train", **train)
-    config.validate()
-    return config
+    family = config.validate(known.family if known is not None and known.config.family == config.family else None)
+    return config, family
 
 
 SWEEP_HELP = """the same training over several seeds (and a grid of settings) in parallel processes; writes

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 
 from core.config import ExperimentConfig, default_rl_config
-from core.rl import meta
 from core.rl.inner import Params
 from core.rl.rollouts import Trajectories, collect, process
 from core.rl.trainer import RLTrainer

@@ -103,13 +103,18 @@ def baseline_config(config: ExperimentConfig, name: str) -> ExperimentConfig | N
     return dataclasses.replace(base, family=FamilySpec(config.family.name, {**dict(config.family.params), **oracle}))
 
 
+class EvaluationCancelled(Exception):
+    """``should_stop`` said so (a window closing, a new run); nothing was kept."""
+
+
 def train_baseline(config: ExperimentConfig, iterations: int,
                    should_stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
-    """Train ``config`` (a :func:`baseline_config`) for ``iterations`` meta-iterations; its weights."""
+    """Train ``config`` (a :func:`baseline_config`) for ``iterations`` meta-iterations; its weights.
+    Raises :class:`EvaluationCancelled` when ``should_stop()`` turns true between iterations."""
     trainer = RLTrainer(config.replace("train", iterations=max(iterations, 1)))
     for _ in range(iterations):
         if should_stop is not None and should_stop():
-            break
+            raise EvaluationCancelled()
         trainer.step()
     return trainer.weights()
 
@@ -119,12 +124,19 @@ def evaluate_rl(config: ExperimentConfig, weights: dict[str, torch.Tensor], task
                 baseline_iterations: int = 100, given: dict[str, tuple[dict, int | None]] | None = None,
                 cached: Callable[[str, ExperimentConfig, int], dict | None] | None = None,
                 keep: Callable[[str, ExperimentConfig, int, dict], None] | None = None,
-                progress: Callable[[str], None] | None = None) -> RLEvaluation:
+                progress: Callable[[str], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> RLEvaluation:
     """Score ``weights`` and the ``baselines`` on the same ``tasks`` held-out tasks. A trained baseline's
     weights come from ``given[name]`` (weights, iterations), else ``cached(name, config, iterations)``,
     else it is trained here for ``baseline_iterations`` and handed to ``keep``. A family without an
-    oracle gets none."""
-    say = progress or (lambda text: None)
+    oracle gets none. ``should_stop()`` is asked between pieces of work (:class:`EvaluationCancelled`)."""
+    stop = should_stop or (lambda: False)
+
+    def say(text):
+        if stop():
+            raise EvaluationCancelled()
+        if progress is not None:
+            progress(text)
     family = policy_family(config)
     held_out = held_out_tasks(family, tasks, seed)
     top = max(steps)
@@ -156,7 +168,7 @@ def evaluate_rl(config: ExperimentConfig, weights: dict[str, torch.Tensor], task
             trained = cached(name, cfg, iterations)
         if trained is None:
             say(f"training the {name} baseline ({iterations} iterations)")
-            trained = train_baseline(cfg, iterations)
+            trained = train_baseline(cfg, iterations, stop)
             if keep is not None:
                 keep(name, cfg, iterations, trained)
         say(f"scoring the {name} baseline")

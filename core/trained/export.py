@@ -27,13 +27,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from safetensors.torch import save as st_save
 
+from core.built import Built, build
 from core.config import FORMAT_VERSION, ExperimentConfig
-from core.errors import CheckpointError
+from core.errors import CheckpointError, ConfigError
 from core.nets.models import MLP
 from core.nets.policy import LOG_STD
 from core.storage.atomic import atomic_write
 from core.storage.checkpoint import check_shapes
-from core.trained.weights_io import config_sidecar, open_weights, readme_sidecar
+from core.storage.schemas import RunFileError
+from core.trained.weights_io import config_sidecar, open_weights_built, readme_sidecar
 
 if TYPE_CHECKING:
     from core.tasks import TaskFamily
@@ -47,19 +49,19 @@ Weights = dict[str, torch.Tensor]
 def export_weights(source, fmt: str = "safetensors", out: str | Path | None = None, force: bool = False, *,
                    family=None, readme: bool = True) -> Path:
     """Write ``source`` (a run folder, a weights file that :func:`core.trained.weights_io.open_weights`
-    reads, or a ``(config, weights)`` pair such as adapted weights) to ``out`` in ``fmt``; returns ``out``.
+    reads, or a ``(config, weights)`` pair such as adapted weights; the config may be what the caller
+    built already, a :class:`~core.built.Built`) to ``out`` in ``fmt``; returns ``out``.
 
     ``family`` is the live task family when the caller has one (its ``normalization``, if any,
-    goes into the safetensors metadata); otherwise it is rebuilt from the config.
+    goes into the safetensors metadata); otherwise the one built with the settings.
     """
     if fmt not in FORMATS:
         raise CheckpointError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if out is None:
         raise CheckpointError("give the file to export to")
     out = Path(out)
-    config, weights = _source(source)
-    if family is None:
-        family = _family(config)
+    built, weights = _source(source, family)
+    config, family = built.config, family if family is not None else built.family
     files = {out: None}
     if fmt == "pt":
         files[config_sidecar(out)] = (config.to_json() + "\n").encode()
@@ -84,17 +86,6 @@ def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], fa
     return {"input_dim": int(weights["model.layers.0.weight"].shape[1]),
             "output_dim": int(weights[f"model.layers.{n - 1}.weight"].shape[0]),
             "hidden": list(config.model.hidden), "activation": config.model.activation}
-
-
-def _family(config: ExperimentConfig):
-    """The config's task family, or its environment family for a policy (meta-RL)."""
-    if config.is_rl:
-        from core.envs import build_env_family
-
-        return build_env_family(config.family)
-    from core.tasks import build_family
-
-    return build_family(config.family)
 
 
 def _input_shape(config: ExperimentConfig, family=None) -> tuple[int, int, int]:
@@ -200,12 +191,18 @@ def _dynamo_exporter() -> bool:
 
 
 # -- files ------------------------------------------------------------------------------------
-def _source(source) -> tuple[ExperimentConfig, Weights]:
+def _source(source, family=None) -> tuple[Built, Weights]:
     if not isinstance(source, tuple):
-        return open_weights(source)
-    config, weights = source[0], dict(source[1])
-    check_shapes("the weights to export", config, weights)
-    return config, weights
+        return open_weights_built(source)
+    built, weights = source[0], dict(source[1])
+    if not isinstance(built, Built):
+        try:
+            built = build(built, family)
+        except ConfigError as exc:
+            raise RunFileError("the weights to export", exc.field,
+                               f"the stored configuration is invalid: {exc.message}") from None
+    check_shapes("the weights to export", built, weights)
+    return built, weights
 
 
 _SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),

@@ -139,3 +139,18 @@ def test_evaluate_takes_baseline_runs_trained_by_hand_and_refuses_others(tmp_pat
     assert not (run / "baselines").exists()   # nothing trained here
     assert main(["evaluate", str(run), "--tasks", "3", "--pretrained", str(oracle), "--json"]) == 2
     assert "is not a pretrained baseline of this run (family.observe_goal differs)" in capsys.readouterr().err
+
+
+def test_an_evaluation_can_be_cancelled_between_pieces_of_work(tmp_path):
+    from core.rl.evaluation import EvaluationCancelled, evaluate_rl
+    from core.trained.weights_io import open_weights
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "1", "--out", str(run)]) == 0
+    config, weights = open_weights(run)
+    said = []
+    with pytest.raises(EvaluationCancelled):
+        evaluate_rl(config, weights, tasks=2, rollouts=2, steps=(0, 1), baseline_iterations=3,
+                    progress=said.append, should_stop=lambda: len(said) >= 3)
+    assert said == ["scoring the meta-learned policy", "training the pretrained baseline (3 iterations)",
+                    "scoring the pretrained baseline"]   # stopped before the random baseline

@@ -32,3 +32,19 @@ def test_a_window_saved_rl_table_reads_back_with_its_header(tmp_path):
     assert metrics_kind(tmp_path) == "rl"
     assert (read_metrics(tmp_path) == table).all()
     assert RLSpec().outer == "trpo"
+
+
+def test_a_built_policy_experiment_trains_like_its_config():
+    from core.built import build
+    from core.rl.trainer import RLTrainer
+
+    config = default_rl_config("nav2d").replace("train", meta_batch=2).replace("rl", rollouts=2)
+    config = config.__class__(config.family.__class__("nav2d", {"horizon": 4}), config.model, config.algorithm,
+                              config.train, config.rl)
+    built = build(config)
+    assert set(built.shapes()) == {"model.layers.0.weight", "model.layers.0.bias", "model.layers.1.weight",
+                                   "model.layers.1.bias", "model.layers.2.weight", "model.layers.2.bias",
+                                   "model.log_std"}
+    a, b = RLTrainer(built), RLTrainer(config)
+    assert a.family is built.family
+    assert a.step().step_returns == b.step().step_returns   # the same start, the same stream

@@ -15,7 +15,9 @@ from core.algorithms import Algorithm, InnerRates, build_algorithm
 from core.algorithms.inner import Params
 from core.config import ExperimentConfig
 from core.device import resolve_device
+from core.envs import build_env_family
 from core.nets.models import build_net
+from core.nets.policy import PolicyNet
 from core.tasks import TaskFamily, build_family
 
 
@@ -67,12 +69,38 @@ def build(config: ExperimentConfig, family: TaskFamily | None = None, device: st
     """The family (``family`` when the caller has it: data families are read from files), network,
     algorithm and a fresh initialisation (seeded by ``train.seed``) on ``device``. Raises
     :class:`~core.errors.ConfigError` naming the field when the settings cannot be built."""
+    if config.is_rl:
+        return _build_policy(config, family, device)
     family = family if family is not None else build_family(config.family)
     where = device if isinstance(device, torch.device) else resolve_device(device)
     net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
                     inner_steps=config.algorithm.inner_steps)
     algorithm = build_algorithm(config.algorithm, net, family.kind)
     params = net.init(torch.Generator().manual_seed(config.train.seed + 1), where)
+    return Built(config, family, net, algorithm, params, algorithm.make_rates(params), where)
+
+
+class _PolicyAlgorithm:
+    """What a Built asks of its algorithm, for a policy: meta-RL's algorithms live in :mod:`core.rl`
+    and keep no inner rates or extra tensors."""
+
+    def make_rates(self, params: Params) -> InnerRates:
+        return InnerRates("fixed", 0.0, params, (), 1)
+
+    def start_training(self, family, params: Params, seed: int) -> Params:
+        return {}
+
+    def untrained(self) -> set[str]:
+        return set()
+
+
+def _build_policy(config: ExperimentConfig, family, device) -> Built:
+    """A meta-RL experiment: the environment family and the policy (``model.*`` plus ``model.log_std``)."""
+    family = family if family is not None else build_env_family(config.family)
+    where = device if isinstance(device, torch.device) else resolve_device(device)
+    net = PolicyNet(family.observation_dim, family.action_dim, config.model, discrete=family.discrete)
+    params = net.init(torch.Generator().manual_seed(config.train.seed), where)
+    algorithm = _PolicyAlgorithm()
     return Built(config, family, net, algorithm, params, algorithm.make_rates(params), where)
 
 
@@ -85,8 +113,10 @@ def prepare(source: ExperimentConfig | Built, family: TaskFamily | None = None,
     for spec in (config.model, config.algorithm, config.train):
         spec.validate()
     if isinstance(source, Built):
-        source.family.check_sizes(config.train.shots, config.train.query)
+        if not config.is_rl:   # an environment family has no shots or query points
+            source.family.check_sizes(config.train.shots, config.train.query)
         return source if device is None else source.to(device)
-    family = family if family is not None else build_family(config.family)
-    family.check_sizes(config.train.shots, config.train.query)
+    family = family if family is not None else (build_env_family if config.is_rl else build_family)(config.family)
+    if not config.is_rl:
+        family.check_sizes(config.train.shots, config.train.query)
     return build(config, family, "cpu" if device is None else device)

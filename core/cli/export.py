@@ -69,6 +69,10 @@ def add_adapt_parser(subparsers) -> None:
     ad.add_argument("--images", type=Path, metavar="DIR",
                     help="the new task as labelled images: one folder per class (at most the run's N classes); "
                          "with --shots K, K images per class adapt and the others score")
+    ad.add_argument("--goal", "--task", dest="task", metavar="X,Y",
+                    help="a meta-RL run: the task to adapt to, e.g. the goal of 2-D navigation (--goal 0.3,-0.2)")
+    ad.add_argument("--rollouts", type=ranges.integer(1, 100_000),
+                    help="a meta-RL run: trajectories per adaptation step (default: the run's)")
     ad.add_argument("--target", help="the column to predict (with --csv)")
     ad.add_argument("--features", nargs="+", metavar="COLUMN",
                     help="input columns by name (default: the run's, else every numeric column but the target)")
@@ -95,13 +99,18 @@ def run_adapt(args) -> int:
     from core.storage.checkpoint import folder_notes
     from core.trained.weights_io import open_weights_built
 
-    if (args.csv is None) == (args.images is None):
-        raise ConfigError("csv", "give the new task as --csv TASK.csv (with --target) or --images DIR")
     admit(args.source, args)
     built, weights = open_weights_built(args.source, args.config)
     for note in folder_notes(args.source, built):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
     config, family = built.config, built.family
+    if config.is_rl:
+        return _adapt_policy(args, built, weights)
+    if args.task is not None or args.rollouts is not None:
+        raise ConfigError("task", f"--goal/--task and --rollouts apply to meta-RL runs; {args.source} is a "
+                                  f"{config.family.name} run: give --csv TASK.csv or --images DIR")
+    if (args.csv is None) == (args.images is None):
+        raise ConfigError("csv", "give the new task as --csv TASK.csv (with --target) or --images DIR")
     if args.images is not None:
         return _adapt_images(args, built, weights)
     if getattr(family, "input_shape", None) is not None:
@@ -160,4 +169,26 @@ def _adapt_images(args, built, weights) -> int:
     for s, value in enumerate(result.support_losses):
         scored = f"  query accuracy {result.query_accuracy[s]:.4f}" if result.query_accuracy else ""
         print(f"step {s:>4}  support cross-entropy {value:.6g}{scored}")
+    return _export_adapted(args, built, result)
+
+
+def _adapt_policy(args, built, weights) -> int:
+    """A meta-RL run adapted to the task of ``--goal`` (``--task``) with its inner steps, then exported."""
+    from core.errors import ConfigError
+    from core.rl.adapt import adapt_to_task
+
+    config, family = built.config, built.family
+    if args.csv is not None or args.images is not None:
+        raise ConfigError("task", f"{args.source} is a meta-RL run ({config.family.name}): give the task as "
+                                  "--goal X,Y (or --task …), not --csv or --images")
+    if args.task is None:
+        raise ConfigError("task", f"give the task to adapt to as --goal (or --task) with {family.task_dim} numbers: "
+                                  f"{', '.join(family.task_names)}")
+    task = family.parse_task(args.task)
+    rollouts = args.rollouts or config.rl.rollouts
+    result = adapt_to_task(config, weights, task, args.steps, rollouts, args.seed, args.lr)
+    where = ", ".join(f"{n} {v:g}" for n, v in zip(family.task_names, task[0].tolist()))
+    print(f"adapting {config.algorithm.name} policy to {where}: {rollouts} trajectories per step")
+    for s, value in enumerate(result.returns):
+        print(f"step {s:>4}  average return {value:.4f}")
     return _export_adapted(args, built, result)

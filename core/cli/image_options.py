@@ -70,7 +70,7 @@ def apply_episode_arguments(args: argparse.Namespace, config: ExperimentConfig) 
         if cls is None or not any(f.name == "n_way" for f in cls.fields):
             raise ConfigError("family.n_way", f"--ways applies to classification families, not {family.name}")
         family = FamilySpec(family.name, {**dict(family.params), "n_way": n_way})
-    config = ExperimentConfig(family, config.model, config.algorithm, config.train)
+    config = ExperimentConfig(family, config.model, config.algorithm, config.train, config.rl)
     builtin = args.model if args.model is None or ":" not in args.model else None
     model: dict[str, Any] = {k: v for k, v in (("name", builtin), ("conv_channels", args.conv_channels),
                                                ("conv_depth", args.conv_depth), ("downsample", args.downsample),

@@ -80,9 +80,9 @@ class Checkpointer:
     BUDGET = 0.01
 
     def __init__(self, run_dir: str | Path, n_steps: int, every: float, resume_from: int | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, rl: bool = False):
         self.run_dir = Path(run_dir)
-        self.log = MetricsLog(run_dir, n_steps, resume=resume_from is not None, upto=resume_from)
+        self.log = MetricsLog(run_dir, n_steps, resume=resume_from is not None, upto=resume_from, rl=rl)
         self.every = self.interval = every
         self.saved_iteration = resume_from   # the checkpoint on disk (None: none yet)
         self.last_seconds = 0.0

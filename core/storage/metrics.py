@@ -26,8 +26,19 @@ one is rewritten with the column (NaN in its old rows) before rows are appended 
 (:func:`read_metrics`, :func:`metrics_table_csv`) always has it: ``[rows, 4 + steps + 1]``."""
 
 
-def _header(n_steps: int, wall: bool = True) -> list[str]:
-    return [*METRIC_COLUMNS, *(f"step_loss_{s}" for s in range(n_steps)), *([WALL_TIME] if wall else [])]
+# a meta-RL run's table has the same shape: the adapted policies' average return, and the return
+# before each inner step and after the last (step_return_0 is the unadapted policy's)
+RL_METRIC_COLUMNS = ("iteration", "meta_return", "grad_norm", "seconds")
+
+
+def _header(n_steps: int, wall: bool = True, rl: bool = False) -> list[str]:
+    first, step = (RL_METRIC_COLUMNS, "step_return") if rl else (METRIC_COLUMNS, "step_loss")
+    return [*first, *(f"{step}_{s}" for s in range(n_steps)), *([WALL_TIME] if wall else [])]
+
+
+def _headers(n_steps: int, wall: bool) -> tuple[list[str], list[str]]:
+    """The two headers a table of ``n_steps`` step columns may have: losses, or returns (meta-RL)."""
+    return _header(n_steps, wall), _header(n_steps, wall, rl=True)
 
 
 def table_steps(table: np.ndarray) -> int:
@@ -35,15 +46,35 @@ def table_steps(table: np.ndarray) -> int:
     return max(0, table.shape[1] - len(METRIC_COLUMNS) - 1) if table.ndim == 2 else 0
 
 
+def _values(r) -> tuple:
+    """(meta-loss or meta-return, the per-step values) of a trainer's step metrics."""
+    if hasattr(r, "step_returns"):
+        return r.meta_return, r.step_returns
+    return r.meta_loss, r.step_losses
+
+
 def _row(r) -> list:
-    return [r.iteration, repr(r.meta_loss), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in r.step_losses),
+    main, steps = _values(r)
+    return [r.iteration, repr(main), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in steps),
             f"{r.wall_time:.3f}"]
 
 
 def _line(r) -> str:
     """:func:`_row` as the csv module writes it (no field needs quoting), without its overhead."""
-    losses = "".join(f",{x!r}" for x in r.step_losses)
-    return f"{r.iteration},{r.meta_loss!r},{r.grad_norm!r},{r.seconds:.6f}{losses},{r.wall_time:.3f}\n"
+    main, steps = _values(r)
+    losses = "".join(f",{x!r}" for x in steps)
+    return f"{r.iteration},{main!r},{r.grad_norm!r},{r.seconds:.6f}{losses},{r.wall_time:.3f}\n"
+
+
+def metrics_kind(run_dir: str | Path) -> str | None:
+    """"rl" when a run folder's ``metrics.csv`` holds returns (meta-RL), "loss" for losses, None when unreadable."""
+    try:
+        with open(Path(run_dir) / METRICS_FILE, "rb") as f:
+            first = f.read(4096).split(b"\n", 1)[0].decode("utf-8", "replace")
+    except OSError:
+        return None
+    return "rl" if first.startswith(",".join(RL_METRIC_COLUMNS)) else "loss" if first.startswith(
+        ",".join(METRIC_COLUMNS)) else None
 
 
 def _table_line(r: list) -> str:
@@ -57,16 +88,17 @@ def metrics_csv(rows: Iterable) -> bytes:
     rows = list(rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(_header(max((len(r.step_losses) for r in rows), default=0)))
+    rl = bool(rows) and hasattr(rows[0], "step_returns")
+    writer.writerow(_header(max((len(_values(r)[1]) for r in rows), default=0), rl=rl))
     writer.writerows(_row(r) for r in rows)
     return buf.getvalue().encode()
 
 
-def metrics_table_csv(table: np.ndarray) -> bytes:
+def metrics_table_csv(table: np.ndarray, rl: bool = False) -> bytes:
     """:func:`metrics_csv` of a ``[rows, 4 + steps + 1]`` table in :func:`read_metrics`' columns, byte for
     byte, about 3x faster: a window saving a long run holds the GIL for less time."""
     table = np.asarray(table, dtype=np.float64)
-    lines = [",".join(_header(table_steps(table) if table.size else 0))]
+    lines = [",".join(_header(table_steps(table) if table.size else 0, rl=rl))]
     lines += [_table_line(r) for r in table.tolist()]
     return ("\n".join(lines) + "\n").encode()
 
@@ -79,15 +111,16 @@ def _add_wall_column(path: Path, n_steps: int | None = None) -> None:
         first = f.readline(1 << 16)
         header = first.rstrip(b"\r\n").decode("utf-8", "replace").split(",")
         steps = len(header) - len(METRIC_COLUMNS)
-        if steps <= 0 or header != _header(steps, wall=False) or (n_steps is not None and steps != n_steps):
+        if steps <= 0 or header not in _headers(steps, wall=False) or (n_steps is not None and steps != n_steps):
             return   # the usual case costs one line's read: appends stay as cheap as their rows
+        rl = header == _header(steps, wall=False, rl=True)
         data = first + f.read()
     lines = data.split(b"\n")
     body = [line.rstrip(b"\r") + b",nan" for line in lines[1:-1] if line.strip()]   # [-1]: after the last newline
-    atomic_write(path, b"\n".join([",".join(_header(steps)).encode(), *body]) + b"\n")
+    atomic_write(path, b"\n".join([",".join(_header(steps, rl=rl)).encode(), *body]) + b"\n")
 
 
-def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
+def append_metrics_table(run_dir: str | Path, table: np.ndarray, rl: bool = False) -> None:
     """Append the rows of a ``[rows, 4 + steps + 1]`` table to ``metrics.csv`` and fsync, as a checkpoint's
     first file: rows from the table's first iteration on that the file already holds (left by a crash
     or a failed save, or past the checkpoint a run continues from) are cut first, so none repeats. A
@@ -102,7 +135,7 @@ def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
             cut_metrics(path, int(table[0, 0]) - 1)
             _add_wall_column(path, table_steps(table))
         else:
-            header = (",".join(_header(table_steps(table))) + "\n").encode()
+            header = (",".join(_header(table_steps(table), rl=rl)) + "\n").encode()
         lines = "".join(_table_line(r) + "\n" for r in table.tolist())
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab") as f:
@@ -129,7 +162,7 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
         header, body = rows[0], [r for r in rows[1:] if r]
         wall = bool(header) and header[-1] == WALL_TIME
         steps = len(header) - len(METRIC_COLUMNS) - wall
-        if steps <= 0 or header != _header(steps, wall) or not body:
+        if steps <= 0 or header not in _headers(steps, wall) or not body:
             return None
         data = np.array(body, dtype=float)
     except (OSError, ValueError, IndexError, UnicodeDecodeError):
@@ -191,7 +224,7 @@ def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
     return pos if pos == 0 else None
 
 
-def _check_header(path: Path, n_steps: int) -> None:
+def _check_header(path: Path, n_steps: int, rl: bool = False) -> None:
     """Refuse to append to a file that does not start with this run's header, or that of a version
     before ``wall_time`` (an empty one is started again): rows after someone else's first line would
     make a table no reader takes."""
@@ -200,8 +233,8 @@ def _check_header(path: Path, n_steps: int) -> None:
             first = f.read(1 << 16).split(b"\n", 1)[0]
     except OSError as exc:
         raise RunFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
-    expected = ",".join(_header(n_steps)).encode()
-    if first and first.rstrip(b"\r") not in (expected, ",".join(_header(n_steps, wall=False)).encode()):
+    expected = ",".join(_header(n_steps, rl=rl)).encode()
+    if first and first.rstrip(b"\r") not in (expected, ",".join(_header(n_steps, wall=False, rl=rl)).encode()):
         raise RunFileError(path, "header", f"the first line is not this run's header ({expected[:40].decode()}…), so "
                                            "the resumed rows cannot be appended; move the file away to resume "
                                            "without the earlier rows")
@@ -218,17 +251,17 @@ class MetricsLog:
     STREAM_EVERY = 1.0   # s between appends while training
 
     def __init__(self, run_dir: str | Path, n_steps: int, resume: bool = False, upto: int | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, rl: bool = False):
         self.path = Path(run_dir) / METRICS_FILE
         self.last_row: int | None = None   # on resume: the iteration of the last row kept
         if resume and os.path.lexists(self.path):
-            _check_header(regular_file(self.path, "metrics table"), n_steps)
+            _check_header(regular_file(self.path, "metrics table"), n_steps, rl)
         try:
             if resume and self.path.is_file():
                 self.last_row = cut_metrics(self.path, upto)
                 _add_wall_column(self.path, n_steps)
             if not (resume and self.path.is_file() and self.path.stat().st_size):
-                atomic_write(self.path, (",".join(_header(n_steps)) + "\n").encode())
+                atomic_write(self.path, (",".join(_header(n_steps, rl=rl)) + "\n").encode())
             self._committed = self._written = self.path.stat().st_size
         except OSError as exc:
             raise StorageError(f"cannot write {self.path}: {reason_of(exc)}", reason_of(exc)) from None

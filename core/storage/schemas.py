@@ -105,6 +105,9 @@ def expected_state(built: Built) -> tuple[list[torch.Size], dict[str, torch.Size
     checks it: the optimizer's tensor shapes in order, the algorithm's extra tensors (pretrain's class
     head) and the optimizer slots that may rightly be absent (parameters the algorithm never trains).
     The algorithm starts training on copies: ``built``'s own weights are left as they are."""
+    if built.config.is_rl:   # a policy: Adam slots only for the clipped-surrogate outer step (TRPO keeps none)
+        shapes = list(built.shapes().values())
+        return shapes, {}, set(range(len(shapes)))
     params = {n: p.detach().clone() for n, p in built.params.items()}
     extra = built.algorithm.start_training(built.family, params, built.config.train.seed)
     shapes = [*built.shapes().values(), *(t.shape for t in extra.values())]

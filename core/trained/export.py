@@ -31,6 +31,7 @@ from core.built import Built, build
 from core.config import FORMAT_VERSION, ExperimentConfig
 from core.errors import CheckpointError, ConfigError, not_regular
 from core.nets.models import MLP
+from core.nets.policy import LOG_STD
 from core.storage.atomic import atomic_write
 from core.storage.checkpoint import check_shapes
 from core.storage.schemas import RunFileError
@@ -120,7 +121,9 @@ def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], f
                          spec["downsample"], spec["batch_norm"], spec["steps"])
     else:
         model = MLP(spec["input_dim"], spec["output_dim"], tuple(spec["hidden"]), spec["activation"])
-    model.load_state_dict(state_dict(weights))
+    plain = state_dict(weights)
+    plain.pop(LOG_STD, None)   # a Gaussian policy's spread: the module gives the action mean
+    model.load_state_dict(plain)
     return model.eval()
 
 
@@ -141,7 +144,7 @@ def safetensors_bytes(config: ExperimentConfig, weights: Weights, family: TaskFa
     metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(config.to_dict()),
                 "model": json.dumps(model_spec(config, weights, family)), "algorithm": config.algorithm.name,
                 "task_kind": family.kind}
-    if family.normalization is not None:
+    if getattr(family, "normalization", None) is not None:
         metadata["normalization"] = _json(family.normalization)
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items() if k.startswith(("model.", "inner_lr."))}
     return st_save(tensors, metadata=metadata)
@@ -187,7 +190,7 @@ def onnx_bytes(config: ExperimentConfig, weights: Weights, family: TaskFamily) -
     finally:
         quiet.setLevel(level)
     props = {"maml_explorer.format_version": str(FORMAT_VERSION), "maml_explorer.config": json.dumps(config.to_dict())}
-    if family.normalization is not None:
+    if getattr(family, "normalization", None) is not None:
         props["maml_explorer.normalization"] = _json(family.normalization)
     onnx.helper.set_model_props(proto, props)
     return proto.SerializeToString()
@@ -378,7 +381,16 @@ def loading_code(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch
     sizes = [spec["input_dim"], *spec["hidden"], spec["output_dim"]]
     act = spec["activation"]
     head = "" if fmt == "onnx" else _MLP_CODE.format(sizes=sizes, activation=act, act=_ACT[act]) + "\n"
-    return head + _LOADERS[fmt].format(name=name, input_dim=spec["input_dim"], cls="MLP")
+    code = head + _LOADERS[fmt].format(name=name, input_dim=spec["input_dim"], cls="MLP")
+    if LOG_STD in state_dict(weights):   # a policy: its log-std is no module parameter
+        code = code.replace('model.load_state_dict(torch.load("{}", weights_only=True))'.format(name),
+                            'state = torch.load("{}", weights_only=True)\nlog_std = state.pop("log_std")  '
+                            '# the Gaussian policy\'s spread: action = y + exp(log_std) * noise\n'
+                            'model.load_state_dict(state)'.format(name))
+        code = code.replace('if k.startswith("model.")}})'.replace("}}", "}"),
+                            'if k.startswith("model.") and k != "model.log_std"})\n'
+                            'log_std = tensors["model.log_std"]  # the Gaussian policy\'s spread')
+    return code
 
 
 def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str,
@@ -402,6 +414,11 @@ def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.
                    f"{spec['activation']} between layers; y is {'one logit per class' if classify else 'the prediction'}.")
     lines = [f"{name}: weights meta-learned by MAML Explorer ({config.algorithm.name} on the {config.family.name} family).",
              _NOTES[fmt].format(name=name, **notes), "", network]
-    lines += _normalization_lines(family.normalization)
+    if family.kind == "rl":
+        lines[-1] = (f"Policy: {' -> '.join(map(str, [spec['input_dim'], *spec['hidden'], spec['output_dim']]))}, "
+                     f"{spec['activation']} between layers; x is the observation of the {config.family.name} "
+                     "environment, y the mean of the Gaussian action (its state-independent log-std is the tensor "
+                     "log_std; the ONNX file gives the mean only).")
+    lines += _normalization_lines(getattr(family, "normalization", None))
     lines += ["", "Load it (plain Python, no MAML Explorer needed):", "", loading_code(fmt, config, weights, name, family)]
     return "\n".join(lines)

@@ -189,6 +189,12 @@ class AdaptView(QWidget):
             self.weights_label.setText("No weights yet: start a run or open weights (File → Open weights/run…).")
             self.adapt_button.setEnabled(False)
             return None
+        if source.config.is_rl:   # a policy adapts on its own trajectories, not on a support set
+            self.weights_label.setText(f"{source.label} is a meta-RL policy: it adapts in the task view (click the "
+                                       "trajectory view to place a goal); maml-gui adapt RUN --goal X,Y writes the "
+                                       "adapted policy.")
+            self.adapt_button.setEnabled(False)
+            return None
         self.weights_label.setText(f"Adapting the weights of {source.label}")
         self.adapt_button.setEnabled(True)
         if source.config != self._defaults_for:

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.config import ExperimentConfig
 from core.errors import MamlError, TrainingDiverged
+from core.rl.kinds import inspector_of, trainer_for as make_trainer
 from core.trained.loaded_model import LoadedModel
 from core.training.trainer import MetaTrainer, StepMetrics
 
@@ -99,6 +100,14 @@ class RunEnd:
 SCORING_QUIET = 1.0   # s of held-out scoring before the status bar says that it runs
 
 
+def row_values(row) -> tuple[float, tuple[float, ...]]:
+    """(the meta-objective, its value per inner step) of a step's metrics: a meta-RL run's meta-return and
+    return per step sit where a supervised run's meta-loss and loss per step do (as in ``metrics.csv``)."""
+    if hasattr(row, "step_returns"):
+        return row.meta_return, row.step_returns
+    return row.meta_loss, row.step_losses
+
+
 class TrainingWorker(QObject):
     """Steps a :class:`MetaTrainer` until done or stopped; every unit of work ends in a signal."""
 
@@ -133,6 +142,8 @@ class TrainingWorker(QObject):
         self._total = config.train.iterations
         self._inspect_interval = self._options.inspect_interval
         self._preview_request: int | None = None
+        self._goal_request: tuple[float, ...] | None = None
+        self._goal: tuple[float, ...] | None = None   # a task the user placed: previews adapt to it until "New task"
         self._checkpoint_request = False
         self._first = False   # the first meta-iteration is announced until it is done
         self._preview_index = preview_index
@@ -182,6 +193,13 @@ class TrainingWorker(QObject):
     def request_preview(self, task_index: int) -> None:
         with self._lock:
             self._preview_request = int(task_index)
+            self._goal_request = None
+        self._wake.set()
+
+    def request_goal(self, task: tuple[float, ...]) -> None:
+        """Meta-RL: adapt to this task (a goal the user placed) now and in every later preview."""
+        with self._lock:
+            self._goal_request = tuple(float(v) for v in task)
         self._wake.set()
 
     def request_checkpoint(self) -> None:
@@ -224,14 +242,14 @@ class TrainingWorker(QObject):
     def _run(self) -> str:
         opts = self._options
         self.activity.emit("Building the task family…")
-        trainer = self._trainer = MetaTrainer(self._config)
+        trainer = self._trainer = make_trainer(self._config)
         if self._initial_weights:   # continue from opened weights (shapes checked by the window)
             trainer.load_weights(self._initial_weights)
             if self._initial_state is not None:
                 try:
                     trainer.load_training_state(*self._initial_state)
                 except (KeyError, ValueError, RuntimeError) as exc:   # a state file that does not fit
-                    trainer = self._trainer = MetaTrainer(self._config)
+                    trainer = self._trainer = make_trainer(self._config)
                     trainer.load_weights(self._initial_weights)
                     self.notice.emit(f"the saved training state does not fit this run ({exc}); Adam restarts")
             self._initial_weights = self._initial_state = None
@@ -240,9 +258,9 @@ class TrainingWorker(QObject):
             self.notice.emit(note)
         baseline = None
         if opts.baseline and self._config.algorithm.name != "pretrain":
-            baseline = MetaTrainer(self._config.replace("algorithm", name="pretrain"))
+            baseline = make_trainer(self._config.replace("algorithm", name="pretrain"))
         self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None, trainer.gradient_path))
-        inspector = self._inspector = LoadedModel.of_trainer(trainer)
+        inspector = self._inspector = inspector_of(trainer)
         self._baseline = baseline
         # no held-out scoring before the first meta-step: the first inspection follows after inspect_interval
         self._emit_weights()
@@ -315,20 +333,31 @@ class TrainingWorker(QObject):
 
     def _has_requests(self) -> bool:
         with self._lock:
-            return self._pending_lr is not None or self._preview_request is not None or self._checkpoint_request
+            return self._pending_lr is not None or self._preview_request is not None or self._checkpoint_request \
+                or self._goal_request is not None
 
     def _apply_requests(self, trainer: MetaTrainer, inspector: LoadedModel) -> None:
         with self._lock:
             lr, self._pending_lr = self._pending_lr, None
             preview, self._preview_request = self._preview_request, None
+            goal, self._goal_request = self._goal_request, None
             checkpoint, self._checkpoint_request = self._checkpoint_request, False
         if checkpoint:
             self._emit_weights()
         if lr is not None:
             trainer.set_meta_lr(lr)
         if preview is not None:
-            self._preview_index = preview
+            self._preview_index, self._goal = preview, None
             self.preview.emit(inspector.preview(preview))
+        if goal is not None:
+            self._goal = goal
+            self.preview.emit(self._preview_of(inspector))
+
+    def _preview_of(self, inspector) -> object:
+        """The task view's data: the placed task adapted to, else held-out task ``preview_index``."""
+        if self._goal is not None:
+            return inspector.adapt_to(self._goal, placed=True)
+        return inspector.preview(self._preview_index)
 
     def _inspect_due(self) -> bool:
         """Every ``inspect_interval`` s, stretched (up to 3x) while snapshots cost more than their share."""
@@ -343,7 +372,7 @@ class TrainingWorker(QObject):
         start = time.perf_counter()
         if not self._options.baseline:
             baseline = None
-        reference = LoadedModel.of_trainer(baseline) if baseline is not None else None
+        reference = inspector_of(baseline) if baseline is not None else None
         tasks, shown = self._options.eval_tasks, []
 
         def report(fraction: float) -> bool:
@@ -358,7 +387,7 @@ class TrainingWorker(QObject):
             self.activity.emit("")
         if snapshot is not None:
             self.adaptation.emit(snapshot)
-            self.preview.emit(inspector.preview(self._preview_index))
+            self.preview.emit(self._preview_of(inspector))
         self._emit_weights()
         self._last_inspect = time.perf_counter()
         self._inspect_cost = self._last_inspect - start
@@ -385,11 +414,12 @@ class TrainingWorker(QObject):
         elif self._paused.is_set():
             self._rate = 0.0
         self._rate_time, self._rate_iteration, self._last_emit = now, iteration, now
-        accuracy = rows[0].step_accuracy is not None
+        accuracy = getattr(rows[0], "step_accuracy", None) is not None
+        values = [row_values(r) for r in rows]
         self.progress.emit(ProgressChunk(
             np.fromiter((r.iteration for r in rows), np.int64, len(rows)),
-            np.fromiter((r.meta_loss for r in rows), np.float64, len(rows)),
-            np.array([r.step_losses for r in rows], np.float64),
+            np.fromiter((main for main, _ in values), np.float64, len(rows)),
+            np.array([steps for _, steps in values], np.float64),
             np.array([r.step_accuracy for r in rows], np.float64) if accuracy else None,
             np.fromiter((r.grad_norm for r in rows), np.float64, len(rows)),
             np.fromiter((r.seconds for r in rows), np.float64, len(rows)),

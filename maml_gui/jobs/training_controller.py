@@ -102,6 +102,13 @@ class TrainingController(QObject):
         self._worker.request_preview(task_index)
         return True
 
+    def request_goal(self, task) -> bool:
+        """Meta-RL: ask the worker to adapt to ``task`` (placed by the user); False when no run is active."""
+        if self._worker is None:
+            return False
+        self._worker.request_goal(task)
+        return True
+
     def request_checkpoint(self) -> bool:
         """Ask the worker for its weights and state after the current meta-iteration; False when no run is active."""
         if self._worker is None:

@@ -61,6 +61,14 @@ def classifies(config: ExperimentConfig, adaptation: AdaptationSnapshot | None =
     return getattr(FAMILIES.get(family.name), "kind", "regression") == "classification"
 
 
+def run_kind(config: ExperimentConfig, adaptation: AdaptationSnapshot | None = None) -> str:
+    """"rl" (returns), "classification" (cross-entropy, accuracy) or "regression" (MSE): the runs one
+    set of axes can show together."""
+    if config.is_rl or (adaptation is not None and adaptation.metric == "return"):
+        return "rl"
+    return "classification" if classifies(config, adaptation) else "regression"
+
+
 # -- a sweep's seeds as one curve with a band ---------------------------------------------------------
 BAND_KIND = "min–max across seeds"   # what the shaded band spans (legends and tooltips say so)
 _SEED_FOLDER = re.compile(r"(.+)-seed\d+")

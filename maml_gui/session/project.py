@@ -155,9 +155,9 @@ class Project:
         self.lock(snap.folder)
         folder = self.folder / snap.folder
         if snap.append:
-            append_metrics_table(folder, snap.metrics)
+            append_metrics_table(folder, snap.metrics, rl=snap.config.is_rl)
         elif len(snap.metrics):
-            atomic_write(folder / METRICS_FILE, metrics_table_csv(snap.metrics))
+            atomic_write(folder / METRICS_FILE, metrics_table_csv(snap.metrics, rl=snap.config.is_rl))
         if snap.weights:
             save_run(folder, snap.config, snap.weights, None, training_state=snap.training_state)
         else:

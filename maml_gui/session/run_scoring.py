@@ -16,9 +16,8 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from core.config import ExperimentConfig
-from core.trained.loaded_model import LoadedModel
-from core.tasks import build_family
-from core.training.trainer import MetaTrainer
+from core.rl.evaluation import baseline_config
+from core.rl.kinds import family_of, inspector_of, model_for, trainer_for
 
 from maml_gui.jobs.job_runner import JobRunner
 from maml_gui.session.runs import RunRecord
@@ -70,7 +69,7 @@ class RunScorer(QObject):
         config, weights, family, tasks = run.config, run.weights, self._family_for(run.config), self._tasks()
         self._scoring = f"{run.name}: scoring {tasks:,} held-out tasks (in the background)…"
         self._line("score", self._scoring)
-        self._scores.submit(run, lambda report: LoadedModel(config, weights, family).adaptation(tasks, None, report))
+        self._scores.submit(run, lambda report: model_for(config, weights, family).adaptation(tasks, None, report))
 
     def _on_scored(self, run: RunRecord, snapshot) -> None:
         self._end("")
@@ -105,21 +104,29 @@ class RunScorer(QObject):
         snapshot = run.adaptation
         target = run.weights_iteration
         if snapshot is not None:
-            baseline = "pretrain" in snapshot.series and snapshot.baseline_iterations < target
+            baseline = ("pretrain" in snapshot.series or "pretrained" in snapshot.series) \
+                and snapshot.baseline_iterations < target
         if not run.weights or not baseline or run.config.algorithm.name == "pretrain" or target <= 0:
             return False
         config, weights, tasks = run.config, run.weights, self._tasks()
         edited = self._family_for(config)
 
         def train(report):
-            family = edited or build_family(config.family)
-            baseline = MetaTrainer(config.replace("algorithm", name="pretrain"), family)
-            while baseline.iteration < target:
-                baseline.step()
-                if baseline.iteration % 100 == 0 and report(0.8 * baseline.iteration / target):
-                    return None   # cancelled: the run keeps the scores it has
-            return LoadedModel(config, weights, family).adaptation(tasks, LoadedModel.of_trainer(baseline),
-                                                                   lambda f: report(0.8 + 0.2 * f))
+            family = edited or family_of(config)
+            pretrain = config.replace("algorithm", name="pretrain")
+            # meta-RL: the oracle (a policy told the task), where the family has one, is trained alike, as the
+            # paper's figure has it
+            oracle = baseline_config(config, "oracle") if config.is_rl else None
+            trainers = [trainer_for(pretrain, family)] + ([trainer_for(oracle)] if oracle is not None else [])
+            for i, baseline in enumerate(trainers):
+                while baseline.iteration < target:
+                    baseline.step()
+                    done = (i * target + baseline.iteration) / (len(trainers) * target)
+                    if baseline.iteration % (10 if config.is_rl else 100) == 0 and report(0.8 * done):
+                        return None   # cancelled: the run keeps the scores it has
+            extra = {"oracle": inspector_of(trainers[1])} if oracle is not None else {}
+            return model_for(config, weights, family).adaptation(tasks, inspector_of(trainers[0]),
+                                                                 lambda f: report(0.8 + 0.2 * f), **extra)
 
         self._baselines.submit(run, train)
         self._baseline_run = run

@@ -24,8 +24,7 @@ from core.storage.metrics import METRICS_FILE, metrics_table_csv, read_metrics
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.trained.export import config_sidecar, export_weights
-from core.trained.loaded_model import preview_from_weights
-from core.tasks import build_family
+from core.rl.kinds import family_of, model_for
 from core.trained.weights_io import PT_SUFFIXES
 from core.trained.weights_io import open_weights_built
 
@@ -85,6 +84,7 @@ class Session(QObject):
         self.editing = ExperimentConfig()
         self.editing_family = None                # the editor's family object (a CSV family holds its data)
         self.preview_index = 0
+        self.placed_task: tuple[float, ...] | None = None   # meta-RL: a goal the user placed, shown until "New task"
         self.save_problem: str | None = None      # the last write that failed, until one succeeds
         self._loaded = False                      # nothing is written before the project was read
         self._saver = RunSaver(self, lambda: self.project)
@@ -413,7 +413,7 @@ class Session(QObject):
     def family_for(self, config: ExperimentConfig):
         """The edited family when it is the one ``config`` names (a CSV family keeps its loaded data),
         else one built from the settings."""
-        return self._edited_family(config) or build_family(config.family)
+        return self._edited_family(config) or family_of(config)
 
     def _edited_family(self, config: ExperimentConfig):
         """The edited family object when ``config`` names it, else None: a job builds its own, so a
@@ -434,7 +434,7 @@ class Session(QObject):
         save_run(folder, run.config, run.weights, None, training_state=run.training_state)
         # every row: the project's metrics.csv has them all, the history keeps every other past 50,000
         atomic_write(Path(folder) / METRICS_FILE, metrics_table_csv(
-            every_row(run, self.project.folder / run.folder if run.folder else None)))
+            every_row(run, self.project.folder / run.folder if run.folder else None), rl=run.config.is_rl))
         return Path(folder)
 
     # -- views computed from a run ---------------------------------------------------------------
@@ -470,13 +470,26 @@ class Session(QObject):
         run = self.current
         config = run.config if run is not None else self.editing
         family = self.family_for(config)
-        return preview_from_weights(config, run.weights if run is not None else None, self.preview_index,
-                                    run.weights_iteration if run is not None else 0, family=family)
+        model = model_for(config, run.weights if run is not None else None, family,
+                          run.weights_iteration if run is not None else 0)
+        if config.is_rl and self.placed_task is not None:
+            return model.adapt_to(self.placed_task, placed=True)
+        return model.preview(self.preview_index)
 
     def next_task(self) -> bool:
         """Show another held-out task; True when the worker will send it."""
         self.preview_index += 1
+        self.placed_task = None
         return self.controller.request_preview(self.preview_index)
+
+    def place_task(self, task) -> bool:
+        """Meta-RL: adapt to ``task`` (a goal the user placed), now and in every later task view until
+        "New task"; True when the training worker will send it, else the caller draws :meth:`idle_preview`."""
+        self.placed_task = tuple(float(v) for v in task)
+        run = self.current
+        if run is not None and run is self.active and self.is_training():
+            return self.controller.request_goal(self.placed_task)
+        return False
 
     # -- closing --------------------------------------------------------------------------------
     def close(self, timeout_ms: int = 60_000) -> bool:

@@ -25,13 +25,23 @@ from .plot_legend import PIXEL_CACHE, short_name
 from .plot_colors import PALETTE, SERIES_COLORS, set_pen
 
 COMPARED_SERIES = "meta-learned"   # what a compared run shows: its meta-learned initialisation
+ORACLE_STYLE = Qt.PenStyle.DashDotLine   # the oracle (told the task) is the ceiling, not a method
 CI_FLOOR = 0.01                    # a loss's CI is drawn down to this fraction of its mean at most (never to 0)
 NOTE_ROW = 4                       # the PlotItem layout's row under the bottom axis
 NOTE_COLOR = "#b22222"
+RETURN_LABEL = "average return (higher is better)"
 
 
 def metric_label(metric: str) -> str:
+    if metric == "return":   # meta-RL: the policy's average return on held-out tasks
+        return RETURN_LABEL
     return "query accuracy (fraction correct)" if metric == "accuracy" else "query loss (MSE)"
+
+
+def steps_label(metric: str) -> str:
+    """The x axis: an RL task adapts on its own trajectories, a supervised one on its support set."""
+    return "policy-gradient steps on the task's own trajectories" if metric == "return" \
+        else "gradient steps on the support set"
 
 
 def compared_series(snapshot) -> tuple[np.ndarray, np.ndarray] | None:
@@ -50,17 +60,20 @@ def compared_diverged(snapshot) -> np.ndarray | None:
     return diverged.get(name)
 
 
-def shown_points(steps, mean, ci, loss: bool, log: bool):
+def shown_points(steps, mean, ci, loss: bool, log: bool, bounded: bool = True):
     """What is drawn of a series: (x, y, low, high) at the steps with a finite mean and CI (a
     positive mean on a log axis). The CI ends are clipped to what the score can be: a loss's
     lower end to ``CI_FLOOR`` of its mean (a normal CI of a skewed loss often reaches below 0,
-    which a loss never does, and a log axis cannot show 0), an accuracy's to [0, 1]."""
+    which a loss never does, and a log axis cannot show 0), an accuracy's to [0, 1]; a return
+    (``bounded=False``, on a linear axis) is not clipped."""
     steps, mean, ci = (np.asarray(a, dtype=float) for a in (steps, mean, ci))
     ok = np.isfinite(mean) & np.isfinite(ci)
     if log:
         ok &= mean > 0
     x, y, half = steps[ok], mean[ok], np.abs(ci[ok])
     low, high = y - half, y + half
+    if not bounded and not log:
+        return x, y, low, high
     if loss or log:
         low = np.maximum(low, y * CI_FLOOR)
     else:
@@ -83,6 +96,15 @@ def diverged_note(name: str, diverged, tasks: int = 0, steps=None) -> str:
     n = int(counts.max())
     of = f" of {tasks}" if tasks else ""
     return f"{name}: {n}{of} task{'s' * (n != 1 or bool(tasks))} diverged at step ≥ {first} (no mean from there on)"
+
+
+def set_points(line: pg.PlotDataItem, x, y) -> None:
+    """``line.setData``, also emptying its symbols when there is nothing to draw: pyqtgraph then only
+    hides them, keeping their last points, which a log axis turned into NaN (a return's negative
+    values), and bounding those warns on every paint."""
+    line.setData(x, y)
+    if not len(x):
+        line.scatter.clear()
 
 
 class NoteLabel(pg.LabelItem):
@@ -156,11 +178,14 @@ class AdaptationPlot(PlotBox):
 
     # ------------------------------------------------------------------ public API
     def set_metric(self, metric: str) -> None:
-        """Label the axis; a new metric also sets the log scale to its default (on for a loss)."""
+        """Label the axes; a new metric also sets the log scale to its default (on for a loss; off for
+        an accuracy, and for a return, which is negative in most RL tasks)."""
         self._set_label("left", metric_label(metric))
+        self._set_label("bottom", steps_label(metric))
         if metric != self._metric:
             self._metric = metric
-            self.set_log_scale(metric != "accuracy")
+            self.set_log_scale(metric not in ("accuracy", "return"))
+            self._log.setVisible(metric != "return")   # returns are mostly negative: no log axis
 
     def set_log_scale(self, on: bool) -> None:
         self._log.setChecked(on)
@@ -223,7 +248,7 @@ class AdaptationPlot(PlotBox):
             self._overlay_curves.append(curve)
         restyled = False
         for curve in self._overlay_curves[len(shown):]:
-            curve.setData([], [])
+            set_points(curve, [], [])
             curve.hide()
         for (overlay, _), curve in zip(shown, self._overlay_curves):
             if set_pen(curve, overlay.color, 2, OVERLAY_STYLE):
@@ -292,7 +317,7 @@ class AdaptationPlot(PlotBox):
     def clear(self) -> None:
         """Empty the shown run's series (items are kept for the next evaluation); compared runs stay."""
         for line, bars in self._items.values():
-            line.setData([], [])
+            set_points(line, [], [])
             bars.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), height=None)
         self._data.clear()
         self._drawn.clear()
@@ -325,8 +350,9 @@ class AdaptationPlot(PlotBox):
     def _draw_series(self, name: str) -> None:
         line, bars = self._items[name]
         log = self.log_scale()
-        x, y, low, high = self._drawn[name] = shown_points(*self._data[name], self._metric != "accuracy", log)
-        line.setData(x, y)   # the line follows the plot's log mode itself; the error bars do not
+        x, y, low, high = self._drawn[name] = shown_points(*self._data[name], self._metric not in ("accuracy", "return"),
+                                                           log, bounded=self._metric != "return")
+        set_points(line, x, y)   # the line follows the plot's log mode itself; the error bars do not
         if log:
             centre = np.log10(y)
             bars.setData(x=x, y=centre, top=np.log10(high) - centre, bottom=centre - np.log10(low), height=None)
@@ -339,7 +365,7 @@ class AdaptationPlot(PlotBox):
         for (_, (steps, mean, _)), curve in zip(self._overlays, self._overlay_curves):
             ok = np.isfinite(mean) & ((mean > 0) if log else True)
             self._overlay_drawn.append((steps[ok], mean[ok]))
-            curve.setData(steps[ok], mean[ok])
+            set_points(curve, steps[ok], mean[ok])
             curve.show()
 
     def _draw_bands(self) -> None:
@@ -350,7 +376,7 @@ class AdaptationPlot(PlotBox):
             drawn = (steps[ok], mean[ok], low[ok], high[ok])
             self._band_drawn.append(drawn)
             for curve, y in zip(items[:3], drawn[1:]):
-                curve.setData(drawn[0], y)
+                set_points(curve, drawn[0], y)
             for item in items:
                 item.show()
 
@@ -402,7 +428,8 @@ class AdaptationPlot(PlotBox):
             color = self._run_color
         else:
             color = SERIES_COLORS.get(name, PALETTE[(list(self._items).index(name) + 3) % len(PALETTE)])
-        if not set_pen(line, color, 2):
+        style = ORACLE_STYLE if name == "oracle" else Qt.PenStyle.SolidLine   # a bound, not a competitor
+        if not set_pen(line, color, 2, style):
             return False
         line.setSymbolBrush(pg.mkBrush(color))
         bars.setData(pen=pg.mkPen(color, width=1.5))

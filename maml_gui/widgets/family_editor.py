@@ -26,7 +26,8 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QPush
 from core.config import FamilySpec
 from core.data.csv_reader import CsvError
 from core.errors import ConfigError
-from core.tasks import FAMILIES, TaskFamily, build_family
+from core.envs import ENV_FAMILIES, build_env_family, is_env_family
+from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
 from core.tasks.csv_family import CsvFamily
 from core.tasks.labelled_rows import LabelledRowsFamily
 
@@ -76,6 +77,8 @@ class FamilyEditor(QWidget):
             if name not in IMPORTED:
                 self._combo.addItem(CSV_TITLE if cls is CsvFamily else cls.title, name)
         self._combo.addItem(IMAGES_TITLE, "images")
+        for name, cls in ENV_FAMILIES.items():   # meta-RL: environments whose tasks differ in a goal, a speed …
+            self._combo.addItem(f"{cls.title} · RL", name)
         self._shown_name = self._combo.currentData()
         self.csv_panel = CsvPanel()   # stands in for the form when the family is imported CSV data
         self.csv_panel.change_requested.connect(self.import_requested)
@@ -133,7 +136,7 @@ class FamilyEditor(QWidget):
         self.setStyleSheet(INVALID_STYLE)
 
         self._combo.currentIndexChanged.connect(self._on_family_chosen)
-        self._build_form(FAMILIES[self._combo.currentData()])
+        self._build_form(family_class(self._combo.currentData()))
         self._validate()
         self._redraw_preview()
 
@@ -152,11 +155,12 @@ class FamilyEditor(QWidget):
         self.image_grid.clear()   # a new family's examples come once it is built
         if cls is CsvFamily:
             self.csv_panel.register(form.getters, form.setters, form.field_widgets, form.labels, self._updating)
-        shown = [] if cls is CsvFamily else [f for f in cls.fields + cls.data_fields
+        data_fields = getattr(cls, "data_fields", ())   # environment families have none
+        shown = [] if cls is CsvFamily else [f for f in cls.fields + data_fields
                                               if f.kind in FORM_KINDS and f.name not in DIALOG_ONLY.get(cls.name, ())]
         if cls is not CsvFamily:   # everything else (files, columns, split) is kept as imported
             kept = self._kept.setdefault(cls.name, {})
-            for f in cls.fields + cls.data_fields:
+            for f in cls.fields + data_fields:
                 if f not in shown:
                     kept.setdefault(f.name, copy.deepcopy(f.default))
                     form.labels[f"family.{f.name}"] = f.label
@@ -186,7 +190,7 @@ class FamilyEditor(QWidget):
         try:
             self._combo.setCurrentIndex(index)
             self._kept.pop(spec.name, None)   # settings the spec omits take the defaults
-            self._build_form(FAMILIES[spec.name])
+            self._build_form(family_class(spec.name))
             # the formula first: typing it rebuilds the range rows, which the ranges then fill
             for name, value in sorted(dict(spec.params).items(), key=lambda kv: kv[0] == "ranges"):
                 if name in self.form.setters:
@@ -236,7 +240,7 @@ class FamilyEditor(QWidget):
             self._updating = False
             ask[1].emit()
         elif not self._updating:
-            self._build_form(FAMILIES[self._combo.currentData()])
+            self._build_form(family_class(self._combo.currentData()))
             self._on_edit()
 
     def _on_edit(self) -> None:
@@ -322,7 +326,9 @@ class FamilyEditor(QWidget):
             return  # keep the last good preview; the error label says what is wrong
         try:
             generator = torch.Generator().manual_seed(self._preview_seed)
-            if family.input_shape is not None:
+            if getattr(family, "kind", "") == "rl":
+                self._draw_env_tasks(family, generator)
+            elif family.input_shape is not None:
                 self.image_grid.set_rows(*episode_rows(family, self._preview_seed))
             elif family.tabular:
                 draw_csv_preview(self.preview, self._curves, self._dots, family, self._preview_seed)
@@ -355,6 +361,17 @@ class FamilyEditor(QWidget):
             self._error_label.setText("note: the formula gives no finite value on this x range")
             self._error_label.show()
 
+    def _draw_env_tasks(self, family, generator: torch.Generator) -> None:
+        """Meta-RL: tasks as points (a goal's x and y; a 1-number task along x)."""
+        tasks = family.sample_tasks(PREVIEW_SAMPLES, generator).numpy()
+        for curve in self._curves:
+            curve.hide()
+        names = tuple(getattr(family, "task_names", ())) or ("task",)
+        y = tasks[:, 1] if tasks.shape[1] > 1 else np.zeros(len(tasks))
+        self._dots.setData(tasks[:, 0], y, brush=pg.mkBrush(PALETTE[3]), symbol="star", size=10)
+        self.preview.setLabel("bottom", names[0])
+        self.preview.setLabel("left", names[1] if len(names) > 1 else "")
+
     def _draw_points(self, family: TaskFamily, generator: torch.Generator) -> None:
         """Classification: one task's points coloured by class (labels only mean something within a task)."""
         batch = family.sample(1, PREVIEW_SAMPLES, 1, generator)
@@ -366,10 +383,15 @@ class FamilyEditor(QWidget):
         self._dots.setData(points[:, 0], points[:, 1], brush=brushes, symbol="o", size=7)
 
 
+def family_class(name: str) -> type:
+    """The class of a task family or (meta-RL) environment family: its title, settings and kind."""
+    return FAMILIES.get(name) or ENV_FAMILIES[name]
+
+
 def _build(spec: FamilySpec) -> tuple[TaskFamily | None, ConfigError | None]:
     """The family, or why it cannot be built, as plain values (this also runs on a job thread)."""
     try:
-        return build_family(spec), None
+        return (build_env_family(spec) if is_env_family(spec.name) else build_family(spec)), None
     except ConfigError as exc:
         return None, exc
     except CsvError as exc:  # an imported file moved or changed since

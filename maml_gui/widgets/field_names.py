@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from core.envs import ENV_FAMILIES
 from core.tasks import FAMILIES
 
 # the rows of the model, algorithm and training groups, in the panel's words
@@ -25,10 +26,12 @@ LABELS = {
     "train.meta_lr": "Meta learning rate", "train.meta_batch": "Meta-batch (tasks)", "train.shots": "Shots K (support)",
     "train.query": "Query examples", "train.iterations": "Iterations", "train.seed": "Seed", "train.device": "Device",
     "train.compile": "Compile",
+    "rl.rollouts": "Trajectories per task", "rl.outer": "Outer step", "rl.gamma": "Discount γ",
+    "rl.gae_lambda": "GAE λ", "rl.max_kl": "Max KL", "rl.later_inner_lr": "Later inner rate",
     "family": "Family", "family.name": "Family",
 }
 # a dotted key, or a bare "family:" (an error about the family as a whole); "the family" in prose stays
-_KEY = re.compile(r"\b(?:(?:family|model|algorithm|train)(?:\.[A-Za-z_]\w*){1,2}\b|family(?=:))")
+_KEY = re.compile(r"\b(?:(?:family|model|algorithm|train|rl)(?:\.[A-Za-z_]\w*){1,2}\b|family(?=:))")
 
 
 def label(key: str, family: str | None = None) -> str | None:
@@ -41,8 +44,9 @@ def label(key: str, family: str | None = None) -> str | None:
         return None
     if rest.startswith("ranges."):
         return f"range of {rest[len('ranges.'):]}"
-    for cls in ([FAMILIES[family]] if family in FAMILIES else []) + list(FAMILIES.values()):
-        for f in cls.fields + cls.data_fields:
+    families = {**FAMILIES, **ENV_FAMILIES}
+    for cls in ([families[family]] if family in families else []) + list(families.values()):
+        for f in cls.fields + getattr(cls, "data_fields", ()):
             if f.name == rest:
                 return f.label
     return None

@@ -8,13 +8,15 @@ only the fields of the chosen network (MLP or Conv-4).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
                                QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from core.algorithms import TITLES
-from core.config import (ACTIVATIONS, COMPILE_MODES, PER_STEP_ALGORITHMS, AlgorithmSpec, ExperimentConfig, ModelSpec,
-                         TrainSpec)
+from core.config import (ACTIVATIONS, COMPILE_MODES, OUTER_STEPS, PER_STEP_ALGORITHMS, AlgorithmSpec, ExperimentConfig,
+                         ModelSpec, RLSpec, TrainSpec)
 from core.device import available_devices
 from core.errors import ConfigError
 
@@ -22,6 +24,8 @@ from maml_gui.widgets.field_names import LABELS, readable
 from .invalid_mark import INVALID_STYLE, mark_invalid
 
 INT_MAX = 2**31 - 1
+OUTER_TITLES = {"trpo": "TRPO", "ppo": "clipped (PPO-style)"}   # the tooltip says more
+RL_FIELDS = ("rollouts", "outer", "gamma", "gae_lambda", "max_kl", "later_inner_lr")
 MODEL_TITLES = {"mlp": "MLP (fully connected)", "conv4": "Conv-4 (for images)", "module": "Your own module (Python file)"}
 DOWNSAMPLE_TITLES = {"max": "2×2 max-pool", "stride": "stride-2 convolution"}
 BATCH_NORM_TITLES = {"batch": "per batch", "per_step": "per inner step (MAML++)", "off": "off"}
@@ -52,6 +56,15 @@ HELP = {
                "more inner steps), but the first start compiles for 20-40 s (about 5 s once the kernels are in your "
                "cache folder). auto compiles when the run would take over a minute. Conv nets and machines without a "
                "C++ compiler stay eager.",
+    "rollouts": "Meta-RL: trajectories sampled per task for each inner step, and again for the meta-objective "
+                "(20 in the MAML paper).",
+    "outer": "Meta-RL: the outer step. TRPO (the MAML paper's: conjugate gradient on the KL's Hessian, a line search "
+             "within max KL), or a clipped surrogate with Adam at the meta learning rate (PPO/ProMP-style, cheaper).",
+    "gamma": "Meta-RL: discount of future rewards in the returns and advantages (0.99 in the paper).",
+    "gae_lambda": "Meta-RL: GAE's λ for the advantages (1: plain discounted returns minus the linear baseline).",
+    "max_kl": "Meta-RL: TRPO's bound on the mean KL between the adapted policies before and after an outer step.",
+    "later_inner_lr": "Meta-RL: the step size of held-out adaptation's steps after the first (the paper: 0.1, then "
+                      "0.05); 0 uses the inner learning rate throughout.",
     "msl_iterations": "MAML++: meta-iterations over which the multi-step loss anneals toward the last step.",
     "first_order_iterations": "MAML++: meta-iterations run first-order before switching to second order.",
 }
@@ -107,6 +120,15 @@ class HyperPanel(QWidget):
         self.first_order_iterations = _int_box(0, INT_MAX)
         for box in (self.msl_iterations, self.first_order_iterations):
             box.setSingleStep(100)
+        self.rollouts = _int_box(1, 100_000)
+        self.outer = _combo({step: OUTER_TITLES.get(step, step) for step in OUTER_STEPS})
+        self.gamma = _fraction_box()
+        self.gae_lambda = _fraction_box()
+        self.max_kl = _rate_box(10.0)
+        self.later_inner_lr = _rate_box(100.0)
+        self.later_inner_lr.setMinimum(0.0)
+        self._rl_kept = RLSpec()   # the RL settings the panel has no input for (conjugate gradient, line search)
+        self._rl = False
 
         # every setting's input, by its dotted key (its row label is field_names.LABELS[key])
         self._field_widgets = {
@@ -119,7 +141,8 @@ class HyperPanel(QWidget):
             "algorithm.inner_lr": self.inner_lr, "algorithm.msl_iterations": self.msl_iterations,
             "algorithm.first_order_iterations": self.first_order_iterations,
             **{f"train.{name}": getattr(self, name) for name in ("meta_lr", "meta_batch", "shots", "query",
-                                                                  "iterations", "seed", "device", "compile")}}
+                                                                  "iterations", "seed", "device", "compile")},
+            **{f"rl.{name}": getattr(self, name) for name in RL_FIELDS}}
         fields = self._field_widgets
         model = _group("Model", fields, [k for k in fields if k.startswith("model.") and k not in
                                          ("model.module_args", "model.module_sha256")])
@@ -127,12 +150,15 @@ class HyperPanel(QWidget):
         algorithm = _group("Algorithm", fields, ["algorithm.name", "algorithm.inner_steps", "algorithm.inner_lr"])
         self._mamlpp = _group("MAML++", fields, ["algorithm.msl_iterations", "algorithm.first_order_iterations"])
         train = _group("Training", fields, [k for k in fields if k.startswith("train.")])
+        self._train_form = train.layout()
+        self._rl_group = _group("Meta-RL", fields, [k for k in fields if k.startswith("rl.")])
+        self._rl_group.hide()
         self._error_label = QLabel()
         self._error_label.setStyleSheet("color: #d62728;")
         self._error_label.setWordWrap(True)
         self._error_label.hide()
         layout = QVBoxLayout(self)
-        for widget in (model, algorithm, self._mamlpp, train, self._error_label):
+        for widget in (model, algorithm, self._mamlpp, self._rl_group, train, self._error_label):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.setStyleSheet(INVALID_STYLE)
@@ -141,10 +167,11 @@ class HyperPanel(QWidget):
             getattr(self, name).setToolTip(text)
         for box in (self.inner_steps, self.inner_lr, self.meta_lr, self.meta_batch, self.shots, self.query,
                     self.iterations, self.seed, self.msl_iterations, self.first_order_iterations,
-                    self.conv_channels, self.conv_depth):
+                    self.conv_channels, self.conv_depth, self.rollouts, self.gamma, self.gae_lambda, self.max_kl,
+                    self.later_inner_lr):
             box.valueChanged.connect(self._on_edit)
         for combo in (self.model, self.activation, self.algorithm, self.device, self.compile, self.downsample,
-                      self.batch_norm):
+                      self.batch_norm, self.outer):
             combo.currentIndexChanged.connect(self._on_edit)
         self.hidden.textChanged.connect(self._on_edit)
         self.meta_lr.valueChanged.connect(self.meta_lr_changed)
@@ -181,6 +208,18 @@ class HyperPanel(QWidget):
                          self.iterations.value(), self.seed.value(), self.device.currentData(),
                          self.compile.currentData())
 
+    def rl_spec(self) -> RLSpec:
+        """The meta-RL settings as edited (those without an input as last set)."""
+        return replace(self._rl_kept, rollouts=self.rollouts.value(), outer=self.outer.currentData(),
+                       gamma=self.gamma.value(), gae_lambda=self.gae_lambda.value(), max_kl=self.max_kl.value(),
+                       later_inner_lr=self.later_inner_lr.value())
+
+    def set_rl(self, rl: bool) -> None:
+        """An environment family (meta-RL): show its settings, hide the supervised ones (shots, query)."""
+        if rl != self._rl:
+            self._rl = rl
+            self._on_edit()
+
     def set_config(self, config: ExperimentConfig) -> None:
         """Show the model, algorithm and training sections of ``config`` (the family is not ours)."""
         widgets = [w for w in vars(self).values() if isinstance(w, QWidget)]
@@ -208,6 +247,12 @@ class HyperPanel(QWidget):
                 getattr(self, name).setValue(getattr(t, name))
             _select(self.device, t.device)
             _select(self.compile, t.compile)
+            r = self._rl_kept = config.rl
+            self.rollouts.setValue(r.rollouts)
+            _select(self.outer, r.outer)
+            for name in ("gamma", "gae_lambda", "max_kl", "later_inner_lr"):
+                getattr(self, name).setValue(getattr(r, name))
+            self._rl = config.is_rl
         finally:
             for w in widgets:
                 w.blockSignals(False)
@@ -238,6 +283,9 @@ class HyperPanel(QWidget):
         self._model_form.setRowVisible(self.module_info, own)
         for widget in (self.conv_channels, self.conv_depth, self.downsample, self.batch_norm):
             self._model_form.setRowVisible(widget, conv)
+        self._rl_group.setVisible(self._rl)
+        for widget in (self.shots, self.query):   # a meta-RL task adapts on its own trajectories
+            self._train_form.setRowVisible(widget, not self._rl)
         was_valid = self._error is None
         try:
             if not conv and not own:   # conv nets and own modules ignore the MLP's widths (maybe half typed)
@@ -248,6 +296,8 @@ class HyperPanel(QWidget):
                 raise ConfigError("model.batch_norm", PER_STEP_ALGORITHMS)
             self.algorithm_spec().validate()
             self.train_spec().validate()
+            if self._rl:
+                self.rl_spec().validate()
             self._error = None
         except ConfigError as exc:
             self._error = exc
@@ -276,6 +326,16 @@ def _select(combo: QComboBox, data: str) -> None:
         combo.addItem(f"{data} (not available here)", data)
         index = combo.count() - 1
     combo.setCurrentIndex(index)
+
+
+def _fraction_box() -> QDoubleSpinBox:
+    """γ and λ: numbers in [0, 1] with the few decimals they are given with."""
+    box = QDoubleSpinBox()
+    box.setDecimals(3)
+    box.setRange(0.0, 1.0)
+    box.setSingleStep(0.01)
+    box.setKeyboardTracking(False)
+    return box
 
 
 def _int_box(low: int, high: int) -> QSpinBox:

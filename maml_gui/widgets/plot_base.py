@@ -375,6 +375,7 @@ class PlotBox(QWidget):
         item = self.plot.getPlotItem().getAxis(axis)
         if item.labelText != text:   # re-laying out text is not free
             self.plot.setLabel(axis, text)
+            item.resizeEvent()   # centre the new text: pyqtgraph places a label only when its axis is resized
         if axis == "left":
             item.setToolTip(self._y_label if text != self._y_label else "")
 

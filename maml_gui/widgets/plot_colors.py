@@ -9,7 +9,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
-SERIES_COLORS = {"meta-learned": PALETTE[0], "pretrain": PALETTE[1], "scratch": "#7f7f7f"}
+# meta-RL names its baselines as the MAML paper's figure does: pretrained, random (initialisation), oracle
+SERIES_COLORS = {"meta-learned": PALETTE[0], "pretrain": PALETTE[1], "scratch": "#7f7f7f",
+                 "pretrained": PALETTE[1], "random": "#7f7f7f", "oracle": "#2ca02c"}
 # line styles, one meaning each: dotted = before adaptation (every plot of adapted curves); on the
 # meta-loss and held-out plots, where every curve is adapted, dashed = a compared run
 BEFORE_STYLE = Qt.PenStyle.DotLine

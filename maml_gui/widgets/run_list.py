@@ -165,8 +165,8 @@ class RunList(QWidget):
                 score, metric = held_out
                 cells[HELD_OUT].setData(SORT_ROLE, score)
                 cells[HELD_OUT].setText(f"{score:.1%}" if metric == "accuracy" else f"{score:.4g}")
-                cells[HELD_OUT].setToolTip("query accuracy" if metric == "accuracy" else "query MSE"
-                                           " after the last adaptation step, on held-out tasks")
+                what = {"accuracy": "query accuracy", "return": "average return (higher is better)"}.get(metric, "query MSE")
+                cells[HELD_OUT].setToolTip(f"{what} after the last adaptation step, on held-out tasks")
             if status is not None:
                 cells[STATUS].setText(status)
         finally:

@@ -162,8 +162,10 @@ class ScoresTable(QWidget):
         if not self._apart:
             return ""
         listed = {name for name, *_ in self._rows}
-        other = "classification runs (accuracy)" if self._plotted == "regression" else "regression runs (MSE)"
-        axes = {"regression": "the plots' MSE axes", "classification": "the plots' accuracy and cross-entropy axes"}
+        other = {"regression": "classification runs (accuracy)", "rl": "supervised runs (losses, accuracy)"}.get(
+            self._plotted, "regression runs (MSE)")
+        axes = {"regression": "the plots' MSE axes", "classification": "the plots' accuracy and cross-entropy axes",
+                "rl": "the plots' return axes"}
         text = f"Grey rows: {other}, not drawn on {axes.get(self._plotted, 'the plots')}."
         unscored = [n for n in self._apart if n not in listed]
         if unscored:

@@ -19,8 +19,8 @@ from PySide6.QtCore import QObject, QTimer
 from core.errors import MamlError
 
 from maml_gui.widgets.field_names import readable
-from maml_gui.session.overlays import (Band, Overlay, band_label, band_tip, classifies, group_by_config, run_color,
-                                       run_colors)
+from maml_gui.session.overlays import (Band, Overlay, band_label, band_tip, group_by_config, run_color, run_colors,
+                                       run_kind)
 from maml_gui.window.pacing import Pacer
 from maml_gui.window.panels import PlotsArea, StatusReadout
 from maml_gui.session.runs import hyperparameters
@@ -67,6 +67,7 @@ class LiveViews(QObject):
         run_list.deleted.connect(s.delete)
         run_list.selected.connect(s.set_current)
         plots.new_task.connect(self.next_task)
+        plots.goal_placed.connect(self.place_goal)
         self._training = self._was_paused = False
         self._shown_name: str | None = None   # the current run's name in the plots' legends
         self._label_current(None)
@@ -126,7 +127,7 @@ class LiveViews(QObject):
         self._plot_timer.stop()
         self.run_list.select_run(run.run_id if run is not None else None)
         self._label_current(run)
-        self.plots.set_loss_label(self.session.is_classification(run))
+        self.plots.set_loss_label(self.session.is_classification(run), self._is_rl(run))
         self._shown_name = run.name if run is not None else None
         if run is None:
             self.plots.set_history(None)
@@ -164,7 +165,7 @@ class LiveViews(QObject):
 
     def _on_family_changed(self) -> None:
         if self.session.current is None:
-            self.plots.set_loss_label(self.session.is_classification(None))
+            self.plots.set_loss_label(self.session.is_classification(None), self._is_rl(None))
             self._preview_timer.start()
             self._draw_overlays()   # compared runs of the other kind leave the new axes
 
@@ -252,8 +253,8 @@ class LiveViews(QObject):
         self._last_overlay = time.perf_counter()
         session = self.session
         compared, current = session.compared_runs(), session.current
-        kind = classifies(current.config, current.adaptation) if current is not None else classifies(session.editing)
-        runs = [r for r in compared if classifies(r.config, r.adaptation) == kind]
+        kind = run_kind(current.config, current.adaptation) if current is not None else run_kind(session.editing)
+        runs = [r for r in compared if run_kind(r.config, r.adaptation) == kind]
         apart = [r for r in compared if r not in runs and r is not current]
         colors = {r.run_id: self._color(r) for r in session.runs}
         members = runs + ([current] if current is not None and current not in runs else [])
@@ -268,13 +269,22 @@ class LiveViews(QObject):
             view.set_bands(bands)
         shown = ([current] if current is not None else []) + [r for r in compared if r is not current]
         p.scores.set_runs([Overlay(r.name, colors[r.run_id], r.history, r.adaptation) for r in shown],
-                          apart=[r.name for r in apart], plotted="classification" if kind else "regression")
+                          apart=[r.name for r in apart], plotted=kind)
         p.score_tabs.setTabText(1, f"Compared runs ({len(apart)} not plotted)" if apart else "Compared runs")
 
     # -- the task view ----------------------------------------------------------------------------
     def next_task(self) -> None:
         if not self.session.next_task():
             self.refresh_idle_preview()
+
+    def place_goal(self, x: float, y: float) -> None:
+        """Meta-RL: the policy adapts to a goal placed in the trajectory view (the training worker does it
+        while the run trains, else it is done here: a few rollouts of a small policy)."""
+        if not self.session.place_task((x, y)):
+            self.refresh_idle_preview()
+
+    def _is_rl(self, run) -> bool:
+        return (run.config if run is not None else self.session.editing).is_rl
 
     def refresh_idle_preview(self) -> None:
         """Without a worker for the current run, draw its task view here (or a fresh network's)."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSc
 
 from core.config import ExperimentConfig
 from core.device import resolve_device
+from core.envs import is_env_family
 from core.errors import MamlError
 from core.training.memory import fit_problem
 from core.storage.lock import LOCK_FILE, RunLocked
@@ -220,7 +221,8 @@ class MainWindow(QMainWindow):
     def panel_config(self) -> ExperimentConfig:
         """What the panels show (not necessarily valid: see ``start_problem``)."""
         hp = self.hyper_panel
-        return ExperimentConfig(self.family_editor.spec(), hp.model_spec(), hp.algorithm_spec(), hp.train_spec())
+        return ExperimentConfig(self.family_editor.spec(), hp.model_spec(), hp.algorithm_spec(), hp.train_spec(),
+                                hp.rl_spec())
 
     def choose_user_module(self) -> None:
         """Model → Network → Your own module (Python file)…"""
@@ -334,6 +336,7 @@ class MainWindow(QMainWindow):
     def _on_config_edited(self) -> None:
         if not self._syncing and self._follow_data():
             return
+        self.hyper_panel.set_rl(is_env_family(self.family_editor.spec().name))   # its settings, not shots
         self._refresh_validity()
         config = self.panel_config()
         if not self._syncing and self.session.is_training() and not self.session.training.stopping:

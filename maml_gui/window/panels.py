@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
 from PySide6.QtCore import QEvent, QRect, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget, QStatusBar, QStyle,
                                QStyleOption, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
+from core.rl.task_views import EpisodeReturns, TrajectoryFigure
 from core.trained.task_views import DataView, EpisodeView, RegionsView
 from maml_gui.session.overlays import Overlay, run_color
 from maml_gui.widgets.adaptation_plot import AdaptationPlot
@@ -17,8 +20,11 @@ from maml_gui.widgets.data_plot import TaskPlot
 from maml_gui.widgets.episode_view import EpisodeWidget
 from maml_gui.widgets.grad_norm_plot import GradNormPlot
 from maml_gui.widgets.loss_plot import LossPlot
+from maml_gui.widgets.return_plots import EpisodeStrip, MetaReturnPlot, StepReturnPlot
+from maml_gui.widgets.rl_math import figure_caption
 from maml_gui.widgets.scores_table import ScoresTable
 from maml_gui.widgets.step_loss_plot import StepLossPlot
+from maml_gui.widgets.trajectory_view import TrajectoryView
 
 BASELINE_HELP = (
     "Scores on a fixed batch of {tasks} held-out tasks after 0..M gradient steps on each task's support set "
@@ -225,9 +231,14 @@ class PlotsArea(QSplitter):
     """The four live views in a 2×2 grid of splitters: the history plots on top (the meta-loss
     with the gradient norm behind a tab, and the loss after each inner step), the held-out
     scores (plot, and a table behind a tab) and the task view with its 'New task' button below.
-    Compared runs appear on all three score and loss views, each run in its own colour."""
+    Compared runs appear on all three score and loss views, each run in its own colour.
+
+    A meta-RL run (:meth:`set_rl`) shows its meta-return and its return per inner step in the places of
+    the losses, its held-out returns beside the baselines, and the 2-D navigation trajectories (a click
+    places a goal: ``goal_placed``) or each held-out episode's return in the task view's place."""
 
     new_task = Signal()
+    goal_placed = Signal(float, float)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(Qt.Orientation.Vertical, parent)
@@ -238,12 +249,18 @@ class PlotsArea(QSplitter):
         self.scores = ScoresTable()
         self.task = TaskPlot()   # FunctionPlot plus CSV tasks
         self.episode = EpisodeWidget()   # image runs: one episode's images and predicted labels
+        self.meta_return = MetaReturnPlot()
+        self.step_returns = StepReturnPlot()
+        self.trajectories = TrajectoryView()
+        self.trajectories.goal_placed.connect(self.goal_placed)
+        self.episode_returns = EpisodeStrip()
+        self._rl = False
         self.no_view = QLabel()
         self.no_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.no_view.setWordWrap(True)
         self.no_view.setStyleSheet("color: #666;")
         self.task_stack = QStackedWidget()   # one page shown: the plot, the episode, or why there is none
-        for page in (self.task, self.episode, self.no_view):
+        for page in (self.task, self.episode, self.no_view, self.trajectories, self.episode_returns):
             self.task_stack.addWidget(page)
         self.new_task_button = QPushButton("New task")
         self.new_task_button.setToolTip("Show another held-out task (not used in training).")
@@ -273,7 +290,7 @@ class PlotsArea(QSplitter):
         self.loss_tabs.addTab(self.loss, "Meta-loss")
         self.loss_tabs.addTab(self.grad, "Gradient norm")
         self.loss_tabs.setTabToolTip(1, "The norm of each meta-iteration's meta-gradient (metrics.csv's grad_norm)")
-        for plot in self.history_plots():   # one x axis (iteration, relative, wall-clock or training time) for all
+        for plot in self.all_history_plots():   # one x axis (iteration, relative, wall-clock or training time) for all
             plot.x_axis_changed.connect(self.set_x_axis)
         self.top = QSplitter(Qt.Orientation.Horizontal)
         self.bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -288,17 +305,42 @@ class PlotsArea(QSplitter):
         self.setChildrenCollapsible(False)
 
     def history_plots(self) -> tuple:
-        """The plots over meta-iterations: meta-loss, gradient norm, loss after each inner step."""
+        """The plots over meta-iterations shown: meta-loss (meta-return), gradient norm, loss (return)
+        after each inner step."""
+        if self._rl:
+            return self.meta_return, self.grad, self.step_returns
         return self.loss, self.grad, self.steps
+
+    def all_history_plots(self) -> tuple:
+        return self.loss, self.grad, self.steps, self.meta_return, self.step_returns
+
+    def set_rl(self, rl: bool) -> None:
+        """Show the meta-RL plots (returns, higher is better) or the supervised ones (losses) in their places."""
+        if rl == self._rl:
+            return
+        self._rl = rl
+        old, new = (self.loss, self.meta_return) if rl else (self.meta_return, self.loss)
+        current = self.loss_tabs.currentIndex()
+        self.loss_tabs.removeTab(0)
+        self.loss_tabs.insertTab(0, new, "Meta-return" if rl else "Meta-loss")
+        self.loss_tabs.setCurrentIndex(current)
+        old.hide()
+        self.top.replaceWidget(1, self.step_returns if rl else self.steps).hide()
+        (self.step_returns if rl else self.steps).show()
+        for plot in self.history_plots():
+            plot.refresh()
+
+    def is_rl(self) -> bool:
+        return self._rl
 
     def set_x_axis(self, mode: str) -> None:
         """"iteration", "relative", "wall" or "time" on the x axis of every history plot (``X_AXES``)."""
-        for plot in self.history_plots():
+        for plot in self.all_history_plots():
             plot.set_x_axis(mode)
 
     def set_history(self, history, name: str = "", color: str | None = None) -> None:
         """The shown run's ``History`` on the history plots (None empties them)."""
-        for plot in self.history_plots():
+        for plot in self.all_history_plots():
             plot.set_history(history, name, color)
 
     def refresh(self) -> None:
@@ -328,12 +370,14 @@ class PlotsArea(QSplitter):
         self.set_overlays([overlay(r) for r in runs if r is not current],
                           overlay(current) if current is not None else None)
 
-    def set_loss_label(self, classification: bool) -> None:
-        """The history plots say which loss they show: MSE, or cross-entropy for classification."""
+    def set_loss_label(self, classification: bool, rl: bool = False) -> None:
+        """The history plots say which loss they show: MSE, or cross-entropy for classification; a
+        meta-RL run's plots show returns instead (:meth:`set_rl`)."""
         loss = "cross-entropy" if classification else "MSE"
         self.loss.set_y_label(f"query loss ({loss})")
         self.steps.set_y_label(f"query loss ({loss}, smoothed)")
-        self.adaptation.set_metric("accuracy" if classification else "mse")   # before any score arrives
+        self.set_rl(rl)
+        self.adaptation.set_metric("return" if rl else "accuracy" if classification else "mse")   # before any score
 
     def show_preview(self, preview, source: str | None = None) -> None:
         """Draw a ``core.trained.loaded_model.Preview``: the function view, decision regions for 2-D
@@ -345,6 +389,9 @@ class PlotsArea(QSplitter):
             self.show_note(note[:1].upper() + note[1:])
             return
         extra = ""
+        if isinstance(view, (TrajectoryFigure, EpisodeReturns)):
+            self._show_rl_view(preview, source)
+            return
         self.task_stack.setCurrentWidget(self.episode if isinstance(view, EpisodeView) else self.task)
         if isinstance(view, EpisodeView):
             self.episode.show_episode(view)
@@ -359,6 +406,23 @@ class PlotsArea(QSplitter):
             self.task.show_function(view)
         self.task_caption.setText(f"task #{preview.task_index + 1} · {source or f'iteration {preview.iteration:,}'}{extra}")
 
+    def _show_rl_view(self, preview, source: str | None) -> None:
+        """The navigation figure of one goal (revealed step by step for a placed goal), or each episode's return."""
+        view = preview.view
+        whose = source or f"iteration {preview.iteration:,}"
+        if isinstance(view, TrajectoryFigure):
+            self.task_stack.setCurrentWidget(self.trajectories)
+            shown = self.trajectories.figure()   # a newly placed goal is revealed step by step, once
+            again = shown is not None and shown.placed and np.array_equal(shown.goal, view.goal)
+            self.trajectories.show_figure(view, reveal=view.placed and not again)
+            task = "your goal" if view.placed else f"held-out goal #{preview.task_index + 1}"
+            self.task_caption.setText(f"{task} · {whose} · {figure_caption(view)} · click to place a goal")
+        else:
+            self.task_stack.setCurrentWidget(self.episode_returns)
+            self.episode_returns.show_returns(view)
+            task = f"held-out task #{preview.task_index + 1}" + (f" ({view.task})" if view.task else "")
+            self.task_caption.setText(f"{task} · {whose}")
+
     def show_note(self, text: str) -> None:
         """No task to draw: say why in the task view's place (and clear the caption)."""
         self.no_view.setText(text)
@@ -367,9 +431,12 @@ class PlotsArea(QSplitter):
 
     def task_page(self) -> str:
         """Which task view is shown: "plot", "episode" or "note"."""
-        return {0: "plot", 1: "episode", 2: "note"}[self.task_stack.currentIndex()]
+        return {0: "plot", 1: "episode", 2: "note", 3: "trajectories", 4: "episode returns"}[self.task_stack.currentIndex()]
 
     def plot_item(self, key: str):
         """The pyqtgraph PlotItem behind a view, for image/SVG export."""
-        widget = {"loss": self.loss, "grad": self.grad, "steps": self.steps, "adaptation": self.adaptation, "task": self.task}[key]
+        loss, _, steps = self.history_plots()
+        task = {self.trajectories: self.trajectories, self.episode_returns: self.episode_returns}.get(
+            self.task_stack.currentWidget(), self.task)
+        widget = {"loss": loss, "grad": self.grad, "steps": steps, "adaptation": self.adaptation, "task": task}[key]
         return widget.plot.getPlotItem()

@@ -154,7 +154,7 @@ def test_window_runs_write_their_clock_times_and_an_old_project_continues_with_t
         before = time.time()
         with qtbot.waitSignal(session.controller.running_changed, timeout=60_000,
                               check_params_cb=lambda active: not active):
-            assert session.continue_run(run)
+            assert session.training.continue_run(run)
         assert session.flush()
         after = time.time()
         assert run.history.has_wall_time() and run.iteration == 40
@@ -167,7 +167,7 @@ def test_window_runs_write_their_clock_times_and_an_old_project_continues_with_t
 
         with qtbot.waitSignal(session.controller.running_changed, timeout=60_000,
                               check_params_cb=lambda active: not active):
-            new = session.start(tiny(15))   # a new window run
+            new = session.training.start(tiny(15))   # a new window run
         assert session.flush()
         table = read_metrics(old / new.folder)
         assert table.shape[0] == 15 and np.isfinite(table[:, -1]).all() and np.all(np.diff(table[:, -1]) >= 0)

@@ -380,12 +380,6 @@ def conv_compile_lines(result: dict) -> list[str]:
             "training keeps conv nets eager"]
 
 
-ACTIVATION_COPIES = 3.5   # tensors of a block's output size kept per image (conv in/out, norm, ReLU, …), fitted
-# to step_peak_bytes at the Omniglot setting, meta-batch 8 (per-task loop formulation): MAML measured 102 MiB /
-# estimated 163, first order 91 / 154, ANIL 156 / 147 (high for MAML, about right for ANIL, whose shared body
-# runs every task's images in one batch)
-
-
 def estimate_peak_bytes(config: ExperimentConfig, family) -> int:
     """A quick estimate (no network is run) of the extra bytes one meta-iteration needs: every
     support and query image's activations kept for the backward pass, twice for the support
@@ -401,14 +395,8 @@ def estimate_peak_bytes(config: ExperimentConfig, family) -> int:
     ways = family.output_dim if family.kind == "classification" and shape is not None else 1
     n_support, n_query = t.shots * ways, t.query * ways
     if config.model.name == "conv4":
-        from core.nets.conv import feature_shape
-
-        per_image, (c, h, w) = 0, shape
-        for _ in range(config.model.conv_depth):
-            conv = (h, w) if config.model.downsample == "max" else ((h + 1) // 2, (w + 1) // 2)
-            per_image += config.model.conv_channels * conv[0] * conv[1]
-            c, h, w = feature_shape((c, h, w), config.model.conv_channels, 1, config.model.downsample)
-        per_image *= ACTIVATION_COPIES
+        per_image = net.activation_floats()   # fitted: MAML measured 102 MiB / estimated 163, first order 91 / 154,
+        # ANIL 156 / 147 at the Omniglot setting, meta-batch 8 (per-task loop formulation)
     else:
         per_image = 2 * (sum(config.model.hidden) + family.output_dim)
     second = a.name in ("maml", "metasgd", "mamlpp")   # ANIL differentiates only the head twice

@@ -93,15 +93,15 @@ def per_step_scores(algorithm: Algorithm, params: Params, rates: InnerRates, bat
     return torch.cat(parts, dim=1)
 
 
-def chunk_size(net, params: Params, batch: TaskBatch, budget: int = EVAL_MEMORY) -> int:
-    """Held-out tasks to adapt at once within ``budget`` bytes, from the engine's memory estimate:
+def chunk_size(net, params: Params, batch: TaskBatch, budget: int | None = None) -> int:
+    """Held-out tasks to adapt at once within ``budget`` bytes (default :data:`EVAL_MEMORY`), from the engine's memory estimate:
     a support pass's activations kept for its backward, a query pass's, and four copies of the
     weights per task (current, gradient, next, the one being scored)."""
     per_point = net.activation_floats() if hasattr(net, "activation_floats") else 2 * sum(getattr(net, "sizes", [0, 256])[1:])
     points = batch.support_x.shape[1] + batch.query_x.shape[1]
     weights = sum(p.numel() for p in params.values())
     per_task = batch.support_x.element_size() * (per_point * points + 4 * weights)
-    return int(max(1, min(MAX_CHUNK, budget // max(1, per_task))))
+    return int(max(1, min(MAX_CHUNK, (budget or EVAL_MEMORY) // max(1, per_task))))
 
 
 def diverged_tasks(scores: torch.Tensor, metric: str = "mse") -> torch.Tensor:

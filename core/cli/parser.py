@@ -168,7 +168,10 @@ def build_parser() -> _Parser:
     bench.add_argument("--conv", action="store_true",
                        help="the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query per class, "
                             "meta-batch 32, second order): engine vs per-task loop, and peak memory per meta-gradient "
-                            "(second order, first order, ANIL); --meta-batch and --rounds apply")
+                            "(second order, first order, ANIL); then 600-episode evaluation (28×28, max-pool, "
+                            "steps 0,1,5,10) and first-order training, grouped vs per-task convolutions; "
+                            "--meta-batch and --rounds apply")
+    bench.add_argument("--quick", action="store_true", help="with --conv: small sizes, for a sanity check")
     bench.add_argument("--json", action="store_true")
     parser.commands = dict(sub.choices)
     return parser

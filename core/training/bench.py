@@ -242,7 +242,8 @@ def _conv_setup(algorithm: str, setting: dict, device, generator: torch.Generato
     from core.config import AlgorithmSpec, ModelSpec
     from core.nets.models import build_net
 
-    spec = ModelSpec(name="conv4", conv_channels=setting["channels"], conv_depth=setting["depth"], downsample="stride")
+    spec = ModelSpec(name="conv4", conv_channels=setting["channels"], conv_depth=setting["depth"],
+                     downsample=setting.get("downsample", "stride"))
     c, h, w = setting["image"]
     net = build_net(spec, c * h * w, setting["ways"], setting["image"], setting["inner_steps"])
     params = {n: p.requires_grad_(True) for n, p in net.init(generator, device).items()}

@@ -20,6 +20,7 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.config import ExperimentConfig
+from core.device import BACKGROUND_THREADS, use_threads
 from core.errors import MamlError, TrainingDiverged
 from core.trained.loaded_model import LoadedModel
 from core.training.trainer import MetaTrainer, StepMetrics
@@ -34,10 +35,23 @@ def reserve_gui_core() -> int:
     the GUI thread, and each meta-iteration's many small ops then wait on one another: on a
     2-core machine with other work running, a default-size MAML step got more than 10x slower. Returns the thread count now used.
     """
+    global _TRAINING_THREADS
     cores = os.cpu_count() or 1
     threads = max(1, min(torch.get_num_threads(), cores - 1))
     torch.set_num_threads(threads)
+    _TRAINING_THREADS = max(1, threads - BACKGROUND_JOBS * BACKGROUND_THREADS)
     return threads
+
+
+BACKGROUND_JOBS = 2          # held-out scoring and a finished run's pretrain baseline may run beside training
+_TRAINING_THREADS = max(1, (os.cpu_count() or 1) - 1 - BACKGROUND_JOBS * BACKGROUND_THREADS)
+
+
+def training_threads() -> int:
+    """Intra-op threads of a training thread: the cores left to torch once the GUI thread and the
+    background jobs (one thread each) have theirs, so that all of them together never ask for more
+    threads than cores (on 2 cores every job runs on one thread)."""
+    return _TRAINING_THREADS
 
 
 def live_threads() -> list[QThread]:
@@ -222,6 +236,7 @@ class TrainingWorker(QObject):
 
     def _run(self) -> str:
         opts = self._options
+        use_threads(training_threads())   # this thread's own count (see core.device.use_threads)
         self.activity.emit("Building the task family…")
         trainer = self._trainer = MetaTrainer(self._config)
         if self._initial_weights:   # continue from opened weights (shapes checked by the window)

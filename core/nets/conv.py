@@ -161,9 +161,10 @@ class ConvNet:
             return self.forward(params, x.unsqueeze(0)).squeeze(0)
         if not self._body_per_task(params):
             return self._forward_shared(params, x)
-        group = TASK_GROUP if x.device.type == "cpu" else x.shape[0]
-        if x.shape[0] <= group:
+        t = x.shape[0]
+        if x.device.type != "cpu" or t <= TASK_GROUP:
             return self._forward_grouped(params, x)
+        group = -(-t // -(-t // TASK_GROUP))   # groups of even size, none above TASK_GROUP
         # split once: its backward concatenates the groups' gradients (no zero-padded copies)
         parts = {n: p.split(group) if self._per_task(n, p) else None for n, p in params.items()}
         return torch.cat([self._forward_grouped({n: params[n] if parts[n] is None else parts[n][k] for n in params}, xk)

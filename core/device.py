@@ -26,6 +26,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 SMALL_MODEL_PARAMS = 250_000
+BACKGROUND_THREADS = 1   # intra-op threads of a background job (scoring, a baseline) beside training
 
 
 def tune_cpu_threads(n_params: int, device: torch.device) -> None:
@@ -38,3 +39,16 @@ def tune_cpu_threads(n_params: int, device: torch.device) -> None:
     """
     if device.type == "cpu" and n_params < SMALL_MODEL_PARAMS and torch.get_num_threads() > 1:
         torch.set_num_threads(1)
+
+
+def use_threads(n: int) -> int:
+    """Set the calling thread's intra-op threads (at least 1); returns the count.
+
+    OpenMP keeps one count per thread: ``torch.set_num_threads`` in one thread leaves the count of
+    a thread that already ran torch ops unchanged (checked with torch 2.13), and a thread that never
+    sets one starts with the count set last anywhere. So each job sets its own at its start, and the
+    window's background jobs (held-out scoring, the pretrain baseline) run on one thread each while
+    training keeps its share: concurrent jobs never form thread teams that spin-wait for each other."""
+    n = max(1, int(n))
+    torch.set_num_threads(n)
+    return n

@@ -9,7 +9,7 @@ import torch
 from ..config import PER_STEP_ALGORITHMS, AlgorithmSpec
 from ..errors import ConfigError
 from ..tasks import TaskBatch
-from .inner import InnerRates, Params, fine_tune
+from .inner import InnerRates, Params, fine_tune, fine_tune_steps
 
 
 @dataclass
@@ -66,3 +66,7 @@ class Algorithm:
     def adapt(self, params: Params, rates: InnerRates, x: torch.Tensor, y: torch.Tensor, steps: int) -> list[Params]:
         """Fine-tune a copy per task on its support set; the params after 0..steps steps."""
         return fine_tune(self.net, params, self.adapt_names, x, y, self.kind, rates, steps)
+
+    def adapt_steps(self, params: Params, rates: InnerRates, x: torch.Tensor, y: torch.Tensor, steps: int):
+        """:meth:`adapt` one step at a time (an iterator of the params after 0..steps steps)."""
+        return fine_tune_steps(self.net, params, self.adapt_names, x, y, self.kind, rates, steps)

@@ -11,7 +11,7 @@ The whole meta-batch moves together. Two ways to get every task's own inner grad
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +103,9 @@ def inner_step(net, params: Params, names: Sequence[str], x: torch.Tensor, y: to
         with torch.no_grad():
             peek = net.forward(params, peek_x)
         peek_x = None
-    out = net.forward(params, x if peek_x is None else torch.cat([x, peek_x], 1))
+    # a gradient differentiated again runs the formulation whose double backward is fast (conv nets)
+    forward = getattr(net, "second_order_forward", net.forward) if create_graph else net.forward
+    out = forward(params, x if peek_x is None else torch.cat([x, peek_x], 1))
     losses = task_losses(out[:, :k], y, kind)
     grads = torch.autograd.grad(losses.sum(), [params[n] for n in names], create_graph=create_graph)
     new = dict(params)
@@ -118,15 +120,21 @@ def inner_step(net, params: Params, names: Sequence[str], x: torch.Tensor, y: to
 def fine_tune(net, params: Params, names: Sequence[str], x: torch.Tensor, y: torch.Tensor, kind: str,
               rates: InnerRates, steps: int) -> list[Params]:
     """Detached per-task fine-tuning (Reptile, evaluation): the params after 0, 1, … ``steps`` steps."""
+    return list(fine_tune_steps(net, params, names, x, y, kind, rates, steps))
+
+
+def fine_tune_steps(net, params: Params, names: Sequence[str], x: torch.Tensor, y: torch.Tensor, kind: str,
+                    rates: InnerRates, steps: int) -> Iterator[Params]:
+    """:func:`fine_tune` one step at a time: yields the (detached) params after 0, 1, … ``steps``
+    steps, so a caller that scores as it goes keeps one step's weights, not the whole trajectory."""
     with torch.enable_grad():
         p = start(net, params, names, x.shape[0], detach=True)
         fixed = ConstantRates(rates)
-        out = [{n: v.detach() for n, v in p.items()}]
+        yield {n: v.detach() for n, v in p.items()}
         for s in range(steps):
             p, _ = inner_step(net, p, names, x, y, kind, fixed, s, create_graph=False)
             p = {n: (v.detach().requires_grad_(v.requires_grad) if n in names else v) for n, v in p.items()}
-            out.append({n: v.detach() for n, v in p.items()})
-    return out
+            yield {n: v.detach() for n, v in p.items()}
 
 
 class ConstantRates:

@@ -40,10 +40,10 @@ class MAML(Algorithm):
         if module is not None:
             return "closed form, one-step kernels" if module is one_step else "closed form"
         if getattr(self.net, "batch_statistics", False):
-            from core.nets.conv import FORMULATION
-
-            return ("autograd, step 0 batched, adapted weights per task" if FORMULATION == "loop"
-                    else "batched autograd, grouped convolutions")
+            if self.adapt_head_only:
+                return "autograd, shared body batched over tasks"
+            return ("autograd, grouped convolutions; inner steps per task" if self.second_order_at(0)
+                    else "autograd, grouped convolutions")
         return "batched autograd" if hasattr(self.net, "n_layers") else "vmap autograd"
 
     def meta_step(self, params: Params, rates: InnerRates, batch: TaskBatch, iteration: int) -> MetaStepResult:

@@ -46,12 +46,7 @@ def run(args, gui_bench: Callable[[float], dict] | None = None) -> int:
     if args.compile:
         return _bench_compile(args, config)
     if args.conv:
-        from core.training.bench import bench_conv, conv_lines
-
-        given = {"meta_batch": args.meta_batch} if "--meta-batch" in args.argv else {}
-        result = bench_conv(rounds=args.rounds if "--rounds" in args.argv else 2, device=args.device, **given)
-        print(json.dumps(result) if args.json else "\n".join(conv_lines(result)))
-        return 0
+        return _bench_conv(args)
     from core.training.bench import bench_speed
 
     result = bench_speed(config, rounds=args.rounds)
@@ -99,4 +94,23 @@ def _bench_rl(args) -> int:
           f"rollouts {result.engine_steps_s:,.0f} env steps/s vs per-task per-trajectory loop "
           f"{result.loop_steps_s:,.0f} ({result.rollout_speedup:.1f}x); meta-iterations {result.engine_it_s:.3f} it/s "
           f"vs loop {result.loop_it_s:.3f} it/s ({result.iteration_speedup:.1f}x)")
+    return 0
+
+
+def _bench_conv(args) -> int:
+    """Second order (engine vs per-task loop, peak memory), then evaluation and first-order training
+    (grouped vs per-task convolutions); ``--quick`` shrinks all three for a sanity check."""
+    from core.training.bench import bench_conv, conv_lines
+    from core.training.bench_images import QUICK_TASKS, bench_evaluation, bench_first_order, image_lines
+
+    given = {"meta_batch": args.meta_batch} if "--meta-batch" in args.argv else {}
+    quick = {"meta_batch": 8} if args.quick and not given else given
+    rounds = args.rounds if "--rounds" in args.argv else (1 if args.quick else 2)
+    result = bench_conv(rounds=rounds, device=args.device, memory=not args.quick, **quick)
+    evaluation = bench_evaluation(QUICK_TASKS if args.quick else 600)
+    first_order = bench_first_order(rounds=rounds, meta_batch=quick.get("meta_batch"))
+    if args.json:
+        print(json.dumps({**result, "evaluation": evaluation, "first_order": first_order}))
+    else:
+        print("\n".join(conv_lines(result) + image_lines(evaluation, first_order)))
     return 0

@@ -177,11 +177,13 @@ def build_parser() -> _Parser:
     bench.add_argument("--conv", action="store_true",
                        help="the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query per class, "
                             "meta-batch 32, second order): engine vs per-task loop, and peak memory per meta-gradient "
-                            "(second order, first order, ANIL); --meta-batch and --rounds apply")
+                            "(second order, first order, ANIL); then 600-episode evaluation (28×28, max-pool, "
+                            "steps 0,1,5,10) and first-order training, grouped vs per-task convolutions; "
+                            "--meta-batch and --rounds apply")
     bench.add_argument("--rl", action="store_true", help="meta-RL: 2-D navigation rollouts (env steps/s) and "
                        "MAML-TRPO meta-iterations/s, vectorised vs a per-task, per-trajectory loop, in the MAML paper's "
                        "setting (20 tasks x 20 trajectories x 100 steps)")
-    bench.add_argument("--quick", action="store_true", help="with --rl: a small setting, for a sanity check")
+    bench.add_argument("--quick", action="store_true", help="with --conv or --rl: small sizes, for a sanity check")
     bench.add_argument("--json", action="store_true")
     parser.commands = dict(sub.choices)
     return parser

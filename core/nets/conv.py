@@ -17,27 +17,34 @@ adapted in the inner loop (``meta_only_names``; MAML++'s default). Weights after
 MAML++; an intermediate query loss (multi-step loss) after ``s`` steps uses set ``s``, where MAML++'s
 code uses ``s-1``.
 
-Per-task weights, two exact formulations (:data:`FORMULATION`):
+Per-task weights (a leading ``[T]``) run in one of two exact formulations:
 
-* ``"loop"`` (the default): shared conv weights (every inner step 0, ANIL's body) run all tasks'
-  images as one ordinary convolution ``[T·M, C, H, W]`` with batch norm per task (one fused
-  ``F.batch_norm`` per task's slice); per-task weights run one ordinary convolution per task.
-* ``"grouped"``: activations in a grouped layout ``[M, T·C, H, W]`` (tasks folded into channels),
-  a per-task convolution is one grouped convolution (``groups=T``), per-task batch norm one
-  ``F.batch_norm``, shared weights repeated ``T`` times.
+* grouped (:meth:`ConvNet.forward`, everything differentiated once: evaluation, fine-tuning,
+  first-order MAML, Reptile, ANIL, pretrain): activations in a grouped layout ``[M, T·C, H, W]``
+  (tasks folded into channels), channels-last, a per-task convolution one grouped convolution
+  (``groups=T``), per-task batch norm one ``F.batch_norm``; shared weights are repeated per task.
+  On a CPU the tasks go :data:`TASK_GROUP` at a time (their activations stay in the cache);
+  elsewhere all at once.
+* loop (:meth:`ConvNet.second_order_forward`, an inner step differentiated twice): one ordinary
+  convolution per task. PyTorch's double backward of a grouped convolution loops over the groups,
+  so folding tasks into groups saved nothing in second-order MAML and cost memory (measured at the
+  Omniglot setting, meta-batch 32, 2-core CPU: 1.03 it/s and 378 MiB per-task vs 0.78 it/s and 689
+  MiB grouped); :data:`SECOND_ORDER` picks it. Per-task weights are unbound once per pass: indexing
+  them ``T`` times made the backward add ``T`` zero-padded gradient copies per weight.
 
-Chosen by measurement at the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query
-per class, meta-batch 32, second order; ``maml-gui bench --conv``, engine vs the per-task autograd
-loop of :mod:`core.algorithms.reference`, interleaved, 2-core CPU): "loop" 1.03 vs 1.10 it/s (0.94×; median
-meta-gradient 1.24 s vs 1.23 s in another interleaved run) with 378 vs 376 MiB peak; "grouped" 0.78
-vs 1.13 it/s (0.69×) with 689 MiB (on a busier moment). PyTorch's double backward of a grouped
-convolution loops over the groups, so folding tasks into groups saves nothing in second-order MAML
-and costs memory; running the copies of θ at step 0 as one batch of all tasks' images was slower
-still (1.63 s vs 1.24 s per meta-gradient: one convolution over 2,400 images used the caches worse
-than 32 over 75). Per-task weights are unbound once per pass: indexing them ``T`` times made the
-backward add ``T`` zero-padded gradient copies per weight, which cost more than the convolutions at
-meta-batch 16. On a CPU the convolutions are compute-bound and the engine runs at the plain loop's
-speed; batching over tasks is where a GPU gains, untested here.
+Weights shared by every task (ANIL's body, pretrain's joint loss) run all tasks' images as one
+ordinary convolution ``[T·M, C, H, W]`` with batch norm per task's slice.
+
+Where the time goes on a CPU (one thread, ``maml-gui bench --conv``): the convolutions of a 64-channel
+conv-4 are cheap next to the memory traffic of the first block's 28×28×64 activations (batch norm,
+ReLU, pooling), so the grouped layout is channels-last (batch norm and pooling run 4–9× faster over
+contiguous channels), the ReLU follows the pool (the same numbers, exactly: both are monotone, and a
+pooled window whose maximum is negative passes no gradient either way) and tasks go a few at a
+time. The gains come from there, not from fewer kernel calls: on one thread of a 2-core CPU, 40
+held-out episodes (steps 0,1,5,10, meta-learned and scratch) took 18.5 s vs 37.1 s for a plain
+per-task loop (2.0×), and a first-order meta-batch of 16 at the Omniglot setting 0.57 s of CPU vs
+0.55 s for the per-task autograd loop and 0.71 s with per-task convolutions in the engine (a busy
+machine; ``maml-gui bench --conv``). Batching over tasks is where a GPU gains most (untested here).
 """
 
 from __future__ import annotations
@@ -53,8 +60,12 @@ from core.errors import ConfigError
 
 Params = dict[str, torch.Tensor]
 EPS = 1e-5
-MEMORY_FORMAT = torch.contiguous_format   # see the measurements above
-FORMULATION = "loop"   # "loop" or "grouped": how per-task weights run (see the module docstring)
+MEMORY_FORMAT = torch.channels_last   # of the grouped layout (see the module docstring)
+SECOND_ORDER = "loop"   # "loop" or "grouped": how an inner step differentiated twice runs per-task weights
+TASK_GROUP = 4          # tasks per grouped convolution on a CPU: 4 measured 1.5–2× faster than 32 at once,
+# a little faster than 8 (first-order MAML at the Omniglot setting, 1 thread: 0.57 s vs 0.64 s per meta-batch of 16)
+ACTIVATION_COPIES = 3.5   # tensors of a block's output size kept per image for a backward (conv in/out, norm,
+# ReLU, …), fitted to the measured peak at the Omniglot setting, meta-batch 8 (see core.training.bench)
 _BASE_DIMS = {"conv.weight": 4, "conv.bias": 1, "norm.weight": 1, "norm.bias": 1}
 
 
@@ -93,6 +104,16 @@ class ConvNet:
         self.head_names = self.names[-2:]
         # per-step sets are meta-learned only (MAML++'s default): an adapted set would be used once at most
         self.meta_only_names = [n for n in self.names if ".norm." in n] if self.n_sets else []
+
+    def activation_floats(self) -> float:
+        """Floats one image keeps for a backward pass (every block's output, :data:`ACTIVATION_COPIES`
+        times): the unit of the memory estimates of training and evaluation."""
+        per_image, (c, h, w) = 0, self.input_shape
+        for _ in range(self.depth):
+            conv = (h, w) if self.stride == 1 else ((h + 1) // 2, (w + 1) // 2)
+            per_image += self.channels * conv[0] * conv[1]
+            c, h, w = feature_shape((c, h, w), self.channels, 1, self.spec.downsample)
+        return ACTIVATION_COPIES * per_image
 
     # -- parameters ---------------------------------------------------------------------------
     def init(self, generator: torch.Generator, device="cpu", dtype=None) -> Params:
@@ -138,30 +159,55 @@ class ConvNet:
     # -- forward ------------------------------------------------------------------------------
     def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         """``x [T, M, C, H, W]`` -> logits ``[T, M, ways]`` (or ``[M, C, H, W]`` -> ``[M, ways]``, shared
-        weights). Batch-norm statistics are those of each task's ``M`` images."""
+        weights). Batch-norm statistics are those of each task's ``M`` images. Per-task weights run
+        as grouped convolutions (fast forwards and in a first-order backward)."""
         if x.dim() == 4:
             return self.forward(params, x.unsqueeze(0)).squeeze(0)
-        if FORMULATION == "loop":
-            return self._forward_loop(params, x)
-        return self._forward_grouped(params, x)
+        if not self._body_per_task(params):
+            return self._forward_shared(params, x)
+        t = x.shape[0]
+        if x.device.type != "cpu" or t <= TASK_GROUP:
+            return self._forward_grouped(params, x)
+        group = -(-t // -(-t // TASK_GROUP))   # groups of even size, none above TASK_GROUP
+        # split once: its backward concatenates the groups' gradients (no zero-padded copies)
+        parts = {n: p.split(group) if self._per_task(n, p) else None for n, p in params.items()}
+        return torch.cat([self._forward_grouped({n: params[n] if parts[n] is None else parts[n][k] for n in params}, xk)
+                          for k, xk in enumerate(x.split(group))])
+
+    def second_order_forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for an inner step whose gradient is differentiated again (second-order
+        MAML): per-task weights run one ordinary convolution per task (see the module docstring)."""
+        if x.dim() == 4 or not self._body_per_task(params):
+            return self.forward(params, x)
+        return self._forward_loop(params, x) if SECOND_ORDER == "loop" else self._forward_grouped(params, x)
 
     def _per_task(self, name: str, p: torch.Tensor) -> bool:
         return p.dim() > self._base_dim(name)
 
-    def _forward_loop(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """Shared conv weights: every task's images in one convolution ``[T·M, C, H, W]``, batch
-        norm per task by hand; per-task weights: one ordinary convolution per task. Both are the
-        kernels a CPU runs fastest, forwards and in the double backward of second-order MAML."""
+    def _body_per_task(self, params: Params) -> bool:
+        return any(self._per_task(n, p) for n, p in params.items() if not n.startswith("head."))
+
+    def _forward_shared(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Shared conv weights: every task's images in one convolution ``[T·M, C, H, W]``, batch norm per task."""
         t, m = x.shape[:2]
+        return self._head(params, self._body(params, x.reshape(t * m, *x.shape[2:]), t).reshape(t, m, -1))
+
+    def _forward_loop(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Per-task conv weights, one ordinary convolution per task: the kernels whose double
+        backward a CPU runs fastest."""
+        t = x.shape[0]
         body = [n for n in params if not n.startswith("head.")]
+        # unbind once: its backward stacks the T gradients (indexing would add T zero-padded copies)
         per_task = {n: params[n].unbind(0) for n in body if self._per_task(n, params[n])}
-        if per_task:   # unbind once: its backward stacks the T gradients (indexing would add T zero-padded copies)
-            feats = torch.stack([self._body({n: per_task[n][k] if n in per_task else params[n] for n in body},
-                                            x[k], 1) for k in range(t)])
-        else:
-            feats = self._body(params, x.reshape(t * m, *x.shape[2:]), t).reshape(t, m, -1)
+        feats = torch.stack([self._body({n: per_task[n][k] if n in per_task else params[n] for n in body}, x[k], 1)
+                             for k in range(t)])
+        return self._head(params, feats)
+
+    def _head(self, params: Params, feats: torch.Tensor) -> torch.Tensor:
+        """The linear head on ``feats [T, M, F]``, its weights shared or per task."""
         w, b = params["head.weight"], params["head.bias"]
         if w.dim() == 3:
+            t = feats.shape[0]
             return torch.baddbmm((b if b.dim() == 2 else b.expand(t, -1)).unsqueeze(1), feats, w.transpose(1, 2))
         out = F.linear(feats, w)
         return out + (b.unsqueeze(1) if b.dim() == 2 else b)
@@ -177,10 +223,14 @@ class ConvNet:
                 if self.n_sets:
                     gamma, beta = gamma[0], beta[0]
                 h = _task_batch_norm(h, t, gamma, beta)
-            h = torch.relu(h)
-            if self.stride == 1:
-                h = F.max_pool2d(h, 2)
+            h = self._pool_relu(h)
         return h.flatten(1)
+
+    def _pool_relu(self, h: torch.Tensor) -> torch.Tensor:
+        """ReLU and the 2×2 max-pool, pooled first: the same numbers and gradients as the other
+        order (both are monotone; a window whose maximum is negative passes no gradient either
+        way), on a quarter of the elements."""
+        return torch.relu(F.max_pool2d(h, 2) if self.stride == 1 else h)
 
     def _forward_grouped(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         t, m = x.shape[:2]
@@ -191,15 +241,8 @@ class ConvNet:
             if self.norm != "off":
                 gamma, beta = (self._grouped(params, f"blocks.{i}.norm.{k}", t) for k in ("weight", "bias"))
                 h = F.batch_norm(h, None, None, gamma, beta, training=True, eps=EPS)
-            h = torch.relu(h)
-            if self.stride == 1:
-                h = F.max_pool2d(h, 2)
-        feats = h.reshape(m, t, -1).transpose(0, 1)     # [T, M, C·h·w], flattened as nn.Flatten does
-        w, b = params["head.weight"], params["head.bias"]
-        if w.dim() == 3:
-            return torch.baddbmm((b if b.dim() == 2 else b.expand(t, -1)).unsqueeze(1), feats, w.transpose(1, 2))
-        out = F.linear(feats, w)
-        return out + (b.unsqueeze(1) if b.dim() == 2 else b)
+            h = self._pool_relu(h)
+        return self._head(params, h.reshape(m, t, -1).transpose(0, 1))   # [T, M, C·h·w], flattened as nn.Flatten does
 
     def _grouped(self, params: Params, name: str, t: int) -> torch.Tensor | None:
         """A weight for ``t`` task groups: per-task ``[T, out, …]`` flattened to ``[T·out, …]``, shared

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +20,8 @@ from core.tasks import TaskBatch, TaskFamily
 EVAL_SEED_OFFSET = 1_000_003  # keeps held-out tasks off the training stream (which uses the seed itself)
 DIVERGED_FACTOR = 100.0       # a task loss this many times above its starting level has blown up
 LOSS_FLOOR = 1e-6             # the starting level is never taken below this (a perfect start is not a scale)
-EVAL_CHUNK = 64               # held-out tasks adapted at a time (a few MB each for a 40-40 MLP and 100 query points)
+EVAL_MEMORY = 256 * 2**20     # bytes the held-out tasks being adapted may take at once (see per_step_scores)
+MAX_CHUNK = 256               # held-out tasks adapted at a time at most (small networks: a few MB)
 
 
 @dataclass(frozen=True)
@@ -63,27 +65,43 @@ def held_out_tasks(family: TaskFamily, n_tasks: int, shots: int, query: int, see
 
 
 def per_step_scores(algorithm: Algorithm, params: Params, rates: InnerRates, batch: TaskBatch,
-                    steps: int, chunk: int | None = None) -> torch.Tensor:
-    """``[steps + 1, T]``: each task's query MSE (or accuracy) after 0..steps adaptation steps.
+                    steps: int, chunk: int | None = None, at: Sequence[int] | None = None) -> torch.Tensor:
+    """``[steps + 1, T]``: each task's query MSE (or accuracy) after 0..steps adaptation steps; with
+    ``at``, ``[len(at), T]``: only after those steps (the adaptation still runs every step, but the
+    query set is scored only where asked).
 
-    Tasks are adapted ``chunk`` at a time (default :data:`EVAL_CHUNK`): each task adapts on its own,
-    so the scores are those of one batch, and the memory (every step's adapted weights and their
-    graph, per task) stays that of one chunk whatever the number of tasks (``evaluate --tasks
-    20000`` asked for one 6 GB tensor)."""
-    chunk = chunk or EVAL_CHUNK
+    Tasks are adapted ``chunk`` at a time (default: as many as fit :data:`EVAL_MEMORY` by
+    :func:`chunk_size`): each task adapts on its own, so the scores are those of one batch, and the
+    memory (one step's adapted weights per task, one pass's activations) stays that of one chunk
+    whatever the number of tasks (``evaluate --tasks 20000`` once asked for one 6 GB tensor)."""
+    at = tuple(range(steps + 1)) if at is None else tuple(at)
+    wanted = set(at)
+    chunk = chunk or chunk_size(algorithm.net, params, batch)
     parts = []
     for start in range(0, max(batch.n_tasks, 1), chunk):
         part = slice(start, start + chunk)
-        trajectory = algorithm.adapt(params, rates, batch.support_x[part], batch.support_y[part], steps)
-        rows = []
-        with torch.no_grad():
-            for p in trajectory:
-                out = algorithm.net.forward(p, batch.query_x[part])
-                rows.append(task_accuracy(out, batch.query_y[part]) if algorithm.kind == "classification"
-                            else task_losses(out, batch.query_y[part], "regression"))
-        del trajectory
-        parts.append(torch.stack(rows))
+        query_x, query_y = batch.query_x[part], batch.query_y[part]
+        rows = {}
+        for s, p in enumerate(algorithm.adapt_steps(params, rates, batch.support_x[part], batch.support_y[part], steps)):
+            if s not in wanted:
+                continue
+            with torch.no_grad():
+                out = algorithm.net.forward(p, query_x)
+                rows[s] = (task_accuracy(out, query_y) if algorithm.kind == "classification"
+                           else task_losses(out, query_y, "regression"))
+        parts.append(torch.stack([rows[s] for s in at]))
     return torch.cat(parts, dim=1)
+
+
+def chunk_size(net, params: Params, batch: TaskBatch, budget: int | None = None) -> int:
+    """Held-out tasks to adapt at once within ``budget`` bytes (default :data:`EVAL_MEMORY`), from the engine's memory estimate:
+    a support pass's activations kept for its backward, a query pass's, and four copies of the
+    weights per task (current, gradient, next, the one being scored)."""
+    per_point = net.activation_floats() if hasattr(net, "activation_floats") else 2 * sum(getattr(net, "sizes", [0, 256])[1:])
+    points = batch.support_x.shape[1] + batch.query_x.shape[1]
+    weights = sum(p.numel() for p in params.values())
+    per_task = batch.support_x.element_size() * (per_point * points + 4 * weights)
+    return int(max(1, min(MAX_CHUNK, (budget or EVAL_MEMORY) // max(1, per_task))))
 
 
 def diverged_tasks(scores: torch.Tensor, metric: str = "mse") -> torch.Tensor:
@@ -121,12 +139,14 @@ def mean_and_ci(scores: torch.Tensor, metric: str = "mse") -> tuple[np.ndarray, 
     return mean, ci, diverged
 
 
-def summarise(scores: torch.Tensor, steps: tuple[int, ...], metric: str = "mse") -> Summary:
-    """The steps ``steps`` of :func:`mean_and_ci` (``scores`` holds every step from 0, so a
-    divergence between the listed steps still counts)."""
+def summarise(scores: torch.Tensor, steps: tuple[int, ...], metric: str = "mse",
+              rows: Sequence[int] | None = None) -> Summary:
+    """The steps ``steps`` of :func:`mean_and_ci`; ``scores``' rows are the steps ``rows`` (default
+    every step from 0). A task counts as diverged at a step once it diverged at a scored step up to it."""
     mean, half, diverged = mean_and_ci(scores, metric)
-    return Summary({s: float(mean[s]) for s in steps}, {s: float(half[s]) for s in steps},
-                   {s: int(diverged[s]) for s in steps})
+    row = {s: i for i, s in enumerate(range(scores.shape[0]) if rows is None else rows)}
+    return Summary({s: float(mean[row[s]]) for s in steps}, {s: float(half[row[s]]) for s in steps},
+                   {s: int(diverged[row[s]]) for s in steps})
 
 
 def scratch_params(algorithm: Algorithm, seed: int, device) -> Params:
@@ -140,10 +160,13 @@ def evaluate(algorithm: Algorithm, params: Params, rates: InnerRates, family: Ta
     steps = tuple(sorted(set(int(s) for s in steps)))
     batch = held_out_tasks(family, tasks, shots, query, seed, device)
     fixed = InnerRates("fixed", algorithm.spec.inner_lr, params, algorithm.adapt_names, 1)
-    model = per_step_scores(algorithm, params, rates, batch, max(steps))
-    scratch = per_step_scores(algorithm, scratch_params(algorithm, seed, device), fixed, batch, max(steps))
-    return EvalResult(family.metric, shots, tasks, steps, summarise(model, steps, family.metric),
-                      summarise(scratch, steps, family.metric))
+    # the query set is scored only at the steps asked for; a loss also at step 0, the level that
+    # tells a diverged task (diverged_tasks)
+    rows = steps if family.metric == "accuracy" else tuple(sorted({0, *steps}))
+    model = per_step_scores(algorithm, params, rates, batch, max(steps), at=rows)
+    scratch = per_step_scores(algorithm, scratch_params(algorithm, seed, device), fixed, batch, max(steps), at=rows)
+    return EvalResult(family.metric, shots, tasks, steps, summarise(model, steps, family.metric, rows),
+                      summarise(scratch, steps, family.metric, rows))
 
 
 @dataclass

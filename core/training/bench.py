@@ -211,15 +211,13 @@ def step_peak_bytes(step, device: torch.device | str = "cpu") -> tuple[int, str]
         return torch.cuda.max_memory_allocated(device) - before, "torch.cuda.max_memory_allocated"
     from torch.profiler import ProfilerActivity, profile
 
-    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                                            record_shapes=True, with_stack=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
+    # every allocation (+bytes) and release (−bytes) in time order; no stacks recorded, so it is cheap
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     current = peak = 0
-    for _, action, _, size in prof._memory_profile().timeline:
-        if action.name == "CREATE":
-            current += size
-        elif action.name == "DESTROY":
-            current -= size
+    for _, size in events:
+        current += size
         peak = max(peak, current)
     return peak, "torch profiler memory timeline (tensor bytes)"
 
@@ -244,7 +242,8 @@ def _conv_setup(algorithm: str, setting: dict, device, generator: torch.Generato
     from core.config import AlgorithmSpec, ModelSpec
     from core.nets.models import build_net
 
-    spec = ModelSpec(name="conv4", conv_channels=setting["channels"], conv_depth=setting["depth"], downsample="stride")
+    spec = ModelSpec(name="conv4", conv_channels=setting["channels"], conv_depth=setting["depth"],
+                     downsample=setting.get("downsample", "stride"))
     c, h, w = setting["image"]
     net = build_net(spec, c * h * w, setting["ways"], setting["image"], setting["inner_steps"])
     params = {n: p.requires_grad_(True) for n, p in net.init(generator, device).items()}
@@ -380,12 +379,6 @@ def conv_compile_lines(result: dict) -> list[str]:
             "training keeps conv nets eager"]
 
 
-ACTIVATION_COPIES = 3.5   # tensors of a block's output size kept per image (conv in/out, norm, ReLU, …), fitted
-# to step_peak_bytes at the Omniglot setting, meta-batch 8 (per-task loop formulation): MAML measured 102 MiB /
-# estimated 163, first order 91 / 154, ANIL 156 / 147 (high for MAML, about right for ANIL, whose shared body
-# runs every task's images in one batch)
-
-
 def estimate_peak_bytes(config: ExperimentConfig, family, n_weights: int | None = None) -> int:
     """A quick estimate (no network is run) of the extra bytes one meta-iteration needs: every
     support and query image's activations kept for the backward pass, twice for the support
@@ -396,22 +389,17 @@ def estimate_peak_bytes(config: ExperimentConfig, family, n_weights: int | None 
     from core.nets.models import build_net
 
     shape = getattr(family, "input_shape", None)
-    if n_weights is None:   # built first: it refuses a network that does not fit the family (conv-4 without images)
+    if n_weights is None or config.model.name == "conv4":   # conv-4 without images is refused here
         net = build_net(config.model, family.input_dim, family.output_dim, input_shape=shape,
                         inner_steps=config.algorithm.inner_steps)
+    if n_weights is None:
         n_weights = sum(p.numel() for p in net.init(torch.Generator().manual_seed(0)).values())
     t, a = config.train, config.algorithm
     ways = family.output_dim if family.kind == "classification" and shape is not None else 1
     n_support, n_query = t.shots * ways, t.query * ways
     if config.model.name == "conv4":
-        from core.nets.conv import feature_shape
-
-        per_image, (c, h, w) = 0, shape
-        for _ in range(config.model.conv_depth):
-            conv = (h, w) if config.model.downsample == "max" else ((h + 1) // 2, (w + 1) // 2)
-            per_image += config.model.conv_channels * conv[0] * conv[1]
-            c, h, w = feature_shape((c, h, w), config.model.conv_channels, 1, config.model.downsample)
-        per_image *= ACTIVATION_COPIES
+        per_image = net.activation_floats()   # fitted: MAML measured 102 MiB / estimated 163, first order 91 / 154,
+        # ANIL 156 / 147 at the Omniglot setting, meta-batch 8 (per-task loop formulation)
     else:
         per_image = 2 * (sum(config.model.hidden) + family.output_dim)
     second = a.name in ("maml", "metasgd", "mamlpp")   # ANIL differentiates only the head twice

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from core.device import BACKGROUND_THREADS, use_threads
 from core.errors import MamlError
 
 from maml_gui.jobs.threads import WorkerThread, live_threads, start_worker
@@ -53,6 +54,7 @@ class _Worker(QObject):
     @Slot()
     def run(self) -> None:
         try:
+            use_threads(BACKGROUND_THREADS)   # beside training: one thread, no team that spin-waits
             result = self._fn(self._report) if self._reports else self._fn()
         except MamlError as exc:
             self.failed.emit(self._tag, str(exc))

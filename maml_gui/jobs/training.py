@@ -20,6 +20,7 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.config import ExperimentConfig
+from core.device import BACKGROUND_THREADS, use_threads
 from core.errors import MamlError, TrainingDiverged
 from core.rl.kinds import inspector_of, trainer_for as make_trainer
 from core.trained.loaded_model import LoadedModel
@@ -35,10 +36,34 @@ def reserve_gui_core() -> int:
     the GUI thread, and each meta-iteration's many small ops then wait on one another: on a
     2-core machine with other work running, a default-size MAML step got more than 10x slower. Returns the thread count now used.
     """
+    global _TRAINING_THREADS
     cores = os.cpu_count() or 1
     threads = max(1, min(torch.get_num_threads(), cores - 1))
     torch.set_num_threads(threads)
+    _TRAINING_THREADS = max(1, threads - BACKGROUND_JOBS * BACKGROUND_THREADS)
     return threads
+
+
+BACKGROUND_JOBS = 2          # held-out scoring and a finished run's pretrain baseline may run beside training
+_TRAINING_THREADS = max(1, (os.cpu_count() or 1) - 1 - BACKGROUND_JOBS * BACKGROUND_THREADS)
+
+
+def training_threads() -> int:
+    """Intra-op threads of a training thread: the cores left to torch once the GUI thread and the
+    background jobs (one thread each) have theirs, so that all of them together never ask for more
+    threads than cores (on 2 cores every job runs on one thread)."""
+    return _TRAINING_THREADS
+
+
+MAX_INSPECT_INTERVAL = 120.0   # s: the plots of a run whose scoring is slow still move every two minutes
+
+
+def inspect_interval(base: float, cost: float, share: float) -> float:
+    """Seconds between snapshots: ``base``, stretched while a snapshot costs more than ``share`` of
+    the time, up to :data:`MAX_INSPECT_INTERVAL`. Scoring an image run's held-out tasks takes
+    seconds; stretched only 3× (as before), it took most of the time and the run trained at 0.13×
+    its headless speed (glyphs, conv-4, first order, meta-batch 8, 2-core CPU)."""
+    return min(max(base, cost / max(share, 1e-6)), max(base, MAX_INSPECT_INTERVAL))
 
 
 def live_threads() -> list[QThread]:
@@ -241,6 +266,7 @@ class TrainingWorker(QObject):
 
     def _run(self) -> str:
         opts = self._options
+        use_threads(training_threads())   # this thread's own count (see core.device.use_threads)
         self.activity.emit("Building the task family…")
         trainer = self._trainer = make_trainer(self._config)
         if self._initial_weights:   # continue from opened weights (shapes checked by the window)
@@ -360,11 +386,8 @@ class TrainingWorker(QObject):
         return inspector.preview(self._preview_index)
 
     def _inspect_due(self) -> bool:
-        """Every ``inspect_interval`` s, stretched (up to 3x) while snapshots cost more than their share."""
-        base = self._inspect_interval
-        stretched = self._inspect_cost / max(self._options.inspect_share, 1e-6)
-        interval = min(max(base, stretched), 3 * base)
-        return time.perf_counter() - self._last_inspect >= interval
+        return time.perf_counter() - self._last_inspect >= inspect_interval(
+            self._inspect_interval, self._inspect_cost, self._options.inspect_share)
 
     def _inspect(self, inspector: LoadedModel, baseline: MetaTrainer | None) -> None:
         """Adaptation scores, the preview task and a weights snapshot, all at the current iteration.

@@ -62,12 +62,15 @@ def engine_gradient(algo, params, rates, batch, iteration):
 CASES = [(norm, downsample) for norm in ("batch", "per_step", "off") for downsample in ("max", "stride")]
 
 
-@pytest.fixture(params=["loop", "grouped"])
+@pytest.fixture(params=[("loop", 8), ("grouped", 2)])
 def formulation(request, monkeypatch):
-    """Both exact per-task formulations of core.nets.conv (the engine runs the faster one)."""
+    """Both exact per-task formulations of second-order inner steps, and grouped convolutions over
+    all 3 tasks at once or 2 at a time (as on a CPU with more tasks than TASK_GROUP)."""
     import core.nets.conv
 
-    monkeypatch.setattr(core.nets.conv, "FORMULATION", request.param)
+    second_order, group = request.param
+    monkeypatch.setattr(core.nets.conv, "SECOND_ORDER", second_order)
+    monkeypatch.setattr(core.nets.conv, "TASK_GROUP", group)
     return request.param
 
 
@@ -216,7 +219,7 @@ def test_fast_paths_do_not_claim_conv_nets():
     net, params, algo, rates, _ = setup("maml", steps=1)
     assert not closed_form.applies(net, algo.adapt_names, params)
     assert not one_step.applies(algo, params, rates)
-    assert "per task" in algo.gradient_path(params, rates)
+    assert "grouped convolutions" in algo.gradient_path(params, rates)
 
 
 def test_build_net_and_config_errors():

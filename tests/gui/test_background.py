@@ -167,3 +167,21 @@ def test_shutdown_within_one_window_leaves_the_others(qtbot):
     assert shutdown_all(10_000, within=window)
     assert [t.objectName() for t in live_threads()] == ["maml-theirs"] and theirs.is_busy()
     assert shutdown_all(10_000) and live_threads() == []
+
+
+def test_a_background_job_runs_on_one_thread_and_leaves_the_window_its_own(qtbot):
+    """Scoring or a baseline beside training asks torch for one intra-op thread; the count is per
+    thread (OpenMP), so the calling thread's count is unchanged."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runner = JobRunner(name="maml-test")
+        jobs = Jobs(runner)
+        runner.submit("score", torch.get_num_threads)
+        idle(qtbot, runner)
+        assert jobs.done == [("score", 1)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

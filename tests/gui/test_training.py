@@ -243,3 +243,14 @@ def test_a_huge_inner_learning_rate_diverges_readably(qtbot, controller):
     assert "became" in rec.failures[-1] and "learning rate" in rec.failures[-1]
     assert rec.weights, "the last finite weights are handed over"
     assert rec.adaptations, "the views still get (gappy) scores, no warning escapes"
+
+
+def test_slow_held_out_scoring_takes_a_small_share_of_the_time():
+    """An image run's snapshot (seconds of held-out scoring) waits until it costs at most a few
+    percent of the time, up to two minutes between snapshots; a cheap one comes at the base interval."""
+    from maml_gui.jobs.training import MAX_INSPECT_INTERVAL, inspect_interval
+
+    assert inspect_interval(2.0, 0.01, 0.03) == 2.0
+    assert inspect_interval(2.0, 0.3, 0.03) == pytest.approx(10.0)
+    slow = inspect_interval(2.0, 10.0, 0.03)
+    assert slow == MAX_INSPECT_INTERVAL and 10.0 / (slow + 10.0) < 0.1   # training keeps > 90 % of the time

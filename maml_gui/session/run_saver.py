@@ -20,7 +20,9 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from core.storage.metrics import read_metrics
+from core.storage.atomic import atomic_write
+from core.storage.checkpoint import save_run
+from core.storage.metrics import METRICS_FILE, metrics_table_csv, read_metrics
 from maml_gui.jobs.job_runner import JobRunner
 from maml_gui.session.project import Project, RunSnapshot
 from maml_gui.session.runs import RunRecord
@@ -42,6 +44,14 @@ def every_row(run: RunRecord, folder: Path | None) -> np.ndarray:
     if not len(stored) or len(stored) < np.count_nonzero(table[:, 0] <= stored[-1, 0]):
         return table
     return np.concatenate([stored, table[table[:, 0] > stored[-1, 0]]])
+
+
+def write_run_copy(folder: str | Path, run: RunRecord, rows_from: Path | None) -> Path:
+    """``run`` as a run folder of its own at ``folder`` (Export run folder…): its weights and training
+    state, and every metrics row (``rows_from``'s ``metrics.csv`` has those the history thinned out)."""
+    save_run(folder, run.config, run.weights, None, training_state=run.training_state)
+    atomic_write(Path(folder) / METRICS_FILE, metrics_table_csv(every_row(run, rows_from), rl=run.config.is_rl))
+    return Path(folder)
 
 
 def merged(older: RunSnapshot | None, newer: RunSnapshot) -> RunSnapshot:

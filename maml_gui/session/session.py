@@ -18,19 +18,17 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.storage.atomic import atomic_write
-from core.storage.checkpoint import CONFIG_FILE, read_training_state, save_run
-from core.storage.metrics import METRICS_FILE, metrics_table_csv, read_metrics
+from core.storage.checkpoint import CONFIG_FILE, read_training_state
+from core.storage.metrics import read_metrics
 from core.config import ExperimentConfig
 from core.errors import MamlError
 from core.trained.export import config_sidecar, export_weights
 from core.rl.kinds import family_of, model_for
-from core.trained.weights_io import PT_SUFFIXES
-from core.trained.weights_io import open_weights_built
+from core.trained.weights_io import PT_SUFFIXES, open_weights_built
 
 from maml_gui.session.following import Follower, is_run_folder, is_sweep_folder, sweep_runs
 from maml_gui.session.project import Project, project_index
-from maml_gui.session.run_saver import RunSaver, every_row
+from maml_gui.session.run_saver import RunSaver, write_run_copy
 from maml_gui.session.run_scoring import RunScorer
 from maml_gui.session.runs import RunRecord, RunRegistry
 from maml_gui.session.training_control import TrainingControl
@@ -430,12 +428,7 @@ class Session(QObject):
         run = run or self.current
         if run is None or not run.weights:
             raise MamlError("No weights to export yet: start a run first.")
-        # the state is only ever kept for the iteration of the weights (see _on_state)
-        save_run(folder, run.config, run.weights, None, training_state=run.training_state)
-        # every row: the project's metrics.csv has them all, the history keeps every other past 50,000
-        atomic_write(Path(folder) / METRICS_FILE, metrics_table_csv(
-            every_row(run, self.project.folder / run.folder if run.folder else None), rl=run.config.is_rl))
-        return Path(folder)
+        return write_run_copy(folder, run, self.project.folder / run.folder if run.folder else None)
 
     # -- views computed from a run ---------------------------------------------------------------
     def score(self, run: RunRecord) -> None:

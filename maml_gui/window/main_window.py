@@ -17,22 +17,20 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea, QVBoxLayout, QWidget
 
 from core.config import ExperimentConfig
-from core.device import resolve_device
 from core.envs import is_env_family
 from core.errors import MamlError
-from core.training.memory import fit_problem
 from core.storage.lock import LOCK_FILE, RunLocked
 
 from maml_gui.actions import experiment_io as io
 from maml_gui.importing.csv_import import CsvImport
 from maml_gui.widgets.field_names import readable
 from maml_gui.actions.file_actions import FileActions
-from maml_gui.dialogs.user_module_dialog import (ask_for_run_modules, module_problem, pick_user_module,
-                                                 project_run_folders)
+from maml_gui.dialogs.user_module_dialog import ask_for_run_modules, pick_user_module, project_run_folders
 from maml_gui.window.help_menu import build_help_menu
 from maml_gui.importing.image_import import ImageImport
 from maml_gui.actions.launch_actions import LaunchActions
 from maml_gui.window.live_views import LiveViews
+from maml_gui.window.start_check import config_problem
 from maml_gui.window.menus import build_actions, build_menus, build_toolbar
 from maml_gui.window.panels import BASELINE_HELP, BannerOverlay, ErrorBanner, PlotsArea, StatusBar, StatusReadout
 from maml_gui.session.session import Session
@@ -298,16 +296,7 @@ class MainWindow(QMainWindow):
     def _refresh_validity(self) -> None:
         problem = self.family_editor.error() or self.hyper_panel.error()
         if problem is None:
-            try:
-                config = self.panel_config()
-                config.validate()
-                resolve_device(config.train.device)
-                if config.model.name == "conv4":   # image runs can outgrow memory; MLPs here never do
-                    problem = fit_problem(config, self.session.family_for(config))
-                elif config.model.name == "module":   # your module, on one task of the family shown
-                    problem = module_problem(config, self.session.family_for(config))
-            except MamlError as exc:
-                problem = str(exc)
+            problem = config_problem(self.panel_config(), self.session.family_for)
         self._problem = None if problem is None else readable(problem, self.family_editor.spec().name)
         self.problem_banner.label.setText(f"Cannot start: {self._problem}" if problem else "")
         self.problem_banner.setVisible(problem is not None)

@@ -432,7 +432,7 @@ class _Progress:
         eta = (self.total - m.iteration) / rate if rate > 0 else 0.0
         filled = int(30 * m.iteration / self.total)
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {m.iteration}/{self.total} "
-                         f"{rate:5.0f} it/s  {self.label} {m.meta_loss:8.4f}  ETA {eta:5.0f}s ")
+                         f"{rate:5.{0 if rate >= 10 else 2}f} it/s  {self.label} {m.meta_loss:8.4f}  ETA {eta:5.0f}s ")
         sys.stderr.flush()
 
     def close(self) -> None:

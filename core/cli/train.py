@@ -415,7 +415,7 @@ def iterations_done(first: int, last: int, elapsed: float) -> str:
     done = last - first
     span = f" ({first} to {last})" if first else ""
     rate = done / elapsed if elapsed > 0 else 0.0
-    return f"{done} iterations{span} in {elapsed:.1f} s, {rate:.0f} it/s"
+    return f"{done} iterations{span} in {elapsed:.1f} s, {rate:.{0 if rate >= 10 or rate == 0 else 2}f} it/s"
 
 
 class _Progress:

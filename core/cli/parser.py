@@ -144,12 +144,14 @@ def build_parser() -> _Parser:
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
-    ev.add_argument("--tasks", type=ranges.integer(1, ranges.MAX_EVAL_TASKS), default=100)
+    ev.add_argument("--tasks", type=ranges.integer(1, ranges.MAX_EVAL_TASKS), default=100,
+                    help="held-out tasks (default 100; 40 for a meta-RL run)")
     ev.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS),
                     help="support points per task, per class for N-way episodes (default: the run's)")
     ev.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS),
                     help="query points per task for scoring (default 100, or what the smallest held-out CSV task allows)")
-    ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
+    ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10 "
+                    "(default 0,1,10; 0,1,2,3 for a meta-RL run)")
     ev.add_argument("--seed", type=ranges.seed, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")

@@ -13,6 +13,7 @@ from core.cli.rl_options import baseline_names
 
 BASELINE_DIR = "baselines"
 MAX_DEFAULT_BASELINE_ITERATIONS = 500
+RL_STEPS, RL_TASKS = (0, 1, 2, 3), 40     # evaluate's defaults for a meta-RL run: the MAML paper's figure
 
 
 def run_rl(args, config, weights) -> int:
@@ -31,7 +32,10 @@ def run_rl(args, config, weights) -> int:
     quiet = args.json or not sys.stderr.isatty()
     given = {name: _given(getattr(args, name), config, name) for name in ("pretrained", "oracle")
              if getattr(args, name, None) is not None}
-    result = evaluate_rl(config, weights, tasks=args.tasks, rollouts=args.rollouts or 40, steps=args.steps,
+    given_flags = set(getattr(args, "argv", None) or ())
+    steps = args.steps if "--steps" in given_flags else RL_STEPS        # the paper's figure, not 0,1,10
+    tasks = args.tasks if "--tasks" in given_flags else RL_TASKS
+    result = evaluate_rl(config, weights, tasks=tasks, rollouts=args.rollouts or 40, steps=steps,
                          seed=args.seed, baselines=names, baseline_iterations=iterations, given=given,
                          cached=(lambda name, cfg, n: _cached(folder, cfg, name, n, args.seed)) if folder else None,
                          keep=(lambda name, cfg, n, w: _keep(folder, cfg, name, n, args.seed, w)) if folder else None,

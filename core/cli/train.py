@@ -197,7 +197,8 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     if note:
         print(f"maml-gui: {note}", file=sys.stderr)
     first = trainer.iteration   # rates count this process's iterations, not those before a --resume
-    progress = _Progress(config.train.iterations, first) if sys.stderr.isatty() else None
+    progress = _Progress(config.train.iterations, first, "return" if config.is_rl else "loss") \
+        if sys.stderr.isatty() else None
     saves.progress = progress
     start = time.perf_counter()
     resume_hint = f"; continue with `maml-gui train --resume {out}`"
@@ -421,14 +422,14 @@ def iterations_done(first: int, last: int, elapsed: float) -> str:
     done = last - first
     span = f" ({first} to {last})" if first else ""
     rate = done / elapsed if elapsed > 0 else 0.0
-    return f"{done} iterations{span} in {elapsed:.1f} s, {rate:.0f} it/s"
+    return f"{done} iterations{span} in {elapsed:.1f} s, {rate:.{0 if rate >= 10 or rate == 0 else 2}f} it/s"
 
 
 class _Progress:
     """A one-line progress bar on stderr, redrawn at most 10 times a second."""
 
-    def __init__(self, total: int, first: int = 0):
-        self.total, self.first, self._last = total, first, 0.0
+    def __init__(self, total: int, first: int = 0, label: str = "loss"):
+        self.total, self.first, self._last, self.label = total, first, 0.0, label
 
     def update(self, m, elapsed: float) -> None:
         if elapsed - self._last < 0.1:
@@ -438,7 +439,7 @@ class _Progress:
         eta = (self.total - m.iteration) / rate if rate > 0 else 0.0
         filled = int(30 * m.iteration / self.total)
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {m.iteration}/{self.total} "
-                         f"{rate:5.0f} it/s  loss {m.meta_loss:8.4f}  ETA {eta:5.0f}s ")
+                         f"{rate:5.{0 if rate >= 10 else 2}f} it/s  {self.label} {m.meta_loss:8.4f}  ETA {eta:5.0f}s ")
         sys.stderr.flush()
 
     def close(self) -> None:

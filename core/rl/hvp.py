@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from core.nets.policy import PolicyNet
+from core.nets.models import _linear
+from core.nets.policy import LOG_STD, PolicyNet
 from core.rl.inner import mean_kl, per_task, vpg_loss
 from core.rl.rollouts import Batch
 from core.rl.trpo import flat
@@ -39,8 +40,11 @@ def maml_kl_hvp(policy: PolicyNet, params: dict[str, torch.Tensor], inner_batche
     final = {n: current[n].clone().requires_grad_(True) for n in names}
     if not inner_batches:   # no inner step: the parameters themselves, shared
         final = {n: params[n].detach().clone().requires_grad_(True) for n in names}
-    kl = mean_kl(policy, final, post_batch, old_distribution)
-    kl_grads = torch.autograd.grad(kl, [final[n] for n in names], create_graph=True)
+    fisher = _gaussian_fisher(policy, final, names, post_batch, old_distribution, n_tasks) \
+        if not policy.discrete and policy.mlp.derivative is not None else None
+    if fisher is None:
+        kl = mean_kl(policy, final, post_batch, old_distribution)
+        kl_grads = torch.autograd.grad(kl, [final[n] for n in names], create_graph=True)
 
     def product(grads, leaf, vectors):
         dot = sum((g * v).sum() for g, v in zip(grads, vectors))
@@ -55,10 +59,54 @@ def maml_kl_hvp(policy: PolicyNet, params: dict[str, torch.Tensor], inner_batche
             at += size
         for leaf, grads, lr in hessians:                  # J v
             u = [a - lr * b for a, b in zip(u, product(grads, leaf, u))]
-        w = list(product(kl_grads, final, u))             # F J v
+        w = fisher(u) if fisher is not None else list(product(kl_grads, final, u))   # F J v
         for leaf, grads, lr in reversed(hessians):        # Jᵀ F J v
             w = [a - lr * b for a, b in zip(w, product(grads, leaf, w))]
         if inner_batches:
             w = [x.sum(0) for x in w]
         return flat(w) + damping * v
     return matvec
+
+
+def _gaussian_fisher(policy: PolicyNet, final: dict[str, torch.Tensor], names: list[str], batch: Batch,
+                     old_distribution: tuple, n_tasks: int):
+    """``u ↦ F u`` for a Gaussian policy at the sampling point: the KL's Hessian there is exactly
+    ``Jμᵀ diag(w / σ²) Jμ`` for the mean (one forward-mode and one reverse pass through the network,
+    cheaper than a double backward) and ``2 w`` per log-std entry; ``w``: the mean-KL's row weights."""
+    mlp_names = [n for n in names if n != LOG_STD]
+    primals = tuple(final[n] for n in mlp_names)
+    leaves = tuple(p.detach().requires_grad_(True) for p in primals)
+    with torch.enable_grad():
+        mean = policy.mlp.forward(dict(zip(mlp_names, leaves)), batch.observations)
+    row_weight = (batch.weights / n_tasks).unsqueeze(-1) * torch.exp(-2 * old_distribution[1])
+    log_std_weight = 2 * batch.weights.sum(-1) / n_tasks           # [T]: Σ of a task's row weights
+
+    at = {n: p.detach() for n, p in zip(mlp_names, primals)}
+
+    def product(u: list[torch.Tensor]) -> list[torch.Tensor]:
+        tangents = dict(zip(names, u))
+        jmu = _mean_jvp(policy.mlp, at, tangents, batch.observations)
+        back = dict(zip(mlp_names, torch.autograd.grad(mean, leaves, grad_outputs=jmu * row_weight,
+                                                       retain_graph=True)))
+        if LOG_STD in tangents:
+            ls = tangents[LOG_STD]
+            back[LOG_STD] = ls * (log_std_weight.view(-1, 1) if ls.dim() == 2 else log_std_weight.sum())
+        return [back[n] for n in names]
+    return product
+
+
+def _mean_jvp(mlp, params: dict[str, torch.Tensor], tangents: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The network output's directional derivative along ``tangents`` (forward mode, by hand: one pass
+    that carries each layer's tangent beside its value)."""
+    h, dh = x, None
+    for i in range(mlp.n_layers):
+        w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+        dw, db = tangents[f"layers.{i}.weight"], tangents[f"layers.{i}.bias"]
+        pre = _linear(h, w, b)
+        dpre = _linear(h, dw, db)
+        if dh is not None:
+            dpre = dpre + torch.matmul(dh, w.transpose(-1, -2))
+        if i == mlp.n_layers - 1:
+            return dpre
+        h, dh = mlp.act(pre), mlp.derivative(dpre, pre)
+    raise AssertionError("an MLP has layers")

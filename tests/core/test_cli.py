@@ -265,3 +265,4 @@ def test_rates_count_only_this_process_iterations():
     assert iterations_done(34000, 36000, 4.0) == "2000 iterations (34000 to 36000) in 4.0 s, 500 it/s"
     assert iterations_done(0, 300, 2.0) == "300 iterations in 2.0 s, 150 it/s"
     assert iterations_done(5, 5, 0.0) == "0 iterations (5 to 5) in 0.0 s, 0 it/s"
+    assert iterations_done(0, 171, 2735.4) == "171 iterations in 2735.4 s, 0.06 it/s"   # meta-RL: slow iterations

@@ -154,3 +154,12 @@ def test_an_evaluation_can_be_cancelled_between_pieces_of_work(tmp_path):
                     progress=said.append, should_stop=lambda: len(said) >= 3)
     assert said == ["scoring the meta-learned policy", "training the pretrained baseline (3 iterations)",
                     "scoring the pretrained baseline"]   # stopped before the random baseline
+
+
+def test_evaluate_defaults_to_the_papers_figure_for_rl_runs(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--rollouts", "2", "--baselines", "random", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["steps"] == [0, 1, 2, 3] and data["tasks"] == 40 and data["inner_lr"] == [0.1, 0.05, 0.05]

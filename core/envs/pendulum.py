@@ -1,0 +1,91 @@
+"""Pendulum swing-up with a mass and a length drawn per task, written in torch (no gymnasium needed).
+
+The dynamics, reward, starting states and limits are gymnasium's ``Pendulum-v1`` (``m``, ``l``, ``g``):
+angle θ (0 = upright), torque u clipped to [-2, 2],
+``θ̇ ← clip(θ̇ + (3g/(2l) sin θ + 3/(m l²) u) dt, -8, 8)``, ``θ ← θ + θ̇ dt`` with dt = 0.05, g = 10,
+reward ``-(norm(θ)² + 0.1 θ̇² + 0.001 u²)`` before the step, observation (cos θ, sin θ, θ̇), start
+θ ~ U[-π, π], θ̇ ~ U[-1, 1], 200 steps. A task is the row (mass, length), each ~ U[0.5, 1.5]: a light
+short pendulum swings up on its own torque, a heavy long one has to pump. All tasks × rollouts step as
+one tensor; ``pendulum_gym`` runs the same task distribution through the gymnasium adapter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+HORIZON = 200
+MASS_RANGE = (0.5, 1.5)
+LENGTH_RANGE = (0.5, 1.5)
+GRAVITY = 10.0
+DT = 0.05
+MAX_SPEED = 8.0
+MAX_TORQUE = 2.0
+
+
+def angle_normalize(theta: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(theta + math.pi, 2 * math.pi) - math.pi
+
+
+def pendulum_step(theta: torch.Tensor, speed: torch.Tensor, torque: torch.Tensor, mass: torch.Tensor,
+                  length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of Pendulum-v1 for tensors of states: (new θ, new θ̇, reward)."""
+    u = torque.clamp(-MAX_TORQUE, MAX_TORQUE)
+    reward = -(angle_normalize(theta) ** 2 + 0.1 * speed**2 + 0.001 * u**2)
+    speed = (speed + (3 * GRAVITY / (2 * length) * torch.sin(theta) + 3.0 / (mass * length**2) * u) * DT)
+    speed = speed.clamp(-MAX_SPEED, MAX_SPEED)
+    return theta + speed * DT, speed, reward
+
+
+class PendulumMassFamily:
+    """Pendulum-v1 with (mass, length) per task, vectorised in torch."""
+
+    name = "pendulum-mass"
+    observation_dim = 3
+    action_dim = 1
+    discrete = False
+    task_fields = ("mass", "length")
+    task_dim = 2
+
+    def __init__(self, horizon: int | None = None):
+        self.horizon = horizon or HORIZON
+
+    def sample_tasks(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        low = torch.tensor([MASS_RANGE[0], LENGTH_RANGE[0]])
+        high = torch.tensor([MASS_RANGE[1], LENGTH_RANGE[1]])
+        return low + (high - low) * torch.rand(n, 2, generator=generator)
+
+    def reset(self, tasks: torch.Tensor, rollouts: int, generator: torch.Generator) -> tuple[PendulumBatch, torch.Tensor]:
+        params = torch.as_tensor(tasks, dtype=torch.float64).reshape(-1, 2).repeat_interleave(rollouts, dim=0)
+        n = len(params)
+        theta = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
+        speed = torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
+        batch = PendulumBatch(theta, speed, params[:, 0], params[:, 1], self.horizon)
+        return batch, batch.observation()
+
+
+class PendulumBatch:
+    """Running pendulums (float64 state, as gymnasium keeps it; float32 observations)."""
+
+    def __init__(self, theta: torch.Tensor, speed: torch.Tensor, mass: torch.Tensor, length: torch.Tensor,
+                 horizon: int):
+        self.theta, self.speed, self.mass, self.length = theta, speed, mass, length
+        self.horizon = horizon
+        self.t = 0
+        self.ended = torch.zeros(len(theta), dtype=torch.bool)
+
+    def observation(self) -> torch.Tensor:
+        return torch.stack([torch.cos(self.theta), torch.sin(self.theta), self.speed], dim=1).float()
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        torque = torch.as_tensor(actions).detach().reshape(len(self.theta), 1)[:, 0].to(torch.float64)
+        live = ~self.ended
+        theta, speed, reward = pendulum_step(self.theta, self.speed, torque, self.mass, self.length)
+        # an ended trajectory stays where it stopped
+        self.theta = torch.where(live, theta, self.theta)
+        self.speed = torch.where(live, speed, self.speed)
+        self.t += 1
+        if self.t >= self.horizon:
+            self.ended = torch.ones_like(self.ended)
+        return self.observation(), torch.where(live, reward, 0.0).float(), self.ended.clone()

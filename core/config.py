@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .ranges import MAX_ITERATIONS, MAX_POINTS, MAX_SEED
+from .envs import ENV_FAMILIES, build_env_family, is_env_family
 from .tasks import FAMILIES, build_family
 from .tasks.spec import FamilySpec
 
@@ -26,6 +27,8 @@ DOWNSAMPLES = ("max", "stride")
 BATCH_NORMS = ("batch", "per_step", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 COMPILE_MODES = ("off", "on", "auto")
+RL_ALGORITHMS = ("maml", "fomaml", "pretrain")   # those an environment family trains with
+OUTER_STEPS = ("trpo", "ppo")
 LIVE_CHANGES = ("train.iterations", "train.meta_lr")        # a running run applies these at once
 CONTINUE_CHANGES = (*LIVE_CHANGES, "train.device", "train.compile")   # a continued run (resume) may take these too
 
@@ -131,17 +134,77 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class RLSpec:
+    """Meta-RL settings, read only when the family is an environment family (the MAML paper's by
+    default): ``rollouts`` trajectories per task for each inner step and for the meta-objective,
+    discount ``gamma``, GAE's ``gae_lambda``; the outer step: ``"trpo"`` (conjugate gradient on the
+    KL's Hessian, ``cg_iterations`` with ``cg_damping``, a backtracking line search by
+    ``backtrack_ratio`` up to ``max_backtracks`` times, within ``max_kl``) or ``"ppo"`` (a clipped
+    surrogate, ``ppo_epochs`` Adam steps at ``train.meta_lr`` with clip ``ppo_clip``). Evaluation adapts
+    with ``algorithm.inner_lr`` for the first step and ``later_inner_lr`` after it (0: the same)."""
+
+    rollouts: int = 20
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    outer: str = "trpo"
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    backtrack_ratio: float = 0.8
+    max_backtracks: int = 15
+    ppo_epochs: int = 5
+    ppo_clip: float = 0.2
+    later_inner_lr: float = 0.05
+
+    def validate(self) -> None:
+        for name, low, high in (("rollouts", 1, 100_000), ("cg_iterations", 1, 1000), ("max_backtracks", 0, 100),
+                                ("ppo_epochs", 1, 1000)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"rl.{name}", f"{name.replace('_', ' ')} must be an integer in {low}..{high}")
+        for name, low, high, closed in (("gamma", 0.0, 1.0, True), ("gae_lambda", 0.0, 1.0, True),
+                                        ("max_kl", 0.0, 10.0, False), ("cg_damping", 0.0, 10.0, True),
+                                        ("backtrack_ratio", 0.0, 1.0, False), ("ppo_clip", 0.0, 10.0, False),
+                                        ("later_inner_lr", 0.0, 100.0, True)):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and value <= high and \
+                (low <= value if closed else low < value)
+            if not ok:
+                raise ConfigError(f"rl.{name}", f"{name.replace('_', ' ')} must be a number in "
+                                                f"{'[' if closed else '('}{low:g}, {high:g}]")
+        if self.backtrack_ratio >= 1.0:
+            raise ConfigError("rl.backtrack_ratio", "backtrack ratio must be below 1")
+        if self.outer not in OUTER_STEPS:
+            raise ConfigError("rl.outer", f"unknown outer step {self.outer!r}; choose one of {', '.join(OUTER_STEPS)}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     family: FamilySpec = field(default_factory=FamilySpec)
     model: ModelSpec = field(default_factory=ModelSpec)
     algorithm: AlgorithmSpec = field(default_factory=AlgorithmSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
+    rl: RLSpec = field(default_factory=RLSpec)
+
+    @property
+    def is_rl(self) -> bool:
+        """Whether the family is an environment family (meta-RL) rather than a task family."""
+        return is_env_family(self.family.name)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for the first invalid field, family included."""
         self.model.validate()
         self.algorithm.validate()
         self.train.validate()
+        if self.is_rl:
+            self.rl.validate()
+            if self.algorithm.name not in RL_ALGORITHMS:
+                raise ConfigError("algorithm.name", f"{self.algorithm.name} does not train policies; for the "
+                                                    f"{self.family.name} family choose one of {', '.join(RL_ALGORITHMS)}")
+            if self.model.name != "mlp":
+                raise ConfigError("model.name", "a policy is an MLP; conv4 is for image families")
+            build_env_family(self.family)
+            return
         if self.model.name == "conv4" and self.model.batch_norm == "per_step" and self.algorithm.name in ("reptile", "pretrain"):
             raise ConfigError("model.batch_norm", PER_STEP_ALGORITHMS)
         family = build_family(self.family)
@@ -159,7 +222,7 @@ class ExperimentConfig:
             mine, theirs = self._family_params(), other._family_params()
             names = [f"family.{k}" for k in sorted(set(mine) | set(theirs)) if k not in mine or k not in theirs
                      or mine[k] != theirs[k]]
-        for section in ("model", "algorithm", "train"):
+        for section in ("model", "algorithm", "train", *(("rl",) if self.is_rl or other.is_rl else ())):
             a, b = getattr(self, section), getattr(other, section)
             names += [f"{section}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
         return names
@@ -175,8 +238,8 @@ class ExperimentConfig:
         return [name for name in self.changes(running) if name not in LIVE_CHANGES]
 
     def _family_params(self) -> dict[str, Any]:
-        family = FAMILIES.get(self.family.name)
-        fields = (*family.fields, *family.data_fields) if family is not None else ()
+        family = FAMILIES.get(self.family.name) or ENV_FAMILIES.get(self.family.name)
+        fields = (*family.fields, *getattr(family, "data_fields", ())) if family is not None else ()
         params = {f.name: f.default for f in fields}   # a setting left out means its default
         params.update(self.family.params)
         return _jsonable(params)
@@ -188,6 +251,7 @@ class ExperimentConfig:
             "model": {**dataclasses.asdict(self.model), "hidden": list(self.model.hidden)},
             "algorithm": dataclasses.asdict(self.algorithm),
             "train": dataclasses.asdict(self.train),
+            **({"rl": dataclasses.asdict(self.rl)} if self.is_rl else {}),
         }
 
     def to_json(self) -> str:
@@ -200,7 +264,7 @@ class ExperimentConfig:
         version = data.get("format_version", FORMAT_VERSION)
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ConfigError("format_version", f"this file has format version {version!r}; this app reads up to {FORMAT_VERSION}: update the app")
-        unknown = set(data) - {"format_version", "family", "model", "algorithm", "train"}
+        unknown = set(data) - {"format_version", "family", "model", "algorithm", "train", "rl"}
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown section")
         fam = _section(data, "family")
@@ -216,7 +280,7 @@ class ExperimentConfig:
         if not isinstance(model.hidden, tuple):
             model = dataclasses.replace(model, hidden=tuple(model.hidden))
         return cls(family, model, _build(AlgorithmSpec, _section(data, "algorithm"), "algorithm"),
-                   _build(TrainSpec, _section(data, "train"), "train"))
+                   _build(TrainSpec, _section(data, "train"), "train"), _build(RLSpec, _section(data, "rl"), "rl"))
 
     @classmethod
     def from_json(cls, text: str) -> "ExperimentConfig":

@@ -1,64 +1,44 @@
-"""Environment families for meta-RL (the RL counterpart of `tasks/`): each samples tasks and steps all tasks × rollouts as one batch.
+"""Environment families for meta-RL (the RL counterpart of `tasks/`): each samples tasks and steps all tasks ×
+rollouts as one batch. Imports only `errors` and `tasks` (for the settings' form fields).
 
-``ENV_FAMILIES`` maps a family's name to a factory ``factory(horizon=None) -> EnvFamily`` (``None``: the
-family's own horizon). Families on gymnasium or MuJoCo (the optional ``rl`` extra) are imported only when
-built, and refuse with one line naming ``pip install 'maml-gui[rl]'`` when it is missing.
-"""
+Families on gymnasium or MuJoCo (the optional ``rl`` extra: ``pip install 'maml-gui[rl]'``) import them
+only on first use; building one without them refuses with one line naming the install command."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from core.envs.base import EnvBatch, EnvFamily
+from core.envs.cheetah_families import HalfCheetahDirFamily, HalfCheetahVelFamily
+from core.envs.extra import INSTALL_HINT, missing_modules
+from core.envs.family import ParamEnvFamily
+from core.envs.gym_family import GymParamFamily
+from core.envs.nav2d import Nav2DFamily
+from core.envs.pendulum import PendulumMassFamily, PendulumMassGymFamily
+from core.errors import ConfigError
+from core.tasks.spec import FamilySpec
 
-from ..errors import ConfigError
-from .base import EnvBatch, EnvFamily
-from .extra import INSTALL_HINT, missing_modules, require
-from .pendulum import PendulumMassFamily
-
-EnvFactory = Callable[..., EnvFamily]
-GYM = ("gymnasium",)
-MUJOCO = ("gymnasium", "mujoco")
-
-
-def _halfcheetah_vel(horizon: int | None = None) -> EnvFamily:
-    require("halfcheetah-vel", MUJOCO)
-    from .halfcheetah import goal_velocity_family
-    return goal_velocity_family(horizon)
+# name -> class built as ``cls(params)``; other modules add their families here
+ENV_FAMILIES: dict[str, type] = {cls.name: cls for cls in (Nav2DFamily, HalfCheetahVelFamily, HalfCheetahDirFamily,
+                                                            PendulumMassFamily, PendulumMassGymFamily)}
 
 
-def _halfcheetah_dir(horizon: int | None = None) -> EnvFamily:
-    require("halfcheetah-dir", MUJOCO)
-    from .halfcheetah import goal_direction_family
-    return goal_direction_family(horizon)
+def env_requires(name: str) -> tuple[str, ...]:
+    """The optional packages a family needs beyond the base install (a form can mark what is missing)."""
+    return getattr(ENV_FAMILIES[name], "requires", ())
 
 
-def _pendulum_gym(horizon: int | None = None) -> EnvFamily:
-    require("pendulum-mass-gym", GYM)
-    from .pendulum_gym import pendulum_gym_family
-    return pendulum_gym_family(horizon)
+def is_env_family(name: str) -> bool:
+    return name in ENV_FAMILIES
 
 
-ENV_FAMILIES: dict[str, EnvFactory] = {
-    "halfcheetah-vel": _halfcheetah_vel,
-    "halfcheetah-dir": _halfcheetah_dir,
-    "pendulum-mass": PendulumMassFamily,
-    "pendulum-mass-gym": _pendulum_gym,
-}
-# the packages each family needs beyond the base install (a form can grey out what is missing)
-ENV_REQUIRES: dict[str, tuple[str, ...]] = {"halfcheetah-vel": MUJOCO, "halfcheetah-dir": MUJOCO,
-                                            "pendulum-mass-gym": GYM}
-
-
-def build_env_family(name: str, horizon: int | None = None) -> EnvFamily:
-    """Build a family by name; raises :class:`ConfigError` for an unknown name, a bad horizon or a missing extra."""
+def build_env_family(spec: FamilySpec):
+    """Build and validate an environment family; raises :class:`ConfigError` naming the bad field."""
     try:
-        factory = ENV_FAMILIES[name]
+        cls = ENV_FAMILIES[spec.name]
     except KeyError:
-        raise ConfigError("family.name", f"unknown environment family {name!r}; choose one of "
+        raise ConfigError("family.name", f"unknown environment family {spec.name!r}; choose one of "
                                          f"{', '.join(ENV_FAMILIES)}") from None
-    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
-        raise ConfigError("horizon", f"the horizon must be a positive whole number of steps, not {horizon!r}")
-    return factory(horizon=horizon)
+    return cls(spec.params)
 
 
-__all__ = ["ENV_FAMILIES", "ENV_REQUIRES", "INSTALL_HINT", "EnvBatch", "EnvFactory", "EnvFamily", "build_env_family",
-           "missing_modules"]
+__all__ = ["ENV_FAMILIES", "INSTALL_HINT", "EnvBatch", "EnvFamily", "GymParamFamily", "Nav2DFamily", "ParamEnvFamily",
+           "build_env_family", "env_requires", "is_env_family", "missing_modules"]

@@ -9,7 +9,8 @@ garage use; the released code read the torso's centre-of-mass velocity) and ``a`
 also appended the torso's centre of mass. Tasks are dicts with learn2learn's and garage's keys
 ``velocity`` and ``direction``.
 
-Needs the ``rl`` extra (gymnasium and mujoco); import through the registry, which says so when missing.
+Needs the ``rl`` extra (gymnasium and mujoco); the registry's families (:mod:`cheetah_families`) import
+this module on first use and say so when it is missing.
 """
 
 from __future__ import annotations
@@ -60,14 +61,15 @@ class _MetaCheetah(HalfCheetahEnv):
 
 
 class HalfCheetahGoalVelocity(_MetaCheetah):
-    """Run at a target forward speed; a task is ``{"velocity": v}``, v ~ U[0, 2]."""
+    """Run at a target forward speed; a task is ``{"velocity": v}``, v ~ U[0, 2] (or ``velocity_range``)."""
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, velocity_range: tuple[float, float] = VELOCITY_RANGE, **kwargs: Any):
         super().__init__(**kwargs)
+        self.velocity_range = velocity_range
         self.goal_velocity = 1.0
 
     def sample_tasks(self, n: int) -> list[dict[str, float]]:
-        return [{"velocity": float(v)} for v in self.np_random.uniform(*VELOCITY_RANGE, size=n)]
+        return [{"velocity": float(v)} for v in self.np_random.uniform(*self.velocity_range, size=n)]
 
     def set_task(self, task: dict[str, float]) -> None:
         self.goal_velocity = float(task["velocity"])
@@ -99,8 +101,9 @@ class HalfCheetahGoalDirection(_MetaCheetah):
         return self.direction * velocity
 
 
-def goal_velocity_family(horizon: int | None = None) -> GymMetaFamily:
-    return GymMetaFamily("halfcheetah-vel", HalfCheetahGoalVelocity, horizon or HORIZON, task_fields=("velocity",))
+def goal_velocity_family(horizon: int | None = None, velocity_range: tuple[float, float] = VELOCITY_RANGE) -> GymMetaFamily:
+    make = functools.partial(HalfCheetahGoalVelocity, velocity_range=tuple(velocity_range))
+    return GymMetaFamily("halfcheetah-vel", make, horizon or HORIZON, task_fields=("velocity",))
 
 
 def goal_direction_family(horizon: int | None = None) -> GymMetaFamily:

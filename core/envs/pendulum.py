@@ -4,24 +4,34 @@ The dynamics, reward, starting states and limits are gymnasium's ``Pendulum-v1``
 angle θ (0 = upright), torque u clipped to [-2, 2],
 ``θ̇ ← clip(θ̇ + (3g/(2l) sin θ + 3/(m l²) u) dt, -8, 8)``, ``θ ← θ + θ̇ dt`` with dt = 0.05, g = 10,
 reward ``-(norm(θ)² + 0.1 θ̇² + 0.001 u²)`` before the step, observation (cos θ, sin θ, θ̇), start
-θ ~ U[-π, π], θ̇ ~ U[-1, 1], 200 steps. A task is the row (mass, length), each ~ U[0.5, 1.5]: a light
-short pendulum swings up on its own torque, a heavy long one has to pump. All tasks × rollouts step as
-one tensor; ``pendulum_gym`` runs the same task distribution through the gymnasium adapter.
+θ ~ U[-π, π], θ̇ ~ U[-1, 1], 200 steps. A task is the row (mass, length), each ~ U[0.5, 1.5] by
+default: a light short pendulum swings up on its own torque, a heavy long one has to pump. All tasks ×
+rollouts step as one tensor. ``pendulum-mass-gym`` is the same family stepped by gymnasium's own
+Pendulum through the adapter (it checks this one and shows the adapter without MuJoCo).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
-HORIZON = 200
+from ..tasks.base import ParamField
+from .family import HORIZON, ParamEnvFamily
+from .gym_family import GymParamFamily
+
 MASS_RANGE = (0.5, 1.5)
 LENGTH_RANGE = (0.5, 1.5)
 GRAVITY = 10.0
 DT = 0.05
 MAX_SPEED = 8.0
 MAX_TORQUE = 2.0
+FIELDS = (ParamField("mass_range", "mass range", "range", list(MASS_RANGE), 0.01, 100.0,
+                     help="each task's pendulum mass (kg) is drawn uniformly from this interval"),
+          ParamField("length_range", "length range", "range", list(LENGTH_RANGE), 0.01, 100.0,
+                     help="each task's pendulum length (m) is drawn uniformly from this interval"),
+          replace(HORIZON, default=200))
 
 
 def angle_normalize(theta: torch.Tensor) -> torch.Tensor:
@@ -38,23 +48,24 @@ def pendulum_step(theta: torch.Tensor, speed: torch.Tensor, torque: torch.Tensor
     return theta + speed * DT, speed, reward
 
 
-class PendulumMassFamily:
+def sample_mass_length(n: int, generator: torch.Generator, mass_range, length_range) -> torch.Tensor:
+    low = torch.tensor([mass_range[0], length_range[0]], dtype=torch.float32)
+    high = torch.tensor([mass_range[1], length_range[1]], dtype=torch.float32)
+    return low + (high - low) * torch.rand(n, 2, generator=generator)
+
+
+class PendulumMassFamily(ParamEnvFamily):
     """Pendulum-v1 with (mass, length) per task, vectorised in torch."""
 
     name = "pendulum-mass"
+    title = "pendulum, random mass and length"
+    fields = FIELDS
+    task_names = ("mass", "length")
     observation_dim = 3
     action_dim = 1
-    discrete = False
-    task_fields = ("mass", "length")
-    task_dim = 2
-
-    def __init__(self, horizon: int | None = None):
-        self.horizon = horizon or HORIZON
 
     def sample_tasks(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        low = torch.tensor([MASS_RANGE[0], LENGTH_RANGE[0]])
-        high = torch.tensor([MASS_RANGE[1], LENGTH_RANGE[1]])
-        return low + (high - low) * torch.rand(n, 2, generator=generator)
+        return sample_mass_length(n, generator, self.params["mass_range"], self.params["length_range"])
 
     def reset(self, tasks: torch.Tensor, rollouts: int, generator: torch.Generator) -> tuple[PendulumBatch, torch.Tensor]:
         params = torch.as_tensor(tasks, dtype=torch.float64).reshape(-1, 2).repeat_interleave(rollouts, dim=0)
@@ -89,3 +100,18 @@ class PendulumBatch:
         if self.t >= self.horizon:
             self.ended = torch.ones_like(self.ended)
         return self.observation(), torch.where(live, reward, 0.0).float(), self.ended.clone()
+
+
+class PendulumMassGymFamily(GymParamFamily):
+    """The same family through the gymnasium adapter (gymnasium's Pendulum-v1 code, one env per trajectory)."""
+
+    name = "pendulum-mass-gym"
+    title = "pendulum, random mass and length (gymnasium)"
+    fields = FIELDS
+    task_names = ("mass", "length")
+    observation_dim = 3
+    action_dim = 1
+
+    def make_adapter(self):
+        from .pendulum_gym import pendulum_gym_family
+        return pendulum_gym_family(self.horizon, self.params["mass_range"], self.params["length_range"])

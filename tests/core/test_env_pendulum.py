@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.envs.extra import INSTALL_HINT, missing_modules
-from core.envs.pendulum import PendulumBatch, PendulumMassFamily
+from core.envs.pendulum import PendulumBatch, PendulumMassFamily, PendulumMassGymFamily
 
 NO_GYM = bool(missing_modules(("gymnasium",)))
 
@@ -40,7 +40,7 @@ def test_torque_and_speed_are_clipped_and_the_angle_wraps_in_the_cost():
 
 
 def test_horizon_ends_every_trajectory_and_ended_ones_return_zero():
-    family = PendulumMassFamily(horizon=4)
+    family = PendulumMassFamily({"horizon": 4})
     batch, _ = family.reset(family.sample_tasks(2, gen()), 3, gen())
     for t in range(4):
         obs, reward, done = batch.step(torch.zeros(6, 1))
@@ -53,7 +53,9 @@ def test_tasks_and_starts_repeat_from_the_generator_and_rows_carry_their_task():
     family = PendulumMassFamily()
     tasks = family.sample_tasks(50, gen(1))
     assert torch.equal(tasks, family.sample_tasks(50, gen(1))) and not torch.equal(tasks, family.sample_tasks(50, gen(2)))
-    assert bool(((tasks >= 0.5) & (tasks <= 1.5)).all())
+    assert bool(((tasks >= 0.5) & (tasks <= 1.5)).all()) and family.horizon == 200
+    heavy = PendulumMassFamily({"mass_range": [2.0, 3.0], "length_range": [1.0, 1.0]}).sample_tasks(50, gen(1))
+    assert bool(((heavy[:, 0] >= 2.0) & (heavy[:, 0] <= 3.0)).all()) and bool((heavy[:, 1] == 1.0).all())
     a, obs_a = family.reset(tasks[:2], 3, gen(5))
     _, obs_b = family.reset(tasks[:2], 3, gen(5))
     assert torch.equal(obs_a, obs_b) and obs_a.shape == (6, 3)
@@ -63,12 +65,11 @@ def test_tasks_and_starts_repeat_from_the_generator_and_rows_carry_their_task():
 
 @pytest.mark.skipif(NO_GYM, reason=f"gymnasium not installed: bash install.sh --test installs it ({INSTALL_HINT})")
 def test_torch_pendulum_follows_gymnasiums():
-    from core.envs.pendulum_gym import pendulum_gym_family
-    gym_family = pendulum_gym_family()
+    gym_family = PendulumMassGymFamily()
     tasks = PendulumMassFamily().sample_tasks(3, gen(1))
     gym_batch, gym_obs = gym_family.reset(tasks, 2, gen(2))
     # the torch batch starts from gymnasium's drawn states, then both get the same actions
-    states = torch.tensor([env.unwrapped.state.tolist() for env in gym_family._pool[:6]], dtype=torch.float64)
+    states = torch.tensor([env.unwrapped.state.tolist() for env in gym_family.adapter._pool[:6]], dtype=torch.float64)
     params = tasks.double().repeat_interleave(2, dim=0)
     ours = PendulumBatch(states[:, 0], states[:, 1], params[:, 0], params[:, 1], gym_family.horizon)
     assert torch.equal(ours.observation(), gym_obs)

@@ -1,0 +1,88 @@
+"""What the built-in environment families share: settings merged over their defaults and checked, as
+task families do, so the window's family editor builds their form from ``fields`` alike."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Mapping
+
+from core.errors import ConfigError
+from core.tasks.base import ParamField, check_range
+from core.tasks.spec import FamilySpec
+
+HORIZON = ParamField("horizon", "horizon", "int", 100, 1, 10_000, help="steps per trajectory at most")
+
+
+class ParamEnvFamily:
+    """Base of the environment families: ``params`` only overrides the defaults in ``fields``.
+
+    Optional attributes beyond :class:`~core.envs.base.EnvFamily`: ``title`` (for a list),
+    ``fields`` (the editable settings), ``task_names`` (a name per task column, e.g. ``("goal x",
+    "goal y")``), :meth:`parse_task` (a task typed by a person, for ``maml-gui adapt``), ``warnings``.
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    fields: ClassVar[tuple[ParamField, ...]] = (HORIZON,)
+    task_names: ClassVar[tuple[str, ...]] = ()
+    discrete: ClassVar[bool] = False
+    kind: ClassVar[str] = "rl"
+
+    def __init__(self, params: Mapping[str, Any] | None = None):
+        params = dict(params or {})
+        known = {f.name for f in self.fields}
+        for key in params:
+            if key not in known:
+                raise ConfigError(f"family.{key}", f"unknown setting for the {self.name} family")
+        self.params: dict[str, Any] = {f.name: f.default for f in self.fields}
+        self.params.update(params)
+        for f in self.fields:
+            self.params[f.name] = _checked(f, self.params[f.name])
+
+    @property
+    def horizon(self) -> int:
+        return int(self.params["horizon"])
+
+    @property
+    def task_dim(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def warnings(self) -> list[str]:
+        return []
+
+    def spec(self) -> FamilySpec:
+        return FamilySpec(self.name, dict(self.params))
+
+    def parse_task(self, text: str):
+        """A task from ``"x,y,…"`` (one number per :attr:`task_names`); raises ConfigError."""
+        import torch
+
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise ConfigError("task", f"{text!r} is not a list of numbers") from None
+        if len(values) != self.task_dim:
+            raise ConfigError("task", f"the {self.name} family's task is {self.task_dim} numbers "
+                                      f"({', '.join(self.task_names)}), got {len(values)}")
+        return torch.tensor([values], dtype=torch.float32)
+
+
+def _checked(f: ParamField, value: Any) -> Any:
+    name = f"family.{f.name}"
+    if f.kind == "range":
+        return check_range(name, value, f.minimum, f.maximum)
+    if f.kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(name, f"expected a number, got {value!r}")
+        if f.kind == "int" and value != int(value):
+            raise ConfigError(name, f"{value!r} is not an integer")
+        value = int(value) if f.kind == "int" else float(value)
+        if f.minimum is not None and value < f.minimum or f.maximum is not None and value > f.maximum:
+            raise ConfigError(name, f"must be between {f.minimum:g} and {f.maximum:g}")
+        return value
+    if f.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"expected true or false, got {value!r}")
+        return value
+    raise AssertionError(f.kind)

@@ -8,8 +8,9 @@ tasks × rollouts through ``gymnasium.vector.SyncVectorEnv``, one sub-environmen
 
 Reproducibility: tasks and starting states come from the torch generator alone. ``sample_tasks`` runs
 on a sampler environment whose ``np_random`` is reseeded from the generator first, so an environment
-must draw its tasks from ``self.np_random`` (a global ``np.random`` draw is refused: it could not be
-repeated); every sub-environment is reset with its own seed drawn from the generator.
+must draw its tasks from ``self.np_random``; one that draws from the global ``np.random`` (as
+learn2learn's do) is refused, since its tasks could not be repeated, unless the family is given its own
+``task_sampler``. Every sub-environment is reset with its own seed drawn from the generator.
 
 AsyncVectorEnv is not used: it runs one process per sub-environment, and a meta-batch is 400 or more
 trajectories on a machine with a few cores.
@@ -52,19 +53,22 @@ class GymMetaFamily:
 
     ``make_env`` builds one environment (a class or a module-level function, so the family pickles
     for worker processes). ``task_fields`` names the keys of dict tasks in row order; leave it empty
-    for tasks that are numbers or arrays. ``horizon`` ends every trajectory after that many steps
+    for tasks that are numbers or arrays. ``task_sampler(n, generator)``, if given, draws the task rows
+    in torch instead of the environment's ``sample_tasks``. ``horizon`` ends every trajectory after that many steps
     (earlier when the environment terminates or truncates). Box actions are clipped to the action
     space before the environment sees them, as rllab's ``normalize`` wrapper did for MAML.
     """
 
     def __init__(self, name: str, make_env: Callable[[], gymnasium.Env], horizon: int,
-                 task_fields: tuple[str, ...] = ()):
+                 task_fields: tuple[str, ...] = (),
+                 task_sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None):
         if not isinstance(horizon, int) or horizon < 1:
             raise ConfigError("horizon", f"the horizon must be a positive whole number of steps, not {horizon!r}")
         self.name = name
         self.horizon = horizon
         self.task_fields = tuple(task_fields)
         self._make_env = make_env
+        self._task_sampler = task_sampler
         self._sampler: gymnasium.Env | None = None
         self._pool: list[TaskSlot] = []
         self._vectors: dict[int, SyncVectorEnv] = {}
@@ -111,6 +115,8 @@ class GymMetaFamily:
         return np.asarray(values, dtype=np.float64)
 
     def sample_tasks(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        if self._task_sampler is not None:
+            return self._task_sampler(n, generator).float().reshape(n, self.task_dim)
         sampler = self._sampler_env()
         seed = _seeds(1, generator)[0]
         rows = self._sample_rows(sampler, n, seed)
@@ -118,7 +124,7 @@ class GymMetaFamily:
             if not torch.equal(rows, self._sample_rows(sampler, n, seed)):
                 raise ConfigError("family.name", f"{self.name}: sample_tasks of {type(sampler.unwrapped).__name__} "
                                                  "does not draw from self.np_random, so its tasks cannot be repeated "
-                                                 "from a seed")
+                                                 "from a seed; give the family a task_sampler")
             self._reproducible_checked = True
         return rows
 

@@ -178,6 +178,9 @@ def test_family_pickles_without_its_environments():
 def test_refuses_environments_it_cannot_reproduce_or_drive():
     with pytest.raises(ConfigError, match="does not draw from self.np_random"):
         GymMetaFamily("global", GlobalRandom, 5, task_fields=("speed", "target")).sample_tasks(3, gen())
+    own = GymMetaFamily("global", GlobalRandom, 5, task_fields=("speed", "target"),
+                        task_sampler=lambda n, g: 0.5 + torch.rand(n, 2, generator=g))
+    assert torch.equal(own.sample_tasks(3, gen(1)), own.sample_tasks(3, gen(1)))
     with pytest.raises(ConfigError, match=r"has no set_task\(\)"):
         GymMetaFamily("noset", NoSetTask, 5)
     with pytest.raises(ConfigError, match="horizon"):

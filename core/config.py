@@ -333,3 +333,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def default_rl_config(family: str) -> ExperimentConfig:
+    """The MAML paper's 2-D navigation settings, for a run on environment family ``family``: a Gaussian
+    policy with 2 hidden layers of 100 ReLU units, one inner step of 0.1, meta-batch 20, TRPO."""
+    return ExperimentConfig(FamilySpec(family), ModelSpec(hidden=(100, 100), activation="relu"),
+                            AlgorithmSpec(name="maml", inner_steps=1, inner_lr=0.1),
+                            TrainSpec(meta_batch=20, iterations=500, meta_lr=0.001), RLSpec())

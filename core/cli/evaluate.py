@@ -20,6 +20,14 @@ def run(args) -> int:
     config, weights = open_weights(args.run)
     for note in folder_notes(args.run, config):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
+    if config.is_rl:
+        from core.cli.rl_evaluate import run_rl
+
+        return run_rl(args, config, weights)
+    for flag in ("rollouts", "baseline_iterations"):
+        if getattr(args, flag, None) is not None:
+            raise UsageError(f"maml-gui evaluate: --{flag.replace('_', '-')} applies to meta-RL runs; "
+                             f"{args.run} is a {config.family.name} run")
     trainer = MetaTrainer(config.replace("train", device=args.device))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots

@@ -66,7 +66,7 @@ def apply_episode_arguments(args: argparse.Namespace, config: ExperimentConfig) 
         if cls is None or not any(f.name == "n_way" for f in cls.fields):
             raise ConfigError("family.n_way", f"--ways applies to classification families, not {family.name}")
         family = FamilySpec(family.name, {**dict(family.params), "n_way": n_way})
-    config = ExperimentConfig(family, config.model, config.algorithm, config.train)
+    config = ExperimentConfig(family, config.model, config.algorithm, config.train, config.rl)
     model: dict[str, Any] = {k: v for k, v in (("name", args.model), ("conv_channels", args.conv_channels),
                                                ("conv_depth", args.conv_depth), ("downsample", args.downsample),
                                                ("batch_norm", args.batch_norm)) if v is not None}

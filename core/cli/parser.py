@@ -10,7 +10,9 @@ from core import ranges
 from core.cli.csv_options import add_csv_arguments, family_spec_from_args
 from core.cli.export import add_adapt_parser, add_export_parser
 from core.cli.image_options import add_episode_arguments, add_evaluate_arguments, apply_episode_arguments
-from core.config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec
+from core.cli.rl_options import add_rl_arguments, add_rl_evaluate_arguments, apply_rl_arguments
+from core.config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec, default_rl_config
+from core.envs import ENV_FAMILIES, is_env_family
 from core.storage.schemas import read_config_file
 from core.tasks import FAMILIES
 
@@ -100,7 +102,8 @@ def build_parser() -> _Parser:
     train = sub.add_parser("train", help="meta-train headless and save a run folder", epilog=TRAIN_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", type=Path, help="experiment JSON (as saved by the window); flags override it")
-    train.add_argument("--family", choices=sorted(FAMILIES))
+    train.add_argument("--family", choices=sorted(FAMILIES) + sorted(ENV_FAMILIES),
+                       help="a task family, or an environment family for meta-RL (nav2d, …)")
     train.add_argument("--algorithm", choices=ALGORITHMS)
     train.add_argument("--inner-steps", type=ranges.integer(1, 100))
     train.add_argument("--inner-lr", type=ranges.number(0, 100))
@@ -120,6 +123,7 @@ def build_parser() -> _Parser:
                        "would take over a minute; without a C++ compiler the run stays eager (default: off)")
     add_csv_arguments(train)
     add_episode_arguments(train)
+    add_rl_arguments(train)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run from its last "
                        "checkpoint, also after a crash, kill -9 or power cut (its settings; --iterations sets the new total)")
     train.add_argument("--out", type=Path, metavar="RUN_DIR", help="where to save (default with --resume: the same "
@@ -147,6 +151,7 @@ def build_parser() -> _Parser:
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
     add_evaluate_arguments(ev)
+    add_rl_evaluate_arguments(ev)
 
     add_export_parser(sub)
     add_adapt_parser(sub)
@@ -181,11 +186,17 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
     else:
         config = base or ExperimentConfig()
     if args.family is not None and args.family != config.family.name:
-        config = ExperimentConfig(FamilySpec(args.family), config.model, config.algorithm, config.train)
+        if is_env_family(args.family):   # the MAML paper's RL settings, not the supervised defaults
+            base_rl = config if config.is_rl else default_rl_config(args.family)
+            config = ExperimentConfig(FamilySpec(args.family), base_rl.model, base_rl.algorithm, base_rl.train,
+                                      base_rl.rl)
+        else:
+            config = ExperimentConfig(FamilySpec(args.family), config.model, config.algorithm, config.train)
     csv_spec = family_spec_from_args(args)
     if csv_spec is not None:
         config = ExperimentConfig(csv_spec, config.model, config.algorithm, config.train)
     config = apply_episode_arguments(args, config)
+    config = apply_rl_arguments(args, config)
     alg = {k: v for k, v in (("name", args.algorithm), ("inner_steps", args.inner_steps), ("inner_lr", args.inner_lr))
            if v is not None}
     train = {k: getattr(args, k) for k in ("meta_lr", "meta_batch", "shots", "query", "iterations", "seed", "device",

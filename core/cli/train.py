@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from core.cli.parser import UsageError, config_from_args
+from core.envs import is_env_family
 from core.errors import TrainingDiverged
 
 
@@ -32,6 +33,8 @@ def check_train_flags(args) -> None:
         raise UsageError("maml-gui train: the following arguments are required: --out")
     if args.nproc is not None and not 1 <= args.nproc <= 1024:
         raise UsageError("maml-gui train: --nproc must be a number of processes from 1 to 1024")
+    if args.nproc not in (None, 1) and getattr(args, "family", None) is not None and is_env_family(args.family):
+        raise UsageError("maml-gui train: meta-RL runs (--family nav2d, …) train in one process; leave out --nproc")
     if args.rank_timeout is not None and not (math.isfinite(args.rank_timeout) and args.rank_timeout > 0):
         raise UsageError("maml-gui train: --rank-timeout must be a positive number of seconds")
 
@@ -161,14 +164,13 @@ _STOP_WORDS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
 def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> int:
     from core.storage.checkpoint import Checkpointer
     from core.training.distributed import AGREED, PEER_FAILED, PeerFailed
-    from core.training.memory import fitting_family, memory_tips
-    from core.training.trainer import MetaTrainer
+    from core.training.memory import memory_tips
 
     if args.resume is not None:
         trainer = _resumed(args, group)
     else:
         config = config_from_args(args)
-        trainer = MetaTrainer(config, family=fitting_family(config), group=group)
+        trainer = _trainer(config, group)
     if group is not None:
         group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
         group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),
@@ -177,8 +179,8 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     for warning in trainer.family.warnings:
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
     stop["setup"] = False   # from the first file written, a stop saves a checkpoint
-    saver = Checkpointer(out, config.algorithm.inner_steps + 1, args.save_every,
-                         resume_from=trainer.iteration if continuing else None)
+    saver = Checkpointer(out, _columns(config), args.save_every, resume_from=trainer.iteration if continuing else None,
+                         rl=config.is_rl)
     if continuing and (saver.log.last_row or 0) != trainer.iteration:
         print(f"maml-gui: warning: {saver.log.path} ends at iteration {saver.log.last_row or 0:,}, the checkpoint is "
               f"at {trainer.iteration:,}: the rows in between are missing (damaged or deleted); the resumed rows "
@@ -241,10 +243,11 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
         print(f"maml-gui: the compiled meta-step failed ({trainer.compile_failure}); the run continued eager",
               file=sys.stderr)
     loss = f"{last.meta_loss:.4f}" if last else "n/a"
+    final = "final meta-return" if config.is_rl else "final meta-loss"
     where = f"saved to {out}" if saved else f"NOT saved (see the error above): {out} holds {saves.previous()}"
     processes = f", {group.world} processes" if group is not None else ""
     print(f"{config.algorithm.name} on {config.family.name}: {iterations_done(first, trainer.iteration, elapsed)} "
-          f"({trainer.device}, {trainer.gradient_path}{processes}), final meta-loss {loss}, {reason}; {where}")
+          f"({trainer.device}, {trainer.gradient_path}{processes}), {final} {loss}, {reason}; {where}")
     return code if saved else (code or 1)
 
 
@@ -352,8 +355,6 @@ def _resumed(args, group=None):
     from core.storage.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, folder_notes, load_checkpoint,
                                          with_resume_hint)
     from core.errors import CheckpointError
-    from core.training.memory import fitting_family
-    from core.training.trainer import MetaTrainer
 
     saved, weights, tensors, metadata = load_checkpoint(args.resume)
     for name in (CONFIG_FILE, METRICS_FILE):   # files the resumed run rewrites: a folder there would stop its saves
@@ -368,7 +369,7 @@ def _resumed(args, group=None):
     if changed:
         raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
                          "meta learning rate, device and --compile can); start a new one instead")
-    trainer = MetaTrainer(config, family=fitting_family(config), group=group)
+    trainer = _trainer(config, group)
     trainer.load_weights(weights)
     try:
         trainer.load_training_state(tensors, metadata, source=args.resume / STATE_FILE)
@@ -380,6 +381,29 @@ def _resumed(args, group=None):
     if args.meta_lr is not None:
         trainer.set_meta_lr(args.meta_lr)
     return trainer
+
+
+def _trainer(config, group=None):
+    """The trainer for ``config``: meta-RL for an environment family, else :class:`MetaTrainer`."""
+    if config.is_rl:
+        from core.rl.trainer import RLTrainer
+
+        if group is not None:
+            raise UsageError("maml-gui train: meta-RL runs train in one process; leave out --nproc")
+        return RLTrainer(config)
+    from core.training.memory import fitting_family
+    from core.training.trainer import MetaTrainer
+
+    return MetaTrainer(config, family=fitting_family(config), group=group)
+
+
+def _columns(config) -> int:
+    """Per-step columns of ``metrics.csv``: a loss (or return) before each inner step and after the last."""
+    if config.is_rl:
+        from core.rl.meta import inner_steps
+
+        return inner_steps(config) + 1
+    return config.algorithm.inner_steps + 1
 
 
 def iterations_done(first: int, last: int, elapsed: float) -> str:

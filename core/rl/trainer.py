@@ -23,7 +23,7 @@ from core.training.optim import MetaAdam
 
 MODEL = "model."
 INIT_SEED_OFFSET = 0          # the policy's initial weights: Generator(seed)
-SAMPLE_SEED_OFFSET = 1_000_003   # tasks and actions: Generator(seed + this), one stream
+SAMPLE_SEED_OFFSET = 3_000_017   # tasks and actions: Generator(seed + this), one stream (held-out tasks use seed + 1_000_003)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def trpo_step(params: list[torch.Tensor], objective: Callable[[bool], tuple[torc
     step = direction * (2 * max_kl / shs) ** 0.5
     for k in range(max_backtracks):
         _assign(params, before, step * backtrack_ratio ** k)
-        new_loss, new_kl = objective(False)
+        with torch.no_grad():   # the inner steps take their gradients anyway (core.rl.inner.adapt)
+            new_loss, new_kl = objective(False)
         if float(new_loss) < loss_before and float(new_kl) <= max_kl:
             return TRPOResult(loss_before, float(new_loss), float(new_kl), float(grads.norm()), k, True)
     _assign(params, before, torch.zeros_like(step))

@@ -79,9 +79,9 @@ class Checkpointer:
     BUDGET = 0.01
 
     def __init__(self, run_dir: str | Path, n_steps: int, every: float, resume_from: int | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, rl: bool = False):
         self.run_dir = Path(run_dir)
-        self.log = MetricsLog(run_dir, n_steps, resume=resume_from is not None, upto=resume_from)
+        self.log = MetricsLog(run_dir, n_steps, resume=resume_from is not None, upto=resume_from, rl=rl)
         self.every = self.interval = every
         self.saved_iteration = resume_from   # the checkpoint on disk (None: none yet)
         self.last_seconds = 0.0
@@ -191,7 +191,7 @@ def check_shapes(path, config: ExperimentConfig, tensors: dict[str, torch.Tensor
     from core.tasks import build_family
 
     try:
-        expected = expected_tensors(config, build_family(config.family))
+        expected = expected_tensors(config, None if config.is_rl else build_family(config.family))
     except ConfigError as exc:
         raise RunFileError(path, exc.field, f"the stored configuration is invalid: {exc.message}") from None
     for name, shape in expected.items():   # learned inner rates may be missing (a .pt file has none)

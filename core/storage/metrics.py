@@ -20,20 +20,45 @@ METRICS_FILE = "metrics.csv"
 
 
 METRIC_COLUMNS = ("iteration", "meta_loss", "grad_norm", "seconds")
+# a meta-RL run's table has the same shape: the adapted policies' average return, and the return
+# before each inner step and after the last (step_return_0 is the unadapted policy's)
+RL_METRIC_COLUMNS = ("iteration", "meta_return", "grad_norm", "seconds")
 
 
-def _header(n_steps: int) -> list[str]:
+def _header(n_steps: int, rl: bool = False) -> list[str]:
+    if rl:
+        return [*RL_METRIC_COLUMNS, *(f"step_return_{s}" for s in range(n_steps))]
     return [*METRIC_COLUMNS, *(f"step_loss_{s}" for s in range(n_steps))]
 
 
+def _values(r) -> tuple:
+    """(meta-loss or meta-return, the per-step values) of a trainer's step metrics."""
+    if hasattr(r, "step_returns"):
+        return r.meta_return, r.step_returns
+    return r.meta_loss, r.step_losses
+
+
 def _row(r) -> list:
-    return [r.iteration, repr(r.meta_loss), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in r.step_losses)]
+    main, steps = _values(r)
+    return [r.iteration, repr(main), repr(r.grad_norm), f"{r.seconds:.6f}", *(repr(x) for x in steps)]
 
 
 def _line(r) -> str:
     """:func:`_row` as the csv module writes it (no field needs quoting), without its overhead."""
-    losses = "".join(f",{x!r}" for x in r.step_losses)
-    return f"{r.iteration},{r.meta_loss!r},{r.grad_norm!r},{r.seconds:.6f}{losses}\n"
+    main, steps = _values(r)
+    losses = "".join(f",{x!r}" for x in steps)
+    return f"{r.iteration},{main!r},{r.grad_norm!r},{r.seconds:.6f}{losses}\n"
+
+
+def metrics_kind(run_dir: str | Path) -> str | None:
+    """"rl" when a run folder's ``metrics.csv`` holds returns (meta-RL), "loss" for losses, None when unreadable."""
+    try:
+        with open(Path(run_dir) / METRICS_FILE, "rb") as f:
+            first = f.read(4096).split(b"\n", 1)[0].decode("utf-8", "replace")
+    except OSError:
+        return None
+    return "rl" if first.startswith(",".join(RL_METRIC_COLUMNS)) else "loss" if first.startswith(
+        ",".join(METRIC_COLUMNS)) else None
 
 
 def metrics_csv(rows: Iterable) -> bytes:
@@ -95,7 +120,8 @@ def read_metrics(run_dir: str | Path) -> np.ndarray | None:
             text = text[:text.rfind("\n") + 1]
         rows = list(csv.reader(io.StringIO(text, newline="")))
         header, body = rows[0], [r for r in rows[1:] if r]
-        if len(header) <= len(METRIC_COLUMNS) or header != _header(len(header) - len(METRIC_COLUMNS)) or not body:
+        steps = len(header) - len(METRIC_COLUMNS)
+        if steps <= 0 or header not in (_header(steps), _header(steps, rl=True)) or not body:
             return None
         data = np.array(body, dtype=float)
     except (OSError, ValueError, IndexError, UnicodeDecodeError):
@@ -155,7 +181,7 @@ def _cut_point(buf: bytes, pos: int, iteration: int | None) -> int | None:
     return pos if pos == 0 else None
 
 
-def _check_header(path: Path, n_steps: int) -> None:
+def _check_header(path: Path, n_steps: int, rl: bool = False) -> None:
     """Refuse to append to a file that does not start with this run's header (an empty one is
     started again): rows after someone else's first line would make a table no reader takes."""
     try:
@@ -163,7 +189,7 @@ def _check_header(path: Path, n_steps: int) -> None:
             first = f.read(1 << 16).split(b"\n", 1)[0]
     except OSError as exc:
         raise RunFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
-    expected = ",".join(_header(n_steps)).encode()
+    expected = ",".join(_header(n_steps, rl)).encode()
     if first and first.rstrip(b"\r") != expected:
         raise RunFileError(path, "header", f"the first line is not this run's header ({expected[:40].decode()}…), so "
                                            "the resumed rows cannot be appended; move the file away to resume "
@@ -181,16 +207,16 @@ class MetricsLog:
     STREAM_EVERY = 1.0   # s between appends while training
 
     def __init__(self, run_dir: str | Path, n_steps: int, resume: bool = False, upto: int | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, rl: bool = False):
         self.path = Path(run_dir) / METRICS_FILE
         self.last_row: int | None = None   # on resume: the iteration of the last row kept
         if resume and os.path.lexists(self.path):
-            _check_header(regular_file(self.path, "metrics table"), n_steps)
+            _check_header(regular_file(self.path, "metrics table"), n_steps, rl)
         try:
             if resume and self.path.is_file():
                 self.last_row = cut_metrics(self.path, upto)
             if not (resume and self.path.is_file() and self.path.stat().st_size):
-                atomic_write(self.path, (",".join(_header(n_steps)) + "\n").encode())
+                atomic_write(self.path, (",".join(_header(n_steps, rl)) + "\n").encode())
             self._committed = self._written = self.path.stat().st_size
         except OSError as exc:
             raise StorageError(f"cannot write {self.path}: {reason_of(exc)}", reason_of(exc)) from None

@@ -23,6 +23,7 @@ import torch
 
 from core.config import ExperimentConfig
 from core.errors import CheckpointError, ConfigError
+from core.nets.policy import policy_tensors
 from core.ranges import MAX_ITERATIONS
 
 CONFIG_LIMIT = 1 << 20   # bytes: a settings file is a few hundred; more is not one of ours
@@ -115,6 +116,8 @@ def _built(config: ExperimentConfig, family=None):
 def expected_tensors(config: ExperimentConfig, family=None) -> dict[str, torch.Size]:
     """``model.*`` and ``inner_lr.*`` names and shapes of the network ``config`` builds, in the
     order of the trainer's meta-parameters (the order of the optimizer's ``optimizer.<i>`` slots)."""
+    if config.is_rl:
+        return policy_tensors(config)
     _, params, _, rates = _built(config, family)
     return {**{f"model.{n}": p.shape for n, p in params.items()},
             **{f"inner_lr.{n}": t.shape for n, t in rates.tensors.items()}}
@@ -124,6 +127,9 @@ def expected_state(config: ExperimentConfig, family=None) -> tuple[list[torch.Si
     """What a training state of ``config`` holds, as :meth:`MetaTrainer.load_training_state` checks it:
     the optimizer's tensor shapes in order, the algorithm's extra tensors (pretrain's class head) and the
     optimizer slots that may rightly be absent (parameters the algorithm never trains)."""
+    if config.is_rl:   # Adam slots only for the clipped-surrogate outer step (TRPO keeps none)
+        shapes = list(policy_tensors(config).values())
+        return shapes, {}, set(range(len(shapes)))
     family, params, algorithm, rates = _built(config, family)
     extra = algorithm.start_training(family, params, config.train.seed)
     shapes = [*(p.shape for p in params.values()), *(t.shape for t in rates.tensors.values()),

@@ -23,4 +23,4 @@ def require(family: str, modules: tuple[str, ...]) -> None:
     missing = missing_modules(modules)
     if missing:
         raise ConfigError("family.name", f"{family} needs the optional package{'s' if len(missing) > 1 else ''} "
-                                         f"{' and '.join(missing)}; install them with {INSTALL_HINT}")
+                                         f"{' and '.join(missing)}; install the rl extra: {INSTALL_HINT}")

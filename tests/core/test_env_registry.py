@@ -57,7 +57,18 @@ def test_a_missing_extra_is_one_line_with_the_install_command(monkeypatch, name,
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"family.name: {name} needs the optional package")
     assert " and ".join(m for m in ("gymnasium", "mujoco") if m in missing) in message
-    assert message.endswith("install them with pip install 'maml-gui[rl]'")
+    assert message.endswith("install the rl extra: pip install 'maml-gui[rl]'")
+
+
+def test_train_without_the_extra_exits_2_with_one_line(monkeypatch, capsys, tmp_path):
+    from core.cli.main import main
+    real = importlib.util.find_spec
+    monkeypatch.setattr(extra.importlib.util, "find_spec", lambda mod, *a: None if mod == "mujoco" else real(mod, *a))
+    assert main(["train", "--family", "halfcheetah-dir", "--iterations", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("maml-gui: error: family.name: halfcheetah-dir needs the optional package mujoco; "
+                   "install the rl extra: pip install 'maml-gui[rl]'")
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_registry_and_torch_pendulum_import_no_optional_package():

@@ -191,8 +191,10 @@ class ExperimentConfig:
         """Whether the family is an environment family (meta-RL) rather than a task family."""
         return is_env_family(self.family.name)
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` for the first invalid field, family included."""
+    def validate(self, family=None):
+        """Raise :class:`ConfigError` for the first invalid field, family included (``family``: the
+        one this config's family spec built, when the caller holds it; else it is built here).
+        Returns the family, for a caller that goes on to build the experiment."""
         self.model.validate()
         self.algorithm.validate()
         self.train.validate()
@@ -203,12 +205,12 @@ class ExperimentConfig:
                                                     f"{self.family.name} family choose one of {', '.join(RL_ALGORITHMS)}")
             if self.model.name != "mlp":
                 raise ConfigError("model.name", "a policy is an MLP; conv4 is for image families")
-            build_env_family(self.family)
-            return
+            return family if family is not None else build_env_family(self.family)
         if self.model.name == "conv4" and self.model.batch_norm == "per_step" and self.algorithm.name in ("reptile", "pretrain"):
             raise ConfigError("model.batch_norm", PER_STEP_ALGORITHMS)
-        family = build_family(self.family)
+        family = family if family is not None else build_family(self.family)
         family.check_sizes(self.train.shots, self.train.query)
+        return family
 
     def replace(self, section: str, **changes: Any) -> "ExperimentConfig":
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})

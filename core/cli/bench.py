@@ -18,6 +18,8 @@ def run(args, gui_bench: Callable[[float], dict] | None = None) -> int:
         result = gui_bench(args.seconds)
         print(json.dumps(result) if args.json else "  ".join(f"{k}={v}" for k, v in result.items()))
         return 0
+    if args.rl:
+        return _bench_rl(args)
     config = ExperimentConfig().replace("algorithm", name=args.algorithm, inner_steps=args.inner_steps).replace(
         "train", meta_batch=args.meta_batch, device=args.device)
     config.validate()
@@ -83,4 +85,18 @@ def _bench_compile(args, config: ExperimentConfig) -> int:
     print(f"{setting}: eager {result.eager_it_s:.1f} it/s, compiled {result.compiled_it_s:.1f} it/s, "
           f"speedup {result.speedup:.2f}x; compile time {seconds(result.compile_cold_s)} cold, "
           f"{seconds(result.compile_warm_s)} warm")
+    return 0
+
+
+def _bench_rl(args) -> int:
+    from core.rl.bench import bench_rl
+
+    result = bench_rl(quick=args.quick, rounds=args.rounds if "--rounds" in args.argv else 2)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"MAML-TRPO on nav2d, {result.tasks} tasks x {result.rollouts} trajectories x {result.horizon} steps: "
+          f"rollouts {result.engine_steps_s:,.0f} env steps/s vs per-task per-trajectory loop "
+          f"{result.loop_steps_s:,.0f} ({result.rollout_speedup:.1f}x); meta-iterations {result.engine_it_s:.3f} it/s "
+          f"vs loop {result.loop_it_s:.3f} it/s ({result.iteration_speedup:.1f}x)")
     return 0

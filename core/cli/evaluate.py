@@ -15,10 +15,11 @@ def run(args) -> int:
     from core.trained.evaluation import evaluate
     from core.training.memory import draw_problem
     from core.training.trainer import MetaTrainer
-    from core.trained.weights_io import open_weights
+    from core.trained.weights_io import open_weights_built
 
-    config, weights = open_weights(args.run)
-    for note in folder_notes(args.run, config):
+    built, weights = open_weights_built(args.run)
+    config = built.config
+    for note in folder_notes(args.run, built):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
     if config.is_rl:
         from core.cli.rl_evaluate import run_rl
@@ -28,7 +29,7 @@ def run(args) -> int:
         if getattr(args, flag, None) is not None:
             raise UsageError(f"maml-gui evaluate: --{flag.replace('_', '-')} applies to meta-RL runs; "
                              f"{args.run} is a {config.family.name} run")
-    trainer = MetaTrainer(config.replace("train", device=args.device))
+    trainer = MetaTrainer(built.with_config(config.replace("train", device=args.device)))
     trainer.load_weights(weights)
     shots = args.shots or config.train.shots
     family = evaluation_family(args, config, trainer.family)

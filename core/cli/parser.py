@@ -11,10 +11,11 @@ from core.cli.csv_options import add_csv_arguments, family_spec_from_args
 from core.cli.export import add_adapt_parser, add_export_parser
 from core.cli.image_options import add_episode_arguments, add_evaluate_arguments, apply_episode_arguments
 from core.cli.rl_options import add_rl_arguments, add_rl_evaluate_arguments, apply_rl_arguments
+from core.built import Built
 from core.config import ALGORITHMS, COMPILE_MODES, DEVICES, ExperimentConfig, FamilySpec, default_rl_config
 from core.envs import ENV_FAMILIES, is_env_family
 from core.storage.schemas import read_config_file
-from core.tasks import FAMILIES
+from core.tasks import FAMILIES, TaskFamily
 
 
 class UsageError(Exception):
@@ -141,12 +142,14 @@ def build_parser() -> _Parser:
 
     ev = sub.add_parser("evaluate", help="adapt a trained run to held-out tasks and report the loss per step")
     ev.add_argument("run", type=Path, metavar="FILE_OR_RUN_DIR")
-    ev.add_argument("--tasks", type=ranges.integer(1, ranges.MAX_EVAL_TASKS), default=100)
+    ev.add_argument("--tasks", type=ranges.integer(1, ranges.MAX_EVAL_TASKS), default=100,
+                    help="held-out tasks (default 100; 40 for a meta-RL run)")
     ev.add_argument("--shots", type=ranges.integer(1, ranges.MAX_POINTS),
                     help="support points per task, per class for N-way episodes (default: the run's)")
     ev.add_argument("--query", type=ranges.integer(1, ranges.MAX_POINTS),
                     help="query points per task for scoring (default 100, or what the smallest held-out CSV task allows)")
-    ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10")
+    ev.add_argument("--steps", type=_steps, default=(0, 1, 10), help="adaptation steps to report, e.g. 0,1,10 "
+                    "(default 0,1,10; 0,1,2,3 for a meta-RL run)")
     ev.add_argument("--seed", type=ranges.seed, default=0)
     ev.add_argument("--device", choices=DEVICES, default="cpu")
     ev.add_argument("--json", action="store_true")
@@ -174,13 +177,24 @@ def build_parser() -> _Parser:
                        help="the Omniglot setting (conv-4, 64 channels, 28×28, 5-way 1-shot, 15 query per class, "
                             "meta-batch 32, second order): engine vs per-task loop, and peak memory per meta-gradient "
                             "(second order, first order, ANIL); --meta-batch and --rounds apply")
+    bench.add_argument("--rl", action="store_true", help="meta-RL: 2-D navigation rollouts (env steps/s) and "
+                       "MAML-TRPO meta-iterations/s, vectorised vs a per-task, per-trajectory loop, in the MAML paper's "
+                       "setting (20 tasks x 20 trajectories x 100 steps)")
+    bench.add_argument("--quick", action="store_true", help="with --rl: a small setting, for a sanity check")
     bench.add_argument("--json", action="store_true")
     parser.commands = dict(sub.choices)
     return parser
 
 
-def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentConfig:
-    """The experiment the flags describe, over ``--config`` (else ``base``, else the defaults)."""
+def config_from_args(args, base: ExperimentConfig | None = None, known: Built | None = None) -> ExperimentConfig:
+    """The experiment the flags describe, over ``--config`` (else ``base``, else the defaults);
+    ``known``: what ``base`` built, whose family is not built again when the flags keep it."""
+    return experiment_from_args(args, base, known)[0]
+
+
+def experiment_from_args(args, base: ExperimentConfig | None = None,
+                         known: Built | None = None) -> tuple[ExperimentConfig, TaskFamily]:
+    """:func:`config_from_args` and the family its validation built, to build the experiment with."""
     if args.config is not None:
         config = read_config_file(args.config, validate=False)   # validated below, with the flags applied
     else:
@@ -202,8 +216,8 @@ def config_from_args(args, base: ExperimentConfig | None = None) -> ExperimentCo
     train = {k: getattr(args, k) for k in ("meta_lr", "meta_batch", "shots", "query", "iterations", "seed", "device",
                                            "compile") if getattr(args, k, None) is not None}
     config = config.replace("algorithm", **alg).replace("train", **train)
-    config.validate()
-    return config
+    family = config.validate(known.family if known is not None and known.config.family == config.family else None)
+    return config, family
 
 
 SWEEP_HELP = """the same training over several seeds (and a grid of settings) in parallel processes; writes

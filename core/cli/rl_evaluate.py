@@ -13,6 +13,7 @@ from core.cli.rl_options import baseline_names
 
 BASELINE_DIR = "baselines"
 MAX_DEFAULT_BASELINE_ITERATIONS = 500
+RL_STEPS, RL_TASKS = (0, 1, 2, 3), 40     # evaluate's defaults for a meta-RL run: the MAML paper's figure
 
 
 def run_rl(args, config, weights) -> int:
@@ -29,10 +30,15 @@ def run_rl(args, config, weights) -> int:
     iterations = args.baseline_iterations or _run_iterations(args.run, config)
     folder = Path(args.run) / BASELINE_DIR if Path(args.run).is_dir() else None
     quiet = args.json or not sys.stderr.isatty()
-    result = evaluate_rl(config, weights, tasks=args.tasks, rollouts=args.rollouts or 40, steps=args.steps,
-                         seed=args.seed, baselines=names, baseline_iterations=iterations,
-                         cached=(lambda name, n: _cached(folder, config, name, n, args.seed)) if folder else None,
-                         keep=(lambda name, n, w: _keep(folder, config, name, n, args.seed, w)) if folder else None,
+    given = {name: _given(getattr(args, name), config, name) for name in ("pretrained", "oracle")
+             if getattr(args, name, None) is not None}
+    given_flags = set(getattr(args, "argv", None) or ())
+    steps = args.steps if "--steps" in given_flags else RL_STEPS        # the paper's figure, not 0,1,10
+    tasks = args.tasks if "--tasks" in given_flags else RL_TASKS
+    result = evaluate_rl(config, weights, tasks=tasks, rollouts=args.rollouts or 40, steps=steps,
+                         seed=args.seed, baselines=names, baseline_iterations=iterations, given=given,
+                         cached=(lambda name, cfg, n: _cached(folder, cfg, name, n, args.seed)) if folder else None,
+                         keep=(lambda name, cfg, n, w: _keep(folder, cfg, name, n, args.seed, w)) if folder else None,
                          progress=None if quiet else (lambda text: print(f"maml-gui: {text}", file=sys.stderr)))
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -61,8 +67,27 @@ def _file(folder: Path, name: str, iterations: int, seed: int) -> Path:
     return folder / f"{name}-{iterations}it-seed{seed}.safetensors"
 
 
-def _cached(folder: Path, config, name: str, iterations: int, seed: int):
-    """A baseline trained before with these settings (its stored config must match the run's), else None."""
+def _given(path: Path, config, name: str):
+    """A baseline run given on the command line: its weights and iterations, checked to be the baseline of
+    ``config`` (trained with pretrain on the same family, with the oracle's view for the oracle)."""
+    from core.rl.evaluation import baseline_config
+    from core.storage.checkpoint import load_run, read_weights_at, WEIGHTS_FILE
+
+    expected = baseline_config(config, name)
+    if expected is None:
+        raise UsageError(f"maml-gui evaluate: the {config.family.name} family has no oracle baseline")
+    stored, weights = load_run(path)
+    iteration = read_weights_at(path / WEIGHTS_FILE if path.is_dir() else path)[2]
+    differ = [c for c in stored.changes(expected) if c.startswith(("family.", "model.", "algorithm.name"))]
+    if differ:
+        raise UsageError(f"maml-gui evaluate: --{name} {path} is not a {name} baseline of this run "
+                         f"({', '.join(differ[:3])} differ{'s' if len(differ) == 1 else ''}); train it with "
+                         f"--algorithm pretrain{' on the family with observe_goal' if name == 'oracle' else ''}")
+    return weights, iteration
+
+
+def _cached(folder: Path, expected, name: str, iterations: int, seed: int):
+    """A baseline trained before with these settings (its stored config must be ``expected``), else None."""
     from core.storage.checkpoint import read_weights
     from core.errors import CheckpointError, ConfigError
 
@@ -73,22 +98,15 @@ def _cached(folder: Path, config, name: str, iterations: int, seed: int):
         stored, tensors = read_weights(path)
     except (CheckpointError, ConfigError):
         return None
-    expected = _baseline_config(config, name)
-    return tensors if not stored.changes(expected) else None
+    return tensors if not stored.changes(expected.replace("train", iterations=stored.train.iterations)) else None
 
 
 def _keep(folder: Path, config, name: str, iterations: int, seed: int, weights) -> None:
     from core.storage.atomic import StorageError, atomic_write
     from core.storage.checkpoint import weights_bytes
 
-    if name == "oracle":   # its policy sees the task too: its shapes are not the run's
-        return
     try:
         folder.mkdir(exist_ok=True)
-        atomic_write(_file(folder, name, iterations, seed), weights_bytes(_baseline_config(config, name), weights))
+        atomic_write(_file(folder, name, iterations, seed), weights_bytes(config, weights))
     except (OSError, StorageError) as exc:
         print(f"maml-gui: warning: cannot keep the {name} baseline in {folder}: {exc}", file=sys.stderr)
-
-
-def _baseline_config(config, name: str):
-    return config.replace("algorithm", name="pretrain")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from core import ranges
 from core.config import OUTER_STEPS, ExperimentConfig, FamilySpec
@@ -49,6 +50,10 @@ def add_rl_evaluate_arguments(ev: argparse.ArgumentParser) -> None:
     group.add_argument("--baseline-iterations", type=ranges.integer(1, ranges.MAX_ITERATIONS), metavar="N",
                        help="training iterations of the pretrained and oracle baselines (default: the run's, at most "
                             "500); kept in RUN/baselines/ and reused")
+    group.add_argument("--pretrained", type=Path, metavar="RUN", help="the pretrained baseline: a run trained with "
+                       "--algorithm pretrain on the same family (instead of training one)")
+    group.add_argument("--oracle", type=Path, metavar="RUN", help="the oracle baseline: a run trained with --algorithm "
+                       "pretrain on the family that shows the task (nav2d: observe_goal)")
 
 
 def baseline_names(text: str) -> tuple[str, ...]:

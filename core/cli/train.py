@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.parser import UsageError, config_from_args
+from core.cli.parser import UsageError, config_from_args, experiment_from_args
 from core.envs import is_env_family
 from core.errors import TrainingDiverged
 
@@ -162,6 +162,7 @@ _STOP_WORDS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
 
 
 def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> int:
+    from core.built import build
     from core.storage.checkpoint import Checkpointer
     from core.training.distributed import AGREED, PEER_FAILED, PeerFailed
     from core.training.memory import memory_tips
@@ -169,14 +170,14 @@ def _train_locked(args, out: Path, continuing: bool, stop: dict, group=None) -> 
     if args.resume is not None:
         trainer = _resumed(args, group)
     else:
-        config = config_from_args(args)
-        trainer = _trainer(config, group)
+        config, family = experiment_from_args(args)
+        trainer = _trainer(build(config, family, config.train.device), group)
     if group is not None:
         group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
         group.share({"config": trainer.config.to_json(), "weights": trainer.weights(),
                      "state": trainer.training_state()})
     config = trainer.config
-    for warning in trainer.family.warnings:
+    for warning in getattr(trainer.family, "warnings", ()):
         print(f"maml-gui: warning: {warning}", file=sys.stderr)
     stop["setup"] = False   # from the first file written, a stop saves a checkpoint
     saver = Checkpointer(out, _columns(config), args.save_every, resume_from=trainer.iteration if continuing else None,
@@ -352,27 +353,28 @@ def _claim_out(out: Path, force: bool) -> None:
 
 def _resumed(args, group=None):
     """A trainer restored from a run folder's last checkpoint: weights, Adam moments, sampler state, iteration."""
-    from core.storage.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, folder_notes, load_checkpoint,
+    from core.storage.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_FILE, folder_notes, load_checkpoint_built,
                                          with_resume_hint)
     from core.errors import CheckpointError
+    from core.training.resume import continuation
 
-    saved, weights, tensors, metadata = load_checkpoint(args.resume)
+    built, weights, tensors, metadata = load_checkpoint_built(args.resume)
+    saved = built.config
     for name in (CONFIG_FILE, METRICS_FILE):   # files the resumed run rewrites: a folder there would stop its saves
         path = Path(args.resume) / name
         if path.exists() and not path.is_file():
             raise UsageError(f"maml-gui train: {path} is not a regular file (a folder or special file); the "
                              "resumed run rewrites it: move it away, then resume again")
-    for note in folder_notes(args.resume, saved, weights_file=True):
+    for note in folder_notes(args.resume, built, weights_file=True):
         print(f"maml-gui: warning: {note}", file=sys.stderr)
-    config = config_from_args(args, base=saved)
-    changed = config.continue_changes(saved)
-    if changed:
-        raise UsageError(f"maml-gui train: {', '.join(changed)} cannot change a resumed run (only the iteration count, "
-                         "meta learning rate, device and --compile can); start a new one instead")
-    trainer = _trainer(config, group)
-    trainer.load_weights(weights)
+    config = config_from_args(args, base=saved, known=built)
+    plan = continuation(config, saved, weights, (tensors, metadata))
+    if not plan.exact:
+        raise UsageError(f"maml-gui train: {plan.problem}; start a new one instead")
+    trainer = _trainer(built.with_config(config), group)
+    trainer.load_weights(plan.weights)
     try:
-        trainer.load_training_state(tensors, metadata, source=args.resume / STATE_FILE)
+        trainer.load_training_state(*plan.state, source=args.resume / STATE_FILE)
     except CheckpointError as exc:
         raise with_resume_hint(exc, args.resume) from None
     if args.iterations is not None and args.iterations < trainer.iteration:   # config.json would say fewer than done
@@ -383,18 +385,18 @@ def _resumed(args, group=None):
     return trainer
 
 
-def _trainer(config, group=None):
-    """The trainer for ``config``: meta-RL for an environment family, else :class:`MetaTrainer`."""
-    if config.is_rl:
+def _trainer(built, group=None):
+    """The trainer for ``built``: meta-RL for an environment family, else :class:`MetaTrainer`."""
+    if built.config.is_rl:
         from core.rl.trainer import RLTrainer
 
         if group is not None:
             raise UsageError("maml-gui train: meta-RL runs train in one process; leave out --nproc")
-        return RLTrainer(config)
-    from core.training.memory import fitting_family
+        return RLTrainer(built.config, family=built.family)
+    from core.training.memory import fitting
     from core.training.trainer import MetaTrainer
 
-    return MetaTrainer(config, family=fitting_family(config), group=group)
+    return MetaTrainer(fitting(built), group=group)
 
 
 def _columns(config) -> int:

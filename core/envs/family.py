@@ -17,26 +17,30 @@ class ParamEnvFamily:
     """Base of the environment families: ``params`` only overrides the defaults in ``fields``.
 
     Optional attributes beyond :class:`~core.envs.base.EnvFamily`: ``title`` (for a list),
-    ``fields`` (the editable settings), ``task_names`` (a name per task column, e.g. ``("goal x",
+    ``fields`` (the editable settings), ``oracle_params`` (settings that show the task to the policy: the
+    oracle baseline's family), ``task_names`` (a name per task column, e.g. ``("goal x",
     "goal y")``), :meth:`parse_task` (a task typed by a person, for ``maml-gui adapt``), ``warnings``.
     """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     fields: ClassVar[tuple[ParamField, ...]] = (HORIZON,)
+    data_fields: ClassVar[tuple[ParamField, ...]] = ()   # settings the generic form does not show
+    oracle_params: ClassVar[dict[str, Any]] = {}         # the family seen by the oracle baseline (none when empty)
     task_names: ClassVar[tuple[str, ...]] = ()
     discrete: ClassVar[bool] = False
     kind: ClassVar[str] = "rl"
 
     def __init__(self, params: Mapping[str, Any] | None = None):
         params = dict(params or {})
-        known = {f.name for f in self.fields}
+        every = self.fields + self.data_fields
+        known = {f.name for f in every}
         for key in params:
             if key not in known:
                 raise ConfigError(f"family.{key}", f"unknown setting for the {self.name} family")
-        self.params: dict[str, Any] = {f.name: f.default for f in self.fields}
+        self.params: dict[str, Any] = {f.name: f.default for f in every}
         self.params.update(params)
-        for f in self.fields:
+        for f in every:
             self.params[f.name] = _checked(f, self.params[f.name])
 
     @property

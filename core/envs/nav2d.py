@@ -4,7 +4,7 @@ goal drawn uniformly in a square; all tasks × trajectories step as one tensor.
 Observation: the position. Action: a velocity, clipped to ``[-max_speed, max_speed]`` per axis. Reward:
 minus the Euclidean distance from the new position to the goal. A trajectory ends after ``horizon``
 steps, or once the point is within ``tolerance`` of the goal on each axis (that step still pays its
-reward; later steps pay 0).
+reward; later steps pay 0). With ``observe_goal`` the observation also holds the goal (the oracle).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from core.tasks.base import ParamField
 class Nav2DBatch:
     """Running 2-D navigation trajectories: ``goals`` (N, 2), one row per trajectory."""
 
-    def __init__(self, goals: torch.Tensor, horizon: int, max_speed: float, tolerance: float):
+    def __init__(self, goals: torch.Tensor, horizon: int, max_speed: float, tolerance: float,
+                 observe_goal: bool = False):
         self.goals, self.horizon, self.max_speed, self.tolerance = goals, horizon, max_speed, tolerance
+        self.observe_goal = observe_goal
         self.position = torch.zeros_like(goals)
         self.done = torch.zeros(len(goals), dtype=torch.bool, device=goals.device)
         self.t = 0
@@ -33,7 +35,10 @@ class Nav2DBatch:
         self.t += 1
         reached = (offset.abs() < self.tolerance).all(dim=1)
         self.done = self.done | reached | (self.t >= self.horizon)
-        return self.position.clone(), reward, self.done.clone()
+        return self.observation(), reward, self.done.clone()
+
+    def observation(self) -> torch.Tensor:
+        return torch.cat([self.position, self.goals], dim=1) if self.observe_goal else self.position.clone()
 
 
 class Nav2DFamily(ParamEnvFamily):
@@ -47,9 +52,15 @@ class Nav2DFamily(ParamEnvFamily):
         ParamField("tolerance", "goal tolerance", "float", 0.01, 0.0, 100.0,
                    help="a trajectory ends within this distance of the goal on each axis"),
     )
+    data_fields = (ParamField("observe_goal", "observe the goal", "bool", False,
+                              help="the observation is the position and the goal (the oracle baseline's view)"),)
+    oracle_params = {"observe_goal": True}
     task_names = ("goal x", "goal y")
-    observation_dim = 2
     action_dim = 2
+
+    @property
+    def observation_dim(self) -> int:
+        return 4 if self.params["observe_goal"] else 2
 
     def sample_tasks(self, n: int, generator: torch.Generator) -> torch.Tensor:
         low, high = self.params["goal_range"]
@@ -57,5 +68,6 @@ class Nav2DFamily(ParamEnvFamily):
 
     def reset(self, tasks: torch.Tensor, rollouts: int, generator: torch.Generator) -> tuple[Nav2DBatch, torch.Tensor]:
         goals = tasks.repeat_interleave(rollouts, dim=0)
-        batch = Nav2DBatch(goals, self.horizon, float(self.params["max_speed"]), float(self.params["tolerance"]))
-        return batch, batch.position.clone()
+        batch = Nav2DBatch(goals, self.horizon, float(self.params["max_speed"]), float(self.params["tolerance"]),
+                           bool(self.params["observe_goal"]))
+        return batch, batch.observation()

@@ -14,7 +14,6 @@ import math
 import torch
 
 from core.config import ModelSpec
-from core.envs import build_env_family
 from core.nets.models import MLPNet, Params
 
 LOG_STD = "log_std"
@@ -78,10 +77,3 @@ def _per_row(log_std: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Shared ``[A]`` or per-task ``[T, A]`` log-std, shaped to broadcast over ``out``'s rows."""
     return log_std if log_std.dim() == 1 else log_std.unsqueeze(-2)
 
-
-def policy_tensors(config) -> dict[str, torch.Size]:
-    """``model.*`` names and shapes of the policy an environment-family ``config`` builds (in the order of
-    the trainer's parameters): what a run folder's weights and training state must hold."""
-    family = build_env_family(config.family)
-    net = PolicyNet(family.observation_dim, family.action_dim, config.model, discrete=family.discrete)
-    return {f"model.{n}": p.shape for n, p in net.init(torch.Generator().manual_seed(0)).items()}

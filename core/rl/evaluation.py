@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from core.config import ExperimentConfig
+from core.tasks.spec import FamilySpec
 from core.rl.inner import adapt
 from core.rl.meta import inner_rates
 from core.rl.rollouts import collect, process
@@ -90,34 +91,63 @@ def summarise(returns: torch.Tensor, steps: tuple[int, ...], iterations: int | N
     return ReturnSummary({s: float(mean[s]) for s in steps}, {s: float(ci[s]) for s in steps}, iterations)
 
 
-def train_baseline(config: ExperimentConfig, iterations: int, oracle: bool = False,
-                   should_stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
-    """A pretrained policy (or the oracle's): ``pretrain`` (no inner step) with the run's settings."""
+def baseline_config(config: ExperimentConfig, name: str) -> ExperimentConfig | None:
+    """The settings a trained baseline is trained with: ``pretrain`` on the run's family ("pretrained"), or on
+    the family with its ``oracle_params`` ("oracle"; None for a family without an oracle)."""
     base = dataclasses.replace(config, algorithm=dataclasses.replace(config.algorithm, name="pretrain"))
-    trainer = RLTrainer(base.replace("train", iterations=max(iterations, 1)), oracle=oracle)
+    if name != "oracle":
+        return base
+    oracle = getattr(type(policy_family(config)), "oracle_params", {})
+    if not oracle:
+        return None
+    return dataclasses.replace(base, family=FamilySpec(config.family.name, {**dict(config.family.params), **oracle}))
+
+
+class EvaluationCancelled(Exception):
+    """``should_stop`` said so (a window closing, a new run); nothing was kept."""
+
+
+def train_baseline(config: ExperimentConfig, iterations: int,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
+    """Train ``config`` (a :func:`baseline_config`) for ``iterations`` meta-iterations; its weights.
+    Raises :class:`EvaluationCancelled` when ``should_stop()`` turns true between iterations."""
+    trainer = RLTrainer(config.replace("train", iterations=max(iterations, 1)))
     for _ in range(iterations):
         if should_stop is not None and should_stop():
-            break
+            raise EvaluationCancelled()
         trainer.step()
     return trainer.weights()
 
 
 def evaluate_rl(config: ExperimentConfig, weights: dict[str, torch.Tensor], tasks: int = 40, rollouts: int = 40,
                 steps: tuple[int, ...] = (0, 1, 2, 3), seed: int = 0, baselines: tuple[str, ...] = BASELINES,
-                baseline_iterations: int = 100, cached: Callable[[str, int], dict | None] | None = None,
-                keep: Callable[[str, int, dict], None] | None = None,
-                progress: Callable[[str], None] | None = None) -> RLEvaluation:
-    """Score ``weights`` and the ``baselines`` on the same ``tasks`` held-out tasks. Trained baselines
-    come from ``cached(name, iterations)`` when it has them, else are trained here and handed to ``keep``."""
-    say = progress or (lambda text: None)
+                baseline_iterations: int = 100, given: dict[str, tuple[dict, int | None]] | None = None,
+                cached: Callable[[str, ExperimentConfig, int], dict | None] | None = None,
+                keep: Callable[[str, ExperimentConfig, int, dict], None] | None = None,
+                progress: Callable[[str], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> RLEvaluation:
+    """Score ``weights`` and the ``baselines`` on the same ``tasks`` held-out tasks. A trained baseline's
+    weights come from ``given[name]`` (weights, iterations), else ``cached(name, config, iterations)``,
+    else it is trained here for ``baseline_iterations`` and handed to ``keep``. A family without an
+    oracle gets none. ``should_stop()`` is asked between pieces of work (:class:`EvaluationCancelled`)."""
+    stop = should_stop or (lambda: False)
+
+    def say(text):
+        if stop():
+            raise EvaluationCancelled()
+        if progress is not None:
+            progress(text)
     family = policy_family(config)
     held_out = held_out_tasks(family, tasks, seed)
     top = max(steps)
     policy = build_policy(config, family)
+    given = given or {}
 
-    def score(params, fam=family, pol=policy, max_step=top):
+    def score(params, cfg=config, max_step=top):
+        fam = family if cfg is config else policy_family(cfg)
+        pol = policy if cfg is config else build_policy(cfg, fam)
         generator = torch.Generator().manual_seed(seed + ACTION_SEED_OFFSET)
-        return adaptation_returns(config, pol, params, fam, held_out, rollouts, max_step, generator)
+        return adaptation_returns(cfg, pol, params, fam, held_out, rollouts, max_step, generator)
 
     def unpacked(tensors):
         return {k[len(MODEL):]: v for k, v in tensors.items() if k.startswith(MODEL)}
@@ -130,19 +160,21 @@ def evaluate_rl(config: ExperimentConfig, weights: dict[str, torch.Tensor], task
             params = policy.init(torch.Generator().manual_seed(seed + RANDOM_INIT_OFFSET))
             result[name] = summarise(score(params), steps)
             continue
-        oracle = name == "oracle"
-        trained = cached(name, baseline_iterations) if cached is not None else None
+        cfg = baseline_config(config, name)
+        if cfg is None:
+            continue
+        trained, iterations = given.get(name, (None, baseline_iterations))
+        if trained is None and cached is not None:
+            trained = cached(name, cfg, iterations)
         if trained is None:
-            say(f"training the {name} baseline ({baseline_iterations} iterations)")
-            trained = train_baseline(config, baseline_iterations, oracle=oracle)
+            say(f"training the {name} baseline ({iterations} iterations)")
+            trained = train_baseline(cfg, iterations, stop)
             if keep is not None:
-                keep(name, baseline_iterations, trained)
+                keep(name, cfg, iterations, trained)
         say(f"scoring the {name} baseline")
-        if oracle:   # told the task: not adapted, one line across the steps
-            oracle_family = policy_family(config, oracle=True)
-            returns = score(unpacked(trained), oracle_family, build_policy(config, oracle_family), 0)
-            result[name] = summarise(returns.expand(top + 1, -1), steps, baseline_iterations)
+        if name == "oracle":   # told the task: not adapted, one line across the steps
+            result[name] = summarise(score(unpacked(trained), cfg, 0).expand(top + 1, -1), steps, iterations)
         else:
-            result[name] = summarise(score(unpacked(trained)), steps, baseline_iterations)
+            result[name] = summarise(score(unpacked(trained), cfg), steps, iterations)
     model = result.pop("model")
     return RLEvaluation(tasks, rollouts, tuple(steps), tuple(inner_rates(config, top, evaluation=True)), model, result)

@@ -106,7 +106,7 @@ def ppo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampl
         gain = surrogate(policy, adapted, sampled.post_batch, sampled.old_log_prob, clip=rl.ppo_clip)
         grads = torch.autograd.grad(-gain, values)
         if epoch == 0:
-            norm, first_gain = float(flat(grads).norm()), float(gain)
+            norm, first_gain = float(flat(grads).norm()), float(gain.detach())
         for p, g in zip(values, grads):
             p.grad = g
         optimizer.step()

@@ -16,13 +16,11 @@ from core.device import resolve_device, tune_cpu_threads
 from core.envs import build_env_family
 from core.errors import ConfigError, TrainingDiverged
 from core.nets.policy import PolicyNet
-from core.rl.meta import inner_steps, ppo_outer, sample, trpo_outer
-from core.rl.oracle import OracleFamily
+from core.rl.meta import ppo_outer, sample, trpo_outer
 from core.storage.schemas import check_training_state
 from core.training.optim import MetaAdam
 
 MODEL = "model."
-INIT_SEED_OFFSET = 0          # the policy's initial weights: Generator(seed)
 SAMPLE_SEED_OFFSET = 3_000_017   # tasks and actions: Generator(seed + this), one stream (held-out tasks use seed + 1_000_003)
 
 
@@ -53,28 +51,30 @@ def build_policy(config: ExperimentConfig, family) -> PolicyNet:
     return PolicyNet(family.observation_dim, family.action_dim, config.model, discrete=family.discrete)
 
 
-def policy_family(config: ExperimentConfig, oracle: bool = False):
-    family = build_env_family(config.family)
-    return OracleFamily(family) if oracle else family
+def policy_family(config: ExperimentConfig):
+    return build_env_family(config.family)
 
 
 class RLTrainer:
     """Owns the policy's parameters, the outer optimiser (Adam, for the clipped-surrogate step only)
-    and the one generator that draws tasks and actions. ``oracle``: the policy also sees the task (the
-    paper's oracle baseline; train it with ``algorithm.name = "pretrain"``)."""
+    and the one generator that draws tasks and actions. ``source``: the settings, or a
+    :class:`~core.built.Built` of them (its family is used, and its weights are where training starts);
+    ``family``: an environment family built already (default: the config's)."""
 
-    def __init__(self, config: ExperimentConfig, family=None, group=None, oracle: bool = False):
+    def __init__(self, source, family=None, group=None):
         if group is not None:
             raise ConfigError("train.nproc", "meta-RL runs train in one process (several processes: not yet)")
-        config.validate()
-        self.config, self.oracle = config, oracle
-        self.family = family or policy_family(config, oracle)
+        built = source if hasattr(source, "params") else None
+        config = built.config if built is not None else source
+        family = family or (built.family if built is not None else None)
+        self.config = config
+        self.family = config.validate(family)
         self.device = resolve_device(config.train.device)
         if self.device.type != "cpu":
             self.device = torch.device("cpu")   # environments step on the CPU; small policies run best there too
         self.policy = build_policy(config, self.family)
-        self.params = {n: p.requires_grad_(True)
-                       for n, p in self.policy.init(torch.Generator().manual_seed(config.train.seed)).items()}
+        start = built.params if built is not None else self.policy.init(torch.Generator().manual_seed(config.train.seed))
+        self.params = {n: p.detach().clone().requires_grad_(True) for n, p in start.items()}
         tune_cpu_threads(sum(p.numel() for p in self.params.values()), self.device)
         self.generator = torch.Generator().manual_seed(config.train.seed + SAMPLE_SEED_OFFSET)
         self.optimizer = MetaAdam(list(self.params.values()), lr=config.train.meta_lr)

@@ -29,12 +29,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from core.built import Built, build
 from core.config import FORMAT_VERSION, ExperimentConfig
 from core.errors import CheckpointError, ConfigError
 from core.storage.atomic import StorageError, atomic_write, fsync_dir
 from core.storage.metrics import METRICS_FILE, MetricsLog, metrics_csv
-from core.storage.schemas import (RunFileError, check_training_state, config_json_note, expected_state, expected_tensors,
-                                  regular_file)
+from core.storage.schemas import RunFileError, check_training_state, config_json_note, expected_state, regular_file
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.safetensors"
 STATE_FILE = "training_state.safetensors"  # optimizer moments + sampler state, for --resume
@@ -144,19 +144,22 @@ def save_run(run_dir: str | Path, config: ExperimentConfig, weights: dict[str, t
 
 def read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
     """Read a weights file written by :func:`save_run`, checking version, config and shapes."""
-    config, tensors, _ = _read_weights(path)
+    config, tensors, _, _ = _read_weights(path)
     return config, tensors
 
 
 def read_weights_at(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor], int | None]:
     """:func:`read_weights` and the iteration the weights are from (None when the file does not say):
     a run's metrics can be far ahead of its last checkpoint."""
-    config, tensors, metadata = _read_weights(path)
+    config, tensors, metadata, _ = _read_weights(path)
     iteration = str(metadata.get("iteration", ""))
     return config, tensors, int(iteration) if iteration.isdigit() else None
 
 
-def _read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor], dict[str, str]]:
+def _read_weights(path: str | Path, known: Built | None = None) -> tuple[ExperimentConfig, dict[str, torch.Tensor],
+                                                                         dict[str, str], Built]:
+    """Settings, tensors, metadata and what the settings build (``known`` when it is of the same
+    experiment), the tensors checked against it."""
     path = regular_file(path, "weights file")
     try:
         data = path.read_bytes()
@@ -168,8 +171,9 @@ def _read_weights(path: str | Path) -> tuple[ExperimentConfig, dict[str, torch.T
     except (SafetensorError, ValueError, OSError) as exc:
         raise CheckpointError(f"{path} is not a valid safetensors weights file (truncated or corrupted?): {exc}") from None
     config = _stored_config(path, metadata)
-    check_shapes(path, config, tensors)
-    return config, tensors, metadata
+    built = built_for(path, config, known)
+    check_shapes(path, built, tensors)
+    return config, tensors, metadata, built
 
 
 def _stored_config(path: Path, metadata: dict[str, str]) -> ExperimentConfig:
@@ -187,13 +191,22 @@ def _stored_config(path: Path, metadata: dict[str, str]) -> ExperimentConfig:
     return config
 
 
-def check_shapes(path, config: ExperimentConfig, tensors: dict[str, torch.Tensor]) -> None:
-    from core.tasks import build_family
-
+def built_for(path, config: ExperimentConfig, known: Built | None = None) -> Built:
+    """What ``config`` (the settings stored in ``path``) builds, for checking the file's tensors:
+    ``known`` under ``config`` when it is a build of the same experiment (only a rate, length or
+    device differs), else a new build; settings that cannot be built are the file's fault."""
+    if known is not None and not config.continue_changes(known.config):
+        return known.with_config(config)
     try:
-        expected = expected_tensors(config, None if config.is_rl else build_family(config.family))
+        return build(config)
     except ConfigError as exc:
         raise RunFileError(path, exc.field, f"the stored configuration is invalid: {exc.message}") from None
+
+
+def check_shapes(path, built: Built, tensors: dict[str, torch.Tensor]) -> None:
+    """``tensors`` are weights of ``built``'s network: every ``model.*`` tensor there (learned inner
+    rates may be missing: a .pt file has none), of its shape, finite, nothing else."""
+    config, expected = built.config, built.shapes()
     for name, shape in expected.items():   # learned inner rates may be missing (a .pt file has none)
         got = tensors.get(name)
         if got is None and name.startswith("model."):
@@ -230,24 +243,27 @@ def load_training_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], d
         raise RunFileError(path, "", f"cannot be read (truncated or corrupted?): {exc}") from None
 
 
-def read_training_state(run_dir: str | Path, iteration: int) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+def read_training_state(run_dir: str | Path, iteration: int,
+                        known: Built | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
     """:func:`load_training_state` when the folder has one saved at ``iteration`` (the weights'
-    iteration); otherwise, or when it cannot be read, None: training would then restart Adam."""
+    iteration); otherwise, or when it cannot be read, None: training would then restart Adam.
+    ``known``: what the run's weights built, checked against rather than building again."""
     if not (Path(run_dir) / STATE_FILE).is_file():
         return None
     try:
-        tensors, metadata = _checked_state(run_dir)
+        tensors, metadata = _checked_state(run_dir, known)
     except (CheckpointError, ConfigError):
         return None
     return (tensors, metadata) if metadata.get("iteration") == str(iteration) else None
 
 
-def _checked_state(run_dir) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The training state, checked against the network its own settings build (as a trainer checks it)."""
+def _checked_state(run_dir, known: Built | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The training state, checked against the network its own settings build (as a trainer checks
+    it; ``known`` when it is a build of the same experiment)."""
     path = Path(run_dir) / STATE_FILE
     tensors, metadata = load_training_state(run_dir)
     config = _stored_config(path, metadata)
-    shapes, extra, optional = expected_state(config)
+    shapes, extra, optional = expected_state(built_for(path, config, known))
     check_training_state(path, tensors, metadata, shapes, extra, skip=EMBEDDED, optional=optional)
     return tensors, metadata
 
@@ -267,25 +283,31 @@ def state_problem(run_dir) -> str | None:
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, torch.Tensor]]:
     """A run folder's (or weights file's) settings and weights: those of the training state when a
     crash came between saving it and the weights file, so weights and state always agree."""
+    built, weights = load_run_built(run_dir)
+    return built.config, weights
+
+
+def load_run_built(run_dir: str | Path) -> tuple[Built, dict[str, torch.Tensor]]:
+    """:func:`load_run` with what the settings built to check the weights, to hand on."""
     run_dir = Path(run_dir)
     path = run_dir / WEIGHTS_FILE if run_dir.is_dir() else run_dir
     if not path.exists():
         raise CheckpointError(f"{run_dir} holds no {WEIGHTS_FILE}; is it a run folder?")
-    config, weights, metadata = _read_weights(path)
+    config, weights, metadata, built = _read_weights(path)
     if run_dir.is_dir() and str(metadata.get("iteration", "")).isdigit():
-        weights = _newer_state_weights(run_dir, config, int(metadata["iteration"])) or weights
-    return config, weights
+        weights = _newer_state_weights(run_dir, built, int(metadata["iteration"])) or weights
+    return built, weights
 
 
-def _newer_state_weights(run_dir: Path, config: ExperimentConfig, iteration: int) -> dict[str, torch.Tensor] | None:
+def _newer_state_weights(run_dir: Path, built: Built, iteration: int) -> dict[str, torch.Tensor] | None:
     try:
         tensors, metadata = load_training_state(run_dir)
         if not (str(metadata.get("iteration", "")).isdigit() and int(metadata["iteration"]) > iteration):
             return None
         embedded = _embedded(tensors)
-        if not embedded or _stored_config(run_dir / STATE_FILE, metadata).continue_changes(config):
+        if not embedded or _stored_config(run_dir / STATE_FILE, metadata).continue_changes(built.config):
             return None
-        check_shapes(run_dir / STATE_FILE, config, embedded)
+        check_shapes(run_dir / STATE_FILE, built, embedded)
         return embedded
     except (CheckpointError, ConfigError):
         return None
@@ -299,6 +321,13 @@ def load_checkpoint(run_dir: str | Path):
     """The resume point of a run folder: ``(config, weights, state tensors, state metadata)``, all
     of one iteration (``metadata["iteration"]``), taken from the training state when it holds the
     weights (every checkpoint since crash-safe saving), else from a weights file of the same iteration."""
+    built, weights, tensors, metadata = load_checkpoint_built(run_dir)
+    return built.config, weights, tensors, metadata
+
+
+def load_checkpoint_built(run_dir: str | Path):
+    """:func:`load_checkpoint` with what the settings built to check the weights (in place of the
+    settings, which it holds), to hand on: ``(built, weights, state tensors, state metadata)``."""
     run_dir = Path(run_dir)
     state_path = run_dir / STATE_FILE
     if not os.path.lexists(state_path):
@@ -314,15 +343,16 @@ def load_checkpoint(run_dir: str | Path):
         embedded = _embedded(tensors)
         if embedded and "config" in metadata:
             config, weights = _stored_config(state_path, metadata), embedded
-            check_shapes(state_path, config, weights)
+            built = built_for(state_path, config)
+            check_shapes(state_path, built, weights)
     except CheckpointError as exc:
         raise with_resume_hint(exc, run_dir) from None
     if not (embedded and "config" in metadata):
-        config, weights, weights_meta = _read_weights(run_dir / WEIGHTS_FILE)
+        config, weights, weights_meta, built = _read_weights(run_dir / WEIGHTS_FILE)
         if weights_meta.get("iteration", metadata["iteration"]) != metadata["iteration"]:
             raise CheckpointError(f"{run_dir}: {WEIGHTS_FILE} is from iteration {weights_meta['iteration']} but "
                                   f"{STATE_FILE} from iteration {metadata['iteration']}; they cannot be resumed together")
-    return config, weights, {k: v for k, v in tensors.items() if not k.startswith(EMBEDDED)}, metadata
+    return built, weights, {k: v for k, v in tensors.items() if not k.startswith(EMBEDDED)}, metadata
 
 
 def with_resume_hint(exc: CheckpointError, run_dir) -> CheckpointError:
@@ -338,17 +368,19 @@ def with_resume_hint(exc: CheckpointError, run_dir) -> CheckpointError:
     return exc
 
 
-def folder_notes(run_dir, config: ExperimentConfig, weights_file: bool = False) -> list[str]:
+def folder_notes(run_dir, source: ExperimentConfig | Built, weights_file: bool = False) -> list[str]:
     """Warnings about a run folder's other files when the one a command reads is intact: a damaged
     or edited ``config.json`` (the weights' own settings are used) and, with ``weights_file`` (a
-    resume, which takes the checkpoint's copy of the weights), a damaged weights file."""
+    resume, which takes the checkpoint's copy of the weights), a damaged weights file. ``source``:
+    the settings read, or what they built (then nothing is built again to check the others)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    notes = [n for n in (config_json_note(run_dir, config),) if n]
+    config, known = (source.config, source) if isinstance(source, Built) else (source, None)
+    notes = [n for n in (config_json_note(run_dir, config, known),) if n]
     if weights_file:
         try:
-            stored = _read_weights(run_dir / WEIGHTS_FILE)[0]
+            stored = _read_weights(run_dir / WEIGHTS_FILE, known)[0]
         except (CheckpointError, ConfigError) as exc:
             notes.append(f"{exc}; the checkpoint's own copy of the weights is used (its next save writes the file "
                          "again)")

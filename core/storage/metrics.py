@@ -71,17 +71,17 @@ def metrics_csv(rows: Iterable) -> bytes:
     return buf.getvalue().encode()
 
 
-def metrics_table_csv(table: np.ndarray) -> bytes:
+def metrics_table_csv(table: np.ndarray, rl: bool = False) -> bytes:
     """:func:`metrics_csv` of a ``[rows, 4 + steps]`` table in :func:`read_metrics`' columns, byte for
     byte, about 3x faster: a window saving a long run holds the GIL for less time."""
     table = np.asarray(table, dtype=np.float64)
     steps = table.shape[1] - len(METRIC_COLUMNS) if table.ndim == 2 and table.size else 0
-    lines = [",".join(_header(steps))]
+    lines = [",".join(_header(steps, rl))]
     lines += [f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:]) for r in table.tolist()]
     return ("\n".join(lines) + "\n").encode()
 
 
-def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
+def append_metrics_table(run_dir: str | Path, table: np.ndarray, rl: bool = False) -> None:
     """Append the rows of a ``[rows, 4 + steps]`` table to ``metrics.csv`` and fsync, as a checkpoint's
     first file: rows from the table's first iteration on that the file already holds (left by a crash
     or a failed save, or past the checkpoint a run continues from) are cut first, so none repeats. A
@@ -95,7 +95,7 @@ def append_metrics_table(run_dir: str | Path, table: np.ndarray) -> None:
         if path.is_file() and path.stat().st_size:
             cut_metrics(path, int(table[0, 0]) - 1)
         else:
-            header = (",".join(_header(table.shape[1] - len(METRIC_COLUMNS))) + "\n").encode()
+            header = (",".join(_header(table.shape[1] - len(METRIC_COLUMNS), rl)) + "\n").encode()
         lines = "".join(f"{int(r[0])},{r[1]!r},{r[2]!r},{r[3]:.6f}" + "".join(f",{v!r}" for v in r[4:]) + "\n"
                         for r in table.tolist())
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ metrics, :mod:`core.storage.lock` for ``.lock``); the checks they share are here
 * ``config.json``: :func:`read_config_file` (JSON, types, ranges, the family's own fields);
 * ``training_state.safetensors``: :func:`check_training_state` (iteration, the task sampler's
   generator state, one Adam slot set per meta-parameter with exact shapes and finite values);
-* ``weights.safetensors``: :func:`expected_tensors` (names and shapes of the network the config builds).
+* ``weights.safetensors``: :func:`core.storage.checkpoint.check_shapes` (names and shapes of the network
+  the settings build, :meth:`core.built.Built.shapes`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Mapping, Sequence
 
 import torch
 
+from core.built import Built
 from core.config import ExperimentConfig
 from core.errors import CheckpointError, ConfigError
-from core.nets.policy import policy_tensors
 from core.ranges import MAX_ITERATIONS
 
 CONFIG_LIMIT = 1 << 20   # bytes: a settings file is a few hundred; more is not one of ours
@@ -57,9 +58,10 @@ def regular_file(path, what: str = "file") -> Path:
     return path
 
 
-def read_config_file(path, validate: bool = True) -> ExperimentConfig:
+def read_config_file(path, validate: bool = True, known: Built | None = None) -> ExperimentConfig:
     """A ``config.json`` (a run's, or ``--config``): JSON and types, and with ``validate`` the ranges
-    and the family's fields too (without: the caller validates once its flags are applied)."""
+    and the family's fields too (without: the caller validates once its flags are applied). A
+    ``known`` build whose family spec is the file's lends its family: it is not built again."""
     path = regular_file(path, "settings file")
     try:
         if path.stat().st_size > CONFIG_LIMIT:
@@ -74,22 +76,23 @@ def read_config_file(path, validate: bool = True) -> ExperimentConfig:
     try:
         config = ExperimentConfig.from_json(text)
         if validate:
-            config.validate()
+            config.validate(known.family if known is not None and known.config.family == config.family else None)
     except ConfigError as exc:
         raise RunFileError(path, exc.field, exc.message) from None
     return config
 
 
-def config_json_note(run_dir, config: ExperimentConfig) -> str | None:
+def config_json_note(run_dir, config: ExperimentConfig, known: Built | None = None) -> str | None:
     """A warning when a run folder's ``config.json`` is missing, damaged or differs from the settings
-    stored with the weights (which every command uses: the weights file is the run's record)."""
+    stored with the weights (which every command uses: the weights file is the run's record);
+    ``known``: what those settings built, whose family is then not built again to check the file."""
     path = Path(run_dir) / "config.json"
     if not Path(run_dir).is_dir():
         return None
     try:
         if not os.path.lexists(path):
             return f"{path} is missing; the settings stored in the weights file are used"
-        written = read_config_file(path)
+        written = read_config_file(path, known=known)
     except (RunFileError, ConfigError) as exc:
         return f"{exc}; the settings stored in the weights file are used (a resumed run writes config.json again)"
     changed = written.changes(config)
@@ -99,42 +102,18 @@ def config_json_note(run_dir, config: ExperimentConfig) -> str | None:
     return None
 
 
-def _built(config: ExperimentConfig, family=None):
-    """The family, fresh network parameters, algorithm and inner rates ``config`` builds (shapes only matter)."""
-    from core.algorithms import build_algorithm
-    from core.nets.models import build_net
-    from core.tasks import build_family
-
-    family = family or build_family(config.family)
-    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
-                    inner_steps=config.algorithm.inner_steps)
-    params = net.init(torch.Generator().manual_seed(0))
-    algorithm = build_algorithm(config.algorithm, net, family.kind)
-    return family, params, algorithm, algorithm.make_rates(params)
-
-
-def expected_tensors(config: ExperimentConfig, family=None) -> dict[str, torch.Size]:
-    """``model.*`` and ``inner_lr.*`` names and shapes of the network ``config`` builds, in the
-    order of the trainer's meta-parameters (the order of the optimizer's ``optimizer.<i>`` slots)."""
-    if config.is_rl:
-        return policy_tensors(config)
-    _, params, _, rates = _built(config, family)
-    return {**{f"model.{n}": p.shape for n, p in params.items()},
-            **{f"inner_lr.{n}": t.shape for n, t in rates.tensors.items()}}
-
-
-def expected_state(config: ExperimentConfig, family=None) -> tuple[list[torch.Size], dict[str, torch.Size], set[int]]:
-    """What a training state of ``config`` holds, as :meth:`MetaTrainer.load_training_state` checks it:
-    the optimizer's tensor shapes in order, the algorithm's extra tensors (pretrain's class head) and the
-    optimizer slots that may rightly be absent (parameters the algorithm never trains)."""
-    if config.is_rl:   # Adam slots only for the clipped-surrogate outer step (TRPO keeps none)
-        shapes = list(policy_tensors(config).values())
+def expected_state(built: Built) -> tuple[list[torch.Size], dict[str, torch.Size], set[int]]:
+    """What a training state of ``built``'s experiment holds, as :meth:`MetaTrainer.load_training_state`
+    checks it: the optimizer's tensor shapes in order, the algorithm's extra tensors (pretrain's class
+    head) and the optimizer slots that may rightly be absent (parameters the algorithm never trains).
+    The algorithm starts training on copies: ``built``'s own weights are left as they are."""
+    if built.config.is_rl:   # a policy: Adam slots only for the clipped-surrogate outer step (TRPO keeps none)
+        shapes = list(built.shapes().values())
         return shapes, {}, set(range(len(shapes)))
-    family, params, algorithm, rates = _built(config, family)
-    extra = algorithm.start_training(family, params, config.train.seed)
-    shapes = [*(p.shape for p in params.values()), *(t.shape for t in rates.tensors.values()),
-              *(t.shape for t in extra.values())]
-    return shapes, {n: t.shape for n, t in extra.items()}, untrained_slots(params, algorithm.untrained())
+    params = {n: p.detach().clone() for n, p in built.params.items()}
+    extra = built.algorithm.start_training(built.family, params, built.config.train.seed)
+    shapes = [*built.shapes().values(), *(t.shape for t in extra.values())]
+    return shapes, {n: t.shape for n, t in extra.items()}, untrained_slots(params, built.algorithm.untrained())
 
 
 def untrained_slots(params, names: set[str]) -> set[int]:

@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from safetensors.torch import save as st_save
 
+from core.built import Built, build
 from core.config import FORMAT_VERSION, ExperimentConfig
-from core.errors import CheckpointError
+from core.errors import CheckpointError, ConfigError
 from core.nets.models import MLP
+from core.nets.policy import LOG_STD
 from core.storage.atomic import atomic_write
 from core.storage.checkpoint import check_shapes
-from core.trained.weights_io import config_sidecar, open_weights, readme_sidecar
+from core.storage.schemas import RunFileError
+from core.trained.weights_io import config_sidecar, open_weights_built, readme_sidecar
 
 if TYPE_CHECKING:
     from core.tasks import TaskFamily
@@ -46,21 +49,19 @@ Weights = dict[str, torch.Tensor]
 def export_weights(source, fmt: str = "safetensors", out: str | Path | None = None, force: bool = False, *,
                    family=None, readme: bool = True) -> Path:
     """Write ``source`` (a run folder, a weights file that :func:`core.trained.weights_io.open_weights`
-    reads, or a ``(config, weights)`` pair such as adapted weights) to ``out`` in ``fmt``; returns ``out``.
+    reads, or a ``(config, weights)`` pair such as adapted weights; the config may be what the caller
+    built already, a :class:`~core.built.Built`) to ``out`` in ``fmt``; returns ``out``.
 
     ``family`` is the live task family when the caller has one (its ``normalization``, if any,
-    goes into the safetensors metadata); otherwise it is rebuilt from the config.
+    goes into the safetensors metadata); otherwise the one built with the settings.
     """
     if fmt not in FORMATS:
         raise CheckpointError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if out is None:
         raise CheckpointError("give the file to export to")
     out = Path(out)
-    config, weights = _source(source)
-    if family is None:
-        from core.tasks import build_family
-
-        family = build_family(config.family)
+    built, weights = _source(source, family)
+    config, family = built.config, family if family is not None else built.family
     files = {out: None}
     if fmt == "pt":
         files[config_sidecar(out)] = (config.to_json() + "\n").encode()
@@ -109,7 +110,9 @@ def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], f
                          spec["downsample"], spec["batch_norm"], spec["steps"])
     else:
         model = MLP(spec["input_dim"], spec["output_dim"], tuple(spec["hidden"]), spec["activation"])
-    model.load_state_dict(state_dict(weights))
+    plain = state_dict(weights)
+    plain.pop(LOG_STD, None)   # a Gaussian policy's spread: the module gives the action mean
+    model.load_state_dict(plain)
     return model.eval()
 
 
@@ -130,7 +133,7 @@ def safetensors_bytes(config: ExperimentConfig, weights: Weights, family: TaskFa
     metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(config.to_dict()),
                 "model": json.dumps(model_spec(config, weights, family)), "algorithm": config.algorithm.name,
                 "task_kind": family.kind}
-    if family.normalization is not None:
+    if getattr(family, "normalization", None) is not None:
         metadata["normalization"] = _json(family.normalization)
     tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items() if k.startswith(("model.", "inner_lr."))}
     return st_save(tensors, metadata=metadata)
@@ -176,7 +179,7 @@ def onnx_bytes(config: ExperimentConfig, weights: Weights, family: TaskFamily) -
     finally:
         quiet.setLevel(level)
     props = {"maml_explorer.format_version": str(FORMAT_VERSION), "maml_explorer.config": json.dumps(config.to_dict())}
-    if family.normalization is not None:
+    if getattr(family, "normalization", None) is not None:
         props["maml_explorer.normalization"] = _json(family.normalization)
     onnx.helper.set_model_props(proto, props)
     return proto.SerializeToString()
@@ -188,12 +191,18 @@ def _dynamo_exporter() -> bool:
 
 
 # -- files ------------------------------------------------------------------------------------
-def _source(source) -> tuple[ExperimentConfig, Weights]:
+def _source(source, family=None) -> tuple[Built, Weights]:
     if not isinstance(source, tuple):
-        return open_weights(source)
-    config, weights = source[0], dict(source[1])
-    check_shapes("the weights to export", config, weights)
-    return config, weights
+        return open_weights_built(source)
+    built, weights = source[0], dict(source[1])
+    if not isinstance(built, Built):
+        try:
+            built = build(built, family)
+        except ConfigError as exc:
+            raise RunFileError("the weights to export", exc.field,
+                               f"the stored configuration is invalid: {exc.message}") from None
+    check_shapes("the weights to export", built, weights)
+    return built, weights
 
 
 _SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
@@ -365,7 +374,16 @@ def loading_code(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch
     sizes = [spec["input_dim"], *spec["hidden"], spec["output_dim"]]
     act = spec["activation"]
     head = "" if fmt == "onnx" else _MLP_CODE.format(sizes=sizes, activation=act, act=_ACT[act]) + "\n"
-    return head + _LOADERS[fmt].format(name=name, input_dim=spec["input_dim"], cls="MLP")
+    code = head + _LOADERS[fmt].format(name=name, input_dim=spec["input_dim"], cls="MLP")
+    if LOG_STD in state_dict(weights):   # a policy: its log-std is no module parameter
+        code = code.replace('model.load_state_dict(torch.load("{}", weights_only=True))'.format(name),
+                            'state = torch.load("{}", weights_only=True)\nlog_std = state.pop("log_std")  '
+                            '# the Gaussian policy\'s spread: action = y + exp(log_std) * noise\n'
+                            'model.load_state_dict(state)'.format(name))
+        code = code.replace('if k.startswith("model.")}})'.replace("}}", "}"),
+                            'if k.startswith("model.") and k != "model.log_std"})\n'
+                            'log_std = tensors["model.log_std"]  # the Gaussian policy\'s spread')
+    return code
 
 
 def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.Tensor], name: str,
@@ -385,6 +403,11 @@ def readme_text(fmt: str, config: ExperimentConfig, weights: Mapping[str, torch.
                    f"{spec['activation']} between layers; y is {'one logit per class' if classify else 'the prediction'}.")
     lines = [f"{name}: weights meta-learned by MAML Explorer ({config.algorithm.name} on the {config.family.name} family).",
              _NOTES[fmt].format(name=name, **notes), "", network]
-    lines += _normalization_lines(family.normalization)
+    if family.kind == "rl":
+        lines[-1] = (f"Policy: {' -> '.join(map(str, [spec['input_dim'], *spec['hidden'], spec['output_dim']]))}, "
+                     f"{spec['activation']} between layers; x is the observation of the {config.family.name} "
+                     "environment, y the mean of the Gaussian action (its state-independent log-std is the tensor "
+                     "log_std; the ONNX file gives the mean only).")
+    lines += _normalization_lines(getattr(family, "normalization", None))
     lines += ["", "Load it (plain Python, no MAML Explorer needed):", "", loading_code(fmt, config, weights, name, family)]
     return "\n".join(lines)

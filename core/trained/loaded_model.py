@@ -17,17 +17,16 @@ import numpy as np
 import torch
 
 from core.trained.adapt import AdaptResult, AdaptTask, Weights, check_adapt_settings, check_task
-from core.algorithms import InnerRates, build_algorithm
+from core.algorithms import InnerRates
 from core.algorithms.inner import Params, task_accuracy, task_losses
 from core.config import ExperimentConfig
-from core.device import resolve_device
+from core.built import Built, prepare
 from core.errors import ConfigError
 from core.trained.evaluation import (FunctionView, function_view, held_out_tasks, mean_and_ci, per_step_scores,
                                      scratch_params)
-from core.nets.models import build_net
 from core.trained.task_views import (GRID_POINTS, DataView, EpisodeView, RegionsView, curve_range, episode_view,
                                      has_curves, region_grid, regions_view, rows_view)
-from core.tasks import TaskBatch, TaskFamily, build_family
+from core.tasks import TaskBatch, TaskFamily
 
 EVAL_TASKS = 50             # held-out tasks scored for the adaptation curves
 PREVIEW_SEED_OFFSET = 7919  # preview tasks come from another stream than the scored batch
@@ -78,42 +77,29 @@ class LoadedModel:
     snapshots compare, and the scratch reference (a fresh network) is scored once with it.
     """
 
-    def __init__(self, config: ExperimentConfig, weights: Weights | None = None, family: TaskFamily | None = None,
-                 *, device: str = "cpu", iteration: int = 0):
-        for spec in (config.model, config.algorithm, config.train):
-            spec.validate()
-        family = family or build_family(config.family)
-        family.check_sizes(config.train.shots, config.train.query)
-        where = resolve_device(device)
-        net = build_net(config.model, family.input_dim, family.output_dim, input_shape=getattr(family, "input_shape", None),
-                        inner_steps=config.algorithm.inner_steps)
-        algorithm = build_algorithm(config.algorithm, net, family.kind)
-        params = net.init(torch.Generator().manual_seed(config.train.seed + 1), where)
-        self._setup(config, family, where, net, algorithm, params, algorithm.make_rates(params))
+    def __init__(self, source: ExperimentConfig | Built, weights: Weights | None = None,
+                 family: TaskFamily | None = None, *, device: str = "cpu", iteration: int | Callable[[], int] = 0):
+        """``source``: a config (built here, with ``family`` when given, on ``device``) or what a
+        caller built already (used as it is: its tensors become this model's). ``iteration``: the
+        count behind the weights, or a function that tells it (a live trainer's)."""
+        built = prepare(source, family, device if not isinstance(source, Built) else None)
+        self.built = built
+        self.config, self.family, self.device = built.config, built.family, built.device
+        self.net, self.algorithm, self.params, self.rates = built.net, built.algorithm, built.params, built.rates
         self._iteration = iteration
+        self._scored: tuple[TaskBatch, tuple[np.ndarray, ...]] | None = None   # batch, scratch scores
         if weights:
             self.load_weights(weights)
 
     @classmethod
     def of_trainer(cls, trainer) -> "LoadedModel":
         """The live tensors of a :class:`~core.training.trainer.MetaTrainer` (no copies) and its iteration count."""
-        model = cls.__new__(cls)
-        model._setup(trainer.config, trainer.family, trainer.device, trainer.net, trainer.algorithm,
-                     trainer.params, trainer.rates)
-        model._trainer = trainer
-        return model
-
-    def _setup(self, config, family, device, net, algorithm, params, rates) -> None:
-        self.config, self.family, self.device = config, family, device
-        self.net, self.algorithm, self.params, self.rates = net, algorithm, params, rates
-        self._trainer = None
-        self._iteration = 0
-        self._scored: tuple[TaskBatch, tuple[np.ndarray, ...]] | None = None   # batch, scratch scores
+        return cls(trainer.built, iteration=lambda: trainer.iteration)
 
     @property
     def iteration(self) -> int:
         """Meta-iterations behind these weights (as given, or the trainer's now)."""
-        return self._trainer.iteration if self._trainer is not None else self._iteration
+        return self._iteration() if callable(self._iteration) else self._iteration
 
     # -- weights ----------------------------------------------------------------------------------
     def load_weights(self, tensors: Weights) -> None:
@@ -333,7 +319,7 @@ def _tasks(batch: TaskBatch, start: int, end: int) -> TaskBatch:
                      batch.query_y[start:end], params)
 
 
-def preview_from_weights(config: ExperimentConfig, weights: Weights | None, task_index: int, iteration: int = 0,
+def preview_from_weights(config: ExperimentConfig | Built, weights: Weights | None, task_index: int, iteration: int = 0,
                          family: TaskFamily | None = None) -> Preview:
     """:meth:`LoadedModel.preview` of saved weights (a fresh initialisation without them), on the CPU."""
     return LoadedModel(config, weights, family, iteration=iteration).preview(task_index)
@@ -356,10 +342,11 @@ def weights_of(params: Params, rates: InnerRates) -> Weights:
     return out
 
 
-def adapt_weights(config: ExperimentConfig, weights: Weights, support_x: torch.Tensor, support_y: torch.Tensor,
+def adapt_weights(config: ExperimentConfig | Built, weights: Weights, support_x: torch.Tensor, support_y: torch.Tensor,
                   steps: int, lr: float | None = None, *, query_x: torch.Tensor | None = None,
                   query_y: torch.Tensor | None = None, family=None) -> AdaptResult:
     """Fine-tune on ``support`` for ``steps`` steps. ``lr=None`` uses the run's inner rates
-    (learned ones where the algorithm has them); a number replaces them with one fixed rate."""
+    (learned ones where the algorithm has them); a number replaces them with one fixed rate.
+    ``config`` may be what a caller built already (then ``family`` is its own)."""
     check_adapt_settings(steps, lr)
     return LoadedModel(config, weights, family).adapt(support_x, support_y, steps, lr, query_x=query_x, query_y=query_y)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from core.storage.checkpoint import check_shapes, load_run
+from core.built import Built
+from core.storage.checkpoint import built_for, check_shapes, load_run_built
 from core.config import ExperimentConfig
 from core.errors import CheckpointError
 from core.storage.schemas import read_config_file, regular_file
@@ -30,6 +31,13 @@ def open_weights(path: str | Path, config: ExperimentConfig | str | Path | None 
 
     A ``.pt`` file brings no learned inner rates; the config's ``inner_lr`` applies instead.
     """
+    built, weights = open_weights_built(path, config)
+    return built.config, weights
+
+
+def open_weights_built(path: str | Path, config: ExperimentConfig | str | Path | None = None) -> tuple[Built, Weights]:
+    """:func:`open_weights` with what the settings built (on the CPU) to check the weights, in place
+    of the settings it holds: hand it on (``LoadedModel(built, weights)``, export) rather than build again."""
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         raise CheckpointError(f"{path} is an ONNX file, made for inference only; open the .safetensors or .pt export "
@@ -38,13 +46,12 @@ def open_weights(path: str | Path, config: ExperimentConfig | str | Path | None 
         regular_file(path, "weights file")   # torch.load on a FIFO would block
         config = _pt_config(path, config)
         weights = {f"model.{k}" if not k.startswith(("model.", "inner_lr.")) else k: v for k, v in _read_pt(path).items()}
-        check_shapes(path, config, weights)
-    else:
-        if config is not None:
-            raise CheckpointError(f"{path} carries its own settings; a separate config is only for .pt files")
-        config, weights = load_run(path)
-    return config, weights
-
+        built = built_for(path, config)
+        check_shapes(path, built, weights)
+        return built, weights
+    if config is not None:
+        raise CheckpointError(f"{path} carries its own settings; a separate config is only for .pt files")
+    return load_run_built(path)
 
 
 def _read_pt(path: Path) -> Weights:

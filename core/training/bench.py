@@ -386,17 +386,16 @@ ACTIVATION_COPIES = 3.5   # tensors of a block's output size kept per image (con
 # runs every task's images in one batch)
 
 
-def estimate_peak_bytes(config: ExperimentConfig, family) -> int:
+def estimate_peak_bytes(config: ExperimentConfig, family, n_weights: int | None = None) -> int:
     """A quick estimate (no network is run) of the extra bytes one meta-iteration needs: every
     support and query image's activations kept for the backward pass, twice for the support
     passes when the inner loop is differentiated to second order, and per-task weight copies.
     For a warning such as "would not fit; try first order or ANIL" before a run starts; errs high by
-    about 20 % against :func:`step_peak_bytes` for conv nets."""
+    about 20 % against :func:`step_peak_bytes` for conv nets. ``n_weights``: the network's size,
+    when the caller built it already (else the network is built to count them)."""
     from core.nets.models import build_net
 
     shape = getattr(family, "input_shape", None)
-    net = build_net(config.model, family.input_dim, family.output_dim, input_shape=shape,
-                    inner_steps=config.algorithm.inner_steps)
     t, a = config.train, config.algorithm
     ways = family.output_dim if family.kind == "classification" and shape is not None else 1
     n_support, n_query = t.shots * ways, t.query * ways
@@ -413,6 +412,9 @@ def estimate_peak_bytes(config: ExperimentConfig, family) -> int:
         per_image = 2 * (sum(config.model.hidden) + family.output_dim)
     second = a.name in ("maml", "metasgd", "mamlpp")   # ANIL differentiates only the head twice
     support = n_support * a.inner_steps * (2 if second else 1)
-    n_weights = sum(p.numel() for p in net.init(torch.Generator().manual_seed(0)).values())
+    if n_weights is None:
+        net = build_net(config.model, family.input_dim, family.output_dim, input_shape=shape,
+                        inner_steps=config.algorithm.inner_steps)
+        n_weights = sum(p.numel() for p in net.init(torch.Generator().manual_seed(0)).values())
     adapted = 0 if a.name in ("anil", "pretrain") else n_weights * t.meta_batch * (a.inner_steps + 1)
     return int(4 * (t.meta_batch * per_image * (support + n_query) + adapted + 4 * n_weights))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from core.built import Built
 from core.config import ExperimentConfig
 from core.device import resolve_device
 from core.errors import MamlError
@@ -80,31 +81,30 @@ def draw_problem(family, tasks: int, shots: int, query: int, seed: int, device) 
             f"--tasks {max(1, int(SHARE * available // per_task)):,} or fewer, or fewer --shots / --query")
 
 
-def fit_problem(config: ExperimentConfig, family, available: int | None = None) -> str | None:
-    """Why one meta-iteration of ``config`` would not fit (with what to change), else None."""
+def fit_problem(config: ExperimentConfig, family, available: int | None = None, n_weights: int | None = None) -> str | None:
+    """Why one meta-iteration of ``config`` would not fit (with what to change), else None
+    (``n_weights``: the network's size, when the caller built it already)."""
     from core.training.bench import estimate_peak_bytes
 
     if available is None:
         available = available_bytes(resolve_device(config.train.device))
     if available is None:
         return None
-    need = estimate_peak_bytes(config, family)
+    need = estimate_peak_bytes(config, family, n_weights)
     if need <= SHARE * available:
         return None
     return (f"one meta-iteration needs about {need / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB is free; "
             f"{memory_tips(config)}")
 
 
-def fitting_family(config: ExperimentConfig):
-    """The run's family, once one meta-iteration is known to fit: a run that would not is refused
-    (:class:`MamlError`, with what to change) before anything large is allocated, as the window refuses it."""
-    from core.tasks import build_family
-
-    family = build_family(config.family)
-    tight = fit_problem(config, family)
+def fitting(built: Built) -> Built:
+    """``built``, once one meta-iteration of its experiment is known to fit: a run that would not
+    is refused (:class:`MamlError`, with what to change) before anything large is allocated, as
+    the window refuses it."""
+    tight = fit_problem(built.config, built.family, n_weights=built.n_weights())
     if tight:
         raise MamlError(f"{tight}; nothing was started")
-    return family
+    return built
 
 
 def memory_tips(config: ExperimentConfig) -> str:

@@ -14,7 +14,8 @@ from core.training.compiled import AUTO_MIN_SECONDS, MetaStep
 from core.config import ExperimentConfig
 from core.device import tune_cpu_threads
 from core.errors import TrainingDiverged
-from core.trained.loaded_model import LoadedModel, copy_weights, weights_of
+from core.built import Built, prepare
+from core.trained.loaded_model import copy_weights, weights_of
 from core.training.optim import MetaAdam
 from core.storage.schemas import check_training_state, untrained_slots
 from core.tasks import TaskBatch, TaskFamily
@@ -34,19 +35,21 @@ class StepMetrics:
 
 
 class MetaTrainer:
-    """Owns the meta-parameters (weights and learned inner rates, built as a
-    :class:`~core.trained.loaded_model.LoadedModel`), the meta-optimiser (Adam) and the task sampler.
-    ``step()`` performs exactly one meta-iteration.
+    """Owns the meta-parameters (a :class:`~core.built.Built`'s weights and learned inner rates, on
+    ``train.device``), the meta-optimiser (Adam) and the task sampler. ``step()`` performs exactly
+    one meta-iteration.
 
-    A family can be passed in for data that is not described by the spec alone (CSV data).
+    ``experiment`` is a config (built here, with ``family`` when given: data a spec alone does not
+    describe) or what the caller built already (its tensors become the trainer's).
     With a :class:`~core.training.distributed.Group` this process meta-trains on its share of each
     meta-batch and the meta-gradients of all processes are summed (see ``core/training/distributed.py``).
     """
 
-    def __init__(self, config: ExperimentConfig, family: TaskFamily | None = None, group=None):
-        model = LoadedModel(config, family=family, device=config.train.device)   # validates, checks sizes
-        self.config, self.family, self.device = config, model.family, model.device
-        self.net, self.algorithm = model.net, model.algorithm
+    def __init__(self, experiment: ExperimentConfig | Built, family: TaskFamily | None = None, group=None):
+        config = experiment.config if isinstance(experiment, Built) else experiment
+        built = self.built = prepare(experiment, family, config.train.device)   # validates, checks sizes
+        self.config, self.family, self.device = config, built.family, built.device
+        self.net, self.algorithm = built.net, built.algorithm
         t = config.train
         self.tasks = TaskStream(self.family, t.meta_batch, t.shots, t.query, t.seed)
         self.group = group
@@ -54,9 +57,9 @@ class MetaTrainer:
             group.check_device(self.device)
             self._shard = group.shard(config.train.meta_batch)
             self._share = (self._shard.stop - self._shard.start) / config.train.meta_batch
-        self.params = {n: p.requires_grad_(True) for n, p in model.params.items()}
+        self.params = {n: p.requires_grad_(True) for n, p in built.params.items()}
         tune_cpu_threads(sum(p.numel() for p in self.params.values()), self.device)   # training only: see device.py
-        self.rates = model.rates
+        self.rates = built.rates
         for t in self.rates.tensors.values():
             t.requires_grad_(True)
         # trained beside the network, saved in the training state only (pretrain's class head)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from core.storage.atomic import atomic_write
-from core.storage.checkpoint import load_run, load_training_state, read_training_state, save_run
+from core.storage.checkpoint import load_run_built, load_training_state, read_training_state, save_run
 from core.storage.metrics import METRICS_FILE, append_metrics_table, metrics_table_csv, read_metrics
 from core.config import ExperimentConfig
 from core.errors import MamlError
@@ -198,8 +198,10 @@ class Project:
 
     def _load_run(self, entry: dict) -> StoredRun:
         folder = self.folder / entry["folder"]
+        built = None
         if (folder / "weights.safetensors").is_file():
-            config, weights = load_run(folder)
+            built, weights = load_run_built(folder)
+            config = built.config
         else:
             # the shared reader: a FIFO there is refused unopened (reading it would hang the window)
             config, weights = read_config_file(folder / "config.json", validate=False), None
@@ -207,7 +209,7 @@ class Project:
         iteration = int(metrics[-1, 0]) if metrics is not None and len(metrics) else 0
         state = None
         if weights:   # a crash may leave metrics rows past the checkpoint: continuing drops them
-            state = read_training_state(folder, iteration) or _earlier_state(folder, iteration)
+            state = read_training_state(folder, iteration, built) or _earlier_state(folder, iteration)
         adaptation = None
         if (folder / ADAPTATION_FILE).is_file():
             try:

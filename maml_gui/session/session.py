@@ -27,7 +27,7 @@ from core.trained.export import config_sidecar, export_weights
 from core.trained.loaded_model import preview_from_weights
 from core.tasks import build_family
 from core.trained.weights_io import PT_SUFFIXES
-from core.trained.weights_io import open_weights as read_weights_file
+from core.trained.weights_io import open_weights_built
 
 from maml_gui.session.following import Follower, is_run_folder, is_sweep_folder, sweep_runs
 from maml_gui.session.project import Project, project_index
@@ -366,10 +366,11 @@ class Session(TrainingControl, QObject):
             path = path.parent
         bare = path.suffix.lower() in PT_SUFFIXES and path.is_file() and not config_sidecar(path).exists()
         try:
-            config, weights = read_weights_file(path, fallback if bare else None)
+            built, weights = open_weights_built(path, fallback if bare else None)
         except (MamlError, OSError) as exc:
             hint = " (it has no settings file next to it, and the settings shown do not fit it)" if bare else ""
             raise MamlError(f"Cannot open {path.name}{hint}: {exc}") from None
+        config = built.config
         run = self.runs.create(config, f"{path.name} (opened)")
         run.origin, run.status, run.weights = "opened", "opened", weights
         run.total = config.train.iterations
@@ -377,7 +378,7 @@ class Session(TrainingControl, QObject):
         if metrics is not None:
             run.history.extend(metrics)
             run.weights_iteration = run.iteration
-            run.training_state = read_training_state(path, run.weights_iteration)
+            run.training_state = read_training_state(path, run.weights_iteration, built)
         self.run_added.emit(run)
         self.save_run(run)
         self.set_current(run.run_id)

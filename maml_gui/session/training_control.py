@@ -11,8 +11,7 @@ import copy
 
 
 from core.config import ExperimentConfig
-from core.errors import MamlError
-from core.storage.checkpoint import check_shapes
+from core.training import resume as resume_rule
 from maml_gui.session.runs import RunRecord, rows_of
 
 
@@ -59,26 +58,16 @@ class TrainingControl:
         opened = self.current if self.current is not None and self.current.origin == "opened" else None
         if opened is None or not opened.weights:
             return None, None
-        model_only = {k: v for k, v in opened.weights.items() if k.startswith("model.")}
-        for weights in (opened.weights, model_only):   # learned inner rates are dropped when the algorithm changed
-            try:
-                check_shapes("the opened weights", config, weights)
-            except MamlError:
-                continue
-            break
-        else:
+        plan = resume_rule.continuation(config, opened.config, opened.weights, opened.training_state)   # as --resume
+        if plan.weights is None:
             self.message.emit(f"The weights of {opened.name} do not fit these settings; "
                               "training starts from a fresh initialisation", 10_000)
-            return None, None
-        if opened.training_state is None:
+        elif opened.training_state is None:
             self.message.emit(f"Training continues from the weights of {opened.name}", 8000)
-            return weights, None
-        changed = config.continue_changes(opened.config)
-        if changed:
+        elif not plan.exact:
             self.message.emit(f"Training continues from the weights of {opened.name} with a fresh Adam state "
-                              f"({', '.join(changed)} changed)", 10_000)
-            return weights, None
-        return weights, opened.training_state
+                              f"({', '.join(plan.changed)} changed)", 10_000)
+        return plan.weights, plan.state
 
     def continue_problem(self, run: RunRecord | None) -> str | None:
         """Why ``run`` cannot carry on training in place (None: :meth:`continue_run` can)."""

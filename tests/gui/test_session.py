@@ -3,6 +3,7 @@ action uses, views told to clear when the family changes."""
 
 from __future__ import annotations
 
+import shutil
 
 import numpy as np
 import pytest
@@ -275,3 +276,59 @@ def test_a_project_written_before_the_move_to_layer_packages_still_loads(make_se
         assert run.history.iterations.tolist() == list(range(1, run.iteration + 1))
         assert run.weights and run.adaptation is not None and run.training_state is not None
         assert run.checkpoint_iteration == run.iteration
+
+
+@pytest.mark.parametrize("section,change", [
+    ("train", {}), ("train", {"meta_lr": 0.003, "iterations": 6}), ("train", {"device": "auto"}),
+    ("train", {"seed": 4}), ("algorithm", {"inner_steps": 2}), ("model", {"hidden": (16, 16)}),
+])
+def test_the_window_continues_an_opened_run_as_train_resume_does(qtbot, make_session, tmp_path, capsys, section,
+                                                                  change):
+    """One resume rule: Start over an opened run continues it exactly where ``train --resume`` with the
+    same settings does, and where the command refuses, the window names the same settings."""
+    from core.cli.main import main
+
+    run = tmp_path / "cli-run"
+    assert main(["train", "--family", "sinusoid", "--iterations", "3", "--meta-batch", "2", "--shots", "5",
+                 "--query", "5", "--out", str(run)]) == 0
+    config = load_run(run)[0].replace(section, **change)
+    (tmp_path / "new.json").write_text(config.to_json())
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    capsys.readouterr()
+    code = main(["train", "--resume", str(resumed), "--config", str(tmp_path / "new.json")])
+    refusal = capsys.readouterr().err
+    assert code in (0, 2), refusal
+
+    session = make_session()
+    messages = []
+    session.message.connect(lambda text, _ms: messages.append(text))
+    session.open_weights(run, tiny())
+    weights, state = session.continuation(config)
+    assert (state is not None) == (code == 0), (refusal, messages)
+    if code == 2:
+        fields = config.continue_changes(load_run(run)[0])
+        assert fields and all(f in refusal for f in fields)
+        assert weights is None or all(f in messages[-1] for f in fields), messages
+
+
+def test_opening_a_run_builds_it_once_and_its_scoring_job_once(qtbot, make_session, tmp_path, monkeypatch):
+    """The weights' check and the training state's check share one build; the scoring job, on its own
+    thread, builds its own (a build's tensors are never shared between threads)."""
+    from core.cli.main import main
+    from core.nets.models import MLPNet
+    from core.tasks.regression import SinusoidFamily
+
+    run = tmp_path / "cli-run"
+    assert main(["train", "--family", "sinusoid", "--iterations", "3", "--meta-batch", "2", "--out", str(run)]) == 0
+    session = make_session()
+    counts = {SinusoidFamily: 0, MLPNet: 0}
+    for cls in counts:
+        def counted(self, *args, _cls=cls, _init=cls.__init__, **kwargs):
+            counts[_cls] += 1
+            _init(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "__init__", counted)
+    opened = session.open_weights(run, tiny())
+    assert opened.training_state is not None
+    qtbot.waitUntil(lambda: opened.adaptation is not None, timeout=20_000)
+    assert counts == {SinusoidFamily: 2, MLPNet: 2}

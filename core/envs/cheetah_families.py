@@ -24,7 +24,7 @@ class HalfCheetahVelFamily(GymParamFamily):
                          help="each task's target forward speed is drawn uniformly from this interval"),
               HORIZON_200)
     task_names = ("velocity",)
-    observation_dim = 17
+    env_observation_dim = 17
     action_dim = 6
     requires: ClassVar[tuple[str, ...]] = MUJOCO
 
@@ -38,7 +38,7 @@ class HalfCheetahDirFamily(GymParamFamily):
     title = "half-cheetah, goal direction (MuJoCo)"
     fields: ClassVar[tuple[ParamField, ...]] = (HORIZON_200,)
     task_names = ("direction",)
-    observation_dim = 17
+    env_observation_dim = 17
     action_dim = 6
     requires: ClassVar[tuple[str, ...]] = MUJOCO
 

@@ -15,9 +15,10 @@ import torch
 
 from .extra import require
 from .family import ParamEnvFamily
+from .task_view import ObservesTask
 
 
-class GymParamFamily(ParamEnvFamily):
+class GymParamFamily(ObservesTask, ParamEnvFamily):
     """A :class:`ParamEnvFamily` whose tasks and trajectories come from a gymnasium meta-environment.
 
     Subclasses set ``requires`` (the packages beyond the base install) and ``make_adapter()`` (which
@@ -44,7 +45,8 @@ class GymParamFamily(ParamEnvFamily):
         return self.adapter.sample_tasks(n, generator)
 
     def reset(self, tasks: torch.Tensor, rollouts: int, generator: torch.Generator):
-        return self.adapter.reset(tasks, rollouts, generator)
+        batch, obs = self.adapter.reset(tasks, rollouts, generator)
+        return self.task_view(batch, obs, tasks, rollouts)
 
     def close(self) -> None:
         """Closes the environments (a later use builds them again)."""

@@ -20,6 +20,7 @@ import torch
 from ..tasks.base import ParamField
 from .family import HORIZON, ParamEnvFamily
 from .gym_family import GymParamFamily
+from .task_view import ObservesTask
 
 MASS_RANGE = (0.5, 1.5)
 LENGTH_RANGE = (0.5, 1.5)
@@ -54,14 +55,14 @@ def sample_mass_length(n: int, generator: torch.Generator, mass_range, length_ra
     return low + (high - low) * torch.rand(n, 2, generator=generator)
 
 
-class PendulumMassFamily(ParamEnvFamily):
+class PendulumMassFamily(ObservesTask, ParamEnvFamily):
     """Pendulum-v1 with (mass, length) per task, vectorised in torch."""
 
     name = "pendulum-mass"
     title = "pendulum, random mass and length"
     fields = FIELDS
     task_names = ("mass", "length")
-    observation_dim = 3
+    env_observation_dim = 3
     action_dim = 1
 
     def sample_tasks(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -73,7 +74,7 @@ class PendulumMassFamily(ParamEnvFamily):
         theta = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
         speed = torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
         batch = PendulumBatch(theta, speed, params[:, 0], params[:, 1], self.horizon)
-        return batch, batch.observation()
+        return self.task_view(batch, batch.observation(), tasks, rollouts)
 
 
 class PendulumBatch:
@@ -109,7 +110,7 @@ class PendulumMassGymFamily(GymParamFamily):
     title = "pendulum, random mass and length (gymnasium)"
     fields = FIELDS
     task_names = ("mass", "length")
-    observation_dim = 3
+    env_observation_dim = 3
     action_dim = 1
 
     def make_adapter(self):

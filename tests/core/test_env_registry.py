@@ -80,3 +80,23 @@ def test_the_registry_and_torch_pendulum_import_no_optional_package():
             "print(sorted(m for m in ('gymnasium', 'mujoco') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_the_oracle_view_appends_the_task_to_every_observation(name):
+    if extra.missing_modules(env_requires(name)):
+        pytest.skip(f"{name} needs {', '.join(env_requires(name))}: bash install.sh --test installs them "
+                    f"({extra.INSTALL_HINT})")
+    plain = build_env_family(FamilySpec(name, {"horizon": 3}))
+    oracle = build_env_family(FamilySpec(name, {"horizon": 3, **ENV_FAMILIES[name].oracle_params}))
+    width = len(plain.task_names)
+    assert oracle.observation_dim == plain.observation_dim + width
+    tasks = plain.sample_tasks(2, torch.Generator().manual_seed(0))
+    rows = tasks.repeat_interleave(3, dim=0)
+    _, seen = plain.reset(tasks, 3, torch.Generator().manual_seed(1))
+    batch, obs = oracle.reset(tasks, 3, torch.Generator().manual_seed(1))
+    assert torch.equal(obs[:, :-width], seen) and torch.equal(obs[:, -width:], rows)
+    obs, _, _ = batch.step(torch.zeros(6, plain.action_dim))
+    assert obs.shape == (6, oracle.observation_dim) and torch.equal(obs[:, -width:], rows)
+    for family in (plain, oracle):
+        getattr(family, "close", lambda: None)()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs MAML Explorer into the current Python environment, plus the system libraries Qt
-# needs on Debian/Ubuntu. `bash install.sh --test` also installs the test tools.
+# needs on Debian/Ubuntu. `bash install.sh --test` also installs the test tools and the optional extras
+# the tests cover (ONNX export; gymnasium and MuJoCo for the meta-RL environments).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -24,7 +25,7 @@ if ! $PY -c "import torch, sys; v = tuple(int(x) for x in torch.__version__.spli
   $PY -m pip install --quiet "torch==2.13.0"
 fi
 if [ "${1:-}" = "--test" ]; then
-  $PY -m pip install --quiet -e ".[test,onnx]"
+  $PY -m pip install --quiet -e ".[test,onnx,rl]"
 else
   $PY -m pip install --quiet -e .
 fi

@@ -3,11 +3,10 @@ task families do, so the window's family editor builds their form from ``fields`
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Mapping
 
 from core.errors import ConfigError
-from core.tasks.base import ParamField, check_range
+from core.tasks.base import ParamField, checked_params
 from core.tasks.spec import FamilySpec
 
 HORIZON = ParamField("horizon", "horizon", "int", 100, 1, 10_000, help="steps per trajectory at most")
@@ -32,16 +31,7 @@ class ParamEnvFamily:
     kind: ClassVar[str] = "rl"
 
     def __init__(self, params: Mapping[str, Any] | None = None):
-        params = dict(params or {})
-        every = self.fields + self.data_fields
-        known = {f.name for f in every}
-        for key in params:
-            if key not in known:
-                raise ConfigError(f"family.{key}", f"unknown setting for the {self.name} family")
-        self.params: dict[str, Any] = {f.name: f.default for f in every}
-        self.params.update(params)
-        for f in every:
-            self.params[f.name] = _checked(f, self.params[f.name])
+        self.params: dict[str, Any] = checked_params(self.name, self.fields + self.data_fields, params)
 
     @property
     def horizon(self) -> int:
@@ -70,23 +60,3 @@ class ParamEnvFamily:
             raise ConfigError("task", f"the {self.name} family's task is {self.task_dim} numbers "
                                       f"({', '.join(self.task_names)}), got {len(values)}")
         return torch.tensor([values], dtype=torch.float32)
-
-
-def _checked(f: ParamField, value: Any) -> Any:
-    name = f"family.{f.name}"
-    if f.kind == "range":
-        return check_range(name, value, f.minimum, f.maximum)
-    if f.kind in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(name, f"expected a number, got {value!r}")
-        if f.kind == "int" and value != int(value):
-            raise ConfigError(name, f"{value!r} is not an integer")
-        value = int(value) if f.kind == "int" else float(value)
-        if f.minimum is not None and value < f.minimum or f.maximum is not None and value > f.maximum:
-            raise ConfigError(name, f"must be between {f.minimum:g} and {f.maximum:g}")
-        return value
-    if f.kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(name, f"expected true or false, got {value!r}")
-        return value
-    raise AssertionError(f.kind)

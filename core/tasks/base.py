@@ -76,16 +76,7 @@ class TaskFamily:
     normalization: dict[str, Any] | None = None  # statistics the inputs (and target) were standardized with
 
     def __init__(self, params: Mapping[str, Any] | None = None):
-        params = dict(params or {})
-        every = self.fields + self.data_fields
-        known = {f.name for f in every}
-        for key in params:
-            if key not in known:
-                raise ConfigError(f"family.{key}", f"unknown setting for the {self.name} family")
-        self.params: dict[str, Any] = {f.name: _copy(f.default) for f in every}
-        self.params.update(params)
-        for f in every:
-            self.params[f.name] = _check_field(f, self.params[f.name])
+        self.params: dict[str, Any] = checked_params(self.name, self.fields + self.data_fields, params)
         self._validate()
 
     def _validate(self) -> None:
@@ -142,6 +133,19 @@ class TaskFamily:
 
 def uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator)
+
+
+def checked_params(family: str, fields: tuple[ParamField, ...], params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``params`` over the defaults of ``fields``, each checked (one rule for task and environment
+    families); raises :class:`ConfigError` naming the field."""
+    params = dict(params or {})
+    known = {f.name for f in fields}
+    for key in params:
+        if key not in known:
+            raise ConfigError(f"family.{key}", f"unknown setting for the {family} family")
+    merged = {f.name: _copy(f.default) for f in fields}
+    merged.update(params)
+    return {f.name: _check_field(f, merged[f.name]) for f in fields}
 
 
 def _copy(value: Any) -> Any:

@@ -242,5 +242,6 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
                     help="runs at once, each with cores/P threads (default 1)")
     sw.add_argument("--out", type=Path, required=True, metavar="DIR")
     sw.add_argument("--tasks", type=int, default=100, help="held-out tasks each run is evaluated on (default 100)")
-    sw.add_argument("--steps", default="0,1,10", help="adaptation steps to summarise (default 0,1,10)")
+    sw.add_argument("--steps", default=None, help="adaptation steps to summarise (default 0,1,10; meta-RL runs: "
+                                                  "0,1,2,3, the MAML paper's figure)")
     return sw

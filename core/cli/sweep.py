@@ -17,11 +17,13 @@ from pathlib import Path
 from core.cli.parser import build_parser, config_from_args, train_value_reader
 from core.cli.train import check_train_flags
 from core.storage.sweeps import Runner, SweepError, config_label, parse_grid, parse_seeds, plan, write_summary
+from core.envs import build_env_family
 from core.tasks import build_family
 
 SWEEP_FILE = "sweep.json"
 FIXED = ("--out", "--resume", "--force", "--seed")   # per run, set by the sweep itself
 MAX_PARALLEL = 256   # runs at once; each is a process
+STEPS, RL_STEPS = "0,1,10", "0,1,2,3"   # adaptation steps summarised by default: supervised, meta-RL runs
 
 
 def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
@@ -38,7 +40,6 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
     _check_rest(rest, grid, usage_error)
     if not 1 <= args.parallel <= MAX_PARALLEL:
         raise usage_error(f"maml-gui sweep: --parallel must be from 1 to {MAX_PARALLEL}")
-    _check_evaluate(parser, args, usage_error)
     # every configuration must be a valid train command before any process starts (with the
     # largest seed: train checks its range too)
     totals, family = {}, None
@@ -47,9 +48,15 @@ def run_sweep(argv: list[str], usage_error: type[Exception]) -> int:
         train_args = train_parser.parse_args([*rest, *extra, "--seed", str(max(seeds)), "--out", str(args.out / "x")])
         check_train_flags(train_args)
         config = config_from_args(train_args)
-        family = family or build_family(config.family)   # the grid never varies the family
-        _check_memory(config, family, args.parallel, config_label(params), usage_error)
+        if config.is_rl:   # an environment family: train checks no memory for it either (policies are small)
+            family = family or build_env_family(config.family)
+        else:
+            family = family or build_family(config.family)   # the grid never varies the family
+            _check_memory(config, family, args.parallel, config_label(params), usage_error)
         totals[json.dumps(params, sort_keys=True)] = config.train.iterations
+    if args.steps is None:   # evaluate's own default for the kind of run (the grid never varies the family)
+        args.steps = RL_STEPS if config.is_rl else STEPS
+    _check_evaluate(parser, args, usage_error)
     out = args.out
     runs = plan(out, seeds, grid)
     record = {"seeds": seeds, "grid": args.grid, "train_args": rest, "tasks": args.tasks, "steps": args.steps}

@@ -35,7 +35,8 @@ SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
 # train options a grid may vary (CLI spelling with underscores); everything else is fixed per sweep
 MAX_SEEDS = 1000        # seeds per sweep
 MAX_RUNS = 10_000       # runs per sweep (settings × seeds): each is a process and a run folder
-GRID_KEYS = ("algorithm", "inner_steps", "inner_lr", "meta_lr", "meta_batch", "shots", "query", "iterations")
+GRID_KEYS = ("algorithm", "inner_steps", "inner_lr", "meta_lr", "meta_batch", "shots", "query", "iterations",
+             "rollouts", "outer", "max_kl")   # the last three: meta-RL runs only (train refuses them otherwise)
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom; past 30 the normal 1.96 is within 2%
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -207,11 +208,27 @@ def read_result(folder: Path) -> dict | None:
         result = json.loads(path.read_text(encoding="utf-8"))
         steps = result["steps"]
         good = isinstance(result["metric"], str) and isinstance(steps, list) and bool(steps) and all(
-            type(s) is int for s in steps) and all(_score(t[str(s)]) for t in (result["mean"], result["scratch"]["mean"])
+            type(s) is int for s in steps) and all(_score(t[str(s)]) for t in (result["mean"], *_compared(result))
                                                    for s in steps)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
         return None
     return result if good else None
+
+
+def _compared(result: dict) -> list[dict]:
+    """The per-step means a run's result is compared with: training from scratch (a supervised run's
+    ``scratch``; a meta-RL run's ``random`` baseline, a random initialisation adapted alike), then a
+    meta-RL run's other baselines (pretrained, oracle)."""
+    if "scratch" in result:
+        return [result["scratch"]["mean"]]
+    baselines = result["baselines"]
+    return [baselines[name]["mean"] for name in sorted(baselines, key=lambda n: n != "random")]
+
+
+def _scratch(result: dict) -> dict:
+    if "scratch" in result:
+        return result["scratch"]["mean"]
+    return result["baselines"].get("random", {}).get("mean", {})
 
 
 def _score(value) -> bool:
@@ -235,15 +252,31 @@ def summarize(runs: Sequence[SweepRun]) -> Summary:
         for step in steps:
             key = str(step)
             values = [results[id(r)]["mean"].get(key) for r in group]
-            scratch = [results[id(r)]["scratch"]["mean"].get(key) for r in group]
+            scratch = [_scratch(results[id(r)]).get(key) for r in group]
             # null: tasks diverged in that run at that step; no mean over seeds then (as evaluate shows none)
             mean, ci = mean_ci(values) if None not in values else (None, None)
             s_mean, s_ci = mean_ci(scratch) if None not in scratch else (None, None)
             rows[key] = {"n": len(values), "mean": mean, "ci95": ci, "values": values, "scratch_mean": s_mean,
                          "scratch_ci95": s_ci, "diverged_seeds": values.count(None)}
+            baselines = _baselines(group, results, key)
+            if baselines:
+                rows[key]["baselines"] = baselines
         summary.configs.append({"label": label, "params": group[0].params, "seeds": [r.seed for r in group],
                                 "steps": rows})
     return summary
+
+
+def _baselines(group: list, results: dict, key: str) -> dict:
+    """A meta-RL sweep's baselines at one step (pretrained, random, oracle): mean and 95% interval over the
+    seeds that scored it (``evaluate --baselines`` may leave one out)."""
+    out = {}
+    for name in dict.fromkeys(n for r in group for n in results[id(r)].get("baselines", {})):
+        values = [results[id(r)]["baselines"].get(name, {}).get("mean", {}).get(key) for r in group]
+        values = [v for v in values if v is not None]
+        if values:
+            mean, ci = mean_ci(values)
+            out[name] = {"n": len(values), "mean": mean, "ci95": ci}
+    return out
 
 
 def write_summary(out: Path, runs: Sequence[SweepRun]) -> Summary:

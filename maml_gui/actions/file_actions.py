@@ -162,7 +162,7 @@ class FileActions:
 
     def export_plot(self, key: str, path) -> Path | None:
         plots = self.window.plots
-        if key == "task" and plots.task_page() != "plot":
+        if key == "task" and plots.task_page() in ("episode", "note"):   # pictures or a sentence, not a plot
             return self._export_task_widget(path)
         try:
             written = io.export_plot(plots.plot_item(key), path)

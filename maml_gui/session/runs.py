@@ -181,11 +181,27 @@ class RunRecord:
         return float(series[0][-1]), a.metric
 
 
-def hyperparameters(config: ExperimentConfig) -> dict[str, float | int]:
-    """The settings a run list compares runs by, as TensorBoard's hyper-parameter table does."""
+def hyperparameters(config: ExperimentConfig) -> dict[str, float | int | str]:
+    """The settings a run list compares runs by, as TensorBoard's hyper-parameter table does: only
+    those the run uses (a meta-RL run has no shots; its TRPO step no meta learning rate)."""
     a, t = config.algorithm, config.train
-    return {"inner lr": a.inner_lr, "steps": a.inner_steps, "meta lr": t.meta_lr, "K": t.shots, "batch": t.meta_batch,
-            "seed": t.seed}
+    values = {"inner lr": a.inner_lr, "steps": a.inner_steps, "batch": t.meta_batch, "seed": t.seed}
+    if not config.is_rl:
+        return {**values, "meta lr": t.meta_lr, "K": t.shots}
+    rl = config.rl
+    values.update({"traj.": rl.rollouts, "outer": rl.outer})
+    values.update({"max KL": rl.max_kl} if rl.outer == "trpo" else {"meta lr": t.meta_lr})
+    return values
+
+
+def unused_settings(config: ExperimentConfig) -> dict[str, str]:
+    """Why a setting left out of :func:`hyperparameters` means nothing for this run (a blank cell's tooltip)."""
+    if not config.is_rl:
+        why = "a supervised run samples no trajectories"
+        return {"traj.": why, "outer": f"{why}: its outer step is the meta-optimiser's", "max KL": why}
+    return {"K": "a meta-RL run has no support set: it adapts on the trajectories it samples (traj.)",
+            "meta lr": "TRPO's outer step takes no learning rate: max KL bounds it",
+            "max KL": "the clipped-surrogate outer step has no KL bound: the clip and the meta lr bound it"}
 
 
 def data_name(config: ExperimentConfig) -> str:

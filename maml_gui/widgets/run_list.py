@@ -20,17 +20,28 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QMen
 from maml_gui.session.overlays import run_color
 
 NAME, ALGORITHM, ITERATIONS, LOSS, HELD_OUT, STATUS = range(6)
-HYPER = ("inner lr", "steps", "meta lr", "K", "batch", "seed")   # keys of runs.hyperparameters
-TIPS = {"Held-out": "After adapting to held-out tasks (the last step): query accuracy, or query MSE",
+HYPER = ("inner lr", "steps", "meta lr", "K", "traj.", "batch", "outer", "max KL", "seed")   # keys of runs.hyperparameters
+SUPERVISED_ONLY = ("K",)                      # shown while a supervised run is listed
+RL_ONLY = ("traj.", "outer", "max KL")        # shown while a meta-RL run is listed
+TIPS = {"Held-out": "After adapting to held-out tasks (the last step): query accuracy, query MSE, or average "
+                    "return (meta-RL, higher is better)",
         "Status": "running, paused, following (another process writes it), completed, stopped, interrupted…",
         "inner lr": "Inner learning rate", "steps": "Inner steps (adaptation steps while training)",
-        "meta lr": "Meta learning rate", "K": "Shots: support examples per task (per class for classification)",
+        "meta lr": "Meta learning rate (meta-RL: the clipped-surrogate outer step's; TRPO's step has none)",
+        "K": "Shots: support examples per task (per class for classification)",
+        "traj.": "Meta-RL: trajectories sampled per task for each inner step and for the meta-objective",
+        "outer": "Meta-RL: the outer step (trpo: a trust region bounded by max KL; ppo: a clipped surrogate "
+                 "at the meta lr)",
+        "max KL": "Meta-RL, TRPO: the bound on the KL divergence of one outer step",
         "batch": "Meta-batch: tasks per meta-iteration", "seed": "Random seed",
         "Note": "Your note about the run (double-click to write); saved with the project"}
+LOSS_TIPS = {"loss": "The last meta-iteration's meta-loss (lower is better)",
+             "return": "The last meta-iteration's meta-return: the adapted policies' average return "
+                       "(higher is better)"}
 NOTE_WIDTH = 220
 NAME_WIDTH = (140, 280)   # px the name column takes: fitted to the names, within these bounds
 NOTE = STATUS + 1 + len(HYPER)
-HEADERS = ["Run", "Algorithm", "Iterations", "Final loss", "Held-out", "Status", *HYPER, "Note"]
+HEADERS = ["Run", "Algorithm", "Iterations", "Final loss", "Held-out", "Status", *HYPER, "Note"]   # cell()'s keys
 ID_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1   # what a column sorts by (numbers as numbers)
 
@@ -42,12 +53,14 @@ class _Cell(QTableWidgetItem):
         mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
         if mine is None or theirs is None or isinstance(mine, str) != isinstance(theirs, str):
             mine, theirs = self.text().lower(), other.text().lower()
-            return (mine == "–", mine) < (theirs == "–", theirs)
+            return (mine in ("–", ""), mine) < (theirs in ("–", ""), theirs)
         return mine < theirs
 
 
 def _number(value) -> str:
-    return "" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:g}"
+    if value is None or isinstance(value, str):
+        return value or ""
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 class RunList(QWidget):
@@ -106,13 +119,17 @@ class RunList(QWidget):
         self._checked: list[Hashable] = []
         self._names: dict[Hashable, str] = {}
         self._notes: dict[Hashable, str] = {}
+        self._rl: dict[Hashable, bool] = {}   # whether each run is a meta-RL run
+        self._show_kinds()
 
     # ------------------------------------------------------------------ public API
     def add_run(self, run_id: Hashable, name: str, algorithm: str, color: str | None = None,
-                hyper: dict | None = None, note: str = "") -> None:
+                hyper: dict | None = None, note: str = "", rl: bool = False, unused: dict | None = None) -> None:
         """Append a run (unticked); adding an existing id only renames it. Its name shows a swatch of
         ``color``, by default its :func:`~maml_gui.session.overlays.run_color` (the colour it has on the plots);
-        ``hyper`` holds its settings by the names in :data:`HYPER`."""
+        ``hyper`` holds its settings by the names in :data:`HYPER` (one left out: a blank cell, whose
+        tooltip is ``unused[name]``, why it means nothing for this run); ``rl``: a meta-RL run, whose
+        final score is a return, not a loss."""
         if run_id in self._names:
             self.rename_run(run_id, name)
             return
@@ -130,9 +147,12 @@ class RunList(QWidget):
         cells = [(ALGORITHM, algorithm, None), (ITERATIONS, "0", 0), (LOSS, "–", None), (HELD_OUT, "–", None),
                  (STATUS, "", None)]
         cells += [(STATUS + 1 + i, _number(hyper.get(key)), hyper.get(key)) for i, key in enumerate(HYPER)]
+        unused = unused or {}
         for column, text, value in cells:
             cell = _Cell(text)
             cell.setData(SORT_ROLE, value)
+            if column > STATUS and value is None and HEADERS[column] in unused:
+                cell.setToolTip(unused[HEADERS[column]])
             cell.setFlags(cell.flags() & ~Qt.ItemFlag.ItemIsEditable)
             if column not in (ALGORITHM, STATUS):
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -143,8 +163,39 @@ class RunList(QWidget):
         self.table.blockSignals(False)
         self._names[run_id] = name
         self._notes[run_id] = note
+        self._rl[run_id] = rl
+        self.table.item(row, LOSS).setToolTip(LOSS_TIPS["return" if rl else "loss"])
         self.table.setSortingEnabled(True)
         self._fit_names()
+        self._show_kinds()
+
+    def _show_kinds(self) -> None:
+        """Headers and columns for the kinds of run listed: "Final loss", "Final return", or both (each
+        score then says which it is); the shots column while a supervised run is listed, the meta-RL
+        settings while a meta-RL run is."""
+        kinds = set(self._rl.values())
+        mixed = kinds == {True, False}
+        title = "Final loss / return" if mixed else "Final return" if kinds == {True} else "Final loss"
+        header = self.table.horizontalHeaderItem(LOSS)
+        header.setToolTip("\n".join(LOSS_TIPS[k] for k in ("loss", "return")) if mixed
+                          else LOSS_TIPS["return" if kinds == {True} else "loss"])
+        supervised, rl = False in kinds or not kinds, True in kinds   # an empty list: a supervised one's columns
+        for key in (*SUPERVISED_ONLY, *RL_ONLY):
+            self.table.setColumnHidden(HEADERS.index(key), not (rl if key in RL_ONLY else supervised))
+        if header.text() != title:
+            header.setText(title)
+            for run_id in self._names:
+                self._show_score(self.table.item(self._row(run_id), LOSS), run_id)
+
+    def _show_score(self, cell: QTableWidgetItem, run_id: Hashable) -> None:
+        """The final score's text: labelled "loss" or "return" while both kinds of run are listed."""
+        value = cell.data(SORT_ROLE)
+        text = "–" if value is None else f"{value:.4g}"
+        if value is not None and len(set(self._rl.values())) == 2:
+            text = f"{'return' if self._rl[run_id] else 'loss'} {text}"
+        blocked = self.table.blockSignals(True)
+        cell.setText(text)
+        self.table.blockSignals(blocked)
 
     def _fit_names(self) -> None:
         self.table.resizeColumnToContents(NAME)
@@ -160,7 +211,7 @@ class RunList(QWidget):
             cells[ITERATIONS].setData(SORT_ROLE, int(iterations))
             cells[ITERATIONS].setText(f"{int(iterations):,}")
             cells[LOSS].setData(SORT_ROLE, final_loss)
-            cells[LOSS].setText("–" if final_loss is None else f"{final_loss:.4g}")
+            self._show_score(cells[LOSS], run_id)
             if held_out is not None:
                 score, metric = held_out
                 cells[HELD_OUT].setData(SORT_ROLE, score)
@@ -223,6 +274,8 @@ class RunList(QWidget):
         self.table.removeRow(row)
         del self._names[run_id]
         self._notes.pop(run_id, None)
+        self._rl.pop(run_id, None)
+        self._show_kinds()
         if notify:
             self.deleted.emit(run_id)
         if was_checked:

@@ -23,7 +23,7 @@ from maml_gui.session.overlays import (Band, Overlay, band_label, band_tip, grou
                                        run_kind)
 from maml_gui.window.pacing import Pacer
 from maml_gui.window.panels import PlotsArea, StatusReadout
-from maml_gui.session.runs import hyperparameters
+from maml_gui.session.runs import hyperparameters, unused_settings
 from maml_gui.session.session import Session
 from maml_gui.widgets.run_list import RunList
 
@@ -79,7 +79,8 @@ class LiveViews(QObject):
 
     def _on_run_added(self, run) -> None:
         self.run_list.add_run(run.run_id, run.name, run.config.algorithm.name, self._color(run),
-                              hyper=hyperparameters(run.config), note=run.note)
+                              hyper=hyperparameters(run.config), note=run.note, rl=run.config.is_rl,
+                              unused=unused_settings(run.config))
         self._update_row(run)
         self._recolor()
 

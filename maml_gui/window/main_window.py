@@ -224,6 +224,10 @@ class MainWindow(QMainWindow):
 
     def choose_user_module(self) -> None:
         """Model → Network → Your own module (Python file)…"""
+        if self.panel_config().is_rl:   # before the file is picked and run: a policy is the engine's MLP
+            self.show_error("Your own module is for task families: a meta-RL policy is an MLP (set its hidden "
+                            "layers in the Model panel)")
+            return
         pick_user_module(self, self.panel_config, self.hyper_panel)
 
     def set_config(self, config: ExperimentConfig) -> None:

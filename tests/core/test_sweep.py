@@ -371,3 +371,65 @@ def test_a_file_named_logs_in_the_sweep_folder_is_one_line(tmp_path, capsys):
     (out / "logs").write_text("not a folder")
     code, err = _sweep_exit(argv, capsys)
     assert code == 2 and f"cannot create {out / 'logs'}" in err and err.count("\n") == 1, err
+
+
+# -- sweeps of meta-RL runs ------------------------------------------------------------------------
+def test_a_sweep_of_meta_rl_runs_summarises_the_returns_and_their_baselines(tmp_path):
+    """evaluate's meta-RL result has baselines, not ``scratch``: its random initialisation stands for
+    training from scratch; the other baselines are summarised over the seeds beside it."""
+    runs = plan(tmp_path, [0, 1], [{}])
+    for run, model, random, oracle in ((runs[0], -10.0, -50.0, -2.0), (runs[1], -14.0, -50.0, -3.0)):
+        run.folder.mkdir(parents=True)
+        result = {"metric": "return", "tasks": 4, "rollouts": 40, "steps": [0, 1], "inner_lr": [0.1],
+                  "mean": {"0": model - 30, "1": model}, "ci95": {"0": 1.0, "1": 1.0},
+                  "baselines": {"random": {"mean": {"0": random, "1": random + 5}, "ci95": {"0": 1.0, "1": 1.0}},
+                                "oracle": {"mean": {"0": oracle, "1": oracle}, "ci95": {"0": 0.1, "1": 0.1},
+                                           "iterations": 2}}}
+        (run.folder / "eval.json").write_text(json.dumps(result))
+    summary = write_summary(tmp_path, runs)
+    assert summary.metric == "return"
+    [config] = summary.configs
+    step = config["steps"]["1"]
+    assert step["mean"] == pytest.approx(-12.0) and step["ci95"] == pytest.approx(12.706 * 4.0 / 2)
+    assert step["scratch_mean"] == pytest.approx(-45.0) and step["scratch_ci95"] == pytest.approx(0.0)
+    assert step["baselines"]["oracle"] == {"n": 2, "mean": pytest.approx(-2.5), "ci95": pytest.approx(12.706 / 2)}
+    assert set(step["baselines"]) == {"random", "oracle"}
+
+
+def test_a_nav2d_sweep_from_a_saved_experiment_writes_meta_rl_run_folders(tmp_path, capsys):
+    """What the window's Run as a sweep… does with 2-D navigation settings: ``sweep --config``."""
+    from core.cli.main import main as cli
+    from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
+    from core.storage.checkpoint import load_run
+
+    config = ExperimentConfig(family=FamilySpec("nav2d", {"horizon": 10}), model=ModelSpec(hidden=(8,)),
+                              train=TrainSpec(meta_batch=2, iterations=2)).replace("rl", rollouts=2)
+    (tmp_path / "experiment.json").write_text(config.to_json())
+    out = tmp_path / "sweep"
+    assert cli(["sweep", "--seeds", "0-1", "--parallel", "2", "--tasks", "3", "--out", str(out),
+                "--config", str(tmp_path / "experiment.json")]) == 0
+    assert "2 of 2 runs finished" in capsys.readouterr().out
+    for seed in (0, 1):
+        folder = out / "runs" / f"base-seed{seed}"
+        stored, _weights = load_run(folder)
+        assert stored.is_rl and stored.train.seed == seed and stored.rl.rollouts == 2
+        assert (folder / "metrics.csv").read_text().startswith("iteration,meta_return,")
+        result = json.loads((folder / "eval.json").read_text())
+        assert result["metric"] == "return" and result["steps"] == [0, 1, 2, 3]   # the paper's figure by default
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metric"] == "return" and list(summary["configs"][0]["steps"]) == ["0", "1", "2", "3"]
+    assert {"pretrained", "random", "oracle"} <= set(summary["configs"][0]["steps"]["1"]["baselines"])
+
+
+def test_a_grid_varies_the_meta_rl_settings_with_trains_checks(tmp_path, capsys):
+    from core.cli.parser import build_parser, train_value_reader
+
+    read = train_value_reader(build_parser().commands["train"])
+    grid = parse_grid(["rollouts=10,20", "max_kl=0.01,0.02", "outer=trpo,ppo"], read)
+    assert len(grid) == 8 and grid[0] == {"rollouts": "10", "max_kl": "0.01", "outer": "trpo"}
+    with pytest.raises(SweepError, match="max_kl=0 is not valid"):
+        parse_grid(["max_kl=0,0.01"], read)
+    out = tmp_path / "sweep"   # a supervised family has no trajectories: train's one line, before anything runs
+    code, err = _sweep_exit(["--seeds", "0-1", "--grid", "rollouts=2,3", "--family", "linear", "--out", str(out)], capsys)
+    assert code == 2 and "--rollouts applies to environment families" in err and err.count("\n") == 1, err
+    assert not out.exists()

@@ -186,3 +186,53 @@ def test_the_episode_strip_draws_every_episode_and_the_mean_per_step(qtbot):
     assert [name for _, name in plot.legend.entries()] == ["one episode (3 per step)", "mean ± 95% CI"]
     plot.show_returns(None)
     assert len(plot.points()[0]) == 0 and not plot.legend.isVisible()
+
+
+def _configs():
+    from core.config import ExperimentConfig, FamilySpec
+    supervised = ExperimentConfig()
+    rl = ExperimentConfig(family=FamilySpec("nav2d", {})).replace("rl", rollouts=7, max_kl=0.02)
+    return supervised, rl, rl.replace("rl", outer="ppo")
+
+
+def _add(runs, run_id, config):
+    from maml_gui.session.runs import hyperparameters, unused_settings
+    runs.add_run(run_id, f"run {run_id}", config.algorithm.name, hyper=hyperparameters(config),
+                 rl=config.is_rl, unused=unused_settings(config))
+
+
+def test_the_run_list_says_loss_or_return_and_shows_the_settings_each_kind_of_run_has(qtbot):
+    from maml_gui.widgets.run_list import HEADERS, LOSS, RunList
+    supervised, trpo, ppo = _configs()
+    runs = RunList()
+    qtbot.addWidget(runs)
+    title = runs.table.horizontalHeaderItem(LOSS).text
+    hidden = {key: (lambda k=key: runs.table.isColumnHidden(HEADERS.index(k))) for key in ("K", "traj.", "outer", "max KL")}
+
+    _add(runs, 1, trpo)                       # meta-RL only: a return, no shots, its own settings
+    runs.update_run(1, 5, -12.34)
+    assert title() == "Final return" and runs.cell(1, "Final loss") == "-12.34"
+    assert "higher is better" in runs.table.horizontalHeaderItem(LOSS).toolTip()
+    assert hidden["K"]() and not any(hidden[k]() for k in ("traj.", "outer", "max KL"))
+    assert (runs.cell(1, "traj."), runs.cell(1, "outer"), runs.cell(1, "max KL")) == ("7", "trpo", "0.02")
+    assert runs.cell(1, "K") == "" and runs.cell(1, "meta lr") == ""   # TRPO takes no meta learning rate
+    meta_lr = runs.table.item(0, HEADERS.index("meta lr"))
+    assert "TRPO" in meta_lr.toolTip()
+
+    _add(runs, 2, supervised)                 # both kinds: each score says which it is
+    runs.update_run(2, 5, 0.5)
+    _add(runs, 3, ppo)
+    runs.update_run(3, 5, -100.0)
+    assert title() == "Final loss / return" and not hidden["K"]()
+    assert runs.cell(1, "Final loss") == "return -12.34" and runs.cell(2, "Final loss") == "loss 0.5"
+    assert runs.cell(2, "K") == str(supervised.train.shots) and runs.cell(2, "traj.") == ""
+    assert runs.cell(3, "meta lr") == f"{ppo.train.meta_lr:g}" and runs.cell(3, "max KL") == ""
+    runs.table.sortByColumn(LOSS, Qt.SortOrder.AscendingOrder)   # by value, not by its label
+    assert runs.run_ids() == [3, 1, 2]
+    runs.table.sortByColumn(HEADERS.index("traj."), Qt.SortOrder.AscendingOrder)
+    assert runs.run_ids()[-1] == 2                                   # a blank cell sorts last
+
+    runs.remove_run(1)
+    runs.remove_run(3)                        # supervised only again: as before meta-RL
+    assert title() == "Final loss" and runs.cell(2, "Final loss") == "0.5"
+    assert not hidden["K"]() and all(hidden[k]() for k in ("traj.", "outer", "max KL"))

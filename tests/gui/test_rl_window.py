@@ -105,3 +105,49 @@ def test_a_click_in_the_trajectory_view_adapts_the_policy_to_the_placed_goal(qtb
     qtbot.waitUntil(lambda: len(view.drawn()) == view.figure().steps + 1, timeout=5000)   # revealed step by step
     window.plots.new_task_button.click()                  # a held-out goal again
     qtbot.waitUntil(lambda: not view.figure().placed, timeout=10_000)
+
+
+def test_a_sweep_of_nav2d_settings_launched_from_the_window_trains_and_follows_meta_rl_runs(qtbot, make_window):
+    """Run as a sweep… passes the settings shown on (``sweep --config``): it said "unknown family 'nav2d'"."""
+    from maml_gui.dialogs.sweep_dialog import parse_sweep
+
+    config = ExperimentConfig(family=FamilySpec("nav2d", {"horizon": 10}), model=ModelSpec(hidden=(8,)),
+                              train=TrainSpec(meta_batch=2, iterations=2)).replace("rl", rollouts=2)
+    window = make_window(config)
+    out = window.launch.default_out("sweep")
+    child = window.launch.run_sweep(parse_sweep("0-1", "", 2, 3, str(out)))
+    assert child is not None
+    qtbot.waitUntil(lambda: not window.launch.children, timeout=120_000)
+    assert child.proc.returncode == 0, child.out.with_name(child.out.name + ".log").read_text()
+    followed = lambda: [f.run for f in window.session.follower.followed.values()]   # noqa: E731
+    qtbot.waitUntil(lambda: len(followed()) == 2 and all(r.iteration == 2 for r in followed()), timeout=20_000)
+    assert all(r.config.is_rl for r in followed()) and window.error_banner.isHidden()
+    assert window.run_list.table.horizontalHeaderItem(3).text() == "Final return"
+
+
+def test_run_in_n_processes_refuses_meta_rl_settings_in_the_window_not_in_a_childs_log(qtbot, make_window):
+    window = make_window(nav2d())
+    assert window.launch.run_processes(2) is None
+    assert "meta-RL runs train in one process" in window.error_banner.text()
+    assert not window.launch.children and not (window.session.project.folder / "external").exists()
+
+
+def test_the_trajectory_view_exports_as_the_task_plot(qtbot, make_window, tmp_path):
+    window = make_window(nav2d())
+    qtbot.waitUntil(lambda: window.plots.task_page() == "trajectories" and window.plots.trajectories.figure()
+                    is not None, timeout=10_000)
+    for name in ("trajectories.png", "trajectories.svg"):
+        written = window.files.export_plot("task", tmp_path / name)
+        assert written == tmp_path / name and written.stat().st_size > 0
+    assert "goal" in (tmp_path / "trajectories.svg").read_text()   # the view's legend, not an empty plot
+    assert window.error_banner.isHidden()
+
+
+def test_your_own_module_is_refused_for_meta_rl_before_a_file_is_picked(qtbot, make_window, monkeypatch):
+    from maml_gui.dialogs import user_module_dialog
+
+    opened = []
+    monkeypatch.setattr(user_module_dialog.UserModuleDialog, "exec", lambda self: opened.append(self) or 0)
+    window = make_window(nav2d())
+    window.choose_user_module()
+    assert not opened and "a meta-RL policy is an MLP" in window.error_banner.text()

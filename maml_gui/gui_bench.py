@@ -73,7 +73,8 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
                     marks["cpu"] = (time.thread_time(), time.perf_counter())
                     marks["probe"] = time.perf_counter()
                     probe.start()
-                    QTimer.singleShot(int(seconds * 1000), loop.quit)
+                    QTimer.singleShot(int(seconds * 1000), lambda: (marks.setdefault("stop", time.perf_counter()),
+                                                                    loop.quit()))
                 return
             marks["end"] = (chunk.stamp, chunk.last_iteration)
 
@@ -94,7 +95,10 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
         raise RuntimeError(f"training in the window failed: {marks['error']}")
     if "end" not in marks:
         raise RuntimeError("the window reported no training progress")
-    (t0, i0), (t1, i1) = marks["start"], marks["end"]
+    # to the end of the measured time, not to the last progress: a training thread held up (by scoring
+    # held-out tasks, say) sends none, and its last chunk before that would stand for the whole time
+    (t0, i0), (_, i1) = marks["start"], marks["end"]
+    t1 = marks.get("stop", marks["end"][0])
     extra = {"gui_iterations": i1 - i0, "gui_thread_cpu_share": marks.get("gui_cpu_share"),
              "plot_refresh_ms": marks["plot_refresh_ms"]}
     return (i1 - i0) / (t1 - t0), lateness, extra

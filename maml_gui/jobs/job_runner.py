@@ -14,8 +14,6 @@ of ``core.data.csv_reader.read_csv``), so a superseded read ends early.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 import traceback
@@ -31,24 +29,6 @@ from maml_gui.jobs.threads import WorkerThread, live_threads, start_worker
 PROGRESS_INTERVAL = 0.05   # s between progress signals (reading calls back far more often)
 
 
-# CFS weight ~1/10 of a normal thread's; at 19 (~1/70) a busy machine starved the job (a test's tiny snapshots
-# missed a 30 s wait)
-LOW_NICE = 10
-
-
-def lower_priority() -> bool:
-    """Give the calling thread a low CPU priority (nice :data:`LOW_NICE`), where the system has
-    per-thread priorities (Linux); True if it did. A job that must not slow training down — an image
-    run's held-out snapshots, scored while it trains — then mostly takes CPU time nothing else wants."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_NICE)   # on Linux, a thread id names one thread
-    except OSError:
-        return False
-    return True
-
-
 def live_jobs() -> list[QThread]:
     """Job threads still running (:func:`maml_gui.jobs.threads.live_threads` of kind "job")."""
     return live_threads("job")
@@ -59,11 +39,9 @@ class _Worker(QObject):
     done = Signal(object, object)    # tag, result
     failed = Signal(object, str)     # tag, readable message
 
-    def __init__(self, tag: Any, fn: Callable[..., Any], cancel: threading.Event, reports_progress: bool,
-                 low_priority: bool = False):
+    def __init__(self, tag: Any, fn: Callable[..., Any], cancel: threading.Event, reports_progress: bool):
         super().__init__()
         self._tag, self._fn, self._cancel, self._reports = tag, fn, cancel, reports_progress
-        self._low = low_priority
         self._last = 0.0
 
     def _report(self, fraction: float) -> bool:
@@ -77,8 +55,6 @@ class _Worker(QObject):
     def run(self) -> None:
         try:
             use_threads(BACKGROUND_THREADS)   # beside training: one thread, no team that spin-waits
-            if self._low:
-                lower_priority()
             result = self._fn(self._report) if self._reports else self._fn()
         except MamlError as exc:
             self.failed.emit(self._tag, str(exc))
@@ -98,7 +74,6 @@ class JobRunner(QObject):
     """Owns at most one (thread, worker) pair plus one pending job; relays in the GUI thread.
 
     ``tag`` says what a result is for; ``busy_changed`` lets a view show that it is working.
-    ``low_priority``: its jobs run at a low CPU priority (:func:`lower_priority`).
     """
 
     progress = Signal(float)
@@ -106,10 +81,9 @@ class JobRunner(QObject):
     failed = Signal(object, str)
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, name: str = "maml-job", reports_progress: bool = False,
-                 low_priority: bool = False):
+    def __init__(self, parent: QObject | None = None, name: str = "maml-job", reports_progress: bool = False):
         super().__init__(parent)
-        self._name, self._reports, self._low = name, reports_progress, low_priority
+        self._name, self._reports = name, reports_progress
         self._job: WorkerThread | None = None
         self._cancel: threading.Event | None = None
         self._pending: tuple[Any, Callable[..., Any]] | None = None
@@ -139,7 +113,7 @@ class JobRunner(QObject):
 
     def _start(self, tag: Any, fn: Callable[..., Any]) -> None:
         cancel = threading.Event()
-        worker = _Worker(tag, fn, cancel, self._reports, self._low)
+        worker = _Worker(tag, fn, cancel, self._reports)
         worker.progress.connect(self._on_progress)
         worker.done.connect(self._on_done)
         worker.failed.connect(self._on_failed)

@@ -49,9 +49,7 @@ class TrainingController(QObject):
         self._paused = False
         self._scorer: SnapshotScorer | None = None   # the training run's, built on its first snapshot
         self._scored_iteration = 0
-        # a low CPU priority: on a busy 2-core machine a snapshot scored at normal priority took CPU
-        # from training (an image run at 0.6× its headless speed in the window)
-        self._snapshots = JobRunner(self, "maml-snapshot", reports_progress=True, low_priority=True)
+        self._snapshots = JobRunner(self, "maml-snapshot", reports_progress=True)
         self._snapshots.done.connect(self._on_scored)
         self._snapshots.failed.connect(self._on_scoring_failed)
         self._snapshots.progress.connect(lambda f: self.scoring.emit((self._scored_iteration, f)))

@@ -6,9 +6,6 @@ are tiny so each run takes milliseconds per iteration.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
@@ -17,7 +14,6 @@ from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.training.trainer import MetaTrainer
 from maml_gui.session.runs import History
 from maml_gui.jobs.training import WorkerOptions, live_threads
-from maml_gui.jobs.job_runner import LOW_NICE
 from maml_gui.jobs.training_controller import TrainingController
 
 from ..helpers import diverge_after
@@ -271,34 +267,22 @@ def glyph_run(iterations: int = 1_000_000) -> ExperimentConfig:
                             train=TrainSpec(meta_batch=2, shots=1, query=2, iterations=iterations, device="cpu"))
 
 
-def record_scoring_threads(monkeypatch, priorities: list | None = None) -> list[str]:
-    """The name of the thread every held-out scoring (``LoadedModel.adaptation``) runs on (and its
-    CPU priority, into ``priorities``)."""
-    import os
-    import threading
-
+def record_scoring_threads(monkeypatch) -> list[str]:
+    """The name of the thread every held-out scoring (``LoadedModel.adaptation``) runs on."""
     from PySide6.QtCore import QThread
 
     from core.trained.loaded_model import LoadedModel
 
     names, original = [], LoadedModel.adaptation
-
-    def adaptation(self, *args, **kwargs):
-        names.append(QThread.currentThread().objectName())
-        if priorities is not None:
-            priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(LoadedModel, "adaptation", adaptation)
+    monkeypatch.setattr(LoadedModel, "adaptation", lambda self, *a, **k: (
+        names.append(QThread.currentThread().objectName()), original(self, *a, **k))[1])
     return names
 
 
 def test_an_image_runs_snapshots_are_scored_on_a_job_thread_not_the_training_thread(qtbot, monkeypatch):
     """Scoring an image run's held-out tasks takes seconds: a job thread does it from copies of the
-    weights (with the pretrain baseline's) at a low CPU priority, and the scores and task view
-    arrive as from the worker."""
-    priorities = []
-    names = record_scoring_threads(monkeypatch, priorities)
+    weights (with the pretrain baseline's), and the scores and task view arrive as from the worker."""
+    names = record_scoring_threads(monkeypatch)
     controller = TrainingController(options=WorkerOptions(eval_tasks=4, inspect_interval=0.05, background_share=0.9))
     rec = Recorder(controller)
     try:
@@ -308,7 +292,6 @@ def test_an_image_runs_snapshots_are_scored_on_a_job_thread_not_the_training_thr
     finally:
         controller.shutdown()
     assert names and set(names) == {"maml-snapshot"}, names
-    assert set(priorities) == ({LOW_NICE} if sys.platform.startswith("linux") else {os.getpriority(os.PRIO_PROCESS, 0)})
     first, last = rec.adaptations[0], rec.adaptations[-1]
     assert set(last.series) == {"meta-learned", "pretrain", "scratch"} and last.metric == "accuracy"
     assert 0 < first.iteration < last.iteration <= rec.iteration and last.baseline_iterations > 0

@@ -91,10 +91,9 @@ class WorkerOptions:
 
 
 def scores_in_background(config: ExperimentConfig, family) -> bool:
-    """Whether a run's held-out snapshots are scored on a job thread (from copies of its weights)
-    instead of its training thread: an image run's take seconds (a conv net adapting 50 tasks × 3
-    series × 11 steps), and done in the training thread they held it to 0.2× its headless speed.
-    A small network's take milliseconds and stay in the training thread, at the iteration they show."""
+    """Whether a run's held-out snapshots are scored on a job thread, from copies of its weights: an
+    image run's take seconds and held its training to 0.2× its headless speed; a small network's take
+    milliseconds and stay in the training thread, at the iteration they show."""
     return not config.is_rl and getattr(family, "input_shape", None) is not None
 
 
@@ -418,22 +417,18 @@ class TrainingWorker(QObject):
                 self._inspect_interval, self._inspect_cost, share)
 
     def _send_score_request(self, trainer: MetaTrainer, baseline: MetaTrainer | None) -> None:
-        """An image run's due snapshot goes to the window's job thread once the previous one is done:
-        the weights and the baseline's are copied now, training goes on while they are scored."""
+        """An image run's due snapshot: copies of the weights (and the baseline's) go to the window's
+        job thread once the previous one is done; training goes on while they are scored."""
         with self._lock:
             if not self._score_wanted or self._scoring:
                 return
             self._score_wanted, self._scoring = False, True
-        if not self._options.baseline:
-            baseline = None
-        weights = self._emit_weights()
+        weights, baseline = self._emit_weights(), baseline if self._options.baseline else None
         if weights is None:   # not finite: nothing worth scoring
-            with self._lock:
-                self._scoring = False
+            self.scoring_done(0.0)
             return
-        self.score_request.emit(ScoreRequest(
-            weights, trainer.iteration, baseline.weights() if baseline is not None else None,
-            baseline.iteration if baseline is not None else 0, self._preview_index))
+        self.score_request.emit(ScoreRequest(weights, trainer.iteration, baseline and baseline.weights(),
+                                             baseline.iteration if baseline else 0, self._preview_index))
 
     def _inspect(self, inspector: LoadedModel, baseline: MetaTrainer | None) -> None:
         """Adaptation scores, the preview task and a weights snapshot, all at the current iteration.

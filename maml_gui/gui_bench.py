@@ -81,7 +81,14 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
         probe.timeout.connect(on_probe)
         window.session.controller.progress.connect(on_progress)
         window.session.controller.failed.connect(lambda message: (marks.setdefault("error", message), loop.quit()))
-        QTimer.singleShot(0, window.start)
+        def start_when_ready():   # an image family is built on a job thread: Start waits for it, as a user does
+            if window.start_problem() is not None:
+                marks["problem"] = window.start_problem()
+                QTimer.singleShot(100, start_when_ready)
+            else:
+                window.start()
+
+        QTimer.singleShot(0, start_when_ready)
         QTimer.singleShot(int((seconds + 120) * 1000), loop.quit)   # never hang if training cannot start
         loop.exec()
         probe.stop()
@@ -94,7 +101,8 @@ def gui_rate(config: ExperimentConfig, seconds: float, options=None) -> tuple[fl
     if "error" in marks:
         raise RuntimeError(f"training in the window failed: {marks['error']}")
     if "end" not in marks:
-        raise RuntimeError("the window reported no training progress")
+        raise RuntimeError("the window reported no training progress"
+                           + (f" (Start said: {marks['problem']})" if "problem" in marks else ""))
     # to the end of the measured time, not to the last progress: a training thread held up (by scoring
     # held-out tasks, say) sends none, and its last chunk before that would stand for the whole time
     (t0, i0), (_, i1) = marks["start"], marks["end"]

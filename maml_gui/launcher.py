@@ -32,8 +32,8 @@ def open_window() -> int:
     return window_main([])
 
 
-def gui_bench(seconds: float) -> dict:
-    """``maml-gui bench --gui``: iterations/s with the window open vs headless, and UI latency."""
+def gui_bench(seconds: float, images: bool = False) -> dict:
+    """``maml-gui bench --gui [--images]``: iterations/s with the window open vs headless, and UI latency."""
     from core.errors import MamlError
 
     problem = _why_no_window()
@@ -41,7 +41,7 @@ def gui_bench(seconds: float) -> dict:
         raise MamlError(f"bench --gui needs the window: {problem}")
     from .gui_bench import run_gui_bench
 
-    return run_gui_bench(seconds=seconds)
+    return run_gui_bench(seconds=seconds, images=images)
 
 
 def _why_no_window() -> str | None:

@@ -10,12 +10,14 @@ from core.config import ExperimentConfig
 
 
 # -- bench ------------------------------------------------------------------------------------
-def run(args, gui_bench: Callable[[float], dict] | None = None) -> int:
+def run(args, gui_bench: Callable[..., dict] | None = None) -> int:
+    if args.images and not args.gui:
+        raise UsageError("maml-gui bench: --images goes with --gui (an image run in the window vs headless)")
     if args.gui:
         if gui_bench is None:
             raise UsageError("maml-gui bench: --gui measures the window, which the engine cannot open; "
                              "run `maml-gui bench --gui` or `python -m maml_gui bench --gui`")
-        result = gui_bench(args.seconds)
+        result = gui_bench(args.seconds, images=True) if args.images else gui_bench(args.seconds)
         print(json.dumps(result) if args.json else "  ".join(f"{k}={v}" for k, v in result.items()))
         return 0
     if args.rl:

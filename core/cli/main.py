@@ -20,8 +20,8 @@ from core.cli.train import out_of_memory
 from core.errors import MamlError
 
 
-def main(argv: list[str] | None = None, gui_bench: Callable[[float], dict] | None = None) -> int:
-    """Run one command; ``gui_bench(seconds) -> dict`` serves ``bench --gui`` (given by the launcher)."""
+def main(argv: list[str] | None = None, gui_bench: Callable[..., dict] | None = None) -> int:
+    """Run one command; ``gui_bench(seconds, images=False) -> dict`` serves ``bench --gui [--images]`` (given by the launcher)."""
     argv = sys.argv[1:] if argv is None else argv
     for stream in (sys.stdout, sys.stderr):   # a file name that is not UTF-8 is shown escaped, never a traceback
         if hasattr(stream, "reconfigure"):

@@ -171,6 +171,8 @@ def build_parser() -> _Parser:
     bench.add_argument("--device", choices=DEVICES, default="cpu")
     bench.add_argument("--gui", action="store_true", help="iterations/s with the window open vs headless, and UI latency")
     bench.add_argument("--seconds", type=ranges.number(0, 3600), default=10.0, help="duration of each half of --gui")
+    bench.add_argument("--images", action="store_true", help="with --gui: an image run (glyphs 28×28, conv-4, first "
+                       "order, meta-batch 8) with its held-out snapshots and baseline, instead of the sinusoid")
     bench.add_argument("--memory", type=ranges.integer(1, 10**7), metavar="ITERATIONS",
                        help="report RSS over a long run instead")
     bench.add_argument("--compile", action="store_true", help="eager vs compiled meta-steps side by side, and the "

@@ -24,6 +24,7 @@ from core.device import BACKGROUND_THREADS, use_threads
 from core.errors import MamlError, TrainingDiverged
 from core.rl.kinds import inspector_of, trainer_for as make_trainer
 from core.trained.loaded_model import LoadedModel
+from core.trained.snapshots import ScoreRequest
 from core.training.trainer import MetaTrainer, StepMetrics
 
 from maml_gui.jobs.threads import live_threads as _registered_threads
@@ -86,6 +87,14 @@ class WorkerOptions:
     baseline: bool = True
     baseline_share: float = 0.03
     save_interval: float = 15.0     # s between writes of the training run's folder (a crash loses at most this)
+    background_share: float = 0.5   # an image run's snapshots, scored on a job thread, keep it busy at most this share
+
+
+def scores_in_background(config: ExperimentConfig, family) -> bool:
+    """Whether a run's held-out snapshots are scored on a job thread, from copies of its weights: an
+    image run's take seconds and held its training to 0.2× its headless speed; a small network's take
+    milliseconds and stay in the training thread, at the iteration they show."""
+    return not config.is_rl and getattr(family, "input_shape", None) is not None
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,7 @@ class TrainingWorker(QObject):
     state = Signal(object)           # MetaTrainer.training_state() of the same iteration, right after weights
     paused_changed = Signal(bool)    # the loop really is (not) waiting
     notice = Signal(str)             # a non-fatal problem (the baseline diverged ...)
+    score_request = Signal(object)   # ScoreRequest: an image run's snapshot to score off this thread (scoring_done follows)
     activity = Signal(str)           # what runs besides meta-steps, with progress ("" once it is done)
     finished = Signal(object)        # RunEnd
     failed = Signal(str)             # a readable message; the last good weights were emitted first
@@ -179,6 +189,9 @@ class TrainingWorker(QObject):
         self._meta_time = self._baseline_time = self._inspect_cost = 0.0
         self._last_emit = self._rate_time = self._last_inspect = time.perf_counter()
         self._rate_iteration, self._rate = 0, 0.0
+        self._background = False        # snapshots scored on a job thread (scores_in_background)
+        self._scoring = False           # ... one of them is being scored now
+        self._score_wanted = False      # ... and another is due once it is done (coalesced: the latest weights)
 
     # -- called from the GUI thread (thread-safe) --------------------------------------------
     def stop(self) -> None:
@@ -233,6 +246,14 @@ class TrainingWorker(QObject):
             self._checkpoint_request = True
         self._wake.set()
 
+    def scoring_done(self, seconds: float) -> None:
+        """A background snapshot (``score_request``) ended after ``seconds``: the next may follow."""
+        with self._lock:
+            self._scoring = False
+            self._inspect_cost = float(seconds)
+            self._last_inspect = time.perf_counter()
+        self._wake.set()
+
     # -- the thread's work -------------------------------------------------------------------
     @Slot()
     def run(self) -> None:
@@ -256,7 +277,7 @@ class TrainingWorker(QObject):
     def _fail(self, message: str) -> None:
         try:
             self._flush(0.0)
-            if self._inspector is not None:   # the views show the weights that are kept
+            if self._inspector is not None and not self._background:   # the views show the weights that are kept
                 self._inspect(self._inspector, self._baseline)
             else:
                 self._emit_weights()
@@ -288,6 +309,7 @@ class TrainingWorker(QObject):
         self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None, trainer.gradient_path))
         inspector = self._inspector = inspector_of(trainer)
         self._baseline = baseline
+        self._background = scores_in_background(self._config, trainer.built.family)
         # no held-out scoring before the first meta-step: the first inspection follows after inspect_interval
         self._emit_weights()
         self.activity.emit("Drawing a held-out task for the task view…")
@@ -298,6 +320,7 @@ class TrainingWorker(QObject):
         announced_pause = False
         while not self._stop.is_set():
             self._apply_requests(trainer, inspector)
+            self._send_score_request(trainer, baseline)
             if trainer.iteration >= self._total:
                 self._emit_weights()   # the window scores them in the background (Stop never waits for that)
                 return "completed"
@@ -386,12 +409,36 @@ class TrainingWorker(QObject):
         return inspector.preview(self._preview_index)
 
     def _inspect_due(self) -> bool:
-        return time.perf_counter() - self._last_inspect >= inspect_interval(
-            self._inspect_interval, self._inspect_cost, self._options.inspect_share)
+        with self._lock:
+            if self._background and (self._scoring or self._score_wanted):
+                return False
+            share = self._options.background_share if self._background else self._options.inspect_share
+            return time.perf_counter() - self._last_inspect >= inspect_interval(
+                self._inspect_interval, self._inspect_cost, share)
+
+    def _send_score_request(self, trainer: MetaTrainer, baseline: MetaTrainer | None) -> None:
+        """An image run's due snapshot: copies of the weights (and the baseline's) go to the window's
+        job thread once the previous one is done; training goes on while they are scored."""
+        with self._lock:
+            if not self._score_wanted or self._scoring:
+                return
+            self._score_wanted, self._scoring = False, True
+        weights, baseline = self._emit_weights(), baseline if self._options.baseline else None
+        if weights is None:   # not finite: nothing worth scoring
+            self.scoring_done(0.0)
+            return
+        self.score_request.emit(ScoreRequest(weights, trainer.iteration, baseline and baseline.weights(),
+                                             baseline.iteration if baseline else 0, self._preview_index))
 
     def _inspect(self, inspector: LoadedModel, baseline: MetaTrainer | None) -> None:
         """Adaptation scores, the preview task and a weights snapshot, all at the current iteration.
-        A Stop cancels the scoring between parts (:meth:`LoadedModel.adaptation`'s ``report``)."""
+        A Stop cancels the scoring between parts (:meth:`LoadedModel.adaptation`'s ``report``). An
+        image run's are scored on a job thread instead (:meth:`_send_score_request`)."""
+        if self._background:
+            with self._lock:
+                self._score_wanted = True
+            self._send_score_request(self._trainer, baseline)
+            return
         start = time.perf_counter()
         if not self._options.baseline:
             baseline = None
@@ -415,15 +462,17 @@ class TrainingWorker(QObject):
         self._last_inspect = time.perf_counter()
         self._inspect_cost = self._last_inspect - start
 
-    def _emit_weights(self) -> None:
-        """Weights and training state; the metrics rows up to them go first, so a save of the state
-        never lacks the rows it resumes after."""
+    def _emit_weights(self) -> dict | None:
+        """Weights and training state (the weights are returned; None when not finite); the metrics
+        rows up to them go first, so a save of the state never lacks the rows it resumes after."""
         self._flush(0.0)
         if self._trainer is not None:
             weights = self._trainer.weights()
             if all(bool(torch.isfinite(t).all()) for t in weights.values()):
                 self.weights.emit(weights)
                 self.state.emit(self._trainer.training_state())
+                return weights
+        return None
 
     def _flush(self, min_interval: float) -> None:
         now = time.perf_counter()

@@ -81,6 +81,10 @@ class RunScorer(QObject):
         if text and fraction < 1.0:
             self._line(job, f"{text} {fraction:.0%}")
 
+    def show_line(self, job: str, text: str) -> None:
+        """Another background job's line (the training run's snapshot scoring) beside these ("": gone)."""
+        self._line(job, text)
+
     def _line(self, job: str, text: str) -> None:
         if text:
             self._lines[job] = text

@@ -214,6 +214,7 @@ class TrainingControl(QObject):
         c.finished.connect(self._on_finished)
         c.failed.connect(self._on_failed)
         c.running_changed.connect(self._on_running_changed)
+        c.scoring.connect(self._on_scoring)
 
     def _on_started(self, info) -> None:
         if self.active is not None:
@@ -237,6 +238,16 @@ class TrainingControl(QObject):
         if self.active is not None:
             self.active.adaptation = snapshot
             self.adaptation_changed.emit(self.active)
+
+    def _on_scoring(self, progress) -> None:
+        """An image run's snapshot being scored in the background: its line beside the other jobs'."""
+        run = self.active
+        if progress is None or run is None:
+            self._scorer.show_line("snapshot", "")
+            return
+        iteration, fraction = progress
+        self._scorer.show_line("snapshot", f"{run.name}: scoring {self.options.eval_tasks:,} held-out tasks at "
+                                           f"iteration {iteration:,} (in the background)… {fraction:.0%}")
 
     def _on_preview(self, preview) -> None:
         if self.active is not None and self.active is self.current:

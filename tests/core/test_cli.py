@@ -92,6 +92,19 @@ def test_launcher_dispatch(monkeypatch, capsys):
     assert "argument --shots" in capsys.readouterr().err
 
 
+def test_bench_gui_images_measures_an_image_run(monkeypatch, capsys):
+    """``bench --gui --images``: the window's bench of an image run (its ratio printed); --images alone is refused."""
+    from maml_gui import launcher
+
+    asked = []
+    monkeypatch.setattr(launcher, "gui_bench", lambda seconds, images=False: asked.append((seconds, images))
+                        or {"ratio": 0.9})
+    assert launcher.main(["bench", "--gui", "--images", "--seconds", "2"]) == 0
+    assert asked == [(2.0, True)] and capsys.readouterr().out.strip() == "ratio=0.9"
+    assert launcher.main(["bench", "--images"]) == 2
+    assert "--images goes with --gui" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,words", [
     ([], ["train", "evaluate", "bench", "export", "adapt", "opens the window"]),
     (["bench"], ["--gui", "--seconds", "--memory", "--rounds", "--json"]),

@@ -254,3 +254,75 @@ def test_slow_held_out_scoring_takes_a_small_share_of_the_time():
     assert inspect_interval(2.0, 0.3, 0.03) == pytest.approx(10.0)
     slow = inspect_interval(2.0, 10.0, 0.03)
     assert slow == MAX_INSPECT_INTERVAL and 10.0 / (slow + 10.0) < 0.1   # training keeps > 90 % of the time
+
+
+GLYPHS = {"image_size": 12, "n_alphabets": 6, "characters": 4, "examples": 6, "n_way": 3, "rotations": False}
+
+
+def glyph_run(iterations: int = 1_000_000) -> ExperimentConfig:
+    from core.config import AlgorithmSpec
+
+    return ExperimentConfig(family=FamilySpec("glyphs", GLYPHS), model=ModelSpec(name="conv4", conv_channels=4, conv_depth=2),
+                            algorithm=AlgorithmSpec("fomaml", inner_steps=1, inner_lr=0.4),
+                            train=TrainSpec(meta_batch=2, shots=1, query=2, iterations=iterations, device="cpu"))
+
+
+def record_scoring_threads(monkeypatch) -> list[str]:
+    """The name of the thread every held-out scoring (``LoadedModel.adaptation``) runs on."""
+    from PySide6.QtCore import QThread
+
+    from core.trained.loaded_model import LoadedModel
+
+    names, original = [], LoadedModel.adaptation
+    monkeypatch.setattr(LoadedModel, "adaptation", lambda self, *a, **k: (
+        names.append(QThread.currentThread().objectName()), original(self, *a, **k))[1])
+    return names
+
+
+def test_an_image_runs_snapshots_are_scored_on_a_job_thread_not_the_training_thread(qtbot, monkeypatch):
+    """Scoring an image run's held-out tasks takes seconds: a job thread does it from copies of the
+    weights (with the pretrain baseline's), and the scores and task view arrive as from the worker."""
+    names = record_scoring_threads(monkeypatch)
+    controller = TrainingController(options=WorkerOptions(eval_tasks=4, inspect_interval=0.05, background_share=0.9))
+    rec = Recorder(controller)
+    try:
+        controller.start(glyph_run())
+        qtbot.waitUntil(lambda: len(rec.adaptations) >= 2, timeout=30_000)
+        finish(qtbot, controller)
+    finally:
+        controller.shutdown()
+    assert names and set(names) == {"maml-snapshot"}, names
+    first, last = rec.adaptations[0], rec.adaptations[-1]
+    assert set(last.series) == {"meta-learned", "pretrain", "scratch"} and last.metric == "accuracy"
+    assert 0 < first.iteration < last.iteration <= rec.iteration and last.baseline_iterations > 0
+    assert any(p.view is not None and p.iteration == last.iteration for p in rec.previews)   # the task view at those weights
+    qtbot.waitUntil(lambda: not controller.is_scoring(), timeout=10_000)
+
+
+def test_a_sinusoid_run_is_still_scored_in_its_training_thread(qtbot, controller, monkeypatch):
+    """A small network's snapshot takes milliseconds: it stays at the iteration it shows."""
+    names = record_scoring_threads(monkeypatch)
+    rec = Recorder(controller)
+    controller.start(tiny())
+    qtbot.waitUntil(lambda: bool(rec.adaptations), timeout=10_000)
+    finish(qtbot, controller)
+    assert set(names) == {"maml-training"}
+
+
+def test_an_image_run_trains_on_while_its_snapshot_is_scored_and_stop_cancels_it(qtbot, monkeypatch):
+    """Scoring 200,000 held-out tasks would take many minutes: training goes on meanwhile, and Stop
+    answers within a meta-iteration, cancelling the scoring (its progress line goes away)."""
+    controller = TrainingController(options=WorkerOptions(eval_tasks=200_000, inspect_interval=0.05, baseline=False))
+    rec, lines = Recorder(controller), []
+    controller.scoring.connect(lines.append)
+    try:
+        controller.start(glyph_run())
+        qtbot.waitUntil(lambda: any(line is not None for line in lines), timeout=30_000)
+        scoring_from = rec.iteration
+        qtbot.waitUntil(lambda: rec.iteration >= scoring_from + 3, timeout=30_000)
+        assert controller.is_scoring() and not rec.adaptations   # still scoring the first snapshot
+        finish(qtbot, controller)
+        qtbot.waitUntil(lambda: not controller.is_scoring(), timeout=10_000)
+    finally:
+        controller.shutdown()
+    assert lines[-1] is None and not rec.adaptations

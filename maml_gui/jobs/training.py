@@ -1,10 +1,9 @@
 """Training off the GUI thread: the worker that steps the engine (its controller: ``training_controller``).
 
-The worker is a plain ``QObject`` moved to a ``QThread``. It builds its trainers inside the
-thread, so no module, optimiser or graph-holding tensor is ever touched by two threads. The
-GUI talks to it only through direct, thread-safe method calls (a queued signal would never be
-delivered while the loop runs); it talks back only with plain data: numpy arrays, floats,
-frozen dataclasses and detached CPU weight copies.
+The worker is a plain ``QObject`` moved to a ``QThread``; it builds its trainers inside the thread, so
+no module, optimiser or graph-holding tensor is touched by two threads. The GUI calls it only through
+thread-safe methods (a queued signal would never arrive while the loop runs); it answers with plain
+data: numpy arrays, floats, frozen dataclasses and detached CPU weight copies.
 """
 
 from __future__ import annotations

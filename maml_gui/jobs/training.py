@@ -308,7 +308,7 @@ class TrainingWorker(QObject):
         self.started.emit(RunStarted(str(trainer.device), self._total, baseline is not None, trainer.gradient_path))
         inspector = self._inspector = inspector_of(trainer)
         self._baseline = baseline
-        self._background = scores_in_background(self._config, trainer.built.family)
+        self._background = scores_in_background(self._config, trainer.family)
         # no held-out scoring before the first meta-step: the first inspection follows after inspect_interval
         self._emit_weights()
         self.activity.emit("Drawing a held-out task for the task view…")

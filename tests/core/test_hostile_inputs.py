@@ -191,10 +191,10 @@ def test_sigterm_while_reading_data_ends_the_run_and_leaves_no_lock(tmp_path):
     fifo, out = tmp_path / "never", tmp_path / "r"
     os.mkfifo(fifo)
     code = textwrap.dedent(f"""
-        import sys, core.tasks
+        import sys, core.config, core.tasks
         def blocking(spec):
             open({str(fifo)!r}).read()
-        core.tasks.build_family = blocking
+        core.tasks.build_family = core.config.build_family = blocking   # validation builds the family once
         from core.cli.main import main
         sys.exit(main(["train", "--iterations", "5", "--out", {str(out)!r}]))
     """)

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from core.training.bench import OMNIGLOT, _conv_setup, image_batches, interleaved_seconds  # noqa: E402
+from core.training.bench import OMNIGLOT, _conv_setup, image_batches, interleaved_seconds, meta_stepper  # noqa: E402
 
 
 def main() -> None:
@@ -49,20 +49,14 @@ def main() -> None:
     _, _, first_algo, first_rates = _conv_setup("fomaml", setting, "cpu", torch.Generator().manual_seed(0))
     batches = image_batches(setting, 2, "cpu", torch.Generator().manual_seed(1))
 
-    def meta_step(algorithm, algorithm_rates):
-        def step(batch):
-            for p in params.values():
-                p.grad = None
-            algorithm.meta_step(params, algorithm_rates, batch, 0)
-        return step
-
     def support(batch):
         out = net.forward(params, batch.support_x)   # shared weights: all tasks' images in one convolution
         loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), batch.support_y.reshape(-1))
         torch.autograd.grad(loss, list(params.values()))
 
     second, first, support_s = interleaved_seconds(
-        [(meta_step(second_algo, rates), 1), (meta_step(first_algo, first_rates), 1), (support, 1)], batches, rounds)
+        [(meta_stepper(second_algo, params, rates), 1), (meta_stepper(first_algo, params, first_rates), 1),
+         (support, 1)], batches, rounds)
     second, first, support_s = second / rounds, first / rounds, support_s / rounds
     bound = first + 2 * support_s
     print(f"Omniglot setting, meta-batch {setting['meta_batch']}, {torch.get_num_threads()} thread(s), "

@@ -14,6 +14,7 @@ from core.envs.gym_family import GymParamFamily
 from core.envs.nav2d import Nav2DFamily
 from core.envs.pendulum import PendulumMassFamily, PendulumMassGymFamily
 from core.errors import ConfigError
+from core.tasks import build_family
 from core.tasks.spec import FamilySpec
 
 # name -> class built as ``cls(params)``; other modules add their families here
@@ -40,5 +41,11 @@ def build_env_family(spec: FamilySpec):
     return cls(spec.params)
 
 
-__all__ = ["ENV_FAMILIES", "INSTALL_HINT", "EnvBatch", "EnvFamily", "GymParamFamily", "Nav2DFamily", "ParamEnvFamily",
+def build_any_family(spec: FamilySpec):
+    """The environment family ``spec`` names, else its task family: the one dispatch for callers that
+    take either kind (the family editor, a run's config)."""
+    return build_env_family(spec) if is_env_family(spec.name) else build_family(spec)
+
+
+__all__ = ["ENV_FAMILIES", "INSTALL_HINT", "EnvBatch", "EnvFamily", "GymParamFamily", "Nav2DFamily", "ParamEnvFamily", "build_any_family",
            "build_env_family", "env_requires", "is_env_family", "missing_modules"]

@@ -5,17 +5,16 @@ so the window's worker and jobs take either through these few functions."""
 from __future__ import annotations
 
 from core.config import ExperimentConfig
-from core.envs import build_env_family
+from core.envs import build_any_family
 from core.rl.inspector import RLInspector
 from core.rl.trainer import RLTrainer
-from core.tasks import build_family
 from core.trained.loaded_model import LoadedModel
 from core.training.trainer import MetaTrainer
 
 
 def family_of(config: ExperimentConfig):
     """The task family, or the environment family of a meta-RL run (raises ConfigError naming the field)."""
-    return build_env_family(config.family) if config.is_rl else build_family(config.family)
+    return build_any_family(config.family)
 
 
 def trainer_for(config: ExperimentConfig, family=None):

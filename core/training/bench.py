@@ -252,6 +252,15 @@ def _conv_setup(algorithm: str, setting: dict, device, generator: torch.Generato
     return net, params, algo, algo.make_rates(params)
 
 
+def meta_stepper(algorithm, params: dict, rates):
+    """One meta-gradient of ``algorithm`` per call, its gradients cleared first: what the benches time."""
+    def step(batch):
+        for p in params.values():
+            p.grad = None
+        algorithm.meta_step(params, rates, batch, 0)
+    return step
+
+
 def image_batches(setting: dict, n: int, device, generator: torch.Generator):
     """Random image episodes of the setting's shapes (the speed does not depend on the pixels)."""
     from core.tasks import TaskBatch
@@ -280,10 +289,7 @@ def bench_conv(rounds: int = 2, steps: int = 2, n_batches: int = 2, device: str 
     batches = image_batches(setting, n_batches, where, gen)
     module = net.module().to(where)
 
-    def engine(batch):
-        for p in params.values():
-            p.grad = None
-        algo.meta_step(params, rates, batch, 0)
+    engine = meta_stepper(algo, params, rates)
 
     def loop(batch):
         loop_meta_gradient(module, params, batch, setting["inner_steps"], setting["inner_lr"], classification=True)

@@ -20,7 +20,8 @@ from core.algorithms.reference import loop_meta_gradient
 from core.nets.conv import ConvNet
 from core.tasks import TaskBatch
 from core.trained.evaluation import chunk_size, per_step_scores
-from core.training.bench import OMNIGLOT, _conv_setup, image_batches, interleaved_seconds, step_peak_bytes
+from core.training.bench import (OMNIGLOT, _conv_setup, image_batches, interleaved_seconds, meta_stepper,
+                                 step_peak_bytes)
 
 EVALUATION = {"channels": 64, "depth": 4, "image": (1, 28, 28), "ways": 5, "shots": 1, "query": 5, "meta_batch": 1,
               "inner_steps": 1, "inner_lr": 0.4, "downsample": "max", "steps": (0, 1, 5, 10)}
@@ -115,18 +116,12 @@ def bench_first_order(rounds: int = 2, steps: int = 2, meta_batch: int | None = 
     module = algo.net.module()
     batches = image_batches(setting, 2, "cpu", torch.Generator().manual_seed(3))
 
-    def stepper(algorithm):
-        def step(batch):
-            for p in params.values():
-                p.grad = None
-            algorithm.meta_step(params, rates, batch, 0)
-        return step
-
     def loop(batch):
         loop_meta_gradient(module, params, batch, setting["inner_steps"], setting["inner_lr"], first_order=True,
                            classification=True)
 
-    grouped_s, per_task_s, loop_s = interleaved_seconds([(stepper(algo), steps), (stepper(per_task), steps),
+    grouped_s, per_task_s, loop_s = interleaved_seconds([(meta_stepper(algo, params, rates), steps),
+                                                         (meta_stepper(per_task, params, rates), steps),
                                                          (loop, steps)], batches, rounds)
     n = rounds * steps
     return {"setting": setting, "threads": torch.get_num_threads(), "engine_it_s": n / grouped_s,

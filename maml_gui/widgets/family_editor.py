@@ -26,8 +26,8 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QPush
 from core.config import FamilySpec
 from core.data.csv_reader import CsvError
 from core.errors import ConfigError
-from core.envs import ENV_FAMILIES, build_env_family, is_env_family
-from core.tasks import FAMILIES, ParamField, TaskFamily, build_family
+from core.envs import ENV_FAMILIES, build_any_family
+from core.tasks import FAMILIES, TaskFamily
 from core.tasks.csv_family import CsvFamily
 from core.tasks.labelled_rows import LabelledRowsFamily
 
@@ -391,7 +391,7 @@ def family_class(name: str) -> type:
 def _build(spec: FamilySpec) -> tuple[TaskFamily | None, ConfigError | None]:
     """The family, or why it cannot be built, as plain values (this also runs on a job thread)."""
     try:
-        return (build_env_family(spec) if is_env_family(spec.name) else build_family(spec)), None
+        return build_any_family(spec), None
     except ConfigError as exc:
         return None, exc
     except CsvError as exc:  # an imported file moved or changed since

@@ -22,8 +22,8 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def small_config(algorithm="maml", steps=1, **rl):
-    return ExperimentConfig(FamilySpec("nav2d", {"horizon": 6}), ModelSpec(hidden=(7, 5)),
+def small_config(algorithm="maml", steps=1, activation="relu", **rl):
+    return ExperimentConfig(FamilySpec("nav2d", {"horizon": 6}), ModelSpec(hidden=(7, 5), activation=activation),
                             AlgorithmSpec(algorithm, steps, 0.3), TrainSpec(meta_batch=3, iterations=5, seed=2),
                             RLSpec(rollouts=4, **rl))
 
@@ -70,9 +70,10 @@ def test_meta_gradient_equals_a_per_task_loop(float64, algorithm, steps):
         assert (flat(fo) - flat(batched)).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("steps", [1, 2])
-def test_kl_hessian_vector_product_matches_finite_differences(float64, steps):
-    config = small_config("maml", steps)
+@pytest.mark.parametrize("steps,activation", [(1, "relu"), (2, "relu"), (2, "tanh"), (2, "gelu")])
+def test_kl_hessian_vector_product_matches_finite_differences(float64, steps, activation):
+    """relu and tanh: the KL's Hessian in forward mode (hand-written derivative); gelu: by double backward."""
+    config = small_config("maml", steps, activation)
     policy, params, sampled = sampled_problem(config, seed=3)
     objective = meta.objective(policy, params, sampled, config)
     values = list(params.values())

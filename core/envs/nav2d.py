@@ -1,7 +1,9 @@
 """2-D navigation (MAML paper §5.3, as in its released code): a point starts at (0, 0) and walks to a
 goal drawn uniformly in a square; all tasks × trajectories step as one tensor.
 
-Observation: the position. Action: a velocity, clipped to ``[-max_speed, max_speed]`` per axis. Reward:
+Observation: the position. Action: a velocity in units of ``max_speed``, clipped to ``[-1, 1]`` per axis
+(the released code wraps the environment in rllab's ``normalize``, which maps the policy's ``[-1, 1]`` to
+the ``±0.1`` action box: a policy with log-std 0 starts exploring at ±0.1, not at ten times it). Reward:
 minus the Euclidean distance from the new position to the goal. A trajectory ends after ``horizon``
 steps, or once the point is within ``tolerance`` of the goal on each axis (that step still pays its
 reward; later steps pay 0). With ``observe_goal`` the observation also holds the goal (the oracle).
@@ -13,6 +15,11 @@ import torch
 
 from core.envs.family import HORIZON, ParamEnvFamily
 from core.tasks.base import ParamField
+
+
+def velocity(actions: torch.Tensor, max_speed: float) -> torch.Tensor:
+    """The step a policy's actions take: ``±1`` is ``±max_speed`` per axis, clipped beyond."""
+    return actions.clamp(-1.0, 1.0) * max_speed
 
 
 class Nav2DBatch:
@@ -28,7 +35,7 @@ class Nav2DBatch:
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         live = ~self.done
-        moved = self.position + actions.clamp(-self.max_speed, self.max_speed)
+        moved = self.position + velocity(actions, self.max_speed)
         self.position = torch.where(live.unsqueeze(1), moved, self.position)
         offset = self.position - self.goals
         reward = torch.where(live, -offset.norm(dim=1), torch.zeros((), dtype=offset.dtype, device=offset.device))
@@ -48,7 +55,7 @@ class Nav2DFamily(ParamEnvFamily):
         ParamField("goal_range", "goal range", "range", [-0.5, 0.5], -100.0, 100.0,
                    help="each goal's x and y are drawn uniformly from this interval"),
         HORIZON,
-        ParamField("max_speed", "max speed", "float", 0.1, 1e-6, 100.0, help="actions are clipped to ± this per axis"),
+        ParamField("max_speed", "max speed", "float", 0.1, 1e-6, 100.0, help="the step an action of ±1 takes per axis (larger actions are clipped to it)"),
         ParamField("tolerance", "goal tolerance", "float", 0.01, 0.0, 100.0,
                    help="a trajectory ends within this distance of the goal on each axis"),
     )

@@ -147,7 +147,7 @@ def _paths(trajectories, max_speed: float) -> np.ndarray:
     paths = np.full((obs.shape[0], obs.shape[1] + 1, obs.shape[2]), np.nan)
     paths[:, :-1][mask] = obs[mask]
     taken = mask.sum(1)
-    for r, n in enumerate(taken):   # where the last action took it (clipped as the environment does)
+    for r, n in enumerate(taken):   # where the last action took it (as core.envs.nav2d.velocity)
         if n:
-            paths[r, n] = obs[r, n - 1] + np.clip(actions[r, n - 1], -max_speed, max_speed)
+            paths[r, n] = obs[r, n - 1] + np.clip(actions[r, n - 1], -1.0, 1.0) * max_speed
     return paths

@@ -14,11 +14,12 @@ def nav(**params):
     return build_env_family(FamilySpec("nav2d", params))
 
 
-def test_one_step_clips_the_velocity_and_pays_minus_the_euclidean_distance():
+def test_one_step_scales_and_clips_the_velocity_and_pays_minus_the_euclidean_distance():
+    """Actions are in units of the max speed (the released code's normalize wrapper): ±1 is ±0.1."""
     family = nav()
     env, obs = family.reset(torch.tensor([[0.3, -0.05]]), 1, torch.Generator())
     assert obs.tolist() == [[0.0, 0.0]]
-    obs, reward, done = env.step(torch.tensor([[0.5, -0.02]]))   # x clipped to 0.1
+    obs, reward, done = env.step(torch.tensor([[5.0, -0.2]]))   # x clipped to 1, i.e. 0.1
     assert obs[0].tolist() == pytest.approx([0.1, -0.02])
     assert reward.item() == pytest.approx(-math.hypot(0.2, 0.03), abs=1e-6)
     assert not done.item()
@@ -27,9 +28,9 @@ def test_one_step_clips_the_velocity_and_pays_minus_the_euclidean_distance():
 def test_reaching_the_goal_ends_the_trajectory_and_later_steps_pay_nothing():
     family = nav()
     env, _ = family.reset(torch.tensor([[0.1, 0.095]]), 1, torch.Generator())
-    obs, reward, done = env.step(torch.tensor([[0.1, 0.1]]))     # within 0.01 on each axis
+    obs, reward, done = env.step(torch.tensor([[1.0, 1.0]]))     # within 0.01 on each axis
     assert done.item() and reward.item() == pytest.approx(-0.005, abs=1e-6)
-    obs2, reward2, done2 = env.step(torch.tensor([[0.1, 0.1]]))
+    obs2, reward2, done2 = env.step(torch.tensor([[1.0, 1.0]]))
     assert done2.item() and reward2.item() == 0.0 and obs2.tolist() == obs.tolist()
 
 
@@ -47,7 +48,7 @@ def test_rows_are_task_major_and_goals_uniform_in_the_square():
     assert goals.mean(0).abs().max() < 0.03
     tasks = torch.tensor([[0.2, 0.0], [-0.2, 0.0]])
     env, _ = family.reset(tasks, 3, torch.Generator())
-    _, reward, _ = env.step(torch.tensor([[0.1, 0.0]] * 6))
+    _, reward, _ = env.step(torch.tensor([[1.0, 0.0]] * 6))
     assert reward.tolist() == pytest.approx([-0.1] * 3 + [-0.3] * 3)   # row i*3+j is trajectory j of task i
 
 
@@ -64,5 +65,5 @@ def test_the_oracle_view_appends_the_goal_to_the_observation():
     assert family.observation_dim == 4 and family.oracle_params == {"observe_goal": True}
     env, obs = family.reset(torch.tensor([[0.3, -0.2]]), 2, torch.Generator())
     assert torch.allclose(obs, torch.tensor([[0.0, 0.0, 0.3, -0.2]] * 2))
-    obs, _, _ = env.step(torch.tensor([[0.1, 0.0], [0.0, -0.1]]))
+    obs, _, _ = env.step(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))
     assert torch.allclose(obs, torch.tensor([[0.1, 0.0, 0.3, -0.2], [0.0, -0.1, 0.3, -0.2]]))

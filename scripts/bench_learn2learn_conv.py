@@ -1,6 +1,6 @@
 """This engine's MAML and first-order MAML next to learn2learn's ``MAML`` + ``OmniglotCNN`` at the Omniglot setting.
 
-    python scripts/bench_learn2learn_conv.py --l2l PATH [--quick] [--threads 1] [--meta-batch 32] [--rounds 3]
+    python scripts/bench_learn2learn_conv.py --l2l PATH [--quick] [--threads 1] [--meta-batch 32] [--rounds 3] [--steps 2]
 
 The setting (``OMNIGLOT`` in core/training/bench.py): 28×28 grey, 5-way 1-shot, 15 query per class,
 meta-batch 32, one inner step at lr 0.4, conv-4 with 64 channels, stride 2, batch norm. Each contender
@@ -10,7 +10,8 @@ learn2learn runs the loop of its Omniglot example: per task ``clone()``, ``adapt
 the query loss's ``backward()``; then the gradients are divided by the meta-batch and Adam steps.
 
 learn2learn's OmniglotCNN is not quite the engine's conv-4 (the bench prints both and how they differ:
-conv biases, the head on the spatial mean of the last map), so learn2learn's MAML also runs on the
+conv biases, the head on the spatial mean of the last map; in learn2learn 0.2.0 its batch norm's
+``eps=1e-3`` is commented out, so both use PyTorch's 1e-5), so learn2learn's MAML also runs on the
 engine's conv-4 as an ``nn.Module``: the same architecture and, before timing, the same weights, on
 which the two meta-gradients are compared. learn2learn is never a dependency of this project; ``--l2l``
 names its source (see scripts/l2l_loader.py).

@@ -2,7 +2,7 @@
 compares with learn2learn's ``MAML`` wrapper and a plain per-task ``autograd.grad`` loop, all on the
 same architecture (1-40-40-1 ReLU, written as a user module), the same batches and the same Adam step.
 
-    python scripts/bench_user_module.py [--quick] [--meta-batch 25] [--steps 1] [--rounds 6]
+    python scripts/bench_user_module.py [--quick] [--meta-batch 25] [--steps 1] [--rounds 6] [--l2l PATH]
 
 Every contender takes whole meta-iterations (sinusoid, second-order MAML, 10 shots / 10 query),
 timed in turns round by round so a shared machine's drift hits all alike; the ratios are printed
@@ -13,11 +13,8 @@ cannot be imported, its row says why.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
-import time
-import types
 from pathlib import Path
 
 import torch
@@ -32,6 +29,7 @@ from core.nets import user_module  # noqa: E402
 from core.training.bench import interleaved_seconds  # noqa: E402
 from core.training.optim import MetaAdam  # noqa: E402
 from core.training.trainer import MetaTrainer  # noqa: E402
+from scripts.l2l_loader import import_l2l_maml  # noqa: E402
 
 MODULE = '''import torch
 from torch import nn
@@ -48,51 +46,13 @@ class MLP(nn.Module):
 '''
 
 
-def import_l2l_maml():
-    """``learn2learn.algorithms.MAML``, or the reason it cannot be had. learn2learn's package
-    ``__init__`` imports its vision and text modules (torchvision …); when that fails, the MAML
-    module and the two helpers it needs are loaded on their own, bypassing the package ``__init__``s."""
-    try:
-        import learn2learn
-
-        return learn2learn.algorithms.MAML, "learn2learn.algorithms.MAML"
-    except Exception as exc:  # noqa: BLE001 - ImportError, or torchvision failing to load its operators
-        first = f"{type(exc).__name__}: {exc}"
-    spec = importlib.util.find_spec("learn2learn")
-    if spec is None or not spec.submodule_search_locations:
-        return None, f"learn2learn is not installed ({first})"
-    root = Path(list(spec.submodule_search_locations)[0])
-    for name in [k for k in sys.modules if k == "learn2learn" or k.startswith("learn2learn.")]:
-        del sys.modules[name]
-    for package, folder in (("learn2learn", root), ("learn2learn.algorithms", root / "algorithms"),
-                            ("learn2learn.utils", root / "utils")):
-        stub = types.ModuleType(package)
-        stub.__path__ = [str(folder)]
-        sys.modules[package] = stub
-    try:
-        utils = _load("learn2learn.utils", root / "utils" / "__init__.py")
-        sys.modules["learn2learn.utils"] = utils
-        _load("learn2learn.algorithms.base_learner", root / "algorithms" / "base_learner.py")
-        maml = _load("learn2learn.algorithms.maml", root / "algorithms" / "maml.py")
-    except Exception as exc:  # noqa: BLE001 - any failure is reported as the row's reason
-        return None, f"the package import failed ({first}) and so did loading its MAML module alone ({exc})"
-    return maml.MAML, f"learn2learn/algorithms/maml.py loaded alone (the package import failed: {first})"
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps only: a sanity check, not a measurement")
     parser.add_argument("--meta-batch", type=int, default=25)
     parser.add_argument("--steps", type=int, default=1, help="inner steps")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--l2l", metavar="PATH", help="learn2learn's source folder (default: an installed learn2learn)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rounds, fast_steps, slow_steps = (1, 4, 2) if args.quick else (args.rounds, 40, 8)
@@ -122,7 +82,7 @@ def main() -> int:
     rows = [("built-in MLP (fast path: " + builtin.gradient_path + ")", builtin.step, fast_steps),
             ("your module, generic path (" + generic.gradient_path + ")", generic.step, fast_steps),
             ("plain per-task autograd.grad loop (reference)", loop_step, slow_steps)]
-    maml_cls, how = import_l2l_maml()
+    maml_cls, how = import_l2l_maml(args.l2l)
     if maml_cls is not None:
         l2l_module = generic.net.module()
         l2l_module.load_state_dict({n: p.detach() for n, p in generic.params.items()})

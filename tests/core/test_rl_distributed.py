@@ -200,3 +200,25 @@ def test_sigterm_to_the_launcher_stops_both_processes_after_a_save(tmp_path):
     assert read_metrics(out)[:, 0].tolist() == list(range(1, iteration + 1))
     assert f"stopped by SIGTERM at iteration {iteration:,}" in stdout and "2 processes" in stdout
     assert not (out / ".lock").exists()
+
+
+def test_a_process_that_dies_leaves_the_last_completed_iteration_which_resumes_exactly(tmp_path):
+    """Rank 1 killed at iteration 3's last exchange, after the clipped-surrogate epochs moved rank 0's
+    weights and Adam moments: rank 0 saves iteration 2 as it was, and resuming it gives the uninterrupted run."""
+    whole, crashed = tmp_path / "whole", tmp_path / "crashed"
+    ppo = [*TINY, "--outer", "ppo", "--iterations", "4", "--nproc", "2"]
+    faults = Path(__file__).resolve().parents[1] / "faults"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MAML_TEST_FAULT": "die:1:3", "MAML_TEST_ROOT": str(ROOT),
+           "PYTHONPATH": os.pathsep.join([str(faults), os.environ.get("PYTHONPATH", "")])}   # see faults/sitecustomize.py
+    done = subprocess.run([sys.executable, "-m", "core.cli", "train", *ppo, "--out", str(crashed)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("maml-gui: rank 1 exited with code -9 (SIGKILL) during "
+                                                           "iteration ~3;"), done.stderr
+    assert int(load_checkpoint(crashed)[3]["iteration"]) == 2 and not (crashed / ".lock").exists()
+    assert main(["train", "--resume", str(crashed), "--nproc", "2"]) == 0
+    assert main(["train", *ppo, "--out", str(whole)]) == 0
+    a, b = read_metrics(whole), read_metrics(crashed)
+    assert a[:, 0].tolist() == b[:, 0].tolist() == [1, 2, 3, 4] and (a[:, [1, 2, 4, 5]] == b[:, [1, 2, 4, 5]]).all()
+    wa, wb = load_run(whole)[1], load_run(crashed)[1]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from core.cli.model_options import admit, check_module, names_module
 from core.cli.parser import UsageError, config_from_args, experiment_from_args
-from core.envs import is_env_family
 from core.errors import TrainingDiverged, not_regular
 
 
@@ -34,8 +33,6 @@ def check_train_flags(args) -> None:
         raise UsageError("maml-gui train: the following arguments are required: --out")
     if args.nproc is not None and not 1 <= args.nproc <= 1024:
         raise UsageError("maml-gui train: --nproc must be a number of processes from 1 to 1024")
-    if args.nproc not in (None, 1) and getattr(args, "family", None) is not None and is_env_family(args.family):
-        raise UsageError("maml-gui train: meta-RL runs (--family nav2d, …) train in one process; leave out --nproc")
     if args.rank_timeout is not None and not (math.isfinite(args.rank_timeout) and args.rank_timeout > 0):
         raise UsageError("maml-gui train: --rank-timeout must be a positive number of seconds")
 
@@ -129,14 +126,13 @@ def _train_follower(group) -> int:
     """A rank other than 0: rank 0's trainer, its share of each batch, no files and no output."""
     from core.config import ExperimentConfig
     from core.training.distributed import AGREED, PEER_FAILED, PeerFailed
-    from core.training.trainer import MetaTrainer
 
     stop = {"flag": False, "signal": None}
     previous = _on_stop_signals(stop, True)
     group.watch_parent(lambda: stop.update(flag=True, signal="SIGTERM"))
     try:
         start = group.share(None)
-        trainer = MetaTrainer(ExperimentConfig.from_json(start["config"]), group=group)
+        trainer = _trainer(ExperimentConfig.from_json(start["config"]), group, built=False)
         trainer.load_weights(start["weights"])
         trainer.load_training_state(*start["state"])
         trainer.compile_step()
@@ -393,18 +389,21 @@ def _resumed(args, group=None):
     return trainer
 
 
-def _trainer(built, group=None):
-    """The trainer for ``built``: meta-RL for an environment family, else :class:`MetaTrainer`."""
-    if built.config.is_rl:
+def _trainer(source, group=None, built=True):
+    """The trainer: meta-RL for an environment family, else :class:`MetaTrainer`. ``source``: what
+    was built (rank 0), or only the settings (``built=False``: another rank, which builds them itself)."""
+    config = source.config if built else source
+    if config.is_rl:
         from core.rl.trainer import RLTrainer
 
-        if group is not None:
-            raise UsageError("maml-gui train: meta-RL runs train in one process; leave out --nproc")
-        return RLTrainer(built.config, family=built.family)
-    from core.training.memory import fitting
+        return RLTrainer(config, family=source.family if built else None, group=group)
     from core.training.trainer import MetaTrainer
 
-    return MetaTrainer(fitting(built), group=group)
+    if not built:
+        return MetaTrainer(config, group=group)
+    from core.training.memory import fitting
+
+    return MetaTrainer(fitting(source), group=group)
 
 
 def _columns(config) -> int:

@@ -4,11 +4,15 @@ adapted policies' trajectories; then the outer step on those, through the inner 
 paper's) or a clipped surrogate with Adam (first-order or not, as the algorithm says).
 
 ``pretrain`` (the paper's "pretrained" baseline) has no inner step: one policy for the mixture of tasks.
+
+With :class:`Shared` (``train --nproc``) each process holds its share of the tasks and the outer
+step's sums over tasks are added across processes, so all take the one-process step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -78,6 +82,15 @@ def objective(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampl
 
 
 @dataclass(frozen=True)
+class Shared:
+    """This process's part of a meta-batch split over several: ``fraction`` of the tasks are its own;
+    ``sum`` adds a tensor over the processes (in place)."""
+
+    fraction: float
+    sum: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
 class OuterResult:
     grad_norm: float
     kl: float
@@ -85,18 +98,41 @@ class OuterResult:
     backtracks: int
 
 
-def trpo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampled, config: ExperimentConfig) -> OuterResult:
+def trpo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampled, config: ExperimentConfig,
+               shared: Shared | None = None) -> OuterResult:
+    evaluate, hvp, reduce = trpo_parts(policy, params, sampled, config, shared)
     rl = config.rl
-    hvp = maml_kl_hvp(policy, params, sampled.inner_batches, inner_rates(config, len(sampled.inner_batches)),
-                      sampled.post_batch, sampled.old_distribution, rl.cg_damping, config.algorithm.name == "fomaml")
-    result = trpo_step(list(params.values()), objective(policy, params, sampled, config), rl.max_kl, rl.cg_iterations,
-                       rl.cg_damping, rl.backtrack_ratio, rl.max_backtracks, hvp=hvp)
+    result = trpo_step(list(params.values()), evaluate, rl.max_kl, rl.cg_iterations, rl.cg_damping,
+                       rl.backtrack_ratio, rl.max_backtracks, hvp=hvp, reduce=reduce)
     return OuterResult(result.grad_norm, result.kl, result.loss_before - result.loss_after, result.backtracks)
 
 
+def trpo_parts(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampled, config: ExperimentConfig,
+               shared: Shared | None = None):
+    """``(objective, hvp, reduce)`` for :func:`~core.rl.trpo.trpo_step`. Shared: each process's means
+    over its tasks weighted by its fraction (its part of the one-process means), ``hvp`` undamped."""
+    rl = config.rl
+    evaluate = objective(policy, params, sampled, config)
+    hvp = maml_kl_hvp(policy, params, sampled.inner_batches, inner_rates(config, len(sampled.inner_batches)),
+                      sampled.post_batch, sampled.old_distribution, rl.cg_damping if shared is None else 0.0,
+                      config.algorithm.name == "fomaml")
+    if shared is None:
+        return evaluate, hvp, None
+    fraction, local, local_hvp = shared.fraction, evaluate, hvp
+
+    def evaluate(differentiable: bool):
+        loss, kl = local(differentiable)
+        return loss * fraction, kl * fraction
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        return local_hvp(v).mul_(fraction)
+    return evaluate, hvp, shared.sum
+
+
 def ppo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampled, config: ExperimentConfig,
-              optimizer) -> OuterResult:
-    """``rl.ppo_epochs`` Adam steps on the clipped surrogate (ProMP-style), through the inner steps."""
+              optimizer, shared: Shared | None = None) -> OuterResult:
+    """``rl.ppo_epochs`` Adam steps on the clipped surrogate (ProMP-style), through the inner steps.
+    Shared: each epoch's gradient (and the surrogates reported) summed over the processes."""
     rl, first_order = config.rl, config.algorithm.name == "fomaml"
     lrs = inner_rates(config, len(sampled.inner_batches))
     values = list(params.values())
@@ -104,7 +140,12 @@ def ppo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampl
     for epoch in range(rl.ppo_epochs):
         adapted = adapt_steps(policy, params, sampled.inner_batches, lrs, first_order)
         gain = surrogate(policy, adapted, sampled.post_batch, sampled.old_log_prob, clip=rl.ppo_clip)
+        if shared is not None:
+            gain = gain * shared.fraction
         grads = torch.autograd.grad(-gain, values)
+        if shared is not None:
+            summed = shared.sum(torch.cat([flat(grads), gain.detach().reshape(1)]))
+            grads, gain = _unflat(summed[:-1], values), summed[-1]
         if epoch == 0:
             norm, first_gain = float(flat(grads).norm()), float(gain.detach())
         for p, g in zip(values, grads):
@@ -114,4 +155,14 @@ def ppo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampl
     with torch.no_grad():
         after = float(surrogate(policy, adapted, sampled.post_batch, sampled.old_log_prob, clip=rl.ppo_clip))
         kl = float(mean_kl(policy, adapted, sampled.post_batch, sampled.old_distribution))
+    if shared is not None:
+        after, kl = shared.sum(torch.tensor([after, kl], dtype=torch.float64) * shared.fraction).tolist()
     return OuterResult(norm, kl, after - (first_gain or 0.0), 0)
+
+
+def _unflat(vector: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    pieces, at = [], 0
+    for t in like:
+        pieces.append(vector[at:at + t.numel()].view_as(t))
+        at += t.numel()
+    return pieces

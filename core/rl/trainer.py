@@ -1,6 +1,7 @@
 """Meta-RL training one meta-iteration at a time, with the same surface as
 :class:`~core.training.trainer.MetaTrainer` (``step``, ``weights``, ``training_state``, ``load_*``…), so
-``maml-gui train``'s loop, checkpoints, ``--resume``, ``--time-limit`` and SIGTERM handle RL runs unchanged."""
+``maml-gui train``'s loop, checkpoints, ``--resume``, ``--time-limit`` and SIGTERM handle RL runs unchanged,
+in one process or as one of several (``--nproc``: see :meth:`RLTrainer._group_step`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.config import ExperimentConfig
 from core.device import resolve_device, tune_cpu_threads
 from core.envs import build_env_family
-from core.errors import ConfigError, TrainingDiverged
+from core.errors import TrainingDiverged
 from core.nets.policy import PolicyNet
-from core.rl.meta import ppo_outer, sample, trpo_outer
+from core.rl.meta import Shared, ppo_outer, sample, trpo_outer
 from core.storage.schemas import check_training_state
 from core.training.optim import MetaAdam
 
@@ -60,11 +62,10 @@ class RLTrainer:
     """Owns the policy's parameters, the outer optimiser (Adam, for the clipped-surrogate step only)
     and the one generator that draws tasks and actions. ``source``: the settings, or a
     :class:`~core.built.Built` of them (its family is used, and its weights are where training starts);
-    ``family``: an environment family built already (default: the config's)."""
+    ``family``: an environment family built already (default: the config's). With a
+    :class:`~core.training.distributed.Group` this process trains on its share of each meta-batch."""
 
     def __init__(self, source, family=None, group=None):
-        if group is not None:
-            raise ConfigError("train.nproc", "meta-RL runs train in one process (several processes: not yet)")
         built = source if hasattr(source, "params") else None
         config = built.config if built is not None else source
         family = family or (built.family if built is not None else None)
@@ -82,6 +83,11 @@ class RLTrainer:
         self.iteration = 0
         self.compile_failure = None
         self.last_sampled = None   # the last iteration's trajectories (a view may draw them)
+        self.group = group
+        if group is not None:
+            self._shard = group.shard(config.train.meta_batch)
+            fraction = (self._shard.stop - self._shard.start) / config.train.meta_batch
+            self._shared = Shared(fraction, lambda values: group.all_sum(values, self.iteration))
 
     # -- the MetaTrainer surface the command line uses ---------------------------------------
     @property
@@ -102,13 +108,14 @@ class RLTrainer:
         start = time.perf_counter()
         config = self.config
         before = {n: p.detach().clone() for n, p in self.params.items()}
-        tasks = self.family.sample_tasks(config.train.meta_batch, self.generator)
-        sampled = sample(self.policy, self.params, self.family, tasks, config, self.generator)
-        if config.rl.outer == "trpo":
-            outer = trpo_outer(self.policy, self.params, sampled, config)
+        if self.group is not None:
+            sampled, outer, returns, steps = self._group_step(before)
         else:
-            outer = ppo_outer(self.policy, self.params, sampled, config, self.optimizer)
-        returns = tuple(t.average_return for t in (*sampled.inner, sampled.post))
+            tasks = self.family.sample_tasks(config.train.meta_batch, self.generator)
+            sampled = sample(self.policy, self.params, self.family, tasks, config, self.generator)
+            outer = self._outer(sampled)
+            returns = tuple(t.average_return for t in (*sampled.inner, sampled.post))
+            steps = sum(t.steps for t in (*sampled.inner, sampled.post))
         finite = all(math.isfinite(x) for x in (*returns, outer.grad_norm)) and \
             all(bool(torch.isfinite(p).all()) for p in self.params.values())
         if not finite:
@@ -120,9 +127,52 @@ class RLTrainer:
                                    "Try a smaller inner learning rate or max KL.")
         self.iteration += 1
         self.last_sampled = sampled
-        steps = sum(t.steps for t in (*sampled.inner, sampled.post))
         return RLStepMetrics(self.iteration, returns[-1], returns, outer.grad_norm, time.perf_counter() - start,
                              outer.kl, outer.backtracks, outer.surrogate_gain, steps, time.time())
+
+    def _outer(self, sampled, shared: Shared | None = None):
+        if self.config.rl.outer == "trpo":
+            return trpo_outer(self.policy, self.params, sampled, self.config, shared)
+        return ppo_outer(self.policy, self.params, sampled, self.config, self.optimizer, shared)
+
+    def _group_step(self, before: dict[str, torch.Tensor]):
+        """One process of several: every process draws the whole meta-batch from the task generator
+        (tasks only, here) and keeps its share; its actions come from its own stream. The outer step
+        sums over processes (:class:`~core.rl.meta.Shared`), and one last exchange adds the returns
+        (weighted by share), the steps taken and the stop votes. Raises
+        :class:`~core.training.distributed.PeerFailed` with the state of the last completed iteration."""
+        from core.training.distributed import PeerFailed
+
+        config, group, fraction = self.config, self.group, self._shared.fraction
+        position = self.generator.get_state()
+        adam = [t.clone() for t in self._adam_tensors()] if config.rl.outer != "trpo" else None
+        try:
+            tasks = self.family.sample_tasks(config.train.meta_batch, self.generator)[self._shard]
+            sampled = sample(self.policy, self.params, self.family, tasks, config, self._action_generator())
+            outer = self._outer(sampled, self._shared)
+            trajectories = (*sampled.inner, sampled.post)
+            numbers = torch.tensor([*(t.average_return * fraction for t in trajectories),
+                                    sum(t.steps for t in trajectories)], dtype=torch.float64)
+            numbers = group.settle(group.reduce([], numbers, 1.0, self.iteration).tolist())
+        except PeerFailed:
+            self.generator.set_state(position)
+            with torch.no_grad():
+                for n, p in self.params.items():
+                    p.copy_(before[n])
+                for t, saved in zip(self._adam_tensors() if adam else (), adam or ()):
+                    t.copy_(saved)
+            raise
+        return sampled, outer, tuple(numbers[:-1]), int(round(numbers[-1]))
+
+    def _action_generator(self) -> torch.Generator:
+        """This process's actions (and starts) for this iteration, seeded by run seed, rank and iteration:
+        nothing to checkpoint, so a resumed run draws what the uninterrupted one would."""
+        seed = np.random.SeedSequence([self.config.train.seed, SAMPLE_SEED_OFFSET, self.group.rank, self.iteration])
+        return torch.Generator().manual_seed(int(seed.generate_state(1, np.uint64)[0]))
+
+    def _adam_tensors(self) -> list[torch.Tensor]:
+        o = self.optimizer
+        return [*o.steps, *o.exp_avg, *o.exp_avg_sq]
 
     # -- state ---------------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:

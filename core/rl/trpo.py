@@ -56,17 +56,31 @@ def kl_hvp(kl: torch.Tensor, params: list[torch.Tensor], damping: float = 0.0):
 
 def trpo_step(params: list[torch.Tensor], objective: Callable[[bool], tuple[torch.Tensor, torch.Tensor]],
               max_kl: float, cg_iterations: int = 10, damping: float = 1e-5, backtrack_ratio: float = 0.8,
-              max_backtracks: int = 15, hvp: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TRPOResult:
+              max_backtracks: int = 15, hvp: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TRPOResult:
     """One TRPO update of ``params`` (leaf tensors, changed in place). ``objective(differentiable)``
     returns ``(loss, kl)`` at the current values: the loss to lower and the mean KL from the sampling
     policy (0 at the start); ``differentiable=False`` is the line search's cheaper evaluation. ``hvp``:
-    the KL's Hessian-vector product with damping (default: :func:`kl_hvp` of the objective's KL)."""
+    the KL's Hessian-vector product with damping (default: :func:`kl_hvp` of the objective's KL).
+
+    ``reduce`` (a run split over processes) sums a tensor over them: then ``objective`` and ``hvp``
+    give this process's part of the sums that make the means (``hvp`` without damping), and the
+    gradient, every product and the line search's numbers are summed, so each process takes the same step."""
     loss, kl = objective(True)
     grads = flat(torch.autograd.grad(loss, params, retain_graph=hvp is None))
-    matvec = hvp or kl_hvp(kl, params, damping)
+    loss_before = loss.detach()
+    if reduce is None:
+        matvec = hvp or kl_hvp(kl, params, damping)
+    else:
+        summed = reduce(torch.cat([grads, loss_before.reshape(1)]))
+        grads, loss_before = summed[:-1], summed[-1]
+        part = hvp or kl_hvp(kl, params)
+
+        def matvec(v: torch.Tensor) -> torch.Tensor:
+            return reduce(part(v)) + damping * v
     direction = conjugate_gradient(matvec, -grads, cg_iterations)
     before = [p.detach().clone() for p in params]
-    loss_before = float(loss.detach())
+    loss_before = float(loss_before)
     shs = float(direction.dot(matvec(direction)))
     del loss, kl, matvec   # the graphs of the first evaluation
     if not (shs > 0 and torch.isfinite(direction).all()):
@@ -76,6 +90,8 @@ def trpo_step(params: list[torch.Tensor], objective: Callable[[bool], tuple[torc
         _assign(params, before, step * backtrack_ratio ** k)
         with torch.no_grad():   # the inner steps take their gradients anyway (core.rl.inner.adapt)
             new_loss, new_kl = objective(False)
+            if reduce is not None:
+                new_loss, new_kl = reduce(torch.stack([new_loss, new_kl]))
         if float(new_loss) < loss_before and float(new_kl) <= max_kl:
             return TRPOResult(loss_before, float(new_loss), float(new_kl), float(grads.norm()), k, True)
     _assign(params, before, torch.zeros_like(step))

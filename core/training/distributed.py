@@ -212,6 +212,18 @@ class Group:
         self.board.set(2, iteration + 1)
         return out
 
+    def all_sum(self, values: torch.Tensor, iteration: int) -> torch.Tensor:
+        """Sum ``values`` over the processes, in place: the exchanges inside one meta-RL outer step
+        (gradient, Hessian-vector products, line search), each entered by every process in the same order."""
+        import torch.distributed as dist
+
+        self._enter()
+        try:
+            dist.all_reduce(values)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc, f"iteration {iteration + 1:,}") from None
+        return values
+
     def settle(self, values: list[float]) -> list[float]:
         """``values`` without the votes, which become :attr:`agreed`."""
         votes = values[-len(VOTES):]

@@ -123,19 +123,9 @@ class LaunchActions(QObject):
     def run_processes(self, n: int, out: Path | None = None) -> Child | None:
         """Start ``maml-gui train --nproc N`` on the settings shown, into ``out`` (default: a new
         folder in the project's external/)."""
-        if self._single_process_only():
-            return None
         out = Path(out) if out is not None else self.default_out("train")
         config = self._config_file(out)
         return None if config is None else self._spawn("train", nproc_command(config, n, out), out)
-
-    def _single_process_only(self) -> bool:
-        """Meta-RL runs train in one process (``train --nproc`` refuses them): say so now, not in a child's log."""
-        if not self.window.panel_config().is_rl:
-            return False
-        self.window.show_error("Cannot launch: meta-RL runs train in one process (several processes are not "
-                               "supported for them yet); use Start, or Run as a sweep… to train several seeds at once.")
-        return True
 
     def _config_file(self, out: Path) -> Path | None:
         w = self.window

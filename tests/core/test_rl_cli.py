@@ -48,7 +48,6 @@ def test_evaluate_json_reports_returns_with_baselines(tmp_path, capsys):
     (["--max-kl", "0"], "--max-kl: 0 is outside (0, 10]"),
     (["--family", "maze9"], "invalid choice: 'maze9'"),
     (["--algorithm", "reptile"], "reptile does not train policies"),
-    (["--nproc", "2"], "train in one process"),
 ])
 def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, says):
     argv = ["train", "--family", "nav2d", *flags, "--out", str(tmp_path / "run")]

@@ -125,11 +125,16 @@ def test_a_sweep_of_nav2d_settings_launched_from_the_window_trains_and_follows_m
     assert window.run_list.table.horizontalHeaderItem(3).text() == "Final return"
 
 
-def test_run_in_n_processes_refuses_meta_rl_settings_in_the_window_not_in_a_childs_log(qtbot, make_window):
+def test_run_in_n_processes_trains_meta_rl_settings_and_follows_the_run(qtbot, make_window):
+    """It was refused ("meta-RL runs train in one process") before ``train --nproc`` took RL runs."""
     window = make_window(nav2d())
-    assert window.launch.run_processes(2) is None
-    assert "meta-RL runs train in one process" in window.error_banner.text()
-    assert not window.launch.children and not (window.session.project.folder / "external").exists()
+    child = window.launch.run_processes(2)
+    assert child is not None
+    qtbot.waitUntil(lambda: not window.launch.children, timeout=120_000)
+    assert child.proc.returncode == 0, child.out.with_name(child.out.name + ".log").read_text()
+    followed = lambda: [f.run for f in window.session.follower.followed.values()]   # noqa: E731
+    qtbot.waitUntil(lambda: any(r.iteration == 3 for r in followed()), timeout=20_000)
+    assert all(r.config.is_rl for r in followed()) and window.error_banner.isHidden()
 
 
 def test_the_trajectory_view_exports_as_the_task_plot(qtbot, make_window, tmp_path):

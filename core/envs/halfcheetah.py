@@ -16,13 +16,20 @@ this module on first use and say so when it is missing.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from typing import Any
 
-import mujoco
-import numpy as np
-from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+if sys.platform.startswith("linux"):
+    # the task view's frames render offscreen: EGL needs no display (gymnasium tries GLFW first, which
+    # needs one; OSMesa is often absent); a user's own MUJOCO_GL wins
+    os.environ.setdefault("MUJOCO_GL", "egl")
 
-from .gym_adapter import GymMetaFamily
+import mujoco  # noqa: E402 - after MUJOCO_GL is chosen
+import numpy as np  # noqa: E402
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv  # noqa: E402
+
+from .gym_adapter import GymMetaFamily  # noqa: E402
 
 HORIZON = 200
 CONTROL_COST = 0.05

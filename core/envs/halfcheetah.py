@@ -34,6 +34,7 @@ from .gym_adapter import GymMetaFamily  # noqa: E402
 HORIZON = 200
 CONTROL_COST = 0.05
 VELOCITY_RANGE = (0.0, 2.0)
+FRAME_CAMERA = {"type": mujoco.mjtCamera.mjCAMERA_TRACKING, "trackbodyid": 1, "distance": 3.0, "elevation": -15.0}
 
 
 @functools.lru_cache(maxsize=4)
@@ -51,6 +52,12 @@ def _compiled_model(path: str) -> mujoco.MjModel:
 
 class _MetaCheetah(HalfCheetahEnv):
     """HalfCheetah-v5 with a task and MAML's reward; subclasses say how tasks are drawn and scored."""
+
+    def __init__(self, **kwargs: Any):
+        # the task view's frames: a camera that follows the torso, close enough to read at 160×120
+        # (HalfCheetah-v5's default stays put at 4 m); rendering is all it changes
+        kwargs.setdefault("default_camera_config", dict(FRAME_CAMERA))
+        super().__init__(**kwargs)
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         model = _compiled_model(self.fullpath)

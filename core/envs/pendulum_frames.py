@@ -3,7 +3,7 @@
 Drawn as gymnasium's Pendulum draws it: the pivot in the middle, angle 0 upright and positive angles
 counter-clockwise. The rod's length and the bob's size follow the task's length and mass (scaled to the
 family's ranges, so a long heavy pendulum looks long and heavy beside a light short one), an arc at
-the pivot shows the torque applied at that step, and the corner says the time step.
+the pivot shows the torque applied at that step (the task's numbers are in the view's caption).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ BACKGROUND = (250, 250, 250)
 ROD = (70, 70, 70)
 BOB = (31, 119, 180)            # the plots' first colour
 TORQUE = (214, 39, 40)
-TEXT = (60, 60, 60)
 
 
-def pendulum_frame(theta: float, torque: float, mass: float, length: float, t: int, size: tuple[int, int],
+def pendulum_frame(theta: float, torque: float, mass: float, length: float, size: tuple[int, int],
                    max_mass: float, max_length: float, max_torque: float) -> np.ndarray:
     """One frame ``[height, width, 3]`` uint8 of a pendulum at angle ``theta`` (0 = upright); the torque
     arc is full at ``max_torque``."""
@@ -48,8 +47,6 @@ def pendulum_frame(theta: float, torque: float, mass: float, length: float, t: i
         tip = math.radians(start if torque > 0 else end)
         tx, ty = cx + r * math.cos(tip), cy + r * math.sin(tip)
         draw.ellipse([tx - 2.5, ty - 2.5, tx + 2.5, ty + 2.5], fill=TORQUE)
-    draw.text((3, 2), f"t {t}", fill=TEXT)
-    draw.text((3, height - 13), f"m {mass:.2f}  l {length:.2f}", fill=TEXT)
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -61,4 +58,4 @@ def pendulum_frames(task, observations, actions, times, size, mass_range, length
     torque = np.asarray(actions, dtype=float).reshape(len(obs), -1)[:, 0] if len(obs) else np.zeros(0)
     max_mass, max_length = max(mass_range[1], mass), max(length_range[1], length)
     return [pendulum_frame(math.atan2(obs[t, 1], obs[t, 0]), float(np.clip(torque[t], -max_torque, max_torque)),
-                           mass, length, int(t), size, max_mass, max_length, max_torque) for t in times]
+                           mass, length, size, max_mass, max_length, max_torque) for t in times]

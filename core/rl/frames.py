@@ -18,7 +18,7 @@ from core.envs.frames import FRAME_SIZE, FramesUnavailable, one_line
 from core.errors import ConfigError
 from core.tasks.spec import FamilySpec
 
-FRAME_COUNT = 5   # frames per episode, spread from its first step to its last
+FRAME_COUNT = 4   # frames per episode, spread from its first step to its last (four read in a corner of the window)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from typing import Any
 
 if sys.platform.startswith("linux"):
@@ -34,6 +35,7 @@ from .gym_adapter import GymMetaFamily  # noqa: E402
 HORIZON = 200
 CONTROL_COST = 0.05
 VELOCITY_RANGE = (0.0, 2.0)
+_COMPILING = threading.Lock()
 FRAME_CAMERA = {"type": mujoco.mjtCamera.mjCAMERA_TRACKING, "trackbodyid": 1, "distance": 3.0, "elevation": -15.0}
 
 
@@ -42,12 +44,15 @@ def _compiled_model(path: str) -> mujoco.MjModel:
     """One compiled model per process, shared by every cheetah (each keeps its own MjData): a meta-batch is
     hundreds of environments, and each compile costs milliseconds, a megabyte and, with mujoco >= 4, a
     deprecation warning about gymnasium's XML printed to the terminal (silenced here)."""
-    previous = mujoco.get_mju_user_warning()
-    mujoco.set_mju_user_warning(lambda message: None)
-    try:
-        return mujoco.MjModel.from_xml_path(path)
-    finally:
-        mujoco.set_mju_user_warning(previous)
+    # the warning hook is global: two threads' first compiles (training, the task view's frames) would
+    # otherwise restore it under each other, and the second's warning would be printed
+    with _COMPILING:
+        previous = mujoco.get_mju_user_warning()
+        mujoco.set_mju_user_warning(lambda message: None)
+        try:
+            return mujoco.MjModel.from_xml_path(path)
+        finally:
+            mujoco.set_mju_user_warning(previous)
 
 
 class _MetaCheetah(HalfCheetahEnv):

@@ -17,7 +17,7 @@ from core.rl.frames import Frames
 
 PAD = 4              # pixels between frames
 MIN_WIDTH = 48       # a frame is never drawn narrower
-LABEL_WIDTH = 110    # the column of row labels (which policy, its return)
+LABEL_WIDTH = 96     # the column of row labels (which policy, its return)
 TEXT, NOTE, SHADE = QColor("#333333"), QColor("#666666"), QColor(255, 255, 255, 190)
 
 
@@ -89,13 +89,12 @@ class FrameStrip(QWidget):
             room = area.width() - label_width - PAD * n
             width = max(int(min(room / n, (row_height - PAD) / aspect)), MIN_WIDTH)
             height = int(width * aspect)
-            lines = [frames.labels[r]] + ([f"return {frames.returns[r]:,.1f}"] if r < len(frames.returns) else [])
+            # the label wraps ("before / adaptation") where the column is narrow; the return goes under it
+            text = frames.labels[r] + (f"\nreturn {frames.returns[r]:,.1f}" if r < len(frames.returns) else "")
             painter.setPen(TEXT)
-            middle = top + (height - len(lines) * fm.height()) // 2
-            for k, text in enumerate(lines):
-                painter.drawText(QRect(area.left(), middle + k * fm.height(), label_width - PAD, fm.height()),
-                                 int(Qt.AlignmentFlag.AlignLeft), fm.elidedText(text, Qt.TextElideMode.ElideRight,
-                                                                                label_width - PAD))
+            painter.drawText(QRect(area.left(), top, label_width - PAD, max(height, 3 * fm.height())),
+                             int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap),
+                             text)
             for i, image in enumerate(images):
                 rect = QRect(area.left() + label_width + i * (width + PAD), top, width, height)
                 painter.drawImage(rect, image)

@@ -105,7 +105,8 @@ class EpisodePage(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if not self._shown:   # the first time: half the height each (the strip's size hint would take it all)
+        if not self._shown:   # the first time: 55% / 45% (the strip's size hint would take it all)
             self._shown = True
-            self.split.setSizes([self.height() // 2, self.height() - self.height() // 2])
+            strip = self.height() * 55 // 100
+            self.split.setSizes([strip, self.height() - strip])
         self._next()

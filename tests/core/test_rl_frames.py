@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from core.config import ExperimentConfig, FamilySpec, ModelSpec, TrainSpec
 from core.envs.extra import INSTALL_HINT, missing_modules

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
@@ -40,6 +41,12 @@ def _film_after(delay: float, request: FilmRequest, report) -> tuple[Frames, flo
     return frames, time.perf_counter() - start
 
 
+def _same_task(a: FilmRequest, b: FilmRequest | None) -> bool:
+    """Whether two requests film the same family's same task (newer frames of it may wait their turn)."""
+    return (b is not None and a.family == b.family and len(a.clips) == len(b.clips) > 0
+            and np.array_equal(a.clips[0].task, b.clips[0].task))
+
+
 class EpisodePage(QWidget):
     """The return strip over the frames; :meth:`show_returns` takes an :class:`EpisodeReturns`."""
 
@@ -54,6 +61,7 @@ class EpisodePage(QWidget):
         self._waiting: tuple[FilmRequest, str] | None = None   # the newest episode, while a film runs
         self._next_at = 0.0                                     # monotonic time the next film may start
         self._shown = False
+        self._filmed: FilmRequest | None = None                  # the request filmed last (or being filmed)
         self.split = QSplitter(Qt.Orientation.Vertical)   # the user may give the frames more room
         self.split.addWidget(strip)
         self.split.addWidget(self.frames)
@@ -68,8 +76,8 @@ class EpisodePage(QWidget):
         if view.film is None:
             self.frames.show_note("")
             return
-        if self.frames.frames() is None:
-            self.frames.show_note("drawing frames of the first episode…")
+        if self.frames.frames() is None or not _same_task(view.film, self._filmed):
+            self.frames.show_note("drawing frames of the first episode…")   # not another task's frames meanwhile
         if self._filming or not self.isVisible():
             self._waiting = (view.film, caption)   # filmed once shown (a hidden or closed window films nothing)
         else:
@@ -79,7 +87,7 @@ class EpisodePage(QWidget):
         return self._filming or self._runner.is_busy()
 
     def _start(self, request: FilmRequest, caption: str) -> None:
-        self._filming = True
+        self._filming, self._filmed = True, request
         delay = max(0.0, self._next_at - time.monotonic())
         self._runner.submit(caption, lambda report: _film_after(delay, request, report))
 

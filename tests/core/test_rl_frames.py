@@ -4,6 +4,10 @@ angles, gymnasium families replayed from the reset seed, and a family that canno
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ from core.rl.task_views import EpisodeReturns
 from core.rl.trainer import RLTrainer
 
 NO_GYM = bool(missing_modules(("gymnasium",)))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def config(family: str, horizon: int = 30) -> ExperimentConfig:
@@ -115,3 +120,27 @@ def test_a_family_without_its_extra_gives_the_reason_not_an_exception(monkeypatc
     monkeypatch.setattr(extra, "missing_modules", lambda modules: list(modules))
     frames = film(FilmRequest(FamilySpec("halfcheetah-vel", {}), request.clips))
     assert frames.images == () and frames.note.startswith("no frames: halfcheetah-vel needs the optional packages")
+
+
+@pytest.mark.skipif(bool(missing_modules(("gymnasium", "mujoco"))),
+                    reason=f"gymnasium and mujoco not installed: bash install.sh --test installs them ({INSTALL_HINT})")
+def test_the_half_cheetah_films_its_episode_or_says_why_and_never_raises():
+    trainer = RLTrainer(config("halfcheetah-vel", horizon=8))
+    frames = film(RLInspector.of_trainer(trainer).preview(0).view.film)
+    if frames.note:   # no offscreen OpenGL on this machine: one line, no frames
+        assert frames.images == () and frames.note.startswith("no frames: ") and "\n" not in frames.note
+    else:
+        assert [len(row) for row in frames.images] == [4, 4] and frames.times[0] == (0, 2, 5, 7)
+        first, last = frames.images[1][0], frames.images[1][-1]
+        assert first.shape == (120, 160, 3) and first.dtype == np.uint8 and not np.array_equal(first, last)
+
+
+@pytest.mark.skipif(bool(missing_modules(("gymnasium", "mujoco"))),
+                    reason=f"gymnasium and mujoco not installed: bash install.sh --test installs them ({INSTALL_HINT})")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="EGL is chosen on Linux only")
+def test_the_half_cheetah_chooses_egl_for_offscreen_frames_unless_the_user_chose(tmp_path):
+    code = "import os, core.envs.halfcheetah; print(os.environ['MUJOCO_GL'])"
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
+    chosen = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+                             env={**env, **extra}).stdout.strip() for extra in ({}, {"MUJOCO_GL": "osmesa"})]
+    assert chosen == ["egl", "osmesa"]

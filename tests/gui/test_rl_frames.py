@@ -94,3 +94,13 @@ def test_a_hidden_page_films_nothing_until_it_is_shown(qtbot):
     qtbot.waitUntil(lambda: page.frames.frames() is not None and not page.is_filming(), timeout=20_000)
     assert page.frames.frames().labels == ("before adaptation", "after 3 steps")
     assert page.frames.caption() == "held-out task #1"
+    inspector = RLInspector.of_trainer(RLTrainer(pendulum()))
+    page.show_returns(inspector.preview(0).view, "task #1 again")          # the same task: its frames stay meanwhile
+    assert page.frames.frames() is not None
+    qtbot.waitUntil(lambda: not page.is_filming() and page.frames.caption() == "task #1 again", timeout=20_000)
+    other = inspector.preview(1).view
+    page.show_returns(other, "held-out task #2")                        # another task: never the old one's frames
+    assert page.frames.frames() is None and page.frames.note().startswith("drawing frames")
+    qtbot.waitUntil(lambda: page.frames.frames() is not None and not page.is_filming(), timeout=20_000)
+    assert page.frames.caption() == "held-out task #2"
+    assert page.frames.frames().returns[-1] == pytest.approx(other.film.clips[-1].episode_return)

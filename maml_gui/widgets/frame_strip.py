@@ -38,7 +38,6 @@ class FrameStrip(QWidget):
         self._caption = ""
         self._note = ""
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumHeight(60)
 
     def show_frames(self, frames: Frames, caption: str = "") -> None:
         """``frames`` (with no images, its note) under ``caption`` (whose policy, which task)."""
@@ -68,7 +67,7 @@ class FrameStrip(QWidget):
         return QSize(420, 130)
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(160, 60)
+        return QSize(160, 2 * self.fontMetrics().height() + 8)   # a note's two lines
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)

@@ -27,6 +27,7 @@ from maml_gui.widgets.return_plots import EpisodeStrip
 FILM_SHARE = 0.25      # filming's share of the time, at most (the wait after a film of d s: d / share - d)
 MAX_WAIT = 30.0        # s: frames of a slow renderer still follow the run
 POLL = 0.05            # s between looks at the cancel flag while waiting
+QWIDGETSIZE_MAX = (1 << 24) - 1
 
 
 def _film_after(delay: float, request: FilmRequest, report) -> tuple[Frames, float] | None:
@@ -61,6 +62,7 @@ class EpisodePage(QWidget):
         self._waiting: tuple[FilmRequest, str] | None = None   # the newest episode, while a film runs
         self._next_at = 0.0                                     # monotonic time the next film may start
         self._shown = False
+        self._roomy = True                                       # room for frames (not a note alone)
         self._filmed: FilmRequest | None = None                  # the request filmed last (or being filmed)
         self.split = QSplitter(Qt.Orientation.Vertical)   # the user may give the frames more room
         self.split.addWidget(strip)
@@ -74,10 +76,10 @@ class EpisodePage(QWidget):
         """Draw the strip now and film ``view``'s episodes (``caption``: whose policy, which task)."""
         self.strip.show_returns(view)
         if view.film is None:
-            self.frames.show_note("")
+            self._note("")
             return
         if self.frames.frames() is None or not _same_task(view.film, self._filmed):
-            self.frames.show_note("drawing frames of the first episode…")   # not another task's frames meanwhile
+            self._note("drawing frames of the first episode…")   # not another task's frames meanwhile
         if self._filming or not self.isVisible():
             self._waiting = (view.film, caption)   # filmed once shown (a hidden or closed window films nothing)
         else:
@@ -97,12 +99,30 @@ class EpisodePage(QWidget):
             frames, seconds = result
             self._next_at = time.monotonic() + min(seconds * (1 / FILM_SHARE - 1), MAX_WAIT)
             self.frames.show_frames(frames, caption)
+            self._fit(bool(frames.images))
         self._next()
 
     def _on_failed(self, caption: str, message: str) -> None:
         self._filming = False
-        self.frames.show_note(f"no frames: {message}")
+        self._note(f"no frames: {message}")
         self._next()
+
+    def _note(self, text: str) -> None:
+        self.frames.show_note(text)
+        self._fit(False)
+
+    def _fit(self, frames: bool) -> None:
+        """Frames get 45% of the height; a note alone (why there are none) two lines, the strip the rest."""
+        if frames == self._roomy:
+            return
+        self._roomy = frames
+        self.frames.setMaximumHeight(QWIDGETSIZE_MAX if frames else 2 * self.fontMetrics().height() + 8)
+        if frames and self._shown:
+            self._share()
+
+    def _share(self) -> None:
+        strip = self.height() * 55 // 100
+        self.split.setSizes([strip, self.height() - strip])
 
     def _next(self) -> None:
         if self._filming or not self.isVisible():
@@ -115,6 +135,5 @@ class EpisodePage(QWidget):
         super().showEvent(event)
         if not self._shown:   # the first time: 55% / 45% (the strip's size hint would take it all)
             self._shown = True
-            strip = self.height() * 55 // 100
-            self.split.setSizes([strip, self.height() - strip])
+            self._share()
         self._next()

@@ -74,6 +74,7 @@ def test_a_family_that_cannot_render_says_why_in_one_line_under_the_strip(qtbot,
     qtbot.waitUntil(lambda: window.session.current.status == "completed", timeout=60_000)
     assert page.frames.note() == "no frames: pygame is not installed" and page.frames.frames().images == ()
     assert len(window.plots.episode_returns.points()[0]) > 0        # the strip is drawn all the same
+    assert page.frames.height() <= 3 * page.fontMetrics().height()  # ... and keeps the room frames would take
     assert window.error_banner.isHidden()
 
 

@@ -28,6 +28,7 @@ from gymnasium import spaces
 from gymnasium.vector import SyncVectorEnv
 
 from ..errors import ConfigError
+from .frames import FramesUnavailable, fitted, one_line
 
 _SEED_RANGE = 2**31 - 1
 
@@ -145,10 +146,54 @@ class GymMetaFamily:
         vector = self._vector(n)
         per_task = [self.decode(row) for row in tasks]
         vector.set_attr("next_task", [per_task[i // rollouts] for i in range(n)])
-        obs, _ = vector.reset(seed=_seeds(n, generator))
+        seeds = _seeds(n, generator)
+        obs, _ = vector.reset(seed=seeds)
         self._generation += 1
-        batch = GymEnvBatch(self, vector, self._generation, _as_tensor(obs, n))
+        batch = GymEnvBatch(self, vector, self._generation, _as_tensor(obs, n), seeds)
         return batch, batch.last_obs.clone()
+
+    def render_replay(self, task: torch.Tensor, seed: int | None, actions, times, size: tuple[int, int]) -> list:
+        """Frames at ``times`` of one trajectory replayed in an environment of its own that renders
+        offscreen (``render_mode="rgb_array"``): reset with the trajectory's ``seed``, then its recorded
+        ``actions`` (clipped as :meth:`GymEnvBatch.step` clips them). Raises
+        :class:`~core.envs.frames.FramesUnavailable` with one line when the environment cannot render here."""
+        if seed is None:
+            raise FramesUnavailable("the trajectory's reset seed was not recorded")
+        times = sorted(int(t) for t in times)
+        env = None
+        try:
+            env = self._render_env(size)
+            env.unwrapped.set_task(self.decode(torch.as_tensor(task)))
+            env.reset(seed=int(seed))
+            frames = []
+            for t in range(times[-1] + 1 if times else 0):
+                if t in times:
+                    frames.append(fitted(env.render(), size))
+                env.step(self._clipped(np.asarray(actions[t])))
+            return frames
+        except FramesUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a renderer fails in many ways (GL, a missing package); none may break the view
+            raise FramesUnavailable(one_line(exc)) from None
+        finally:
+            if env is not None:
+                try:
+                    env.close()
+                except Exception:  # noqa: BLE001 - closing a renderer that never started
+                    pass
+
+    def _render_env(self, size: tuple[int, int]) -> gymnasium.Env:
+        width, height = size
+        try:   # MuJoCo environments take the image size; classic-control ones do not
+            return self._make_env(render_mode="rgb_array", width=width, height=height)
+        except TypeError:
+            return self._make_env(render_mode="rgb_array")
+
+    def _clipped(self, action: np.ndarray) -> np.ndarray:
+        space = self.action_space
+        if self.discrete:
+            return np.asarray(action).astype(np.int64).reshape(())
+        return np.clip(action.astype(space.dtype).reshape(space.shape), space.low, space.high)
 
     def close(self) -> None:
         """Closes every environment the family made."""
@@ -188,8 +233,10 @@ def _as_tensor(obs: np.ndarray, n: int) -> torch.Tensor:
 class GymEnvBatch:
     """The running trajectories of one :meth:`GymMetaFamily.reset` (an :class:`EnvBatch`)."""
 
-    def __init__(self, family: GymMetaFamily, vector: SyncVectorEnv, generation: int, obs: torch.Tensor):
+    def __init__(self, family: GymMetaFamily, vector: SyncVectorEnv, generation: int, obs: torch.Tensor,
+                 seeds: list[int] | None = None):
         self._family = family
+        self.seeds = seeds or []    # each trajectory's reset seed: a replay starts from the same state
         self._vector = vector
         self._generation = generation
         self.last_obs = obs

@@ -48,6 +48,10 @@ class GymParamFamily(ObservesTask, ParamEnvFamily):
         batch, obs = self.adapter.reset(tasks, rollouts, generator)
         return self.task_view(batch, obs, tasks, rollouts)
 
+    def render_frames(self, task, observations, actions, seed, times, size):
+        """The trajectory replayed from its reset seed in a rendering environment (see :mod:`core.envs.frames`)."""
+        return self.adapter.render_replay(task, seed, actions, times, size)
+
     def close(self) -> None:
         """Closes the environments (a later use builds them again)."""
         if self._adapter is not None:

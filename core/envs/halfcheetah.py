@@ -16,17 +16,27 @@ this module on first use and say so when it is missing.
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import threading
 from typing import Any
 
-import mujoco
-import numpy as np
-from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+if sys.platform.startswith("linux"):
+    # the task view's frames render offscreen: EGL needs no display (gymnasium tries GLFW first, which
+    # needs one; OSMesa is often absent); a user's own MUJOCO_GL wins
+    os.environ.setdefault("MUJOCO_GL", "egl")
 
-from .gym_adapter import GymMetaFamily
+import mujoco  # noqa: E402 - after MUJOCO_GL is chosen
+import numpy as np  # noqa: E402
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv  # noqa: E402
+
+from .gym_adapter import GymMetaFamily  # noqa: E402
 
 HORIZON = 200
 CONTROL_COST = 0.05
 VELOCITY_RANGE = (0.0, 2.0)
+_COMPILING = threading.Lock()
+FRAME_CAMERA = {"type": mujoco.mjtCamera.mjCAMERA_TRACKING, "trackbodyid": 1, "distance": 3.0, "elevation": -15.0}
 
 
 @functools.lru_cache(maxsize=4)
@@ -34,16 +44,25 @@ def _compiled_model(path: str) -> mujoco.MjModel:
     """One compiled model per process, shared by every cheetah (each keeps its own MjData): a meta-batch is
     hundreds of environments, and each compile costs milliseconds, a megabyte and, with mujoco >= 4, a
     deprecation warning about gymnasium's XML printed to the terminal (silenced here)."""
-    previous = mujoco.get_mju_user_warning()
-    mujoco.set_mju_user_warning(lambda message: None)
-    try:
-        return mujoco.MjModel.from_xml_path(path)
-    finally:
-        mujoco.set_mju_user_warning(previous)
+    # the warning hook is global: two threads' first compiles (training, the task view's frames) would
+    # otherwise restore it under each other, and the second's warning would be printed
+    with _COMPILING:
+        previous = mujoco.get_mju_user_warning()
+        mujoco.set_mju_user_warning(lambda message: None)
+        try:
+            return mujoco.MjModel.from_xml_path(path)
+        finally:
+            mujoco.set_mju_user_warning(previous)
 
 
 class _MetaCheetah(HalfCheetahEnv):
     """HalfCheetah-v5 with a task and MAML's reward; subclasses say how tasks are drawn and scored."""
+
+    def __init__(self, **kwargs: Any):
+        # the task view's frames: a camera that follows the torso, close enough to read at 160×120
+        # (HalfCheetah-v5's default stays put at 4 m); rendering is all it changes
+        kwargs.setdefault("default_camera_config", dict(FRAME_CAMERA))
+        super().__init__(**kwargs)
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         model = _compiled_model(self.fullpath)

@@ -20,6 +20,7 @@ import torch
 from ..tasks.base import ParamField
 from .family import HORIZON, ParamEnvFamily
 from .gym_family import GymParamFamily
+from .pendulum_frames import pendulum_frames
 from .task_view import ObservesTask
 
 MASS_RANGE = (0.5, 1.5)
@@ -75,6 +76,11 @@ class PendulumMassFamily(ObservesTask, ParamEnvFamily):
         speed = torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
         batch = PendulumBatch(theta, speed, params[:, 0], params[:, 1], self.horizon)
         return self.task_view(batch, batch.observation(), tasks, rollouts)
+
+    def render_frames(self, task, observations, actions, seed, times, size):
+        """Frames drawn from the recorded angles (see :mod:`core.envs.frames`); ``seed`` is not needed."""
+        return pendulum_frames(task, observations, actions, times, size, self.params["mass_range"],
+                               self.params["length_range"], MAX_TORQUE)
 
 
 class PendulumBatch:

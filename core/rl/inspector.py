@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from core.config import ExperimentConfig
+from core.tasks.spec import FamilySpec
 from core.rl.evaluation import ACTION_SEED_OFFSET, RANDOM_INIT_OFFSET, adaptation_returns, held_out_tasks
+from core.rl.frames import FilmRequest, SeedRecorder, clip_of
 from core.rl.meta import inner_rates, sample
 from core.rl.task_views import EpisodeReturns, TrajectoryFigure
 from core.rl.trainer import build_policy, policy_family
@@ -114,14 +116,16 @@ class RLInspector:
     def adapt_to(self, task, task_index: int = -1, placed: bool = False) -> Preview:
         """``task`` (one row: a tensor or numbers, e.g. a goal's x and y) adapted to with the evaluation
         steps: the 2-D navigation figure (the goal, the trajectories before adaptation and after each
-        step), else each episode's return per step."""
+        step), else each episode's return per step and the first episode before and after adaptation
+        recorded for a few frames (drawn later by :func:`core.rl.frames.film`, on the caller's job thread)."""
         task = torch.as_tensor(task, dtype=torch.float32).reshape(1, -1)
         steps = evaluation_steps(self.config)
         nav = self.family.name == "nav2d"
         rollouts = FIGURE_ROLLOUTS if nav else self.config.rl.rollouts
         config = self.config.replace("rl", rollouts=rollouts)
         generator = torch.Generator().manual_seed(EVAL_SEED + FIGURE_SEED_OFFSET + max(task_index, 0))
-        sampled = sample(self.policy, self.params, self.family, task, config, generator, steps,
+        family = self.family if nav else SeedRecorder(self.family)
+        sampled = sample(self.policy, self.params, family, task, config, generator, steps,
                          inner_rates(config, steps, evaluation=True) or None)
         trajectories = (*sampled.inner, sampled.post)
         returns = tuple(t.average_return for t in trajectories)
@@ -134,8 +138,18 @@ class RLInspector:
             episodes = tuple((t.rewards * t.mask).sum(-1)[0].numpy().astype(float) for t in trajectories)
             names = getattr(self.family, "task_names", ()) or ()
             words = ", ".join(f"{n} {v:.2f}" for n, v in zip(names, task[0].tolist()))
-            view = EpisodeReturns(episodes, self.iteration, words)
+            view = EpisodeReturns(episodes, self.iteration, words, _film_request(self.family, trajectories, family.seeds))
         return Preview(self.iteration, task_index, view)
+
+
+def _film_request(family, trajectories, seeds) -> FilmRequest:
+    """The first episode before adaptation and after the last inner step, for a few frames."""
+    steps = len(trajectories) - 1
+    after = "before adaptation" if steps == 0 else f"after {steps} step{'s' * (steps != 1)}"
+    clips = ([clip_of(trajectories[0], "before adaptation", seeds[0])] if steps else []) + \
+        [clip_of(trajectories[-1], after, seeds[-1])]
+    spec = family.spec() if callable(getattr(family, "spec", None)) else FamilySpec(family.name, dict(family.params))
+    return FilmRequest(spec, tuple(clips))
 
 
 def _paths(trajectories, max_speed: float) -> np.ndarray:

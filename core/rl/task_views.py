@@ -1,6 +1,6 @@
 """What the meta-RL task views draw, as plain numpy data: the MAML paper's 2-D navigation figure (one
 goal, the trajectories before adaptation and after each inner step) and, for other families, each
-held-out episode's return per step. Only arrays and floats leave this module, so a view can be built on
+held-out episode's return per step (with one episode recorded for a few frames). Only arrays and floats leave this module, so a view can be built on
 the training thread and drawn on the GUI's.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from core.rl.frames import FilmRequest
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,10 @@ class TrajectoryFigure:
 @dataclass(frozen=True)
 class EpisodeReturns:
     """Held-out episodes' returns of a family with no picture of its own: ``returns[s]`` holds one
-    (undiscounted) return per episode after ``s`` inner steps."""
+    (undiscounted) return per episode after ``s`` inner steps. ``film``: the first episode before
+    adaptation and after the last step, recorded for :func:`core.rl.frames.film` (None: not recorded)."""
 
     returns: tuple[np.ndarray, ...]
     iteration: int = 0
     task: str = ""                                # the task in words ("goal velocity 1.3")
+    film: FilmRequest | None = None

@@ -25,6 +25,7 @@ from maml_gui.widgets.rl_math import figure_caption
 from maml_gui.widgets.scores_table import ScoresTable
 from maml_gui.widgets.step_loss_plot import StepLossPlot
 from maml_gui.widgets.trajectory_view import TrajectoryView
+from maml_gui.window.episode_page import EpisodePage
 
 BASELINE_HELP = (
     "Scores on a fixed batch of {tasks} held-out tasks after 0..M gradient steps on each task's support set "
@@ -235,7 +236,8 @@ class PlotsArea(QSplitter):
 
     A meta-RL run (:meth:`set_rl`) shows its meta-return and its return per inner step in the places of
     the losses, its held-out returns beside the baselines, and the 2-D navigation trajectories (a click
-    places a goal: ``goal_placed``) or each held-out episode's return in the task view's place."""
+    places a goal: ``goal_placed``) or each held-out episode's return with a few frames of one episode
+    (:class:`~maml_gui.window.episode_page.EpisodePage`) in the task view's place."""
 
     new_task = Signal()
     goal_placed = Signal(float, float)
@@ -254,13 +256,14 @@ class PlotsArea(QSplitter):
         self.trajectories = TrajectoryView()
         self.trajectories.goal_placed.connect(self.goal_placed)
         self.episode_returns = EpisodeStrip()
+        self.episode_page = EpisodePage(self.episode_returns)   # the strip over a few frames of one episode
         self._rl = False
         self.no_view = QLabel()
         self.no_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.no_view.setWordWrap(True)
         self.no_view.setStyleSheet("color: #666;")
         self.task_stack = QStackedWidget()   # one page shown: the plot, the episode, or why there is none
-        for page in (self.task, self.episode, self.no_view, self.trajectories, self.episode_returns):
+        for page in (self.task, self.episode, self.no_view, self.trajectories, self.episode_page):
             self.task_stack.addWidget(page)
         self.new_task_button = QPushButton("New task")
         self.new_task_button.setToolTip("Show another held-out task (not used in training).")
@@ -418,9 +421,9 @@ class PlotsArea(QSplitter):
             task = "your goal" if view.placed else f"held-out goal #{preview.task_index + 1}"
             self.task_caption.setText(f"{task} · {whose} · {figure_caption(view)} · click to place a goal")
         else:
-            self.task_stack.setCurrentWidget(self.episode_returns)
-            self.episode_returns.show_returns(view)
+            self.task_stack.setCurrentWidget(self.episode_page)
             task = f"held-out task #{preview.task_index + 1}" + (f" ({view.task})" if view.task else "")
+            self.episode_page.show_returns(view, f"frames · {task} · {whose}")
             self.task_caption.setText(f"{task} · {whose}")
 
     def show_note(self, text: str) -> None:
@@ -436,7 +439,7 @@ class PlotsArea(QSplitter):
     def plot_item(self, key: str):
         """The pyqtgraph PlotItem behind a view, for image/SVG export."""
         loss, _, steps = self.history_plots()
-        task = {self.trajectories: self.trajectories, self.episode_returns: self.episode_returns}.get(
+        task = {self.trajectories: self.trajectories, self.episode_page: self.episode_returns}.get(
             self.task_stack.currentWidget(), self.task)
         widget = {"loss": loss, "grad": self.grad, "steps": steps, "adaptation": self.adaptation, "task": task}[key]
         return widget.plot.getPlotItem()

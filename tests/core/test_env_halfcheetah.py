@@ -94,3 +94,43 @@ def test_cheetahs_share_one_compiled_model_quietly(capfd):
     assert len(models) == 1 and len(data) == 3
     assert "settotalmass" not in capfd.readouterr().err       # mujoco 4's deprecation warning, once per compile
     family.close()
+
+
+def test_a_compile_on_another_thread_meanwhile_stays_quiet(monkeypatch):
+    """The task view's frames build cheetahs on a job thread while training builds its own: a second
+    compile that set the silencer while the first was running ran after the first had restored the
+    printing hook (mujoco's warning hook is global)."""
+    import threading
+    from types import SimpleNamespace
+
+    from core.envs import halfcheetah
+
+    printing, hooks, seen = object(), [], {}
+    second_set = threading.Event()
+
+    def set_hook(hook):
+        hooks.append(hook)
+        if len(hooks) == 3:          # the first compile's silencer, then (without the lock) the second's
+            second_set.set()
+
+    def compile_model(path):
+        if path == "first":
+            second_set.wait(0.5)     # without the lock the second compile sets its silencer meanwhile
+        else:
+            first.join()             # ... and compiles after the first has restored the printing hook
+        seen[path] = hooks[-1]
+        return path
+
+    fake = SimpleNamespace(get_mju_user_warning=lambda: hooks[-1], set_mju_user_warning=set_hook,
+                           MjModel=SimpleNamespace(from_xml_path=compile_model))
+    hooks.append(printing)
+    monkeypatch.setattr(halfcheetah, "mujoco", fake)
+    halfcheetah._compiled_model.cache_clear()
+    first = threading.Thread(target=halfcheetah._compiled_model, args=("first",))
+    first.start()
+    second = threading.Thread(target=halfcheetah._compiled_model, args=("second",))
+    second.start()
+    first.join()
+    second.join()
+    halfcheetah._compiled_model.cache_clear()
+    assert seen["first"] is not printing and seen["second"] is not printing and hooks[-1] is printing

@@ -24,6 +24,28 @@ def max_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / max(1.0, float(b.abs().max())))
 
 
+def engine_and_loop(trainer, algorithm: str, steps: int, classification: bool, inner_lr: float, adapt_names=None):
+    """One meta-step of ``trainer``'s engine and the plain per-task autograd loop on the same batch:
+    ``(engine meta-loss, engine gradients, loop meta-loss, loop gradients)``; learned rates' gradients are
+    keyed ``inner_lr.<name>``. Meta-SGD's rates are drawn at random first, so a wrong broadcast would show."""
+    from core.algorithms.reference import loop_meta_gradient
+
+    if algorithm == "metasgd":
+        with torch.no_grad():
+            for t in trainer.rates.tensors.values():
+                t.uniform_(0.01, 0.1)
+    batch = trainer.sample_batch()
+    trainer.optimizer.zero_grad()
+    result = trainer.algorithm.meta_step(trainer.params, trainer.rates, batch, 0)
+    engine = {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p) for n, p in trainer.params.items()}
+    engine.update({f"inner_lr.{n}": t.grad.clone() for n, t in trainer.rates.tensors.items()})
+    rates = dict(trainer.rates.tensors) or inner_lr
+    loss, ref = loop_meta_gradient(trainer.net.module(), trainer.params, batch, steps, rates,
+                                   first_order=algorithm == "fomaml", classification=classification,
+                                   adapt_names=adapt_names)
+    return result.meta_loss, engine, loss, ref
+
+
 def diverge_after(monkeypatch, iterations: int) -> None:
     """Make meta-training (not the pretrain baseline) raise ``TrainingDiverged`` once ``iterations`` are done."""
     from core.errors import TrainingDiverged

@@ -7,10 +7,9 @@ from torch import nn
 
 from core.algorithms import build_algorithm, closed_form, one_step
 from core.nets.models import ModuleNet
-from core.algorithms.reference import loop_meta_gradient
 from core.training.trainer import MetaTrainer
 
-from ..helpers import assert_finite_differences, max_rel_error, tiny_config
+from ..helpers import assert_finite_differences, engine_and_loop, max_rel_error, tiny_config
 
 CASES = [
     ("sinusoid", "relu", (40, 40), 1),  # relu MLPs take the closed-form gradient by default
@@ -23,20 +22,7 @@ CASES = [
 
 def engine_and_reference(family, activation, hidden, steps, algorithm, seed=0):
     config = tiny_config(family, algorithm, steps, hidden, activation, meta_batch=6, seed=seed, inner_lr=0.05)
-    trainer = MetaTrainer(config)
-    if algorithm == "metasgd":  # random learned rates, so a wrong broadcast would show
-        with torch.no_grad():
-            for t in trainer.rates.tensors.values():
-                t.uniform_(0.01, 0.1)
-    batch = trainer.sample_batch()
-    trainer.optimizer.zero_grad()
-    result = trainer.algorithm.meta_step(trainer.params, trainer.rates, batch, 0)
-    engine = {n: p.grad.clone() for n, p in trainer.params.items()}
-    engine.update({f"inner_lr.{n}": t.grad.clone() for n, t in trainer.rates.tensors.items()})
-    rates = dict(trainer.rates.tensors) or config.algorithm.inner_lr
-    loss, ref = loop_meta_gradient(trainer.net.module(), trainer.params, batch, steps, rates,
-                                   first_order=algorithm == "fomaml", classification=family == "blobs")
-    return result.meta_loss, engine, loss, ref
+    return engine_and_loop(MetaTrainer(config), algorithm, steps, family == "blobs", config.algorithm.inner_lr)
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml", "metasgd"])

@@ -8,7 +8,6 @@ import textwrap
 import pytest
 import torch
 
-from core.algorithms.reference import loop_meta_gradient
 from core.cli.main import main
 from core.config import ExperimentConfig, FamilySpec
 from core.errors import ConfigError
@@ -16,7 +15,7 @@ from core.nets import user_module
 from core.trained.export import missing_onnx_packages
 from core.training.trainer import MetaTrainer
 
-from ..helpers import max_rel_error
+from ..helpers import engine_and_loop, max_rel_error
 
 MODULES = textwrap.dedent('''
     import torch
@@ -103,21 +102,9 @@ def user_config(path, name, family="sinusoid", algorithm="maml", steps=1, args=N
 ])
 def test_meta_gradient_matches_per_task_loop(module_file, name, family, algorithm, steps):
     trainer = MetaTrainer(user_config(module_file, name, family, algorithm, steps))
-    if algorithm == "metasgd":
-        with torch.no_grad():
-            for t in trainer.rates.tensors.values():
-                t.uniform_(0.01, 0.1)
-    batch = trainer.sample_batch()
-    trainer.optimizer.zero_grad()
-    result = trainer.algorithm.meta_step(trainer.params, trainer.rates, batch, 0)
-    engine = {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p) for n, p in trainer.params.items()}
-    engine.update({f"inner_lr.{n}": t.grad.clone() for n, t in trainer.rates.tensors.items()})
-    rates = dict(trainer.rates.tensors) or 0.05
     adapt = trainer.algorithm.adapt_names if algorithm == "anil" else None
-    loss, ref = loop_meta_gradient(trainer.net.module(), trainer.params, batch, steps, rates,
-                                   first_order=algorithm == "fomaml", classification=family == "blobs",
-                                   adapt_names=adapt)
-    assert abs(float(result.meta_loss) - float(loss)) <= 1e-5 * max(1.0, abs(float(loss)))
+    meta_loss, engine, loss, ref = engine_and_loop(trainer, algorithm, steps, family == "blobs", 0.05, adapt)
+    assert abs(float(meta_loss) - float(loss)) <= 1e-5 * max(1.0, abs(float(loss)))
     assert set(engine) == set(ref)
     for n in ref:
         assert max_rel_error(engine[n], ref[n]) <= 1e-5, n

@@ -29,11 +29,16 @@ def test_unknown_family_and_bad_settings_name_the_field():
     assert err.value.field == "family.mass_range"
 
 
-@pytest.mark.parametrize("name", OURS)
-def test_each_family_builds_steps_and_pickles_when_its_packages_are_there(name):
+def needs_extra(name: str) -> None:
+    """Skip, naming the install line, where the family's optional packages are absent (CI installs them)."""
     if extra.missing_modules(env_requires(name)):
         pytest.skip(f"{name} needs {', '.join(env_requires(name))}: bash install.sh --test installs them "
                     f"({extra.INSTALL_HINT})")
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_each_family_builds_steps_and_pickles_when_its_packages_are_there(name):
+    needs_extra(name)
     family = build_env_family(FamilySpec(name, {"horizon": 7}))
     assert family.name == name and family.horizon == 7 and ENV_FAMILIES[name]().horizon == 200
     tasks = family.sample_tasks(2, torch.Generator().manual_seed(0))
@@ -84,9 +89,7 @@ def test_the_registry_and_torch_pendulum_import_no_optional_package():
 
 @pytest.mark.parametrize("name", OURS)
 def test_the_oracle_view_appends_the_task_to_every_observation(name):
-    if extra.missing_modules(env_requires(name)):
-        pytest.skip(f"{name} needs {', '.join(env_requires(name))}: bash install.sh --test installs them "
-                    f"({extra.INSTALL_HINT})")
+    needs_extra(name)
     plain = build_env_family(FamilySpec(name, {"horizon": 3}))
     oracle = build_env_family(FamilySpec(name, {"horizon": 3, **ENV_FAMILIES[name].oracle_params}))
     width = len(plain.task_names)

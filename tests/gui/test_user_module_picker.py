@@ -5,7 +5,6 @@ window trains the module."""
 
 from __future__ import annotations
 
-import textwrap
 
 from PySide6.QtWidgets import QDialog
 
@@ -47,6 +46,16 @@ def write(tmp_path):
     path = tmp_path / "nets.py"
     path.write_text(NETS)
     return path
+
+
+def pick_file(monkeypatch, path) -> None:
+    """The module dialog, when it opens, chooses ``path`` (its first name) and presses "Use this module"."""
+    def pick(dialog):
+        dialog.set_file(path)
+        dialog.use.click()
+        return dialog.result()
+
+    monkeypatch.setattr(UserModuleDialog, "exec", pick)
 
 
 def test_picker_lists_names_without_running_and_checks_on_use(qtbot, tmp_path):
@@ -126,12 +135,7 @@ def trained_project(qtbot, make_window, tmp_path, monkeypatch):
     path = write(tmp_path)
     first = make_window(project=tmp_path / "proj")
 
-    def pick(dialog):
-        dialog.set_file(path)
-        dialog.use.click()
-        return dialog.result()
-
-    monkeypatch.setattr(UserModuleDialog, "exec", pick)
+    pick_file(monkeypatch, path)
     first.user_module_action.trigger()
     its = []
     first.session.controller.progress.connect(lambda chunk: its.extend(chunk.iterations.tolist()))
@@ -181,12 +185,7 @@ def test_start_says_why_when_the_module_does_not_fit_the_family(qtbot, make_wind
     path = write(tmp_path)
     window = make_window()
 
-    def pick(dialog):
-        dialog.set_file(path)
-        dialog.use.click()
-        return dialog.result()
-
-    monkeypatch.setattr(UserModuleDialog, "exec", pick)
+    pick_file(monkeypatch, path)
     window.user_module_action.trigger()
     assert window.start_problem() is None
     config = window.panel_config()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from core.config import ExperimentConfig
+from core.envs.nav2d import velocity
 from core.tasks.spec import FamilySpec
 from core.rl.evaluation import ACTION_SEED_OFFSET, RANDOM_INIT_OFFSET, adaptation_returns, held_out_tasks
 from core.rl.frames import FilmRequest, SeedRecorder, clip_of
@@ -161,7 +162,7 @@ def _paths(trajectories, max_speed: float) -> np.ndarray:
     paths = np.full((obs.shape[0], obs.shape[1] + 1, obs.shape[2]), np.nan)
     paths[:, :-1][mask] = obs[mask]
     taken = mask.sum(1)
-    for r, n in enumerate(taken):   # where the last action took it (as core.envs.nav2d.velocity)
+    for r, n in enumerate(taken):   # where the last action took it
         if n:
-            paths[r, n] = obs[r, n - 1] + np.clip(actions[r, n - 1], -1.0, 1.0) * max_speed
+            paths[r, n] = obs[r, n - 1] + velocity(torch.from_numpy(actions[r, n - 1]), max_speed).numpy()
     return paths

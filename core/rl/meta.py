@@ -21,7 +21,7 @@ from core.nets.policy import PolicyNet
 from core.rl.hvp import maml_kl_hvp
 from core.rl.inner import adapt_steps, mean_kl, old_policy, surrogate
 from core.rl.rollouts import Batch, Trajectories, collect, process
-from core.rl.trpo import flat, trpo_step
+from core.rl.trpo import flat, trpo_step, unflat
 
 
 @dataclass
@@ -145,7 +145,7 @@ def ppo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampl
         grads = torch.autograd.grad(-gain, values)
         if shared is not None:
             summed = shared.sum(torch.cat([flat(grads), gain.detach().reshape(1)]))
-            grads, gain = _unflat(summed[:-1], values), summed[-1]
+            grads, gain = unflat(summed[:-1], values), summed[-1]
         if epoch == 0:
             norm, first_gain = float(flat(grads).norm()), float(gain.detach())
         for p, g in zip(values, grads):
@@ -159,10 +159,3 @@ def ppo_outer(policy: PolicyNet, params: dict[str, torch.Tensor], sampled: Sampl
         after, kl = shared.sum(torch.tensor([after, kl], dtype=torch.float64) * shared.fraction).tolist()
     return OuterResult(norm, kl, after - (first_gain or 0.0), 0)
 
-
-def _unflat(vector: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    pieces, at = [], 0
-    for t in like:
-        pieces.append(vector[at:at + t.numel()].view_as(t))
-        at += t.numel()
-    return pieces

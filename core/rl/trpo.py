@@ -25,6 +25,11 @@ def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
+def unflat(vector: torch.Tensor, like) -> list[torch.Tensor]:
+    """``vector`` cut back into tensors shaped like ``like`` (the inverse of :func:`flat`)."""
+    return [piece.view_as(t) for piece, t in zip(vector.split([t.numel() for t in like]), like)]
+
+
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iterations: int,
                        residual_tol: float = 1e-10) -> torch.Tensor:
     """Solve ``A x = b`` for a symmetric positive definite ``A`` given as ``matvec``."""
@@ -100,8 +105,5 @@ def trpo_step(params: list[torch.Tensor], objective: Callable[[bool], tuple[torc
 
 @torch.no_grad()
 def _assign(params: list[torch.Tensor], start: list[torch.Tensor], step: torch.Tensor) -> None:
-    at = 0
-    for p, s in zip(params, start):
-        n = p.numel()
-        p.copy_(s + step[at:at + n].view_as(p))
-        at += n
+    for p, s, d in zip(params, start, unflat(step, params)):
+        p.copy_(s + d)

@@ -64,13 +64,15 @@ def ask_for_run_modules(folders, confirm: Callable[[str, str], bool]) -> list[st
     return problems
 
 
-_LAST_CHECK: dict[str, str | None] = {}   # settings JSON -> problem: edits elsewhere do not run it again
+_LAST_CHECK: dict[str, str | None] = {}   # what the probe reads -> problem: other edits do not run it again
 
 
 def module_problem(config: ExperimentConfig, family) -> str | None:
     """Why the user's module cannot train with ``config`` on ``family`` (its output does not fit the
     family, its forward raises, its code was not allowed), else None; runs only allowed code."""
-    key = config.to_json()
+    settings = config.to_dict()   # the parts user_module.probe_config reads, no more
+    key = json.dumps([settings["family"], settings["model"], config.algorithm.name, config.train.shots,
+                      config.train.seed])
     if key not in _LAST_CHECK:
         try:
             user_module.probe_config(config, family)

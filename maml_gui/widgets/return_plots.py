@@ -20,11 +20,6 @@ from .plot_colors import PALETTE, step_colors
 from .step_loss_plot import StepLossPlot
 
 
-def _returns(history) -> np.ndarray:
-    """A run's average returns after 0..N inner steps ``[n, N + 1]``."""
-    return history.step_losses
-
-
 class MetaReturnPlot(LossPlot):
     """The meta-return: the average return of the adapted policies (after the last inner step) per
     meta-iteration, raw and smoothed; compared runs dashed. Higher is better, so no log axis."""
@@ -35,11 +30,11 @@ class MetaReturnPlot(LossPlot):
         self._log.setChecked(False)
 
     def _values(self, history) -> np.ndarray:
-        returns = _returns(history)
+        returns = history.step_losses   # an RL run's average returns after 0..N inner steps
         return returns[:, -1:] if returns.shape[1] else np.empty((len(history), 0))
 
     def _overlay_values(self, history) -> np.ndarray | None:
-        returns = _returns(history)
+        returns = history.step_losses
         return returns[:, -1] if returns.shape[1] else None
 
 
@@ -53,13 +48,6 @@ class StepReturnPlot(StepLossPlot):
                        "average return (higher is better, smoothed)")
         self._log.hide()
         self._log.setChecked(False)
-
-    def _values(self, history) -> np.ndarray:
-        return _returns(history)
-
-    def _overlay_values(self, history) -> np.ndarray | None:
-        returns = _returns(history)
-        return returns[:, -1] if returns.shape[1] else None
 
 
 class EpisodeStrip(PlotBox):

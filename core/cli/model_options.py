@@ -117,12 +117,9 @@ def check_module(config: ExperimentConfig, family=None) -> None:
     notes (batch norm converted) go to stderr."""
     if config.model.name != "module":
         return
-    from core.nets.models import build_net
     from core.tasks import build_family
 
-    family = family or build_family(config.family)
-    net = build_net(config.model, family.input_dim, family.output_dim, getattr(family, "input_shape", None))
-    probe = user_module.probe(net, family, config.algorithm.name, config.train.shots, config.train.seed)
+    probe = user_module.probe_config(config, family or build_family(config.family))
     for note in probe.notes:
         print(f"maml-gui: note: {note}", file=sys.stderr)
 

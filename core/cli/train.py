@@ -43,8 +43,8 @@ def run(args) -> int:
     from core.training.local_launch import launch
 
     check_train_flags(args)
-    if args.resume is None and names_module(args):   # the user's module checked before anything is written
-        check_module(config_from_args(args))
+    if args.resume is None and not launched_here() and names_module(args):
+        check_module(*experiment_from_args(args))   # before anything is written; the ranks it launches skip it
     ranked = rank_from_env()
     if ranked is not None:
         if args.nproc not in (None, 1) and not launched_here():

@@ -54,11 +54,6 @@ def model_spec(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], fa
     return spec
 
 
-def example_input(config: ExperimentConfig, family) -> torch.Tensor:
-    shape = getattr(family, "input_shape", None)
-    return torch.zeros(2, *(shape if shape is not None else (family.input_dim,)))
-
-
 def plain_model(config: ExperimentConfig, weights: Mapping[str, torch.Tensor], family) -> torch.nn.Module:
     """A fresh instance of the user's module with the weights loaded (batch norm: batch statistics)."""
     model = _net(config, family).module()
